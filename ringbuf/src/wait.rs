@@ -1,0 +1,454 @@
+//! Wait strategies: how a thread waits for one of its rings to become ready.
+//!
+//! A [`WaitStrategy`] instance is a doorbell owned by one waiting thread (typically an
+//! executor that drains its input rings). The waiter calls [`WaitStrategy::wait_until`] with
+//! a readiness check; any number of other threads call [`WaitStrategy::notify`] after they
+//! publish something the waiter might be waiting for (or free room it might be waiting for).
+//!
+//! | Strategy          | Waiting costs             | Wake-up latency  | `notify` costs            |
+//! |-------------------|---------------------------|------------------|---------------------------|
+//! | [`BusySpin`]      | a whole core              | lowest           | nothing                   |
+//! | [`SpinThenYield`] | a core, shared with peers | scheduler slice  | nothing                   |
+//! | [`SpinThenPark`]  | nothing once asleep       | a futex wake-up  | one load while none sleeps|
+//!
+//! [`WaitStrategyKind`] names the three in configuration (`"busy-spin"`, `"spin-yield"`,
+//! `"spin-park"`) and builds them.
+//!
+//! # Sleeping without lost wake-ups
+//!
+//! [`SpinThenPark`] spins, then yields, then sleeps on a condition variable. Its notifier side
+//! must stay cheap, so it does not take the lock unless someone sleeps. The protocol:
+//!
+//! - The waiter, holding the lock, increments a `sleepers` counter, runs a full fence, then
+//!   calls `ready()` once more; only if that is still `false` does it sleep (the condition
+//!   variable releases the lock atomically as it sleeps).
+//! - A notifier has already made its data visible (a release store, e.g. a ring's `tail`). It
+//!   runs a fence, then loads `sleepers`; only if it is not zero does it take the lock and
+//!   signal the condition variable.
+//!
+//! The two fences make this a store-then-load handshake: either the waiter's final `ready()`
+//! sees the notifier's data, or the notifier sees the waiter's increment (then the lock makes
+//! sure the signal cannot fall between the waiter's check and its sleep). On Linux the
+//! notifier's fence is only a compiler fence and the waiter's is `membarrier(2)`, which runs a
+//! barrier on every thread of the process, so while nobody sleeps `notify` costs one relaxed
+//! load and a branch; elsewhere both fences are `fence(SeqCst)`. The handshake is model-checked
+//! with loom in `tests/loom/spsc.rs`.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicBool, Ordering};
+//! use std::time::Duration;
+//!
+//! use squall_ringbuf::wait::WaitStrategyKind;
+//!
+//! let doorbell = "spin-park".parse::<WaitStrategyKind>().unwrap().build();
+//! let flag = Arc::new(AtomicBool::new(false));
+//!
+//! let (notifier_doorbell, notifier_flag) = (Arc::clone(&doorbell), Arc::clone(&flag));
+//! let notifier = std::thread::spawn(move || {
+//!     notifier_flag.store(true, Ordering::Release);
+//!     notifier_doorbell.notify();
+//! });
+//!
+//! let ready = doorbell.wait_until(Duration::from_secs(10), &mut || flag.load(Ordering::Acquire));
+//! assert!(ready);
+//! notifier.join().unwrap();
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{AtomicUsize, Condvar, FencePair, Mutex, Ordering, spin_loop, yield_now};
+
+/// How a thread waits for a condition that other threads make true.
+///
+/// One instance is the doorbell of one waiting thread; other threads [`notify`] it after
+/// publishing. Implementations never miss a notification: a `ready()` that becomes true
+/// before or during a wait ends the wait.
+///
+/// [`notify`]: WaitStrategy::notify
+pub trait WaitStrategy: Send + Sync + fmt::Debug {
+    /// Waits until `ready()` is true or `timeout` passed; returns the last answer of
+    /// `ready()`.
+    ///
+    /// `ready` is called first, before any clock is read, so an already-ready condition costs
+    /// one call. `Duration::MAX` waits without a time limit.
+    fn wait_until(&self, timeout: Duration, ready: &mut dyn FnMut() -> bool) -> bool;
+
+    /// Wakes the waiter if it sleeps. While nobody sleeps it costs one atomic load and a
+    /// branch.
+    ///
+    /// Call it after the store (with `Release` or stronger) that makes `ready()` true.
+    fn notify(&self);
+}
+
+/// Spins on `ready()` without ever giving up the core: the lowest latency, at the price of a
+/// core kept at 100% while waiting.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BusySpin;
+
+/// How many spins run between two clock readings.
+const SPINS_PER_CLOCK_CHECK: u32 = 64;
+
+impl WaitStrategy for BusySpin {
+    fn wait_until(&self, timeout: Duration, ready: &mut dyn FnMut() -> bool) -> bool {
+        if ready() {
+            return true;
+        }
+        let deadline = Deadline::after(timeout);
+        loop {
+            for _ in 0..SPINS_PER_CLOCK_CHECK {
+                spin_loop();
+                if ready() {
+                    return true;
+                }
+            }
+            if deadline.has_passed() {
+                return ready();
+            }
+        }
+    }
+
+    #[inline]
+    fn notify(&self) {}
+}
+
+/// Spins on `ready()` a number of times, then offers the core to other threads between
+/// checks (`std::thread::yield_now`).
+#[derive(Debug, Clone, Copy)]
+pub struct SpinThenYield {
+    spins: u32,
+}
+
+impl SpinThenYield {
+    /// Spins used by [`Default`]: a few microseconds, enough to cover a peer's short pause.
+    pub const DEFAULT_SPINS: u32 = 256;
+
+    /// Checks `ready()` `spins` times in a spin loop before it starts yielding.
+    pub fn new(spins: u32) -> Self {
+        Self { spins }
+    }
+}
+
+impl Default for SpinThenYield {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_SPINS)
+    }
+}
+
+impl WaitStrategy for SpinThenYield {
+    fn wait_until(&self, timeout: Duration, ready: &mut dyn FnMut() -> bool) -> bool {
+        if ready() {
+            return true;
+        }
+        let deadline = Deadline::after(timeout);
+        match spin(self.spins, &deadline, ready) {
+            Some(answer) => answer,
+            None => loop {
+                yield_now();
+                if ready() {
+                    return true;
+                }
+                if deadline.has_passed() {
+                    return false;
+                }
+            },
+        }
+    }
+
+    #[inline]
+    fn notify(&self) {}
+}
+
+/// Spins, then yields, then sleeps until notified (or the timeout passes): no CPU used while
+/// idle, and a [`notify`](WaitStrategy::notify) that costs one load while nobody sleeps.
+///
+/// See the [module documentation](self) for the handshake that rules out lost wake-ups.
+pub struct SpinThenPark {
+    spins: u32,
+    yields: u32,
+    /// Waiters between "about to check one last time" and "awake again"; loaded by every
+    /// `notify`, so it sits alone on its cache line.
+    sleepers: CachePadded<AtomicUsize>,
+    /// Held by a waiter from its increment of `sleepers` until it sleeps, and by a notifier
+    /// while it signals, so a signal cannot fall between the final check and the sleep.
+    lock: Mutex<()>,
+    wake: Condvar,
+    fences: FencePair,
+}
+
+impl SpinThenPark {
+    /// Spins used by [`Default`].
+    pub const DEFAULT_SPINS: u32 = 256;
+    /// Yields used by [`Default`].
+    pub const DEFAULT_YIELDS: u32 = 16;
+
+    /// Checks `ready()` `spins` times in a spin loop, then `yields` times between yields of
+    /// the core, then sleeps.
+    pub fn new(spins: u32, yields: u32) -> Self {
+        Self {
+            spins,
+            yields,
+            sleepers: CachePadded::new(AtomicUsize::new(0)),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+            fences: FencePair::new(),
+        }
+    }
+
+    /// The sleeping phase, entered once spinning and yielding did not see `ready()`.
+    #[cold]
+    fn sleep_until(&self, deadline: &Deadline, ready: &mut dyn FnMut() -> bool) -> bool {
+        loop {
+            // Lock poisoning cannot leave `()` inconsistent, so it is ignored.
+            let guard = self.lock.lock().unwrap_or_else(|poison| poison.into_inner());
+            // Relaxed: the fence below orders this store before the final `ready()`.
+            self.sleepers.fetch_add(1, Ordering::Relaxed);
+            self.fences.heavy();
+            if ready() {
+                self.sleepers.fetch_sub(1, Ordering::Relaxed);
+                return true;
+            }
+            let guard = match deadline.remaining() {
+                Remaining::Unlimited => self
+                    .wake
+                    .wait(guard)
+                    .unwrap_or_else(|poison| poison.into_inner()),
+                Remaining::Left(left) => {
+                    self.wake
+                        .wait_timeout(guard, left)
+                        .unwrap_or_else(|poison| poison.into_inner())
+                        .0
+                }
+                Remaining::Expired => {
+                    self.sleepers.fetch_sub(1, Ordering::Relaxed);
+                    return false;
+                }
+            };
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
+            drop(guard);
+            // Woken (or timed out, or spuriously): a plain check first; the next round's
+            // fenced check covers a notification that this one might miss.
+            if ready() {
+                return true;
+            }
+            if deadline.has_passed() {
+                return false;
+            }
+        }
+    }
+
+    /// The notifier's slow path: somebody sleeps (or is about to).
+    #[cold]
+    fn wake_sleepers(&self) {
+        // Taking the lock waits out a waiter between its final check and its sleep.
+        let _guard = self.lock.lock().unwrap_or_else(|poison| poison.into_inner());
+        self.wake.notify_all();
+    }
+}
+
+impl Default for SpinThenPark {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_SPINS, Self::DEFAULT_YIELDS)
+    }
+}
+
+impl fmt::Debug for SpinThenPark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpinThenPark")
+            .field("spins", &self.spins)
+            .field("yields", &self.yields)
+            .field("sleepers", &self.sleepers.load(Ordering::Relaxed))
+            .field("fences", &self.fences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WaitStrategy for SpinThenPark {
+    fn wait_until(&self, timeout: Duration, ready: &mut dyn FnMut() -> bool) -> bool {
+        if ready() {
+            return true;
+        }
+        let deadline = Deadline::after(timeout);
+        if let Some(answer) = spin(self.spins, &deadline, ready) {
+            return answer;
+        }
+        for _ in 0..self.yields {
+            yield_now();
+            if ready() {
+                return true;
+            }
+            if deadline.has_passed() {
+                return false;
+            }
+        }
+        self.sleep_until(&deadline, ready)
+    }
+
+    #[inline]
+    fn notify(&self) {
+        self.fences.light();
+        // Relaxed: the fence pair orders this load against the waiter's increment.
+        if self.sleepers.load(Ordering::Relaxed) != 0 {
+            self.wake_sleepers();
+        }
+    }
+}
+
+/// Spins up to `spins` times; `Some(answer)` when the wait is over (ready, or the deadline
+/// passed), `None` when the spins ran out first.
+#[inline]
+fn spin(spins: u32, deadline: &Deadline, ready: &mut dyn FnMut() -> bool) -> Option<bool> {
+    for spun in 1..=spins {
+        spin_loop();
+        if ready() {
+            return Some(true);
+        }
+        if spun % SPINS_PER_CLOCK_CHECK == 0 && deadline.has_passed() {
+            return Some(false);
+        }
+    }
+    None
+}
+
+/// When a wait ends; `None` for a timeout too large to represent (no limit).
+#[derive(Debug)]
+struct Deadline(Option<Instant>);
+
+/// Time left before a [`Deadline`].
+enum Remaining {
+    Unlimited,
+    Left(Duration),
+    Expired,
+}
+
+impl Deadline {
+    fn after(timeout: Duration) -> Self {
+        Self(Instant::now().checked_add(timeout))
+    }
+
+    fn has_passed(&self) -> bool {
+        self.0.is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    fn remaining(&self) -> Remaining {
+        match self.0 {
+            None => Remaining::Unlimited,
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Remaining::Left(left),
+                _ => Remaining::Expired,
+            },
+        }
+    }
+}
+
+/// The wait strategies by name, for configuration.
+///
+/// Parses from and displays as `"busy-spin"`, `"spin-yield"` and `"spin-park"`. The default
+/// is [`SpinThenPark`](WaitStrategyKind::SpinThenPark): an idle topology then leaves its cores
+/// to other work, which matters whenever executors outnumber cores, while a busy one never
+/// reaches the sleeping phase; latency-critical deployments with dedicated cores choose
+/// `busy-spin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WaitStrategyKind {
+    /// [`BusySpin`].
+    BusySpin,
+    /// [`SpinThenYield`] with its default spins.
+    SpinThenYield,
+    /// [`SpinThenPark`] with its default spins and yields.
+    #[default]
+    SpinThenPark,
+}
+
+impl WaitStrategyKind {
+    /// Every kind, in order of increasing thrift with the CPU.
+    pub const ALL: [WaitStrategyKind; 3] = [Self::BusySpin, Self::SpinThenYield, Self::SpinThenPark];
+
+    /// The configuration name: `"busy-spin"`, `"spin-yield"` or `"spin-park"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BusySpin => "busy-spin",
+            Self::SpinThenYield => "spin-yield",
+            Self::SpinThenPark => "spin-park",
+        }
+    }
+
+    /// A new doorbell of this kind, with default parameters.
+    pub fn build(self) -> std::sync::Arc<dyn WaitStrategy> {
+        match self {
+            Self::BusySpin => std::sync::Arc::new(BusySpin),
+            Self::SpinThenYield => std::sync::Arc::new(SpinThenYield::default()),
+            Self::SpinThenPark => std::sync::Arc::new(SpinThenPark::default()),
+        }
+    }
+}
+
+impl fmt::Display for WaitStrategyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for WaitStrategyKind {
+    type Err = ParseWaitStrategyError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| ParseWaitStrategyError::UnknownName {
+                name: name.to_owned(),
+            })
+    }
+}
+
+/// A wait strategy name that [`WaitStrategyKind::from_str`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseWaitStrategyError {
+    /// The name is none of the accepted ones.
+    #[error(
+        "unknown wait strategy {name:?}: expected \"busy-spin\", \"spin-yield\" or \"spin-park\""
+    )]
+    UnknownName {
+        /// The name as given.
+        name: String,
+    },
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for kind in WaitStrategyKind::ALL {
+            assert_eq!(kind.to_string().parse::<WaitStrategyKind>(), Ok(kind));
+        }
+        assert_eq!("spin-park".parse(), Ok(WaitStrategyKind::SpinThenPark));
+        assert_eq!(WaitStrategyKind::default(), WaitStrategyKind::SpinThenPark);
+    }
+
+    #[test]
+    fn unknown_name_is_reported_with_the_accepted_ones() {
+        let error = "Spin-Park".parse::<WaitStrategyKind>().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unknown wait strategy \"Spin-Park\": expected \"busy-spin\", \"spin-yield\" or \"spin-park\""
+        );
+    }
+
+    #[test]
+    fn deadline_without_limit_never_passes() {
+        let deadline = Deadline::after(Duration::MAX);
+        assert!(!deadline.has_passed());
+        assert!(matches!(deadline.remaining(), Remaining::Unlimited));
+        let expired = Deadline::after(Duration::ZERO);
+        assert!(expired.has_passed());
+        assert!(matches!(expired.remaining(), Remaining::Expired));
+    }
+}

@@ -1,0 +1,327 @@
+//! The consumer end: reads every published record as one borrowed batch and releases the
+//! batch with one release store.
+
+use std::fmt;
+use std::iter::FusedIterator;
+use std::ptr::NonNull;
+
+use super::layout::{
+    Header, OwnerWord, PADDING, RECORD_ALIGN, RECORD_HEADER_BYTES, Role, max_record_len,
+    record_size,
+};
+use super::owner;
+use super::region::{RegionOwner, RingPtrs};
+use crate::sync::Ordering;
+
+/// The reading end of a record ring.
+///
+/// [`read`](Self::read) hands out the published records as a [`RecordBatch`] of slices
+/// borrowed straight from the ring; releasing the batch (explicitly or by dropping it) gives
+/// their bytes back to the producer with one release store. Dropping the consumer detaches
+/// it from the ring.
+///
+/// # Panics
+/// Reading panics if the ring memory breaks the layout's invariants (a record header or
+/// sequence out of range), which only a process writing the mapped file behind this
+/// module's back can cause.
+pub struct RecordConsumer {
+    data: NonNull<u8>,
+    /// Data capacity minus one; the capacity is a power of two.
+    mask: usize,
+    /// Sequence of the first unreleased byte.
+    read_pos: u64,
+    /// Write sequence last loaded from the header; refreshed only when the records below it
+    /// are used up.
+    cached_write: u64,
+    max_record_len: usize,
+    header: NonNull<Header>,
+    owner_word: OwnerWord,
+    region: RegionOwner,
+}
+
+// SAFETY: the consumer owns the right to read published records and store the read sequence;
+// the memory stays alive through `region` wherever the handle moves. It is not `Sync`: the
+// raw pointers keep `&RecordConsumer` from crossing threads.
+unsafe impl Send for RecordConsumer {}
+
+impl fmt::Debug for RecordConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordConsumer")
+            .field("capacity", &self.capacity())
+            .field("read_pos", &self.read_pos)
+            .field("cached_write", &self.cached_write)
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+impl RecordConsumer {
+    /// A consumer that resumes at the released read sequence: records a previous consumer
+    /// read but did not release are read again. `owner_word` must be this handle's
+    /// attachment to the consumer end of the ring behind `ptrs`, kept alive by `region`.
+    pub(crate) fn new(ptrs: RingPtrs, owner_word: OwnerWord, region: RegionOwner) -> Self {
+        // SAFETY: `ptrs.header` points to an initialised header kept alive by `region`.
+        let header = unsafe { ptrs.header.as_ref() };
+        let read_pos = header.read_seq.0.load(Ordering::Acquire);
+        Self {
+            data: ptrs.data,
+            mask: ptrs.capacity - 1,
+            read_pos,
+            cached_write: read_pos,
+            max_record_len: max_record_len(ptrs.capacity),
+            header: ptrs.header,
+            owner_word,
+            region,
+        }
+    }
+
+    #[inline(always)]
+    fn header(&self) -> &Header {
+        // SAFETY: the header is initialised and kept alive by `self.region`; it is only
+        // accessed through atomics and fields that never change.
+        unsafe { self.header.as_ref() }
+    }
+
+    /// Bytes of the ring's data area.
+    pub fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Largest record the ring carries.
+    pub fn max_record_len(&self) -> usize {
+        self.max_record_len
+    }
+
+    /// The records published so far, up to `max_records` of them, in order.
+    ///
+    /// The producer's write sequence is loaded (one acquire load) only when the records
+    /// already known to be published run out before `max_records`.
+    #[inline]
+    pub fn read(&mut self, max_records: usize) -> RecordBatch<'_> {
+        let mut pos = self.read_pos;
+        let mut len = 0;
+        let mut refreshed = false;
+        while len < max_records {
+            if pos == self.cached_write {
+                if refreshed || !self.refresh_cached_write() {
+                    break;
+                }
+                refreshed = true;
+            }
+            let offset = pos as usize & self.mask;
+            let word = self.record_header(offset);
+            let size = if word == PADDING {
+                self.capacity() - offset
+            } else {
+                len += 1;
+                record_size(self.checked_len(word, offset))
+            };
+            pos += size as u64;
+            if pos > self.cached_write {
+                corrupt_record(word, pos, self.cached_write);
+            }
+        }
+        RecordBatch {
+            consumer: self,
+            end: pos,
+            len,
+        }
+    }
+
+    /// Whether the producer has gone: it detached (was dropped), or its process died. For a
+    /// producer in another process this costs a system call, so ask when the ring looks
+    /// idle rather than per record. Records it published remain readable.
+    pub fn is_abandoned(&self) -> bool {
+        owner::is_gone(self.header(), Role::Producer)
+    }
+
+    /// The record header word at `offset` (a multiple of 8 below a published sequence).
+    #[inline(always)]
+    fn record_header(&self, offset: usize) -> u64 {
+        debug_assert!(offset.is_multiple_of(RECORD_ALIGN) && offset < self.capacity());
+        self.region.note_read(offset, RECORD_HEADER_BYTES);
+        // SAFETY: `offset` is an 8-aligned offset inside the 8-aligned data area, below the
+        // published write sequence loaded with acquire, so the producer wrote this word
+        // before publishing and will not touch it before it is released.
+        unsafe { self.data.add(offset).cast::<u64>().read() }
+    }
+
+    /// The record length in header `word`, checked to keep the record inside the area.
+    #[inline(always)]
+    fn checked_len(&self, word: u64, offset: usize) -> usize {
+        if word > self.max_record_len as u64
+            || offset + record_size(word as usize) > self.capacity()
+        {
+            corrupt_record(word, offset as u64, self.cached_write);
+        }
+        word as usize
+    }
+
+    /// Loads the producer's write sequence; reports whether it has moved.
+    #[cold]
+    #[inline(never)]
+    fn refresh_cached_write(&mut self) -> bool {
+        // Acquire: pairs with the producer's release in `publish`, so every record byte
+        // below this sequence is visible.
+        let published = self.header().write_seq.0.load(Ordering::Acquire);
+        if published < self.read_pos
+            || published - self.read_pos > self.capacity() as u64
+            || !published.is_multiple_of(RECORD_ALIGN as u64)
+        {
+            panic!(
+                "record ring corrupted: write sequence {published} is not within {} bytes \
+                 above the read sequence {}",
+                self.capacity(),
+                self.read_pos
+            );
+        }
+        let moved = published != self.cached_write;
+        self.cached_write = published;
+        moved
+    }
+
+    /// Gives back every byte below `end` to the producer with one release store.
+    #[inline]
+    fn release_to(&mut self, end: u64) {
+        if end != self.read_pos {
+            // Release: the producer's acquire load of this sequence orders this consumer's
+            // reads of the records before the producer overwrites them.
+            self.header().read_seq.0.store(end, Ordering::Release);
+            self.read_pos = end;
+        }
+    }
+}
+
+#[cold]
+fn corrupt_record(word: u64, position: u64, published: u64) -> ! {
+    panic!(
+        "record ring corrupted: record header {word:#x} at sequence {position} does not fit \
+         below the published write sequence {published}"
+    )
+}
+
+impl Drop for RecordConsumer {
+    fn drop(&mut self) {
+        owner::detach(self.header(), Role::Consumer, self.owner_word);
+    }
+}
+
+/// Records read from a [`RecordConsumer`], borrowed from the ring until released.
+///
+/// [`release`](Self::release) or dropping the batch frees all of its records at once, read
+/// or not, with one release store.
+pub struct RecordBatch<'a> {
+    consumer: &'a mut RecordConsumer,
+    /// Sequence right after the batch's last record.
+    end: u64,
+    len: usize,
+}
+
+impl fmt::Debug for RecordBatch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordBatch")
+            .field("len", &self.len)
+            .field("start", &self.consumer.read_pos)
+            .field("end", &self.end)
+            .finish()
+    }
+}
+
+impl RecordBatch<'_> {
+    /// Number of records in the batch.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The records in order, as slices that cannot outlive the batch.
+    pub fn iter(&self) -> RecordIter<'_> {
+        RecordIter {
+            consumer: self.consumer,
+            pos: self.consumer.read_pos,
+            remaining: self.len,
+        }
+    }
+
+    /// Frees every record of the batch for the producer with one release store.
+    pub fn release(self) {
+        drop(self);
+    }
+}
+
+impl Drop for RecordBatch<'_> {
+    fn drop(&mut self) {
+        self.consumer.release_to(self.end);
+    }
+}
+
+impl<'b> IntoIterator for &'b RecordBatch<'_> {
+    type Item = &'b [u8];
+    type IntoIter = RecordIter<'b>;
+
+    fn into_iter(self) -> RecordIter<'b> {
+        self.iter()
+    }
+}
+
+/// Iterator over the records of a [`RecordBatch`].
+pub struct RecordIter<'a> {
+    consumer: &'a RecordConsumer,
+    pos: u64,
+    remaining: usize,
+}
+
+impl fmt::Debug for RecordIter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordIter")
+            .field("pos", &self.pos)
+            .field("remaining", &self.remaining)
+            .finish()
+    }
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let consumer = self.consumer;
+        let mut offset = self.pos as usize & consumer.mask;
+        let mut word = consumer.record_header(offset);
+        if word == PADDING {
+            self.pos += (consumer.capacity() - offset) as u64;
+            offset = 0;
+            word = consumer.record_header(offset);
+        }
+        // Checked again (it was in `read`) so that no slice can leave the data area even if
+        // another process scribbles over the ring in between.
+        let len = consumer.checked_len(word, offset);
+        self.pos += record_size(len) as u64;
+        self.remaining -= 1;
+        consumer.region.note_read(offset + RECORD_HEADER_BYTES, len);
+        // SAFETY: `checked_len` keeps `offset + 8 + len` inside the data area; the record is
+        // published (below the sequence `read` loaded with acquire) and unreleased while the
+        // batch that this iterator borrows lives, so the producer does not write it.
+        Some(unsafe {
+            std::slice::from_raw_parts(
+                consumer.data.add(offset + RECORD_HEADER_BYTES).as_ptr(),
+                len,
+            )
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl ExactSizeIterator for RecordIter<'_> {}
+
+impl FusedIterator for RecordIter<'_> {}

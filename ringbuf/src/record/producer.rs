@@ -1,0 +1,235 @@
+//! The producer end: appends records to a pending batch and publishes the batch with one
+//! release store.
+
+use std::fmt;
+use std::ptr::NonNull;
+
+use super::error::WriteError;
+use super::layout::{
+    Header, OwnerWord, PADDING, RECORD_HEADER_BYTES, Role, max_record_len, record_size,
+};
+use super::owner;
+use super::region::{RegionOwner, RingPtrs};
+use crate::sync::Ordering;
+
+/// The writing end of a record ring.
+///
+/// Records are appended with [`write_with`](Self::write_with) or [`write`](Self::write) to a
+/// pending batch that the consumer cannot see; [`publish`](Self::publish) makes the whole
+/// batch visible with one release store. Dropping the producer publishes what is pending and
+/// detaches it from the ring.
+///
+/// The producer is `Send` but not `Sync`: one thread writes at a time, and the ring has one
+/// producer at a time (the type system keeps it so in a process; the header's owner word
+/// across processes).
+pub struct RecordProducer {
+    data: NonNull<u8>,
+    /// Data capacity minus one; the capacity is a power of two.
+    mask: usize,
+    /// Sequence right after the last pending record.
+    write_pos: u64,
+    /// The producer may write below this sequence: the last read sequence it loaded plus
+    /// the capacity. Refreshed only when a record does not fit below it.
+    write_limit: u64,
+    /// Sequence last stored to the header's write sequence.
+    published: u64,
+    pending: usize,
+    max_record_len: usize,
+    header: NonNull<Header>,
+    owner_word: OwnerWord,
+    region: RegionOwner,
+}
+
+// SAFETY: the producer owns the right to write the ring's free space and write sequence; the
+// memory stays alive through `region` wherever the handle moves. It is not `Sync`: the
+// raw pointers keep `&RecordProducer` from crossing threads.
+unsafe impl Send for RecordProducer {}
+
+impl fmt::Debug for RecordProducer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordProducer")
+            .field("capacity", &self.capacity())
+            .field("write_pos", &self.write_pos)
+            .field("published", &self.published)
+            .field("pending", &self.pending)
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+impl RecordProducer {
+    /// A producer that resumes at the published write sequence, overwriting whatever a
+    /// previous producer wrote past it. `owner_word` must be this handle's attachment to the
+    /// producer end of the ring behind `ptrs`, kept alive by `region`.
+    pub(crate) fn new(ptrs: RingPtrs, owner_word: OwnerWord, region: RegionOwner) -> Self {
+        // SAFETY: `ptrs.header` points to an initialised header kept alive by `region`.
+        let header = unsafe { ptrs.header.as_ref() };
+        let published = header.write_seq.0.load(Ordering::Acquire);
+        let released = header.read_seq.0.load(Ordering::Acquire);
+        Self {
+            data: ptrs.data,
+            mask: ptrs.capacity - 1,
+            write_pos: published,
+            write_limit: released + ptrs.capacity as u64,
+            published,
+            pending: 0,
+            max_record_len: max_record_len(ptrs.capacity),
+            header: ptrs.header,
+            owner_word,
+            region,
+        }
+    }
+
+    #[inline(always)]
+    fn header(&self) -> &Header {
+        // SAFETY: the header is initialised and kept alive by `self.region`; it is only
+        // accessed through atomics and fields that never change.
+        unsafe { self.header.as_ref() }
+    }
+
+    /// Bytes of the ring's data area.
+    pub fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Largest record this ring takes: half the capacity minus the 8-byte record header.
+    pub fn max_record_len(&self) -> usize {
+        self.max_record_len
+    }
+
+    /// Records written but not yet published.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Appends one record of at most `max_len` bytes to the pending batch.
+    ///
+    /// `fill` writes the record into the slice it is given (exactly `max_len` bytes of
+    /// stale ring memory) and returns how many bytes it used. Room for `max_len` bytes is
+    /// reserved, so size `max_len` tightly when records are short.
+    ///
+    /// # Errors
+    /// [`WriteError::RecordTooLarge`] when `max_len` exceeds
+    /// [`max_record_len`](Self::max_record_len), [`WriteError::RecordFull`] when the ring
+    /// lacks room right now; `fill` is not called then.
+    ///
+    /// # Panics
+    /// When `fill` returns more than `max_len`.
+    #[inline]
+    pub fn write_with(
+        &mut self,
+        max_len: usize,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<(), WriteError> {
+        if max_len > self.max_record_len {
+            return Err(WriteError::RecordTooLarge {
+                len: max_len,
+                max: self.max_record_len,
+            });
+        }
+        let size = record_size(max_len);
+        let mut offset = self.write_pos as usize & self.mask;
+        let to_end = self.capacity() - offset;
+        // A record never wraps: when it does not fit before the end of the data area, the
+        // rest of the area becomes padding and the record starts at offset 0.
+        let padding = if size <= to_end { 0 } else { to_end };
+        let end = self.write_pos + (padding + size) as u64;
+        if end > self.write_limit && !self.refresh_write_limit(end) {
+            return Err(WriteError::RecordFull);
+        }
+        if padding != 0 {
+            self.region.note_write(offset, RECORD_HEADER_BYTES);
+            // SAFETY: `offset` is a multiple of 8 inside the data area, which is 8-aligned;
+            // `write_pos..end` lies below `write_limit`, so the consumer has released these
+            // bytes and cannot see them before the next publish.
+            unsafe { self.data.add(offset).cast::<u64>().write(PADDING) };
+            self.write_pos += padding as u64;
+            offset = 0;
+        }
+        self.region.note_write(offset, size);
+        // SAFETY: `offset + size <= capacity` (checked above, or offset is 0 and size is at
+        // most half the capacity), so the payload slice lies inside the data area; the bytes
+        // are initialised (the area starts zeroed and is only ever written with bytes), are
+        // free space the consumer cannot see (as above), and `&mut self` makes this slice the
+        // only reference to them.
+        let payload = unsafe {
+            std::slice::from_raw_parts_mut(
+                self.data.add(offset + RECORD_HEADER_BYTES).as_ptr(),
+                max_len,
+            )
+        };
+        let len = fill(payload);
+        assert!(
+            len <= max_len,
+            "record fill returned {len} bytes but was given room for {max_len}"
+        );
+        // SAFETY: as for the padding header: an 8-aligned word of free space in the area.
+        unsafe { self.data.add(offset).cast::<u64>().write(len as u64) };
+        self.write_pos += record_size(len) as u64;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Appends `record` to the pending batch; see [`write_with`](Self::write_with).
+    ///
+    /// # Errors
+    /// As [`write_with`](Self::write_with).
+    #[inline]
+    pub fn write(&mut self, record: &[u8]) -> Result<(), WriteError> {
+        self.write_with(record.len(), |buf| {
+            buf.copy_from_slice(record);
+            record.len()
+        })
+    }
+
+    /// Makes every pending record visible to the consumer with one release store.
+    #[inline]
+    pub fn publish(&mut self) {
+        if self.write_pos != self.published {
+            // Release: the consumer's acquire load of this sequence makes every record byte
+            // written before it visible.
+            self.header()
+                .write_seq
+                .0
+                .store(self.write_pos, Ordering::Release);
+            self.published = self.write_pos;
+        }
+        self.pending = 0;
+    }
+
+    /// Whether the consumer has gone: it detached (was dropped), or its process died. For a
+    /// consumer in another process this costs a system call, so ask when the ring looks
+    /// stuck rather than per record.
+    pub fn is_abandoned(&self) -> bool {
+        owner::is_gone(self.header(), Role::Consumer)
+    }
+
+    /// Loads the consumer's read sequence and reports whether `end` now fits.
+    #[cold]
+    #[inline(never)]
+    fn refresh_write_limit(&mut self, end: u64) -> bool {
+        // Acquire: pairs with the consumer's release of the read sequence, so its reads of
+        // the released bytes happen before this producer overwrites them.
+        let released = self.header().read_seq.0.load(Ordering::Acquire);
+        if released > self.published || self.published - released > self.capacity() as u64 {
+            corrupt_read_sequence(released, self.published, self.capacity());
+        }
+        self.write_limit = released + self.capacity() as u64;
+        end <= self.write_limit
+    }
+}
+
+#[cold]
+fn corrupt_read_sequence(released: u64, published: u64, capacity: usize) -> ! {
+    panic!(
+        "record ring corrupted: read sequence {released} is not within {capacity} bytes \
+         below the published write sequence {published}"
+    )
+}
+
+impl Drop for RecordProducer {
+    fn drop(&mut self) {
+        self.publish();
+        owner::detach(self.header(), Role::Producer, self.owner_word);
+    }
+}

@@ -1,0 +1,131 @@
+//! The record ring's hot path allocates nothing, and a heap ring gives back its memory once
+//! both ends are dropped. A counting allocator tallies what each thread allocates.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use squall_ringbuf::record::{RecordConsumer, RecordProducer, RecordRing, heap_ring};
+
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static LIVE_BYTES: Cell<i64> = const { Cell::new(0) };
+}
+
+fn tally(allocations: u64, bytes: i64) {
+    // `try_with`: the thread-locals may already be gone while a thread shuts down.
+    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + allocations));
+    let _ = LIVE_BYTES.try_with(|live| live.set(live.get() + bytes));
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the tallies only touch
+// const-initialised thread-locals, which never allocate.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        tally(1, layout.size() as i64);
+        // SAFETY: forwarded with the caller's layout, which meets `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        tally(1, layout.size() as i64);
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        tally(0, -(layout.size() as i64));
+        // SAFETY: `ptr` came from this allocator, i.e. from `System`, with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        tally(1, new_size as i64 - layout.size() as i64);
+        // SAFETY: forwarded unchanged; the caller meets `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+fn live_bytes() -> i64 {
+    LIVE_BYTES.with(Cell::get)
+}
+
+/// Many rounds of batched writes, publishes, reads and releases, wrapping the ring often.
+fn exercise(producer: &mut RecordProducer, consumer: &mut RecordConsumer, rounds: usize) {
+    let record = [0x5a_u8; 100];
+    let mut checksum = 0u64;
+    for round in 0..rounds {
+        for len in [0, 1, 17, 64, 100] {
+            producer.write(&record[..len]).unwrap();
+        }
+        producer
+            .write_with(64, |buf| {
+                buf[..8].copy_from_slice(&(round as u64).to_le_bytes());
+                8
+            })
+            .unwrap();
+        producer.publish();
+        let batch = consumer.read(usize::MAX);
+        assert_eq!(batch.len(), 6);
+        for record in batch.iter() {
+            checksum = checksum.wrapping_add(record.len() as u64);
+        }
+        batch.release();
+    }
+    assert_eq!(checksum, (182 + 8) * rounds as u64);
+}
+
+#[test]
+fn heap_ring_hot_path_does_not_allocate() {
+    let (mut producer, mut consumer) = heap_ring(4096);
+    exercise(&mut producer, &mut consumer, 10);
+    let before = allocations();
+    exercise(&mut producer, &mut consumer, 10_000);
+    assert_eq!(allocations() - before, 0);
+}
+
+#[test]
+fn mapped_ring_hot_path_does_not_allocate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = RecordRing::create(dir.path().join("alloc.ring"), 4096).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    exercise(&mut producer, &mut consumer, 10);
+    let before = allocations();
+    exercise(&mut producer, &mut consumer, 10_000);
+    assert_eq!(allocations() - before, 0);
+}
+
+#[test]
+fn heap_ring_memory_is_freed_when_both_ends_are_dropped() {
+    for producer_first in [true, false] {
+        let baseline = live_bytes();
+        let (mut producer, mut consumer) = heap_ring(1 << 16);
+        assert!(live_bytes() - baseline >= 1 << 16);
+        exercise(&mut producer, &mut consumer, 100);
+        if producer_first {
+            drop(producer);
+            assert!(
+                live_bytes() - baseline >= 1 << 16,
+                "freed while the consumer lives"
+            );
+            drop(consumer);
+        } else {
+            drop(consumer);
+            assert!(
+                live_bytes() - baseline >= 1 << 16,
+                "freed while the producer lives"
+            );
+            drop(producer);
+        }
+        assert_eq!(live_bytes(), baseline);
+    }
+}

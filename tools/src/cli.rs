@@ -1,0 +1,134 @@
+//! Command-line arguments of `squall` and `squall-bench`.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::args::{HumanDuration, RateSpec};
+use crate::scenario::Scenario;
+
+/// Squall: a real-time stream-processing engine in the Storm model.
+#[derive(Debug, Parser)]
+#[command(name = "squall", version, propagate_version = true)]
+pub struct SquallCli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SquallCommand,
+}
+
+/// The `squall` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SquallCommand {
+    /// Run a built-in topology on this machine and show what it does.
+    #[command(subcommand)]
+    Demo(Demo),
+}
+
+/// The built-in demonstrations.
+#[derive(Debug, Subcommand)]
+pub enum Demo {
+    /// Count words: sentences -> split -> fields grouping -> count, with exact checks.
+    Wordcount(WordcountDemoArgs),
+}
+
+/// Options of `squall demo wordcount`.
+#[derive(Debug, Clone, Args)]
+pub struct WordcountDemoArgs {
+    /// How long the spouts emit sentences (e.g. 10s, 500ms, 1m).
+    #[arg(long, default_value = "10s")]
+    pub duration: HumanDuration,
+    /// Number of distinct words in the vocabulary.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub words: u32,
+    /// Words in each sentence the spout emits.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub sentence_words: u32,
+    /// Number of count bolt tasks the words are spread over by fields grouping.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub counters: u32,
+    /// Emit sentences at this constant rate (e.g. 200k) instead of flat out.
+    #[arg(long)]
+    pub rate: Option<RateSpec>,
+    /// Print no progress line, only the summary.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Squall's benchmark tool: runs named scenarios and reports throughput and latency.
+///
+/// Each scenario runs a built-in topology in this process: a warm-up, then a timed window
+/// over which tuples/s (counted at the sink) and emit-to-sink latency percentiles (from HDR
+/// histograms of a sample of the tuples) are reported.
+#[derive(Debug, Parser)]
+#[command(name = "squall-bench", version)]
+pub struct BenchCli {
+    /// Scenarios to run, in order (default: all).
+    #[arg(value_enum)]
+    pub scenarios: Vec<Scenario>,
+    /// Length of each timed window (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s")]
+    pub duration: HumanDuration,
+    /// Warm-up before each timed window, not measured.
+    #[arg(long, default_value = "1s")]
+    pub warmup: HumanDuration,
+    /// Constant-rate load: tuples per second (250000, 500k, 25M) or a share of the
+    /// unthrottled rate measured just before (50%). Latency then counts from each tuple's
+    /// intended send time, so stalls are not hidden (no coordinated omission).
+    #[arg(long)]
+    pub rate: Option<RateSpec>,
+    /// Stamp one tuple in this many with its emit time for latency (1 stamps every tuple).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub sample_every: u64,
+    /// Print one JSON object per scenario (one per line) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// List the scenarios and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_demo_has_sensible_defaults() {
+        let cli = SquallCli::try_parse_from(["squall", "demo", "wordcount"]).expect("parses");
+        let SquallCommand::Demo(Demo::Wordcount(args)) = cli.command;
+        assert_eq!(args.duration.get(), Duration::from_secs(10));
+        assert_eq!(args.words, 10_000);
+        assert!(args.rate.is_none());
+    }
+
+    #[test]
+    fn bench_options_parse() {
+        let cli = BenchCli::try_parse_from([
+            "squall-bench",
+            "const-null",
+            "wordcount",
+            "--duration",
+            "2s",
+            "--rate",
+            "50%",
+            "--json",
+        ])
+        .expect("parses");
+        assert_eq!(cli.scenarios, vec![Scenario::ConstNull, Scenario::Wordcount]);
+        assert_eq!(cli.duration.get(), Duration::from_secs(2));
+        assert_eq!(cli.rate, Some(RateSpec::FractionOfMax(0.5)));
+        assert!(cli.json);
+    }
+
+    #[test]
+    fn bad_arguments_are_explained() {
+        let error = BenchCli::try_parse_from(["squall-bench", "const-nul"]).expect_err("typo");
+        let message = error.to_string();
+        assert!(message.contains("const-nul"), "{message}");
+        assert!(message.contains("const-null"), "{message}");
+        let error = SquallCli::try_parse_from(["squall", "demo", "wordcount", "--duration", "ten"])
+            .expect_err("not a duration");
+        assert!(error.to_string().contains("does not start with a number"), "{error}");
+        let error = SquallCli::try_parse_from(["squall", "demo", "wordcount", "--words", "0"])
+            .expect_err("empty vocabulary");
+        assert!(error.to_string().contains("--words"), "{error}");
+    }
+}

@@ -1,0 +1,86 @@
+//! A live progress line: rewritten in place on a terminal, one line per second otherwise.
+
+use std::io::{self, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// How a [`ProgressLine`] shows its updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressStyle {
+    /// One line rewritten in place with a carriage return (for a terminal).
+    InPlace,
+    /// One new line per update, at most one per [`LOG_INTERVAL`] (for logs and pipes).
+    Log,
+    /// No progress output at all.
+    Silent,
+}
+
+/// The shortest time between two lines in [`ProgressStyle::Log`].
+pub const LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+impl ProgressStyle {
+    /// [`InPlace`](Self::InPlace) when standard output is a terminal, else [`Log`](Self::Log).
+    pub fn for_stdout() -> Self {
+        if io::stdout().is_terminal() {
+            ProgressStyle::InPlace
+        } else {
+            ProgressStyle::Log
+        }
+    }
+}
+
+/// Writes progress updates to standard output in a [`ProgressStyle`].
+#[derive(Debug)]
+pub struct ProgressLine {
+    style: ProgressStyle,
+    last_log: Option<Instant>,
+    shown: bool,
+}
+
+impl ProgressLine {
+    /// A progress line in `style`.
+    pub fn new(style: ProgressStyle) -> Self {
+        Self {
+            style,
+            last_log: None,
+            shown: false,
+        }
+    }
+
+    /// Shows `text` as the current progress (rate-limited in [`ProgressStyle::Log`]).
+    pub fn update(&mut self, text: &str) {
+        let mut out = io::stdout().lock();
+        match self.style {
+            ProgressStyle::InPlace => {
+                // Carriage return, the text, then clear whatever a longer previous line left.
+                let _ = write!(out, "\r{text}\x1b[K");
+                let _ = out.flush();
+                self.shown = true;
+            }
+            ProgressStyle::Log => {
+                let now = Instant::now();
+                if self
+                    .last_log
+                    .is_none_or(|last| now.duration_since(last) >= LOG_INTERVAL)
+                {
+                    self.last_log = Some(now);
+                    let _ = writeln!(out, "{text}");
+                }
+            }
+            ProgressStyle::Silent => {}
+        }
+    }
+
+    /// Ends the in-place line so that what follows starts on a fresh line.
+    pub fn finish(&mut self) {
+        if self.shown {
+            let _ = writeln!(io::stdout());
+            self.shown = false;
+        }
+    }
+}
+
+impl Drop for ProgressLine {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

@@ -1,0 +1,159 @@
+//! The result of one benchmark scenario, as a table row or as one JSON object.
+
+use serde::Serialize;
+
+use crate::format;
+
+/// Latency percentiles in nanoseconds, from an HDR histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+pub struct LatencyNanos {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Number of latencies recorded (a sample of all tuples).
+    pub samples: u64,
+}
+
+/// Exact word counts confirmed at the end of a word-count scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CountsVerified {
+    /// Words counted, equal to words emitted.
+    pub total: u64,
+    /// Distinct words counted.
+    pub distinct_words: usize,
+}
+
+/// Everything measured in one scenario run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScenarioReport {
+    /// Scenario name, e.g. `const-null`.
+    pub scenario: String,
+    /// Tuples that reached the sink per second during the timed window.
+    pub tuples_per_sec: f64,
+    /// Emit-to-sink latency over the timed window.
+    pub latency_ns: LatencyNanos,
+    /// Executor threads the topology ran on.
+    pub executors: usize,
+    /// Whether every executor was pinned to its own core.
+    pub pinned: bool,
+    /// Tuples that reached the sink during the timed window.
+    pub tuples: u64,
+    /// Length of the timed window in seconds.
+    pub duration_secs: f64,
+    /// Length of the warm-up before it in seconds.
+    pub warmup_secs: f64,
+    /// The constant send rate in tuples per second, or `null` when the spout ran flat out.
+    pub target_rate: Option<u64>,
+    /// One tuple in this many carries a latency stamp.
+    pub latency_sample_every: u64,
+    /// The exact count check of word-count scenarios (`null` for the others).
+    pub counts: Option<CountsVerified>,
+}
+
+impl ScenarioReport {
+    /// The report as one line of JSON.
+    pub fn to_json_line(&self) -> String {
+        // A struct of numbers, strings and options always serialises.
+        serde_json::to_string(self).expect("a scenario report serialises to JSON")
+    }
+
+    /// The column titles matching [`table_row`](Self::table_row).
+    pub fn table_header() -> String {
+        format!(
+            "{:<16} {:>11} {:>10} {:>10} {:>10} {:>10} {:>9} {:>6}  {}",
+            "scenario", "tuples/s", "p50", "p99", "p99.9", "max", "executors", "pinned", "counts"
+        )
+    }
+
+    /// The report as one row of a human-readable table.
+    pub fn table_row(&self) -> String {
+        let name = match self.target_rate {
+            Some(rate) => format!("{}@{}", self.scenario, format::rate(rate as f64).replace(' ', "")),
+            None => self.scenario.clone(),
+        };
+        let counts = match &self.counts {
+            Some(counts) => format!(
+                "exact ({} words, {} distinct)",
+                format::count(counts.total),
+                counts.distinct_words
+            ),
+            None => "-".to_owned(),
+        };
+        format!(
+            "{:<16} {:>11} {:>10} {:>10} {:>10} {:>10} {:>9} {:>6}  {}",
+            name,
+            format::rate(self.tuples_per_sec),
+            format::latency(self.latency_ns.p50),
+            format::latency(self.latency_ns.p99),
+            format::latency(self.latency_ns.p999),
+            format::latency(self.latency_ns.max),
+            self.executors,
+            if self.pinned { "yes" } else { "no" },
+            counts
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ScenarioReport {
+        ScenarioReport {
+            scenario: "const-null".into(),
+            tuples_per_sec: 52_000_000.0,
+            latency_ns: LatencyNanos {
+                p50: 900,
+                p90: 1_500,
+                p99: 4_000,
+                p999: 9_000,
+                max: 120_000,
+                mean: 1_000.5,
+                samples: 1_000,
+            },
+            executors: 2,
+            pinned: true,
+            tuples: 260_000_000,
+            duration_secs: 5.0,
+            warmup_secs: 1.0,
+            target_rate: None,
+            latency_sample_every: 1_024,
+            counts: None,
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_keys() {
+        let json: serde_json::Value =
+            serde_json::from_str(&sample().to_json_line()).expect("valid JSON");
+        assert_eq!(json["scenario"], "const-null");
+        assert_eq!(json["tuples_per_sec"], 52_000_000.0);
+        assert_eq!(json["latency_ns"]["p50"], 900);
+        assert_eq!(json["latency_ns"]["p99"], 4_000);
+        assert_eq!(json["latency_ns"]["p999"], 9_000);
+        assert_eq!(json["latency_ns"]["max"], 120_000);
+        assert_eq!(json["executors"], 2);
+        assert_eq!(json["pinned"], true);
+        assert!(json["counts"].is_null());
+        assert!(json["target_rate"].is_null());
+    }
+
+    #[test]
+    fn table_rows_line_up_with_the_header() {
+        let row = sample().table_row();
+        assert!(row.starts_with("const-null "), "{row}");
+        assert!(row.contains("52.0 M/s"), "{row}");
+        assert!(row.contains("4.00 µs"), "{row}");
+        let header = ScenarioReport::table_header();
+        assert_eq!(header.find("tuples/s").map(|i| i + 8), row.find("M/s").map(|i| i + 3));
+    }
+}
