@@ -206,7 +206,10 @@ impl SpinThenPark {
     fn sleep_until(&self, deadline: &Deadline, ready: &mut dyn FnMut() -> bool) -> bool {
         loop {
             // Lock poisoning cannot leave `()` inconsistent, so it is ignored.
-            let guard = self.lock.lock().unwrap_or_else(|poison| poison.into_inner());
+            let guard = self
+                .lock
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
             // Relaxed: the fence below orders this store before the final `ready()`.
             self.sleepers.fetch_add(1, Ordering::Relaxed);
             self.fences.heavy();
@@ -247,7 +250,10 @@ impl SpinThenPark {
     #[cold]
     fn wake_sleepers(&self) {
         // Taking the lock waits out a waiter between its final check and its sleep.
-        let _guard = self.lock.lock().unwrap_or_else(|poison| poison.into_inner());
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         self.wake.notify_all();
     }
 }
@@ -367,7 +373,8 @@ pub enum WaitStrategyKind {
 
 impl WaitStrategyKind {
     /// Every kind, in order of increasing thrift with the CPU.
-    pub const ALL: [WaitStrategyKind; 3] = [Self::BusySpin, Self::SpinThenYield, Self::SpinThenPark];
+    pub const ALL: [WaitStrategyKind; 3] =
+        [Self::BusySpin, Self::SpinThenYield, Self::SpinThenPark];
 
     /// The configuration name: `"busy-spin"`, `"spin-yield"` or `"spin-park"`.
     pub fn name(self) -> &'static str {
