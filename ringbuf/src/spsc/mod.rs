@@ -74,6 +74,29 @@
 //! sender.join().unwrap();
 //! assert!(consumer.is_abandoned());
 //! ```
+//!
+//! # One writer, one reader
+//!
+//! Neither end can be shared between threads, so two threads can never push (or pop) at
+//! once:
+//!
+//! ```compile_fail
+//! fn shared_between_threads<T: Sync>(_: &T) {}
+//! let (producer, _consumer) = squall_ringbuf::spsc::channel::<u64>(8);
+//! shared_between_threads(&producer);
+//! ```
+//!
+//! ```compile_fail
+//! fn shared_between_threads<T: Sync>(_: &T) {}
+//! let (_producer, consumer) = squall_ringbuf::spsc::channel::<u64>(8);
+//! shared_between_threads(&consumer);
+//! ```
+//!
+//! and values that must stay on their thread cannot enter a ring at all:
+//!
+//! ```compile_fail
+//! let (_producer, _consumer) = squall_ringbuf::spsc::channel::<std::rc::Rc<u64>>(8);
+//! ```
 
 mod consumer;
 mod producer;
