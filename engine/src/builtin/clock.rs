@@ -54,8 +54,13 @@ mod tests {
     #[test]
     fn stamps_from_another_thread_share_the_epoch() {
         let before = monotonic_nanos();
-        let other = std::thread::spawn(monotonic_nanos).join().expect("thread runs");
+        let other = std::thread::spawn(monotonic_nanos)
+            .join()
+            .expect("thread runs");
         let after = monotonic_nanos();
-        assert!(before <= other && other <= after, "{before} <= {other} <= {after}");
+        assert!(
+            before <= other && other <= after,
+            "{before} <= {other} <= {after}"
+        );
     }
 }

@@ -255,11 +255,19 @@ mod tests {
             .expect_err("one occurrence of word 1 is missing");
         assert!(matches!(
             &error,
-            CountMismatch::WrongCount { expected: 2, counted: 1, other_differences: 0, .. }
+            CountMismatch::WrongCount {
+                expected: 2,
+                counted: 1,
+                other_differences: 0,
+                ..
+            }
         ));
         let message = error.to_string();
         assert!(message.contains("\"be\""), "{message}");
-        assert!(message.contains("2 words counted of 3 emitted"), "{message}");
+        assert!(
+            message.contains("2 words counted of 3 emitted"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -272,7 +280,14 @@ mod tests {
             &vocabulary,
         )
         .expect_err("fields grouping was violated");
-        assert!(matches!(error, CountMismatch::SplitAcrossCounters { first: 0, second: 1, .. }));
+        assert!(matches!(
+            error,
+            CountMismatch::SplitAcrossCounters {
+                first: 0,
+                second: 1,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -299,6 +314,10 @@ mod tests {
         for id in 0u64..1_024 {
             low_bits.insert(build.hash_one(id) & 1_023);
         }
-        assert!(low_bits.len() > 600, "only {} distinct buckets", low_bits.len());
+        assert!(
+            low_bits.len() > 600,
+            "only {} distinct buckets",
+            low_bits.len()
+        );
     }
 }

@@ -207,7 +207,10 @@ mod tests {
         // HDR buckets report the highest value equivalent to the sample: within 0.1 % above.
         assert!((500_000..=501_500).contains(&summary.p50), "{summary:?}");
         assert!((990_000..=991_500).contains(&summary.p99), "{summary:?}");
-        assert!((5_000_000..=5_005_000).contains(&summary.max), "{summary:?}");
+        assert!(
+            (5_000_000..=5_005_000).contains(&summary.max),
+            "{summary:?}"
+        );
     }
 
     #[test]

@@ -43,7 +43,10 @@ impl ThroughputMeter {
 
     /// Number of counters made so far.
     pub fn counters(&self) -> usize {
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 

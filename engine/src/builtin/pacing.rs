@@ -142,6 +142,9 @@ mod tests {
     fn the_schedule_does_not_drift_over_long_runs() {
         let p = pacer(3); // 333_333_333.33 ns apart: rounding must not accumulate
         let one_day = 86_400u64;
-        assert_eq!(p.intended_nanos(3 * one_day), 1_000 + one_day * 1_000_000_000);
+        assert_eq!(
+            p.intended_nanos(3 * one_day),
+            1_000 + one_day * 1_000_000_000
+        );
     }
 }

@@ -175,7 +175,10 @@ mod tests {
         let mut tally = WordTally::new(10);
         tally.add(3);
         probe.report_tally(&tally);
-        probe.report_word_counts(0, [(Box::from(vocabulary.word(3)), 1)].into_iter().collect());
+        probe.report_word_counts(
+            0,
+            [(Box::from(vocabulary.word(3)), 1)].into_iter().collect(),
+        );
         assert!(probe.verify().is_ok());
     }
 }

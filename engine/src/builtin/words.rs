@@ -251,7 +251,12 @@ mod tests {
         assert_eq!(vocabulary.word(99), "zu");
         assert_eq!(vocabulary.word(100), "baba");
         assert_eq!(vocabulary.index().len(), DEFAULT_VOCABULARY_SIZE as usize);
-        assert!(vocabulary.index().keys().all(|w| w.bytes().all(|b| b.is_ascii_lowercase())));
+        assert!(
+            vocabulary
+                .index()
+                .keys()
+                .all(|w| w.bytes().all(|b| b.is_ascii_lowercase()))
+        );
     }
 
     #[test]

@@ -1,0 +1,84 @@
+//! The traits user code implements: spouts (sources) and bolts (processing).
+//!
+//! A component is declared with a factory; each task of the component gets its own instance,
+//! made on the executor thread that runs it, so instances need to be `Send` but never shared.
+
+use std::error::Error;
+
+use crate::context::TopologyContext;
+use crate::ids::MessageId;
+use crate::runtime::{BoltOutput, SpoutOutput, Tuple};
+use crate::topology::OutputDeclarer;
+
+/// The error type of component life-cycle calls: anything that explains what went wrong.
+pub type ComponentError = Box<dyn Error + Send + Sync>;
+
+/// A source of tuples.
+///
+/// The executor calls [`next_tuple`](Spout::next_tuple) in a loop while the topology is
+/// active, the spout's outputs have room and, when tracking, fewer than `max_spout_pending`
+/// of its tuple trees are in flight. A call that emits nothing tells the executor the spout
+/// is idle; it then backs off briefly before asking again.
+pub trait Spout: Send {
+    /// Declares the streams this spout emits (called once, when the topology is built).
+    fn declare_outputs(&self, _declarer: &mut OutputDeclarer) {}
+
+    /// Called once on the executor thread before any other call.
+    ///
+    /// # Errors
+    /// A failure is reported with the topology, component and task; the task is not run.
+    fn open(&mut self, _context: &TopologyContext) -> Result<(), ComponentError> {
+        Ok(())
+    }
+
+    /// Emits zero or more tuples.
+    fn next_tuple(&mut self, output: &mut SpoutOutput<'_>);
+
+    /// The tuple tree of `message` completed.
+    fn ack(&mut self, _message: MessageId, _output: &mut SpoutOutput<'_>) {}
+
+    /// The tuple tree of `message` failed or timed out; the spout may emit it again.
+    fn fail(&mut self, _message: MessageId, _output: &mut SpoutOutput<'_>) {}
+
+    /// The topology was activated (after a deactivation).
+    fn activate(&mut self) {}
+
+    /// The topology was deactivated: `next_tuple` will not be called until it is activated.
+    fn deactivate(&mut self) {}
+
+    /// Called once when the task stops (kill, shutdown or a restart after a panic).
+    fn close(&mut self) {}
+}
+
+/// A processing step: consumes tuples, emits tuples.
+pub trait Bolt: Send {
+    /// Declares the streams this bolt emits (called once, when the topology is built).
+    fn declare_outputs(&self, _declarer: &mut OutputDeclarer) {}
+
+    /// Called once on the executor thread before the first tuple.
+    ///
+    /// # Errors
+    /// A failure is reported with the topology, component and task; the task is not run.
+    fn prepare(&mut self, _context: &TopologyContext) -> Result<(), ComponentError> {
+        Ok(())
+    }
+
+    /// Processes one input tuple. Tracked inputs must eventually be acked or failed through
+    /// `output` (or the component configured with `auto_ack`).
+    fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>);
+
+    /// Called by the executor on every pass of its loop, for bolts that produce output on
+    /// their own (for instance from a subprocess); returns whether it did anything. The
+    /// default does nothing.
+    fn poll(&mut self, _output: &mut BoltOutput<'_>) -> bool {
+        false
+    }
+
+    /// Whether [`poll`](Bolt::poll) should be called at all; checked once after `prepare`.
+    fn wants_poll(&self) -> bool {
+        false
+    }
+
+    /// Called once when the task stops.
+    fn cleanup(&mut self) {}
+}

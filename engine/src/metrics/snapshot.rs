@@ -1,0 +1,99 @@
+//! Point-in-time figures of a running topology.
+
+use hdrhistogram::Histogram;
+
+use super::TaskCounters;
+use crate::ids::TaskId;
+
+/// Percentiles of a latency histogram, in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LatencySummary {
+    /// Values recorded.
+    pub samples: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest value.
+    pub max: u64,
+}
+
+impl LatencySummary {
+    /// The summary of `histogram`.
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return Self::default();
+        }
+        Self {
+            samples: histogram.len(),
+            mean: histogram.mean(),
+            p50: histogram.value_at_quantile(0.50),
+            p99: histogram.value_at_quantile(0.99),
+            p999: histogram.value_at_quantile(0.999),
+            max: histogram.max(),
+        }
+    }
+}
+
+/// One task's figures.
+#[derive(Debug, Clone)]
+pub struct TaskMetricsSnapshot {
+    /// The task.
+    pub task: TaskId,
+    /// Its component's id.
+    pub component: String,
+    /// Its totals.
+    pub counters: TaskCounters,
+}
+
+/// One component's figures, summed over its tasks.
+#[derive(Debug, Clone)]
+pub struct ComponentMetrics {
+    /// The component's id.
+    pub component: String,
+    /// Totals over its tasks.
+    pub counters: TaskCounters,
+    /// Execute latency of a sample of its tuples (bolts).
+    pub execute_latency: Histogram<u64>,
+    /// Emit-to-ack latency of its tuple trees (spouts).
+    pub complete_latency: Histogram<u64>,
+}
+
+/// Occupancy of one ring between two executor threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMetrics {
+    /// Producing thread (index in this worker).
+    pub from_thread: usize,
+    /// Consuming thread.
+    pub to_thread: usize,
+    /// Records published and not yet taken.
+    pub depth: u64,
+    /// Records that went through the ring.
+    pub total: u64,
+}
+
+/// Figures of a whole topology.
+#[derive(Debug, Clone)]
+pub struct TopologyMetrics {
+    /// Seconds since the topology started.
+    pub uptime_secs: f64,
+    /// Per task.
+    pub tasks: Vec<TaskMetricsSnapshot>,
+    /// Per component, in the topology's component order.
+    pub components: Vec<ComponentMetrics>,
+    /// Per ring.
+    pub queues: Vec<QueueMetrics>,
+}
+
+impl TopologyMetrics {
+    /// The figures of the component `id`.
+    pub fn component(&self, id: &str) -> Option<&ComponentMetrics> {
+        self.components
+            .iter()
+            .find(|metrics| metrics.component == id)
+    }
+}

@@ -1,0 +1,361 @@
+//! Tuple-tree bookkeeping, as plain data: the spout's pending trees and the acker's xor
+//! ledger, both expired in bulk by a timer wheel rather than a timer per tuple.
+//!
+//! The algorithm is Storm's. A spout's tracked emit starts a tree with a random 64-bit root
+//! id; every record of the tree carries a random edge id. The acker in charge of the root
+//! (root modulo the number of ackers) keeps the xor of every edge id it has heard of: the
+//! spout reports the edges of the records it sent (`ACK_INIT`), and a bolt acking an input
+//! reports the input's edge xor the edges of the records it anchored to that input
+//! (`ACK_ACK`). Every edge is reported exactly twice — once when its record is created, once
+//! when it is acked — so the xor returns to zero exactly when the whole tree is processed
+//! (up to a 2⁻⁶⁴ chance of an early zero). An explicit fail anywhere fails the tree.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use rustc_hash::FxHasher;
+
+use crate::ids::MessageId;
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Buckets of keys by the tick at which they expire. Keys removed early stay in their bucket
+/// and are skipped when it comes due, so insertion and removal are O(1) and expiry touches
+/// each key once.
+#[derive(Debug)]
+pub(crate) struct TimerWheel {
+    tick_nanos: u64,
+    /// Ticks from insertion to expiry, rounded up.
+    timeout_ticks: u64,
+    buckets: Vec<Vec<u64>>,
+    /// The next tick whose bucket has not been processed.
+    next_tick: u64,
+}
+
+impl TimerWheel {
+    /// A wheel for `timeout_nanos`, ticking every `tick_nanos`, starting at `now_nanos`.
+    pub(crate) fn new(timeout_nanos: u64, tick_nanos: u64, now_nanos: u64) -> Self {
+        let tick_nanos = tick_nanos.max(1);
+        let timeout_ticks = timeout_nanos.div_ceil(tick_nanos).max(1);
+        Self {
+            tick_nanos,
+            timeout_ticks,
+            buckets: (0..timeout_ticks + 2).map(|_| Vec::new()).collect(),
+            next_tick: now_nanos / tick_nanos + 1,
+        }
+    }
+
+    /// The tick at which something inserted at `now_nanos` expires: the first tick at or
+    /// after `now + timeout`, so it expires within one tick after its timeout.
+    #[inline]
+    pub(crate) fn deadline(&self, now_nanos: u64) -> u64 {
+        now_nanos / self.tick_nanos + self.timeout_ticks + 1
+    }
+
+    #[inline]
+    pub(crate) fn insert(&mut self, key: u64, deadline: u64) {
+        let slots = self.buckets.len() as u64;
+        self.buckets[(deadline % slots) as usize].push(key);
+    }
+
+    /// When the next bucket comes due.
+    pub(crate) fn next_due_nanos(&self) -> u64 {
+        self.next_tick * self.tick_nanos
+    }
+
+    /// Visits every key of every bucket due by `now_nanos` as `visit(key, tick)`, which
+    /// returns the key's current deadline if it still has one (`None` when the key is gone).
+    /// A key whose deadline has not come yet (its bucket was shared with an earlier tick,
+    /// after the wheel fell behind) goes back into the wheel; the others are expired by the
+    /// visit.
+    pub(crate) fn advance(
+        &mut self,
+        now_nanos: u64,
+        mut visit: impl FnMut(u64, u64) -> Option<u64>,
+    ) {
+        let now_tick = now_nanos / self.tick_nanos;
+        let slots = self.buckets.len() as u64;
+        while self.next_tick <= now_tick {
+            let tick = self.next_tick;
+            let index = (tick % slots) as usize;
+            let mut bucket = std::mem::take(&mut self.buckets[index]);
+            for key in bucket.drain(..) {
+                if let Some(deadline) = visit(key, tick).filter(|deadline| *deadline > tick) {
+                    self.insert(key, deadline);
+                }
+            }
+            let requeued = std::mem::replace(&mut self.buckets[index], bucket);
+            self.buckets[index].extend(requeued);
+            self.next_tick += 1;
+        }
+    }
+}
+
+/// A spout task's tracked trees in flight.
+#[derive(Debug)]
+pub(crate) struct PendingTrees {
+    entries: FastMap<u64, PendingTree>,
+    wheel: TimerWheel,
+}
+
+/// One tree a spout waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PendingTree {
+    pub(crate) message: MessageId,
+    pub(crate) emitted_nanos: u64,
+    deadline: u64,
+}
+
+impl PendingTrees {
+    pub(crate) fn new(timeout_nanos: u64, now_nanos: u64) -> Self {
+        Self {
+            entries: FastMap::default(),
+            wheel: TimerWheel::new(timeout_nanos, expiry_tick(timeout_nanos), now_nanos),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    #[inline]
+    pub(crate) fn insert(&mut self, root: u64, message: MessageId, now_nanos: u64) {
+        let deadline = self.wheel.deadline(now_nanos);
+        self.entries.insert(
+            root,
+            PendingTree {
+                message,
+                emitted_nanos: now_nanos,
+                deadline,
+            },
+        );
+        self.wheel.insert(root, deadline);
+    }
+
+    /// Takes the tree of `root` out, if it is still pending.
+    #[inline]
+    pub(crate) fn take(&mut self, root: u64) -> Option<PendingTree> {
+        self.entries.remove(&root)
+    }
+
+    pub(crate) fn next_due_nanos(&self) -> u64 {
+        self.wheel.next_due_nanos()
+    }
+
+    /// Takes out every tree past its timeout and hands it to `timed_out`.
+    pub(crate) fn expire(&mut self, now_nanos: u64, mut timed_out: impl FnMut(PendingTree)) {
+        let entries = &mut self.entries;
+        self.wheel.advance(now_nanos, |root, tick| {
+            let deadline = entries.get(&root)?.deadline;
+            if deadline <= tick {
+                timed_out(entries.remove(&root).expect("just looked up"));
+            }
+            Some(deadline)
+        });
+    }
+}
+
+/// What the acker concluded about a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TreeOutcome {
+    /// Every record of the tree was acked: tell `spout_task`.
+    Completed { spout_task: u32 },
+    /// The tree failed: tell `spout_task`.
+    Failed { spout_task: u32 },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ledger {
+    value: u64,
+    spout_task: Option<u32>,
+    failed: bool,
+    deadline: u64,
+}
+
+/// An acker task's xor ledger of the trees it is in charge of.
+#[derive(Debug)]
+pub(crate) struct AckerLedger {
+    trees: FastMap<u64, Ledger>,
+    wheel: TimerWheel,
+}
+
+impl AckerLedger {
+    /// Entries are dropped a little after the spouts time them out (`timeout_nanos` plus two
+    /// expiry ticks), so a late ack never completes a tree its spout already failed and
+    /// orphaned entries (acks of failed trees) do not accumulate.
+    pub(crate) fn new(timeout_nanos: u64, now_nanos: u64) -> Self {
+        let tick = expiry_tick(timeout_nanos);
+        Self {
+            trees: FastMap::default(),
+            wheel: TimerWheel::new(timeout_nanos + 2 * tick, tick, now_nanos),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.trees.len()
+    }
+
+    fn entry(&mut self, root: u64, now_nanos: u64) -> &mut Ledger {
+        let wheel = &mut self.wheel;
+        self.trees.entry(root).or_insert_with(|| {
+            let deadline = wheel.deadline(now_nanos);
+            wheel.insert(root, deadline);
+            Ledger {
+                value: 0,
+                spout_task: None,
+                failed: false,
+                deadline,
+            }
+        })
+    }
+
+    fn settle(&mut self, root: u64) -> Option<TreeOutcome> {
+        let ledger = *self.trees.get(&root)?;
+        let spout_task = ledger.spout_task?;
+        let outcome = if ledger.failed {
+            TreeOutcome::Failed { spout_task }
+        } else if ledger.value == 0 {
+            TreeOutcome::Completed { spout_task }
+        } else {
+            return None;
+        };
+        self.trees.remove(&root);
+        Some(outcome)
+    }
+
+    /// A spout started tree `root`; its first records' edges xor to `edges`.
+    #[inline]
+    pub(crate) fn init(
+        &mut self,
+        root: u64,
+        edges: u64,
+        spout_task: u32,
+        now_nanos: u64,
+    ) -> Option<TreeOutcome> {
+        let ledger = self.entry(root, now_nanos);
+        ledger.value ^= edges;
+        ledger.spout_task = Some(spout_task);
+        self.settle(root)
+    }
+
+    /// A bolt acked a record of tree `root`, reporting `value`.
+    #[inline]
+    pub(crate) fn ack(&mut self, root: u64, value: u64, now_nanos: u64) -> Option<TreeOutcome> {
+        self.entry(root, now_nanos).value ^= value;
+        self.settle(root)
+    }
+
+    /// A bolt failed a record of tree `root`.
+    #[inline]
+    pub(crate) fn fail(&mut self, root: u64, now_nanos: u64) -> Option<TreeOutcome> {
+        self.entry(root, now_nanos).failed = true;
+        self.settle(root)
+    }
+
+    pub(crate) fn next_due_nanos(&self) -> u64 {
+        self.wheel.next_due_nanos()
+    }
+
+    /// Drops entries past their time; returns how many.
+    pub(crate) fn expire(&mut self, now_nanos: u64) -> usize {
+        let trees = &mut self.trees;
+        let mut dropped = 0;
+        self.wheel.advance(now_nanos, |root, tick| {
+            let deadline = trees.get(&root)?.deadline;
+            if deadline <= tick {
+                trees.remove(&root);
+                dropped += 1;
+            }
+            Some(deadline)
+        });
+        dropped
+    }
+}
+
+/// The expiry tick for a timeout: an eighth of it, between 1 ms and 1 s, so a timed-out tree
+/// fails at most that long after its timeout.
+pub(crate) fn expiry_tick(timeout_nanos: u64) -> u64 {
+    (timeout_nanos / 8).clamp(1_000_000, 1_000_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_tree_completes_when_every_edge_is_reported_twice() {
+        let mut ledger = AckerLedger::new(30 * SECOND, 0);
+        let (a, b, c) = (0x1111, 0x2222, 0x4444);
+        // Spout sent two records (edges a, b); a bolt acked a and anchored c to it.
+        assert_eq!(ledger.init(7, a ^ b, 3, 0), None);
+        assert_eq!(ledger.ack(7, a ^ c, 0), None);
+        assert_eq!(ledger.ack(7, b, 0), None);
+        assert_eq!(
+            ledger.ack(7, c, 0),
+            Some(TreeOutcome::Completed { spout_task: 3 })
+        );
+        assert_eq!(ledger.len(), 0);
+    }
+
+    #[test]
+    fn acks_before_init_wait_for_the_spout() {
+        let mut ledger = AckerLedger::new(30 * SECOND, 0);
+        assert_eq!(ledger.ack(9, 0x55, 0), None);
+        assert_eq!(
+            ledger.init(9, 0x55, 4, 0),
+            Some(TreeOutcome::Completed { spout_task: 4 })
+        );
+    }
+
+    #[test]
+    fn a_fail_anywhere_fails_the_tree_once() {
+        let mut ledger = AckerLedger::new(30 * SECOND, 0);
+        assert_eq!(ledger.fail(5, 0), None, "spout unknown yet");
+        assert_eq!(
+            ledger.init(5, 0x10, 2, 0),
+            Some(TreeOutcome::Failed { spout_task: 2 })
+        );
+        assert_eq!(ledger.len(), 0);
+    }
+
+    #[test]
+    fn pending_trees_time_out_within_one_tick_after_the_timeout() {
+        let timeout = 10 * SECOND;
+        let tick = expiry_tick(timeout);
+        let mut pending = PendingTrees::new(timeout, 0);
+        pending.insert(1, MessageId(100), 0);
+        pending.insert(2, MessageId(200), 3 * SECOND);
+        assert!(pending.take(2).is_some());
+        let mut failed = Vec::new();
+        pending.expire(timeout - 1, |tree| failed.push(tree.message));
+        assert!(failed.is_empty(), "nothing fails before its timeout");
+        pending.expire(timeout + tick, |tree| failed.push(tree.message));
+        assert_eq!(failed, [MessageId(100)], "acked trees never time out");
+        assert_eq!(pending.len(), 0);
+    }
+
+    #[test]
+    fn a_reused_root_is_not_expired_by_its_old_deadline() {
+        let mut pending = PendingTrees::new(SECOND, 0);
+        pending.insert(1, MessageId(1), 0);
+        pending.take(1);
+        pending.insert(1, MessageId(2), SECOND / 2);
+        let mut failed = Vec::new();
+        pending.expire(SECOND + SECOND / 8, |tree| failed.push(tree.message));
+        assert!(failed.is_empty());
+        pending.expire(2 * SECOND, |tree| failed.push(tree.message));
+        assert_eq!(failed, [MessageId(2)]);
+    }
+
+    #[test]
+    fn acker_entries_expire_after_the_spouts_timeout() {
+        let mut ledger = AckerLedger::new(SECOND, 0);
+        ledger.ack(1, 5, 0);
+        assert_eq!(ledger.expire(SECOND), 0);
+        assert_eq!(ledger.expire(2 * SECOND), 1);
+    }
+}

@@ -1,0 +1,194 @@
+//! Tuples as bolts see them, and the anchors that tie emitted tuples to spout tuple trees.
+
+use std::cell::Cell;
+use std::fmt;
+use std::ops::Deref;
+
+use smallvec::SmallVec;
+
+use crate::ids::{StreamId, TaskId};
+use crate::topology::StreamInfo;
+use crate::tuple::TupleRef;
+
+/// What a bolt acks, fails, or anchors new tuples to: the spout tuple trees (root id, edge
+/// id) an input tuple belongs to, and the xor of the edge ids of the tuples anchored to it
+/// so far.
+///
+/// Every input [`Tuple`] carries one ([`Tuple::anchor`]). A bolt that settles an input
+/// after `execute` returns keeps a clone, anchors its emits to that clone and acks that same
+/// clone: the clone carries the edges anchored to it, and acking it reports them.
+#[derive(Clone, Default)]
+pub struct Anchor {
+    pairs: SmallVec<[(u64, u64); 2]>,
+    ack_value: Cell<u64>,
+    settled: Cell<bool>,
+}
+
+impl Anchor {
+    pub(crate) fn from_pairs(pairs: impl Iterator<Item = (u64, u64)>) -> Self {
+        Self {
+            pairs: pairs.collect(),
+            ack_value: Cell::new(0),
+            settled: Cell::new(false),
+        }
+    }
+
+    /// The (root id, edge id) pairs; empty for an untracked tuple.
+    pub fn pairs(&self) -> &[(u64, u64)] {
+        &self.pairs
+    }
+
+    /// Whether the tuple belongs to no tracked tree (acking it is free and does nothing).
+    pub fn is_untracked(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// Whether it has been acked or failed.
+    pub fn is_settled(&self) -> bool {
+        self.settled.get()
+    }
+
+    /// Adds a new child edge: called once per anchored emit and target task.
+    #[inline]
+    pub(crate) fn add_child_edge(&self, edge: u64) {
+        self.ack_value.set(self.ack_value.get() ^ edge);
+    }
+
+    /// Marks it settled; returns whether it was not settled before.
+    #[inline]
+    pub(crate) fn settle(&self) -> bool {
+        !self.settled.replace(true)
+    }
+
+    /// The value the acker xors in for `edge` when this tuple is acked.
+    #[inline]
+    pub(crate) fn ack_value_for(&self, edge: u64) -> u64 {
+        edge ^ self.ack_value.get()
+    }
+}
+
+impl fmt::Debug for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Anchor")
+            .field("pairs", &self.pairs)
+            .field("settled", &self.settled.get())
+            .finish()
+    }
+}
+
+impl AsRef<Anchor> for Anchor {
+    fn as_ref(&self) -> &Anchor {
+        self
+    }
+}
+
+/// An input tuple: the encoded record viewed in place, where it came from, and its anchor.
+///
+/// Dereferences to [`TupleRef`] for field access (`get`, `get_u64`, `get_str`, ...).
+pub struct Tuple<'a> {
+    view: TupleRef<'a>,
+    stream: &'a StreamInfo,
+    source_component: &'a str,
+    anchor: Anchor,
+}
+
+impl<'a> Tuple<'a> {
+    pub(crate) fn new(
+        view: TupleRef<'a>,
+        stream: &'a StreamInfo,
+        source_component: &'a str,
+    ) -> Self {
+        let anchors = view.anchors();
+        let anchor = if anchors.is_empty() {
+            Anchor::default()
+        } else {
+            Anchor::from_pairs(anchors.iter())
+        };
+        Self {
+            view,
+            stream,
+            source_component,
+            anchor,
+        }
+    }
+
+    /// The encoded tuple.
+    pub fn view(&self) -> &TupleRef<'a> {
+        &self.view
+    }
+
+    /// The anchor to ack, fail or anchor to.
+    pub fn anchor(&self) -> &Anchor {
+        &self.anchor
+    }
+
+    /// The emitting task.
+    pub fn source_task(&self) -> TaskId {
+        TaskId(self.view.source_task())
+    }
+
+    /// The emitting component's id (`__system` for ticks).
+    pub fn source_component(&self) -> &'a str {
+        self.source_component
+    }
+
+    /// The stream's name.
+    pub fn source_stream(&self) -> &'a str {
+        &self.stream.name
+    }
+
+    /// The stream's id.
+    pub fn stream_id(&self) -> StreamId {
+        StreamId(self.view.stream_id())
+    }
+
+    /// The stream's field names.
+    pub fn field_names(&self) -> &'a [String] {
+        &self.stream.fields
+    }
+
+    /// Whether this is a tick tuple.
+    pub fn is_tick(&self) -> bool {
+        self.stream.id == StreamId::TICK
+    }
+
+    /// The field called `name`.
+    ///
+    /// # Errors
+    /// [`FieldError::UnknownName`](crate::tuple::FieldError::UnknownName) when the stream has
+    /// no such field, or the errors of [`TupleRef::get`].
+    pub fn get_by_name(&self, name: &str) -> Result<crate::ValueRef<'a>, crate::tuple::FieldError> {
+        let index =
+            self.stream
+                .field_index(name)
+                .ok_or_else(|| crate::tuple::FieldError::UnknownName {
+                    stream: self.stream.name.clone(),
+                    name: name.to_owned(),
+                })?;
+        self.view.get(index)
+    }
+}
+
+impl<'a> Deref for Tuple<'a> {
+    type Target = TupleRef<'a>;
+
+    fn deref(&self) -> &TupleRef<'a> {
+        &self.view
+    }
+}
+
+impl AsRef<Anchor> for Tuple<'_> {
+    fn as_ref(&self) -> &Anchor {
+        &self.anchor
+    }
+}
+
+impl fmt::Debug for Tuple<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tuple")
+            .field("source_component", &self.source_component)
+            .field("stream", &self.stream.name)
+            .field("view", &self.view)
+            .finish()
+    }
+}

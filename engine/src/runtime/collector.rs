@@ -1,0 +1,449 @@
+//! The output collectors handed to spouts and bolts: emit, anchor, ack and fail.
+
+use std::cell::Cell;
+use std::fmt;
+
+use super::acking::PendingTrees;
+use super::anchor::Anchor;
+use super::control::{Control, TaskError, TaskErrorKind};
+use super::emitter::{Anchoring, EmitError, Emitter, StreamRoute};
+use crate::ids::{DEFAULT_STREAM, MessageId, StreamId, TaskId};
+use crate::metrics::TaskMeter;
+use crate::tuple::EncodeValue;
+use crate::value::Value;
+
+/// A pre-resolved output stream, for emitting on a named stream without looking its name up
+/// on every tuple. Get one from [`SpoutOutput::stream`] or [`BoltOutput::stream`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamHandle(usize);
+
+/// What every collector shares: the emitting task and its streams.
+pub(crate) struct TaskOutput<'a> {
+    pub(crate) emitter: &'a mut Emitter,
+    pub(crate) control: &'a Control,
+    pub(crate) task: TaskId,
+    pub(crate) component: &'a str,
+    pub(crate) streams: &'a mut [StreamRoute],
+    pub(crate) default_stream: Option<usize>,
+    pub(crate) meter: &'a mut TaskMeter,
+}
+
+impl TaskOutput<'_> {
+    fn resolve(&self, stream: &str) -> Result<usize, EmitError> {
+        if stream == DEFAULT_STREAM {
+            if let Some(index) = self.default_stream {
+                return Ok(index);
+            }
+        }
+        self.streams
+            .iter()
+            .position(|route| route.name == stream)
+            .ok_or_else(|| EmitError::UnknownStream {
+                component: self.component.to_owned(),
+                stream: stream.to_owned(),
+            })
+    }
+
+    fn handle(&self, stream: &str) -> Option<StreamHandle> {
+        self.resolve(stream).ok().map(StreamHandle)
+    }
+
+    #[inline]
+    fn emit<V: EncodeValue>(
+        &mut self,
+        stream: usize,
+        anchoring: Anchoring<'_>,
+        direct: Option<TaskId>,
+        values: &[V],
+    ) -> Result<usize, EmitError> {
+        let emitted = self.emitter.emit(
+            self.component,
+            self.task,
+            &mut self.streams[stream],
+            anchoring,
+            direct,
+            values,
+        )?;
+        self.meter.counters.emitted += 1;
+        self.meter.counters.transferred += emitted.targets as u64;
+        Ok(emitted.targets)
+    }
+
+    fn report(&mut self, kind: TaskErrorKind, message: String) {
+        self.control.report(TaskError {
+            topology: self.control.topology.clone(),
+            component: self.component.to_owned(),
+            task: self.task,
+            kind,
+            message,
+            at: std::time::SystemTime::now(),
+        });
+    }
+
+    fn targets(&self) -> &[u32] {
+        self.emitter.last_targets()
+    }
+}
+
+/// Emits of an emit call that could not be sent are programming errors; they panic so that
+/// the executor reports them with the task and applies the topology's panic policy.
+#[cold]
+#[inline(never)]
+fn refused(error: EmitError) -> ! {
+    panic!("emit refused: {error}")
+}
+
+/// A spout's output: emits new tuples, tracked (with a message id) or not.
+pub struct SpoutOutput<'a> {
+    pub(crate) out: TaskOutput<'a>,
+    pub(crate) pending: &'a mut PendingTrees,
+    /// Acks and fails to hand to the spout once the current call returns (trees that ended
+    /// on emit: nothing subscribed, or tracking off).
+    pub(crate) settled_on_emit: &'a mut Vec<(MessageId, bool)>,
+    pub(crate) now_nanos: u64,
+}
+
+impl fmt::Debug for SpoutOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpoutOutput")
+            .field("task", &self.out.task)
+            .field("component", &self.out.component)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SpoutOutput<'_> {
+    /// This task's id.
+    pub fn task(&self) -> TaskId {
+        self.out.task
+    }
+
+    /// The stream called `name`, resolved once for [`emit_to`](Self::emit_to).
+    pub fn stream(&self, name: &str) -> Option<StreamHandle> {
+        self.out.handle(name)
+    }
+
+    /// Emits an untracked tuple on the default stream.
+    ///
+    /// # Panics
+    /// When the emit is refused (see [`try_emit`](Self::try_emit)); the executor reports it.
+    #[inline]
+    pub fn emit(&mut self, values: &[Value<'_>]) {
+        if let Err(error) = self.try_emit(DEFAULT_STREAM, None, None, values) {
+            refused(error)
+        }
+    }
+
+    /// Emits a tuple on the default stream, tracked as `message`: the spout's `ack` or
+    /// `fail` is called with it once its tuple tree completes, fails or times out.
+    ///
+    /// # Panics
+    /// When the emit is refused.
+    #[inline]
+    pub fn emit_with_id(&mut self, values: &[Value<'_>], message: MessageId) {
+        if let Err(error) = self.try_emit(DEFAULT_STREAM, Some(message), None, values) {
+            refused(error)
+        }
+    }
+
+    /// Emits on the named stream, tracked when `message` is given.
+    ///
+    /// # Panics
+    /// When the emit is refused.
+    pub fn emit_on(&mut self, stream: &str, values: &[Value<'_>], message: Option<MessageId>) {
+        if let Err(error) = self.try_emit(stream, message, None, values) {
+            refused(error)
+        }
+    }
+
+    /// Emits on a resolved stream, tracked when `message` is given.
+    ///
+    /// # Panics
+    /// When the emit is refused.
+    #[inline]
+    pub fn emit_to(
+        &mut self,
+        stream: StreamHandle,
+        values: &[Value<'_>],
+        message: Option<MessageId>,
+    ) {
+        if let Err(error) = self.emit_resolved(stream.0, message, None, values) {
+            refused(error)
+        }
+    }
+
+    /// Emits on a direct stream to `task`, tracked when `message` is given.
+    ///
+    /// # Panics
+    /// When the emit is refused.
+    pub fn emit_direct(
+        &mut self,
+        task: TaskId,
+        stream: &str,
+        values: &[Value<'_>],
+        message: Option<MessageId>,
+    ) {
+        if let Err(error) = self.try_emit(stream, message, Some(task), values) {
+            refused(error)
+        }
+    }
+
+    /// Emits, or says why not: unknown stream, wrong number of values, direct mismatch, a
+    /// task that does not subscribe, a tuple too large. Returns the number of target tasks
+    /// (their ids are in [`last_targets`](Self::last_targets)).
+    ///
+    /// # Errors
+    /// [`EmitError`] naming the problem; nothing was sent.
+    pub fn try_emit<V: EncodeValue>(
+        &mut self,
+        stream: &str,
+        message: Option<MessageId>,
+        direct: Option<TaskId>,
+        values: &[V],
+    ) -> Result<usize, EmitError> {
+        let stream = self.out.resolve(stream)?;
+        self.emit_resolved(stream, message, direct, values)
+    }
+
+    #[inline]
+    fn emit_resolved<V: EncodeValue>(
+        &mut self,
+        stream: usize,
+        message: Option<MessageId>,
+        direct: Option<TaskId>,
+        values: &[V],
+    ) -> Result<usize, EmitError> {
+        let Some(message) = message else {
+            return self.out.emit(stream, Anchoring::None, direct, values);
+        };
+        if !self.out.emitter.tracking() {
+            let targets = self.out.emit(stream, Anchoring::None, direct, values)?;
+            self.settled_on_emit.push((message, true));
+            return Ok(targets);
+        }
+        // Zero is never a root, so a cleared ledger entry is never mistaken for one.
+        let root = self.out.emitter.rng.u64(1..);
+        let edges = Cell::new(0);
+        let targets = self.out.emit(
+            stream,
+            Anchoring::Root {
+                root,
+                edges_xor: &edges,
+            },
+            direct,
+            values,
+        )?;
+        if targets == 0 {
+            self.settled_on_emit.push((message, true));
+            return Ok(0);
+        }
+        self.pending.insert(root, message, self.now_nanos);
+        self.out.meter.counters.pending = self.pending.len() as u64;
+        let acker = self
+            .out
+            .emitter
+            .acker_of(root)
+            .expect("tracking has ackers");
+        self.out.emitter.send_system(
+            acker,
+            self.out.task.0,
+            StreamId::ACK_INIT,
+            &[root, edges.get()],
+        );
+        Ok(targets)
+    }
+
+    /// The tasks the last successful emit went to.
+    pub fn last_targets(&self) -> &[u32] {
+        self.out.targets()
+    }
+
+    /// Reports an error without stopping: it appears in the topology's errors with this
+    /// task.
+    pub fn report_error(&mut self, message: impl Into<String>) {
+        self.out.report(TaskErrorKind::Reported, message.into());
+    }
+
+    /// Tracked trees of this task in flight.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// A bolt's output: emits (anchored or not), acks and fails inputs.
+pub struct BoltOutput<'a> {
+    pub(crate) out: TaskOutput<'a>,
+    /// The input being executed, when the bolt auto-acks: unanchored emits anchor to it.
+    pub(crate) auto_anchor: Option<&'a Anchor>,
+}
+
+impl fmt::Debug for BoltOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoltOutput")
+            .field("task", &self.out.task)
+            .field("component", &self.out.component)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoltOutput<'_> {
+    /// This task's id.
+    pub fn task(&self) -> TaskId {
+        self.out.task
+    }
+
+    /// The stream called `name`, resolved once for [`emit_to`](Self::emit_to).
+    pub fn stream(&self, name: &str) -> Option<StreamHandle> {
+        self.out.handle(name)
+    }
+
+    /// Emits on the default stream: unanchored, or anchored to the input for an auto-acking
+    /// bolt.
+    ///
+    /// # Panics
+    /// When the emit is refused (see [`try_emit`](Self::try_emit)); the executor reports it.
+    #[inline]
+    pub fn emit(&mut self, values: &[Value<'_>]) {
+        let auto = self.auto_anchor;
+        let anchors = auto.as_slice();
+        if let Err(error) = self.try_emit_resolved(None, anchors, None, values) {
+            refused(error)
+        }
+    }
+
+    /// Emits on the default stream, anchored to `anchor` (an input [`Tuple`](super::Tuple) or
+    /// a kept [`Anchor`]).
+    ///
+    /// # Panics
+    /// When the emit is refused.
+    #[inline]
+    pub fn emit_anchored(&mut self, anchor: &impl AsRef<Anchor>, values: &[Value<'_>]) {
+        if let Err(error) = self.try_emit_resolved(None, &[anchor.as_ref()], None, values) {
+            refused(error)
+        }
+    }
+
+    /// Emits on `stream`, anchored to every anchor in `anchors` (none: unanchored).
+    ///
+    /// # Panics
+    /// When the emit is refused.
+    pub fn emit_on(&mut self, stream: &str, anchors: &[&Anchor], values: &[Value<'_>]) {
+        if let Err(error) = self.try_emit(stream, anchors, None, values) {
+            refused(error)
+        }
+    }
+
+    /// Emits on a resolved stream, anchored to every anchor in `anchors`.
+    ///
+    /// # Panics
+    /// When the emit is refused.
+    #[inline]
+    pub fn emit_to(&mut self, stream: StreamHandle, anchors: &[&Anchor], values: &[Value<'_>]) {
+        if let Err(error) = self.try_emit_resolved(Some(stream.0), anchors, None, values) {
+            refused(error)
+        }
+    }
+
+    /// Emits on a direct stream to `task`.
+    ///
+    /// # Panics
+    /// When the emit is refused.
+    pub fn emit_direct(
+        &mut self,
+        task: TaskId,
+        stream: &str,
+        anchors: &[&Anchor],
+        values: &[Value<'_>],
+    ) {
+        if let Err(error) = self.try_emit(stream, anchors, Some(task), values) {
+            refused(error)
+        }
+    }
+
+    /// Emits, or says why not. Returns the number of target tasks (their ids are in
+    /// [`last_targets`](Self::last_targets)).
+    ///
+    /// # Errors
+    /// [`EmitError`] naming the problem; nothing was sent and no anchor changed.
+    pub fn try_emit<V: EncodeValue>(
+        &mut self,
+        stream: &str,
+        anchors: &[&Anchor],
+        direct: Option<TaskId>,
+        values: &[V],
+    ) -> Result<usize, EmitError> {
+        let stream = self.out.resolve(stream)?;
+        self.try_emit_resolved(Some(stream), anchors, direct, values)
+    }
+
+    #[inline]
+    fn try_emit_resolved<V: EncodeValue>(
+        &mut self,
+        stream: Option<usize>,
+        anchors: &[&Anchor],
+        direct: Option<TaskId>,
+        values: &[V],
+    ) -> Result<usize, EmitError> {
+        let stream = match stream {
+            Some(stream) => stream,
+            None => self.out.resolve(DEFAULT_STREAM)?,
+        };
+        let anchoring = if anchors.is_empty() || !self.out.emitter.tracking() {
+            Anchoring::None
+        } else {
+            Anchoring::Anchors(anchors)
+        };
+        self.out.emit(stream, anchoring, direct, values)
+    }
+
+    /// Acks an input: its part of every tuple tree it belongs to is done. Acking twice, or
+    /// after failing, does nothing.
+    #[inline]
+    pub fn ack(&mut self, anchor: &impl AsRef<Anchor>) {
+        let anchor = anchor.as_ref();
+        if !anchor.settle() {
+            return;
+        }
+        self.out.meter.counters.acked += 1;
+        for &(root, edge) in anchor.pairs() {
+            if let Some(acker) = self.out.emitter.acker_of(root) {
+                let value = anchor.ack_value_for(edge);
+                self.out.emitter.send_system(
+                    acker,
+                    self.out.task.0,
+                    StreamId::ACK_ACK,
+                    &[root, value],
+                );
+            }
+        }
+    }
+
+    /// Fails an input: every tuple tree it belongs to fails now (the spouts may replay).
+    /// Failing twice, or after acking, does nothing.
+    #[inline]
+    pub fn fail(&mut self, anchor: &impl AsRef<Anchor>) {
+        let anchor = anchor.as_ref();
+        if !anchor.settle() {
+            return;
+        }
+        self.out.meter.counters.failed += 1;
+        for &(root, _) in anchor.pairs() {
+            if let Some(acker) = self.out.emitter.acker_of(root) {
+                self.out
+                    .emitter
+                    .send_system(acker, self.out.task.0, StreamId::ACK_FAIL, &[root]);
+            }
+        }
+    }
+
+    /// The tasks the last successful emit went to.
+    pub fn last_targets(&self) -> &[u32] {
+        self.out.targets()
+    }
+
+    /// Reports an error without stopping: it appears in the topology's errors with this
+    /// task.
+    pub fn report_error(&mut self, message: impl Into<String>) {
+        self.out.report(TaskErrorKind::Reported, message.into());
+    }
+}

@@ -1,0 +1,213 @@
+//! State shared by the threads of one running topology: its life-cycle state, the errors its
+//! tasks reported, and the per-thread progress counters that tell when it has drained.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::SystemTime;
+
+use crossbeam_utils::CachePadded;
+use squall_ringbuf::WaitStrategy;
+
+use crate::ids::TaskId;
+
+/// Life-cycle state of a running topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TopologyState {
+    /// Spouts are asked for tuples.
+    Active = 0,
+    /// Spouts are not asked for tuples; everything in flight still flows.
+    Inactive = 1,
+    /// Threads are stopping.
+    Stopping = 2,
+}
+
+impl TopologyState {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            0 => TopologyState::Active,
+            1 => TopologyState::Inactive,
+            _ => TopologyState::Stopping,
+        }
+    }
+}
+
+/// What went wrong in a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskErrorKind {
+    /// The component's code panicked.
+    Panic,
+    /// `open` or `prepare` returned an error.
+    StartFailed,
+    /// An emit was refused (unknown stream, wrong number of fields, ...).
+    Emit,
+    /// A record that is not a well-formed tuple reached the task.
+    MalformedRecord,
+    /// The component reported an error itself.
+    Reported,
+}
+
+/// An error reported by a task, with where it happened.
+#[derive(Debug, Clone)]
+pub struct TaskError {
+    /// The topology.
+    pub topology: String,
+    /// The component.
+    pub component: String,
+    /// The task.
+    pub task: TaskId,
+    /// What kind of error.
+    pub kind: TaskErrorKind,
+    /// The message (a panic's payload, an error's text).
+    pub message: String,
+    /// When it was reported.
+    pub at: SystemTime,
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            TaskErrorKind::Panic => "panicked",
+            TaskErrorKind::StartFailed => "failed to start",
+            TaskErrorKind::Emit => "emit refused",
+            TaskErrorKind::MalformedRecord => "malformed record",
+            TaskErrorKind::Reported => "reported an error",
+        };
+        write!(
+            f,
+            "topology {:?}, component {:?}, task {}: {kind}: {}",
+            self.topology, self.component, self.task, self.message
+        )
+    }
+}
+
+/// Progress counters of one executor thread, published once per pass of its loop.
+#[derive(Debug, Default)]
+pub(crate) struct ThreadProgress {
+    /// Records taken out of input rings and the thread's own queue, and processed.
+    pub(crate) processed: CachePadded<AtomicU64>,
+    /// Records written to output ports or the own queue.
+    pub(crate) sent: AtomicU64,
+    /// The last control epoch the thread acted on.
+    pub(crate) seen_epoch: AtomicU64,
+    /// Whether the thread has exited.
+    pub(crate) exited: AtomicBool,
+}
+
+/// Most errors kept per topology; later ones are counted and logged only.
+const MAX_KEPT_ERRORS: usize = 1000;
+
+/// Shared control block of one running topology.
+pub(crate) struct Control {
+    pub(crate) topology: String,
+    state: AtomicU8,
+    /// Bumped on every state change, so threads notice with one relaxed load.
+    epoch: AtomicU64,
+    doorbells: OnceLock<Vec<Arc<dyn WaitStrategy>>>,
+    errors: Mutex<Vec<TaskError>>,
+    error_count: AtomicU64,
+    /// Set when a task's failure stopped the topology.
+    pub(crate) stopped_by: Mutex<Option<TaskError>>,
+    pub(crate) threads: Vec<ThreadProgress>,
+}
+
+impl fmt::Debug for Control {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Control")
+            .field("topology", &self.topology)
+            .field("state", &self.state())
+            .field("errors", &self.error_count.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Control {
+    pub(crate) fn new(topology: String, threads: usize) -> Self {
+        Self {
+            topology,
+            state: AtomicU8::new(TopologyState::Active as u8),
+            epoch: AtomicU64::new(0),
+            doorbells: OnceLock::new(),
+            errors: Mutex::new(Vec::new()),
+            error_count: AtomicU64::new(0),
+            stopped_by: Mutex::new(None),
+            threads: (0..threads).map(|_| ThreadProgress::default()).collect(),
+        }
+    }
+
+    pub(crate) fn set_doorbells(&self, doorbells: Vec<Arc<dyn WaitStrategy>>) {
+        let _ = self.doorbells.set(doorbells);
+    }
+
+    #[inline]
+    pub(crate) fn state(&self) -> TopologyState {
+        TopologyState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    #[inline]
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Changes the state (never back from `Stopping`) and wakes every thread.
+    pub(crate) fn set_state(&self, state: TopologyState) {
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            if current == TopologyState::Stopping as u8 || current == state as u8 {
+                return;
+            }
+            match self.state.compare_exchange(
+                current,
+                state as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.wake_all();
+    }
+
+    pub(crate) fn wake_all(&self) {
+        for doorbell in self.doorbells.get().into_iter().flatten() {
+            doorbell.notify();
+        }
+    }
+
+    pub(crate) fn report(&self, error: TaskError) {
+        tracing::error!(
+            topology = %error.topology,
+            component = %error.component,
+            task = error.task.0,
+            "{error}"
+        );
+        self.error_count.fetch_add(1, Ordering::Relaxed);
+        let mut errors = self.errors.lock().unwrap_or_else(PoisonError::into_inner);
+        if errors.len() < MAX_KEPT_ERRORS {
+            errors.push(error);
+        }
+    }
+
+    pub(crate) fn errors(&self) -> Vec<TaskError> {
+        self.errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn error_count(&self) -> u64 {
+        self.error_count.load(Ordering::Relaxed)
+    }
+
+    /// Stops the topology because of `error`.
+    pub(crate) fn stop_because(&self, error: TaskError) {
+        self.stopped_by
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(error);
+        self.set_state(TopologyState::Stopping);
+    }
+}

@@ -1,0 +1,198 @@
+//! Which executors share which thread, and whether threads are pinned: a pure decision over
+//! the topology and the machine, unit-tested without threads.
+
+use crate::config::{Chaining, Pinning};
+use crate::topology::{ComponentKind, Topology};
+
+/// The threads of one worker, each a list of executor indices (into
+/// [`Topology::executors`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ThreadPlan {
+    pub(crate) threads: Vec<Vec<usize>>,
+    /// Core index of each thread, when pinned.
+    pub(crate) pinned: bool,
+}
+
+/// Components in topological order of the data flow (sources first; components on a cycle
+/// in index order after the rest), the acker last.
+pub(crate) fn topological_order(topology: &Topology) -> Vec<usize> {
+    let components = topology.components();
+    let mut incoming: Vec<usize> = components.iter().map(|c| c.inputs().len()).collect();
+    let mut order = Vec::with_capacity(components.len());
+    let mut ready: Vec<usize> = (0..components.len())
+        .rev()
+        .filter(|&index| incoming[index] == 0 && components[index].kind() != ComponentKind::Acker)
+        .collect();
+    let mut placed = vec![false; components.len()];
+    loop {
+        while let Some(index) = ready.pop() {
+            if placed[index] {
+                continue;
+            }
+            placed[index] = true;
+            order.push(index);
+            for stream in components[index].outputs() {
+                let info = topology.stream(*stream).expect("declared stream");
+                for subscriber in &info.subscribers {
+                    incoming[subscriber.component] -= 1;
+                    if incoming[subscriber.component] == 0 {
+                        ready.push(subscriber.component);
+                    }
+                }
+            }
+        }
+        // Whatever is left sits on a cycle: release the first such component and go on.
+        match (0..components.len())
+            .find(|&index| !placed[index] && components[index].kind() != ComponentKind::Acker)
+        {
+            Some(index) => ready.push(index),
+            None => break,
+        }
+    }
+    order.extend((0..components.len()).filter(|&index| !placed[index]));
+    order
+}
+
+/// Groups `executors` (indices into the topology's executors, all run by this worker) into
+/// threads for a machine with `cores` cores.
+///
+/// Executors are laid out in topological order of their components and cut into contiguous
+/// runs, so records only flow from a thread to itself or to a later one (for acyclic
+/// topologies) and no two threads wait on each other's data.
+pub(crate) fn plan_threads(
+    topology: &Topology,
+    executors: &[usize],
+    chaining: Chaining,
+    pinning: Pinning,
+    cores: usize,
+) -> ThreadPlan {
+    let order = topological_order(topology);
+    let mut rank = vec![0; topology.components().len()];
+    for (position, component) in order.iter().enumerate() {
+        rank[*component] = position;
+    }
+    let mut sorted = executors.to_vec();
+    sorted.sort_by_key(|&executor| (rank[topology.executors()[executor].component], executor));
+    let cores = cores.max(1);
+    let thread_count = match chaining {
+        Chaining::Never => sorted.len(),
+        Chaining::Threads(threads) => threads.clamp(1, sorted.len().max(1)),
+        Chaining::Auto => sorted.len().min(cores),
+    }
+    .max(1);
+    let mut threads = Vec::with_capacity(thread_count);
+    let total = sorted.len();
+    for thread in 0..thread_count {
+        let start = thread * total / thread_count;
+        let end = (thread + 1) * total / thread_count;
+        threads.push(sorted[start..end].to_vec());
+    }
+    threads.retain(|thread| !thread.is_empty());
+    let pinned = pinning == Pinning::Auto && threads.len() <= cores;
+    ThreadPlan { threads, pinned }
+}
+
+/// Whether each node of a directed graph (edges as pairs) lies on a cycle.
+pub(crate) fn on_cycle(nodes: usize, edges: &[(usize, usize)]) -> Vec<bool> {
+    let mut adjacency = vec![Vec::new(); nodes];
+    for &(from, to) in edges {
+        if from != to {
+            adjacency[from].push(to);
+        }
+    }
+    (0..nodes)
+        .map(|start| {
+            let mut seen = vec![false; nodes];
+            let mut stack = adjacency[start].clone();
+            while let Some(node) = stack.pop() {
+                if node == start {
+                    return true;
+                }
+                if !std::mem::replace(&mut seen[node], true) {
+                    stack.extend(&adjacency[node]);
+                }
+            }
+            false
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{NullBolt, NullSpout};
+    use crate::{TopologyBuilder, TopologyConfig};
+
+    fn pipeline(ackers: usize) -> std::sync::Arc<Topology> {
+        let mut builder = TopologyBuilder::new();
+        // Ids chosen so that id order differs from data-flow order.
+        builder
+            .set_bolt("a-sink", || NullBolt, 1)
+            .shuffle_grouping("m-middle");
+        builder
+            .set_bolt("m-middle", || NullBolt::declaring(&["x"]), 2)
+            .shuffle_grouping("z-source");
+        builder.set_spout("z-source", || NullSpout::declaring(&["x"]), 1);
+        builder
+            .build("plan", TopologyConfig::default().with_ackers(ackers))
+            .unwrap()
+    }
+
+    #[test]
+    fn components_are_ordered_by_data_flow_with_the_acker_last() {
+        let topology = pipeline(1);
+        let ids: Vec<&str> = topological_order(&topology)
+            .into_iter()
+            .map(|index| topology.components()[index].id())
+            .collect();
+        assert_eq!(ids, ["z-source", "m-middle", "a-sink", "__acker"]);
+    }
+
+    #[test]
+    fn executors_get_their_own_threads_when_cores_suffice() {
+        let topology = pipeline(0);
+        let all: Vec<usize> = (0..topology.executors().len()).collect();
+        let plan = plan_threads(&topology, &all, Chaining::Auto, Pinning::Auto, 8);
+        assert_eq!(plan.threads.len(), 4);
+        assert!(plan.pinned);
+    }
+
+    #[test]
+    fn scarce_cores_chain_contiguous_runs_in_flow_order() {
+        let topology = pipeline(1);
+        let all: Vec<usize> = (0..topology.executors().len()).collect();
+        let plan = plan_threads(&topology, &all, Chaining::Auto, Pinning::Auto, 2);
+        let components: Vec<Vec<&str>> = plan
+            .threads
+            .iter()
+            .map(|thread| {
+                thread
+                    .iter()
+                    .map(|&executor| {
+                        topology.components()[topology.executors()[executor].component].id()
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            components,
+            [
+                vec!["z-source", "m-middle"],
+                vec!["m-middle", "a-sink", "__acker"]
+            ]
+        );
+        assert!(plan.pinned);
+        let never = plan_threads(&topology, &all, Chaining::Never, Pinning::Auto, 2);
+        assert_eq!(never.threads.len(), 5);
+        assert!(!never.pinned, "more threads than cores are left unpinned");
+    }
+
+    #[test]
+    fn cycles_are_found() {
+        assert_eq!(on_cycle(3, &[(0, 1), (1, 2)]), [false, false, false]);
+        assert_eq!(
+            on_cycle(3, &[(0, 1), (1, 2), (2, 1), (1, 1)]),
+            [false, true, true]
+        );
+    }
+}

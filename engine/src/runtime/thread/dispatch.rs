@@ -1,0 +1,335 @@
+//! Taking records out of rings and the own queue, and handing each to its task: a bolt's
+//! `execute`, a spout's `ack`/`fail`, or the acker's ledger.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::slot::{TaskBody, TaskSlot, panic_message};
+use super::{ExecutorThread, InputPort};
+use crate::config::PanicPolicy;
+use crate::ids::{SYSTEM_COMPONENT, StreamId, TaskId};
+use crate::runtime::acking::TreeOutcome;
+use crate::runtime::anchor::{Anchor, Tuple};
+use crate::runtime::collector::{BoltOutput, TaskOutput};
+use crate::runtime::control::TaskErrorKind;
+use crate::tuple::{TupleRef, encode_record};
+use crate::value::Value;
+
+impl ExecutorThread {
+    /// Drains the control inputs (`control`) or the data inputs, one batch per ring, and
+    /// what those batches sent to this thread's own tasks. Returns whether anything was
+    /// processed.
+    pub(super) fn drain_inputs(&mut self, control: bool) -> bool {
+        let mut inputs = std::mem::take(if control {
+            &mut self.control_inputs
+        } else {
+            &mut self.data_inputs
+        });
+        let mut progress = false;
+        for port in &mut inputs {
+            progress |= self.drain_port(port);
+        }
+        if control {
+            self.control_inputs = inputs;
+        } else {
+            self.data_inputs = inputs;
+        }
+        progress
+    }
+
+    fn drain_port(&mut self, port: &mut InputPort) -> bool {
+        if !port.has_records() {
+            return false;
+        }
+        let batch = port.consumer.read(self.input_batch);
+        let taken = batch.len();
+        if taken == 0 {
+            return false;
+        }
+        for record in batch.iter() {
+            self.process_record(record);
+        }
+        batch.release();
+        port.consumed += taken as u64;
+        port.counters
+            .consumed
+            .store(port.consumed, Ordering::Release);
+        self.drain_local();
+        true
+    }
+
+    /// Processes what this thread's tasks sent each other, until none is left.
+    pub(super) fn drain_local(&mut self) {
+        while !self.emitter.local.is_empty() {
+            std::mem::swap(&mut self.emitter.local, &mut self.spare_local);
+            let mut queue = std::mem::take(&mut self.spare_local);
+            while let Some(range) = queue.pop_range() {
+                self.process_record(&queue.bytes()[range]);
+            }
+            queue.clear();
+            self.spare_local = queue;
+        }
+    }
+
+    /// Hands one record to its task.
+    pub(super) fn process_record(&mut self, record: &[u8]) {
+        self.processed += 1;
+        let view = match TupleRef::parse(record) {
+            Ok(view) => view,
+            Err(error) => {
+                self.report_malformed(None, format!("{error}"));
+                return;
+            }
+        };
+        let task = view.dest_task();
+        let Some(index) = self
+            .slot_of_task
+            .get(task as usize)
+            .copied()
+            .filter(|index| *index != u16::MAX)
+            .map(usize::from)
+        else {
+            self.report_malformed(
+                None,
+                format!("record for task {task}, which does not run on this thread"),
+            );
+            return;
+        };
+        let stream = StreamId(view.stream_id());
+        match self.tasks[index].body {
+            TaskBody::Bolt(_) => self.execute_bolt(index, view),
+            TaskBody::Spout(_) => self.settle_tree(index, view, stream),
+            TaskBody::Acker(_) => self.acker_message(index, view, stream),
+            TaskBody::Dead => {
+                if !self.tasks[index].reported_dead {
+                    self.tasks[index].reported_dead = true;
+                    let error = self.task_error(
+                        index,
+                        TaskErrorKind::StartFailed,
+                        "records for this task are dropped: it did not start".to_owned(),
+                    );
+                    self.control.report(error);
+                }
+            }
+        }
+    }
+
+    fn report_malformed(&self, index: Option<usize>, message: String) {
+        let (component, task) = match index {
+            Some(index) => (
+                self.tasks[index].component_id.clone(),
+                self.tasks[index].task,
+            ),
+            None => (format!("executor thread {}", self.index), TaskId(0)),
+        };
+        self.control.report(crate::runtime::control::TaskError {
+            topology: self.topology.name().to_owned(),
+            component,
+            task,
+            kind: TaskErrorKind::MalformedRecord,
+            message,
+            at: std::time::SystemTime::now(),
+        });
+    }
+
+    /// Runs a bolt's `execute` on one record.
+    pub(super) fn execute_bolt(&mut self, index: usize, view: TupleRef<'_>) {
+        let Self {
+            topology,
+            tasks,
+            emitter,
+            control,
+            ..
+        } = self;
+        let Some(stream) = topology.stream(StreamId(view.stream_id())) else {
+            let message = format!("record on unknown stream {}", view.stream_id());
+            self.report_malformed(Some(index), message);
+            return;
+        };
+        let source = topology
+            .component_of(TaskId(view.source_task()))
+            .map_or(SYSTEM_COMPONENT, |component| component.id());
+        let tuple = Tuple::new(view, stream, source);
+        let TaskSlot {
+            task,
+            component_id,
+            streams,
+            default_stream,
+            meter,
+            body,
+            ..
+        } = &mut tasks[index];
+        let TaskBody::Bolt(state) = body else {
+            unreachable!("dispatched to a bolt")
+        };
+        let started = meter.sample_execute().then(Instant::now);
+        let auto_ack = state.auto_ack;
+        let mut output = BoltOutput {
+            out: TaskOutput {
+                emitter,
+                control,
+                task: *task,
+                component: component_id,
+                streams,
+                default_stream: *default_stream,
+                meter,
+            },
+            auto_anchor: auto_ack.then_some(tuple.anchor()),
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| state.bolt.execute(&tuple, &mut output)));
+        if result.is_ok() && auto_ack && !tuple.anchor().is_settled() {
+            output.ack(tuple.anchor());
+        }
+        drop(output);
+        meter.counters.executed += 1;
+        if let Some(started) = started {
+            meter.record_execute(started.elapsed().as_nanos() as u64);
+        }
+        if let Err(payload) = result {
+            let anchor = tuple.anchor().clone();
+            let message = format!(
+                "execute panicked on a tuple from {:?} stream {:?}: {}",
+                tuple.source_component(),
+                tuple.source_stream(),
+                panic_message(payload.as_ref())
+            );
+            drop(tuple);
+            self.task_panicked(index, message, Some(&anchor));
+        }
+    }
+
+    /// Reports a panic, fails the input being processed (so its tree replays at once) and
+    /// restarts the task, or stops the topology, as configured.
+    pub(super) fn task_panicked(&mut self, index: usize, message: String, input: Option<&Anchor>) {
+        if let Some(anchor) = input.filter(|anchor| anchor.settle()) {
+            let task = self.tasks[index].task.0;
+            self.tasks[index].meter.counters.failed += 1;
+            for &(root, _) in anchor.pairs() {
+                if let Some(acker) = self.emitter.acker_of(root) {
+                    self.emitter
+                        .send_system(acker, task, StreamId::ACK_FAIL, &[root]);
+                }
+            }
+        }
+        let error = self.task_error(index, TaskErrorKind::Panic, message);
+        self.fail_task(error);
+        if self.topology.config().on_panic == PanicPolicy::RestartTask {
+            // The instance may be half-updated: it is dropped without `cleanup`, as a crashed
+            // worker's would be, and a fresh one starts.
+            let old = std::mem::replace(&mut self.tasks[index].body, TaskBody::Dead);
+            if catch_unwind(AssertUnwindSafe(move || drop(old))).is_err() {
+                tracing::warn!(
+                    task = self.tasks[index].task.0,
+                    "dropping a panicked task panicked too"
+                );
+            }
+            let now = self.now_nanos();
+            self.start_task(index, now);
+        }
+    }
+
+    /// A spout's tree completed or failed.
+    fn settle_tree(&mut self, index: usize, view: TupleRef<'_>, stream: StreamId) {
+        let acked = match stream {
+            StreamId::ACK_ACK => true,
+            StreamId::ACK_FAIL => false,
+            other => {
+                let message = format!("spout task received a record on stream {}", other.0);
+                self.report_malformed(Some(index), message);
+                return;
+            }
+        };
+        let Ok(root) = view.get_u64(0) else {
+            self.report_malformed(Some(index), "acker reply without a root id".to_owned());
+            return;
+        };
+        let now = self.now_nanos();
+        let slot = &mut self.tasks[index];
+        let TaskBody::Spout(state) = &mut slot.body else {
+            unreachable!("dispatched to a spout")
+        };
+        // A tree that timed out before its outcome arrived was already failed.
+        let Some(tree) = state.pending.take(root) else {
+            return;
+        };
+        slot.meter.counters.pending = state.pending.len() as u64;
+        if acked {
+            slot.meter.counters.acked += 1;
+            slot.meter
+                .record_complete(now.saturating_sub(tree.emitted_nanos));
+        } else {
+            slot.meter.counters.failed += 1;
+        }
+        self.call_spout(
+            index,
+            super::spouts::SpoutCall::Settled(tree.message, acked),
+            now,
+        );
+    }
+
+    /// One message for the acker's ledger.
+    fn acker_message(&mut self, index: usize, view: TupleRef<'_>, stream: StreamId) {
+        let now = self.now_nanos();
+        let slot = &mut self.tasks[index];
+        let TaskBody::Acker(ledger) = &mut slot.body else {
+            unreachable!("dispatched to an acker")
+        };
+        let (root, value) = match (view.get_u64(0), view.get_u64(1)) {
+            (Ok(root), value) => (root, value),
+            (Err(error), _) => {
+                self.report_malformed(
+                    Some(index),
+                    format!("acker message without a root id: {error}"),
+                );
+                return;
+            }
+        };
+        let outcome = match (stream, value) {
+            (StreamId::ACK_INIT, Ok(edges)) => ledger.init(root, edges, view.source_task(), now),
+            (StreamId::ACK_ACK, Ok(value)) => ledger.ack(root, value, now),
+            (StreamId::ACK_FAIL, _) => ledger.fail(root, now),
+            (other, _) => {
+                let message = format!("acker received a malformed record on stream {}", other.0);
+                self.report_malformed(Some(index), message);
+                return;
+            }
+        };
+        slot.meter.counters.executed += 1;
+        slot.meter.counters.pending = ledger.len() as u64;
+        let Some(outcome) = outcome else {
+            return;
+        };
+        let task = slot.task.0;
+        match outcome {
+            TreeOutcome::Completed { spout_task } => {
+                slot.meter.counters.acked += 1;
+                self.emitter
+                    .send_system(spout_task, task, StreamId::ACK_ACK, &[root]);
+            }
+            TreeOutcome::Failed { spout_task } => {
+                slot.meter.counters.failed += 1;
+                self.emitter
+                    .send_system(spout_task, task, StreamId::ACK_FAIL, &[root]);
+            }
+        }
+    }
+
+    /// Delivers a tick tuple to bolt task `index`.
+    pub(super) fn deliver_tick(&mut self, index: usize, every_nanos: u64) {
+        let mut record = std::mem::take(&mut self.tick_record);
+        let task = self.tasks[index].task.0;
+        encode_record(
+            &mut record,
+            task,
+            0,
+            StreamId::TICK.0,
+            &[],
+            &[Value::U64(every_nanos / 1_000_000)],
+        );
+        if let Ok(view) = TupleRef::parse(&record) {
+            self.execute_bolt(index, view);
+        }
+        self.tick_record = record;
+    }
+}

@@ -1,0 +1,312 @@
+//! An executor thread: runs the tasks of one or more executors, drains their input rings in
+//! batches, calls the spouts, and publishes what they emit.
+//!
+//! One pass of the loop:
+//!
+//! 1. act on a life-cycle change (activate, deactivate, stop);
+//! 2. move overflowed records into output rings;
+//! 3. drain the control rings (acker traffic), always — acks must flow for anything to
+//!    complete, whatever the backpressure;
+//! 4. unless an output is backlogged, drain the data rings, then ask the spouts for tuples
+//!    (a backlogged output stops the thread from taking new work, which is how backpressure
+//!    travels upstream without dropping anything);
+//! 5. after every batch, process what the thread's tasks sent to each other;
+//! 6. run due timers (ticks, tree timeouts), publish every output and the metrics;
+//! 7. when nothing happened, wait on the thread's doorbell until input arrives, the state
+//!    changes or a timer is due.
+
+mod dispatch;
+mod slot;
+mod spouts;
+
+pub(crate) use slot::TaskSlot;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use squall_ringbuf::WaitStrategy;
+use squall_ringbuf::record::RecordConsumer;
+
+use super::control::{Control, TaskError, TaskErrorKind, TopologyState};
+use super::emitter::{Emitter, Route};
+use super::ports::{LocalQueue, OutputPort};
+use crate::config::PanicPolicy;
+use crate::ids::TaskId;
+use crate::metrics::{RingCounters, SharedTaskMetrics};
+use crate::topology::Topology;
+
+/// How often task histograms are merged into their shared copies.
+const HISTOGRAM_PUBLISH_NANOS: u64 = 100_000_000;
+
+/// One input ring of a thread.
+pub(crate) struct InputPort {
+    pub(crate) consumer: RecordConsumer,
+    pub(crate) counters: Arc<RingCounters>,
+    /// Records taken out so far.
+    pub(crate) consumed: u64,
+}
+
+impl InputPort {
+    #[inline]
+    fn has_records(&self) -> bool {
+        self.counters
+            .published
+            .load(std::sync::atomic::Ordering::Acquire)
+            != self.consumed
+    }
+}
+
+/// Everything a thread needs, assembled by the worker before it is spawned.
+pub(crate) struct ThreadSetup {
+    pub(crate) index: usize,
+    pub(crate) topology: Arc<Topology>,
+    pub(crate) control: Arc<Control>,
+    pub(crate) doorbell: Arc<dyn WaitStrategy>,
+    pub(crate) tasks: Vec<(TaskId, Arc<SharedTaskMetrics>)>,
+    pub(crate) routes: Box<[Route]>,
+    pub(crate) ports: Vec<OutputPort>,
+    pub(crate) data_inputs: Vec<InputPort>,
+    pub(crate) control_inputs: Vec<InputPort>,
+    /// Keep reading data inputs while an output is backlogged (threads on a cycle of the
+    /// data graph, which would otherwise wait on each other forever).
+    pub(crate) read_while_backlogged: bool,
+    pub(crate) worker_tasks: Arc<[TaskId]>,
+    pub(crate) core: Option<core_affinity::CoreId>,
+    pub(crate) started: Instant,
+    pub(crate) seed: u64,
+}
+
+/// A running executor thread's state.
+pub(crate) struct ExecutorThread {
+    index: usize,
+    topology: Arc<Topology>,
+    control: Arc<Control>,
+    doorbell: Arc<dyn WaitStrategy>,
+    tasks: Vec<TaskSlot>,
+    /// Index into `tasks` of each task id of the topology (`u16::MAX`: not on this thread).
+    slot_of_task: Box<[u16]>,
+    emitter: Emitter,
+    /// The other half of the double-buffered own queue.
+    spare_local: LocalQueue,
+    data_inputs: Vec<InputPort>,
+    control_inputs: Vec<InputPort>,
+    read_while_backlogged: bool,
+    started: Instant,
+    seen_epoch: u64,
+    state: TopologyState,
+    /// Records processed (published to the control block for drain detection).
+    processed: u64,
+    next_histogram_publish: u64,
+    /// Scratch record for tick tuples.
+    tick_record: Vec<u8>,
+    /// Scratch list of timed-out messages.
+    expired: Vec<crate::ids::MessageId>,
+    input_batch: usize,
+    spout_batch: usize,
+    spout_idle_backoff_nanos: u64,
+}
+
+impl ExecutorThread {
+    /// Builds the thread's tasks (on the calling thread, which should be the executor thread
+    /// itself) and starts them.
+    pub(crate) fn new(setup: ThreadSetup) -> Self {
+        if let Some(core) = setup.core {
+            if !core_affinity::set_for_current(core) {
+                tracing::warn!(
+                    thread = setup.index,
+                    core = core.id,
+                    "could not pin executor thread"
+                );
+            }
+        }
+        let now = setup.started.elapsed().as_nanos() as u64;
+        let mut rng = fastrand::Rng::with_seed(setup.seed);
+        let task_count = setup.topology.task_count();
+        let mut slot_of_task = vec![u16::MAX; task_count + 1].into_boxed_slice();
+        let mut tasks = Vec::with_capacity(setup.tasks.len());
+        for (index, (task, shared)) in setup.tasks.into_iter().enumerate() {
+            slot_of_task[task.index()] = index as u16;
+            tasks.push(TaskSlot::new(
+                &setup.topology,
+                task,
+                &setup.worker_tasks,
+                shared,
+                &mut rng,
+                now,
+            ));
+        }
+        let ackers = setup.topology.acker().map_or(0..0, |acker| {
+            let mut ids = acker.task_ids();
+            let first = ids.next().map_or(0, |task| task.0);
+            first..first + 1 + ids.len() as u32
+        });
+        let config = setup.topology.config();
+        let mut thread = Self {
+            index: setup.index,
+            control: setup.control,
+            doorbell: setup.doorbell,
+            tasks,
+            slot_of_task,
+            emitter: Emitter::new(setup.routes, setup.ports, ackers, rng.u64(..)),
+            spare_local: LocalQueue::default(),
+            data_inputs: setup.data_inputs,
+            control_inputs: setup.control_inputs,
+            read_while_backlogged: setup.read_while_backlogged,
+            started: setup.started,
+            seen_epoch: 0,
+            state: TopologyState::Active,
+            processed: 0,
+            next_histogram_publish: now + HISTOGRAM_PUBLISH_NANOS,
+            tick_record: Vec::with_capacity(64),
+            expired: Vec::new(),
+            input_batch: config.input_batch,
+            spout_batch: config.spout_batch,
+            spout_idle_backoff_nanos: u64::try_from(config.spout_idle_backoff.as_nanos())
+                .unwrap_or(u64::MAX),
+            topology: setup.topology,
+        };
+        for index in 0..thread.tasks.len() {
+            thread.start_task(index, now);
+        }
+        thread
+    }
+
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    fn start_task(&mut self, index: usize, now: u64) {
+        if let Err(failure) = self.tasks[index].start(now) {
+            let error = self.task_error(index, TaskErrorKind::StartFailed, failure.0);
+            self.fail_task(error);
+        }
+    }
+
+    fn task_error(&self, index: usize, kind: TaskErrorKind, message: String) -> TaskError {
+        let slot = &self.tasks[index];
+        TaskError {
+            topology: self.topology.name().to_owned(),
+            component: slot.component_id.clone(),
+            task: slot.task,
+            kind,
+            message,
+            at: std::time::SystemTime::now(),
+        }
+    }
+
+    /// Reports a task failure and applies the panic policy's effect on the topology.
+    fn fail_task(&self, error: TaskError) {
+        match self.topology.config().on_panic {
+            PanicPolicy::StopTopology => {
+                self.control.report(error.clone());
+                self.control.stop_because(error);
+            }
+            PanicPolicy::RestartTask => self.control.report(error),
+        }
+    }
+
+    /// Runs the loop until the topology stops, then stops the tasks.
+    pub(crate) fn run(mut self) {
+        loop {
+            if !self.observe_state() {
+                break;
+            }
+            let mut progress = self.emitter.flush_overflow();
+            progress |= self.drain_inputs(true);
+            let backlogged = self.emitter.is_backlogged();
+            if !backlogged || self.read_while_backlogged {
+                progress |= self.drain_inputs(false);
+            }
+            let now = self.now_nanos();
+            if self.state == TopologyState::Active && !self.emitter.is_backlogged() {
+                progress |= self.run_spouts(now);
+            }
+            progress |= self.poll_bolts();
+            let next_timer = self.run_timers(now);
+            self.emitter.publish_all();
+            self.publish_progress(now);
+            if !progress {
+                self.wait(next_timer);
+            }
+        }
+        self.emitter.publish_all();
+        for index in 0..self.tasks.len() {
+            if let Some(panic) = self.tasks[index].stop() {
+                let error = self.task_error(
+                    index,
+                    TaskErrorKind::Panic,
+                    format!("while stopping: {panic}"),
+                );
+                self.control.report(error);
+            }
+        }
+        self.publish_progress(self.now_nanos());
+        self.control.threads[self.index]
+            .exited
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Acts on a state change; returns false when the thread must stop.
+    fn observe_state(&mut self) -> bool {
+        let epoch = self.control.epoch();
+        if epoch == self.seen_epoch {
+            return true;
+        }
+        self.seen_epoch = epoch;
+        let state = self.control.state();
+        if state == TopologyState::Stopping {
+            return false;
+        }
+        if state != self.state {
+            self.state = state;
+            self.set_spouts_active(state == TopologyState::Active);
+        }
+        self.control.threads[self.index]
+            .seen_epoch
+            .store(epoch, std::sync::atomic::Ordering::Release);
+        true
+    }
+
+    /// Publishes the progress counters (sent before processed: see `Control`).
+    fn publish_progress(&mut self, now: u64) {
+        use std::sync::atomic::Ordering;
+        let progress = &self.control.threads[self.index];
+        progress
+            .sent
+            .store(self.emitter.records_sent, Ordering::Release);
+        progress.processed.store(self.processed, Ordering::Release);
+        for slot in &mut self.tasks {
+            slot.meter.publish_counters(&slot.shared);
+        }
+        if now >= self.next_histogram_publish {
+            self.next_histogram_publish = now + HISTOGRAM_PUBLISH_NANOS;
+            for slot in &mut self.tasks {
+                slot.meter.publish_histograms(&slot.shared);
+            }
+        }
+    }
+
+    fn has_input(&self) -> bool {
+        self.control.epoch() != self.seen_epoch
+            || self.control_inputs.iter().any(InputPort::has_records)
+            || ((!self.emitter.is_backlogged() || self.read_while_backlogged)
+                && self.data_inputs.iter().any(InputPort::has_records))
+    }
+
+    fn wait(&mut self, until_nanos: u64) {
+        let now = self.now_nanos();
+        if until_nanos <= now {
+            return;
+        }
+        // A backlogged output frees up without a doorbell ring: look again soon.
+        let limit = if self.emitter.is_backlogged() {
+            50_000
+        } else {
+            until_nanos - now
+        };
+        let timeout = Duration::from_nanos(limit.min(until_nanos - now));
+        let doorbell = Arc::clone(&self.doorbell);
+        doorbell.wait_until(timeout, &mut || self.has_input());
+    }
+}

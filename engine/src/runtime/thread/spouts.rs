@@ -1,0 +1,284 @@
+//! Asking spouts for tuples, delivering their acks and fails, polling bolts, and the timers
+//! (ticks, tree timeouts).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::ExecutorThread;
+use super::slot::{TaskBody, TaskSlot, panic_message};
+use crate::ids::MessageId;
+use crate::runtime::collector::{BoltOutput, SpoutOutput, TaskOutput};
+
+/// `next_tuple` calls that may emit nothing before the spout is backed off.
+const IDLE_CALLS_BEFORE_BACKOFF: u32 = 16;
+
+/// First back-off of an idle spout; it doubles up to the configured limit.
+const FIRST_BACKOFF_NANOS: u64 = 1_000;
+
+/// A call into a spout.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SpoutCall {
+    Next,
+    /// The tree of this message completed (`true`) or failed.
+    Settled(MessageId, bool),
+}
+
+impl ExecutorThread {
+    /// Calls a spout, catching a panic; then delivers the acks of trees that ended on emit.
+    /// Returns whether the spout emitted anything.
+    pub(super) fn call_spout(&mut self, index: usize, call: SpoutCall, now: u64) -> bool {
+        let mut call = Some(call);
+        let mut emitted_any = false;
+        loop {
+            let Self {
+                tasks,
+                emitter,
+                control,
+                ..
+            } = self;
+            let TaskSlot {
+                task,
+                component_id,
+                streams,
+                default_stream,
+                meter,
+                body,
+                ..
+            } = &mut tasks[index];
+            let TaskBody::Spout(state) = body else {
+                return emitted_any;
+            };
+            let call = match call.take() {
+                Some(call) => call,
+                None => match state.settled_on_emit.pop() {
+                    Some((message, acked)) => {
+                        if acked {
+                            meter.counters.acked += 1;
+                        } else {
+                            meter.counters.failed += 1;
+                        }
+                        SpoutCall::Settled(message, acked)
+                    }
+                    None => return emitted_any,
+                },
+            };
+            let before = meter.counters.emitted;
+            let spout = &mut state.spout;
+            let mut output = SpoutOutput {
+                out: TaskOutput {
+                    emitter,
+                    control,
+                    task: *task,
+                    component: component_id,
+                    streams,
+                    default_stream: *default_stream,
+                    meter,
+                },
+                pending: &mut state.pending,
+                settled_on_emit: &mut state.settled_on_emit,
+                now_nanos: now,
+            };
+            let result = catch_unwind(AssertUnwindSafe(|| match call {
+                SpoutCall::Next => spout.next_tuple(&mut output),
+                SpoutCall::Settled(message, true) => spout.ack(message, &mut output),
+                SpoutCall::Settled(message, false) => spout.fail(message, &mut output),
+            }));
+            drop(output);
+            if let SpoutCall::Settled(..) = call {
+                meter.counters.executed += 1;
+            }
+            emitted_any |= meter.counters.emitted != before;
+            if let Err(payload) = result {
+                let what = match call {
+                    SpoutCall::Next => "next_tuple",
+                    SpoutCall::Settled(_, true) => "ack",
+                    SpoutCall::Settled(_, false) => "fail",
+                };
+                let message = format!("{what} panicked: {}", panic_message(payload.as_ref()));
+                self.task_panicked(index, message, None);
+                return emitted_any;
+            }
+        }
+    }
+
+    /// Asks every active spout for up to a batch of tuples; returns whether any emitted.
+    pub(super) fn run_spouts(&mut self, now: u64) -> bool {
+        let max_pending = self
+            .topology
+            .config()
+            .max_spout_pending
+            .map(|max| max as usize);
+        let mut progress = false;
+        for index in 0..self.tasks.len() {
+            for _ in 0..self.spout_batch {
+                let TaskBody::Spout(state) = &self.tasks[index].body else {
+                    break;
+                };
+                if !state.active
+                    || now < state.next_poll_nanos
+                    || max_pending.is_some_and(|max| state.pending.len() >= max)
+                    || self.emitter.is_backlogged()
+                {
+                    break;
+                }
+                let emitted = self.call_spout(index, SpoutCall::Next, now);
+                let TaskBody::Spout(state) = &mut self.tasks[index].body else {
+                    break;
+                };
+                if emitted {
+                    state.idle_calls = 0;
+                    progress = true;
+                } else {
+                    state.idle_calls = state.idle_calls.saturating_add(1);
+                    if state.idle_calls > IDLE_CALLS_BEFORE_BACKOFF {
+                        let doublings = (state.idle_calls - IDLE_CALLS_BEFORE_BACKOFF).min(30);
+                        let backoff =
+                            (FIRST_BACKOFF_NANOS << doublings).min(self.spout_idle_backoff_nanos);
+                        state.next_poll_nanos = now + backoff;
+                    }
+                    break;
+                }
+            }
+            self.drain_local();
+        }
+        progress
+    }
+
+    /// Calls `activate` or `deactivate` on every spout whose state differs.
+    pub(super) fn set_spouts_active(&mut self, active: bool) {
+        for index in 0..self.tasks.len() {
+            let TaskBody::Spout(state) = &mut self.tasks[index].body else {
+                continue;
+            };
+            if state.active == active {
+                continue;
+            }
+            state.active = active;
+            state.idle_calls = 0;
+            state.next_poll_nanos = 0;
+            let spout = &mut state.spout;
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                if active {
+                    spout.activate();
+                } else {
+                    spout.deactivate();
+                }
+            }));
+            if let Err(payload) = result {
+                let what = if active { "activate" } else { "deactivate" };
+                let message = format!("{what} panicked: {}", panic_message(payload.as_ref()));
+                self.task_panicked(index, message, None);
+            }
+        }
+    }
+
+    /// Gives bolts that asked for it a chance to emit on their own.
+    pub(super) fn poll_bolts(&mut self) -> bool {
+        let mut progress = false;
+        for index in 0..self.tasks.len() {
+            let Self {
+                tasks,
+                emitter,
+                control,
+                ..
+            } = self;
+            let TaskSlot {
+                task,
+                component_id,
+                streams,
+                default_stream,
+                meter,
+                body,
+                ..
+            } = &mut tasks[index];
+            let TaskBody::Bolt(state) = body else {
+                continue;
+            };
+            if !state.polls {
+                continue;
+            }
+            let bolt = &mut state.bolt;
+            let mut output = BoltOutput {
+                out: TaskOutput {
+                    emitter,
+                    control,
+                    task: *task,
+                    component: component_id,
+                    streams,
+                    default_stream: *default_stream,
+                    meter,
+                },
+                auto_anchor: None,
+            };
+            match catch_unwind(AssertUnwindSafe(|| bolt.poll(&mut output))) {
+                Ok(did_something) => progress |= did_something,
+                Err(payload) => {
+                    let message = format!("poll panicked: {}", panic_message(payload.as_ref()));
+                    self.task_panicked(index, message, None);
+                }
+            }
+            self.drain_local();
+        }
+        progress
+    }
+
+    /// Runs due ticks and timeouts; returns when the next timer is due.
+    pub(super) fn run_timers(&mut self, now: u64) -> u64 {
+        let mut next = self.next_histogram_publish;
+        for index in 0..self.tasks.len() {
+            if let Some((every, due)) = self.tasks[index].tick {
+                if now >= due {
+                    let following = if now - due >= every {
+                        now + every
+                    } else {
+                        due + every
+                    };
+                    self.tasks[index].tick = Some((every, following));
+                    self.deliver_tick(index, every);
+                    self.drain_local();
+                    next = next.min(following);
+                } else {
+                    next = next.min(due);
+                }
+            }
+            match &mut self.tasks[index].body {
+                TaskBody::Spout(state) => {
+                    if now >= state.pending.next_due_nanos() {
+                        let mut expired = std::mem::take(&mut self.expired);
+                        state.pending.expire(now, |tree| expired.push(tree.message));
+                        let slot = &mut self.tasks[index];
+                        slot.meter.counters.pending = match &slot.body {
+                            TaskBody::Spout(state) => state.pending.len() as u64,
+                            _ => 0,
+                        };
+                        slot.meter.counters.failed += expired.len() as u64;
+                        for message in expired.drain(..) {
+                            self.call_spout(index, SpoutCall::Settled(message, false), now);
+                        }
+                        self.expired = expired;
+                        self.drain_local();
+                    }
+                    if let TaskBody::Spout(state) = &self.tasks[index].body {
+                        next = next.min(state.pending.next_due_nanos());
+                        if state.active && state.next_poll_nanos > now {
+                            next = next.min(state.next_poll_nanos);
+                        }
+                    }
+                }
+                TaskBody::Acker(ledger) => {
+                    if now >= ledger.next_due_nanos() {
+                        ledger.expire(now);
+                        self.tasks[index].meter.counters.pending = match &self.tasks[index].body {
+                            TaskBody::Acker(ledger) => ledger.len() as u64,
+                            _ => 0,
+                        };
+                    }
+                    if let TaskBody::Acker(ledger) = &self.tasks[index].body {
+                        next = next.min(ledger.next_due_nanos());
+                    }
+                }
+                TaskBody::Bolt(_) | TaskBody::Dead => {}
+            }
+        }
+        next
+    }
+}
