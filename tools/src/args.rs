@@ -52,7 +52,9 @@ fn parse_number(number: &str, whole: &str, what: &str) -> Result<f64, ArgError> 
     let cleaned = number.replace('_', "");
     match cleaned.parse::<f64>() {
         Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
-        _ => Err(ArgError(format!("{what} {whole:?} does not start with a number"))),
+        _ => Err(ArgError(format!(
+            "{what} {whole:?} does not start with a number"
+        ))),
     }
 }
 
@@ -158,16 +160,25 @@ mod tests {
     #[test]
     fn bad_durations_are_named() {
         let error = duration("10 parsecs").expect_err("unknown unit");
-        assert!(error.to_string().contains("unknown unit \" parsecs\""), "{error}");
+        assert!(
+            error.to_string().contains("unknown unit \" parsecs\""),
+            "{error}"
+        );
         let error = duration("fast").expect_err("no number");
-        assert_eq!(error.to_string(), "duration \"fast\" does not start with a number");
+        assert_eq!(
+            error.to_string(),
+            "duration \"fast\" does not start with a number"
+        );
         assert!(duration("-1s").is_err());
     }
 
     #[test]
     fn durations_print_back() {
         assert_eq!(HumanDuration(Duration::from_secs(10)).to_string(), "10s");
-        assert_eq!(HumanDuration(Duration::from_millis(1_500)).to_string(), "1500ms");
+        assert_eq!(
+            HumanDuration(Duration::from_millis(1_500)).to_string(),
+            "1500ms"
+        );
     }
 
     #[test]
@@ -184,6 +195,9 @@ mod tests {
         assert!("0".parse::<RateSpec>().is_err());
         assert!("150%".parse::<RateSpec>().is_err());
         let error = "10x".parse::<RateSpec>().expect_err("unknown suffix");
-        assert!(error.to_string().contains("unknown suffix \"x\""), "{error}");
+        assert!(
+            error.to_string().contains("unknown suffix \"x\""),
+            "{error}"
+        );
     }
 }

@@ -77,12 +77,53 @@ pub struct BenchCli {
     /// Stamp one tuple in this many with its emit time for latency (1 stamps every tuple).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub sample_every: u64,
+    /// Track every tuple tree (acking): the spouts emit with message ids, one acker per
+    /// worker completes the trees, and the complete latency is reported.
+    #[arg(long)]
+    pub acking: bool,
+    /// Spout executors.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub spouts: u32,
+    /// Executors of the middle bolt (const-id-null's identity bolt).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub middle: u32,
+    /// Sink (null or count bolt) executors.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub sinks: u32,
+    /// How idle executors wait: busy-spin, spin-yield or spin-park.
+    #[arg(long, default_value = "spin-park")]
+    pub wait: squall::WaitStrategyKind,
+    /// Executor threads: `auto` (one per core at most), `never` (one per executor), or a
+    /// number.
+    #[arg(long, default_value = "auto")]
+    pub threads: ThreadsArg,
     /// Print one JSON object per scenario (one per line) instead of a table.
     #[arg(long)]
     pub json: bool,
     /// List the scenarios and exit.
     #[arg(long)]
     pub list: bool,
+}
+
+/// The `--threads` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadsArg(pub squall::Chaining);
+
+impl std::str::FromStr for ThreadsArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(ThreadsArg(squall::Chaining::Auto)),
+            "never" => Ok(ThreadsArg(squall::Chaining::Never)),
+            number => match number.parse::<usize>() {
+                Ok(threads) if threads > 0 => Ok(ThreadsArg(squall::Chaining::Threads(threads))),
+                _ => Err(format!(
+                    "--threads {number:?}: expected auto, never or a positive number"
+                )),
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -112,7 +153,10 @@ mod tests {
             "--json",
         ])
         .expect("parses");
-        assert_eq!(cli.scenarios, vec![Scenario::ConstNull, Scenario::Wordcount]);
+        assert_eq!(
+            cli.scenarios,
+            vec![Scenario::ConstNull, Scenario::Wordcount]
+        );
         assert_eq!(cli.duration.get(), Duration::from_secs(2));
         assert_eq!(cli.rate, Some(RateSpec::FractionOfMax(0.5)));
         assert!(cli.json);
@@ -126,7 +170,10 @@ mod tests {
         assert!(message.contains("const-null"), "{message}");
         let error = SquallCli::try_parse_from(["squall", "demo", "wordcount", "--duration", "ten"])
             .expect_err("not a duration");
-        assert!(error.to_string().contains("does not start with a number"), "{error}");
+        assert!(
+            error.to_string().contains("does not start with a number"),
+            "{error}"
+        );
         let error = SquallCli::try_parse_from(["squall", "demo", "wordcount", "--words", "0"])
             .expect_err("empty vocabulary");
         assert!(error.to_string().contains("--words"), "{error}");

@@ -15,8 +15,10 @@
 //! ```
 
 pub mod args;
+pub mod bench;
 pub mod cli;
 pub mod format;
+pub mod measure;
 pub mod progress;
 pub mod report;
 pub mod scenario;

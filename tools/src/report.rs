@@ -41,6 +41,12 @@ pub struct ScenarioReport {
     pub tuples_per_sec: f64,
     /// Emit-to-sink latency over the timed window.
     pub latency_ns: LatencyNanos,
+    /// Emit-to-ack latency of the spouts' tuple trees (`null` without acking).
+    pub complete_latency_ns: Option<LatencyNanos>,
+    /// Whether every tuple tree was tracked.
+    pub acking: bool,
+    /// Tuple trees failed or timed out during the run.
+    pub failed: u64,
     /// Executor threads the topology ran on.
     pub executors: usize,
     /// Whether every executor was pinned to its own core.
@@ -76,10 +82,17 @@ impl ScenarioReport {
 
     /// The report as one row of a human-readable table.
     pub fn table_row(&self) -> String {
-        let name = match self.target_rate {
-            Some(rate) => format!("{}@{}", self.scenario, format::rate(rate as f64).replace(' ', "")),
+        let mut name = match self.target_rate {
+            Some(rate) => format!(
+                "{}@{}",
+                self.scenario,
+                format::rate(rate as f64).replace(' ', "")
+            ),
             None => self.scenario.clone(),
         };
+        if self.acking {
+            name.push_str("+ack");
+        }
         let counts = match &self.counts {
             Some(counts) => format!(
                 "exact ({} words, {} distinct)",
@@ -87,6 +100,15 @@ impl ScenarioReport {
                 counts.distinct_words
             ),
             None => "-".to_owned(),
+        };
+        let counts = match &self.complete_latency_ns {
+            Some(complete) => format!(
+                "{counts}; complete p50 {} p99 {}; {} failed",
+                format::latency(complete.p50),
+                format::latency(complete.p99),
+                self.failed
+            ),
+            None => counts,
         };
         format!(
             "{:<16} {:>11} {:>10} {:>10} {:>10} {:>10} {:>9} {:>6}  {}",
@@ -111,6 +133,9 @@ mod tests {
         ScenarioReport {
             scenario: "const-null".into(),
             tuples_per_sec: 52_000_000.0,
+            complete_latency_ns: None,
+            acking: false,
+            failed: 0,
             latency_ns: LatencyNanos {
                 p50: 900,
                 p90: 1_500,
@@ -154,6 +179,9 @@ mod tests {
         assert!(row.contains("52.0 M/s"), "{row}");
         assert!(row.contains("4.00 µs"), "{row}");
         let header = ScenarioReport::table_header();
-        assert_eq!(header.find("tuples/s").map(|i| i + 8), row.find("M/s").map(|i| i + 3));
+        assert_eq!(
+            header.find("tuples/s").map(|i| i + 8),
+            row.find("M/s").map(|i| i + 3)
+        );
     }
 }

@@ -68,7 +68,9 @@ mod tests {
     #[test]
     fn command_line_names_match_report_names() {
         for scenario in Scenario::ALL {
-            let value = scenario.to_possible_value().expect("every scenario is selectable");
+            let value = scenario
+                .to_possible_value()
+                .expect("every scenario is selectable");
             assert_eq!(value.get_name(), scenario.name());
             assert_eq!(Scenario::from_str(scenario.name(), false), Ok(scenario));
         }

@@ -1,76 +1,16 @@
 //! Counting words in a hash map, and checking the counts exactly against what was emitted.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 use super::words::{Vocabulary, WordTally};
 
-/// A fast, non-cryptographic hasher for the count maps (a multiply-fold per 8 bytes).
+/// A hash map with a fast, non-cryptographic hasher (FxHash from `rustc-hash`).
 ///
 /// Word counts are keyed by trusted, generated words, so SipHash's resistance to chosen keys
-/// buys nothing here and costs several times more per lookup. The same hasher counts in the
+/// buys nothing here and costs several times more per lookup. The same map counts in the
 /// Squall and the timely word counts, so the comparison measures the engines, not the maps.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct WordHasher {
-    state: u64,
-}
-
-const MULTIPLIER: u64 = 0xf135_7aea_2e62_a9c5;
-
-impl WordHasher {
-    #[inline]
-    fn mix(&mut self, word: u64) {
-        self.state = (self.state ^ word).wrapping_mul(MULTIPLIER);
-    }
-}
-
-impl Hasher for WordHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        // The map takes bucket bits from the low end and tag bits from the high end: rotating
-        // brings the well-mixed high bits of the product down.
-        self.state.rotate_left(26)
-    }
-
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
-        }
-        let tail = chunks.remainder();
-        if !tail.is_empty() {
-            let mut word = [0u8; 8];
-            word[..tail.len()].copy_from_slice(tail);
-            self.mix(u64::from_le_bytes(word));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, value: u8) {
-        self.mix(u64::from(value));
-    }
-
-    #[inline]
-    fn write_u32(&mut self, value: u32) {
-        self.mix(u64::from(value));
-    }
-
-    #[inline]
-    fn write_u64(&mut self, value: u64) {
-        self.mix(value);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, value: usize) {
-        self.mix(value as u64);
-    }
-}
-
-/// A hash map with [`WordHasher`].
-pub type WordMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+pub type WordMap<K, V> = HashMap<K, V, BuildHasherDefault<rustc_hash::FxHasher>>;
 
 /// What an exact count check confirmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +153,6 @@ pub fn verify_word_counts<K: AsRef<str>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::BuildHasher;
 
     fn tally(ids: &[u64]) -> WordTally {
         let mut tally = WordTally::new(10);
@@ -304,20 +243,6 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "counter 0 counted \"zzz\", which is not in the vocabulary"
-        );
-    }
-
-    #[test]
-    fn the_hasher_spreads_small_ids_over_buckets() {
-        let build = BuildHasherDefault::<WordHasher>::default();
-        let mut low_bits = std::collections::HashSet::new();
-        for id in 0u64..1_024 {
-            low_bits.insert(build.hash_one(id) & 1_023);
-        }
-        assert!(
-            low_bits.len() > 600,
-            "only {} distinct buckets",
-            low_bits.len()
         );
     }
 }

@@ -5,7 +5,7 @@
 //! receives one records `now - stamp` into its own [`LatencyRecorder`]. Each recorder keeps a
 //! private HDR histogram and merges it into the shared [`LatencyHistogram`] every
 //! [`FLUSH_INTERVAL_NANOS`], so recording costs one clock read and one array increment, and the
-//! shared lock is taken about a hundred times a second per sink task.
+//! shared lock is taken about ten times a second per sink task.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -19,8 +19,8 @@ pub const MAX_TRACKED_NANOS: u64 = 60_000_000_000;
 /// Significant decimal digits kept by every histogram (values are exact to 0.1 %).
 const SIGNIFICANT_DIGITS: u8 = 3;
 
-/// How often a recorder merges its private histogram into the shared one: 10 ms.
-pub const FLUSH_INTERVAL_NANOS: u64 = 10_000_000;
+/// How often a recorder merges its private histogram into the shared one: 100 ms.
+pub const FLUSH_INTERVAL_NANOS: u64 = 100_000_000;
 
 fn new_histogram() -> Histogram<u64> {
     // The bounds are constants that hdrhistogram accepts (1 <= low, high >= 2 * low, 0..=5 digits).
@@ -28,42 +28,7 @@ fn new_histogram() -> Histogram<u64> {
         .expect("constant histogram bounds are valid")
 }
 
-/// Percentiles of a set of latencies, in nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct LatencySummary {
-    /// Number of latencies recorded.
-    pub samples: u64,
-    /// Median.
-    pub p50: u64,
-    /// 90th percentile.
-    pub p90: u64,
-    /// 99th percentile.
-    pub p99: u64,
-    /// 99.9th percentile.
-    pub p999: u64,
-    /// Largest latency seen (capped at [`MAX_TRACKED_NANOS`]).
-    pub max: u64,
-    /// Arithmetic mean.
-    pub mean: f64,
-}
-
-impl LatencySummary {
-    /// Summarises `histogram`; all zero when it is empty.
-    pub fn of(histogram: &Histogram<u64>) -> Self {
-        if histogram.is_empty() {
-            return Self::default();
-        }
-        Self {
-            samples: histogram.len(),
-            p50: histogram.value_at_quantile(0.50),
-            p90: histogram.value_at_quantile(0.90),
-            p99: histogram.value_at_quantile(0.99),
-            p999: histogram.value_at_quantile(0.999),
-            max: histogram.max(),
-            mean: histogram.mean(),
-        }
-    }
-}
+pub use crate::metrics::LatencySummary;
 
 /// The shared histogram that every sink task of one measurement merges into.
 ///

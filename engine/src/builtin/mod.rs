@@ -2,9 +2,11 @@
 //! topologies, latency stamps, exact count checks.
 
 pub mod clock;
+pub mod components;
 pub mod counts;
 pub mod latency;
 pub mod meter;
 pub mod pacing;
 pub mod probe;
+pub mod topologies;
 pub mod words;

@@ -2,7 +2,7 @@
 //!
 //! Words are identified by an id in `0..vocabulary_size`; [`Vocabulary`] spells each id as a
 //! distinct lowercase word for the string variants. [`WordIdGenerator`] draws ids uniformly
-//! with a seeded `wyrand` generator (a few instructions per draw), and every emitter keeps a
+//! with a seeded `fastrand` generator (a few instructions per draw), and every emitter keeps a
 //! [`WordTally`] of what it drew, so the counts at the end can be checked exactly.
 
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ const SYLLABLES: u64 = (CONSONANTS.len() * VOWELS.len()) as u64;
 /// Draws word ids uniformly from `0..vocabulary_size`, deterministically from a seed.
 #[derive(Debug, Clone)]
 pub struct WordIdGenerator {
-    state: u64,
+    rng: fastrand::Rng,
     vocabulary_size: u32,
 }
 
@@ -28,7 +28,7 @@ impl WordIdGenerator {
     /// A generator over `0..vocabulary_size` (at least 1) whose sequence is fixed by `seed`.
     pub fn new(seed: u64, vocabulary_size: u32) -> Self {
         Self {
-            state: seed,
+            rng: fastrand::Rng::with_seed(seed),
             vocabulary_size: vocabulary_size.max(1),
         }
     }
@@ -41,12 +41,7 @@ impl WordIdGenerator {
     /// The next word id.
     #[inline]
     pub fn next_id(&mut self) -> u64 {
-        // wyrand: a Weyl sequence through a 64x64->128 multiply-fold.
-        self.state = self.state.wrapping_add(0xa076_1d64_78bd_642f);
-        let product = u128::from(self.state) * u128::from(self.state ^ 0xe703_7ed1_a0b4_28db);
-        let random = ((product >> 64) as u64) ^ (product as u64);
-        // Lemire's multiply-shift maps 32 random bits onto 0..size without a division.
-        ((random >> 32) * u64::from(self.vocabulary_size)) >> 32
+        u64::from(self.rng.u32(..self.vocabulary_size))
     }
 }
 

@@ -52,6 +52,29 @@ impl fmt::Debug for Router {
     }
 }
 
+/// Where a router gets the key of the tuple being emitted.
+pub(crate) trait KeySource {
+    /// The fields hash (see [`super::hash`]) of the key fields `key`, with `seed`.
+    fn key_hash(&mut self, key: &[usize], seed: u64) -> u64;
+
+    /// Every field, encoded (for custom groupings).
+    fn encoded(&mut self) -> &FieldEncoder;
+}
+
+impl KeySource for FieldEncoder {
+    #[inline]
+    fn key_hash(&mut self, key: &[usize], seed: u64) -> u64 {
+        match key {
+            [single] if seed == 0 => key_hash(self.field(*single)),
+            _ => multi_key_hash(key.iter().map(|index| self.field(*index)), seed),
+        }
+    }
+
+    fn encoded(&mut self) -> &FieldEncoder {
+        self
+    }
+}
+
 /// Why a tuple could not be routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RouteError {
@@ -112,12 +135,39 @@ impl Router {
         }
     }
 
+    /// The one target of a grouping that picks one task per tuple: `Some(Some(task))`, or
+    /// `Some(None)` when a direct emit names a task outside this subscriber; `None` for the
+    /// groupings that may pick several (all, custom), which go through [`route`](Self::route).
+    #[inline(always)]
+    pub(crate) fn route_one<K: KeySource>(
+        &mut self,
+        fields: &mut K,
+        direct: Option<u32>,
+    ) -> Option<Option<u32>> {
+        Some(match self {
+            Router::Shuffle { order, next } => {
+                let target = order[*next];
+                *next += 1;
+                if *next == order.len() {
+                    *next = 0;
+                }
+                Some(target)
+            }
+            Router::Fields { targets, key } => {
+                Some(targets[target_index(fields.key_hash(key, 0), targets.len())])
+            }
+            Router::Global { target } => Some(*target),
+            Router::Direct { targets } => direct.filter(|task| targets.binary_search(task).is_ok()),
+            Router::PartialKey { .. } | Router::All { .. } | Router::Custom { .. } => return None,
+        })
+    }
+
     /// Appends the targets of the tuple whose fields are in `fields`; `direct` is the task an
     /// `emit_direct` named.
     #[inline]
-    pub(crate) fn route(
+    pub(crate) fn route<K: KeySource>(
         &mut self,
-        fields: &FieldEncoder,
+        fields: &mut K,
         direct: Option<u32>,
         out: &mut Vec<u32>,
     ) -> Result<(), RouteError> {
@@ -130,7 +180,7 @@ impl Router {
                 }
             }
             Router::Fields { targets, key } => {
-                let hash = key_of(fields, key, 0);
+                let hash = fields.key_hash(key, 0);
                 out.push(targets[target_index(hash, targets.len())]);
             }
             Router::All { targets } => out.extend_from_slice(targets),
@@ -143,9 +193,9 @@ impl Router {
                 }
             }
             Router::PartialKey { targets, key, sent } => {
-                let first = target_index(key_of(fields, key, 0), targets.len());
+                let first = target_index(fields.key_hash(key, 0), targets.len());
                 let second =
-                    target_index(key_of(fields, key, SECOND_CANDIDATE_SEED), targets.len());
+                    target_index(fields.key_hash(key, SECOND_CANDIDATE_SEED), targets.len());
                 let pick = if sent[second] < sent[first] {
                     second
                 } else {
@@ -160,7 +210,7 @@ impl Router {
                 chosen,
             } => {
                 chosen.clear();
-                grouping.choose_tasks(EmittedFields::new(fields), chosen);
+                grouping.choose_tasks(EmittedFields::new(fields.encoded()), chosen);
                 for task in chosen.iter() {
                     if allowed.binary_search(&task.0).is_err() {
                         return Err(RouteError::CustomChoseStranger(task.0));
@@ -170,15 +220,6 @@ impl Router {
             }
         }
         Ok(())
-    }
-}
-
-/// The fields hash of the key fields `key` of the encoded tuple.
-#[inline]
-fn key_of(fields: &FieldEncoder, key: &[usize], seed: u64) -> u64 {
-    match key {
-        [single] if seed == 0 => key_hash(fields.field(*single)),
-        _ => multi_key_hash(key.iter().map(|index| fields.field(*index)), seed),
     }
 }
 
@@ -199,7 +240,7 @@ mod tests {
         let mut out = Vec::new();
         for value in values {
             encoder.encode(&[Value::U64(value)]);
-            router.route(&encoder, None, &mut out).unwrap();
+            router.route(&mut encoder, None, &mut out).unwrap();
         }
         out
     }
@@ -320,10 +361,10 @@ mod tests {
             &[],
             &mut rng,
         );
-        let encoder = FieldEncoder::default();
+        let mut encoder = FieldEncoder::default();
         let mut out = Vec::new();
-        direct.route(&encoder, Some(5), &mut out).unwrap();
-        direct.route(&encoder, Some(9), &mut out).unwrap();
+        direct.route(&mut encoder, Some(5), &mut out).unwrap();
+        direct.route(&mut encoder, Some(9), &mut out).unwrap();
         assert_eq!(
             out,
             [5],

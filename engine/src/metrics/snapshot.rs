@@ -14,6 +14,8 @@ pub struct LatencySummary {
     pub mean: f64,
     /// Median.
     pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
     /// 99th percentile.
     pub p99: u64,
     /// 99.9th percentile.
@@ -32,6 +34,7 @@ impl LatencySummary {
             samples: histogram.len(),
             mean: histogram.mean(),
             p50: histogram.value_at_quantile(0.50),
+            p90: histogram.value_at_quantile(0.90),
             p99: histogram.value_at_quantile(0.99),
             p999: histogram.value_at_quantile(0.999),
             max: histogram.max(),
@@ -90,6 +93,11 @@ pub struct TopologyMetrics {
 }
 
 impl TopologyMetrics {
+    /// An empty histogram with the bounds every latency histogram here uses.
+    pub fn empty_histogram() -> Histogram<u64> {
+        super::new_histogram()
+    }
+
     /// The figures of the component `id`.
     pub fn component(&self, id: &str) -> Option<&ComponentMetrics> {
         self.components

@@ -6,8 +6,8 @@ use std::ops::Deref;
 
 use smallvec::SmallVec;
 
-use crate::ids::{StreamId, TaskId};
-use crate::topology::StreamInfo;
+use crate::ids::{SYSTEM_COMPONENT, StreamId, TaskId};
+use crate::topology::{StreamInfo, Topology};
 use crate::tuple::TupleRef;
 
 /// What a bolt acks, fails, or anchors new tuples to: the spout tuple trees (root id, edge
@@ -87,17 +87,13 @@ impl AsRef<Anchor> for Anchor {
 /// Dereferences to [`TupleRef`] for field access (`get`, `get_u64`, `get_str`, ...).
 pub struct Tuple<'a> {
     view: TupleRef<'a>,
-    stream: &'a StreamInfo,
-    source_component: &'a str,
+    topology: &'a Topology,
     anchor: Anchor,
 }
 
 impl<'a> Tuple<'a> {
-    pub(crate) fn new(
-        view: TupleRef<'a>,
-        stream: &'a StreamInfo,
-        source_component: &'a str,
-    ) -> Self {
+    #[inline(always)]
+    pub(crate) fn new(view: TupleRef<'a>, topology: &'a Topology) -> Self {
         let anchors = view.anchors();
         let anchor = if anchors.is_empty() {
             Anchor::default()
@@ -106,8 +102,7 @@ impl<'a> Tuple<'a> {
         };
         Self {
             view,
-            stream,
-            source_component,
+            topology,
             anchor,
         }
     }
@@ -129,12 +124,19 @@ impl<'a> Tuple<'a> {
 
     /// The emitting component's id (`__system` for ticks).
     pub fn source_component(&self) -> &'a str {
-        self.source_component
+        self.topology
+            .component_of(self.source_task())
+            .map_or(SYSTEM_COMPONENT, |component| component.id())
+    }
+
+    /// The stream's description (name and fields), if the id is known.
+    pub fn stream(&self) -> Option<&'a StreamInfo> {
+        self.topology.stream(self.stream_id())
     }
 
     /// The stream's name.
     pub fn source_stream(&self) -> &'a str {
-        &self.stream.name
+        self.stream().map_or("", |stream| &stream.name)
     }
 
     /// The stream's id.
@@ -144,12 +146,12 @@ impl<'a> Tuple<'a> {
 
     /// The stream's field names.
     pub fn field_names(&self) -> &'a [String] {
-        &self.stream.fields
+        self.stream().map_or(&[], |stream| &stream.fields)
     }
 
     /// Whether this is a tick tuple.
     pub fn is_tick(&self) -> bool {
-        self.stream.id == StreamId::TICK
+        self.stream_id() == StreamId::TICK
     }
 
     /// The field called `name`.
@@ -158,13 +160,13 @@ impl<'a> Tuple<'a> {
     /// [`FieldError::UnknownName`](crate::tuple::FieldError::UnknownName) when the stream has
     /// no such field, or the errors of [`TupleRef::get`].
     pub fn get_by_name(&self, name: &str) -> Result<crate::ValueRef<'a>, crate::tuple::FieldError> {
-        let index =
-            self.stream
-                .field_index(name)
-                .ok_or_else(|| crate::tuple::FieldError::UnknownName {
-                    stream: self.stream.name.clone(),
-                    name: name.to_owned(),
-                })?;
+        let index = self
+            .stream()
+            .and_then(|stream| stream.field_index(name))
+            .ok_or_else(|| crate::tuple::FieldError::UnknownName {
+                stream: self.source_stream().to_owned(),
+                name: name.to_owned(),
+            })?;
         self.view.get(index)
     }
 }
@@ -186,8 +188,8 @@ impl AsRef<Anchor> for Tuple<'_> {
 impl fmt::Debug for Tuple<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tuple")
-            .field("source_component", &self.source_component)
-            .field("stream", &self.stream.name)
+            .field("source_component", &self.source_component())
+            .field("stream", &self.source_stream())
             .field("view", &self.view)
             .finish()
     }

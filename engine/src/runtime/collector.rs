@@ -44,6 +44,21 @@ impl TaskOutput<'_> {
             })
     }
 
+    /// The default stream, without comparing names.
+    #[inline]
+    fn default_index(&self) -> Result<usize, EmitError> {
+        self.default_stream.ok_or_else(|| EmitError::UnknownStream {
+            component: self.component.to_owned(),
+            stream: DEFAULT_STREAM.to_owned(),
+        })
+    }
+
+    /// Whether the task should stop emitting for now: an output is backlogged.
+    #[inline]
+    pub(crate) fn is_backlogged(&self) -> bool {
+        self.emitter.is_backlogged()
+    }
+
     fn handle(&self, stream: &str) -> Option<StreamHandle> {
         self.resolve(stream).ok().map(StreamHandle)
     }
@@ -129,7 +144,11 @@ impl SpoutOutput<'_> {
     /// When the emit is refused (see [`try_emit`](Self::try_emit)); the executor reports it.
     #[inline]
     pub fn emit(&mut self, values: &[Value<'_>]) {
-        if let Err(error) = self.try_emit(DEFAULT_STREAM, None, None, values) {
+        let result = self
+            .out
+            .default_index()
+            .and_then(|stream| self.emit_resolved(stream, None, None, values));
+        if let Err(error) = result {
             refused(error)
         }
     }
@@ -141,7 +160,11 @@ impl SpoutOutput<'_> {
     /// When the emit is refused.
     #[inline]
     pub fn emit_with_id(&mut self, values: &[Value<'_>], message: MessageId) {
-        if let Err(error) = self.try_emit(DEFAULT_STREAM, Some(message), None, values) {
+        let result = self
+            .out
+            .default_index()
+            .and_then(|stream| self.emit_resolved(stream, Some(message), None, values));
+        if let Err(error) = result {
             refused(error)
         }
     }
@@ -268,6 +291,19 @@ impl SpoutOutput<'_> {
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
+
+    /// Tuples this task emitted so far.
+    #[inline]
+    pub(crate) fn emitted(&self) -> u64 {
+        self.out.meter.counters.emitted
+    }
+
+    /// Whether the spout should not be asked for more now: an output is backlogged or it has
+    /// `max_pending` trees in flight.
+    #[inline]
+    pub(crate) fn is_throttled(&self, max_pending: Option<usize>) -> bool {
+        self.out.is_backlogged() || max_pending.is_some_and(|max| self.pending.len() >= max)
+    }
 }
 
 /// A bolt's output: emits (anchored or not), acks and fails inputs.
@@ -386,7 +422,7 @@ impl BoltOutput<'_> {
     ) -> Result<usize, EmitError> {
         let stream = match stream {
             Some(stream) => stream,
-            None => self.out.resolve(DEFAULT_STREAM)?,
+            None => self.out.default_index()?,
         };
         let anchoring = if anchors.is_empty() || !self.out.emitter.tracking() {
             Anchoring::None

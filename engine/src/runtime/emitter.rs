@@ -4,10 +4,14 @@
 use std::fmt;
 
 use super::anchor::Anchor;
-use super::ports::{LocalQueue, OutputPort, Written};
+use super::ports::{OutputPort, Written};
+use crate::grouping::router::KeySource;
 use crate::grouping::router::{RouteError, Router};
 use crate::ids::{StreamId, TaskId};
-use crate::tuple::{EncodeValue, FieldEncoder, HEADER_BYTES, MAX_ANCHORS, write_header};
+use crate::tuple::{
+    ANCHOR_BYTES, EncodeValue, FieldEncoder, HEADER_BYTES, MAX_ANCHORS, fields_len, write_fields,
+    write_header,
+};
 
 /// Where records for a task go from this thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +133,9 @@ pub enum EmitError {
 pub(crate) struct Emitter {
     routes: Box<[Route]>,
     pub(crate) ports: Vec<OutputPort>,
-    pub(crate) local: LocalQueue,
+    /// The ring from this thread to itself, for records to its own tasks. It is not among
+    /// `ports`: a backlog there does not throttle the thread, which drains it itself.
+    pub(crate) local: OutputPort,
     fields: FieldEncoder,
     targets: Vec<u32>,
     pairs: Vec<(u64, u64)>,
@@ -140,6 +146,38 @@ pub(crate) struct Emitter {
     ackers: std::ops::Range<u32>,
     /// Records handed to ports or the local queue.
     pub(crate) records_sent: u64,
+    /// Ports whose overflow holds records.
+    backlogged_ports: usize,
+    /// Scratch for the encoded key fields of fields groupings.
+    key: Vec<u8>,
+}
+
+/// The key of the tuple being emitted, encoded only as far as a router asks.
+struct EmitKey<'a, V> {
+    values: &'a [V],
+    key: &'a mut Vec<u8>,
+    fields: &'a mut FieldEncoder,
+    /// Whether `fields` holds all of `values`.
+    encoded: bool,
+}
+
+impl<V: EncodeValue> KeySource for EmitKey<'_, V> {
+    #[inline]
+    fn key_hash(&mut self, key: &[usize], seed: u64) -> u64 {
+        self.key.clear();
+        for &index in key {
+            self.values[index].encode_into(self.key);
+        }
+        xxhash_rust::xxh3::xxh3_64_with_seed(self.key, seed)
+    }
+
+    fn encoded(&mut self) -> &FieldEncoder {
+        if !self.encoded {
+            self.fields.encode(self.values);
+            self.encoded = true;
+        }
+        self.fields
+    }
 }
 
 impl fmt::Debug for Emitter {
@@ -162,18 +200,20 @@ impl Emitter {
     pub(crate) fn new(
         routes: Box<[Route]>,
         ports: Vec<OutputPort>,
+        local: OutputPort,
         ackers: std::ops::Range<u32>,
         seed: u64,
     ) -> Self {
         let max_record = ports
             .iter()
+            .chain(std::iter::once(&local))
             .map(OutputPort::max_record_len)
             .min()
             .unwrap_or(usize::MAX);
         Self {
             routes,
             ports,
-            local: LocalQueue::default(),
+            local,
             fields: FieldEncoder::with_capacity(256),
             targets: Vec::with_capacity(16),
             pairs: Vec::with_capacity(8),
@@ -181,21 +221,29 @@ impl Emitter {
             max_record,
             ackers,
             records_sent: 0,
+            backlogged_ports: 0,
+            key: Vec::with_capacity(64),
         }
     }
 
     /// Whether any port has records waiting for room.
     #[inline]
     pub(crate) fn is_backlogged(&self) -> bool {
-        self.ports.iter().any(OutputPort::is_backlogged)
+        self.backlogged_ports != 0
     }
 
     /// Moves overflowed records into rings; returns whether any moved.
     pub(crate) fn flush_overflow(&mut self) -> bool {
+        if self.backlogged_ports == 0 {
+            return false;
+        }
         let mut moved = false;
         for port in &mut self.ports {
             if port.is_backlogged() {
                 moved |= port.flush_overflow();
+                if !port.is_backlogged() {
+                    self.backlogged_ports -= 1;
+                }
             }
         }
         moved
@@ -209,7 +257,9 @@ impl Emitter {
         }
     }
 
-    /// Encodes `values` once and sends a record to every target of `stream`'s routers.
+    /// Routes `values` through `stream`'s routers and sends a record to every target: written
+    /// straight into the target's ring when there is one target, encoded once and copied
+    /// when there are several.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn emit<V: EncodeValue>(
@@ -221,27 +271,43 @@ impl Emitter {
         direct: Option<TaskId>,
         values: &[V],
     ) -> Result<Emitted, EmitError> {
-        if values.len() != stream.field_count {
-            return Err(EmitError::FieldCount {
-                component: component.to_owned(),
-                stream: stream.name.clone(),
-                declared: stream.field_count,
-                given: values.len(),
-            });
+        if values.len() != stream.field_count || direct.is_some() != stream.direct {
+            return Err(shape_error(
+                component,
+                stream,
+                direct.is_some(),
+                values.len(),
+            ));
         }
-        if direct.is_some() != stream.direct {
-            return Err(EmitError::DirectMismatch {
-                component: component.to_owned(),
-                stream: stream.name.clone(),
-                direct: stream.direct,
-            });
+        let direct_task = direct.map(|task| task.0);
+        if let [router] = stream.routers.as_mut_slice() {
+            let mut key = EmitKey {
+                values,
+                key: &mut self.key,
+                fields: &mut self.fields,
+                encoded: false,
+            };
+            if let Some(target) = router.route_one(&mut key, direct_task) {
+                let Some(target) = target else {
+                    return Err(not_a_subscriber(component, stream, direct_task));
+                };
+                self.targets.clear();
+                self.targets.push(target);
+                self.emit_to_one(component, source, stream, anchoring, target, values)?;
+                return Ok(Emitted { targets: 1 });
+            }
         }
-        self.fields.encode(values);
         self.targets.clear();
         let direct_task = direct.map(|task| task.0);
+        let mut key = EmitKey {
+            values,
+            key: &mut self.key,
+            fields: &mut self.fields,
+            encoded: false,
+        };
         for router in &mut stream.routers {
             router
-                .route(&self.fields, direct_task, &mut self.targets)
+                .route(&mut key, direct_task, &mut self.targets)
                 .map_err(|error| match error {
                     RouteError::CustomChoseStranger(task) => {
                         EmitError::CustomGroupingChoseStranger {
@@ -252,14 +318,9 @@ impl Emitter {
                     }
                 })?;
         }
-        if let Some(task) = direct_task {
-            if self.targets.is_empty() && !stream.routers.is_empty() {
-                return Err(EmitError::NotASubscriber {
-                    component: component.to_owned(),
-                    stream: stream.name.clone(),
-                    task,
-                });
-            }
+        let encoded = key.encoded;
+        if direct_task.is_some() && self.targets.is_empty() && !stream.routers.is_empty() {
+            return Err(not_a_subscriber(component, stream, direct_task));
         }
         let roots = match anchoring {
             Anchoring::None => 0,
@@ -272,38 +333,118 @@ impl Emitter {
                 distinct
             }
         };
-        let len = self.fields.record_len(roots);
-        if len > self.max_record {
-            return Err(EmitError::TooLarge {
-                component: component.to_owned(),
-                stream: stream.name.clone(),
-                len,
-                max: self.max_record,
-            });
+        let fields_len = fields_len(values);
+        let len = (HEADER_BYTES + roots * ANCHOR_BYTES).saturating_add(fields_len);
+        if len > self.max_record || fields_len > u32::MAX as usize {
+            return Err(too_large(component, stream, len, self.max_record));
         }
+        let field_count = values.len();
         let target_count = self.targets.len();
-        for index in 0..target_count {
-            let target = self.targets[index];
+        if target_count == 1 {
+            let target = self.targets[0];
             self.fill_pairs(anchoring);
-            self.send(target, source.0, stream.id, len);
+            let pairs = &self.pairs;
+            Self::route_record(
+                &self.routes,
+                &mut self.ports,
+                &mut self.local,
+                &mut self.backlogged_ports,
+                &mut self.records_sent,
+                target,
+                len,
+                |out| {
+                    let at = write_header(out, target, source.0, stream.id.0, field_count, pairs);
+                    write_fields(values, &mut out[at..]);
+                },
+            );
+        } else if target_count > 1 {
+            if !encoded {
+                self.fields.encode(values);
+            }
+            for index in 0..target_count {
+                let target = self.targets[index];
+                self.fill_pairs(anchoring);
+                let (pairs, fields) = (&self.pairs, self.fields.bytes());
+                let fill = |out: &mut [u8]| {
+                    let at = write_header(out, target, source.0, stream.id.0, field_count, pairs);
+                    out[at..].copy_from_slice(fields);
+                };
+                Self::route_record(
+                    &self.routes,
+                    &mut self.ports,
+                    &mut self.local,
+                    &mut self.backlogged_ports,
+                    &mut self.records_sent,
+                    target,
+                    len,
+                    fill,
+                );
+            }
         }
         Ok(Emitted {
             targets: target_count,
         })
     }
 
+    /// Sends one record to `target`, written straight into its ring.
+    #[inline(always)]
+    fn emit_to_one<V: EncodeValue>(
+        &mut self,
+        component: &str,
+        source: TaskId,
+        stream: &StreamRoute,
+        anchoring: Anchoring<'_>,
+        target: u32,
+        values: &[V],
+    ) -> Result<(), EmitError> {
+        let roots = match anchoring {
+            Anchoring::None => 0,
+            Anchoring::Root { .. } => 1,
+            Anchoring::Anchors(anchors) => {
+                let distinct = distinct_roots(anchors, &mut self.pairs);
+                if distinct > MAX_ANCHORS {
+                    return Err(EmitError::TooManyAnchors { count: distinct });
+                }
+                distinct
+            }
+        };
+        let fields_len = fields_len(values);
+        let len = (HEADER_BYTES + roots * ANCHOR_BYTES).saturating_add(fields_len);
+        if len > self.max_record || fields_len > u32::MAX as usize {
+            return Err(too_large(component, stream, len, self.max_record));
+        }
+        self.fill_pairs(anchoring);
+        let pairs = &self.pairs;
+        let field_count = values.len();
+        Self::route_record(
+            &self.routes,
+            &mut self.ports,
+            &mut self.local,
+            &mut self.backlogged_ports,
+            &mut self.records_sent,
+            target,
+            len,
+            |out| {
+                let at = write_header(out, target, source.0, stream.id.0, field_count, pairs);
+                write_fields(values, &mut out[at..]);
+            },
+        );
+        Ok(())
+    }
+
     /// Builds the anchor pairs of one record of an emit into `self.pairs`.
-    #[inline]
+    #[inline(always)]
     fn fill_pairs(&mut self, anchoring: Anchoring<'_>) {
-        self.pairs.clear();
         match anchoring {
-            Anchoring::None => {}
+            Anchoring::None => self.pairs.clear(),
             Anchoring::Root { root, edges_xor } => {
+                self.pairs.clear();
                 let edge = self.rng.u64(..);
                 edges_xor.set(edges_xor.get() ^ edge);
                 self.pairs.push((root, edge));
             }
             Anchoring::Anchors(anchors) => {
+                self.pairs.clear();
                 for anchor in anchors {
                     if anchor.is_untracked() {
                         continue;
@@ -321,32 +462,54 @@ impl Emitter {
         }
     }
 
-    /// Writes the record (header, `self.pairs`, encoded fields) for `target`.
+    /// Writes a record of `len` bytes, filled by `fill`, for `target`.
     #[inline]
-    fn send(&mut self, target: u32, source: u32, stream: StreamId, len: usize) {
-        let fields = self.fields.bytes();
-        let pairs = &self.pairs;
-        let field_count = self.fields.field_count();
-        let fill = |out: &mut [u8]| {
-            let at = write_header(out, target, source, stream.0, field_count, pairs);
-            out[at..].copy_from_slice(fields);
-        };
-        self.records_sent += 1;
-        match self
-            .routes
+    fn send_with(&mut self, target: u32, len: usize, fill: impl FnOnce(&mut [u8])) {
+        Self::route_record(
+            &self.routes,
+            &mut self.ports,
+            &mut self.local,
+            &mut self.backlogged_ports,
+            &mut self.records_sent,
+            target,
+            len,
+            fill,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn route_record(
+        routes: &[Route],
+        ports: &mut [OutputPort],
+        local: &mut OutputPort,
+        backlogged_ports: &mut usize,
+        records_sent: &mut u64,
+        target: u32,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) {
+        match routes
             .get(target as usize)
             .copied()
             .unwrap_or(Route::Nowhere)
         {
-            Route::Local => self.local.push_with(len, fill),
+            Route::Local => {
+                local.write(len, fill);
+            }
             Route::Port(port) => {
-                let _: Written = self.ports[usize::from(port)].write(len, fill);
+                let port = &mut ports[usize::from(port)];
+                let was_backlogged = port.is_backlogged();
+                if port.write(len, fill) == Written::Overflow && !was_backlogged {
+                    *backlogged_ports += 1;
+                }
             }
             Route::Nowhere => {
-                self.records_sent -= 1;
                 tracing::error!(target_task = target, "no route to task; record dropped");
+                return;
             }
         }
+        *records_sent += 1;
     }
 
     /// Sends a system record of u64 fields (acker traffic) to `target`.
@@ -358,11 +521,15 @@ impl Emitter {
         stream: StreamId,
         values: &[u64],
     ) {
-        self.fields.encode_u64s(values);
-        self.pairs.clear();
-        let len = self.fields.record_len(0);
-        debug_assert!(len <= HEADER_BYTES + 9 * values.len());
-        self.send(target, source, stream, len);
+        let len = HEADER_BYTES + 9 * values.len();
+        self.send_with(target, len, |out| {
+            let mut at = write_header(out, target, source, stream.0, values.len(), &[]);
+            for value in values {
+                out[at] = crate::value::ValueType::U64 as u8;
+                out[at + 1..at + 9].copy_from_slice(&value.to_le_bytes());
+                at += 9;
+            }
+        });
     }
 
     /// The target tasks of the last emit.
@@ -382,6 +549,46 @@ impl Emitter {
     #[inline]
     pub(crate) fn tracking(&self) -> bool {
         !self.ackers.is_empty()
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn shape_error(component: &str, stream: &StreamRoute, direct: bool, given: usize) -> EmitError {
+    if given != stream.field_count {
+        EmitError::FieldCount {
+            component: component.to_owned(),
+            stream: stream.name.clone(),
+            declared: stream.field_count,
+            given,
+        }
+    } else {
+        EmitError::DirectMismatch {
+            component: component.to_owned(),
+            stream: stream.name.clone(),
+            direct: !direct,
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_a_subscriber(component: &str, stream: &StreamRoute, task: Option<u32>) -> EmitError {
+    EmitError::NotASubscriber {
+        component: component.to_owned(),
+        stream: stream.name.clone(),
+        task: task.unwrap_or(0),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn too_large(component: &str, stream: &StreamRoute, len: usize, max: usize) -> EmitError {
+    EmitError::TooLarge {
+        component: component.to_owned(),
+        stream: stream.name.clone(),
+        len,
+        max: max.min(u32::MAX as usize),
     }
 }
 

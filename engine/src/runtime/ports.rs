@@ -1,6 +1,6 @@
-//! Where records leave an executor thread: a ring to another thread (or to a transport), with
-//! an overflow buffer for when the ring is full, and the thread's own queue for records to
-//! tasks it runs itself.
+//! Where records leave an executor thread: a ring to another thread (or to a transport, or
+//! back to the same thread for its own tasks), with an overflow buffer for when the ring is
+//! full, so that writing never blocks and never drops.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,56 +9,6 @@ use squall_ringbuf::WaitStrategy;
 
 use crate::metrics::RingCounters;
 use squall_ringbuf::record::{RecordProducer, WriteError};
-
-/// Records to tasks of the same thread, processed after the batch that produced them.
-///
-/// Records are stored back to back, each after its `u32` length. It never blocks, so a task
-/// can feed a chained task on its own thread whatever the rings look like; it holds at most
-/// what one batch of input produces and keeps its capacity for the next batch.
-#[derive(Debug, Default)]
-pub(crate) struct LocalQueue {
-    bytes: Vec<u8>,
-    read: usize,
-}
-
-impl LocalQueue {
-    #[inline]
-    pub(crate) fn push_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) {
-        self.bytes.extend_from_slice(&(len as u32).to_le_bytes());
-        let start = self.bytes.len();
-        self.bytes.resize(start + len, 0);
-        fill(&mut self.bytes[start..]);
-    }
-
-    #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.read == self.bytes.len()
-    }
-
-    /// Takes the next record out: returns its range in [`bytes`](Self::bytes).
-    #[inline]
-    pub(crate) fn pop_range(&mut self) -> Option<std::ops::Range<usize>> {
-        if self.is_empty() {
-            if !self.bytes.is_empty() {
-                self.bytes.clear();
-                self.read = 0;
-            }
-            return None;
-        }
-        let len_bytes: [u8; 4] = self.bytes[self.read..self.read + 4]
-            .try_into()
-            .expect("4 bytes");
-        let start = self.read + 4;
-        let end = start + u32::from_le_bytes(len_bytes) as usize;
-        self.read = end;
-        Some(start..end)
-    }
-
-    #[inline]
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-}
 
 /// An output ring to one consumer, with the records that did not fit yet.
 pub(crate) struct OutputPort {
@@ -193,6 +143,13 @@ impl OutputPort {
         moved
     }
 
+    /// Whether records were written that the consumer cannot see yet (unpublished, or
+    /// waiting in the overflow).
+    #[inline]
+    pub(crate) fn has_unpublished(&self) -> bool {
+        self.unpublished != 0 || self.is_backlogged()
+    }
+
     /// Publishes what was written and rings the consumer's doorbell.
     #[inline]
     pub(crate) fn publish(&mut self) {
@@ -206,13 +163,5 @@ impl OutputPort {
                 .store(self.published, std::sync::atomic::Ordering::Release);
             self.doorbell.notify();
         }
-    }
-}
-
-impl LocalQueue {
-    /// Forgets every record, keeping the capacity.
-    pub(crate) fn clear(&mut self) {
-        self.bytes.clear();
-        self.read = 0;
     }
 }

@@ -170,6 +170,12 @@ fn start_threads(
                 (TaskId(task), shared)
             })
             .collect();
+        let (local_producer, local_input) = heap_ring(config.ring_bytes);
+        let local_output = OutputPort::new(
+            local_producer,
+            Arc::clone(&doorbells[thread]),
+            Arc::new(RingCounters::default()),
+        );
         let setup = ThreadSetup {
             index: thread,
             topology: Arc::clone(&topology),
@@ -178,6 +184,8 @@ fn start_threads(
             tasks,
             routes,
             ports,
+            local_output,
+            local_input,
             data_inputs,
             control_inputs,
             read_while_backlogged: cyclic[thread],

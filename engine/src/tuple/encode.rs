@@ -1,5 +1,5 @@
-//! Writing tuples: field values into a reusable buffer, then header and anchors in front of
-//! them wherever the record goes.
+//! Writing tuples: header and anchors, then each field value, straight into the memory the
+//! record lives in (a ring slot, or a reusable buffer when one tuple goes to several tasks).
 
 use super::{ANCHOR_BYTES, HEADER_BYTES, header};
 use crate::value::{OwnedValue, Value, ValueRef, ValueType};
@@ -12,125 +12,217 @@ pub trait EncodeValue {
     /// The value's type.
     fn value_type(&self) -> ValueType;
 
-    /// Appends the tag byte and payload to `out`.
-    fn encode_into(&self, out: &mut Vec<u8>);
+    /// Bytes of its encoding (tag included); saturates at `usize::MAX`.
+    fn encoded_len(&self) -> usize;
+
+    /// Writes its encoding at the start of `out` and returns [`encoded_len`] bytes.
+    ///
+    /// # Panics
+    /// When `out` is shorter than [`encoded_len`], or a length does not fit the encoding's
+    /// 32-bit length fields (callers check [`encoded_len`] against the record limit first).
+    ///
+    /// [`encoded_len`]: EncodeValue::encoded_len
+    fn write_to(&self, out: &mut [u8]) -> usize;
+
+    /// Appends the encoding to `out`.
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.resize(start + self.encoded_len(), 0);
+        self.write_to(&mut out[start..]);
+    }
+}
+
+/// Bytes of the tag plus a fixed payload.
+const fn fixed(payload: usize) -> usize {
+    1 + payload
 }
 
 #[inline(always)]
-fn put_len(out: &mut Vec<u8>, len: usize) {
-    let len = u32::try_from(len).unwrap_or_else(|_| {
-        panic!("a tuple value of {len} bytes exceeds the encoding's 4 GiB limit")
+fn write_u32(out: &mut [u8], at: usize, value: usize) {
+    let value = u32::try_from(value).unwrap_or_else(|_| {
+        panic!("a tuple value of {value} bytes exceeds the encoding's 4 GiB limit")
     });
-    out.extend_from_slice(&len.to_le_bytes());
+    out[at..at + 4].copy_from_slice(&value.to_le_bytes());
 }
 
-/// Writes a list or map: tag, room for the byte length, count, items; then patches the length.
-fn encode_nested(
-    out: &mut Vec<u8>,
-    value_type: ValueType,
-    count: usize,
-    items: impl FnOnce(&mut Vec<u8>),
-) {
-    out.push(value_type as u8);
-    let len_at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    put_len(out, count);
-    let items_start = out.len();
-    items(out);
-    let items_len = u32::try_from(out.len() - items_start)
-        .unwrap_or_else(|_| panic!("a tuple {value_type} exceeds the encoding's 4 GiB limit"));
-    out[len_at..len_at + 4].copy_from_slice(&items_len.to_le_bytes());
+#[inline(always)]
+fn write_bytes(out: &mut [u8], tag: ValueType, bytes: &[u8]) -> usize {
+    out[0] = tag as u8;
+    write_u32(out, 1, bytes.len());
+    out[5..5 + bytes.len()].copy_from_slice(bytes);
+    5 + bytes.len()
 }
 
-macro_rules! encode_scalar_or {
-    ($out:ident, $value:expr, $Enum:ident, $nested:expr) => {
-        match $value {
-            $Enum::Null => $out.push(ValueType::Null as u8),
-            $Enum::Bool(v) => $out.extend_from_slice(&[ValueType::Bool as u8, u8::from(*v)]),
-            $Enum::I64(v) => {
-                $out.push(ValueType::I64 as u8);
-                $out.extend_from_slice(&v.to_le_bytes());
+#[inline(always)]
+fn write_u64(out: &mut [u8], tag: ValueType, value: u64) -> usize {
+    let out = &mut out[..9];
+    out[0] = tag as u8;
+    out[1..].copy_from_slice(&value.to_le_bytes());
+    9
+}
+
+/// Writes a list or map header (tag, items' byte length, count) and returns where the items
+/// start.
+#[inline]
+fn write_nested_header(out: &mut [u8], tag: ValueType, items_len: usize, count: usize) -> usize {
+    out[0] = tag as u8;
+    write_u32(out, 1, items_len);
+    write_u32(out, 5, count);
+    9
+}
+
+macro_rules! impl_encode_value {
+    ($Type:ident $(<$lt:lifetime>)?, $list_len:expr, $write_list:expr) => {
+        impl$(<$lt>)? EncodeValue for $Type$(<$lt>)? {
+            #[inline]
+            fn value_type(&self) -> ValueType {
+                $Type::value_type(self)
             }
-            $Enum::U64(v) => {
-                $out.push(ValueType::U64 as u8);
-                $out.extend_from_slice(&v.to_le_bytes());
+
+            #[inline(always)]
+            fn encoded_len(&self) -> usize {
+                match self {
+                    $Type::Null => fixed(0),
+                    $Type::Bool(_) => fixed(1),
+                    $Type::I64(_) | $Type::U64(_) | $Type::F64(_) => fixed(8),
+                    $Type::Str(v) => 5usize.saturating_add(v.len()),
+                    $Type::Bytes(v) => 5usize.saturating_add(v.len()),
+                    nested => $list_len(nested),
+                }
             }
-            $Enum::F64(v) => {
-                $out.push(ValueType::F64 as u8);
-                $out.extend_from_slice(&v.to_bits().to_le_bytes());
+
+            #[inline(always)]
+            fn write_to(&self, out: &mut [u8]) -> usize {
+                match self {
+                    $Type::Null => {
+                        out[0] = ValueType::Null as u8;
+                        1
+                    }
+                    $Type::Bool(v) => {
+                        out[..2].copy_from_slice(&[ValueType::Bool as u8, u8::from(*v)]);
+                        2
+                    }
+                    $Type::I64(v) => write_u64(out, ValueType::I64, *v as u64),
+                    $Type::U64(v) => write_u64(out, ValueType::U64, *v),
+                    $Type::F64(v) => write_u64(out, ValueType::F64, v.to_bits()),
+                    $Type::Str(v) => write_bytes(out, ValueType::Str, v.as_bytes()),
+                    $Type::Bytes(v) => write_bytes(out, ValueType::Bytes, v),
+                    nested => $write_list(nested, out),
+                }
             }
-            $Enum::Str(v) => {
-                $out.push(ValueType::Str as u8);
-                put_len($out, v.len());
-                $out.extend_from_slice(v.as_bytes());
-            }
-            $Enum::Bytes(v) => {
-                $out.push(ValueType::Bytes as u8);
-                put_len($out, v.len());
-                $out.extend_from_slice(v);
-            }
-            nested => $nested(nested),
         }
     };
 }
 
-impl EncodeValue for Value<'_> {
-    #[inline]
-    fn value_type(&self) -> ValueType {
-        Value::value_type(self)
-    }
-
-    #[inline]
-    fn encode_into(&self, out: &mut Vec<u8>) {
-        encode_scalar_or!(out, self, Value, |nested: &Value<'_>| match nested {
-            Value::List(items) => encode_nested(out, ValueType::List, items.len(), |out| {
-                items.iter().for_each(|item| item.encode_into(out))
-            }),
-            Value::Map(pairs) => encode_nested(out, ValueType::Map, pairs.len(), |out| {
-                for (key, value) in pairs.iter() {
-                    key.encode_into(out);
-                    value.encode_into(out);
-                }
-            }),
-            _ => unreachable!("scalars are encoded above"),
-        })
-    }
+/// Bytes of a list or map whose items (and, for maps, keys) are `parts`.
+#[inline(never)]
+fn nested_len<'a, V: EncodeValue + 'a>(parts: impl Iterator<Item = &'a V>) -> usize {
+    parts.fold(9usize, |sum, part| sum.saturating_add(part.encoded_len()))
 }
 
-impl EncodeValue for OwnedValue {
-    fn value_type(&self) -> ValueType {
-        OwnedValue::value_type(self)
+/// Writes a list or map of `count` entries whose encoded parts are `parts`.
+#[inline(never)]
+fn write_nested<'a, V: EncodeValue + 'a>(
+    out: &mut [u8],
+    tag: ValueType,
+    count: usize,
+    total: usize,
+    parts: impl Iterator<Item = &'a V>,
+) -> usize {
+    let mut at = write_nested_header(out, tag, total - 9, count);
+    for part in parts {
+        at += part.write_to(&mut out[at..]);
     }
-
-    fn encode_into(&self, out: &mut Vec<u8>) {
-        encode_scalar_or!(out, self, OwnedValue, |nested: &OwnedValue| match nested {
-            OwnedValue::List(items) => encode_nested(out, ValueType::List, items.len(), |out| {
-                items.iter().for_each(|item| item.encode_into(out))
-            }),
-            OwnedValue::Map(pairs) => encode_nested(out, ValueType::Map, pairs.len(), |out| {
-                for (key, value) in pairs {
-                    key.encode_into(out);
-                    value.encode_into(out);
-                }
-            }),
-            _ => unreachable!("scalars are encoded above"),
-        })
-    }
+    at
 }
 
-impl EncodeValue for ValueRef<'_> {
-    fn value_type(&self) -> ValueType {
-        ValueRef::value_type(self)
+impl_encode_value!(
+    Value<'a>,
+    |nested: &Value<'_>| match nested {
+        Value::List(items) => nested_len(items.iter()),
+        Value::Map(pairs) => nested_len(pairs.iter().flat_map(|(k, v)| [k, v])),
+        _ => unreachable!("scalars are measured above"),
+    },
+    |nested: &Value<'_>, out: &mut [u8]| match nested {
+        Value::List(items) => write_nested(
+            out,
+            ValueType::List,
+            items.len(),
+            nested.encoded_len(),
+            items.iter()
+        ),
+        Value::Map(pairs) => write_nested(
+            out,
+            ValueType::Map,
+            pairs.len(),
+            nested.encoded_len(),
+            pairs.iter().flat_map(|(k, v)| [k, v]),
+        ),
+        _ => unreachable!("scalars are written above"),
     }
+);
 
-    fn encode_into(&self, out: &mut Vec<u8>) {
-        encode_scalar_or!(out, self, ValueRef, |nested: &ValueRef<'_>| match nested {
-            // A nested value read from a tuple is already encoded: copy it as it is.
-            ValueRef::List(list) => out.extend_from_slice(list.encoded()),
-            ValueRef::Map(map) => out.extend_from_slice(map.encoded()),
-            _ => unreachable!("scalars are encoded above"),
-        })
+impl_encode_value!(
+    OwnedValue,
+    |nested: &OwnedValue| match nested {
+        OwnedValue::List(items) => nested_len(items.iter()),
+        OwnedValue::Map(pairs) => nested_len(pairs.iter().flat_map(|(k, v)| [k, v])),
+        _ => unreachable!("scalars are measured above"),
+    },
+    |nested: &OwnedValue, out: &mut [u8]| match nested {
+        OwnedValue::List(items) => write_nested(
+            out,
+            ValueType::List,
+            items.len(),
+            nested.encoded_len(),
+            items.iter()
+        ),
+        OwnedValue::Map(pairs) => write_nested(
+            out,
+            ValueType::Map,
+            pairs.len(),
+            nested.encoded_len(),
+            pairs.iter().flat_map(|(k, v)| [k, v]),
+        ),
+        _ => unreachable!("scalars are written above"),
     }
+);
+
+impl_encode_value!(
+    ValueRef<'a>,
+    // A nested value read from a tuple is already encoded: it is copied as it is.
+    |nested: &ValueRef<'_>| match nested {
+        ValueRef::List(list) => list.encoded().len(),
+        ValueRef::Map(map) => map.encoded().len(),
+        _ => unreachable!("scalars are measured above"),
+    },
+    |nested: &ValueRef<'_>, out: &mut [u8]| {
+        let encoded = match nested {
+            ValueRef::List(list) => list.encoded(),
+            ValueRef::Map(map) => map.encoded(),
+            _ => unreachable!("scalars are written above"),
+        };
+        out[..encoded.len()].copy_from_slice(encoded);
+        encoded.len()
+    }
+);
+
+/// Bytes of the encoded fields `values`, saturating.
+#[inline]
+pub fn fields_len<V: EncodeValue>(values: &[V]) -> usize {
+    values
+        .iter()
+        .fold(0usize, |sum, value| sum.saturating_add(value.encoded_len()))
+}
+
+/// Writes `values` back to back at the start of `out`; returns the bytes written.
+#[inline]
+pub fn write_fields<V: EncodeValue>(values: &[V], out: &mut [u8]) -> usize {
+    let mut at = 0;
+    for value in values {
+        at += value.write_to(&mut out[at..]);
+    }
+    at
 }
 
 /// The encoded fields of one tuple, in a buffer reused from tuple to tuple.
@@ -163,19 +255,6 @@ impl FieldEncoder {
         for value in values {
             self.bounds.push(self.bytes.len() as u32);
             value.encode_into(&mut self.bytes);
-        }
-        self.bounds.push(self.bytes.len() as u32);
-    }
-
-    /// Encodes `values` as `u64` fields (the system streams' shape).
-    #[inline]
-    pub(crate) fn encode_u64s(&mut self, values: &[u64]) {
-        self.bytes.clear();
-        self.bounds.clear();
-        for value in values {
-            self.bounds.push(self.bytes.len() as u32);
-            self.bytes.push(ValueType::U64 as u8);
-            self.bytes.extend_from_slice(&value.to_le_bytes());
         }
         self.bounds.push(self.bytes.len() as u32);
     }
@@ -233,7 +312,7 @@ pub(crate) fn write_header(
     field_count: usize,
     anchors: &[(u64, u64)],
 ) -> usize {
-    let head = &mut out[..HEADER_BYTES];
+    let mut head = [0u8; HEADER_BYTES];
     head[header::DEST_TASK..header::DEST_TASK + 4].copy_from_slice(&dest_task.to_le_bytes());
     head[header::SOURCE_TASK..header::SOURCE_TASK + 4].copy_from_slice(&source_task.to_le_bytes());
     head[header::STREAM..header::STREAM + 2].copy_from_slice(&stream.to_le_bytes());
@@ -241,7 +320,7 @@ pub(crate) fn write_header(
         .copy_from_slice(&(field_count as u16).to_le_bytes());
     head[header::ANCHOR_COUNT..header::ANCHOR_COUNT + 2]
         .copy_from_slice(&(anchors.len() as u16).to_le_bytes());
-    head[14..16].copy_from_slice(&[0, 0]);
+    out[..HEADER_BYTES].copy_from_slice(&head);
     let mut at = HEADER_BYTES;
     for (root, edge) in anchors {
         out[at..at + 8].copy_from_slice(&root.to_le_bytes());
@@ -251,8 +330,8 @@ pub(crate) fn write_header(
     at
 }
 
-/// Encodes a whole record into `out` (cleared first): the slow, simple path for tests,
-/// tools and system messages built outside an executor.
+/// Encodes a whole record into `out` (cleared first): the simple path for tests, tools and
+/// system messages built outside an executor.
 pub fn encode_record<V: EncodeValue>(
     out: &mut Vec<u8>,
     dest_task: u32,
@@ -261,10 +340,11 @@ pub fn encode_record<V: EncodeValue>(
     anchors: &[(u64, u64)],
     values: &[V],
 ) {
-    let mut fields = FieldEncoder::default();
-    fields.encode(values);
     out.clear();
-    out.resize(fields.record_len(anchors.len()), 0);
+    out.resize(
+        HEADER_BYTES + anchors.len() * ANCHOR_BYTES + fields_len(values),
+        0,
+    );
     let at = write_header(out, dest_task, source_task, stream, values.len(), anchors);
-    out[at..].copy_from_slice(fields.bytes());
+    write_fields(values, &mut out[at..]);
 }

@@ -41,7 +41,7 @@ mod encode;
 mod error;
 mod view;
 
-pub use encode::{EncodeValue, FieldEncoder, encode_record};
+pub use encode::{EncodeValue, FieldEncoder, encode_record, fields_len, write_fields};
 pub use error::{DecodeError, FieldError};
 pub use view::{AnchorPairs, FieldIter, ListRef, MapRef, TupleRef};
 

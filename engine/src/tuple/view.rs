@@ -23,6 +23,7 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 
 /// Decodes the value starting at `offset` of `bytes`; returns it and where the next value
 /// starts. `index` only names the field in errors.
+#[inline]
 pub(crate) fn decode_value(
     bytes: &[u8],
     offset: usize,
@@ -117,6 +118,40 @@ pub(crate) fn decode_value(
             (value, end)
         }
     })
+}
+
+/// Where the value starting at `offset` ends, checking only that it fits in `bytes` (its
+/// contents are checked when it is decoded).
+#[inline]
+fn skip_value(bytes: &[u8], offset: usize, index: usize) -> Result<usize, DecodeError> {
+    let Some(&tag) = bytes.get(offset) else {
+        return Err(DecodeError::TruncatedField {
+            index,
+            value_type: ValueType::Null,
+            offset,
+            len: bytes.len(),
+        });
+    };
+    let length_at = |extra: usize| -> Option<usize> {
+        let len = bytes.get(offset + 1..offset + 5)?;
+        let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+        offset.checked_add(extra)?.checked_add(len)
+    };
+    let end = match tag {
+        0 => Some(offset + 1),
+        1 => Some(offset + 2),
+        2..=4 => Some(offset + 9),
+        5 | 6 => length_at(5),
+        7 | 8 => length_at(9),
+        _ => return Err(DecodeError::UnknownTag { index, offset, tag }),
+    };
+    end.filter(|end| *end <= bytes.len())
+        .ok_or_else(|| DecodeError::TruncatedField {
+            index,
+            value_type: ValueType::from_tag(tag).unwrap_or(ValueType::Null),
+            offset,
+            len: bytes.len(),
+        })
 }
 
 /// The encoded items of a list or map, checked when the view was made.
@@ -320,7 +355,7 @@ impl<'a> TupleRef<'a> {
         }
         let mut at = self.fields_start as usize;
         for skipped in 0..index {
-            at = decode_value(self.record, at, skipped)?.1;
+            at = skip_value(self.record, at, skipped)?;
         }
         Ok(at)
     }
@@ -342,7 +377,7 @@ impl<'a> TupleRef<'a> {
     #[inline]
     pub fn field_bytes(&self, index: usize) -> Result<&'a [u8], FieldError> {
         let at = self.field_offset(index)?;
-        let end = decode_value(self.record, at, index)?.1;
+        let end = skip_value(self.record, at, index)?;
         Ok(&self.record[at..end])
     }
 
@@ -377,6 +412,13 @@ impl<'a> TupleRef<'a> {
     /// Out of range, another type, or a malformed record.
     #[inline]
     pub fn get_u64(&self, index: usize) -> Result<u64, FieldError> {
+        let at = self.field_offset(index)?;
+        if let Some([tag, word @ ..]) = self.record.get(at..at + 9) {
+            if *tag == ValueType::U64 as u8 {
+                let word: [u8; 8] = word.try_into().expect("8 bytes");
+                return Ok(u64::from_le_bytes(word));
+            }
+        }
         self.typed(index, ValueType::U64, |v| match v {
             ValueRef::U64(v) => Some(v),
             _ => None,
@@ -389,6 +431,13 @@ impl<'a> TupleRef<'a> {
     /// Out of range, another type, or a malformed record.
     #[inline]
     pub fn get_i64(&self, index: usize) -> Result<i64, FieldError> {
+        let at = self.field_offset(index)?;
+        if let Some([tag, word @ ..]) = self.record.get(at..at + 9) {
+            if *tag == ValueType::I64 as u8 {
+                let word: [u8; 8] = word.try_into().expect("8 bytes");
+                return Ok(i64::from_le_bytes(word));
+            }
+        }
         self.typed(index, ValueType::I64, |v| match v {
             ValueRef::I64(v) => Some(v),
             _ => None,
@@ -401,6 +450,13 @@ impl<'a> TupleRef<'a> {
     /// Out of range, another type, or a malformed record.
     #[inline]
     pub fn get_f64(&self, index: usize) -> Result<f64, FieldError> {
+        let at = self.field_offset(index)?;
+        if let Some([tag, word @ ..]) = self.record.get(at..at + 9) {
+            if *tag == ValueType::F64 as u8 {
+                let word: [u8; 8] = word.try_into().expect("8 bytes");
+                return Ok(f64::from_bits(u64::from_le_bytes(word)));
+            }
+        }
         self.typed(index, ValueType::F64, |v| match v {
             ValueRef::F64(v) => Some(v),
             _ => None,

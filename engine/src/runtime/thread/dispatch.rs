@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::slot::{TaskBody, TaskSlot, panic_message};
 use super::{ExecutorThread, InputPort};
 use crate::config::PanicPolicy;
-use crate::ids::{SYSTEM_COMPONENT, StreamId, TaskId};
+use crate::ids::{StreamId, TaskId};
 use crate::runtime::acking::TreeOutcome;
 use crate::runtime::anchor::{Anchor, Tuple};
 use crate::runtime::collector::{BoltOutput, TaskOutput};
@@ -47,9 +47,7 @@ impl ExecutorThread {
         if taken == 0 {
             return false;
         }
-        for record in batch.iter() {
-            self.process_record(record);
-        }
+        self.process_guarded(&mut batch.iter());
         batch.release();
         port.consumed += taken as u64;
         port.counters
@@ -59,17 +57,74 @@ impl ExecutorThread {
         true
     }
 
+    /// Processes `records`, catching a panic of the task code they run: the panicking task
+    /// is handled (see [`task_panicked`](Self::task_panicked)) and the rest of the records
+    /// are processed. One guard covers a whole batch, so the fast path pays for it once.
+    pub(super) fn process_guarded<'r>(&mut self, records: &mut impl Iterator<Item = &'r [u8]>) {
+        loop {
+            let mut current: &[u8] = &[];
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                for record in records.by_ref() {
+                    current = record;
+                    self.process_record(record);
+                }
+            }));
+            match result {
+                Ok(()) => return,
+                Err(payload) => self.record_panicked(current, payload.as_ref()),
+            }
+        }
+    }
+
+    /// Handles a panic while `record` was being processed.
+    fn record_panicked(&mut self, record: &[u8], payload: &(dyn std::any::Any + Send)) {
+        let panic = panic_message(payload);
+        let Ok(view) = TupleRef::parse(record) else {
+            tracing::error!(thread = self.index, "a panic outside any task: {panic}");
+            return;
+        };
+        let Some(index) = self.slot_index(view.dest_task()) else {
+            tracing::error!(thread = self.index, "a panic outside any task: {panic}");
+            return;
+        };
+        let tuple = Tuple::new(view, &self.topology);
+        let message = format!(
+            "execute panicked on a tuple from {:?} stream {:?}: {panic}",
+            tuple.source_component(),
+            tuple.source_stream(),
+        );
+        let anchor = tuple.anchor().clone();
+        drop(tuple);
+        self.task_panicked(index, message, Some(&anchor));
+    }
+
     /// Processes what this thread's tasks sent each other, until none is left.
     pub(super) fn drain_local(&mut self) {
-        while !self.emitter.local.is_empty() {
-            std::mem::swap(&mut self.emitter.local, &mut self.spare_local);
-            let mut queue = std::mem::take(&mut self.spare_local);
-            while let Some(range) = queue.pop_range() {
-                self.process_record(&queue.bytes()[range]);
+        while self.emitter.local.has_unpublished() {
+            self.emitter.local.flush_overflow();
+            self.emitter.local.publish();
+            let Some(mut consumer) = self.local_input.take() else {
+                return;
+            };
+            loop {
+                let batch = consumer.read(self.input_batch);
+                if batch.is_empty() {
+                    break;
+                }
+                self.process_guarded(&mut batch.iter());
+                batch.release();
             }
-            queue.clear();
-            self.spare_local = queue;
+            self.local_input = Some(consumer);
         }
+    }
+
+    #[inline]
+    fn slot_index(&self, task: u32) -> Option<usize> {
+        self.slot_of_task
+            .get(task as usize)
+            .copied()
+            .filter(|index| *index != u16::MAX)
+            .map(usize::from)
     }
 
     /// Hands one record to its task.
@@ -83,13 +138,7 @@ impl ExecutorThread {
             }
         };
         let task = view.dest_task();
-        let Some(index) = self
-            .slot_of_task
-            .get(task as usize)
-            .copied()
-            .filter(|index| *index != u16::MAX)
-            .map(usize::from)
-        else {
+        let Some(index) = self.slot_index(task) else {
             self.report_malformed(
                 None,
                 format!("record for task {task}, which does not run on this thread"),
@@ -133,7 +182,8 @@ impl ExecutorThread {
         });
     }
 
-    /// Runs a bolt's `execute` on one record.
+    /// Runs a bolt's `execute` on one record. A panic propagates to the caller's guard.
+    #[inline]
     pub(super) fn execute_bolt(&mut self, index: usize, view: TupleRef<'_>) {
         let Self {
             topology,
@@ -142,15 +192,7 @@ impl ExecutorThread {
             control,
             ..
         } = self;
-        let Some(stream) = topology.stream(StreamId(view.stream_id())) else {
-            let message = format!("record on unknown stream {}", view.stream_id());
-            self.report_malformed(Some(index), message);
-            return;
-        };
-        let source = topology
-            .component_of(TaskId(view.source_task()))
-            .map_or(SYSTEM_COMPONENT, |component| component.id());
-        let tuple = Tuple::new(view, stream, source);
+        let tuple = Tuple::new(view, topology);
         let TaskSlot {
             task,
             component_id,
@@ -177,25 +219,13 @@ impl ExecutorThread {
             },
             auto_anchor: auto_ack.then_some(tuple.anchor()),
         };
-        let result = catch_unwind(AssertUnwindSafe(|| state.bolt.execute(&tuple, &mut output)));
-        if result.is_ok() && auto_ack && !tuple.anchor().is_settled() {
+        state.bolt.execute(&tuple, &mut output);
+        if auto_ack && !tuple.anchor().is_settled() {
             output.ack(tuple.anchor());
         }
-        drop(output);
         meter.counters.executed += 1;
         if let Some(started) = started {
             meter.record_execute(started.elapsed().as_nanos() as u64);
-        }
-        if let Err(payload) = result {
-            let anchor = tuple.anchor().clone();
-            let message = format!(
-                "execute panicked on a tuple from {:?} stream {:?}: {}",
-                tuple.source_component(),
-                tuple.source_stream(),
-                panic_message(payload.as_ref())
-            );
-            drop(tuple);
-            self.task_panicked(index, message, Some(&anchor));
         }
     }
 
@@ -328,7 +358,10 @@ impl ExecutorThread {
             &[Value::U64(every_nanos / 1_000_000)],
         );
         if let Ok(view) = TupleRef::parse(&record) {
-            self.execute_bolt(index, view);
+            let result = catch_unwind(AssertUnwindSafe(|| self.execute_bolt(index, view)));
+            if let Err(payload) = result {
+                self.record_panicked(&record, payload.as_ref());
+            }
         }
         self.tick_record = record;
     }

@@ -29,7 +29,7 @@ use squall_ringbuf::record::RecordConsumer;
 
 use super::control::{Control, TaskError, TaskErrorKind, TopologyState};
 use super::emitter::{Emitter, Route};
-use super::ports::{LocalQueue, OutputPort};
+use super::ports::OutputPort;
 use crate::config::PanicPolicy;
 use crate::ids::TaskId;
 use crate::metrics::{RingCounters, SharedTaskMetrics};
@@ -65,6 +65,9 @@ pub(crate) struct ThreadSetup {
     pub(crate) tasks: Vec<(TaskId, Arc<SharedTaskMetrics>)>,
     pub(crate) routes: Box<[Route]>,
     pub(crate) ports: Vec<OutputPort>,
+    /// The ring from the thread to itself: its writing end and its reading end.
+    pub(crate) local_output: OutputPort,
+    pub(crate) local_input: RecordConsumer,
     pub(crate) data_inputs: Vec<InputPort>,
     pub(crate) control_inputs: Vec<InputPort>,
     /// Keep reading data inputs while an output is backlogged (threads on a cycle of the
@@ -86,8 +89,8 @@ pub(crate) struct ExecutorThread {
     /// Index into `tasks` of each task id of the topology (`u16::MAX`: not on this thread).
     slot_of_task: Box<[u16]>,
     emitter: Emitter,
-    /// The other half of the double-buffered own queue.
-    spare_local: LocalQueue,
+    /// The reading end of the ring from this thread to itself (taken out while draining).
+    local_input: Option<RecordConsumer>,
     data_inputs: Vec<InputPort>,
     control_inputs: Vec<InputPort>,
     read_while_backlogged: bool,
@@ -147,8 +150,14 @@ impl ExecutorThread {
             doorbell: setup.doorbell,
             tasks,
             slot_of_task,
-            emitter: Emitter::new(setup.routes, setup.ports, ackers, rng.u64(..)),
-            spare_local: LocalQueue::default(),
+            emitter: Emitter::new(
+                setup.routes,
+                setup.ports,
+                setup.local_output,
+                ackers,
+                rng.u64(..),
+            ),
+            local_input: Some(setup.local_input),
             data_inputs: setup.data_inputs,
             control_inputs: setup.control_inputs,
             read_while_backlogged: setup.read_while_backlogged,

@@ -17,17 +17,24 @@ const FIRST_BACKOFF_NANOS: u64 = 1_000;
 /// A call into a spout.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum SpoutCall {
-    Next,
+    /// Up to `calls` calls of `next_tuple`, stopping at the first that emits nothing or when
+    /// the spout is throttled (backlogged outputs, `max_pending` trees in flight).
+    Next {
+        calls: usize,
+        max_pending: Option<usize>,
+    },
     /// The tree of this message completed (`true`) or failed.
     Settled(MessageId, bool),
 }
 
 impl ExecutorThread {
     /// Calls a spout, catching a panic; then delivers the acks of trees that ended on emit.
-    /// Returns whether the spout emitted anything.
-    pub(super) fn call_spout(&mut self, index: usize, call: SpoutCall, now: u64) -> bool {
+    /// Returns whether the spout emitted anything, and whether a `next_tuple` call emitted
+    /// nothing (the spout is idle).
+    pub(super) fn call_spout(&mut self, index: usize, call: SpoutCall, now: u64) -> (bool, bool) {
         let mut call = Some(call);
         let mut emitted_any = false;
+        let mut idle = false;
         loop {
             let Self {
                 tasks,
@@ -45,7 +52,7 @@ impl ExecutorThread {
                 ..
             } = &mut tasks[index];
             let TaskBody::Spout(state) = body else {
-                return emitted_any;
+                return (emitted_any, idle);
             };
             let call = match call.take() {
                 Some(call) => call,
@@ -58,7 +65,7 @@ impl ExecutorThread {
                         }
                         SpoutCall::Settled(message, acked)
                     }
-                    None => return emitted_any,
+                    None => return (emitted_any, idle),
                 },
             };
             let before = meter.counters.emitted;
@@ -78,7 +85,19 @@ impl ExecutorThread {
                 now_nanos: now,
             };
             let result = catch_unwind(AssertUnwindSafe(|| match call {
-                SpoutCall::Next => spout.next_tuple(&mut output),
+                SpoutCall::Next { calls, max_pending } => {
+                    for _ in 0..calls {
+                        if output.is_throttled(max_pending) {
+                            break;
+                        }
+                        let before = output.emitted();
+                        spout.next_tuple(&mut output);
+                        if output.emitted() == before {
+                            idle = true;
+                            break;
+                        }
+                    }
+                }
                 SpoutCall::Settled(message, true) => spout.ack(message, &mut output),
                 SpoutCall::Settled(message, false) => spout.fail(message, &mut output),
             }));
@@ -89,13 +108,13 @@ impl ExecutorThread {
             emitted_any |= meter.counters.emitted != before;
             if let Err(payload) = result {
                 let what = match call {
-                    SpoutCall::Next => "next_tuple",
+                    SpoutCall::Next { .. } => "next_tuple",
                     SpoutCall::Settled(_, true) => "ack",
                     SpoutCall::Settled(_, false) => "fail",
                 };
                 let message = format!("{what} panicked: {}", panic_message(payload.as_ref()));
                 self.task_panicked(index, message, None);
-                return emitted_any;
+                return (emitted_any, idle);
             }
         }
     }
@@ -109,25 +128,23 @@ impl ExecutorThread {
             .map(|max| max as usize);
         let mut progress = false;
         for index in 0..self.tasks.len() {
-            for _ in 0..self.spout_batch {
-                let TaskBody::Spout(state) = &self.tasks[index].body else {
-                    break;
-                };
-                if !state.active
-                    || now < state.next_poll_nanos
-                    || max_pending.is_some_and(|max| state.pending.len() >= max)
-                    || self.emitter.is_backlogged()
-                {
-                    break;
-                }
-                let emitted = self.call_spout(index, SpoutCall::Next, now);
-                let TaskBody::Spout(state) = &mut self.tasks[index].body else {
-                    break;
-                };
+            let TaskBody::Spout(state) = &self.tasks[index].body else {
+                continue;
+            };
+            if !state.active || now < state.next_poll_nanos {
+                continue;
+            }
+            let call = SpoutCall::Next {
+                calls: self.spout_batch,
+                max_pending,
+            };
+            let (emitted, idle) = self.call_spout(index, call, now);
+            progress |= emitted;
+            if let TaskBody::Spout(state) = &mut self.tasks[index].body {
                 if emitted {
                     state.idle_calls = 0;
-                    progress = true;
-                } else {
+                }
+                if idle {
                     state.idle_calls = state.idle_calls.saturating_add(1);
                     if state.idle_calls > IDLE_CALLS_BEFORE_BACKOFF {
                         let doublings = (state.idle_calls - IDLE_CALLS_BEFORE_BACKOFF).min(30);
@@ -135,7 +152,6 @@ impl ExecutorThread {
                             (FIRST_BACKOFF_NANOS << doublings).min(self.spout_idle_backoff_nanos);
                         state.next_poll_nanos = now + backoff;
                     }
-                    break;
                 }
             }
             self.drain_local();

@@ -1,0 +1,126 @@
+//! `squall-bench`: runs the named scenarios and reports throughput and latency.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use squall::builtin::components::SourceOptions;
+use squall::builtin::pacing::TuplesPerSecond;
+use squall::builtin::topologies::{self, BuiltinOptions, BuiltinTopology};
+use squall::{TopologyConfig, WaitStrategyKind};
+
+use crate::args::RateSpec;
+use crate::cli::BenchCli;
+use crate::measure::{Measurement, measure};
+use crate::progress::{ProgressLine, ProgressStyle};
+use crate::report::{CountsVerified, LatencyNanos, ScenarioReport};
+use crate::scenario::Scenario;
+
+/// Length of the unthrottled run that finds the maximum rate for `--rate N%`.
+const PROBE_WINDOW: Duration = Duration::from_secs(2);
+
+/// The topology options a command line asks for.
+fn options(cli: &BenchCli, rate: Option<u64>) -> BuiltinOptions {
+    let mut config = TopologyConfig::default()
+        .with_ackers(usize::from(cli.acking))
+        .with_wait_strategy(cli.wait)
+        .with_chaining(cli.threads.0);
+    if cli.wait == WaitStrategyKind::BusySpin {
+        config.spout_idle_backoff = Duration::from_micros(1);
+    }
+    let spouts = cli.spouts as usize;
+    let per_spout = rate.and_then(|rate| TuplesPerSecond::new((rate / spouts as u64).max(1)));
+    BuiltinOptions {
+        config,
+        source: SourceOptions {
+            rate: per_spout,
+            stamp_every: u32::try_from(cli.sample_every).unwrap_or(u32::MAX),
+            tracked: cli.acking,
+            ..SourceOptions::default()
+        },
+        spouts,
+        middle: cli.middle as usize,
+        sinks: cli.sinks as usize,
+        ..BuiltinOptions::default()
+    }
+}
+
+/// Builds the topology of `scenario`.
+///
+/// # Errors
+/// When the options make an invalid topology.
+pub fn build(scenario: Scenario, options: &BuiltinOptions) -> anyhow::Result<BuiltinTopology> {
+    let name = scenario.name();
+    let built = match scenario {
+        Scenario::ConstNull => topologies::const_null(name, options),
+        Scenario::ConstIdNull => topologies::const_id_null(name, options),
+        Scenario::Wordcount => topologies::wordcount(name, false, options),
+        Scenario::WordcountStr => topologies::wordcount(name, true, options),
+    };
+    built.with_context(|| format!("building scenario {name}"))
+}
+
+fn latency_nanos(histogram: &hdrhistogram::Histogram<u64>) -> LatencyNanos {
+    let summary = squall::metrics::LatencySummary::of(histogram);
+    LatencyNanos {
+        p50: summary.p50,
+        p90: summary.p90,
+        p99: summary.p99,
+        p999: summary.p999,
+        max: summary.max,
+        mean: summary.mean,
+        samples: summary.samples,
+    }
+}
+
+/// Runs one scenario as the command line says.
+///
+/// # Errors
+/// When the topology fails, does not drain, or counts wrong.
+pub fn run_scenario(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<ScenarioReport> {
+    let style = if cli.json {
+        ProgressStyle::Silent
+    } else {
+        ProgressStyle::for_stdout()
+    };
+    let mut progress = ProgressLine::new(style);
+    let warmup = cli.warmup.get();
+    let rate = match cli.rate {
+        None => None,
+        Some(RateSpec::PerSecond(rate)) => Some(rate),
+        Some(RateSpec::FractionOfMax(fraction)) => {
+            let probe = build(scenario, &options(cli, None))?;
+            let label = format!("{} (finding the maximum rate)", scenario.name());
+            let max = measure(&probe, &label, warmup, PROBE_WINDOW, &mut progress)?.rate();
+            Some(((max * fraction) as u64).max(1))
+        }
+    };
+    let built = build(scenario, &options(cli, rate))?;
+    let measured: Measurement = measure(
+        &built,
+        scenario.name(),
+        warmup,
+        cli.duration.get(),
+        &mut progress,
+    )?;
+    Ok(ScenarioReport {
+        scenario: scenario.name().to_owned(),
+        tuples_per_sec: measured.rate(),
+        latency_ns: latency_nanos(&measured.latency),
+        complete_latency_ns: cli
+            .acking
+            .then(|| latency_nanos(&measured.complete_latency)),
+        acking: cli.acking,
+        failed: measured.failed,
+        executors: measured.threads,
+        pinned: measured.pinned,
+        tuples: measured.tuples,
+        duration_secs: measured.seconds,
+        warmup_secs: warmup.as_secs_f64(),
+        target_rate: rate,
+        latency_sample_every: cli.sample_every,
+        counts: measured.counts.map(|check| CountsVerified {
+            total: check.total,
+            distinct_words: check.distinct_words,
+        }),
+    })
+}
