@@ -77,6 +77,7 @@ pub mod auth;
 pub mod codec;
 pub mod conn;
 mod ids;
+pub mod transport;
 
 pub use auth::{ClusterSecret, Nonce, Proof};
 pub use conn::{

@@ -1,0 +1,266 @@
+//! One connection's protocol work on top of its byte streams: reading frames and handing
+//! records to the sink, and building frames from the peer's outbound rings.
+
+use std::time::Instant;
+
+use super::super::buf::SendQueue;
+use super::super::event::Remote;
+use super::super::outbound::{Gathered, OutboundRing};
+use super::super::sink::InboundSink;
+use super::super::stats::Stats;
+use crate::codec::{
+    BATCH_HEADER_LEN, BatchPosition, BatchView, CloseCode, HEADER_LEN, Needed, RECORD_HEADER_LEN,
+    record_size,
+};
+use crate::conn::{Connection, ConnectionError, Event, MAX_CONTROL_BYTES, PeerInfo, Received};
+use crate::ids::WorkerId;
+
+/// Frames are not started in less room than this at the end of a send-queue chunk; a
+/// fresh chunk is taken instead, so that frames do not shrink to a few records.
+const MIN_BATCH_ROOM: usize = 4096;
+
+/// Bytes queued for the socket above which no more batches are built until it drains.
+pub(crate) const SEND_HIGH_WATER_CHUNKS: usize = 2;
+
+/// A batch whose records the sink could not all take yet: the frame stays at the head of
+/// the receive buffer until they are delivered.
+#[derive(Debug, Clone, Copy)]
+struct Blocked {
+    frame_len: usize,
+    position: BatchPosition,
+}
+
+/// What reading stopped at.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Everything complete was read; more bytes are needed.
+    NeedInput,
+    /// The sink is full; reading is paused until it takes the rest of a batch.
+    Blocked,
+    /// The peer proved the secret; call `receive` again for the bytes after it.
+    Authenticated(PeerInfo),
+    /// The peer closed the connection.
+    PeerClosed(String),
+    /// The peer broke the protocol or failed to authenticate; a CLOSE is queued.
+    Failed(ConnectionError),
+}
+
+/// One connection: its protocol state and what the loop knows about it.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) conn: Connection,
+    pub(crate) remote: Remote,
+    /// The worker dialled, or the authenticated peer.
+    pub(crate) peer: Option<WorkerId>,
+    /// Reported up to the caller, and not yet down.
+    pub(crate) up: bool,
+    /// Why the link is going away, once it is.
+    pub(crate) down_reason: Option<String>,
+    /// Handed to the driver to close.
+    pub(crate) closing: bool,
+    /// The next record needs more credit than the peer granted so far; nothing can be sent
+    /// before its next CREDIT.
+    starved: bool,
+    blocked: Option<Blocked>,
+    next_ring: usize,
+}
+
+impl Link {
+    pub(crate) fn new(conn: Connection, remote: Remote, peer: Option<WorkerId>) -> Self {
+        Self {
+            conn,
+            remote,
+            peer,
+            up: false,
+            down_reason: None,
+            closing: false,
+            starved: false,
+            blocked: None,
+            next_ring: 0,
+        }
+    }
+
+    /// Whether a batch waits for room in the sink.
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.blocked.is_some()
+    }
+
+    /// Reads frames from `data`, handing batch records to `sink`. Returns the bytes to
+    /// consume from the receive buffer and why it stopped; `need` is set to the length of
+    /// a frame that does not fit the buffer yet.
+    pub(crate) fn receive(
+        &mut self,
+        data: &[u8],
+        sink: &mut dyn InboundSink,
+        stats: &Stats,
+        now: Instant,
+        need: &mut usize,
+    ) -> (usize, Step) {
+        let mut consumed = 0;
+        if let Some(blocked) = self.blocked {
+            let body = &data[HEADER_LEN..blocked.frame_len];
+            let view = BatchView::trusted(body);
+            match deliver(view, blocked.position, sink) {
+                Some(position) => {
+                    self.blocked = Some(Blocked {
+                        position,
+                        ..blocked
+                    });
+                    return (0, Step::Blocked);
+                }
+                None => {
+                    self.blocked = None;
+                    stats.batch_received(view.len());
+                    self.conn.batch_delivered(blocked.frame_len);
+                    consumed = blocked.frame_len;
+                }
+            }
+        }
+        loop {
+            let input = &data[consumed..];
+            let (len, event) = match self.conn.receive(input, now) {
+                Ok(Received::Frame { len, event }) => (len, event),
+                Ok(Received::Incomplete(needed)) => {
+                    if let Needed::Exactly(more) = needed {
+                        *need = input.len() + more;
+                    }
+                    return (consumed, Step::NeedInput);
+                }
+                Err(error) => return (consumed, Step::Failed(error)),
+            };
+            match event {
+                None => consumed += len,
+                Some(Event::CreditGranted { .. }) => {
+                    self.starved = false;
+                    consumed += len;
+                }
+                Some(Event::Batch(view)) => {
+                    if let Some(position) = deliver(view, view.iter().position(), sink) {
+                        self.blocked = Some(Blocked {
+                            frame_len: len,
+                            position,
+                        });
+                        return (consumed, Step::Blocked);
+                    }
+                    stats.batch_received(view.len());
+                    self.conn.batch_delivered(len);
+                    consumed += len;
+                }
+                Some(Event::Authenticated(peer)) => {
+                    return (consumed + len, Step::Authenticated(peer));
+                }
+                Some(Event::PeerClosed { code, reason }) => {
+                    let reason = format!("peer closed the connection: {reason} [{code}]");
+                    return (consumed + len, Step::PeerClosed(reason));
+                }
+            }
+        }
+    }
+
+    /// Queues the connection's control frames, then BATCH frames gathered from `rings`
+    /// while the peer's credit and the send queue allow. Records longer than the peer
+    /// accepts are dropped, counted and logged.
+    pub(crate) fn send(
+        &mut self,
+        queue: &mut SendQueue,
+        rings: &mut [OutboundRing],
+        stats: &Stats,
+    ) {
+        let mut dropped = 0;
+        if self.conn.has_transmit()
+            && let Some(space) = queue.space(MAX_CONTROL_BYTES)
+        {
+            let n = self.conn.poll_transmit(space);
+            queue.commit(n);
+        }
+        if !self.can_send(queue) || rings.is_empty() {
+            return;
+        }
+        let max_record = self.conn.peer().map_or(0, |peer| {
+            peer.max_frame_len as usize - BATCH_HEADER_LEN - RECORD_HEADER_LEN
+        });
+        let mut min_room = MIN_BATCH_ROOM;
+        while self.can_send(queue) {
+            let Some(space) = queue.space(min_room) else {
+                return;
+            };
+            let Some(mut batch) = self.conn.start_batch(space) else {
+                return;
+            };
+            let mut next = None;
+            for i in 0..rings.len() {
+                let ring = &mut rings[(self.next_ring + i) % rings.len()];
+                if let Gathered::BatchFull(len) = ring.gather(&mut batch, max_record, &mut dropped)
+                {
+                    next = Some(len);
+                    break;
+                }
+            }
+            self.next_ring = self.next_ring.wrapping_add(1);
+            let records = batch.count();
+            let sent = self.conn.finish_batch(batch);
+            queue.commit(sent);
+            if sent > 0 {
+                stats.batch_sent(records);
+            }
+            if dropped > 0 {
+                stats.dropped(dropped);
+                tracing::error!(
+                    "dropped {dropped} records to {} that exceed the largest frame it accepts",
+                    self.remote
+                );
+                dropped = 0;
+            }
+            match next {
+                None => return,
+                Some(len) if sent == 0 => {
+                    // The next record did not fit an empty batch here: take a fresh chunk
+                    // if that gives it room, else wait for credit.
+                    let needed = BATCH_HEADER_LEN + record_size(len);
+                    if needed > self.conn.batch_room() {
+                        self.starved = true;
+                        return;
+                    }
+                    if min_room >= needed {
+                        return;
+                    }
+                    min_room = needed;
+                }
+                Some(_) => min_room = MIN_BATCH_ROOM,
+            }
+        }
+    }
+
+    /// Whether the connection may take another batch now.
+    pub(crate) fn can_send(&self, queue: &SendQueue) -> bool {
+        self.conn.is_established()
+            && !self.closing
+            && !self.starved
+            && self.conn.batch_room() >= BATCH_HEADER_LEN + RECORD_HEADER_LEN
+            && queue.queued() < SEND_HIGH_WATER_CHUNKS * queue.chunk_size()
+    }
+
+    /// Starts closing: queues a CLOSE (unless the connection already closed) and records
+    /// why the link goes down.
+    pub(crate) fn shut(&mut self, code: CloseCode, reason: String) {
+        self.conn.close(code, &reason);
+        self.down_reason.get_or_insert(reason);
+    }
+}
+
+/// Delivers the records of `view` from `position` on; returns where it stopped if the
+/// sink filled up.
+fn deliver(
+    view: BatchView<'_>,
+    position: BatchPosition,
+    sink: &mut dyn InboundSink,
+) -> Option<BatchPosition> {
+    let mut records = view.iter_from(position);
+    loop {
+        let before = records.position();
+        let record = records.next()?;
+        if sink.deliver(record.dest_task, record.bytes).is_err() {
+            return Some(before);
+        }
+    }
+}

@@ -1,0 +1,530 @@
+//! The transport thread's event loop: it owns the driver, the connections' protocol state,
+//! the peer table and the sink, and moves records between rings, frames and sockets.
+//!
+//! One iteration: apply commands, dial peers that are due, run timers, retry batches the
+//! sink refused, build frames for every connection that has credit, flush the sink; then
+//! sleep in the driver until I/O, a timer or a wake-up, and handle what it reports.
+
+mod link;
+mod peers;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+use link::{Link, Step};
+use peers::PeerTable;
+
+use super::TransportConfig;
+use super::driver::{ConnId, Driver, IoEvent};
+use super::error::TransportError;
+use super::event::{PeerAddr, PeerEvent, PeerSpec, Remote};
+use super::outbound::OutboundRing;
+use super::sink::InboundSink;
+use super::stats::Stats;
+use super::wake::WakeState;
+use crate::auth::Nonce;
+use crate::codec::CloseCode;
+use crate::conn::{Connection, ConnectionError, PeerInfo, Side};
+use crate::ids::WorkerId;
+
+/// How long a stopping transport waits for its connections to send their CLOSE.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// How often rings whose executors have gone are looked for.
+const HOUSEKEEPING: Duration = Duration::from_millis(200);
+
+/// Requests from the transport's handles to its thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Replace the peer set.
+    SetPeers(Vec<PeerSpec>),
+    /// Gather records for `peer` from this ring too.
+    AddRing { peer: WorkerId, ring: OutboundRing },
+    /// Close every connection and stop.
+    Shutdown,
+}
+
+/// Names a connection of the event loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum LinkId {
+    /// A socket of the driver.
+    Socket(ConnId),
+}
+
+/// The event loop; see the [module docs](self).
+pub(crate) struct EventLoop {
+    config: TransportConfig,
+    driver: Box<dyn Driver>,
+    sink: Box<dyn InboundSink>,
+    on_event: Box<dyn FnMut(PeerEvent) + Send>,
+    commands: Receiver<Command>,
+    wake: Arc<WakeState>,
+    stats: Arc<Stats>,
+    links: HashMap<LinkId, Link>,
+    peers: PeerTable,
+    io_events: Vec<IoEvent>,
+    scratch: Vec<LinkId>,
+    stopping: Option<Instant>,
+    next_housekeeping: Instant,
+    next_sink_retry: Option<Instant>,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        config: TransportConfig,
+        driver: Box<dyn Driver>,
+        sink: Box<dyn InboundSink>,
+        on_event: Box<dyn FnMut(PeerEvent) + Send>,
+        commands: Receiver<Command>,
+        wake: Arc<WakeState>,
+        stats: Arc<Stats>,
+    ) -> Self {
+        let peers = PeerTable::new(config.reconnect_min(), config.reconnect_max());
+        Self {
+            config,
+            driver,
+            sink,
+            on_event,
+            commands,
+            wake,
+            stats,
+            links: HashMap::new(),
+            peers,
+            io_events: Vec::with_capacity(256),
+            scratch: Vec::new(),
+            stopping: None,
+            next_housekeeping: Instant::now(),
+            next_sink_retry: None,
+        }
+    }
+
+    /// Runs until shut down.
+    pub(crate) fn run(mut self) -> Result<(), TransportError> {
+        loop {
+            let now = Instant::now();
+            self.apply_commands(now);
+            if let Some(deadline) = self.stopping
+                && (self.links.is_empty() || now >= deadline)
+            {
+                return Ok(());
+            }
+            self.dial(now);
+            self.run_timers(now);
+            self.retry_blocked(now);
+            self.send_all();
+            self.sink.flush();
+            let mut timeout = self.next_timeout(now);
+            if timeout != Some(Duration::ZERO) {
+                self.wake.prepare_sleep();
+                if self.has_work() {
+                    timeout = Some(Duration::ZERO);
+                }
+            }
+            let polled = self.driver.poll(timeout, &mut self.io_events);
+            self.wake.awake();
+            polled.map_err(|error| TransportError::Failed(format!("driver poll: {error}")))?;
+            let now = Instant::now();
+            let mut events = std::mem::take(&mut self.io_events);
+            for event in events.drain(..) {
+                self.on_io(event, now);
+            }
+            self.io_events = events;
+        }
+    }
+
+    fn emit(&mut self, event: PeerEvent) {
+        (self.on_event)(event);
+    }
+
+    fn apply_commands(&mut self, now: Instant) {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::SetPeers(specs)) => self.set_peers(specs, now),
+                Ok(Command::AddRing { peer, ring }) => {
+                    self.peers.entry(peer, now).rings.push(ring);
+                }
+                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
+                    self.stop(now);
+                    return;
+                }
+                Err(TryRecvError::Empty) => return,
+            }
+        }
+    }
+
+    fn stop(&mut self, now: Instant) {
+        if self.stopping.is_some() {
+            return;
+        }
+        self.stopping = Some(now + STOP_GRACE);
+        self.scratch.clear();
+        self.scratch.extend(self.links.keys().copied());
+        for id in std::mem::take(&mut self.scratch) {
+            if let Some(link) = self.links.get_mut(&id) {
+                link.shut(CloseCode::NORMAL, "worker shutting down".to_owned());
+            }
+            self.close_link(id);
+        }
+    }
+
+    fn set_peers(&mut self, specs: Vec<PeerSpec>, now: Instant) {
+        let change = self.peers.set(specs, now);
+        for (worker, link) in change.removed {
+            tracing::info!("{worker} left the peer set");
+            if let Some(id) = link {
+                self.drop_link(id, CloseCode::NORMAL, "peer removed from the peer set");
+            }
+        }
+        for (worker, id) in change.moved {
+            tracing::info!("{worker} moved; reconnecting");
+            self.drop_link(id, CloseCode::NORMAL, "peer moved to another address");
+        }
+    }
+
+    /// Closes a link on this side's initiative, reporting its peer down at once.
+    fn drop_link(&mut self, id: LinkId, code: CloseCode, reason: &str) {
+        let Some(link) = self.links.get_mut(&id) else {
+            return;
+        };
+        link.shut(code, reason.to_owned());
+        if link.up {
+            link.up = false;
+            let peer = link.peer.expect("an up link has a peer");
+            self.emit(PeerEvent::Down {
+                peer,
+                reason: reason.to_owned(),
+            });
+        }
+        self.close_link(id);
+    }
+
+    /// Dials every peer this worker should dial that has no connection and is due.
+    fn dial(&mut self, now: Instant) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let me = self.config.connection().worker_id();
+        let mut due = Vec::new();
+        for (worker, peer) in self.peers.iter() {
+            if let Some(PeerAddr::Tcp(addr)) = peer.addr
+                && peer.link.is_none()
+                && me < *worker
+                && now >= peer.next_attempt
+            {
+                due.push((*worker, addr));
+            }
+        }
+        for (worker, addr) in due {
+            match self.driver.connect(addr) {
+                Ok(conn) => {
+                    let id = LinkId::Socket(conn);
+                    let connection = self.connection(Side::Initiator, Some(worker), now);
+                    self.links
+                        .insert(id, Link::new(connection, Remote::Tcp(addr), Some(worker)));
+                    self.peers.entry(worker, now).link = Some(id);
+                    tracing::debug!("dialling {worker} at {addr}");
+                }
+                Err(error) => {
+                    tracing::warn!("cannot dial {worker} at {addr}: {error}");
+                    self.peers.dial_failed(worker, now);
+                }
+            }
+        }
+    }
+
+    fn connection(&self, side: Side, expected: Option<WorkerId>, now: Instant) -> Connection {
+        let nonce = Nonce::random().expect("the operating system provides random bytes");
+        Connection::new(self.config.connection().clone(), side, expected, nonce, now)
+    }
+
+    fn on_io(&mut self, event: IoEvent, now: Instant) {
+        match event {
+            IoEvent::Accepted { conn, addr } => {
+                if self.stopping.is_some() {
+                    self.driver.close(conn);
+                    return;
+                }
+                let id = LinkId::Socket(conn);
+                let connection = self.connection(Side::Acceptor, None, now);
+                self.links
+                    .insert(id, Link::new(connection, Remote::Tcp(addr), None));
+                tracing::debug!("accepted a connection from {addr}");
+                self.send_link(id);
+            }
+            IoEvent::Connected(conn) => self.send_link(LinkId::Socket(conn)),
+            IoEvent::ConnectFailed(conn, error) => {
+                let id = LinkId::Socket(conn);
+                if let Some(link) = self.links.remove(&id)
+                    && let Some(peer) = link.peer
+                {
+                    tracing::warn!("cannot connect to {peer} at {}: {error}", link.remote);
+                    self.peers.link_gone(peer, id, now);
+                }
+            }
+            IoEvent::Received(conn) => self.read(LinkId::Socket(conn), now),
+            IoEvent::Sent(conn) => self.send_link(LinkId::Socket(conn)),
+            IoEvent::Closed(conn, error) => self.finish(LinkId::Socket(conn), error, now),
+            IoEvent::Woken => {}
+        }
+    }
+
+    /// Reads what the link received, as far as the sink lets it.
+    fn read(&mut self, id: LinkId, now: Instant) {
+        let LinkId::Socket(conn) = id;
+        loop {
+            let Some(link) = self.links.get_mut(&id) else {
+                return;
+            };
+            let Some(bufs) = self.driver.bufs(conn) else {
+                return;
+            };
+            if link.closing {
+                return;
+            }
+            let was_blocked = link.is_blocked();
+            let mut need = 0;
+            let (consumed, step) = link.receive(
+                bufs.recv.data(),
+                self.sink.as_mut(),
+                &self.stats,
+                now,
+                &mut need,
+            );
+            bufs.recv.consume(consumed);
+            if need > 0 {
+                bufs.recv.reserve(need);
+            }
+            if was_blocked && !link.is_blocked() {
+                link.conn.set_receive_paused(false, now);
+                self.driver.pause_reading(conn, false);
+            }
+            match step {
+                Step::NeedInput => break,
+                Step::Blocked => {
+                    if !was_blocked {
+                        link.conn.set_receive_paused(true, now);
+                        self.driver.pause_reading(conn, true);
+                        self.next_sink_retry
+                            .get_or_insert(now + self.config.sink_retry());
+                    }
+                    break;
+                }
+                Step::Authenticated(info) => self.authenticated(id, info),
+                Step::PeerClosed(reason) => {
+                    link.down_reason.get_or_insert(reason);
+                    self.close_link(id);
+                    return;
+                }
+                Step::Failed(error) => {
+                    self.failed(id, &error);
+                    return;
+                }
+            }
+        }
+        self.send_link(id);
+    }
+
+    fn authenticated(&mut self, id: LinkId, info: PeerInfo) {
+        let worker = info.worker_id;
+        let now = Instant::now();
+        let Some(link) = self.links.get_mut(&id) else {
+            return;
+        };
+        link.peer = Some(worker);
+        link.up = true;
+        let remote = link.remote.clone();
+        self.peers.link_up(worker);
+        let previous = self.peers.entry(worker, now).link.replace(id);
+        if let Some(old) = previous
+            && old != id
+        {
+            self.drop_link(old, CloseCode::REPLACED, "replaced by a newer connection");
+        }
+        tracing::info!("connected to {worker} at {remote}");
+        self.emit(PeerEvent::Up {
+            peer: worker,
+            remote,
+        });
+    }
+
+    /// The link broke the protocol or failed the handshake: log it and close it.
+    fn failed(&mut self, id: LinkId, error: &ConnectionError) {
+        let Some(link) = self.links.get_mut(&id) else {
+            return;
+        };
+        let remote = link.remote.clone();
+        let reason = error.to_string();
+        match (link.up, link.peer) {
+            (false, None) => {
+                tracing::warn!("rejected connection from {remote}: {reason}");
+                link.down_reason = Some(reason.clone());
+                self.emit(PeerEvent::Rejected { remote, reason });
+            }
+            (false, Some(peer)) => {
+                tracing::warn!("handshake with {peer} at {remote} failed: {reason}");
+                link.down_reason = Some(reason);
+            }
+            (true, Some(peer)) => {
+                tracing::warn!("connection to {peer} at {remote} failed: {reason}");
+                link.down_reason = Some(reason);
+            }
+            (true, None) => unreachable!("an up link has a peer"),
+        }
+        self.close_link(id);
+    }
+
+    /// Hands the link to the driver to close, after queueing its CLOSE frame.
+    fn close_link(&mut self, id: LinkId) {
+        let Some(link) = self.links.get_mut(&id) else {
+            return;
+        };
+        if link.closing {
+            return;
+        }
+        link.closing = true;
+        self.send_link(id);
+        let LinkId::Socket(conn) = id;
+        self.driver.close(conn);
+    }
+
+    /// The driver released the link's socket.
+    fn finish(&mut self, id: LinkId, error: Option<std::io::Error>, now: Instant) {
+        let Some(link) = self.links.remove(&id) else {
+            return;
+        };
+        let reason = link
+            .down_reason
+            .clone()
+            .or(error.map(|error| format!("connection failed: {error}")))
+            .unwrap_or_else(|| "connection closed by the peer".to_owned());
+        if let Some(peer) = link.peer {
+            if link.up {
+                tracing::info!("lost {peer} at {}: {reason}", link.remote);
+                self.emit(PeerEvent::Down { peer, reason });
+            }
+            self.peers.link_gone(peer, id, now);
+        } else {
+            tracing::debug!("connection from {} ended: {reason}", link.remote);
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        self.scratch.clear();
+        for (id, link) in &self.links {
+            if link.conn.poll_timeout().is_some_and(|due| due <= now) {
+                self.scratch.push(*id);
+            }
+        }
+        for id in std::mem::take(&mut self.scratch) {
+            let Some(link) = self.links.get_mut(&id) else {
+                continue;
+            };
+            if let Err(error) = link.conn.handle_timeout(now) {
+                self.failed(id, &error);
+            }
+        }
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + HOUSEKEEPING;
+            for (_, peer) in self.peers.iter_mut() {
+                peer.rings
+                    .retain_mut(|ring| !ring.is_abandoned() || ring.has_records());
+            }
+        }
+    }
+
+    fn retry_blocked(&mut self, now: Instant) {
+        if self.next_sink_retry.is_none_or(|due| now < due) {
+            return;
+        }
+        self.next_sink_retry = None;
+        self.scratch.clear();
+        self.scratch.extend(
+            self.links
+                .iter()
+                .filter(|(_, l)| l.is_blocked())
+                .map(|(id, _)| *id),
+        );
+        for id in std::mem::take(&mut self.scratch) {
+            self.read(id, now);
+        }
+        if self.links.values().any(Link::is_blocked) {
+            self.next_sink_retry = Some(now + self.config.sink_retry());
+        }
+    }
+
+    fn send_all(&mut self) {
+        self.scratch.clear();
+        self.scratch.extend(self.links.keys().copied());
+        for id in std::mem::take(&mut self.scratch) {
+            self.send_link(id);
+        }
+    }
+
+    /// Queues what the link has to send and starts writing it.
+    fn send_link(&mut self, id: LinkId) {
+        let LinkId::Socket(conn) = id;
+        let Some(link) = self.links.get_mut(&id) else {
+            return;
+        };
+        let Some(bufs) = self.driver.bufs(conn) else {
+            return;
+        };
+        let rings = match link.peer.and_then(|peer| self.peers.get_mut(peer)) {
+            Some(peer) if peer.link == Some(id) => peer.rings.as_mut_slice(),
+            _ => &mut [],
+        };
+        link.send(&mut bufs.send, rings, &self.stats);
+        if bufs.send.queued() > 0 {
+            self.driver.flush(conn);
+        }
+    }
+
+    /// Whether something could be sent right now: the loop must not sleep then.
+    fn has_work(&mut self) -> bool {
+        for (id, link) in &self.links {
+            let LinkId::Socket(conn) = *id;
+            if link.conn.has_transmit() && !link.closing {
+                return true;
+            }
+            let Some(peer) = link.peer.and_then(|peer| self.peers.get_mut(peer)) else {
+                continue;
+            };
+            if peer.link != Some(*id) || peer.rings.is_empty() {
+                continue;
+            }
+            let Some(bufs) = self.driver.bufs(conn) else {
+                continue;
+            };
+            if link.can_send(&bufs.send) && peer.rings.iter_mut().any(OutboundRing::has_records) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        let me = self.config.connection().worker_id();
+        let links = self
+            .links
+            .values()
+            .filter_map(|link| link.conn.poll_timeout());
+        let dials = self.peers.iter().filter_map(|(worker, peer)| {
+            let dialer = matches!(peer.addr, Some(PeerAddr::Tcp(_))) && me < *worker;
+            (dialer && peer.link.is_none() && self.stopping.is_none()).then_some(peer.next_attempt)
+        });
+        let housekeeping = self
+            .peers
+            .iter()
+            .any(|(_, peer)| !peer.rings.is_empty())
+            .then_some(self.next_housekeeping);
+        links
+            .chain(dials)
+            .chain(housekeeping)
+            .chain(self.next_sink_retry)
+            .chain(self.stopping)
+            .min()
+            .map(|due| due.saturating_duration_since(now))
+    }
+}

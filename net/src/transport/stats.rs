@@ -1,0 +1,60 @@
+//! Counters of what the transport moved, updated once per frame.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What the transport moved since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// BATCH frames sent.
+    pub batches_sent: u64,
+    /// Records sent.
+    pub records_sent: u64,
+    /// BATCH frames received and fully delivered to the sink.
+    pub batches_received: u64,
+    /// Records delivered to the sink.
+    pub records_received: u64,
+    /// Records dropped because the peer accepts no frame large enough for them.
+    pub records_dropped: u64,
+}
+
+/// The live counters behind [`TransportStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    batches_sent: AtomicU64,
+    records_sent: AtomicU64,
+    batches_received: AtomicU64,
+    records_received: AtomicU64,
+    records_dropped: AtomicU64,
+}
+
+impl Stats {
+    /// Counts one BATCH of `records` sent.
+    pub(crate) fn batch_sent(&self, records: u32) {
+        self.batches_sent.fetch_add(1, Ordering::Relaxed);
+        self.records_sent
+            .fetch_add(u64::from(records), Ordering::Relaxed);
+    }
+
+    /// Counts one BATCH of `records` delivered.
+    pub(crate) fn batch_received(&self, records: u32) {
+        self.batches_received.fetch_add(1, Ordering::Relaxed);
+        self.records_received
+            .fetch_add(u64::from(records), Ordering::Relaxed);
+    }
+
+    /// Counts records dropped.
+    pub(crate) fn dropped(&self, records: u64) {
+        self.records_dropped.fetch_add(records, Ordering::Relaxed);
+    }
+
+    /// A snapshot of the counters.
+    pub(crate) fn snapshot(&self) -> TransportStats {
+        TransportStats {
+            batches_sent: self.batches_sent.load(Ordering::Relaxed),
+            records_sent: self.records_sent.load(Ordering::Relaxed),
+            batches_received: self.batches_received.load(Ordering::Relaxed),
+            records_received: self.records_received.load(Ordering::Relaxed),
+            records_dropped: self.records_dropped.load(Ordering::Relaxed),
+        }
+    }
+}
