@@ -14,6 +14,12 @@
 //!   in and the current time, and takes events and bytes to send out. It runs the mutual
 //!   authentication ([`auth`]), credit-based flow control and heartbeats, and is tested on
 //!   virtual time.
+//! - [`transport`]: what the engine uses. A [`Transport`](transport::Transport) runs one
+//!   thread that keeps one connection per peer worker (TCP through mio or io_uring, or
+//!   shared-memory rings between co-located workers), gathers the records executors write
+//!   into their [`Outbound`](transport::Outbound) rings into BATCH frames, and hands
+//!   arriving records to the caller's [`InboundSink`](transport::InboundSink). Its module
+//!   documentation shows the engine's side of it.
 //!
 //! # Example: two connections, no sockets
 //!
@@ -71,6 +77,9 @@
 //! # Unsafe code
 //!
 //! The codec, the connection state machine and the authentication forbid unsafe code.
+//! Unsafe code lives in two places only, each block with the invariant it relies on: the
+//! io_uring driver, which hands buffers to the kernel, and the I/O buffers that keep the
+//! regions the kernel owns out of reach while it does.
 #![deny(unsafe_code)]
 
 pub mod auth;

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use squall_net::codec::{BatchEncoder, Hello};
-use squall_net::transport::{DriverKind, PeerEvent, PeerSpec, Transport};
+use squall_net::transport::{DriverKind, PeerEvent, PeerSpec, Remote, Transport};
 use squall_net::{ClusterSecret, ConnectionConfig, Nonce, WorkerId};
 use support::{
     CheckingSink, Events, NullSink, Proxy, config, drivers, is_down, is_rejected, is_up,
@@ -360,4 +360,62 @@ fn auto_uses_io_uring_here_and_forced_mio_uses_mio() {
     assert_eq!(auto.driver(), expected);
     let mio = Transport::start(config(1, DriverKind::Mio), NullSink, |_| {}).unwrap();
     assert_eq!(mio.driver(), DriverKind::Mio);
+}
+
+/// Co-located workers over shared-memory rings: the same records, credits and handshake.
+#[test]
+fn colocated_workers_exchange_records_through_shared_memory() {
+    const PER_SOURCE: u64 = 200_000;
+    let dir = tempfile::tempdir_in(shm_dir()).unwrap();
+    let shm_config = |worker| config(worker, DriverKind::Mio).with_shm(dir.path(), 4 << 20);
+    let (sink_a, seen_a) = CheckingSink::new();
+    let (sink_b, seen_b) = CheckingSink::new();
+    let (on_a, events_a) = Events::channel();
+    let (on_b, events_b) = Events::channel();
+    let a = Transport::start(shm_config(1), sink_a, on_a).unwrap();
+    let b = Transport::start(shm_config(2), sink_b, on_b).unwrap();
+    a.set_peers([PeerSpec::shared_memory(WorkerId(2))]).unwrap();
+    b.set_peers([PeerSpec::shared_memory(WorkerId(1))]).unwrap();
+    let senders = [
+        send_records(a.outbound(WorkerId(2)).unwrap(), 1, PER_SOURCE),
+        send_records(a.outbound(WorkerId(2)).unwrap(), 2, PER_SOURCE),
+        send_records(b.outbound(WorkerId(1)).unwrap(), 3, PER_SOURCE),
+    ];
+    let up = events_a.expect(SECONDS_10, "A sees B up", is_up(2));
+    assert!(
+        matches!(
+            up,
+            PeerEvent::Up {
+                remote: Remote::SharedMemory(_),
+                ..
+            }
+        ),
+        "{up:?}"
+    );
+    events_b.expect(SECONDS_10, "B sees A up", is_up(1));
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    assert!(seen_b.wait_for(2 * PER_SOURCE));
+    assert!(seen_a.wait_for(PER_SOURCE));
+    assert!(seen_a.errors().is_empty(), "{:?}", seen_a.errors());
+    assert!(seen_b.errors().is_empty(), "{:?}", seen_b.errors());
+
+    // A leaves: B notices and reports it down; the ring files go with A.
+    a.shutdown().unwrap();
+    events_b.expect(SECONDS_10, "B sees A leave", is_down(1));
+    assert!(wait_until(SECONDS_10, || std::fs::read_dir(dir.path())
+        .unwrap()
+        .count()
+        == 0));
+}
+
+/// A directory in memory for ring files where there is one.
+fn shm_dir() -> std::path::PathBuf {
+    let dev_shm = std::path::Path::new("/dev/shm");
+    if dev_shm.is_dir() {
+        dev_shm.to_owned()
+    } else {
+        std::env::temp_dir()
+    }
 }

@@ -63,6 +63,8 @@ pub(crate) struct MioDriver {
     config: TransportConfig,
     /// Ids whose readiness or state changed since they were last driven.
     dirty: Vec<ConnId>,
+    /// Ids to drive in this poll (kept to reuse its allocation).
+    touched: Vec<ConnId>,
 }
 
 impl MioDriver {
@@ -78,6 +80,7 @@ impl MioDriver {
             next_id: 1,
             config: config.clone(),
             dirty: Vec::new(),
+            touched: Vec::new(),
         })
     }
 
@@ -308,7 +311,9 @@ impl Driver for MioDriver {
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
         }
-        let mut touched = std::mem::take(&mut self.dirty);
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.clear();
+        touched.append(&mut self.dirty);
         let mut connected = Vec::new();
         let mut accept = false;
         for event in &self.events {
@@ -357,9 +362,10 @@ impl Driver for MioDriver {
         touched.sort_unstable();
         touched.dedup();
         let now = Instant::now();
-        for id in touched {
+        for &id in &touched {
             self.drive(id, events, now);
         }
+        self.touched = touched;
         Ok(())
     }
 

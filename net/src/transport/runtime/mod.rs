@@ -7,6 +7,7 @@
 
 mod link;
 mod peers;
+mod shm;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use link::{Link, Step};
 use peers::PeerTable;
+use shm::ShmIo;
 
 use super::TransportConfig;
+use super::buf::SendQueue;
 use super::driver::{ConnId, Driver, IoEvent};
 use super::error::TransportError;
 use super::event::{PeerAddr, PeerEvent, PeerSpec, Remote};
@@ -51,6 +54,8 @@ pub(crate) enum Command {
 pub(crate) enum LinkId {
     /// A socket of the driver.
     Socket(ConnId),
+    /// A pair of shared-memory rings.
+    Shm(u64),
 }
 
 /// The event loop; see the [module docs](self).
@@ -63,6 +68,11 @@ pub(crate) struct EventLoop {
     wake: Arc<WakeState>,
     stats: Arc<Stats>,
     links: HashMap<LinkId, Link>,
+    /// The rings of the shared-memory links.
+    shm: HashMap<LinkId, ShmIo>,
+    next_shm: u64,
+    /// Last time a shared-memory link carried something.
+    shm_active: Instant,
     peers: PeerTable,
     io_events: Vec<IoEvent>,
     scratch: Vec<LinkId>,
@@ -91,6 +101,9 @@ impl EventLoop {
             wake,
             stats,
             links: HashMap::new(),
+            shm: HashMap::new(),
+            next_shm: 0,
+            shm_active: Instant::now(),
             peers,
             io_events: Vec::with_capacity(256),
             scratch: Vec::new(),
@@ -111,7 +124,8 @@ impl EventLoop {
                 return Ok(());
             }
             self.dial(now);
-            self.run_timers(now);
+            let housekeeping = self.run_timers(now);
+            self.poll_shm(now, housekeeping);
             self.retry_blocked(now);
             self.send_all();
             self.sink.flush();
@@ -161,12 +175,14 @@ impl EventLoop {
         self.stopping = Some(now + STOP_GRACE);
         self.scratch.clear();
         self.scratch.extend(self.links.keys().copied());
-        for id in std::mem::take(&mut self.scratch) {
+        let ids = std::mem::take(&mut self.scratch);
+        for &id in &ids {
             if let Some(link) = self.links.get_mut(&id) {
                 link.shut(CloseCode::NORMAL, "worker shutting down".to_owned());
             }
             self.close_link(id);
         }
+        self.scratch = ids;
     }
 
     fn set_peers(&mut self, specs: Vec<PeerSpec>, now: Instant) {
@@ -200,7 +216,8 @@ impl EventLoop {
         self.close_link(id);
     }
 
-    /// Dials every peer this worker should dial that has no connection and is due.
+    /// Dials every peer this worker should dial that has no connection and is due, and
+    /// opens the shared-memory links that are due.
     fn dial(&mut self, now: Instant) {
         if self.stopping.is_some() {
             return;
@@ -208,28 +225,40 @@ impl EventLoop {
         let me = self.config.connection().worker_id();
         let mut due = Vec::new();
         for (worker, peer) in self.peers.iter() {
-            if let Some(PeerAddr::Tcp(addr)) = peer.addr
-                && peer.link.is_none()
-                && me < *worker
-                && now >= peer.next_attempt
-            {
-                due.push((*worker, addr));
+            let dialer = match peer.addr {
+                Some(PeerAddr::Tcp(_)) => me < *worker,
+                Some(PeerAddr::SharedMemory) => true,
+                None => false,
+            };
+            if dialer && peer.link.is_none() && now >= peer.next_attempt {
+                due.push((*worker, peer.addr.clone()));
             }
         }
         for (worker, addr) in due {
-            match self.driver.connect(addr) {
-                Ok(conn) => {
-                    let id = LinkId::Socket(conn);
-                    let connection = self.connection(Side::Initiator, Some(worker), now);
-                    self.links
-                        .insert(id, Link::new(connection, Remote::Tcp(addr), Some(worker)));
-                    self.peers.entry(worker, now).link = Some(id);
-                    tracing::debug!("dialling {worker} at {addr}");
-                }
-                Err(error) => {
-                    tracing::warn!("cannot dial {worker} at {addr}: {error}");
+            match addr {
+                Some(PeerAddr::Tcp(addr)) => self.dial_tcp(worker, addr, now),
+                Some(PeerAddr::SharedMemory) if !self.dial_shm(worker, now) => {
                     self.peers.dial_failed(worker, now);
                 }
+                Some(PeerAddr::SharedMemory) => {}
+                None => {}
+            }
+        }
+    }
+
+    fn dial_tcp(&mut self, worker: WorkerId, addr: std::net::SocketAddr, now: Instant) {
+        match self.driver.connect(addr) {
+            Ok(conn) => {
+                let id = LinkId::Socket(conn);
+                let connection = self.connection(Side::Initiator, Some(worker), now);
+                self.links
+                    .insert(id, Link::new(connection, Remote::Tcp(addr), Some(worker)));
+                self.peers.entry(worker, now).link = Some(id);
+                tracing::debug!("dialling {worker} at {addr}");
+            }
+            Err(error) => {
+                tracing::warn!("cannot dial {worker} at {addr}: {error}");
+                self.peers.dial_failed(worker, now);
             }
         }
     }
@@ -272,7 +301,10 @@ impl EventLoop {
 
     /// Reads what the link received, as far as the sink lets it.
     fn read(&mut self, id: LinkId, now: Instant) {
-        let LinkId::Socket(conn) = id;
+        let conn = match id {
+            LinkId::Socket(conn) => conn,
+            LinkId::Shm(_) => return self.read_shm(id, now),
+        };
         loop {
             let Some(link) = self.links.get_mut(&id) else {
                 return;
@@ -296,34 +328,46 @@ impl EventLoop {
             if need > 0 {
                 bufs.recv.reserve(need);
             }
-            if was_blocked && !link.is_blocked() {
-                link.conn.set_receive_paused(false, now);
-                self.driver.pause_reading(conn, false);
-            }
-            match step {
-                Step::NeedInput => break,
-                Step::Blocked => {
-                    if !was_blocked {
-                        link.conn.set_receive_paused(true, now);
-                        self.driver.pause_reading(conn, true);
-                        self.next_sink_retry
-                            .get_or_insert(now + self.config.sink_retry());
-                    }
-                    break;
-                }
-                Step::Authenticated(info) => self.authenticated(id, info),
-                Step::PeerClosed(reason) => {
-                    link.down_reason.get_or_insert(reason);
-                    self.close_link(id);
-                    return;
-                }
-                Step::Failed(error) => {
-                    self.failed(id, &error);
-                    return;
-                }
+            let more = matches!(step, Step::Authenticated(_));
+            if !self.after_step(id, step, was_blocked, now) || !more {
+                break;
             }
         }
         self.send_link(id);
+    }
+
+    /// Acts on why reading a link stopped; returns whether the link is still open.
+    fn after_step(&mut self, id: LinkId, step: Step, was_blocked: bool, now: Instant) -> bool {
+        let Some(link) = self.links.get_mut(&id) else {
+            return false;
+        };
+        let blocked = link.is_blocked();
+        if was_blocked != blocked {
+            link.conn.set_receive_paused(blocked, now);
+            if let LinkId::Socket(conn) = id {
+                self.driver.pause_reading(conn, blocked);
+            }
+            if blocked {
+                self.next_sink_retry
+                    .get_or_insert(now + self.config.sink_retry());
+            }
+        }
+        match step {
+            Step::NeedInput | Step::Blocked => true,
+            Step::Authenticated(info) => {
+                self.authenticated(id, info);
+                true
+            }
+            Step::PeerClosed(reason) => {
+                link.down_reason.get_or_insert(reason);
+                self.close_link(id);
+                false
+            }
+            Step::Failed(error) => {
+                self.failed(id, &error);
+                false
+            }
+        }
     }
 
     fn authenticated(&mut self, id: LinkId, info: PeerInfo) {
@@ -384,12 +428,16 @@ impl EventLoop {
             return;
         }
         link.closing = true;
-        self.send_link(id);
-        let LinkId::Socket(conn) = id;
-        self.driver.close(conn);
+        match id {
+            LinkId::Socket(conn) => {
+                self.send_link(id);
+                self.driver.close(conn);
+            }
+            LinkId::Shm(_) => self.close_shm(id, Instant::now()),
+        }
     }
 
-    /// The driver released the link's socket.
+    /// The link is gone: the driver released its socket, or its rings were dropped.
     fn finish(&mut self, id: LinkId, error: Option<std::io::Error>, now: Instant) {
         let Some(link) = self.links.remove(&id) else {
             return;
@@ -410,14 +458,17 @@ impl EventLoop {
         }
     }
 
-    fn run_timers(&mut self, now: Instant) {
+    /// Runs the connections' timers, and the housekeeping when it is due (returning
+    /// whether it ran).
+    fn run_timers(&mut self, now: Instant) -> bool {
         self.scratch.clear();
         for (id, link) in &self.links {
             if link.conn.poll_timeout().is_some_and(|due| due <= now) {
                 self.scratch.push(*id);
             }
         }
-        for id in std::mem::take(&mut self.scratch) {
+        let ids = std::mem::take(&mut self.scratch);
+        for &id in &ids {
             let Some(link) = self.links.get_mut(&id) else {
                 continue;
             };
@@ -425,13 +476,16 @@ impl EventLoop {
                 self.failed(id, &error);
             }
         }
-        if now >= self.next_housekeeping {
-            self.next_housekeeping = now + HOUSEKEEPING;
-            for (_, peer) in self.peers.iter_mut() {
-                peer.rings
-                    .retain_mut(|ring| !ring.is_abandoned() || ring.has_records());
-            }
+        self.scratch = ids;
+        if now < self.next_housekeeping {
+            return false;
         }
+        self.next_housekeeping = now + HOUSEKEEPING;
+        for (_, peer) in self.peers.iter_mut() {
+            peer.rings
+                .retain_mut(|ring| !ring.is_abandoned() || ring.has_records());
+        }
+        true
     }
 
     fn retry_blocked(&mut self, now: Instant) {
@@ -446,9 +500,11 @@ impl EventLoop {
                 .filter(|(_, l)| l.is_blocked())
                 .map(|(id, _)| *id),
         );
-        for id in std::mem::take(&mut self.scratch) {
+        let ids = std::mem::take(&mut self.scratch);
+        for &id in &ids {
             self.read(id, now);
         }
+        self.scratch = ids;
         if self.links.values().any(Link::is_blocked) {
             self.next_sink_retry = Some(now + self.config.sink_retry());
         }
@@ -457,14 +513,19 @@ impl EventLoop {
     fn send_all(&mut self) {
         self.scratch.clear();
         self.scratch.extend(self.links.keys().copied());
-        for id in std::mem::take(&mut self.scratch) {
+        let ids = std::mem::take(&mut self.scratch);
+        for &id in &ids {
             self.send_link(id);
         }
+        self.scratch = ids;
     }
 
     /// Queues what the link has to send and starts writing it.
     fn send_link(&mut self, id: LinkId) {
-        let LinkId::Socket(conn) = id;
+        let conn = match id {
+            LinkId::Socket(conn) => conn,
+            LinkId::Shm(_) => return self.send_shm(id),
+        };
         let Some(link) = self.links.get_mut(&id) else {
             return;
         };
@@ -484,7 +545,6 @@ impl EventLoop {
     /// Whether something could be sent right now: the loop must not sleep then.
     fn has_work(&mut self) -> bool {
         for (id, link) in &self.links {
-            let LinkId::Socket(conn) = *id;
             if link.conn.has_transmit() && !link.closing {
                 return true;
             }
@@ -494,10 +554,13 @@ impl EventLoop {
             if peer.link != Some(*id) || peer.rings.is_empty() {
                 continue;
             }
-            let Some(bufs) = self.driver.bufs(conn) else {
-                continue;
+            let queue: Option<&SendQueue> = match id {
+                LinkId::Socket(conn) => self.driver.bufs(*conn).map(|bufs| &bufs.send),
+                LinkId::Shm(_) => self.shm.get(id).map(|io| &io.queue),
             };
-            if link.can_send(&bufs.send) && peer.rings.iter_mut().any(OutboundRing::has_records) {
+            if queue.is_some_and(|queue| link.can_send(queue))
+                && peer.rings.iter_mut().any(OutboundRing::has_records)
+            {
                 return true;
             }
         }
@@ -511,7 +574,11 @@ impl EventLoop {
             .values()
             .filter_map(|link| link.conn.poll_timeout());
         let dials = self.peers.iter().filter_map(|(worker, peer)| {
-            let dialer = matches!(peer.addr, Some(PeerAddr::Tcp(_))) && me < *worker;
+            let dialer = match peer.addr {
+                Some(PeerAddr::Tcp(_)) => me < *worker,
+                Some(PeerAddr::SharedMemory) => true,
+                None => false,
+            };
             (dialer && peer.link.is_none() && self.stopping.is_none()).then_some(peer.next_attempt)
         });
         let housekeeping = self
@@ -519,11 +586,13 @@ impl EventLoop {
             .iter()
             .any(|(_, peer)| !peer.rings.is_empty())
             .then_some(self.next_housekeeping);
+        let shm = self.shm_poll_interval(now).map(|interval| now + interval);
         links
             .chain(dials)
             .chain(housekeeping)
             .chain(self.next_sink_retry)
             .chain(self.stopping)
+            .chain(shm)
             .min()
             .map(|due| due.saturating_duration_since(now))
     }
