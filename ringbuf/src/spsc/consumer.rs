@@ -11,6 +11,9 @@ use crate::sync::{Arc, Ordering};
 /// Invariants: `head <= cached_tail <= tail` (in wrapping sequence arithmetic), where `tail`
 /// is the producer's shared sequence; the slots `head..cached_tail` hold published values
 /// that belong to this handle alone.
+///
+/// Aligned to 128 bytes for the reason given on [`Producer`](super::Producer).
+#[repr(align(128))]
 pub struct Consumer<T> {
     /// Start of the slot array inside `shared` (see `Producer::slots` for why it is here).
     slots: *const Slot<T>,
