@@ -1,5 +1,7 @@
 //! Tuple-tree bookkeeping, as plain data: the spout's pending trees and the acker's xor
-//! ledger, both expired in bulk by a timer wheel rather than a timer per tuple.
+//! ledger, both expired in bulk — a periodic sweep of the live entries every expiry tick —
+//! rather than by a timer per tuple. Only live trees take memory, and once the maps have
+//! grown to their working size nothing allocates.
 //!
 //! The algorithm is Storm's. A spout's tracked emit starts a tree with a random 64-bit root
 //! id; every record of the tree carries a random edge id. The acker in charge of the root
@@ -19,75 +21,43 @@ use crate::ids::MessageId;
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-/// Buckets of keys by the tick at which they expire. Keys removed early stay in their bucket
-/// and are skipped when it comes due, so insertion and removal are O(1) and expiry touches
-/// each key once.
-#[derive(Debug)]
-pub(crate) struct TimerWheel {
+/// When entries expire: `timeout` after they start, checked by a sweep every `tick`, so an
+/// entry expires within one tick after its timeout.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expiry {
+    timeout_nanos: u64,
     tick_nanos: u64,
-    /// Ticks from insertion to expiry, rounded up.
-    timeout_ticks: u64,
-    buckets: Vec<Vec<u64>>,
-    /// The next tick whose bucket has not been processed.
-    next_tick: u64,
+    next_sweep_nanos: u64,
 }
 
-impl TimerWheel {
-    /// A wheel for `timeout_nanos`, ticking every `tick_nanos`, starting at `now_nanos`.
+impl Expiry {
     pub(crate) fn new(timeout_nanos: u64, tick_nanos: u64, now_nanos: u64) -> Self {
         let tick_nanos = tick_nanos.max(1);
-        let timeout_ticks = timeout_nanos.div_ceil(tick_nanos).max(1);
         Self {
+            timeout_nanos,
             tick_nanos,
-            timeout_ticks,
-            buckets: (0..timeout_ticks + 2).map(|_| Vec::new()).collect(),
-            next_tick: now_nanos / tick_nanos + 1,
+            next_sweep_nanos: now_nanos + tick_nanos,
         }
     }
 
-    /// The tick at which something inserted at `now_nanos` expires: the first tick at or
-    /// after `now + timeout`, so it expires within one tick after its timeout.
+    /// The deadline of an entry started at `now_nanos`.
     #[inline]
     pub(crate) fn deadline(&self, now_nanos: u64) -> u64 {
-        now_nanos / self.tick_nanos + self.timeout_ticks + 1
+        now_nanos.saturating_add(self.timeout_nanos)
     }
 
-    #[inline]
-    pub(crate) fn insert(&mut self, key: u64, deadline: u64) {
-        let slots = self.buckets.len() as u64;
-        self.buckets[(deadline % slots) as usize].push(key);
-    }
-
-    /// When the next bucket comes due.
+    /// When the next sweep is due.
     pub(crate) fn next_due_nanos(&self) -> u64 {
-        self.next_tick * self.tick_nanos
+        self.next_sweep_nanos
     }
 
-    /// Visits every key of every bucket due by `now_nanos` as `visit(key, tick)`, which
-    /// returns the key's current deadline if it still has one (`None` when the key is gone).
-    /// A key whose deadline has not come yet (its bucket was shared with an earlier tick,
-    /// after the wheel fell behind) goes back into the wheel; the others are expired by the
-    /// visit.
-    pub(crate) fn advance(
-        &mut self,
-        now_nanos: u64,
-        mut visit: impl FnMut(u64, u64) -> Option<u64>,
-    ) {
-        let now_tick = now_nanos / self.tick_nanos;
-        let slots = self.buckets.len() as u64;
-        while self.next_tick <= now_tick {
-            let tick = self.next_tick;
-            let index = (tick % slots) as usize;
-            let mut bucket = std::mem::take(&mut self.buckets[index]);
-            for key in bucket.drain(..) {
-                if let Some(deadline) = visit(key, tick).filter(|deadline| *deadline > tick) {
-                    self.insert(key, deadline);
-                }
-            }
-            let requeued = std::mem::replace(&mut self.buckets[index], bucket);
-            self.buckets[index].extend(requeued);
-            self.next_tick += 1;
+    /// Whether a sweep is due at `now_nanos`; if so, schedules the following one.
+    fn sweep_due(&mut self, now_nanos: u64) -> bool {
+        if now_nanos < self.next_sweep_nanos {
+            return false;
         }
+        self.next_sweep_nanos = now_nanos + self.tick_nanos;
+        true
     }
 }
 
@@ -95,7 +65,7 @@ impl TimerWheel {
 #[derive(Debug)]
 pub(crate) struct PendingTrees {
     entries: FastMap<u64, PendingTree>,
-    wheel: TimerWheel,
+    expiry: Expiry,
 }
 
 /// One tree a spout waits for.
@@ -107,10 +77,17 @@ pub(crate) struct PendingTree {
 }
 
 impl PendingTrees {
+    #[cfg(test)]
     pub(crate) fn new(timeout_nanos: u64, now_nanos: u64) -> Self {
+        Self::with_capacity(timeout_nanos, now_nanos, 0)
+    }
+
+    /// Room for `capacity` trees from the start (the spout's `max_spout_pending`), so the map
+    /// never grows while running.
+    pub(crate) fn with_capacity(timeout_nanos: u64, now_nanos: u64, capacity: usize) -> Self {
         Self {
-            entries: FastMap::default(),
-            wheel: TimerWheel::new(timeout_nanos, expiry_tick(timeout_nanos), now_nanos),
+            entries: FastMap::with_capacity_and_hasher(capacity, Default::default()),
+            expiry: Expiry::new(timeout_nanos, expiry_tick(timeout_nanos), now_nanos),
         }
     }
 
@@ -121,7 +98,7 @@ impl PendingTrees {
 
     #[inline]
     pub(crate) fn insert(&mut self, root: u64, message: MessageId, now_nanos: u64) {
-        let deadline = self.wheel.deadline(now_nanos);
+        let deadline = self.expiry.deadline(now_nanos);
         self.entries.insert(
             root,
             PendingTree {
@@ -130,7 +107,6 @@ impl PendingTrees {
                 deadline,
             },
         );
-        self.wheel.insert(root, deadline);
     }
 
     /// Takes the tree of `root` out, if it is still pending.
@@ -140,18 +116,21 @@ impl PendingTrees {
     }
 
     pub(crate) fn next_due_nanos(&self) -> u64 {
-        self.wheel.next_due_nanos()
+        self.expiry.next_due_nanos()
     }
 
-    /// Takes out every tree past its timeout and hands it to `timed_out`.
+    /// When a sweep is due, takes out every tree past its timeout and hands it to
+    /// `timed_out`.
     pub(crate) fn expire(&mut self, now_nanos: u64, mut timed_out: impl FnMut(PendingTree)) {
-        let entries = &mut self.entries;
-        self.wheel.advance(now_nanos, |root, tick| {
-            let deadline = entries.get(&root)?.deadline;
-            if deadline <= tick {
-                timed_out(entries.remove(&root).expect("just looked up"));
+        if !self.expiry.sweep_due(now_nanos) {
+            return;
+        }
+        self.entries.retain(|_, tree| {
+            let live = tree.deadline > now_nanos;
+            if !live {
+                timed_out(*tree);
             }
-            Some(deadline)
+            live
         });
     }
 }
@@ -177,18 +156,25 @@ struct Ledger {
 #[derive(Debug)]
 pub(crate) struct AckerLedger {
     trees: FastMap<u64, Ledger>,
-    wheel: TimerWheel,
+    expiry: Expiry,
 }
 
 impl AckerLedger {
+    #[cfg(test)]
+    pub(crate) fn new(timeout_nanos: u64, now_nanos: u64) -> Self {
+        Self::with_capacity(timeout_nanos, now_nanos, 0)
+    }
+
+    /// Room for `capacity` trees from the start.
+    ///
     /// Entries are dropped a little after the spouts time them out (`timeout_nanos` plus two
     /// expiry ticks), so a late ack never completes a tree its spout already failed and
     /// orphaned entries (acks of failed trees) do not accumulate.
-    pub(crate) fn new(timeout_nanos: u64, now_nanos: u64) -> Self {
+    pub(crate) fn with_capacity(timeout_nanos: u64, now_nanos: u64, capacity: usize) -> Self {
         let tick = expiry_tick(timeout_nanos);
         Self {
-            trees: FastMap::default(),
-            wheel: TimerWheel::new(timeout_nanos + 2 * tick, tick, now_nanos),
+            trees: FastMap::with_capacity_and_hasher(capacity, Default::default()),
+            expiry: Expiry::new(timeout_nanos + 2 * tick, tick, now_nanos),
         }
     }
 
@@ -198,10 +184,9 @@ impl AckerLedger {
     }
 
     fn entry(&mut self, root: u64, now_nanos: u64) -> &mut Ledger {
-        let wheel = &mut self.wheel;
+        let expiry = &self.expiry;
         self.trees.entry(root).or_insert_with(|| {
-            let deadline = wheel.deadline(now_nanos);
-            wheel.insert(root, deadline);
+            let deadline = expiry.deadline(now_nanos);
             Ledger {
                 value: 0,
                 spout_task: None,
@@ -255,22 +240,17 @@ impl AckerLedger {
     }
 
     pub(crate) fn next_due_nanos(&self) -> u64 {
-        self.wheel.next_due_nanos()
+        self.expiry.next_due_nanos()
     }
 
-    /// Drops entries past their time; returns how many.
+    /// When a sweep is due, drops entries past their time; returns how many.
     pub(crate) fn expire(&mut self, now_nanos: u64) -> usize {
-        let trees = &mut self.trees;
-        let mut dropped = 0;
-        self.wheel.advance(now_nanos, |root, tick| {
-            let deadline = trees.get(&root)?.deadline;
-            if deadline <= tick {
-                trees.remove(&root);
-                dropped += 1;
-            }
-            Some(deadline)
-        });
-        dropped
+        if !self.expiry.sweep_due(now_nanos) {
+            return 0;
+        }
+        let before = self.trees.len();
+        self.trees.retain(|_, ledger| ledger.deadline > now_nanos);
+        before - self.trees.len()
     }
 }
 
@@ -349,6 +329,22 @@ mod tests {
         assert!(failed.is_empty());
         pending.expire(2 * SECOND, |tree| failed.push(tree.message));
         assert_eq!(failed, [MessageId(2)]);
+    }
+
+    #[test]
+    fn sweeps_run_once_per_tick() {
+        const MILLI: u64 = 1_000_000;
+        let mut pending = PendingTrees::new(SECOND, 0);
+        assert_eq!(expiry_tick(SECOND), 125 * MILLI);
+        pending.insert(1, MessageId(1), 0);
+        let mut failed = Vec::new();
+        pending.expire(900 * MILLI, |tree| failed.push(tree.message));
+        assert_eq!(pending.next_due_nanos(), 1025 * MILLI);
+        // Past the deadline, but the next sweep is not due yet.
+        pending.expire(1010 * MILLI, |tree| failed.push(tree.message));
+        assert!(failed.is_empty());
+        pending.expire(1025 * MILLI, |tree| failed.push(tree.message));
+        assert_eq!(failed, [MessageId(1)]);
     }
 
     #[test]

@@ -84,8 +84,13 @@ fn start_threads(
     let mut data_inputs: Vec<Vec<InputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
     let mut control_inputs: Vec<Vec<InputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
     let mut rings = Vec::new();
+    let control_ring_bytes = control_ring_bytes(&topology);
     for &(from, to, plane) in &edges {
-        let (producer, consumer) = heap_ring(config.ring_bytes);
+        let bytes = match plane {
+            Plane::Data => config.ring_bytes,
+            Plane::Control => control_ring_bytes,
+        };
+        let (producer, consumer) = heap_ring(bytes);
         let counters = Arc::new(RingCounters::default());
         port_index.insert((from, to, plane), ports[from].len() as u16);
         ports[from].push(OutputPort::new(
@@ -222,6 +227,24 @@ fn start_threads(
         started,
         plan.pinned,
     ))
+}
+
+/// Bytes of each control ring: with a pending limit, enough for every tree in flight to
+/// have an acker message queued at once, so acker traffic rarely needs an overflow buffer.
+fn control_ring_bytes(topology: &Topology) -> usize {
+    /// Ring bytes one acker message takes: ring header, tuple header, two u64 fields.
+    const ACKER_MESSAGE_BYTES: usize = 8 + 16 + 2 * 9 + 6;
+    let config = topology.config();
+    let spout_tasks: usize = topology
+        .components()
+        .iter()
+        .filter(|component| component.kind() == ComponentKind::Spout)
+        .map(|component| component.task_count())
+        .sum();
+    let in_flight = config.max_spout_pending.unwrap_or(0) as usize * spout_tasks;
+    config
+        .ring_bytes
+        .max((2 * in_flight * ACKER_MESSAGE_BYTES).min(64 << 20))
 }
 
 /// The plane that records for `task` travel on.

@@ -236,6 +236,10 @@ impl ExecutorThread {
             self.emitter.publish_all();
             self.publish_progress(now);
             if !progress {
+                // Idle: let snapshots see the latest histograms before sleeping.
+                for slot in &mut self.tasks {
+                    slot.meter.publish_histograms(&slot.shared);
+                }
                 self.wait(next_timer);
             }
         }

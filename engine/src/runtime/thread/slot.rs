@@ -142,12 +142,25 @@ impl TaskSlot {
             .expect("task of the topology");
         let timeout_nanos =
             u64::try_from(topology.config().message_timeout.as_nanos()).unwrap_or(u64::MAX);
+        // With a pending limit, the maps are sized for it up front and never grow: twice the
+        // limit, so that clearing out removed entries always happens in place.
+        let max_pending = 2 * topology.config().max_spout_pending.unwrap_or(0) as usize;
+        let spout_tasks: usize = topology
+            .components()
+            .iter()
+            .filter(|component| component.kind() == ComponentKind::Spout)
+            .map(|component| component.task_count())
+            .sum();
+        let acker_share =
+            max_pending * spout_tasks / topology.acker().map_or(1, |a| a.task_count());
         self.body = TaskBody::Dead;
         let context = &self.context;
         let body = match (component.kind(), component.factory.as_ref()) {
-            (ComponentKind::Acker, _) => {
-                TaskBody::Acker(AckerLedger::new(timeout_nanos, now_nanos))
-            }
+            (ComponentKind::Acker, _) => TaskBody::Acker(AckerLedger::with_capacity(
+                timeout_nanos,
+                now_nanos,
+                acker_share,
+            )),
             (_, Some(Factory::Spout(factory))) => {
                 let spout = guarded("open", || {
                     let mut spout = factory();
@@ -155,7 +168,7 @@ impl TaskSlot {
                 })?;
                 TaskBody::Spout(SpoutState {
                     spout,
-                    pending: PendingTrees::new(timeout_nanos, now_nanos),
+                    pending: PendingTrees::with_capacity(timeout_nanos, now_nanos, max_pending),
                     settled_on_emit: Vec::with_capacity(64),
                     active: true,
                     idle_calls: 0,
