@@ -419,3 +419,44 @@ fn shm_dir() -> std::path::PathBuf {
         std::env::temp_dir()
     }
 }
+
+/// A receiver that stops reading for longer than `TCP_USER_TIMEOUT`, with the socket
+/// buffers full, keeps its connection: it is slow, not dead. Its heartbeats keep reaching
+/// the sender, and the kernel does not abort a peer that answers zero-window probes.
+fn long_stall(driver: DriverKind) {
+    let (sink, seen) = CheckingSink::new();
+    seen.stalled.store(true, Ordering::Relaxed);
+    // A window far larger than the socket buffers, so that the kernel buffers fill up.
+    let connection = support::connection(2).with_receive_window(64 << 20);
+    let config_b =
+        squall_net::transport::TransportConfig::new(connection, "127.0.0.1:0".parse().unwrap())
+            .with_driver(driver)
+            .with_tcp_user_timeout(Duration::from_secs(1));
+    let b = Transport::start(config_b, sink, |_| {}).unwrap();
+    let (on_a, events_a) = Events::channel();
+    let config_a = config(1, driver).with_tcp_user_timeout(Duration::from_secs(1));
+    let a = Transport::start(config_a, NullSink, on_a).unwrap();
+    a.set_peers([PeerSpec::tcp(WorkerId(2), b.local_addr())])
+        .unwrap();
+    let sender = send_records(a.outbound(WorkerId(2)).unwrap(), 7, 1_000_000);
+    events_a.expect(SECONDS_10, "up", is_up(2));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        !sender.is_finished(),
+        "the sender is held back: {:?}",
+        a.stats()
+    );
+    let events = events_a.drain();
+    assert!(events.is_empty(), "the connection stayed up: {events:?}");
+    seen.stalled.store(false, Ordering::Relaxed);
+    sender.join().unwrap();
+    assert!(seen.wait_for(1_000_000), "{:?}", seen.errors());
+    assert!(events_a.drain().is_empty());
+}
+
+#[test]
+fn a_receiver_that_stalls_longer_than_the_tcp_user_timeout_stays_connected() {
+    for driver in drivers() {
+        long_stall(driver);
+    }
+}

@@ -133,7 +133,9 @@ impl TransportConfig {
     }
 
     /// Sets `TCP_USER_TIMEOUT`: how long sent data may stay unacknowledged before the
-    /// kernel drops the connection. Keepalive probes start after a third of it.
+    /// kernel drops the connection, armed while a connection's reading is paused (its
+    /// consumers are full and it cannot hear heartbeats). Keepalive probes start after a
+    /// third of it.
     ///
     /// # Panics
     /// When `timeout` is shorter than a second.
@@ -202,7 +204,7 @@ impl TransportConfig {
         self.reconnect_max
     }
 
-    /// `TCP_USER_TIMEOUT` of every socket.
+    /// `TCP_USER_TIMEOUT` of a socket whose reading is paused.
     pub fn tcp_user_timeout(&self) -> Duration {
         self.tcp_user_timeout
     }

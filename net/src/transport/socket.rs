@@ -1,5 +1,13 @@
-//! Socket set-up shared by the drivers: non-blocking sockets with the options that make a
-//! dead peer visible within seconds.
+//! Socket set-up shared by the drivers: the options that make a dead peer visible within
+//! seconds.
+//!
+//! A side that reads its connection notices a dead peer by the silence of its heartbeats,
+//! data in flight or not. A side that stopped reading because its consumers are full cannot
+//! hear heartbeats; while it is paused, `TCP_USER_TIMEOUT` makes the kernel drop the
+//! connection when what it sent (its own heartbeats, at least) stays unacknowledged. The
+//! option is armed only while paused: Linux applies it to zero-window probing too, so on a
+//! sender facing a paused receiver it would kill a connection that is slow, not dead.
+//! Keepalive probes cover idle connections.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,18 +20,27 @@ use super::config::TransportConfig;
 /// Keepalive probes sent after the idle time before the connection is declared dead.
 const KEEPALIVE_PROBES: u32 = 3;
 
-/// Applies `TCP_NODELAY`, keepalive and (on Linux) `TCP_USER_TIMEOUT` to a connected or
-/// connecting socket.
+/// Applies `TCP_NODELAY` and keepalive to a connected or connecting socket.
 pub(crate) fn tune(socket: SockRef<'_>, config: &TransportConfig) -> io::Result<()> {
     socket.set_tcp_nodelay(true)?;
     let keepalive = TcpKeepalive::new()
         .with_time(config.keepalive_idle())
         .with_interval(Duration::from_secs(1))
         .with_retries(KEEPALIVE_PROBES);
-    socket.set_tcp_keepalive(&keepalive)?;
+    socket.set_tcp_keepalive(&keepalive)
+}
+
+/// Arms `TCP_USER_TIMEOUT` while reading is `paused`, and disarms it after (Linux only).
+pub(crate) fn reading_paused(socket: SockRef<'_>, paused: bool, config: &TransportConfig) {
     #[cfg(target_os = "linux")]
-    socket.set_tcp_user_timeout(Some(config.tcp_user_timeout()))?;
-    Ok(())
+    {
+        let timeout = paused.then(|| config.tcp_user_timeout());
+        if let Err(error) = socket.set_tcp_user_timeout(timeout) {
+            tracing::warn!("cannot set TCP_USER_TIMEOUT: {error}");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (socket, paused, config);
 }
 
 /// A non-blocking TCP socket for `addr`, tuned, not yet connected.

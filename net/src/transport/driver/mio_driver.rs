@@ -375,6 +375,9 @@ impl Driver for MioDriver {
 
     fn pause_reading(&mut self, id: ConnId, paused: bool) {
         if let Some(conn) = self.conns.get_mut(&id) {
+            if conn.paused != paused && conn.closing.is_none() {
+                socket::reading_paused(SockRef::from(&conn.stream), paused, &self.config);
+            }
             conn.paused = paused;
             if !paused {
                 self.dirty.push(id);

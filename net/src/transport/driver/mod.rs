@@ -137,7 +137,8 @@ pub(crate) trait Driver: fmt::Debug + Send {
     /// The buffers of a live connection; `None` once it was reported closed.
     fn bufs(&mut self, conn: ConnId) -> Option<&mut ConnBufs>;
 
-    /// Stops (or resumes) reading from a connection; received bytes stay buffered.
+    /// Stops (or resumes) reading from a connection; received bytes stay buffered. While
+    /// paused, the socket's `TCP_USER_TIMEOUT` is armed (see the `socket` module).
     fn pause_reading(&mut self, conn: ConnId, paused: bool);
 
     /// Starts writing the connection's queued bytes if it is not already doing so.

@@ -574,6 +574,9 @@ impl Driver for UringDriver {
 
     fn pause_reading(&mut self, conn: ConnId, paused: bool) {
         if let Some(conn) = self.conns.get_mut(&conn) {
+            if conn.paused != paused && conn.closing.is_none() {
+                socket::reading_paused(SockRef::from(&conn.socket), paused, &self.config);
+            }
             conn.paused = paused;
         }
     }
