@@ -8,5 +8,6 @@ pub mod latency;
 pub mod meter;
 pub mod pacing;
 pub mod probe;
+pub mod replay;
 pub mod topologies;
 pub mod words;
