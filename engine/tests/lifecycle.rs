@@ -284,7 +284,7 @@ struct Slow {
 
 impl Bolt for Slow {
     fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
-        if self.seen.fetch_add(1, Ordering::SeqCst) % 64 == 0 {
+        if self.seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(64) {
             std::thread::sleep(Duration::from_micros(200));
         }
         output.ack(input);
@@ -399,7 +399,7 @@ fn metrics_count_what_happened() {
     );
     assert_eq!(src.counters.pending, 0);
     assert!(
-        src.complete_latency.len() > 0,
+        !src.complete_latency.is_empty(),
         "complete latency is measured"
     );
     let sink = metrics.component("count").unwrap();
@@ -408,7 +408,7 @@ fn metrics_count_what_happened() {
         (10_000, 10_000)
     );
     assert!(
-        sink.execute_latency.len() > 0,
+        !sink.execute_latency.is_empty(),
         "a sample of executions is timed"
     );
     assert_eq!(metrics.tasks.len(), 1 + 2 + 1);

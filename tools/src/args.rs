@@ -20,7 +20,7 @@ impl HumanDuration {
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let millis = self.0.as_millis();
-        if millis % 1_000 == 0 {
+        if millis.is_multiple_of(1_000) {
             write!(f, "{}s", millis / 1_000)
         } else {
             write!(f, "{millis}ms")
@@ -130,7 +130,7 @@ impl FromStr for RateSpec {
             }
         };
         let rate = (value * scale).round();
-        if rate < 1.0 || rate > 1e12 {
+        if !(1.0..=1e12).contains(&rate) {
             return Err(ArgError(format!(
                 "rate {text:?} must be between 1 and 1e12 tuples per second"
             )));

@@ -17,6 +17,7 @@
 pub mod args;
 pub mod bench;
 pub mod cli;
+pub mod demo;
 pub mod format;
 pub mod measure;
 pub mod progress;

@@ -52,10 +52,10 @@ fn spout_complete_latency(
 ) -> Histogram<u64> {
     let mut total = squall::metrics::TopologyMetrics::empty_histogram();
     for component in topology.components() {
-        if component.kind() == ComponentKind::Spout {
-            if let Some(figures) = metrics.component(component.id()) {
-                let _ = total.add(&figures.complete_latency);
-            }
+        if component.kind() == ComponentKind::Spout
+            && let Some(figures) = metrics.component(component.id())
+        {
+            let _ = total.add(&figures.complete_latency);
         }
     }
     total
@@ -125,7 +125,7 @@ pub fn measure(
         bail!("{label}: tuples still in flight {DRAIN_TIMEOUT:?} after the sources stopped");
     }
     let mut complete_latency = spout_complete_latency(&end_metrics, &topology);
-    let _ = complete_latency.subtract(&spout_complete_latency(&start_metrics, &topology));
+    let _ = complete_latency.subtract(spout_complete_latency(&start_metrics, &topology));
     let counts = match &built.words {
         Some(probe) => Some(
             probe

@@ -186,10 +186,10 @@ impl Router {
             Router::All { targets } => out.extend_from_slice(targets),
             Router::Global { target } => out.push(*target),
             Router::Direct { targets } => {
-                if let Some(task) = direct {
-                    if targets.binary_search(&task).is_ok() {
-                        out.push(task);
-                    }
+                if let Some(task) = direct
+                    && targets.binary_search(&task).is_ok()
+                {
+                    out.push(task);
                 }
             }
             Router::PartialKey { targets, key, sent } => {

@@ -30,10 +30,10 @@ pub(crate) struct TaskOutput<'a> {
 
 impl TaskOutput<'_> {
     fn resolve(&self, stream: &str) -> Result<usize, EmitError> {
-        if stream == DEFAULT_STREAM {
-            if let Some(index) = self.default_stream {
-                return Ok(index);
-            }
+        if stream == DEFAULT_STREAM
+            && let Some(index) = self.default_stream
+        {
+            return Ok(index);
         }
         self.streams
             .iter()

@@ -413,11 +413,11 @@ impl<'a> TupleRef<'a> {
     #[inline]
     pub fn get_u64(&self, index: usize) -> Result<u64, FieldError> {
         let at = self.field_offset(index)?;
-        if let Some([tag, word @ ..]) = self.record.get(at..at + 9) {
-            if *tag == ValueType::U64 as u8 {
-                let word: [u8; 8] = word.try_into().expect("8 bytes");
-                return Ok(u64::from_le_bytes(word));
-            }
+        if let Some([tag, word @ ..]) = self.record.get(at..at + 9)
+            && *tag == ValueType::U64 as u8
+        {
+            let word: [u8; 8] = word.try_into().expect("8 bytes");
+            return Ok(u64::from_le_bytes(word));
         }
         self.typed(index, ValueType::U64, |v| match v {
             ValueRef::U64(v) => Some(v),
@@ -432,11 +432,11 @@ impl<'a> TupleRef<'a> {
     #[inline]
     pub fn get_i64(&self, index: usize) -> Result<i64, FieldError> {
         let at = self.field_offset(index)?;
-        if let Some([tag, word @ ..]) = self.record.get(at..at + 9) {
-            if *tag == ValueType::I64 as u8 {
-                let word: [u8; 8] = word.try_into().expect("8 bytes");
-                return Ok(i64::from_le_bytes(word));
-            }
+        if let Some([tag, word @ ..]) = self.record.get(at..at + 9)
+            && *tag == ValueType::I64 as u8
+        {
+            let word: [u8; 8] = word.try_into().expect("8 bytes");
+            return Ok(i64::from_le_bytes(word));
         }
         self.typed(index, ValueType::I64, |v| match v {
             ValueRef::I64(v) => Some(v),
@@ -451,11 +451,11 @@ impl<'a> TupleRef<'a> {
     #[inline]
     pub fn get_f64(&self, index: usize) -> Result<f64, FieldError> {
         let at = self.field_offset(index)?;
-        if let Some([tag, word @ ..]) = self.record.get(at..at + 9) {
-            if *tag == ValueType::F64 as u8 {
-                let word: [u8; 8] = word.try_into().expect("8 bytes");
-                return Ok(f64::from_bits(u64::from_le_bytes(word)));
-            }
+        if let Some([tag, word @ ..]) = self.record.get(at..at + 9)
+            && *tag == ValueType::F64 as u8
+        {
+            let word: [u8; 8] = word.try_into().expect("8 bytes");
+            return Ok(f64::from_bits(u64::from_le_bytes(word)));
         }
         self.typed(index, ValueType::F64, |v| match v {
             ValueRef::F64(v) => Some(v),

@@ -113,14 +113,14 @@ impl ExecutorThread {
     /// Builds the thread's tasks (on the calling thread, which should be the executor thread
     /// itself) and starts them.
     pub(crate) fn new(setup: ThreadSetup) -> Self {
-        if let Some(core) = setup.core {
-            if !core_affinity::set_for_current(core) {
-                tracing::warn!(
-                    thread = setup.index,
-                    core = core.id,
-                    "could not pin executor thread"
-                );
-            }
+        if let Some(core) = setup.core
+            && !core_affinity::set_for_current(core)
+        {
+            tracing::warn!(
+                thread = setup.index,
+                core = core.id,
+                "could not pin executor thread"
+            );
         }
         let now = setup.started.elapsed().as_nanos() as u64;
         let mut rng = fastrand::Rng::with_seed(setup.seed);

@@ -101,7 +101,6 @@ impl ExecutorThread {
                 SpoutCall::Settled(message, true) => spout.ack(message, &mut output),
                 SpoutCall::Settled(message, false) => spout.fail(message, &mut output),
             }));
-            drop(output);
             if let SpoutCall::Settled(..) = call {
                 meter.counters.executed += 1;
             }
