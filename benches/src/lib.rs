@@ -3,8 +3,9 @@
 //!
 //! - [`endpoints`] puts every ring under test (ours, `rtrb`, `crossbeam-queue`'s
 //!   `ArrayQueue`, the `disruptor` crate) behind the same two small traits.
-//! - [`harness`] runs a case on two threads, pinned to two cores or left to the scheduler:
-//!   throughput over fixed time intervals, and ping-pong round trips into HDR histograms.
+//! - [`harness`] runs a case on two threads, pinned to two cores or left to the scheduler,
+//!   and measures throughput over fixed time intervals; [`latency`] times ping-pong round
+//!   trips into HDR histograms; [`stats`] turns both into figures.
 //! - [`records`] adapts the byte-record ring, and runs its producer in a child process for
 //!   the cross-process case.
 //! - [`report`] prints the results as tables (or JSON) and checks the targets.
@@ -17,5 +18,7 @@
 
 pub mod endpoints;
 pub mod harness;
+pub mod latency;
 pub mod records;
 pub mod report;
+pub mod stats;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use squall_ringbuf::record::{RecordConsumer, RecordProducer, RecordRing};
 
 use crate::endpoints::{RingReceiver, RingSender};
-use crate::harness::{Placement, Samples, Timing, own, pin, receive_for, send_until};
+use crate::harness::{Placement, Timing, own, pin, receive_for, send_until};
+use crate::stats::Samples;
 
 /// Payload bytes of every record.
 pub const RECORD_LEN: usize = 64;

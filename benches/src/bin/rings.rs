@@ -15,18 +15,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use hdrhistogram::Histogram;
 use squall_benches::endpoints::{
     RingReceiver, RingSender, array_queue, base, disruptor_batch, disruptor_single, mailbox,
     rtrb_chunks, rtrb_single, squall_batch, squall_single,
 };
-use squall_benches::harness::{self, Handles, Placement, RoundTrips, Samples, Timing};
+use squall_benches::harness::{self, Handles, Placement, Timing};
+use squall_benches::latency::{self, Latencies};
 use squall_benches::records::{self, RecordReceiver, RecordSender};
 use squall_benches::report::{Report, RoundTripRow, ThroughputRow, case};
+use squall_benches::stats::Samples;
 use squall_ringbuf::record;
 
 /// Untimed round trips at the start of every slice.
-const ROUND_TRIP_WARMUP: u64 = 10_000;
+const ROUND_TRIP_WARMUP: u64 = 2_000;
 
 /// Longest warm-up of a throughput slice.
 const MAX_SLICE_WARMUP: Duration = Duration::from_millis(50);
@@ -35,13 +36,13 @@ const MAX_SLICE_WARMUP: Duration = Duration::from_millis(50);
 #[command(about = "Squall's rings side by side with rtrb, ArrayQueue and the disruptor")]
 struct Args {
     /// Seconds counted per throughput case, spread over the rounds.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 4.0)]
     seconds: f64,
     /// Timed round trips per latency case, spread over the rounds.
     #[arg(long, default_value_t = 1_000_000)]
     round_trips: u64,
     /// Rounds: every case runs once per round, in a rotating order.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 40)]
     rounds: usize,
     /// Values per claim, read or chunk (and records per publish).
     #[arg(long, default_value_t = 256)]
@@ -103,9 +104,9 @@ impl Measurement for Samples {
     }
 }
 
-impl Measurement for Histogram<u64> {
+impl Measurement for Latencies {
     fn merge(&mut self, other: Self) {
-        self.add(other).expect("histograms with the same bounds");
+        Latencies::merge(self, other);
     }
 }
 
@@ -166,11 +167,7 @@ impl Slice {
         }
     }
 
-    fn round_trips<S, R>(
-        self,
-        name: &'static str,
-        ring: fn(usize) -> (S, R),
-    ) -> Case<Histogram<u64>>
+    fn round_trips<S, R>(self, name: &'static str, ring: fn(usize) -> (S, R)) -> Case<Latencies>
     where
         S: RingSender + 'static,
         R: RingReceiver + 'static,
@@ -178,7 +175,7 @@ impl Slice {
         Case {
             name,
             run: Box::new(move |placement| {
-                harness::round_trips(
+                latency::round_trips(
                     placement,
                     ROUND_TRIP_WARMUP,
                     self.round_trips,
@@ -213,7 +210,7 @@ fn u64_throughput_cases(slice: Slice) -> Vec<Case<Samples>> {
     ]
 }
 
-fn round_trip_cases(slice: Slice) -> Vec<Case<Histogram<u64>>> {
+fn round_trip_cases(slice: Slice) -> Vec<Case<Latencies>> {
     vec![
         slice.round_trips(case::BASE_WORD, |_| mailbox()),
         slice.round_trips(case::SQUALL_SINGLE, squall_single),
@@ -232,6 +229,14 @@ fn record_cases(slice: Slice) -> Vec<Case<Samples>> {
             let ends = (RecordSender(producer), RecordReceiver(consumer));
             harness::throughput(placement, slice.batch, slice.timing, Handles::Apart, ends)
         }),
+        slice.records(case::RECORDS_PROCESSES, |slice, placement| {
+            records::cross_process_throughput(
+                placement,
+                slice.batch,
+                slice.timing,
+                slice.record_ring_bytes,
+            )
+        }),
         slice.records(case::RECORDS_MAPPED, |slice, placement| {
             let dir = records::ring_dir();
             let ring = records::create_ring(dir.path(), "in-process.ring", slice.record_ring_bytes);
@@ -240,14 +245,6 @@ fn record_cases(slice: Slice) -> Vec<Case<Samples>> {
                 RecordReceiver(ring.consumer().expect("attach consumer")),
             );
             harness::throughput(placement, slice.batch, slice.timing, Handles::Apart, ends)
-        }),
-        slice.records(case::RECORDS_PROCESSES, |slice, placement| {
-            records::cross_process_throughput(
-                placement,
-                slice.batch,
-                slice.timing,
-                slice.record_ring_bytes,
-            )
         }),
     ]
 }
@@ -306,10 +303,10 @@ fn main() {
                 result,
             });
         }
-        for (case, histogram) in
+        for (case, latencies) in
             interleave("round trips", &round_trip_cases, args.rounds, placement)
         {
-            let result = RoundTrips::from_histogram(&histogram);
+            let result = latencies.summary();
             report.round_trips.push(RoundTripRow {
                 case,
                 placement,
