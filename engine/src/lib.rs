@@ -57,6 +57,7 @@
 #![forbid(unsafe_code)]
 
 pub mod builtin;
+pub mod cluster;
 pub mod component;
 pub mod config;
 pub mod context;
