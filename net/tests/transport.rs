@@ -77,7 +77,15 @@ fn exchange(driver: DriverKind) {
     // Nobody went down on the way.
     assert!(!events_a.drain().iter().any(is_down(2)));
     a.shutdown().unwrap();
-    events_b.expect(SECONDS_10, "B sees A leave", is_down(1));
+    // A's CLOSE, sent right before its socket closed, tells B why.
+    let down = events_b.expect(SECONDS_10, "B sees A leave", is_down(1));
+    let PeerEvent::Down { reason, .. } = down else {
+        unreachable!()
+    };
+    assert_eq!(
+        reason,
+        "peer closed the connection: worker shutting down [normal (0)]"
+    );
     b.shutdown().unwrap();
 }
 
@@ -245,7 +253,12 @@ fn intruders(driver: DriverKind) {
     let PeerEvent::Rejected { reason, .. } = &rejected else {
         unreachable!()
     };
-    assert_eq!(reason, "worker 0 failed to prove the cluster secret");
+    // B finds the intruder's proof wrong, or (when the intruder checked B's proof first)
+    // hears it give up: either way the secret was not proved.
+    assert!(
+        reason.contains("failed to prove the cluster secret"),
+        "{reason}"
+    );
     drop(intruder);
     assert!(
         !intruder_events
@@ -253,6 +266,9 @@ fn intruders(driver: DriverKind) {
             .iter()
             .any(|e| matches!(e, PeerEvent::Up { .. }))
     );
+    // Forget the rejections of the intruder's retries.
+    std::thread::sleep(Duration::from_millis(200));
+    events_b.drain();
 
     // A client that says HELLO, then sends a BATCH without proving anything.
     let mut sneaky = TcpStream::connect(b.local_addr()).unwrap();

@@ -65,6 +65,9 @@ pub(crate) struct MioDriver {
     dirty: Vec<ConnId>,
     /// Ids to drive in this poll (kept to reuse its allocation).
     touched: Vec<ConnId>,
+    /// Connections reported closed by the last poll, kept until the next one so that the
+    /// loop can read their last bytes.
+    closed: Vec<(ConnId, MioConn)>,
 }
 
 impl MioDriver {
@@ -81,6 +84,7 @@ impl MioDriver {
             config: config.clone(),
             dirty: Vec::new(),
             touched: Vec::new(),
+            closed: Vec::new(),
         })
     }
 
@@ -165,7 +169,8 @@ impl MioDriver {
         if done {
             let mut conn = self.conns.remove(&id).expect("the connection exists");
             let _ = self.poll.registry().deregister(&mut conn.stream);
-            events.push(IoEvent::Closed(id, conn.failed));
+            events.push(IoEvent::Closed(id, conn.failed.take()));
+            self.closed.push((id, conn));
         }
     }
 
@@ -291,6 +296,7 @@ impl Driver for MioDriver {
     }
 
     fn poll(&mut self, timeout: Option<Duration>, events: &mut Vec<IoEvent>) -> io::Result<()> {
+        self.closed.clear();
         let now = Instant::now();
         let linger = self
             .conns
@@ -369,8 +375,14 @@ impl Driver for MioDriver {
         Ok(())
     }
 
-    fn bufs(&mut self, conn: ConnId) -> Option<&mut ConnBufs> {
-        self.conns.get_mut(&conn).map(|conn| &mut conn.bufs)
+    fn bufs(&mut self, id: ConnId) -> Option<&mut ConnBufs> {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            return Some(&mut conn.bufs);
+        }
+        self.closed
+            .iter_mut()
+            .find(|(closed, _)| *closed == id)
+            .map(|(_, conn)| &mut conn.bufs)
     }
 
     fn pause_reading(&mut self, id: ConnId, paused: bool) {

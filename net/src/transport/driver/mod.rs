@@ -18,7 +18,9 @@
 //!   after new bytes arrived. Received bytes stay in the buffer ([`ConnBufs::recv`]) until
 //!   the loop consumes them; the loop may leave bytes there (a partial frame, or records its
 //!   consumers cannot take yet). When the peer closes or the connection fails, the driver
-//!   reports `Received` for the last bytes (if any) before `Closed`.
+//!   reports `Received` for the last bytes (if any) before `Closed`, and the buffers of a
+//!   connection reported closed stay readable until the next `poll`, so that the loop can
+//!   read a CLOSE frame that came right before the end of the stream.
 //! - **Sending.** The loop appends whole frames to the send queue ([`ConnBufs::send`]) and
 //!   calls [`Driver::flush`]; the driver writes the queue in order, as many segments per
 //!   system call as it can (vectored writes), and keeps writing as the socket drains. It
@@ -134,7 +136,7 @@ pub(crate) trait Driver: fmt::Debug + Send {
     /// I/O that became possible, and appends what happened to `events`.
     fn poll(&mut self, timeout: Option<Duration>, events: &mut Vec<IoEvent>) -> io::Result<()>;
 
-    /// The buffers of a live connection; `None` once it was reported closed.
+    /// The buffers of a connection, live or reported closed by the last `poll`.
     fn bufs(&mut self, conn: ConnId) -> Option<&mut ConnBufs>;
 
     /// Stops (or resumes) reading from a connection; received bytes stay buffered. While

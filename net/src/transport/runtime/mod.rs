@@ -398,24 +398,19 @@ impl EventLoop {
         let Some(link) = self.links.get_mut(&id) else {
             return;
         };
-        let remote = link.remote.clone();
         let reason = error.to_string();
         match (link.up, link.peer) {
-            (false, None) => {
-                tracing::warn!("rejected connection from {remote}: {reason}");
-                link.down_reason = Some(reason.clone());
-                self.emit(PeerEvent::Rejected { remote, reason });
-            }
+            // Reported as rejected when the link is gone.
+            (false, None) => {}
             (false, Some(peer)) => {
-                tracing::warn!("handshake with {peer} at {remote} failed: {reason}");
-                link.down_reason = Some(reason);
+                tracing::warn!("handshake with {peer} at {} failed: {reason}", link.remote);
             }
-            (true, Some(peer)) => {
-                tracing::warn!("connection to {peer} at {remote} failed: {reason}");
-                link.down_reason = Some(reason);
+            (true, peer) => {
+                let peer = peer.expect("an up link has a peer");
+                tracing::warn!("connection to {peer} at {} failed: {reason}", link.remote);
             }
-            (true, None) => unreachable!("an up link has a peer"),
         }
+        link.down_reason.get_or_insert(reason);
         self.close_link(id);
     }
 
@@ -453,8 +448,14 @@ impl EventLoop {
                 self.emit(PeerEvent::Down { peer, reason });
             }
             self.peers.link_gone(peer, id, now);
-        } else {
-            tracing::debug!("connection from {} ended: {reason}", link.remote);
+        } else if self.stopping.is_none() {
+            // An accepted connection that never proved the secret: whether it broke the
+            // protocol, failed to authenticate or gave up, none of its tuples was read.
+            tracing::warn!("rejected connection from {}: {reason}", link.remote);
+            self.emit(PeerEvent::Rejected {
+                remote: link.remote,
+                reason,
+            });
         }
     }
 

@@ -148,6 +148,9 @@ pub(crate) struct UringDriver {
     listener: Option<std::net::TcpListener>,
     accept_armed: bool,
     conns: HashMap<ConnId, UringConn>,
+    /// Connections reported closed by the last poll (nothing in flight), kept until the
+    /// next one so that the loop can read their last bytes.
+    closed: Vec<(ConnId, UringConn)>,
     next_id: u64,
     completions: Vec<(u64, i32)>,
 }
@@ -196,6 +199,7 @@ impl UringDriver {
             listener: None,
             accept_armed: false,
             conns: HashMap::new(),
+            closed: Vec::new(),
             next_id: 1,
             completions: Vec::with_capacity(256),
         }))
@@ -369,15 +373,17 @@ impl UringDriver {
             .map(|(id, _)| *id)
             .collect();
         for id in done {
-            let conn = self.conns.remove(&id).expect("listed above");
+            let mut conn = self.conns.remove(&id).expect("listed above");
             if !conn.open && conn.closing.is_none() {
                 let error = conn
                     .failed
+                    .take()
                     .unwrap_or_else(|| io::ErrorKind::NotConnected.into());
                 events.push(IoEvent::ConnectFailed(id, error));
             } else {
-                events.push(IoEvent::Closed(id, conn.failed));
+                events.push(IoEvent::Closed(id, conn.failed.take()));
             }
+            self.closed.push((id, conn));
         }
     }
 
@@ -546,6 +552,7 @@ impl Driver for UringDriver {
     }
 
     fn poll(&mut self, timeout: Option<Duration>, events: &mut Vec<IoEvent>) -> io::Result<()> {
+        self.closed.clear();
         let now = Instant::now();
         self.arm(now)?;
         let linger = self
@@ -568,8 +575,14 @@ impl Driver for UringDriver {
         Ok(())
     }
 
-    fn bufs(&mut self, conn: ConnId) -> Option<&mut ConnBufs> {
-        self.conns.get_mut(&conn).map(|conn| &mut conn.bufs)
+    fn bufs(&mut self, id: ConnId) -> Option<&mut ConnBufs> {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            return Some(&mut conn.bufs);
+        }
+        self.closed
+            .iter_mut()
+            .find(|(closed, _)| *closed == id)
+            .map(|(_, conn)| &mut conn.bufs)
     }
 
     fn pause_reading(&mut self, conn: ConnId, paused: bool) {
