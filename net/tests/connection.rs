@@ -631,3 +631,20 @@ proptest! {
         prop_assert_eq!(b_records, records);
     }
 }
+
+#[test]
+fn a_large_frame_before_authentication_is_refused_from_its_header() {
+    let mut pair = Pair::default();
+    // The first 8 bytes of a 1 MiB frame: refused before the rest is buffered.
+    let header = [0, 0, 0x10, 0, 1, 3, 0, 0];
+    let seen = feed(&mut pair.b, &header, pair.now, true);
+    assert_eq!(
+        seen,
+        [Seen::Error(ConnectionError::Decode(
+            squall_net::codec::DecodeError::FrameTooLong {
+                len: 1 << 20,
+                max: squall_net::conn::MAX_HANDSHAKE_FRAME_LEN
+            }
+        ))]
+    );
+}

@@ -15,7 +15,8 @@
 //!    and queues an AUTH proving the secret over both HELLOs.
 //! 3. On the peer's AUTH, it verifies the proof, reports [`Event::Authenticated`] and queues
 //!    a CREDIT opening its receive window. Only now may BATCH frames flow, in either
-//!    direction: a BATCH before this point is a protocol error.
+//!    direction: a BATCH before this point is a protocol error, and so is any frame longer
+//!    than [`MAX_HANDSHAKE_FRAME_LEN`].
 //! 4. Established, it sends a HEARTBEAT every interval and declares the peer dead after the
 //!    idle timeout without a frame, unless the caller paused receiving
 //!    ([`Connection::set_receive_paused`]) because its consumers are full.
@@ -310,7 +311,11 @@ impl Connection {
         if self.phase == Phase::Closed {
             return Err(ConnectionError::Closed);
         }
-        let (frame, len) = match decode_frame(input, self.config.max_frame_len()) {
+        let limit = match self.phase {
+            Phase::Established => self.config.max_frame_len(),
+            _ => MAX_HANDSHAKE_FRAME_LEN,
+        };
+        let (frame, len) = match decode_frame(input, limit) {
             Ok(Decoded::Frame { frame, len }) => (frame, len),
             Ok(Decoded::Incomplete(needed)) => return Ok(Received::Incomplete(needed)),
             Err(error) => return Err(self.fail(error.into())),
@@ -649,6 +654,11 @@ impl Connection {
         now.saturating_duration_since(self.last_heard)
     }
 }
+
+/// The largest frame a connection accepts before the handshake completes: enough for any
+/// HELLO, AUTH or CLOSE, so a peer that has not proved the secret cannot make this side
+/// buffer a large frame.
+pub const MAX_HANDSHAKE_FRAME_LEN: u32 = 2048;
 
 /// Bytes of the control frames a connection may queue at once, CLOSE with the longest
 /// reason included: a transmit buffer of this size always takes them all.

@@ -58,6 +58,9 @@ fn user_data(id: ConnId, op: u64) -> u64 {
     (id.0 << OP_BITS) | op
 }
 
+/// How long accepting pauses after an accept failed.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
 /// How long dropping the driver waits for the kernel to finish cancelled operations.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
@@ -147,6 +150,8 @@ pub(crate) struct UringDriver {
     wake_armed: bool,
     listener: Option<std::net::TcpListener>,
     accept_armed: bool,
+    /// After a failed accept (out of descriptors, say), accepting resumes at this time.
+    accept_paused_until: Option<Instant>,
     conns: HashMap<ConnId, UringConn>,
     /// Connections reported closed by the last poll (nothing in flight), kept until the
     /// next one so that the loop can read their last bytes.
@@ -198,6 +203,7 @@ impl UringDriver {
             wake_armed: false,
             listener: None,
             accept_armed: false,
+            accept_paused_until: None,
             conns: HashMap::new(),
             closed: Vec::new(),
             next_id: 1,
@@ -225,6 +231,7 @@ impl UringDriver {
         }
         if let Some(listener) = &self.listener
             && !self.accept_armed
+            && self.accept_paused_until.is_none_or(|until| now >= until)
         {
             let entry = opcode::Accept::new(
                 Fd(listener.as_raw_fd()),
@@ -294,7 +301,8 @@ impl UringDriver {
                         self.accepted(Socket::from(fd), events);
                     } else if !is_benign(result) {
                         let error = io::Error::from_raw_os_error(-result);
-                        tracing::warn!("accept failed: {error}");
+                        tracing::warn!("accept failed: {error}; retrying in {ACCEPT_PAUSE:?}");
+                        self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
                     }
                 }
                 data => self.conn_completion(data, result, events),
@@ -561,6 +569,13 @@ impl Driver for UringDriver {
             .filter_map(|conn| conn.closing)
             .min()
             .map(|deadline| deadline.saturating_duration_since(now));
+        let resume_accept = self
+            .accept_paused_until
+            .map(|until| until.saturating_duration_since(now));
+        let linger = match (linger, resume_accept) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let timeout = if !events.is_empty() || self.has_finished(now) {
             Some(Duration::ZERO)
         } else {
