@@ -146,10 +146,37 @@ pub(crate) struct Emitter {
     ackers: std::ops::Range<u32>,
     /// Records handed to ports or the local queue.
     pub(crate) records_sent: u64,
-    /// Ports whose overflow holds records.
-    backlogged_ports: usize,
+    /// Ports whose overflow holds records: to threads of this worker, and to peer workers.
+    backlogged: Backlog,
     /// Scratch for the encoded key fields of fields groupings.
     key: Vec<u8>,
+}
+
+/// Counts of backlogged ports.
+#[derive(Debug, Default)]
+pub(crate) struct Backlog {
+    local: usize,
+    remote: usize,
+}
+
+impl Backlog {
+    #[inline]
+    fn enter(&mut self, remote: bool) {
+        if remote {
+            self.remote += 1;
+        } else {
+            self.local += 1;
+        }
+    }
+
+    #[inline]
+    fn leave(&mut self, remote: bool) {
+        if remote {
+            self.remote -= 1;
+        } else {
+            self.local -= 1;
+        }
+    }
 }
 
 /// The key of the tuple being emitted, encoded only as far as a router asks.
@@ -221,20 +248,32 @@ impl Emitter {
             max_record,
             ackers,
             records_sent: 0,
-            backlogged_ports: 0,
+            backlogged: Backlog::default(),
             key: Vec::with_capacity(64),
         }
     }
 
-    /// Whether any port has records waiting for room.
+    /// Whether any port has records waiting for room: sources must stop emitting.
     #[inline]
     pub(crate) fn is_backlogged(&self) -> bool {
-        self.backlogged_ports != 0
+        self.backlogged.local + self.backlogged.remote != 0
+    }
+
+    /// Whether a port to a thread of this worker has records waiting for room: the thread
+    /// must stop taking data from its inputs until it drains.
+    ///
+    /// Backlogs towards peer workers do not stop a thread from reading: records between
+    /// workers may flow both ways over one connection, so two workers each waiting for the
+    /// other to read could wait forever. They stop the sources instead (through
+    /// [`is_backlogged`](Self::is_backlogged)), which bounds what is in flight.
+    #[inline]
+    pub(crate) fn is_locally_backlogged(&self) -> bool {
+        self.backlogged.local != 0
     }
 
     /// Moves overflowed records into rings; returns whether any moved.
     pub(crate) fn flush_overflow(&mut self) -> bool {
-        if self.backlogged_ports == 0 {
+        if !self.is_backlogged() {
             return false;
         }
         let mut moved = false;
@@ -242,7 +281,7 @@ impl Emitter {
             if port.is_backlogged() {
                 moved |= port.flush_overflow();
                 if !port.is_backlogged() {
-                    self.backlogged_ports -= 1;
+                    self.backlogged.leave(port.is_remote());
                 }
             }
         }
@@ -348,7 +387,7 @@ impl Emitter {
                 &self.routes,
                 &mut self.ports,
                 &mut self.local,
-                &mut self.backlogged_ports,
+                &mut self.backlogged,
                 &mut self.records_sent,
                 target,
                 len,
@@ -373,7 +412,7 @@ impl Emitter {
                     &self.routes,
                     &mut self.ports,
                     &mut self.local,
-                    &mut self.backlogged_ports,
+                    &mut self.backlogged,
                     &mut self.records_sent,
                     target,
                     len,
@@ -420,7 +459,7 @@ impl Emitter {
             &self.routes,
             &mut self.ports,
             &mut self.local,
-            &mut self.backlogged_ports,
+            &mut self.backlogged,
             &mut self.records_sent,
             target,
             len,
@@ -469,7 +508,7 @@ impl Emitter {
             &self.routes,
             &mut self.ports,
             &mut self.local,
-            &mut self.backlogged_ports,
+            &mut self.backlogged,
             &mut self.records_sent,
             target,
             len,
@@ -483,7 +522,7 @@ impl Emitter {
         routes: &[Route],
         ports: &mut [OutputPort],
         local: &mut OutputPort,
-        backlogged_ports: &mut usize,
+        backlogged: &mut Backlog,
         records_sent: &mut u64,
         target: u32,
         len: usize,
@@ -495,13 +534,13 @@ impl Emitter {
             .unwrap_or(Route::Nowhere)
         {
             Route::Local => {
-                local.write(len, fill);
+                local.write(target, len, fill);
             }
             Route::Port(port) => {
                 let port = &mut ports[usize::from(port)];
                 let was_backlogged = port.is_backlogged();
-                if port.write(len, fill) == Written::Overflow && !was_backlogged {
-                    *backlogged_ports += 1;
+                if port.write(target, len, fill) == Written::Overflow && !was_backlogged {
+                    backlogged.enter(port.is_remote());
                 }
             }
             Route::Nowhere => {

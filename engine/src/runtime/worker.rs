@@ -1,10 +1,14 @@
-//! Starting the executors of one worker: threads, the rings between them, routes, metrics.
+//! Starting the executors of one worker: threads, the rings between them, routes, metrics —
+//! and, in a cluster, the links to the transport for tasks of other workers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use squall_ringbuf::record::heap_ring;
+use squall_net::WorkerId;
+use squall_net::transport::TransportHandle;
+use squall_ringbuf::WaitStrategy;
+use squall_ringbuf::record::{RecordProducer, heap_ring};
 
 use super::control::Control;
 use super::emitter::Route;
@@ -29,90 +33,212 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The transport refused an outbound ring.
+    #[error("could not open an outbound ring to {peer} for topology {topology:?}: {source}")]
+    Transport {
+        /// The topology.
+        topology: String,
+        /// The peer worker.
+        peer: WorkerId,
+        /// What the transport said.
+        source: squall_net::transport::TransportError,
+    },
 }
 
 /// Which plane a ring carries: acker traffic is kept apart from data so that acks always
 /// flow, even while data backs up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Plane {
+pub(crate) enum Plane {
     Data,
     Control,
+}
+
+/// The plane that records for `task` travel on.
+pub(crate) fn plane_of(topology: &Topology, task: TaskId) -> Plane {
+    match topology.component_of(task).map(|component| component.kind()) {
+        Some(ComponentKind::Spout | ComponentKind::Acker) => Plane::Control,
+        _ => Plane::Data,
+    }
+}
+
+/// Where each task of the topology runs, as seen from one worker.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    pub(crate) plan: ThreadPlan,
+    /// Thread of each local task, indexed by task id (`usize::MAX`: not local).
+    pub(crate) thread_of_task: Vec<usize>,
+    /// Peer worker of each task that runs elsewhere, indexed by task id.
+    pub(crate) peer_of_task: Vec<Option<WorkerId>>,
+    /// The local tasks, ascending.
+    pub(crate) worker_tasks: Arc<[TaskId]>,
+}
+
+impl Layout {
+    /// The layout of a worker running `executors` of `topology`, the others running on the
+    /// peers given by `peer_of_executor` (empty in local mode).
+    pub(crate) fn new(
+        topology: &Topology,
+        executors: &[usize],
+        peer_of_executor: &BTreeMap<usize, WorkerId>,
+        cores: usize,
+    ) -> Self {
+        let config = topology.config();
+        let plan = plan_threads(topology, executors, config.chaining, config.pinning, cores);
+        let mut thread_of_task = vec![usize::MAX; topology.task_count() + 1];
+        let mut worker_tasks = Vec::new();
+        for (thread, executors) in plan.threads.iter().enumerate() {
+            for &executor in executors {
+                for task in topology.executors()[executor].tasks.clone() {
+                    thread_of_task[task as usize] = thread;
+                    worker_tasks.push(TaskId(task));
+                }
+            }
+        }
+        worker_tasks.sort_unstable();
+        let mut peer_of_task = vec![None; topology.task_count() + 1];
+        for (&executor, &peer) in peer_of_executor {
+            for task in topology.executors()[executor].tasks.clone() {
+                peer_of_task[task as usize] = Some(peer);
+            }
+        }
+        Self {
+            plan,
+            thread_of_task,
+            peer_of_task,
+            worker_tasks: worker_tasks.into(),
+        }
+    }
+
+    pub(crate) fn thread_count(&self) -> usize {
+        self.plan.threads.len()
+    }
+}
+
+/// The rings that bring records from the transport to each thread of this worker: the
+/// producing ends go to the transport's inbound sink.
+pub(crate) struct InboundRings {
+    /// Per thread: (data ring, control ring) producing ends, with their counters.
+    pub(crate) producers: Vec<[(RecordProducer, Arc<RingCounters>); 2]>,
+    /// Per thread: (data ring, control ring) consuming ends.
+    consumers: Vec<[InputPort; 2]>,
+}
+
+impl InboundRings {
+    pub(crate) fn new(threads: usize, data_bytes: usize, control_bytes: usize) -> Self {
+        let ring = |bytes: usize| {
+            let (producer, consumer) = heap_ring(bytes);
+            let counters = Arc::new(RingCounters::default());
+            let input = InputPort {
+                consumer,
+                counters: Arc::clone(&counters),
+                consumed: 0,
+            };
+            ((producer, counters), input)
+        };
+        let (producers, consumers) = (0..threads)
+            .map(|_| {
+                let (data_producer, data_input) = ring(data_bytes);
+                let (control_producer, control_input) = ring(control_bytes);
+                ([data_producer, control_producer], [data_input, control_input])
+            })
+            .unzip();
+        Self {
+            producers,
+            consumers,
+        }
+    }
+}
+
+/// How the worker reaches its peers.
+pub(crate) struct RemoteLinks {
+    pub(crate) transport: TransportHandle,
+    pub(crate) inbound: InboundRings,
 }
 
 /// Starts every executor of `topology` in this process (local mode).
 pub(crate) fn start_local(topology: Arc<Topology>) -> Result<RunningTopology, StartError> {
     let executors: Vec<usize> = (0..topology.executors().len()).collect();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let config = topology.config();
-    let plan = plan_threads(
-        &topology,
-        &executors,
-        config.chaining,
-        config.pinning,
-        cores.len().max(1),
-    );
-    start_threads(topology, plan, &cores)
+    let layout = Layout::new(&topology, &executors, &BTreeMap::new(), cores.len().max(1));
+    let control = Arc::new(Control::new(topology.name().to_owned(), layout.thread_count()));
+    start_threads(topology, layout, &cores, None, control)
 }
 
-fn start_threads(
+/// Starts the threads of `layout`; with `remote`, records for tasks of other workers go to
+/// the transport and records from them arrive through `remote.inbound`.
+pub(crate) fn start_threads(
     topology: Arc<Topology>,
-    plan: ThreadPlan,
+    layout: Layout,
     cores: &[core_affinity::CoreId],
+    remote: Option<RemoteLinks>,
+    control: Arc<Control>,
 ) -> Result<RunningTopology, StartError> {
     let started = Instant::now();
-    let thread_count = plan.threads.len();
-    let mut thread_of_task = vec![usize::MAX; topology.task_count() + 1];
-    let mut worker_tasks = Vec::new();
-    for (thread, executors) in plan.threads.iter().enumerate() {
-        for &executor in executors {
-            for task in topology.executors()[executor].tasks.clone() {
-                thread_of_task[task as usize] = thread;
-                worker_tasks.push(TaskId(task));
-            }
-        }
-    }
-    worker_tasks.sort_unstable();
-    let worker_tasks: Arc<[TaskId]> = worker_tasks.into();
-    let edges = thread_edges(&topology, &plan, &thread_of_task);
+    let thread_count = layout.thread_count();
+    let edges = thread_edges(&topology, &layout);
 
     let config = topology.config();
-    let doorbells: Vec<_> = (0..thread_count)
+    let doorbells: Vec<Arc<dyn WaitStrategy>> = (0..thread_count)
         .map(|_| config.wait_strategy.build())
         .collect();
     let mut ports: Vec<Vec<OutputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
-    let mut port_index: BTreeMap<(usize, usize, Plane), u16> = BTreeMap::new();
+    let mut port_index: BTreeMap<(usize, Destination), u16> = BTreeMap::new();
     let mut data_inputs: Vec<Vec<InputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
     let mut control_inputs: Vec<Vec<InputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
     let mut rings = Vec::new();
     let control_ring_bytes = control_ring_bytes(&topology);
-    for &(from, to, plane) in &edges {
-        let bytes = match plane {
-            Plane::Data => config.ring_bytes,
-            Plane::Control => control_ring_bytes,
-        };
-        let (producer, consumer) = heap_ring(bytes);
+    for &(from, destination) in &edges {
+        port_index.insert((from, destination), ports[from].len() as u16);
         let counters = Arc::new(RingCounters::default());
-        port_index.insert((from, to, plane), ports[from].len() as u16);
-        ports[from].push(OutputPort::new(
-            producer,
-            Arc::clone(&doorbells[to]),
-            Arc::clone(&counters),
-        ));
-        let input = InputPort {
-            consumer,
-            counters: Arc::clone(&counters),
-            consumed: 0,
-        };
-        match plane {
-            Plane::Data => data_inputs[to].push(input),
-            Plane::Control => control_inputs[to].push(input),
+        match destination {
+            Destination::Thread(to, plane) => {
+                let bytes = match plane {
+                    Plane::Data => config.ring_bytes,
+                    Plane::Control => control_ring_bytes,
+                };
+                let (producer, consumer) = heap_ring(bytes);
+                ports[from].push(OutputPort::local(
+                    producer,
+                    Arc::clone(&doorbells[to]),
+                    Arc::clone(&counters),
+                ));
+                let input = InputPort {
+                    consumer,
+                    counters: Arc::clone(&counters),
+                    consumed: 0,
+                };
+                match plane {
+                    Plane::Data => data_inputs[to].push(input),
+                    Plane::Control => control_inputs[to].push(input),
+                }
+                rings.push(RingInfo { from, to, counters });
+            }
+            Destination::Peer(peer) => {
+                let links = remote.as_ref().expect("peers exist only with remote links");
+                let outbound = links
+                    .transport
+                    .outbound_with_doorbell(peer, Arc::clone(&doorbells[from]))
+                    .map_err(|source| StartError::Transport {
+                        topology: topology.name().to_owned(),
+                        peer,
+                        source,
+                    })?;
+                ports[from].push(OutputPort::remote(outbound, counters));
+            }
         }
-        rings.push(RingInfo { from, to, counters });
+    }
+    if let Some(links) = remote {
+        for (thread, [data, control]) in links.inbound.consumers.into_iter().enumerate() {
+            data_inputs[thread].push(data);
+            control_inputs[thread].push(control);
+        }
     }
     let data_edges: Vec<(usize, usize)> = edges
         .iter()
-        .filter(|(_, _, plane)| *plane == Plane::Data)
-        .map(|&(from, to, _)| (from, to))
+        .filter_map(|&(from, destination)| match destination {
+            Destination::Thread(to, Plane::Data) => Some((from, to)),
+            _ => None,
+        })
         .collect();
     let cyclic = on_cycle(thread_count, &data_edges);
     if cyclic.iter().any(|&on| on) {
@@ -123,14 +249,9 @@ fn start_threads(
         );
     }
 
-    let control = Arc::new(Control::new(topology.name().to_owned(), thread_count));
     control.set_doorbells(doorbells.clone());
-    if plan.pinned {
-        tracing::info!(
-            topology = topology.name(),
-            threads = thread_count,
-            "executor threads pinned, one per core"
-        );
+    if layout.plan.pinned {
+        tracing::info!(topology = topology.name(), threads = thread_count, "executor threads pinned, one per core");
     } else {
         tracing::info!(
             topology = topology.name(),
@@ -149,23 +270,10 @@ fn start_threads(
         .zip(control_inputs)
         .enumerate()
     {
-        let routes: Box<[Route]> = thread_of_task
-            .iter()
-            .enumerate()
-            .map(|(task, &target_thread)| {
-                if task == 0 || target_thread == usize::MAX {
-                    Route::Nowhere
-                } else if target_thread == thread {
-                    Route::Local
-                } else {
-                    let plane = plane_of(&topology, TaskId(task as u32));
-                    port_index
-                        .get(&(thread, target_thread, plane))
-                        .map_or(Route::Nowhere, |&port| Route::Port(port))
-                }
-            })
+        let routes: Box<[Route]> = (0..layout.thread_of_task.len())
+            .map(|task| route(&topology, &layout, &port_index, thread, task))
             .collect();
-        let tasks: Vec<(TaskId, Arc<SharedTaskMetrics>)> = plan.threads[thread]
+        let tasks: Vec<(TaskId, Arc<SharedTaskMetrics>)> = layout.plan.threads[thread]
             .iter()
             .flat_map(|&executor| topology.executors()[executor].tasks.clone())
             .map(|task| {
@@ -176,7 +284,7 @@ fn start_threads(
             })
             .collect();
         let (local_producer, local_input) = heap_ring(config.ring_bytes);
-        let local_output = OutputPort::new(
+        let local_output = OutputPort::local(
             local_producer,
             Arc::clone(&doorbells[thread]),
             Arc::new(RingCounters::default()),
@@ -194,8 +302,8 @@ fn start_threads(
             data_inputs,
             control_inputs,
             read_while_backlogged: cyclic[thread],
-            worker_tasks: Arc::clone(&worker_tasks),
-            core: plan.pinned.then(|| cores.get(thread).copied()).flatten(),
+            worker_tasks: Arc::clone(&layout.worker_tasks),
+            core: layout.plan.pinned.then(|| cores.get(thread).copied()).flatten(),
             started,
             seed: seeds.u64(..),
         };
@@ -225,13 +333,37 @@ fn start_threads(
         metrics,
         rings,
         started,
-        plan.pinned,
+        layout.plan.pinned,
     ))
+}
+
+/// Where records for `task` go from `thread`.
+fn route(
+    topology: &Topology,
+    layout: &Layout,
+    port_index: &BTreeMap<(usize, Destination), u16>,
+    thread: usize,
+    task: usize,
+) -> Route {
+    if task == 0 {
+        return Route::Nowhere;
+    }
+    let destination = match (layout.thread_of_task[task], layout.peer_of_task[task]) {
+        (local, _) if local == thread => return Route::Local,
+        (local, _) if local != usize::MAX => {
+            Destination::Thread(local, plane_of(topology, TaskId(task as u32)))
+        }
+        (_, Some(peer)) => Destination::Peer(peer),
+        (_, None) => return Route::Nowhere,
+    };
+    port_index
+        .get(&(thread, destination))
+        .map_or(Route::Nowhere, |&port| Route::Port(port))
 }
 
 /// Bytes of each control ring: with a pending limit, enough for every tree in flight to
 /// have an acker message queued at once, so acker traffic rarely needs an overflow buffer.
-fn control_ring_bytes(topology: &Topology) -> usize {
+pub(crate) fn control_ring_bytes(topology: &Topology) -> usize {
     /// Ring bytes one acker message takes: ring header, tuple header, two u64 fields.
     const ACKER_MESSAGE_BYTES: usize = 8 + 16 + 2 * 9 + 6;
     let config = topology.config();
@@ -247,28 +379,28 @@ fn control_ring_bytes(topology: &Topology) -> usize {
         .max((2 * in_flight * ACKER_MESSAGE_BYTES).min(64 << 20))
 }
 
-/// The plane that records for `task` travel on.
-fn plane_of(topology: &Topology, task: TaskId) -> Plane {
-    match topology
-        .component_of(task)
-        .map(|component| component.kind())
-    {
-        Some(ComponentKind::Spout | ComponentKind::Acker) => Plane::Control,
-        _ => Plane::Data,
-    }
+/// Where a ring from a thread leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Destination {
+    /// Another thread of this worker, on a plane.
+    Thread(usize, Plane),
+    /// The transport, for a peer worker.
+    Peer(WorkerId),
 }
 
-/// Every (from thread, to thread, plane) that needs a ring.
-fn thread_edges(
-    topology: &Topology,
-    plan: &ThreadPlan,
-    thread_of_task: &[usize],
-) -> Vec<(usize, usize, Plane)> {
-    let mut edges = std::collections::BTreeSet::new();
-    let link = |from: usize, task: u32, edges: &mut std::collections::BTreeSet<_>| {
-        let to = thread_of_task[task as usize];
-        if to != usize::MAX && to != from {
-            edges.insert((from, to, plane_of(topology, TaskId(task))));
+/// Every (from thread, destination) that needs a ring.
+fn thread_edges(topology: &Topology, layout: &Layout) -> Vec<(usize, Destination)> {
+    let mut edges = BTreeSet::new();
+    let mut link = |from: usize, task: u32| {
+        let task_index = task as usize;
+        let to = layout.thread_of_task[task_index];
+        if to == from {
+            return;
+        }
+        if to != usize::MAX {
+            edges.insert((from, Destination::Thread(to, plane_of(topology, TaskId(task)))));
+        } else if let Some(peer) = layout.peer_of_task[task_index] {
+            edges.insert((from, Destination::Peer(peer)));
         }
     };
     let spouts: Vec<u32> = topology
@@ -281,26 +413,26 @@ fn thread_edges(
         .acker()
         .map(|acker| acker.task_ids().map(|task| task.0).collect())
         .unwrap_or_default();
-    for (from, executors) in plan.threads.iter().enumerate() {
+    for (from, executors) in layout.plan.threads.iter().enumerate() {
         for &executor in executors {
             let component = &topology.components()[topology.executors()[executor].component];
             for stream in component.outputs() {
                 let info = topology.stream(*stream).expect("declared stream");
                 for subscriber in &info.subscribers {
                     for task in topology.components()[subscriber.component].task_ids() {
-                        link(from, task.0, &mut edges);
+                        link(from, task.0);
                     }
                 }
             }
             match component.kind() {
                 ComponentKind::Spout | ComponentKind::Bolt => {
                     for &acker in &ackers {
-                        link(from, acker, &mut edges);
+                        link(from, acker);
                     }
                 }
                 ComponentKind::Acker => {
                     for &spout in &spouts {
-                        link(from, spout, &mut edges);
+                        link(from, spout);
                     }
                 }
             }

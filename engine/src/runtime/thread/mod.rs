@@ -223,7 +223,7 @@ impl ExecutorThread {
             }
             let mut progress = self.emitter.flush_overflow();
             progress |= self.drain_inputs(true);
-            let backlogged = self.emitter.is_backlogged();
+            let backlogged = self.emitter.is_locally_backlogged();
             if !backlogged || self.read_while_backlogged {
                 progress |= self.drain_inputs(false);
             }
@@ -303,7 +303,7 @@ impl ExecutorThread {
     fn has_input(&self) -> bool {
         self.control.epoch() != self.seen_epoch
             || self.control_inputs.iter().any(InputPort::has_records)
-            || ((!self.emitter.is_backlogged() || self.read_while_backlogged)
+            || ((!self.emitter.is_locally_backlogged() || self.read_while_backlogged)
                 && self.data_inputs.iter().any(InputPort::has_records))
     }
 
