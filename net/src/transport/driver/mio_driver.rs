@@ -138,6 +138,33 @@ impl MioDriver {
         }
     }
 
+    /// Waits for readiness. epoll counts its timeout in milliseconds, so mio rounds a
+    /// shorter one up to a whole millisecond; such a wait is a short sleep between two
+    /// polls that do not block instead (it serves shared-memory links, which are polled).
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let short = timeout.filter(|t| !t.is_zero() && *t < Duration::from_millis(1));
+        let first = if short.is_some() {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
+        let mut result = self.poll.poll(&mut self.events, first);
+        if let (Some(pause), Ok(())) = (short, &result)
+            && self.events.is_empty()
+        {
+            std::thread::sleep(pause);
+            result = self.poll.poll(&mut self.events, Some(Duration::ZERO));
+        }
+        match result {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {
+                self.events.clear();
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// Whether some connection can make progress without waiting for the kernel.
     fn has_ready_work(&self) -> bool {
         self.conns.values().any(|conn| {
@@ -312,11 +339,7 @@ impl Driver for MioDriver {
                 (a, b) => a.or(b),
             }
         };
-        match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
+        self.wait(timeout)?;
         let mut touched = std::mem::take(&mut self.touched);
         touched.clear();
         touched.append(&mut self.dirty);
