@@ -56,6 +56,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod builtin;
 pub mod cluster;
 pub mod component;
@@ -64,11 +65,13 @@ pub mod context;
 pub mod grouping;
 pub mod ids;
 mod local;
+pub mod logging;
 pub mod metrics;
 pub mod runtime;
 pub mod topology;
 pub mod tuple;
 pub mod value;
+pub mod worker;
 
 #[cfg(test)]
 mod testing;

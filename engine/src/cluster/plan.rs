@@ -65,10 +65,22 @@ pub struct WorkerPlan {
     /// Transport backend: `auto`, `mio` or `io-uring`.
     #[serde(default = "default_backend")]
     pub transport: String,
+    /// The arguments the topology program was described with (`<program> describe [args]`
+    /// at submission); the worker builds its topology from the same arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Whether the topology's spouts run (`squall activate`) or are paused (`squall
+    /// deactivate`, and while a kill or rebalance waits for in-flight trees to drain).
+    #[serde(default = "default_active")]
+    pub active: bool,
 }
 
 fn default_backend() -> String {
     "auto".to_owned()
+}
+
+fn default_active() -> bool {
+    true
 }
 
 /// Why a plan is unusable.
@@ -334,6 +346,8 @@ mod tests {
             parallelism: BTreeMap::new(),
             artifact_dir: "/var/lib/squall/wc-1".into(),
             transport: "auto".into(),
+            args: vec!["--sentences".into(), "100".into()],
+            active: true,
         }
     }
 

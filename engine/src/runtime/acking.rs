@@ -119,6 +119,13 @@ impl PendingTrees {
         self.expiry.next_due_nanos()
     }
 
+    /// Takes out every tree and hands it to `each`.
+    pub(crate) fn fail_all(&mut self, mut each: impl FnMut(PendingTree)) {
+        for (_, tree) in self.entries.drain() {
+            each(tree);
+        }
+    }
+
     /// When a sweep is due, takes out every tree past its timeout and hands it to
     /// `timed_out`.
     pub(crate) fn expire(&mut self, now_nanos: u64, mut timed_out: impl FnMut(PendingTree)) {

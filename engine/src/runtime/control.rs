@@ -110,6 +110,9 @@ pub(crate) struct Control {
     /// Set when a task's failure stopped the topology.
     pub(crate) stopped_by: Mutex<Option<TaskError>>,
     pub(crate) threads: Vec<ThreadProgress>,
+    /// Bumped when a peer worker is lost: spouts fail every tree in flight, since some of
+    /// their records may have been lost with the connection.
+    peer_losses: AtomicU64,
 }
 
 impl fmt::Debug for Control {
@@ -133,6 +136,7 @@ impl Control {
             error_count: AtomicU64::new(0),
             stopped_by: Mutex::new(None),
             threads: (0..threads).map(|_| ThreadProgress::default()).collect(),
+            peer_losses: AtomicU64::new(0),
         }
     }
 
@@ -168,6 +172,19 @@ impl Control {
             }
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.wake_all();
+    }
+
+    /// How many peer losses were signalled.
+    #[inline]
+    pub(crate) fn peer_losses(&self) -> u64 {
+        self.peer_losses.load(Ordering::Acquire)
+    }
+
+    /// Signals that a peer worker was lost: every spout fails its trees in flight (they
+    /// replay at once instead of waiting for their timeout).
+    pub(crate) fn peer_lost(&self) {
+        self.peer_losses.fetch_add(1, Ordering::AcqRel);
         self.wake_all();
     }
 

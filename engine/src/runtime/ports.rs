@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use squall_net::transport::{OutboundError, Outbound};
+use squall_net::transport::{Outbound, OutboundError};
 use squall_ringbuf::WaitStrategy;
 use squall_ringbuf::record::{RecordProducer, WriteError};
 
@@ -34,7 +34,12 @@ enum Refused {
 
 impl PortRing {
     #[inline(always)]
-    fn write_with(&mut self, target: u32, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<(), Refused> {
+    fn write_with(
+        &mut self,
+        target: u32,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), Refused> {
         match self {
             PortRing::Local { producer, .. } => producer
                 .write_with(len, |buf| {
@@ -98,7 +103,10 @@ impl fmt::Debug for OutputPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OutputPort")
             .field("remote", &self.is_remote())
-            .field("overflow_bytes", &(self.overflow.len() - self.overflow_read))
+            .field(
+                "overflow_bytes",
+                &(self.overflow.len() - self.overflow_read),
+            )
             .field("published", &self.published)
             .finish()
     }
@@ -171,7 +179,12 @@ impl OutputPort {
     /// Writes a record of `len` bytes for task `target`, filled by `fill`; queues it when
     /// the ring is full. `len` must not exceed [`max_record_len`](Self::max_record_len).
     #[inline]
-    pub(crate) fn write(&mut self, target: u32, len: usize, fill: impl FnOnce(&mut [u8])) -> Written {
+    pub(crate) fn write(
+        &mut self,
+        target: u32,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Written {
         if self.is_backlogged() {
             self.push_overflow(target, len, fill);
             return Written::Overflow;
@@ -227,7 +240,11 @@ impl OutputPort {
         while self.is_backlogged() {
             let at = self.overflow_read;
             let word = |offset: usize| {
-                u32::from_le_bytes(self.overflow[offset..offset + 4].try_into().expect("4 bytes"))
+                u32::from_le_bytes(
+                    self.overflow[offset..offset + 4]
+                        .try_into()
+                        .expect("4 bytes"),
+                )
             };
             let (target, len) = (word(at), word(at + 4) as usize);
             let start = at + OVERFLOW_PREFIX;
@@ -260,7 +277,9 @@ impl OutputPort {
             self.published += self.unpublished;
             self.unpublished = 0;
             // Release: a consumer that sees this count finds the records in the ring.
-            self.counters.published.store(self.published, Ordering::Release);
+            self.counters
+                .published
+                .store(self.published, Ordering::Release);
         }
     }
 }

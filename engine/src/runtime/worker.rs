@@ -55,14 +55,17 @@ pub(crate) enum Plane {
 
 /// The plane that records for `task` travel on.
 pub(crate) fn plane_of(topology: &Topology, task: TaskId) -> Plane {
-    match topology.component_of(task).map(|component| component.kind()) {
+    match topology
+        .component_of(task)
+        .map(|component| component.kind())
+    {
         Some(ComponentKind::Spout | ComponentKind::Acker) => Plane::Control,
         _ => Plane::Data,
     }
 }
 
 /// Where each task of the topology runs, as seen from one worker.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Layout {
     pub(crate) plan: ThreadPlan,
     /// Thread of each local task, indexed by task id (`usize::MAX`: not local).
@@ -71,6 +74,8 @@ pub(crate) struct Layout {
     pub(crate) peer_of_task: Vec<Option<WorkerId>>,
     /// The local tasks, ascending.
     pub(crate) worker_tasks: Arc<[TaskId]>,
+    /// One doorbell per thread, rung by whoever gives it input.
+    pub(crate) doorbells: Vec<Arc<dyn WaitStrategy>>,
 }
 
 impl Layout {
@@ -101,11 +106,15 @@ impl Layout {
                 peer_of_task[task as usize] = Some(peer);
             }
         }
+        let doorbells = (0..plan.threads.len())
+            .map(|_| config.wait_strategy.build())
+            .collect();
         Self {
             plan,
             thread_of_task,
             peer_of_task,
             worker_tasks: worker_tasks.into(),
+            doorbells,
         }
     }
 
@@ -117,13 +126,19 @@ impl Layout {
 /// The rings that bring records from the transport to each thread of this worker: the
 /// producing ends go to the transport's inbound sink.
 pub(crate) struct InboundRings {
-    /// Per thread: (data ring, control ring) producing ends, with their counters.
-    pub(crate) producers: Vec<[(RecordProducer, Arc<RingCounters>); 2]>,
+    /// Per thread: (data ring, control ring) producing ends, with their counters; taken by
+    /// [`producers_for_sink`](Self::producers_for_sink).
+    producers: Vec<[(RecordProducer, Arc<RingCounters>); 2]>,
     /// Per thread: (data ring, control ring) consuming ends.
     consumers: Vec<[InputPort; 2]>,
 }
 
 impl InboundRings {
+    /// The producing ends, for the transport's inbound sink.
+    pub(crate) fn producers_for_sink(&mut self) -> Vec<[(RecordProducer, Arc<RingCounters>); 2]> {
+        std::mem::take(&mut self.producers)
+    }
+
     pub(crate) fn new(threads: usize, data_bytes: usize, control_bytes: usize) -> Self {
         let ring = |bytes: usize| {
             let (producer, consumer) = heap_ring(bytes);
@@ -139,7 +154,10 @@ impl InboundRings {
             .map(|_| {
                 let (data_producer, data_input) = ring(data_bytes);
                 let (control_producer, control_input) = ring(control_bytes);
-                ([data_producer, control_producer], [data_input, control_input])
+                (
+                    [data_producer, control_producer],
+                    [data_input, control_input],
+                )
             })
             .unzip();
         Self {
@@ -160,7 +178,10 @@ pub(crate) fn start_local(topology: Arc<Topology>) -> Result<RunningTopology, St
     let executors: Vec<usize> = (0..topology.executors().len()).collect();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let layout = Layout::new(&topology, &executors, &BTreeMap::new(), cores.len().max(1));
-    let control = Arc::new(Control::new(topology.name().to_owned(), layout.thread_count()));
+    let control = Arc::new(Control::new(
+        topology.name().to_owned(),
+        layout.thread_count(),
+    ));
     start_threads(topology, layout, &cores, None, control)
 }
 
@@ -178,9 +199,7 @@ pub(crate) fn start_threads(
     let edges = thread_edges(&topology, &layout);
 
     let config = topology.config();
-    let doorbells: Vec<Arc<dyn WaitStrategy>> = (0..thread_count)
-        .map(|_| config.wait_strategy.build())
-        .collect();
+    let doorbells = layout.doorbells.clone();
     let mut ports: Vec<Vec<OutputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
     let mut port_index: BTreeMap<(usize, Destination), u16> = BTreeMap::new();
     let mut data_inputs: Vec<Vec<InputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
@@ -251,7 +270,11 @@ pub(crate) fn start_threads(
 
     control.set_doorbells(doorbells.clone());
     if layout.plan.pinned {
-        tracing::info!(topology = topology.name(), threads = thread_count, "executor threads pinned, one per core");
+        tracing::info!(
+            topology = topology.name(),
+            threads = thread_count,
+            "executor threads pinned, one per core"
+        );
     } else {
         tracing::info!(
             topology = topology.name(),
@@ -303,7 +326,11 @@ pub(crate) fn start_threads(
             control_inputs,
             read_while_backlogged: cyclic[thread],
             worker_tasks: Arc::clone(&layout.worker_tasks),
-            core: layout.plan.pinned.then(|| cores.get(thread).copied()).flatten(),
+            core: layout
+                .plan
+                .pinned
+                .then(|| cores.get(thread).copied())
+                .flatten(),
             started,
             seed: seeds.u64(..),
         };
@@ -398,7 +425,10 @@ fn thread_edges(topology: &Topology, layout: &Layout) -> Vec<(usize, Destination
             return;
         }
         if to != usize::MAX {
-            edges.insert((from, Destination::Thread(to, plane_of(topology, TaskId(task)))));
+            edges.insert((
+                from,
+                Destination::Thread(to, plane_of(topology, TaskId(task))),
+            ));
         } else if let Some(peer) = layout.peer_of_task[task_index] {
             edges.insert((from, Destination::Peer(peer)));
         }

@@ -18,6 +18,7 @@ pub(crate) type SpoutFactory = Arc<dyn Fn() -> Box<dyn Spout> + Send + Sync>;
 /// Makes one bolt instance per task.
 pub(crate) type BoltFactory = Arc<dyn Fn() -> Box<dyn Bolt> + Send + Sync>;
 
+#[derive(Clone)]
 pub(crate) enum Factory {
     Spout(SpoutFactory),
     Bolt(BoltFactory),

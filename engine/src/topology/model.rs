@@ -4,6 +4,7 @@ use std::fmt;
 use std::ops::Range;
 
 use super::builder::Factory;
+use super::error::TopologyError;
 use crate::config::{ComponentConfig, TopologyConfig};
 use crate::grouping::Grouping;
 use crate::ids::{StreamId, TaskId};
@@ -73,6 +74,7 @@ impl StreamInfo {
 }
 
 /// A component of the topology.
+#[derive(Clone)]
 pub struct Component {
     pub(crate) index: usize,
     pub(crate) id: String,
@@ -230,6 +232,55 @@ impl Topology {
     /// Every executor, in component order.
     pub fn executors(&self) -> &[ExecutorSpec] {
         &self.executors
+    }
+
+    /// The same topology with other executor counts for some components (a rebalance).
+    /// Tasks do not change — every task keeps its id, so fields grouping keeps sending each
+    /// key to the same task — they are only spread over a different number of executors.
+    ///
+    /// # Errors
+    /// [`TopologyError::UnknownComponent`] for a component that does not exist,
+    /// [`TopologyError::ZeroParallelism`] or [`TopologyError::TooFewTasks`] for a count the
+    /// component's tasks cannot take.
+    pub fn with_executors(
+        &self,
+        executors: &std::collections::BTreeMap<String, usize>,
+    ) -> Result<Topology, TopologyError> {
+        let mut components = self.components.clone();
+        for (id, &count) in executors {
+            let component = components
+                .iter_mut()
+                .find(|component| &component.id == id)
+                .ok_or_else(|| TopologyError::UnknownComponent {
+                    component: "rebalance".to_owned(),
+                    source_component: id.clone(),
+                })?;
+            if count == 0 {
+                return Err(TopologyError::ZeroParallelism {
+                    component: id.clone(),
+                });
+            }
+            if count > component.tasks.len() {
+                return Err(TopologyError::TooFewTasks {
+                    component: id.clone(),
+                    tasks: component.tasks.len(),
+                    executors: count,
+                });
+            }
+            component.parallelism = count;
+        }
+        let executors = components
+            .iter()
+            .flat_map(super::validate::split_into_executors)
+            .collect();
+        Ok(Topology {
+            name: self.name.clone(),
+            config: self.config.clone(),
+            components,
+            streams: self.streams.clone(),
+            task_components: self.task_components.clone(),
+            executors,
+        })
     }
 }
 

@@ -376,7 +376,7 @@ fn task_after(first: u32, tasks: usize) -> Result<u32, TopologyError> {
 
 /// Splits a component's tasks over its executors as evenly as possible, the first executors
 /// taking one extra task each when they do not divide evenly.
-fn split_into_executors(component: &Component) -> Vec<ExecutorSpec> {
+pub(super) fn split_into_executors(component: &Component) -> Vec<ExecutorSpec> {
     let tasks = component.tasks.len() as u32;
     let executors = component.parallelism as u32;
     let (base, extra) = (tasks / executors, tasks % executors);

@@ -31,6 +31,7 @@ use super::control::{Control, TaskError, TaskErrorKind, TopologyState};
 use super::emitter::{Emitter, Route};
 use super::ports::OutputPort;
 use crate::config::PanicPolicy;
+use crate::context::ExecutorWaker;
 use crate::ids::TaskId;
 use crate::metrics::{RingCounters, SharedTaskMetrics};
 use crate::topology::Topology;
@@ -96,6 +97,7 @@ pub(crate) struct ExecutorThread {
     read_while_backlogged: bool,
     started: Instant,
     seen_epoch: u64,
+    seen_peer_losses: u64,
     state: TopologyState,
     /// Records processed (published to the control block for drain detection).
     processed: u64,
@@ -107,6 +109,8 @@ pub(crate) struct ExecutorThread {
     input_batch: usize,
     spout_batch: usize,
     spout_idle_backoff_nanos: u64,
+    /// Set by the [`ExecutorWaker`] of this thread's tasks; ends a wait.
+    woken: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ExecutorThread {
@@ -127,16 +131,26 @@ impl ExecutorThread {
         let task_count = setup.topology.task_count();
         let mut slot_of_task = vec![u16::MAX; task_count + 1].into_boxed_slice();
         let mut tasks = Vec::with_capacity(setup.tasks.len());
+        let woken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let waker = {
+            let (woken, doorbell) = (Arc::clone(&woken), Arc::clone(&setup.doorbell));
+            ExecutorWaker::new(move || {
+                woken.store(true, std::sync::atomic::Ordering::Release);
+                doorbell.notify();
+            })
+        };
         for (index, (task, shared)) in setup.tasks.into_iter().enumerate() {
             slot_of_task[task.index()] = index as u16;
-            tasks.push(TaskSlot::new(
+            let mut slot = TaskSlot::new(
                 &setup.topology,
                 task,
                 &setup.worker_tasks,
                 shared,
                 &mut rng,
                 now,
-            ));
+            );
+            slot.context.set_waker(waker.clone());
+            tasks.push(slot);
         }
         let ackers = setup.topology.acker().map_or(0..0, |acker| {
             let mut ids = acker.task_ids();
@@ -163,6 +177,7 @@ impl ExecutorThread {
             read_while_backlogged: setup.read_while_backlogged,
             started: setup.started,
             seen_epoch: 0,
+            seen_peer_losses: 0,
             state: TopologyState::Active,
             processed: 0,
             next_histogram_publish: now + HISTOGRAM_PUBLISH_NANOS,
@@ -172,6 +187,7 @@ impl ExecutorThread {
             spout_batch: config.spout_batch,
             spout_idle_backoff_nanos: u64::try_from(config.spout_idle_backoff.as_nanos())
                 .unwrap_or(u64::MAX),
+            woken,
             topology: setup.topology,
         };
         for index in 0..thread.tasks.len() {
@@ -262,6 +278,12 @@ impl ExecutorThread {
 
     /// Acts on a state change; returns false when the thread must stop.
     fn observe_state(&mut self) -> bool {
+        let peer_losses = self.control.peer_losses();
+        if peer_losses != self.seen_peer_losses {
+            self.seen_peer_losses = peer_losses;
+            let now = self.now_nanos();
+            self.fail_all_pending(now);
+        }
         let epoch = self.control.epoch();
         if epoch == self.seen_epoch {
             return true;
@@ -301,7 +323,9 @@ impl ExecutorThread {
     }
 
     fn has_input(&self) -> bool {
-        self.control.epoch() != self.seen_epoch
+        self.woken.swap(false, std::sync::atomic::Ordering::AcqRel)
+            || self.control.epoch() != self.seen_epoch
+            || self.control.peer_losses() != self.seen_peer_losses
             || self.control_inputs.iter().any(InputPort::has_records)
             || ((!self.emitter.is_locally_backlogged() || self.read_while_backlogged)
                 && self.data_inputs.iter().any(InputPort::has_records))

@@ -236,6 +236,31 @@ impl ExecutorThread {
         progress
     }
 
+    /// Fails every tree in flight of every spout of this thread.
+    pub(super) fn fail_all_pending(&mut self, now: u64) {
+        for index in 0..self.tasks.len() {
+            let mut expired = std::mem::take(&mut self.expired);
+            if let TaskBody::Spout(state) = &mut self.tasks[index].body {
+                state.pending.fail_all(|tree| expired.push(tree.message));
+            }
+            if !expired.is_empty() {
+                tracing::info!(
+                    task = self.tasks[index].task.0,
+                    trees = expired.len(),
+                    "a peer worker was lost: failing the spout's trees in flight"
+                );
+            }
+            let slot = &mut self.tasks[index];
+            slot.meter.counters.pending = 0;
+            slot.meter.counters.failed += expired.len() as u64;
+            for message in expired.drain(..) {
+                self.call_spout(index, SpoutCall::Settled(message, false), now);
+            }
+            self.expired = expired;
+        }
+        self.drain_local();
+    }
+
     /// Runs due ticks and timeouts; returns when the next timer is due.
     pub(super) fn run_timers(&mut self, now: u64) -> u64 {
         let mut next = self.next_histogram_publish;
