@@ -152,8 +152,8 @@ fn latency(path: Path, samples: u64, dir: &std::path::Path) {
         received: received.clone(),
     };
     let a = Transport::start(config(1, path, dir), pong, |_| {}).unwrap();
-    // B's sink needs B's own outbound ring to answer: start B, then hand its sink the ring
-    // through a second transport is not possible, so B answers through a ring made first.
+    // B's sink answers through B's own outbound ring, which exists only once B runs: the
+    // sink receives it through a channel before the first record arrives.
     let (echo_ring_tx, echo_ring_rx) = std::sync::mpsc::channel::<Outbound>();
     struct LateEcho(Echo, std::sync::mpsc::Receiver<Outbound>);
     impl InboundSink for LateEcho {

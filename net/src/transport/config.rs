@@ -83,9 +83,10 @@ impl TransportConfig {
     /// Defaults: the automatic driver, 1 MiB outbound rings, reconnection backoff from
     /// 100 ms to 5 s, `TCP_USER_TIMEOUT` and keepalive that notice a dead host within the
     /// connection's idle timeout, a 1 ms retry while consumers are full, and shared-memory
-    /// rings of 4 MiB in `/dev/shm`.
+    /// rings of 4 MiB (or twice the largest frame, if more) in `/dev/shm`.
     pub fn new(connection: ConnectionConfig, listen: SocketAddr) -> Self {
         let idle = connection.idle_timeout();
+        let max_frame = connection.max_frame_len() as usize;
         Self {
             connection,
             listen,
@@ -97,7 +98,8 @@ impl TransportConfig {
             keepalive_idle: (idle / 3).max(Duration::from_secs(1)),
             sink_retry: Duration::from_millis(1),
             shm_dir: PathBuf::from("/dev/shm"),
-            shm_ring_bytes: 4 << 20,
+            // Large enough for the largest frame: a ring carries records up to half its size.
+            shm_ring_bytes: (4 << 20).max(2 * (max_frame + 8)),
         }
     }
 
