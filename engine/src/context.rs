@@ -1,11 +1,36 @@
 //! What a task knows about itself and its topology.
 
+use std::fmt;
 use std::sync::Arc;
 
 use serde_json::{Map as JsonMap, Value as JsonValue};
 
 use crate::ids::TaskId;
 use crate::topology::{Component, StreamInfo, Topology};
+
+/// Wakes a task's executor thread from another thread, so that it calls the task again
+/// soon: [`Bolt::poll`](crate::Bolt::poll) for a bolt, `next_tuple` for a spout (unless it
+/// is throttled). For components fed by threads of their own, such as the multi-language
+/// bridge; cheap while the executor is busy, a futex wake-up when it sleeps.
+#[derive(Clone)]
+pub struct ExecutorWaker(Arc<dyn Fn() + Send + Sync>);
+
+impl ExecutorWaker {
+    pub(crate) fn new(wake: impl Fn() + Send + Sync + 'static) -> Self {
+        Self(Arc::new(wake))
+    }
+
+    /// Wakes the executor thread (or makes its next wait return at once).
+    pub fn wake(&self) {
+        (self.0)();
+    }
+}
+
+impl fmt::Debug for ExecutorWaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ExecutorWaker")
+    }
+}
 
 /// A task's view of where it runs: its id, its component, its topology and its settings.
 #[derive(Debug, Clone)]
@@ -15,6 +40,7 @@ pub struct TopologyContext {
     component: usize,
     worker_tasks: Arc<[TaskId]>,
     config: Arc<JsonMap<String, JsonValue>>,
+    waker: Option<ExecutorWaker>,
 }
 
 impl TopologyContext {
@@ -33,7 +59,17 @@ impl TopologyContext {
             component,
             worker_tasks,
             config: Arc::new(config),
+            waker: None,
         }
+    }
+
+    pub(crate) fn set_waker(&mut self, waker: ExecutorWaker) {
+        self.waker = Some(waker);
+    }
+
+    /// Wakes this task's executor thread from another thread; `None` outside an executor.
+    pub fn waker(&self) -> Option<ExecutorWaker> {
+        self.waker.clone()
     }
 
     /// This task's id.
