@@ -1,0 +1,212 @@
+//! Worker processes of one topology, started from plan files the way a supervisor starts
+//! them, and killed when the guard is dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use squall::cluster::{TopologyDescription, WorkerHeartbeat, WorkerPlan, WorkerSlot};
+
+/// The cluster secret the test workers share.
+pub const TEST_SECRET: &str = "the test cluster's secret, long enough";
+
+/// A port nobody listens on right now.
+pub fn free_port(host: &str) -> u16 {
+    TcpListener::bind((host, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// The description `program describe -- args` prints.
+pub fn describe(program: &Path, args: &[String]) -> TopologyDescription {
+    let output = Command::new(program)
+        .arg("describe")
+        .args(args)
+        .output()
+        .expect("the topology program runs");
+    assert!(
+        output.status.success(),
+        "describe failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("describe prints a description")
+}
+
+/// One worker's files and process.
+#[derive(Debug)]
+pub struct WorkerProcess {
+    /// Its working directory (heartbeats, logs).
+    pub dir: PathBuf,
+    /// Its plan file.
+    pub plan_path: PathBuf,
+    /// Extra command prefix (e.g. `ip netns exec <name>`).
+    pub prefix: Vec<String>,
+    child: Option<Child>,
+}
+
+/// The worker processes of one topology.
+#[derive(Debug)]
+pub struct Workers {
+    program: PathBuf,
+    /// The workers, in plan order.
+    pub workers: Vec<WorkerProcess>,
+}
+
+impl Workers {
+    /// Plans `description` over one worker per host in `hosts` (executors dealt round-robin)
+    /// and writes the plan files under `root`; starts nothing.
+    pub fn plan(
+        program: &Path,
+        args: &[String],
+        hosts: &[String],
+        transport: &str,
+        root: &Path,
+    ) -> Self {
+        let description = describe(program, args);
+        let mut slots: Vec<WorkerSlot> = hosts
+            .iter()
+            .enumerate()
+            .map(|(index, host)| WorkerSlot {
+                id: format!("host{index}:{}", free_port("127.0.0.1")),
+                host: host.clone(),
+                port: 0,
+                executors: Vec::new(),
+            })
+            .collect();
+        for slot in &mut slots {
+            slot.port = slot
+                .id
+                .rsplit(':')
+                .next()
+                .and_then(|port| port.parse().ok())
+                .expect("port");
+        }
+        for executor in 0..description.executor_components.len() {
+            slots[executor % hosts.len()].executors.push(executor);
+        }
+        let workers = (0..hosts.len())
+            .map(|index| {
+                let dir = root.join(format!("worker{index}"));
+                std::fs::create_dir_all(&dir).expect("worker dir");
+                let plan = WorkerPlan {
+                    topology_id: "wordcount-1".into(),
+                    topology: description.name.clone(),
+                    cluster_id: "test-cluster".into(),
+                    version: 1,
+                    workers: slots.clone(),
+                    this_worker: index,
+                    parallelism: Default::default(),
+                    artifact_dir: root.to_owned(),
+                    transport: transport.to_owned(),
+                    args: args.to_vec(),
+                    active: true,
+                };
+                let plan_path = dir.join("plan.json");
+                plan.write(&plan_path).expect("plan written");
+                WorkerProcess {
+                    dir,
+                    plan_path,
+                    prefix: Vec::new(),
+                    child: None,
+                }
+            })
+            .collect();
+        Self {
+            program: program.to_owned(),
+            workers,
+        }
+    }
+
+    /// The plan of worker `index`.
+    pub fn plan_of(&self, index: usize) -> WorkerPlan {
+        WorkerPlan::read(&self.workers[index].plan_path).expect("plan readable")
+    }
+
+    /// Starts worker `index`.
+    pub fn start(&mut self, index: usize) {
+        let worker = &mut self.workers[index];
+        let mut command = match worker.prefix.split_first() {
+            Some((first, rest)) => {
+                let mut command = Command::new(first);
+                command.args(rest).arg(&self.program);
+                command
+            }
+            None => Command::new(&self.program),
+        };
+        let log = std::fs::File::create(worker.dir.join("worker.log")).expect("log file");
+        command
+            .arg("worker")
+            .arg("--plan")
+            .arg(&worker.plan_path)
+            .current_dir(&worker.dir)
+            .env("SQUALL_CLUSTER_SECRET", TEST_SECRET)
+            .env("SQUALL_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log);
+        worker.child = Some(command.spawn().expect("worker starts"));
+    }
+
+    /// Starts every worker.
+    pub fn start_all(&mut self) {
+        for index in 0..self.workers.len() {
+            self.start(index);
+        }
+    }
+
+    /// Kills worker `index` with SIGKILL and reaps it.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.workers[index].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops worker `index` with SIGTERM, waiting up to `timeout` for it to exit.
+    pub fn terminate(&mut self, index: usize, timeout: Duration) -> bool {
+        let Some(mut child) = self.workers[index].child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Whether worker `index` is running.
+    pub fn is_running(&mut self, index: usize) -> bool {
+        self.workers[index]
+            .child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// The latest heartbeat of worker `index`.
+    pub fn heartbeat(&self, index: usize) -> Option<WorkerHeartbeat> {
+        WorkerHeartbeat::read_from(&self.workers[index].dir)
+    }
+
+    /// The log of worker `index`.
+    pub fn log(&self, index: usize) -> String {
+        std::fs::read_to_string(self.workers[index].dir.join("worker.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for index in 0..self.workers.len() {
+            self.kill(index);
+        }
+    }
+}
