@@ -1,4 +1,7 @@
 //! Helpers shared by the integration tests.
 
+pub mod cluster;
 pub mod ledger;
+pub mod netns;
 pub mod workers;
+pub mod zookeeper;
