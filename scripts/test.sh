@@ -12,6 +12,9 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
     rustup component add rustfmt clippy
 fi
 
+step "pystorm (the multi-lang tests run real pystorm components)"
+python3 -c 'import pystorm' 2>/dev/null || python3 -m pip install --quiet 'pystorm>=3.1.4,<4'
+
 step "format"
 cargo fmt --all --check
 

@@ -67,6 +67,7 @@ pub mod ids;
 mod local;
 pub mod logging;
 pub mod metrics;
+pub mod multilang;
 pub mod runtime;
 pub mod topology;
 pub mod tuple;
@@ -78,7 +79,7 @@ mod testing;
 
 pub use component::{Bolt, ComponentError, Spout};
 pub use config::{Chaining, ComponentConfig, PanicPolicy, Pinning, TopologyConfig};
-pub use context::TopologyContext;
+pub use context::{ExecutorWaker, TopologyContext};
 pub use grouping::{CustomGrouping, EmittedFields, Grouping};
 pub use ids::{DEFAULT_STREAM, MessageId, StreamId, TaskId};
 pub use local::{LocalCluster, LocalClusterError, run};
