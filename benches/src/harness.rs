@@ -4,8 +4,10 @@
 //! - Throughput: the sender sends `0, 1, 2, ...` as fast as the ring takes them; the receiver
 //!   adds up what arrives and reads the clock every [`CHECK_EVERY`] values. The run is cut
 //!   into intervals of [`INTERVAL`]; the first [`Timing::warmup`] is not counted, and the rate
-//!   of each later interval is one sample. The sum of the values received must match their
-//!   count, so a ring that loses, duplicates or corrupts values fails the run.
+//!   of each later interval is one sample, provided both threads had their cores for at
+//!   least [`RAN_THROUGHOUT`] of it (see [`cpu_time`](crate::cpu_time)); the others are
+//!   counted as dropped. The sum of the values received must match their count, so a ring
+//!   that loses, duplicates or corrupts values fails the run.
 //!
 //! Round trips are in [`latency`](crate::latency).
 
@@ -17,14 +19,19 @@ use core_affinity::CoreId;
 use crossbeam_utils::CachePadded;
 use serde::Serialize;
 
+use crate::cpu_time::{CpuClock, ran_throughout};
 use crate::endpoints::{RingReceiver, RingSender};
 use crate::stats::Samples;
 
 /// Values between two clock readings on the receiving side.
 pub const CHECK_EVERY: u64 = 1 << 12;
 
-/// Length of one throughput sample.
-pub const INTERVAL: Duration = Duration::from_millis(10);
+/// Length of one throughput sample: short, so that many of them fall between two moments
+/// at which a busy machine takes a core away.
+pub const INTERVAL: Duration = Duration::from_millis(2);
+
+/// Share of an interval for which both threads must have run for it to count.
+pub const RAN_THROUGHOUT: f64 = 0.9;
 
 /// How long a receiver waits for its first value before the case counts as broken.
 const FIRST_VALUE_PATIENCE: Duration = Duration::from_secs(30);
@@ -101,16 +108,25 @@ pub struct Meter {
     deadline: Instant,
     interval_start: Instant,
     interval_items: u64,
+    /// The receiving thread's CPU clock, and its reading at the start of the interval.
+    own_clock: Option<CpuClock>,
+    own_cpu: Option<u64>,
+    /// The sending side's CPU clock, and its reading at the start of the interval.
+    peer_clock: Option<CpuClock>,
+    peer_cpu: Option<u64>,
     counted_items: u64,
     counted_seconds: f64,
     rates: Vec<f64>,
+    dropped: usize,
     /// The receiver reads the clock once its count reaches this.
     next_check: u64,
 }
 
 impl Meter {
-    /// Starts the clock; `received` values have arrived already.
-    pub fn start(timing: Timing, received: u64) -> Self {
+    /// Starts the clock; `received` values have arrived already. `peer_clock` is the
+    /// sending side's CPU clock, if it can be read.
+    pub fn start(timing: Timing, received: u64, peer_clock: Option<CpuClock>) -> Self {
+        let own_clock = CpuClock::current_thread();
         let started = Instant::now();
         let warmup_end = started + timing.warmup;
         Self {
@@ -118,9 +134,14 @@ impl Meter {
             deadline: warmup_end + timing.measure,
             interval_start: started,
             interval_items: received,
+            own_cpu: own_clock.and_then(CpuClock::nanos),
+            own_clock,
+            peer_cpu: peer_clock.and_then(CpuClock::nanos),
+            peer_clock,
             counted_items: 0,
             counted_seconds: 0.0,
             rates: Vec::new(),
+            dropped: 0,
             next_check: received + CHECK_EVERY,
         }
     }
@@ -138,21 +159,37 @@ impl Meter {
         let now = Instant::now();
         let elapsed = now - self.interval_start;
         if elapsed >= INTERVAL {
+            let own_cpu = self.own_clock.and_then(CpuClock::nanos);
+            let peer_cpu = self.peer_clock.and_then(CpuClock::nanos);
             if self.interval_start >= self.warmup_end {
-                let items = received - self.interval_items;
-                self.rates.push(items as f64 / elapsed.as_secs_f64());
-                self.counted_items += items;
-                self.counted_seconds += elapsed.as_secs_f64();
+                let wall = elapsed.as_nanos() as u64;
+                let both_ran = ran_throughout(self.own_cpu, own_cpu, wall, RAN_THROUGHOUT)
+                    && ran_throughout(self.peer_cpu, peer_cpu, wall, RAN_THROUGHOUT);
+                if both_ran {
+                    let items = received - self.interval_items;
+                    self.rates.push(items as f64 / elapsed.as_secs_f64());
+                    self.counted_items += items;
+                    self.counted_seconds += elapsed.as_secs_f64();
+                } else {
+                    self.dropped += 1;
+                }
             }
             self.interval_start = now;
             self.interval_items = received;
+            self.own_cpu = own_cpu;
+            self.peer_cpu = peer_cpu;
         }
         now < self.deadline
     }
 
     /// The samples so far.
     pub fn finish(self) -> Samples {
-        Samples::slice(self.rates, self.counted_items, self.counted_seconds)
+        Samples::slice(
+            self.rates,
+            self.dropped,
+            self.counted_items,
+            self.counted_seconds,
+        )
     }
 }
 
@@ -176,12 +213,17 @@ pub fn send_until<S: RingSender>(sender: &mut S, batch: usize, keep_going: impl 
 }
 
 /// Receives in calls of up to `batch` values, measuring from the first arrival for as long
-/// as `timing` says; returns the measurement.
+/// as `timing` says; returns the measurement. `peer_clock` is the sending side's CPU clock.
 ///
 /// # Panics
 /// When the first value does not arrive in time, or when the sum of the values received is
 /// not that of `0..count`.
-pub fn receive_for<R: RingReceiver>(receiver: &mut R, batch: usize, timing: Timing) -> Samples {
+pub fn receive_for<R: RingReceiver>(
+    receiver: &mut R,
+    batch: usize,
+    timing: Timing,
+    peer_clock: Option<CpuClock>,
+) -> Samples {
     let mut sum = 0u64;
     // The clock starts at the first value, so start-up (of a child process, say) is left out.
     let waiting_since = Instant::now();
@@ -196,7 +238,7 @@ pub fn receive_for<R: RingReceiver>(receiver: &mut R, batch: usize, timing: Timi
         );
         spin_loop();
     };
-    let mut meter = Meter::start(timing, received);
+    let mut meter = Meter::start(timing, received, peer_clock);
     let mut idle_polls = 0u32;
     loop {
         let arrived = receiver.receive(batch, &mut sum);
@@ -307,16 +349,22 @@ fn drive<S: RingSender, R: RingReceiver>(
 ) -> Samples {
     let cores = placement.cores();
     let stop = &AtomicBool::new(false);
+    let (clock_sender, clock_receiver) = std::sync::mpsc::sync_channel(1);
     std::thread::scope(|scope| {
         let sending = scope.spawn(move || {
             pin(cores.map(|(core, _)| core));
+            // The sender's CPU clock stays readable while this thread runs, which it does
+            // until the receiver has finished measuring.
+            let _ = clock_sender.send(CpuClock::current_thread());
             sender.drive(|sender| {
                 send_until(sender, batch, |_| !stop.load(Ordering::Relaxed));
             });
         });
         let receiving = scope.spawn(move || {
             pin(cores.map(|(_, core)| core));
-            let result = receiver.drive(|receiver| receive_for(receiver, batch, timing));
+            let peer_clock = clock_receiver.recv().ok().flatten();
+            let result =
+                receiver.drive(|receiver| receive_for(receiver, batch, timing, peer_clock));
             stop.store(true, Ordering::Relaxed);
             result
         });

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use squall_ringbuf::record::{RecordConsumer, RecordProducer, RecordRing};
 
+use crate::cpu_time::CpuClock;
 use crate::endpoints::{RingReceiver, RingSender};
 use crate::harness::{Placement, Timing, own, pin, receive_for, send_until};
 use crate::stats::Samples;
@@ -133,12 +134,14 @@ pub fn cross_process_throughput(
     let receiver = RecordReceiver(ring.consumer().expect("attach consumer"));
     let cores = placement.cores();
     let mut child = spawn_sender(ring.path(), cores.map(|(core, _)| core.id), batch);
+    let child_id = child.id();
     let result = std::thread::scope(|scope| {
         scope
             .spawn(move || {
                 pin(cores.map(|(_, core)| core));
                 let mut receiver = own(receiver);
-                receive_for(&mut *receiver, batch, timing)
+                let peer_clock = CpuClock::process(child_id);
+                receive_for(&mut *receiver, batch, timing, peer_clock)
                 // Dropping the receiver detaches the consumer, which tells the child to stop.
             })
             .join()

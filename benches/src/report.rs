@@ -224,7 +224,8 @@ impl Report {
         let mut out = String::new();
         let placements = self.placements();
         if !self.throughput.is_empty() {
-            out.push_str("u64 throughput, millions of items per second (median of 10 ms intervals, p10-p90 in brackets):\n\n");
+            out.push_str(THROUGHPUT_NOTE);
+            out.push_str("\nu64 throughput, millions of items per second:\n\n");
             throughput_table(&mut out, &self.throughput, &placements);
         }
         if !self.round_trips.is_empty() {
@@ -237,10 +238,11 @@ impl Report {
             round_trip_table(&mut out, &self.round_trips, &placements);
         }
         if !self.records.is_empty() {
-            out.push_str(&format!(
-                "\n{}-byte records, millions of records per second (median of 10 ms intervals, p10-p90 in brackets):\n\n",
+            let _ = writeln!(
+                out,
+                "\n{}-byte records, millions of records per second:\n",
                 crate::records::RECORD_LEN
-            ));
+            );
             throughput_table(&mut out, &self.records, &placements);
         }
         if !self.targets.is_empty() {
@@ -283,6 +285,10 @@ impl Report {
             .collect()
     }
 }
+
+/// How to read the throughput tables.
+const THROUGHPUT_NOTE: &str = "Throughput: median rate of the counted intervals (p10-p90 in \
+brackets); an interval counts when both threads had their cores for 90% of it or more.\n";
 
 /// Rates in millions, round trips in nanoseconds: large figures are rates.
 fn figure(value: f64) -> String {
@@ -365,15 +371,23 @@ fn table<R: Row>(
 }
 
 fn throughput_table(out: &mut String, rows: &[ThroughputRow], placements: &[Placement]) {
-    table(out, rows, placements, &["p50 (p10-p90)"], |row| {
-        let r = &row.result;
-        format!(
-            " {:.1} ({:.1}-{:.1}) |",
-            r.p50 / 1e6,
-            r.p10 / 1e6,
-            r.p90 / 1e6
-        )
-    });
+    table(
+        out,
+        rows,
+        placements,
+        &["p50 (p10-p90)", "intervals kept"],
+        |row| {
+            let r = &row.result;
+            format!(
+                " {:.1} ({:.1}-{:.1}) | {}/{} |",
+                r.p50 / 1e6,
+                r.p10 / 1e6,
+                r.p90 / 1e6,
+                r.intervals,
+                r.intervals + r.dropped
+            )
+        },
+    );
 }
 
 fn round_trip_table(out: &mut String, rows: &[RoundTripRow], placements: &[Placement]) {

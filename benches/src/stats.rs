@@ -40,8 +40,11 @@ pub fn paired_ratio(ours: &[f64], reference: &[f64]) -> f64 {
 pub struct Samples {
     /// Items per second of each counted interval.
     pub rates: Vec<f64>,
-    /// Median interval rate of each slice, in the order the slices ran.
+    /// Median interval rate of each slice, in the order the slices ran (0 for a slice
+    /// without a counted interval).
     pub per_round: Vec<f64>,
+    /// Intervals left out because a thread lost its core during them.
+    pub dropped: usize,
     /// Items received in the counted intervals.
     pub items: u64,
     /// Length of the counted intervals, in seconds.
@@ -50,10 +53,11 @@ pub struct Samples {
 
 impl Samples {
     /// The samples of one slice.
-    pub fn slice(rates: Vec<f64>, items: u64, seconds: f64) -> Self {
+    pub fn slice(rates: Vec<f64>, dropped: usize, items: u64, seconds: f64) -> Self {
         Self {
             per_round: vec![median(&rates)],
             rates,
+            dropped,
             items,
             seconds,
         }
@@ -63,6 +67,7 @@ impl Samples {
     pub fn merge(&mut self, other: Samples) {
         self.rates.extend(other.rates);
         self.per_round.extend(other.per_round);
+        self.dropped += other.dropped;
         self.items += other.items;
         self.seconds += other.seconds;
     }
@@ -81,6 +86,7 @@ impl Samples {
             p10: quantile(&rates, 0.1),
             p90: quantile(&rates, 0.9),
             intervals: rates.len(),
+            dropped: self.dropped,
             per_round: self.per_round.clone(),
             items: self.items,
             seconds: self.seconds,
@@ -103,8 +109,10 @@ pub struct Throughput {
     pub p10: f64,
     /// 90th percentile of the per-interval rates.
     pub p90: f64,
-    /// Number of intervals.
+    /// Number of intervals counted.
     pub intervals: usize,
+    /// Number of intervals left out because a thread lost its core during them.
+    pub dropped: usize,
     /// Median interval rate of each round.
     pub per_round: Vec<f64>,
 }
@@ -133,14 +141,14 @@ mod tests {
 
     #[test]
     fn slices_merge_in_order() {
-        let mut samples = Samples::slice(vec![1.0, 3.0, 2.0], 6, 3.0);
-        samples.merge(Samples::slice(vec![10.0], 10, 1.0));
+        let mut samples = Samples::slice(vec![1.0, 3.0, 2.0], 1, 6, 3.0);
+        samples.merge(Samples::slice(vec![10.0], 2, 10, 1.0));
         let summary = samples.summary();
         assert_eq!(summary.per_round, [2.0, 10.0]);
         assert_eq!(
             (summary.items, summary.seconds, summary.overall),
             (16, 4.0, 4.0)
         );
-        assert_eq!(summary.intervals, 4);
+        assert_eq!((summary.intervals, summary.dropped), (4, 3));
     }
 }
