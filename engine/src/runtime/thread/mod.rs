@@ -39,6 +39,9 @@ use crate::topology::Topology;
 /// How often task histograms are merged into their shared copies.
 const HISTOGRAM_PUBLISH_NANOS: u64 = 100_000_000;
 
+/// Shortest time between two merges when the thread goes idle.
+const IDLE_PUBLISH_NANOS: u64 = 10_000_000;
+
 /// One input ring of a thread.
 pub(crate) struct InputPort {
     pub(crate) consumer: RecordConsumer,
@@ -102,6 +105,7 @@ pub(crate) struct ExecutorThread {
     /// Records processed (published to the control block for drain detection).
     processed: u64,
     next_histogram_publish: u64,
+    last_idle_publish: u64,
     /// Scratch record for tick tuples.
     tick_record: Vec<u8>,
     /// Scratch list of timed-out messages.
@@ -181,6 +185,7 @@ impl ExecutorThread {
             state: TopologyState::Active,
             processed: 0,
             next_histogram_publish: now + HISTOGRAM_PUBLISH_NANOS,
+            last_idle_publish: now,
             tick_record: Vec::with_capacity(64),
             expired: Vec::new(),
             input_batch: config.input_batch,
@@ -252,9 +257,13 @@ impl ExecutorThread {
             self.emitter.publish_all();
             self.publish_progress(now);
             if !progress {
-                // Idle: let snapshots see the latest histograms before sleeping.
-                for slot in &mut self.tasks {
-                    slot.meter.publish_histograms(&slot.shared);
+                // Idle: let snapshots see recent histograms before sleeping — at most every
+                // few milliseconds, since a thread may go idle thousands of times a second.
+                if now >= self.last_idle_publish + IDLE_PUBLISH_NANOS {
+                    self.last_idle_publish = now;
+                    for slot in &mut self.tasks {
+                        slot.meter.publish_histograms(&slot.shared);
+                    }
                 }
                 self.wait(next_timer);
             }
