@@ -70,6 +70,7 @@ pub mod metrics;
 pub mod multilang;
 pub mod runtime;
 pub mod topology;
+pub mod topology_file;
 pub mod tuple;
 pub mod value;
 pub mod worker;
