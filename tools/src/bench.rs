@@ -55,6 +55,7 @@ pub fn build(scenario: Scenario, options: &BuiltinOptions) -> anyhow::Result<Bui
         Scenario::ConstIdNull => topologies::const_id_null(name, options),
         Scenario::Wordcount => topologies::wordcount(name, false, options),
         Scenario::WordcountStr => topologies::wordcount(name, true, options),
+        Scenario::ShellBolt => crate::shell_bench::build(name, options),
     };
     built.with_context(|| format!("building scenario {name}"))
 }
@@ -106,10 +107,9 @@ pub fn run_scenario(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<Scenar
         scenario: scenario.name().to_owned(),
         tuples_per_sec: measured.rate(),
         latency_ns: latency_nanos(&measured.latency),
-        complete_latency_ns: cli
-            .acking
+        complete_latency_ns: (cli.acking || scenario.always_tracks())
             .then(|| latency_nanos(&measured.complete_latency)),
-        acking: cli.acking,
+        acking: cli.acking || scenario.always_tracks(),
         failed: measured.failed,
         executors: measured.threads,
         pinned: measured.pinned,

@@ -20,6 +20,8 @@ pub enum SquallCommand {
     /// Run a built-in topology on this machine and show what it does.
     #[command(subcommand)]
     Demo(Demo),
+    /// Run a topology file (YAML) on this machine, with live progress.
+    Local(crate::local::LocalArgs),
 }
 
 /// The built-in demonstrations.
@@ -134,7 +136,9 @@ mod tests {
     #[test]
     fn the_demo_has_sensible_defaults() {
         let cli = SquallCli::try_parse_from(["squall", "demo", "wordcount"]).expect("parses");
-        let SquallCommand::Demo(Demo::Wordcount(args)) = cli.command;
+        let SquallCommand::Demo(Demo::Wordcount(args)) = cli.command else {
+            panic!("not the demo: {:?}", cli.command);
+        };
         assert_eq!(args.duration.get(), Duration::from_secs(10));
         assert_eq!(args.words, 10_000);
         assert!(args.rate.is_none());

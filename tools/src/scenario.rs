@@ -13,15 +13,18 @@ pub enum Scenario {
     Wordcount,
     /// The same word count with string words.
     WordcountStr,
+    /// Constant spout → Python (pystorm) identity bolt → null bolt, every tuple tracked.
+    ShellBolt,
 }
 
 impl Scenario {
     /// Every scenario, in the order `squall-bench` runs them by default.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 5] = [
         Scenario::ConstNull,
         Scenario::ConstIdNull,
         Scenario::Wordcount,
         Scenario::WordcountStr,
+        Scenario::ShellBolt,
     ];
 
     /// The name used on the command line and in reports.
@@ -31,6 +34,7 @@ impl Scenario {
             Scenario::ConstIdNull => "const-id-null",
             Scenario::Wordcount => "wordcount",
             Scenario::WordcountStr => "wordcount-str",
+            Scenario::ShellBolt => "shell-bolt",
         }
     }
 
@@ -45,7 +49,15 @@ impl Scenario {
             Scenario::WordcountStr => {
                 "string words from 10,000 -> fields grouping -> count bolts, counts checked exactly"
             }
+            Scenario::ShellBolt => {
+                "constant spout -> Python identity bolt (pystorm) -> null bolt, tracked (needs python3 and pystorm)"
+            }
         }
+    }
+
+    /// Whether the scenario tracks every tuple whatever `--acking` says.
+    pub fn always_tracks(self) -> bool {
+        matches!(self, Scenario::ShellBolt)
     }
 
     /// Whether the scenario ends with an exact count check.

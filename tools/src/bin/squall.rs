@@ -16,6 +16,7 @@ fn main() -> ExitCode {
     let cli = SquallCli::parse();
     let result = match &cli.command {
         SquallCommand::Demo(Demo::Wordcount(args)) => squall_tools::demo::wordcount(args),
+        SquallCommand::Local(args) => squall_tools::local::run(args),
     };
     match result {
         Ok(lines) => {

@@ -1,0 +1,243 @@
+//! `squall local <file>`: runs a topology file in this process, with live progress, then
+//! stops it and sums up what each component did.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::{Map as JsonMap, Value as JsonValue};
+use squall::metrics::TopologyMetrics;
+use squall::topology::ComponentKind;
+use squall::topology_file::{Overrides, TopologyFile};
+
+use crate::args::HumanDuration;
+use crate::format;
+use crate::progress::{ProgressLine, ProgressStyle};
+
+/// How often the progress line is refreshed.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// How long what is in flight may take to finish once the run is over.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options of `squall local`.
+#[derive(Debug, Clone, Args)]
+pub struct LocalArgs {
+    /// The topology file (YAML; see docs/topology-files.md).
+    pub file: PathBuf,
+    /// How long to run before stopping (e.g. 20s, 2m).
+    #[arg(long, default_value = "20s")]
+    pub duration: HumanDuration,
+    /// A setting over the file's `config`, as KEY=VALUE (VALUE is read as JSON when it is
+    /// JSON: 5, true, [1, 2]; else as text); repeatable.
+    #[arg(long = "set", short = 'c', value_name = "KEY=VALUE", value_parser = parse_setting)]
+    pub settings: Vec<(String, JsonValue)>,
+    /// Print no progress line, only the summary.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn parse_setting(text: &str) -> Result<(String, JsonValue), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+    let value = serde_json::from_str(value).unwrap_or_else(|_| JsonValue::from(value));
+    Ok((key.trim().to_owned(), value))
+}
+
+/// One component's line of figures.
+fn figures(metrics: &TopologyMetrics, topology: &squall::Topology) -> Vec<String> {
+    let spouts = topology
+        .components()
+        .iter()
+        .filter(|component| component.kind() == ComponentKind::Spout);
+    let bolts = topology
+        .components()
+        .iter()
+        .filter(|component| component.kind() == ComponentKind::Bolt);
+    spouts
+        .chain(bolts)
+        .filter_map(|component| {
+            let figures = metrics.component(component.id())?;
+            let counters = &figures.counters;
+            Some(match component.kind() {
+                ComponentKind::Spout => format!(
+                    "{} {} emitted, {} acked, {} failed",
+                    component.id(),
+                    format::count(counters.emitted),
+                    format::count(counters.acked),
+                    format::count(counters.failed)
+                ),
+                _ => format!(
+                    "{} {} in, {} out",
+                    component.id(),
+                    format::count(counters.executed),
+                    format::count(counters.emitted)
+                ),
+            })
+        })
+        .collect()
+}
+
+/// Runs the file; returns the summary lines.
+///
+/// # Errors
+/// When the file is not a valid topology, or the topology cannot start or stopped itself.
+pub fn run(args: &LocalArgs) -> anyhow::Result<Vec<String>> {
+    let file = TopologyFile::read(&args.file)?;
+    let mut config = JsonMap::new();
+    for (key, value) in &args.settings {
+        config.insert(key.clone(), value.clone());
+    }
+    let overrides = Overrides {
+        config,
+        ..Overrides::default()
+    };
+    let topology = file.build(&overrides)?;
+    let style = if args.quiet {
+        ProgressStyle::Silent
+    } else {
+        ProgressStyle::for_stdout()
+    };
+    if !args.quiet {
+        println!(
+            "squall: running {:?} from {} for {} (Ctrl-C stops it at once)",
+            topology.name(),
+            args.file.display(),
+            args.duration
+        );
+    }
+    let running = squall::run(std::sync::Arc::clone(&topology))
+        .with_context(|| format!("starting {:?}", topology.name()))?;
+    let mut progress = ProgressLine::new(style);
+    let started = Instant::now();
+    let mut errors_shown = 0;
+    while started.elapsed() < args.duration.get() && !running.has_stopped() {
+        std::thread::sleep(
+            PROGRESS_EVERY.min(args.duration.get().saturating_sub(started.elapsed())),
+        );
+        let errors = running.errors();
+        if errors.len() > errors_shown {
+            progress.finish();
+            for error in &errors[errors_shown..] {
+                eprintln!("squall: {error}");
+            }
+            errors_shown = errors.len();
+        }
+        progress.update(&format!(
+            "{:>6.1}s  {}",
+            started.elapsed().as_secs_f64(),
+            figures(&running.metrics(), &topology).join("  |  ")
+        ));
+    }
+    progress.finish();
+    let stopped_by = running.stopped_by();
+    let metrics = running.metrics();
+    let report = running.kill(DRAIN_TIMEOUT);
+    for error in report.errors.iter().skip(errors_shown) {
+        eprintln!("squall: {error}");
+    }
+    if let Some(failure) = stopped_by {
+        anyhow::bail!("{:?} stopped: {failure}", topology.name());
+    }
+    let mut lines = vec![format!(
+        "{:?} ran for {:.1}s and stopped with {} in flight; {} errors reported",
+        topology.name(),
+        started.elapsed().as_secs_f64(),
+        if report.drained { "nothing" } else { "tuples" },
+        report.errors.len()
+    )];
+    lines.extend(
+        figures(&metrics, &topology)
+            .into_iter()
+            .map(|line| format!("  {line}")),
+    );
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_read_as_json_or_text() {
+        assert_eq!(
+            parse_setting("topology.max.spout.pending=500"),
+            Ok((
+                "topology.max.spout.pending".to_owned(),
+                JsonValue::from(500)
+            ))
+        );
+        assert_eq!(
+            parse_setting("greeting=hello there"),
+            Ok(("greeting".to_owned(), JsonValue::from("hello there")))
+        );
+        assert!(parse_setting("no-equals").is_err());
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        use clap::Parser;
+        let cli = crate::cli::SquallCli::try_parse_from([
+            "squall",
+            "local",
+            "wc.yaml",
+            "--duration",
+            "5s",
+            "-c",
+            "topology.workers=1",
+        ])
+        .expect("parses");
+        let crate::cli::SquallCommand::Local(args) = cli.command else {
+            panic!("not local: {:?}", cli.command);
+        };
+        assert_eq!(args.file, PathBuf::from("wc.yaml"));
+        assert_eq!(args.duration.get(), Duration::from_secs(5));
+        assert_eq!(args.settings, [("topology.workers".to_owned(), 1.into())]);
+    }
+
+    #[test]
+    fn a_file_runs_and_is_summed_up() {
+        let dir = std::env::temp_dir().join(format!("squall-local-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("numbers.yaml");
+        std::fs::write(
+            &path,
+            "name: numbers\nspouts:\n  - {id: numbers, builtin: sequence, params: {count: 1000}}\n\
+             bolts:\n  - {id: count, builtin: field_count, params: {emit: false}}\n\
+             streams:\n  - {from: numbers, to: count, grouping: {type: fields, args: [n]}}\n",
+        )
+        .unwrap();
+        let args = LocalArgs {
+            file: path,
+            duration: "1s".parse().unwrap(),
+            settings: vec![("topology.max.spout.pending".to_owned(), 100.into())],
+            quiet: true,
+        };
+        let lines = run(&args).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            lines[0].contains("stopped with nothing in flight; 0 errors reported"),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"  numbers 1,000 emitted, 1,000 acked, 0 failed".to_owned()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"  count 1,000 in, 0 out".to_owned()),
+            "{lines:?}"
+        );
+
+        let broken = LocalArgs {
+            file: PathBuf::from("/nonexistent/topology.yaml"),
+            ..args
+        };
+        let error = run(&broken).unwrap_err().to_string();
+        assert!(
+            error.starts_with("cannot read topology file /nonexistent/topology.yaml"),
+            "{error}"
+        );
+    }
+}
