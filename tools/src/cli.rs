@@ -3,6 +3,9 @@
 use clap::{Args, Parser, Subcommand};
 
 use crate::args::{HumanDuration, RateSpec};
+use crate::cluster::{
+    ConfigArgs, DaemonArgs, KillArgs, ListArgs, RebalanceArgs, StatusArgs, SubmitArgs, TopologyArgs,
+};
 use crate::scenario::Scenario;
 
 /// Squall: a real-time stream-processing engine in the Storm model.
@@ -22,6 +25,26 @@ pub enum SquallCommand {
     Demo(Demo),
     /// Run a topology file (YAML) on this machine, with live progress.
     Local(crate::local::LocalArgs),
+    /// Run the master daemon (any number may run; one leads).
+    Nimbus(DaemonArgs),
+    /// Run the node daemon that starts this machine's workers.
+    Supervisor(DaemonArgs),
+    /// Submit a topology program to the cluster.
+    Submit(SubmitArgs),
+    /// List the cluster's topologies and supervisors.
+    List(ListArgs),
+    /// Show one topology: status, workers, heartbeats, errors.
+    Status(StatusArgs),
+    /// Kill a topology: pause its spouts, wait, stop its workers.
+    Kill(KillArgs),
+    /// Resume a topology's spouts.
+    Activate(TopologyArgs),
+    /// Pause a topology's spouts.
+    Deactivate(TopologyArgs),
+    /// Reschedule a topology with a new worker count or parallelism.
+    Rebalance(RebalanceArgs),
+    /// Print the effective configuration (defaults included) as TOML.
+    Config(ConfigArgs),
 }
 
 /// The built-in demonstrations.
@@ -142,6 +165,61 @@ mod tests {
         assert_eq!(args.duration.get(), Duration::from_secs(10));
         assert_eq!(args.words, 10_000);
         assert!(args.rate.is_none());
+    }
+
+    #[test]
+    fn cluster_commands_parse() {
+        let cli = SquallCli::try_parse_from([
+            "squall",
+            "submit",
+            "-c",
+            "squall.toml",
+            "./wordcount",
+            "--sentences",
+            "100",
+        ])
+        .expect("parses");
+        let SquallCommand::Submit(args) = cli.command else {
+            panic!("not submit");
+        };
+        assert_eq!(args.program.to_str(), Some("./wordcount"));
+        assert_eq!(args.args, ["--sentences", "100"]);
+        assert_eq!(
+            args.config.config.as_deref().and_then(|p| p.to_str()),
+            Some("squall.toml")
+        );
+        let cli = SquallCli::try_parse_from([
+            "squall",
+            "rebalance",
+            "wc",
+            "-n",
+            "3",
+            "-e",
+            "count=4",
+            "-e",
+            "split=2",
+            "--wait",
+            "0",
+        ])
+        .expect("parses");
+        let SquallCommand::Rebalance(args) = cli.command else {
+            panic!("not rebalance");
+        };
+        assert_eq!(args.workers, Some(3));
+        assert_eq!(
+            args.executors,
+            [("count".to_owned(), 4), ("split".to_owned(), 2)]
+        );
+        assert_eq!(args.wait, Some(0));
+        let error = SquallCli::try_parse_from(["squall", "rebalance", "wc", "-e", "count"])
+            .expect_err("not COMPONENT=N");
+        assert!(error.to_string().contains("COMPONENT=N"), "{error}");
+        let cli =
+            SquallCli::try_parse_from(["squall", "kill", "wc", "--wait", "5"]).expect("parses");
+        let SquallCommand::Kill(args) = cli.command else {
+            panic!("not kill");
+        };
+        assert_eq!((args.topology.name.as_str(), args.wait), ("wc", Some(5)));
     }
 
     #[test]

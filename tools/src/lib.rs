@@ -17,7 +17,9 @@
 pub mod args;
 pub mod bench;
 pub mod cli;
+pub mod cluster;
 pub mod demo;
+pub mod entry;
 pub mod format;
 pub mod local;
 pub mod measure;

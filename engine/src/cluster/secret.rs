@@ -1,0 +1,193 @@
+//! The cluster secret as the control plane uses it: loaded from the environment or a file,
+//! handed to workers in their environment, and the key of the proofs that authenticate
+//! requests to nimbus and its answers.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use squall_net::ClusterSecret;
+
+use super::config::ClusterSettings;
+use super::plan::SECRET_ENV;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Bytes of a proof ([`Secret::prove`]).
+pub const PROOF_LEN: usize = 32;
+
+/// Why no usable secret was found.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// Neither the environment nor the configuration names a secret.
+    #[error(
+        "no cluster secret: set {SECRET_ENV} or cluster.secret_file in the configuration \
+         (for example to a file made by `head -c 32 /dev/urandom | base64 > secret`)"
+    )]
+    Missing,
+    /// The secret file could not be read.
+    #[error("cannot read the cluster secret file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The secret is unusable.
+    #[error("the cluster secret from {origin} is unusable: {reason}")]
+    Invalid {
+        /// Where it came from.
+        origin: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The secret shared by every daemon, client and worker of a cluster.
+///
+/// Cheap to clone; its `Debug` output never shows the bytes.
+#[derive(Clone)]
+pub struct Secret {
+    bytes: Arc<[u8]>,
+    net: ClusterSecret,
+}
+
+impl Secret {
+    /// A secret of at least [`squall_net::auth::MIN_SECRET_LEN`] bytes, without NUL bytes
+    /// (it travels in an environment variable).
+    ///
+    /// # Errors
+    /// When the secret is too short or holds a NUL byte.
+    pub fn new(bytes: impl Into<Vec<u8>>, origin: &str) -> Result<Self, SecretError> {
+        let bytes = bytes.into();
+        let invalid = |reason: String| SecretError::Invalid {
+            origin: origin.to_owned(),
+            reason,
+        };
+        if bytes.contains(&0) {
+            return Err(invalid("it holds a NUL byte".to_owned()));
+        }
+        let net = ClusterSecret::new(bytes.clone()).map_err(|error| invalid(error.to_string()))?;
+        Ok(Self {
+            bytes: bytes.into(),
+            net,
+        })
+    }
+
+    /// The secret from [`SECRET_ENV`] if set, else from `settings.secret_file`.
+    ///
+    /// # Errors
+    /// When neither is set, the file cannot be read, or the secret is unusable.
+    pub fn load(settings: &ClusterSettings) -> Result<Self, SecretError> {
+        if let Some(value) = std::env::var_os(SECRET_ENV) {
+            return Self::new(value.into_encoded_bytes(), SECRET_ENV);
+        }
+        match &settings.secret_file {
+            Some(path) => Self::read(path),
+            None => Err(SecretError::Missing),
+        }
+    }
+
+    /// The secret in `path`, trailing whitespace removed.
+    ///
+    /// # Errors
+    /// When the file cannot be read or the secret is unusable.
+    pub fn read(path: &Path) -> Result<Self, SecretError> {
+        let mut bytes = std::fs::read(path).map_err(|source| SecretError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        while bytes.last().is_some_and(u8::is_ascii_whitespace) {
+            bytes.pop();
+        }
+        Self::new(bytes, &path.display().to_string())
+    }
+
+    /// The same secret as the worker-to-worker transport takes it.
+    pub fn cluster_secret(&self) -> ClusterSecret {
+        self.net.clone()
+    }
+
+    /// The value of [`SECRET_ENV`] for a worker process.
+    pub fn env_value(&self) -> OsString {
+        // On Unix any bytes without NUL form a valid environment value.
+        use std::os::unix::ffi::OsStringExt;
+        OsString::from_vec(self.bytes.to_vec())
+    }
+
+    /// `HMAC-SHA-256(secret, "squall control v1\0" || label || 0 || part_1 || ... )`, each
+    /// part preceded by its length as 8 little-endian bytes.
+    pub fn prove(&self, label: &str, parts: &[&[u8]]) -> [u8; PROOF_LEN] {
+        let tag = self.transcript(label, parts).finalize().into_bytes();
+        let mut proof = [0u8; PROOF_LEN];
+        proof.copy_from_slice(&tag);
+        proof
+    }
+
+    /// Whether `proof` is [`prove`](Self::prove)`(label, parts)`, compared in constant time.
+    pub fn verify(&self, label: &str, parts: &[&[u8]], proof: &[u8]) -> bool {
+        self.transcript(label, parts).verify_slice(proof).is_ok()
+    }
+
+    fn transcript(&self, label: &str, parts: &[&[u8]]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.bytes).expect("HMAC takes any key");
+        mac.update(b"squall control v1\0");
+        mac.update(label.as_bytes());
+        mac.update(&[0]);
+        for part in parts {
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part);
+        }
+        mac
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret(<{} bytes, redacted>)", self.bytes.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_checked_and_never_shown() {
+        let secret = Secret::new("0123456789abcdef-secret", "test").unwrap();
+        assert_eq!(format!("{secret:?}"), "Secret(<23 bytes, redacted>)");
+        let error = Secret::new("short", "the test").unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "the cluster secret from the test is unusable: cluster secret of 5 bytes"
+            ),
+            "{error}"
+        );
+        assert!(Secret::new(*b"0123456789abcdef\0", "test").is_err());
+    }
+
+    #[test]
+    fn files_lose_trailing_whitespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
+        let secret = Secret::read(&path).unwrap();
+        assert_eq!(secret.env_value(), "0123456789abcdef0123");
+    }
+
+    #[test]
+    fn proofs_bind_label_and_parts() {
+        let secret = Secret::new("0123456789abcdef0123", "test").unwrap();
+        let other = Secret::new("0123456789abcdef0124", "test").unwrap();
+        let proof = secret.prove("request", &[b"nonce", b"body"]);
+        assert!(secret.verify("request", &[b"nonce", b"body"], &proof));
+        assert!(!other.verify("request", &[b"nonce", b"body"], &proof));
+        assert!(!secret.verify("response", &[b"nonce", b"body"], &proof));
+        // Part boundaries count: "nonceb" + "ody" is another transcript.
+        assert!(!secret.verify("request", &[b"nonceb", b"ody"], &proof));
+        assert!(!secret.verify("request", &[b"nonce", b"body"], &proof[..31]));
+    }
+}
