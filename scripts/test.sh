@@ -15,6 +15,9 @@ fi
 step "pystorm (the multi-lang tests run real pystorm components)"
 python3 -c 'import pystorm' 2>/dev/null || python3 -m pip install --quiet 'pystorm>=3.1.4,<4'
 
+step "ZooKeeper (the control-plane tests run a real server)"
+./scripts/zookeeper.sh install
+
 step "format"
 cargo fmt --all --check
 
