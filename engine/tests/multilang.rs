@@ -185,10 +185,7 @@ fn a_pystorm_bolt_splits_sentences_exactly() {
     builder
         .set_bolt("split", move || ShellBolt::new(split.clone()), 2)
         .shuffle_grouping("sentences");
-    let sink_log = Arc::clone(&log);
-    builder
-        .set_bolt("count", move || Collector::new(&sink_log), 2)
-        .fields_grouping("split", &["word"]);
+    add_sink(&mut builder, "count", &log, 2, None).fields_grouping("split", &["word"]);
     let topology = builder.build("split-words", config()).unwrap();
     let running = squall::run(topology).unwrap();
     wait_for(
@@ -224,6 +221,28 @@ fn a_pystorm_bolt_splits_sentences_exactly() {
     assert_eq!(stats.unexpected.load(Ordering::SeqCst), 0);
 }
 
+/// Adds a [`Collector`] bolt (failing the first delivery of multiples of `fail_every`).
+fn add_sink<'b>(
+    builder: &'b mut TopologyBuilder,
+    id: &str,
+    log: &Log,
+    parallelism: usize,
+    fail_every: Option<u64>,
+) -> squall::topology::BoltDeclarer<'b> {
+    let log = Arc::clone(log);
+    builder.set_bolt(
+        id,
+        move || {
+            let collector = Collector::new(&log);
+            match fail_every {
+                Some(k) => collector.failing_multiples_of(k),
+                None => collector,
+            }
+        },
+        parallelism,
+    )
+}
+
 /// A spout of the numbers 0..count on field "n".
 fn number_spout(builder: &mut TopologyBuilder, count: u64, stats: &Arc<ReplayStats>) {
     let stats = Arc::clone(stats);
@@ -248,14 +267,7 @@ fn acks_fails_and_anchors_flow_through_a_shell_bolt() {
     builder
         .set_bolt("relay", move || ShellBolt::new(relay.clone()), 1)
         .shuffle_grouping("numbers");
-    let sink_log = Arc::clone(&log);
-    builder
-        .set_bolt(
-            "sink",
-            move || Collector::new(&sink_log).failing_multiples_of(7),
-            1,
-        )
-        .shuffle_grouping("relay");
+    add_sink(&mut builder, "sink", &log, 1, Some(7)).shuffle_grouping("relay");
     let running = squall::run(builder.build("anchoring", config()).unwrap()).unwrap();
     wait_for(
         &running,
@@ -291,14 +303,7 @@ fn a_pystorm_spout_gets_acks_fails_and_life_cycle_commands() {
         .set_spout("numbers", move || ShellSpout::new(spout.clone()), 1)
         .set("test.count", count)
         .set("test.spout_log", spout_log.to_string_lossy().into_owned());
-    let sink_log = Arc::clone(&log);
-    builder
-        .set_bolt(
-            "sink",
-            move || Collector::new(&sink_log).failing_multiples_of(10),
-            1,
-        )
-        .shuffle_grouping("numbers");
+    add_sink(&mut builder, "sink", &log, 1, Some(10)).shuffle_grouping("numbers");
     let running = squall::run(builder.build("spout", config()).unwrap()).unwrap();
     let read_log = || std::fs::read_to_string(&spout_log).unwrap_or_default();
     let acked = |text: &str| text.lines().filter(|line| line.starts_with("ack ")).count();
@@ -356,18 +361,17 @@ fn direct_emits_reach_their_task_and_emits_report_their_receivers() {
     builder
         .set_bolt("relay", move || ShellBolt::new(relay.clone()), 1)
         .shuffle_grouping("numbers");
-    let log = Arc::clone(&direct);
-    builder
-        .set_bolt("sink", move || Collector::new(&log), 3)
-        .direct_grouping("relay", "direct");
-    let log = Arc::clone(&counted);
-    builder
-        .set_bolt("counter", move || Collector::new(&log), 2)
-        .grouping_on("relay", "counted", squall::Grouping::Shuffle);
-    let log = Arc::clone(&reported);
-    builder
-        .set_bolt("reports", move || Collector::new(&log), 1)
-        .grouping_on("relay", "reported", squall::Grouping::Global);
+    add_sink(&mut builder, "sink", &direct, 3, None).direct_grouping("relay", "direct");
+    add_sink(&mut builder, "counter", &counted, 2, None).grouping_on(
+        "relay",
+        "counted",
+        squall::Grouping::Shuffle,
+    );
+    add_sink(&mut builder, "reports", &reported, 1, None).grouping_on(
+        "relay",
+        "reported",
+        squall::Grouping::Global,
+    );
     let topology = builder.build("direct", config()).unwrap();
     let sinks: Vec<TaskId> = topology.component("sink").unwrap().task_ids().collect();
     let running = squall::run(topology).unwrap();
@@ -453,10 +457,7 @@ fn faulty_run(
         .set("test.fault_after", 10)
         .set("test.marker", marker.to_string_lossy().into_owned())
         .set("topology.multilang.heartbeat.timeout", timeout_secs);
-    let sink_log = Arc::clone(&log);
-    builder
-        .set_bolt("sink", move || Collector::new(&sink_log), 1)
-        .shuffle_grouping("faulty");
+    add_sink(&mut builder, "sink", &log, 1, None).shuffle_grouping("faulty");
     let topology = builder.build(&format!("fault-{fault}"), config()).unwrap();
     FaultRun {
         stats,
@@ -632,4 +633,46 @@ fn a_value_json_cannot_carry_fails_its_tuple_with_a_clear_error() {
         "a tuple from \"bytes\" on stream \"default\" cannot be sent to the subprocess, so it fails: \
          tuple[0]: a bytes value (2 bytes) has no JSON form; send it as a string or a list"
     );
+}
+
+#[test]
+fn a_spout_subprocess_that_exits_is_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let count = 30;
+    let log = Log::default();
+    let mut builder = TopologyBuilder::new();
+    let spout = python("numbers_spout.py").output(&["n", "text"]);
+    builder
+        .set_spout("numbers", move || ShellSpout::new(spout.clone()), 1)
+        .set("test.count", count)
+        .set("test.exit_after", 10)
+        .set(
+            "test.marker",
+            dir.path().join("exited").to_string_lossy().into_owned(),
+        );
+    add_sink(&mut builder, "sink", &log, 1, None).shuffle_grouping("numbers");
+    let running = squall::run(builder.build("spout-exit", config()).unwrap()).unwrap();
+    // The second subprocess starts over: it emits every number.
+    wait_for(
+        &running,
+        "the second subprocess's numbers",
+        Duration::from_secs(30),
+        || log.lock().unwrap().len() as u64 >= 10 + count,
+    );
+    let errors = kill(running);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].component, "numbers");
+    assert!(
+        errors[0].message.contains("exited (exit status: 4)")
+            && errors[0].message.contains("restarting it"),
+        "{}",
+        errors[0].message
+    );
+    let seen: BTreeSet<u64> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| u64_of(&r.values[0]))
+        .collect();
+    assert_eq!(seen, (0..count).collect());
 }

@@ -20,6 +20,9 @@ use crate::ids::{DEFAULT_STREAM, SYSTEM_COMPONENT, TICK_STREAM, TaskId};
 use crate::runtime::{Anchor, BoltOutput, Tuple};
 use crate::topology::OutputDeclarer;
 
+/// In-flight inputs at which a warning says the subprocess is falling behind.
+const IN_FLIGHT_WARNING: usize = 100_000;
+
 type IdMap<V> = HashMap<u64, V, BuildHasherDefault<FxHasher>>;
 
 /// A bolt whose tuples are processed by a subprocess speaking Storm's multi-lang protocol
@@ -144,6 +147,13 @@ impl BoltState {
         }
         self.last_message_len = message.len();
         self.in_flight.insert(id, input.anchor().clone());
+        if self.in_flight.len() == IN_FLIGHT_WARNING {
+            tracing::warn!(
+                component = %self.runner.component(),
+                task = output.task().0,
+                "{IN_FLIGHT_WARNING} tuples wait for the subprocess: a shell bolt does not slow its inputs down; bound them with topology.max.spout.pending"
+            );
+        }
         match self.runner.process() {
             // A send to a writer that stopped is lost with the subprocess: its failure
             // event follows and fails this input too.

@@ -197,6 +197,11 @@ impl Runner {
         }
     }
 
+    /// The component's id.
+    pub(crate) fn component(&self) -> &str {
+        &self.labels.component
+    }
+
     /// The pid of the running subprocess (0 when none runs).
     pub(crate) fn pid(&self) -> u32 {
         self.process.as_ref().map_or(0, Subprocess::pid)
