@@ -26,7 +26,6 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         SquallCommand::Demo(Demo::Wordcount(args)) => crate::demo::wordcount(args),
         SquallCommand::Local(args) => crate::local::run(args),
-        SquallCommand::Local(args) => crate::local::run(args),
         SquallCommand::Nimbus(args) => cluster::nimbus(args),
         SquallCommand::Supervisor(args) => cluster::supervisor(args),
         SquallCommand::Submit(args) => cluster::submit(args),
