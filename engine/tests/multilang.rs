@@ -635,8 +635,9 @@ fn a_value_json_cannot_carry_fails_its_tuple_with_a_clear_error() {
     );
 }
 
-#[test]
-fn a_spout_subprocess_that_exits_is_restarted() {
+/// Runs the numbers spout with a fault; waits until the second subprocess has emitted
+/// every number again; returns the one error reported.
+fn faulty_spout(fault: &str) -> TaskError {
     let dir = tempfile::tempdir().unwrap();
     let count = 30;
     let log = Log::default();
@@ -645,13 +646,16 @@ fn a_spout_subprocess_that_exits_is_restarted() {
     builder
         .set_spout("numbers", move || ShellSpout::new(spout.clone()), 1)
         .set("test.count", count)
-        .set("test.exit_after", 10)
+        .set("test.fault", fault)
+        .set("test.fault_after", 10)
         .set(
             "test.marker",
-            dir.path().join("exited").to_string_lossy().into_owned(),
-        );
+            dir.path().join("faulted").to_string_lossy().into_owned(),
+        )
+        .set("topology.multilang.heartbeat.timeout", 1.0);
     add_sink(&mut builder, "sink", &log, 1, None).shuffle_grouping("numbers");
-    let running = squall::run(builder.build("spout-exit", config()).unwrap()).unwrap();
+    let topology = builder.build(&format!("spout-{fault}"), config()).unwrap();
+    let running = squall::run(topology).unwrap();
     // The second subprocess starts over: it emits every number.
     wait_for(
         &running,
@@ -663,8 +667,7 @@ fn a_spout_subprocess_that_exits_is_restarted() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0].component, "numbers");
     assert!(
-        errors[0].message.contains("exited (exit status: 4)")
-            && errors[0].message.contains("restarting it"),
+        errors[0].message.contains("restarting it"),
         "{}",
         errors[0].message
     );
@@ -675,4 +678,29 @@ fn a_spout_subprocess_that_exits_is_restarted() {
         .map(|r| u64_of(&r.values[0]))
         .collect();
     assert_eq!(seen, (0..count).collect());
+    errors[0].clone()
+}
+
+#[test]
+fn spout_subprocesses_that_exit_hang_or_write_garbage_are_restarted() {
+    let exited = faulty_spout("exit").message;
+    assert!(exited.contains("exited (exit status: 4)"), "{exited}");
+    assert!(
+        exited.contains("numbers spout exiting on purpose"),
+        "{exited}"
+    );
+    let hung = faulty_spout("hang").message;
+    assert!(
+        hung.contains("stopped answering: nothing received for"),
+        "{hung}"
+    );
+    assert!(
+        hung.contains("the commands it had not answered are lost: next"),
+        "{hung}"
+    );
+    let garbage = faulty_spout("garbage").message;
+    assert!(
+        garbage.contains("sent a malformed message: not valid JSON: expected ident at line 1 column 2; the message: \"this is not JSON\""),
+        "{garbage}"
+    );
 }
