@@ -15,6 +15,8 @@ use crate::progress::{ProgressLine, ProgressStyle};
 use crate::report::{CountsVerified, LatencyNanos, ScenarioReport};
 use crate::scenario::Scenario;
 
+pub mod network;
+
 /// Length of the unthrottled run that finds the maximum rate for `--rate N%`.
 const PROBE_WINDOW: Duration = Duration::from_secs(2);
 
@@ -55,22 +57,26 @@ pub fn build(scenario: Scenario, options: &BuiltinOptions) -> anyhow::Result<Bui
         Scenario::ConstIdNull => topologies::const_id_null(name, options),
         Scenario::Wordcount => topologies::wordcount(name, false, options),
         Scenario::WordcountStr => topologies::wordcount(name, true, options),
+        Scenario::NetMio | Scenario::NetUring | Scenario::NetShm => {
+            topologies::payload_null(name, network::RECORD_BYTES, options)
+        }
+        Scenario::TcpRaw => anyhow::bail!("{name} runs no topology"),
         Scenario::ShellBolt => crate::shell_bench::build(name, options),
     };
     built.with_context(|| format!("building scenario {name}"))
 }
 
 fn latency_nanos(histogram: &hdrhistogram::Histogram<u64>) -> LatencyNanos {
-    let summary = squall::metrics::LatencySummary::of(histogram);
-    LatencyNanos {
-        p50: summary.p50,
-        p90: summary.p90,
-        p99: summary.p99,
-        p999: summary.p999,
-        max: summary.max,
-        mean: summary.mean,
-        samples: summary.samples,
-    }
+    squall::metrics::LatencySummary::of(histogram).into()
+}
+
+/// The live progress line of a scenario (silent when printing JSON).
+fn progress_line(cli: &BenchCli) -> ProgressLine {
+    ProgressLine::new(if cli.json {
+        ProgressStyle::Silent
+    } else {
+        ProgressStyle::for_stdout()
+    })
 }
 
 /// Runs one scenario as the command line says.
@@ -78,12 +84,10 @@ fn latency_nanos(histogram: &hdrhistogram::Histogram<u64>) -> LatencyNanos {
 /// # Errors
 /// When the topology fails, does not drain, or counts wrong.
 pub fn run_scenario(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<ScenarioReport> {
-    let style = if cli.json {
-        ProgressStyle::Silent
-    } else {
-        ProgressStyle::for_stdout()
-    };
-    let mut progress = ProgressLine::new(style);
+    if network::handles(scenario) {
+        return network::run(cli, scenario);
+    }
+    let mut progress = progress_line(cli);
     let warmup = cli.warmup.get();
     let rate = match cli.rate {
         None => None,
@@ -122,5 +126,6 @@ pub fn run_scenario(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<Scenar
             total: check.total,
             distinct_words: check.distinct_words,
         }),
+        network: None,
     })
 }

@@ -13,6 +13,19 @@ pub fn rate(per_second: f64) -> String {
     }
 }
 
+/// A byte rate with a decimal prefix: `3.21 GB/s`, `812.0 MB/s`, `4.0 kB/s`.
+pub fn bytes_rate(per_second: f64) -> String {
+    if per_second >= 1e9 {
+        format!("{:.2} GB/s", per_second / 1e9)
+    } else if per_second >= 1e6 {
+        format!("{:.1} MB/s", per_second / 1e6)
+    } else if per_second >= 1e3 {
+        format!("{:.1} kB/s", per_second / 1e3)
+    } else {
+        format!("{per_second:.0} B/s")
+    }
+}
+
 /// A latency in the most readable unit: `850 ns`, `4.21 µs`, `1.50 ms`, `2.00 s`.
 pub fn latency(nanos: u64) -> String {
     let value = nanos as f64;
@@ -50,6 +63,14 @@ mod tests {
         assert_eq!(rate(812_000.0), "812.0 k/s");
         assert_eq!(rate(950.0), "950 /s");
         assert_eq!(rate(1.5e9), "1.50 G/s");
+    }
+
+    #[test]
+    fn byte_rates_pick_a_prefix() {
+        assert_eq!(bytes_rate(3.21e9), "3.21 GB/s");
+        assert_eq!(bytes_rate(812e6), "812.0 MB/s");
+        assert_eq!(bytes_rate(4e3), "4.0 kB/s");
+        assert_eq!(bytes_rate(12.0), "12 B/s");
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The result of one benchmark scenario, as a table row or as one JSON object.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use squall::metrics::LatencySummary;
 
 use crate::format;
 
 /// Latency percentiles in nanoseconds, from an HDR histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 pub struct LatencyNanos {
     /// Median.
     pub p50: u64,
@@ -21,6 +22,71 @@ pub struct LatencyNanos {
     pub mean: f64,
     /// Number of latencies recorded (a sample of all tuples).
     pub samples: u64,
+}
+
+impl From<LatencySummary> for LatencyNanos {
+    fn from(summary: LatencySummary) -> Self {
+        Self {
+            p50: summary.p50,
+            p90: summary.p90,
+            p99: summary.p99,
+            p999: summary.p999,
+            max: summary.max,
+            mean: summary.mean,
+            samples: summary.samples,
+        }
+    }
+}
+
+/// What a scenario between two worker processes moved, or what the raw TCP reference moved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetworkFigures {
+    /// How the workers were linked: `mio`, `io-uring` or `shared-memory`; `raw-tcp` for the
+    /// reference.
+    pub link: String,
+    /// Encoded bytes of each tuple record (for the reference: the bytes counted as one
+    /// tuple).
+    pub record_bytes: u64,
+    /// Bytes each tuple takes on the link: the record with its header and padding in a BATCH
+    /// frame (frame headers left out).
+    pub wire_bytes_per_tuple: u64,
+    /// Record bytes that reached the sink per second (for the reference: bytes read per
+    /// second).
+    pub bytes_per_sec: f64,
+    /// Bytes per second of the raw TCP reference in the same run (`null` when it did not run
+    /// before this scenario).
+    pub raw_tcp_bytes_per_sec: Option<f64>,
+    /// `bytes_per_sec / raw_tcp_bytes_per_sec`.
+    pub raw_tcp_ratio: Option<f64>,
+    /// Tuples the sources emitted over the whole run, every one of them counted at the sink
+    /// (`null` for the reference).
+    pub emitted: Option<u64>,
+}
+
+impl NetworkFigures {
+    /// The table's last column for this scenario.
+    fn summary(&self) -> String {
+        let mut text = if self.link == "raw-tcp" {
+            format!(
+                "{} (raw loopback TCP, large writes)",
+                format::bytes_rate(self.bytes_per_sec)
+            )
+        } else {
+            format!(
+                "{} of {}-byte records over {}",
+                format::bytes_rate(self.bytes_per_sec),
+                self.record_bytes,
+                self.link
+            )
+        };
+        if let (Some(ratio), false) = (self.raw_tcp_ratio, self.link == "raw-tcp") {
+            text.push_str(&format!(" = {ratio:.2}x raw TCP"));
+        }
+        if let Some(emitted) = self.emitted {
+            text.push_str(&format!("; all {} emitted arrived", format::count(emitted)));
+        }
+        text
+    }
 }
 
 /// Exact word counts confirmed at the end of a word-count scenario.
@@ -63,6 +129,18 @@ pub struct ScenarioReport {
     pub latency_sample_every: u64,
     /// The exact count check of word-count scenarios (`null` for the others).
     pub counts: Option<CountsVerified>,
+    /// Bytes moved between worker processes (only in the reports of those scenarios).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkFigures>,
+}
+
+/// A latency for the table, or a dash when nothing was measured.
+fn latency(nanos: u64) -> String {
+    if nanos == 0 {
+        "-".to_owned()
+    } else {
+        format::latency(nanos)
+    }
 }
 
 impl ScenarioReport {
@@ -101,6 +179,10 @@ impl ScenarioReport {
             ),
             None => "-".to_owned(),
         };
+        let counts = match &self.network {
+            Some(network) => network.summary(),
+            None => counts,
+        };
         let counts = match &self.complete_latency_ns {
             Some(complete) => format!(
                 "{counts}; complete p50 {} p99 {}; {} failed",
@@ -114,10 +196,10 @@ impl ScenarioReport {
             "{:<16} {:>11} {:>10} {:>10} {:>10} {:>10} {:>9} {:>6}  {}",
             name,
             format::rate(self.tuples_per_sec),
-            format::latency(self.latency_ns.p50),
-            format::latency(self.latency_ns.p99),
-            format::latency(self.latency_ns.p999),
-            format::latency(self.latency_ns.max),
+            latency(self.latency_ns.p50),
+            latency(self.latency_ns.p99),
+            latency(self.latency_ns.p999),
+            latency(self.latency_ns.max),
             self.executors,
             if self.pinned { "yes" } else { "no" },
             counts
@@ -153,6 +235,7 @@ mod tests {
             target_rate: None,
             latency_sample_every: 1_024,
             counts: None,
+            network: None,
         }
     }
 
@@ -170,6 +253,41 @@ mod tests {
         assert_eq!(json["pinned"], true);
         assert!(json["counts"].is_null());
         assert!(json["target_rate"].is_null());
+        assert!(
+            json.get("network").is_none(),
+            "only scenarios between workers have it"
+        );
+    }
+
+    #[test]
+    fn network_figures_are_shown_and_serialised() {
+        let mut report = sample();
+        report.scenario = "net-mio".into();
+        report.tuples_per_sec = 10_000_000.0;
+        report.network = Some(NetworkFigures {
+            link: "mio".into(),
+            record_bytes: 100,
+            wire_bytes_per_tuple: 112,
+            bytes_per_sec: 1e9,
+            raw_tcp_bytes_per_sec: Some(4e9),
+            raw_tcp_ratio: Some(0.25),
+            emitted: Some(61_000_000),
+        });
+        let row = report.table_row();
+        assert!(
+            row.ends_with("1.00 GB/s of 100-byte records over mio = 0.25x raw TCP; all 61,000,000 emitted arrived"),
+            "{row}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&report.to_json_line()).expect("valid JSON");
+        assert_eq!(json["network"]["bytes_per_sec"], 1e9);
+        assert_eq!(json["network"]["raw_tcp_ratio"], 0.25);
+        let mut raw = sample();
+        raw.latency_ns = LatencyNanos::default();
+        assert!(
+            raw.table_row().contains("       -          -"),
+            "no latency: a dash"
+        );
     }
 
     #[test]

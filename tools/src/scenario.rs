@@ -13,17 +13,30 @@ pub enum Scenario {
     Wordcount,
     /// The same word count with string words.
     WordcountStr,
+    /// Loopback TCP with nothing of Squall in the way: the reference for the three below.
+    TcpRaw,
+    /// The payload topology with its spouts in one worker process and its sinks in
+    /// another, linked by TCP through the mio driver.
+    NetMio,
+    /// The same, linked by TCP through the io_uring driver.
+    NetUring,
+    /// The same, linked by shared-memory rings.
+    NetShm,
     /// Constant spout → Python (pystorm) identity bolt → null bolt, every tuple tracked.
     ShellBolt,
 }
 
 impl Scenario {
     /// Every scenario, in the order `squall-bench` runs them by default.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::ConstNull,
         Scenario::ConstIdNull,
         Scenario::Wordcount,
         Scenario::WordcountStr,
+        Scenario::TcpRaw,
+        Scenario::NetMio,
+        Scenario::NetUring,
+        Scenario::NetShm,
         Scenario::ShellBolt,
     ];
 
@@ -34,6 +47,10 @@ impl Scenario {
             Scenario::ConstIdNull => "const-id-null",
             Scenario::Wordcount => "wordcount",
             Scenario::WordcountStr => "wordcount-str",
+            Scenario::NetMio => "net-mio",
+            Scenario::NetUring => "net-uring",
+            Scenario::NetShm => "net-shm",
+            Scenario::TcpRaw => "tcp-raw",
             Scenario::ShellBolt => "shell-bolt",
         }
     }
@@ -49,6 +66,18 @@ impl Scenario {
             Scenario::WordcountStr => {
                 "string words from 10,000 -> fields grouping -> count bolts, counts checked exactly"
             }
+            Scenario::NetMio => {
+                "100-byte tuples, spouts in one worker process, sinks in another: TCP via mio"
+            }
+            Scenario::NetUring => {
+                "100-byte tuples, spouts in one worker process, sinks in another: TCP via io_uring"
+            }
+            Scenario::NetShm => {
+                "100-byte tuples, spouts in one worker process, sinks in another: shared memory"
+            }
+            Scenario::TcpRaw => {
+                "raw loopback TCP, 1 MiB writes: the bytes/s reference of the net-* scenarios"
+            }
             Scenario::ShellBolt => {
                 "constant spout -> Python identity bolt (pystorm) -> null bolt, tracked (needs python3 and pystorm)"
             }
@@ -63,6 +92,48 @@ impl Scenario {
     /// Whether the scenario ends with an exact count check.
     pub fn counts_words(self) -> bool {
         matches!(self, Scenario::Wordcount | Scenario::WordcountStr)
+    }
+
+    /// How the two worker processes of a scenario between workers are linked (`None` for
+    /// the others).
+    pub fn worker_link(self) -> Option<WorkerLink> {
+        match self {
+            Scenario::NetMio => Some(WorkerLink::Mio),
+            Scenario::NetUring => Some(WorkerLink::IoUring),
+            Scenario::NetShm => Some(WorkerLink::SharedMemory),
+            _ => None,
+        }
+    }
+}
+
+/// How the two worker processes of a scenario between workers are linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkerLink {
+    /// TCP, driven by mio.
+    Mio,
+    /// TCP, driven by io_uring.
+    IoUring,
+    /// Shared-memory rings (the workers share a host).
+    SharedMemory,
+}
+
+impl WorkerLink {
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkerLink::Mio => "mio",
+            WorkerLink::IoUring => "io-uring",
+            WorkerLink::SharedMemory => "shared-memory",
+        }
+    }
+
+    /// The transport driver named in the workers' plans (shared-memory links are set up by
+    /// the mio event loop).
+    pub fn driver(self) -> &'static str {
+        match self {
+            WorkerLink::Mio | WorkerLink::SharedMemory => "mio",
+            WorkerLink::IoUring => "io-uring",
+        }
     }
 }
 

@@ -108,7 +108,7 @@ impl Emission {
         intended.unwrap_or_else(monotonic_nanos)
     }
 
-    #[inline]
+    #[inline(always)]
     fn emit(&mut self, output: &mut SpoutOutput<'_>, values: &[Value<'_>]) {
         if self.options.tracked {
             self.next_message += 1;
@@ -148,6 +148,58 @@ impl Spout for ConstSpout {
             let stamp = self.emission.next_stamp();
             self.emission
                 .emit(output, &[Value::U64(self.value), Value::U64(stamp)]);
+        }
+    }
+
+    fn fail(&mut self, _message: MessageId, _output: &mut SpoutOutput<'_>) {
+        self.emission.failed.add(1);
+    }
+}
+
+/// Emits a fixed payload and a stamp: `[payload: bytes, stamp: u64]`, so that its tuples have
+/// one exact encoded size, [`PayloadSpout::record_len`]. [`NullBolt`] reads the stamp.
+#[derive(Debug)]
+pub struct PayloadSpout {
+    emission: Emission,
+    payload: Box<[u8]>,
+}
+
+impl PayloadSpout {
+    /// A source of tuples carrying `payload_len` bytes.
+    pub fn new(payload_len: usize, options: SourceOptions) -> Self {
+        // A recognisable pattern rather than zeros, for whoever looks at the bytes.
+        let payload = (0..payload_len).map(|at| (at % 251) as u8).collect();
+        Self {
+            emission: Emission::new(options),
+            payload,
+        }
+    }
+
+    /// Bytes of the encoded record of an untracked tuple with `payload_len` bytes of payload:
+    /// the record header, the bytes field (tag, length, payload) and the stamp (tag, `u64`).
+    pub fn record_len(payload_len: usize) -> usize {
+        let payload = vec![0; payload_len];
+        crate::tuple::HEADER_BYTES
+            + crate::tuple::fields_len(&[Value::Bytes(&payload), Value::U64(0)])
+    }
+
+    /// The payload length that makes records of `record_len` bytes, if one does.
+    pub fn payload_len_for(record_len: usize) -> Option<usize> {
+        record_len.checked_sub(Self::record_len(0))
+    }
+}
+
+impl Spout for PayloadSpout {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        declarer.declare(&["payload", "stamp"]);
+    }
+
+    #[inline]
+    fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
+        for _ in 0..self.emission.due() {
+            let stamp = self.emission.next_stamp();
+            self.emission
+                .emit(output, &[Value::Bytes(&self.payload), Value::U64(stamp)]);
         }
     }
 
@@ -323,7 +375,7 @@ impl SinkMeters {
     }
 
     /// Counts `input` and records its latency from the stamp in field `stamp_field`.
-    #[inline]
+    #[inline(always)]
     fn record(&mut self, input: &Tuple<'_>, stamp_field: usize) {
         self.received.add(1);
         if let Ok(stamp) = input.get_u64(stamp_field) {

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::components::{
-    ConstSpout, CountBolt, IdentityBolt, NullBolt, SentenceSpout, SinkProbes, SourceOptions,
-    SplitBolt, WordSpout,
+    ConstSpout, CountBolt, IdentityBolt, NullBolt, PayloadSpout, SentenceSpout, SinkProbes,
+    SourceOptions, SplitBolt, WordSpout,
 };
 use super::probe::WordCountProbe;
 use super::words::{DEFAULT_VOCABULARY_SIZE, Vocabulary};
@@ -75,6 +75,37 @@ pub fn const_null(name: &str, options: &BuiltinOptions) -> Result<BuiltinTopolog
     builder
         .set_bolt("null", move || NullBolt::new(&probes), options.sinks)
         .shuffle_grouping("const");
+    finish(builder, name, options, sinks, None)
+}
+
+/// Payload spout → null bolt: tuples of one exact encoded size, `record_len` bytes (at least
+/// [`PayloadSpout::record_len`]`(0)`), e.g. for measuring bytes moved between workers.
+///
+/// # Errors
+/// When the options make an invalid topology, or `record_len` is too small.
+pub fn payload_null(
+    name: &str,
+    record_len: usize,
+    options: &BuiltinOptions,
+) -> Result<BuiltinTopology, TopologyError> {
+    let payload_len =
+        PayloadSpout::payload_len_for(record_len).ok_or_else(|| TopologyError::InvalidConfig {
+            setting: "record_len",
+            value: record_len.to_string(),
+            reason: "is smaller than a record with an empty payload and a stamp",
+        })?;
+    let sinks = SinkProbes::default();
+    let mut builder = TopologyBuilder::new();
+    let source = options.source.clone();
+    builder.set_spout(
+        "payload",
+        move || PayloadSpout::new(payload_len, source.clone()),
+        options.spouts,
+    );
+    let probes = sinks.clone();
+    builder
+        .set_bolt("null", move || NullBolt::new(&probes), options.sinks)
+        .shuffle_grouping("payload");
     finish(builder, name, options, sinks, None)
 }
 
@@ -188,4 +219,53 @@ fn finish(
         sinks,
         words,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::Value;
+    use crate::tuple::encode_record;
+
+    #[test]
+    fn payload_records_have_the_size_asked_for() {
+        assert_eq!(PayloadSpout::record_len(70), 100);
+        assert_eq!(PayloadSpout::payload_len_for(100), Some(70));
+        let mut record = Vec::new();
+        encode_record(
+            &mut record,
+            2,
+            1,
+            16,
+            &[],
+            &[Value::Bytes(&[7; 70]), Value::U64(42)],
+        );
+        assert_eq!(record.len(), 100);
+        let error = payload_null(
+            "p",
+            PayloadSpout::record_len(0) - 1,
+            &BuiltinOptions::default(),
+        )
+        .expect_err("no room for the stamp");
+        assert!(error.to_string().contains("record_len"), "{error}");
+    }
+
+    #[test]
+    fn payload_tuples_reach_the_sink_with_stamps() {
+        let mut options = BuiltinOptions::default();
+        options.source.stamp_every = 1;
+        let built = payload_null("payload", 100, &options).expect("valid");
+        let running = crate::run(Arc::clone(&built.topology)).expect("starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while built.sinks.received.total() < 1_000 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        built.source.switch.turn_off();
+        let report = running.kill(Duration::from_secs(10));
+        assert!(report.drained && report.errors.is_empty(), "{report:?}");
+        assert_eq!(built.sinks.received.total(), built.source.emitted.total());
+        assert!(built.sinks.latency.summary().samples >= 1_000);
+    }
 }

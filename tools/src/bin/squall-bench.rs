@@ -3,12 +3,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use squall_tools::bench::run_scenario;
+use squall_tools::bench::{network, run_scenario};
 use squall_tools::cli::BenchCli;
 use squall_tools::report::ScenarioReport;
 use squall_tools::scenario::Scenario;
 
 fn main() -> ExitCode {
+    if network::is_worker_mode() {
+        return network::worker_main();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -23,17 +26,22 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let scenarios = if cli.scenarios.is_empty() {
+    let scenarios = network::with_reference(if cli.scenarios.is_empty() {
         Scenario::ALL.to_vec()
     } else {
         cli.scenarios.clone()
-    };
+    });
     if !cli.json {
         println!("{}", ScenarioReport::table_header());
     }
     let mut failed = false;
+    let mut raw_tcp = None;
     for scenario in scenarios {
-        match run_scenario(&cli, scenario) {
+        let result = run_scenario(&cli, scenario).map(|mut report| {
+            network::relate_to_reference(&mut report, &mut raw_tcp);
+            report
+        });
+        match result {
             Ok(report) if cli.json => println!("{}", report.to_json_line()),
             Ok(report) => println!("{}", report.table_row()),
             Err(error) => {

@@ -1,0 +1,142 @@
+//! The worker mode of `squall-bench`: `squall-bench worker --plan FILE`, started by a network
+//! scenario for each of its two workers.
+//!
+//! The process is a topology program in worker mode ([`squall::app`]): it reads the plan,
+//! builds the topology from the plan's arguments (a `squall-bench` command line naming one
+//! scenario), runs its share of the executors, writes heartbeats, and stops cleanly on
+//! SIGTERM. Before anything reads the stamp clock it starts it at the epoch in
+//! [`EPOCH_ENV`], so its stamps compare with the other worker's.
+//!
+//! Beside the worker runs an agent that answers the coordinator: for each line read on
+//! standard input, `sample`, `reset` (forget the latency recorded so far) or `stop` (stop the
+//! sources), it writes one [`Sample`] as a line of JSON on standard output, taken after doing
+//! what was asked. When standard input closes the coordinator is gone, and the process exits.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use squall::builtin::clock;
+use squall::builtin::topologies::BuiltinTopology;
+
+use crate::args::RateSpec;
+use crate::cli::BenchCli;
+use crate::report::LatencyNanos;
+
+/// The environment variable holding the stamp clock's epoch: nanoseconds of wall-clock time
+/// since the Unix epoch.
+pub const EPOCH_ENV: &str = "SQUALL_BENCH_EPOCH_NS";
+
+/// The first argument that selects the worker mode.
+const WORKER_MODE: &str = "worker";
+
+/// A worker's counters and latency at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// When it was taken, on the stamp clock shared by the workers.
+    pub at_nanos: u64,
+    /// Tuples that reached this worker's sinks so far.
+    pub received: u64,
+    /// Tuples this worker's sources emitted so far.
+    pub emitted: u64,
+    /// Tuple trees this worker's sources saw fail so far.
+    pub failed: u64,
+    /// Latency of the stamped tuples that reached this worker's sinks since the last reset.
+    pub latency: LatencyNanos,
+}
+
+/// Whether this process was started as a worker (its first argument is `worker`).
+pub fn is_worker_mode() -> bool {
+    std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == WORKER_MODE)
+}
+
+/// Runs this process as a worker; see the [module docs](self).
+pub fn worker_main() -> ExitCode {
+    if let Err(error) = start_clock() {
+        eprintln!("squall-bench worker: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    let serving = AtomicBool::new(false);
+    squall::app::main(move |args| {
+        let built = topology(args).map_err(|error| format!("{error:#}"))?;
+        if !serving.swap(true, Ordering::Relaxed) {
+            let probes = built.clone();
+            std::thread::Builder::new()
+                .name("squall-bench-agent".to_owned())
+                .spawn(move || serve(&probes))?;
+        }
+        Ok(built.topology)
+    })
+}
+
+fn start_clock() -> anyhow::Result<()> {
+    let text = std::env::var(EPOCH_ENV)
+        .with_context(|| format!("{EPOCH_ENV} is not set: workers are started by squall-bench"))?;
+    let nanos: u64 = text
+        .parse()
+        .with_context(|| format!("{EPOCH_ENV}={text:?} is not a number of nanoseconds"))?;
+    if !clock::start_clock_at(UNIX_EPOCH + Duration::from_nanos(nanos)) {
+        bail!("cannot start the stamp clock at {EPOCH_ENV}={nanos}");
+    }
+    Ok(())
+}
+
+/// The topology a plan's arguments describe.
+fn topology(args: &[String]) -> anyhow::Result<BuiltinTopology> {
+    let command_line = std::iter::once("squall-bench".to_owned()).chain(args.iter().cloned());
+    let cli = BenchCli::try_parse_from(command_line)
+        .with_context(|| format!("the plan's arguments {args:?}"))?;
+    let [scenario] = cli.scenarios[..] else {
+        bail!("the plan's arguments {args:?} name more or less than one scenario");
+    };
+    let rate = match cli.rate {
+        None => None,
+        Some(RateSpec::PerSecond(rate)) => Some(rate),
+        Some(RateSpec::FractionOfMax(_)) => {
+            bail!("a worker takes an absolute --rate, found {args:?}")
+        }
+    };
+    super::super::build(scenario, &super::topology_options(&cli, rate))
+}
+
+fn sample(built: &BuiltinTopology) -> Sample {
+    Sample {
+        at_nanos: clock::monotonic_nanos(),
+        received: built.sinks.received.total(),
+        emitted: built.source.emitted.total(),
+        failed: built.source.failed.total(),
+        latency: built.sinks.latency.summary().into(),
+    }
+}
+
+/// Answers the coordinator until it goes away, then ends the process.
+fn serve(built: &BuiltinTopology) {
+    let mut answers = std::io::stdout();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        match line.trim() {
+            "sample" => {}
+            "reset" => built.sinks.latency.reset(),
+            "stop" => built.source.switch.turn_off(),
+            other => {
+                eprintln!("squall-bench worker: unknown request {other:?}");
+                break;
+            }
+        }
+        let answer = serde_json::to_string(&sample(built)).expect("a sample serialises");
+        if writeln!(answers, "{answer}")
+            .and_then(|()| answers.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+    // Nobody is left to stop this worker or read its figures.
+    std::process::exit(2);
+}
