@@ -269,6 +269,35 @@ impl Cluster {
         }
     }
 
+    /// Starts every daemon and waits until a nimbus leads and every supervisor is
+    /// registered.
+    pub fn start_and_settle(&mut self) {
+        self.start_all();
+        self.wait_for("a leader", Duration::from_secs(10), || self.leader());
+        let client = self.client();
+        let expected = self.supervisors.len();
+        self.wait_for(
+            "the supervisors to register",
+            Duration::from_secs(10),
+            || {
+                let (_, supervisors) = client.list().ok()?;
+                (supervisors.len() == expected).then_some(())
+            },
+        );
+    }
+
+    /// SIGKILLs the leading nimbus and waits (up to 10 s) for another to lead; returns how
+    /// long that took.
+    pub fn kill_leader(&mut self) -> Duration {
+        let leader = self.leader_index().expect("a leader");
+        let killed = Instant::now();
+        self.kill_nimbus(leader);
+        self.wait_for("a standby to lead", Duration::from_secs(10), || {
+            self.leader_index().filter(|index| *index != leader)
+        });
+        killed.elapsed()
+    }
+
     /// SIGKILLs nimbus `index`.
     pub fn kill_nimbus(&mut self, index: usize) {
         self.nimbuses[index].kill();

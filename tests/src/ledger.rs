@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use squall::{
     Bolt, BoltOutput, ComponentError, MessageId, OutputDeclarer, Spout, SpoutOutput,
@@ -40,6 +41,8 @@ pub struct LedgerArgs {
     pub timeout_ms: u64,
     /// Most trees in flight per spout task.
     pub pending: u32,
+    /// Messages per second each spout task emits at most (0: as fast as it can).
+    pub rate: u64,
 }
 
 impl LedgerArgs {
@@ -57,6 +60,7 @@ impl LedgerArgs {
             workers: 1,
             timeout_ms: 10_000,
             pending: 500,
+            rate: 0,
         };
         let mut rest = args.iter();
         while let Some(name) = rest.next() {
@@ -75,6 +79,7 @@ impl LedgerArgs {
                 "--workers" => parsed.workers = number()? as usize,
                 "--timeout-ms" => parsed.timeout_ms = number()?,
                 "--pending" => parsed.pending = number()? as u32,
+                "--rate" => parsed.rate = number()?,
                 other => return Err(format!("unknown argument {other}").into()),
             }
         }
@@ -94,6 +99,8 @@ pub struct LedgerSpout {
     to_send: VecDeque<u64>,
     in_flight: BTreeSet<u64>,
     log: Option<File>,
+    opened: Option<Instant>,
+    emitted: u64,
 }
 
 impl LedgerSpout {
@@ -104,7 +111,17 @@ impl LedgerSpout {
             to_send: VecDeque::new(),
             in_flight: BTreeSet::new(),
             log: None,
+            opened: None,
+            emitted: 0,
         }
+    }
+
+    /// Whether the rate allows another emit now.
+    fn paced_out(&self) -> bool {
+        let (rate, Some(opened)) = (self.args.rate, self.opened) else {
+            return false;
+        };
+        rate > 0 && self.emitted as f64 >= opened.elapsed().as_secs_f64() * rate as f64
     }
 }
 
@@ -129,13 +146,18 @@ impl Spout for LedgerSpout {
             .filter(|id| id % tasks == index && !acked.contains(id))
             .collect();
         self.log = Some(append_log(&path)?);
+        self.opened = Some(Instant::now());
         Ok(())
     }
 
     fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
+        if self.paced_out() {
+            return;
+        }
         let Some(id) = self.to_send.pop_front() else {
             return;
         };
+        self.emitted += 1;
         self.in_flight.insert(id);
         output.emit_with_id(&[Value::U64(id), Value::Str(&word_of(id))], MessageId(id));
     }

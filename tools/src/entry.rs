@@ -45,8 +45,41 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("squall: {error:#}");
+            eprintln!("squall: {}", describe(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, each cause left out when the message before already ends
+/// with it (many errors quote their cause).
+fn describe(error: &anyhow::Error) -> String {
+    let mut message = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_not_repeated() {
+        let io = std::io::Error::other("disk on fire");
+        let error = anyhow::Error::new(squall::cluster::ConfigError::Read {
+            path: "/etc/squall.toml".into(),
+            source: io,
+        })
+        .context("cannot start");
+        assert_eq!(
+            describe(&error),
+            "cannot start: cannot read configuration file /etc/squall.toml: disk on fire"
+        );
     }
 }

@@ -335,7 +335,7 @@ impl ClusterConfig {
         if let Some(path) = path {
             return Self::read(path);
         }
-        if let Some(path) = std::env::var_os(CONFIG_ENV) {
+        if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|path| !path.is_empty()) {
             return Self::read(Path::new(&path));
         }
         let default = Path::new(DEFAULT_CONFIG_PATH);

@@ -82,7 +82,7 @@ impl Secret {
     /// # Errors
     /// When neither is set, the file cannot be read, or the secret is unusable.
     pub fn load(settings: &ClusterSettings) -> Result<Self, SecretError> {
-        if let Some(value) = std::env::var_os(SECRET_ENV) {
+        if let Some(value) = std::env::var_os(SECRET_ENV).filter(|value| !value.is_empty()) {
             return Self::new(value.into_encoded_bytes(), SECRET_ENV);
         }
         match &settings.secret_file {

@@ -3,7 +3,8 @@
 //! acknowledged was lost and everything was processed at least once.
 //!
 //! Arguments (after the mode): `--messages N --state-dir DIR [--spouts S] [--relays R]
-//! [--counters C] [--workers W] [--timeout-ms T] [--pending P]`.
+//! [--counters C] [--workers W] [--timeout-ms T] [--pending P] [--rate R]` (R: messages per
+//! second per spout task, 0 for as fast as possible).
 
 use std::process::ExitCode;
 use std::sync::Arc;
