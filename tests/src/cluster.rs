@@ -1,7 +1,9 @@
 //! A whole cluster in processes on this machine: one real ZooKeeper, nimbus and supervisor
 //! daemons run from the `squall` command line, each with its own configuration file, data
-//! directory and log. Supervisors stand for hosts: [`Cluster::kill_host`] kills one with all
-//! its workers. Dropping the cluster kills every process it started, workers included.
+//! directory and log. Supervisors stand for hosts: on loopback ([`Cluster::new`]) or each in
+//! a network namespace of its own with its own address ([`Cluster::on_namespaces`]);
+//! [`Cluster::kill_host`] kills one with all its workers (and its link). Dropping the
+//! cluster kills every process it started, workers included.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +15,7 @@ use squall::cluster::records::NimbusInfo;
 use squall::cluster::supervisor::process::PID_FILE;
 use squall::cluster::{NimbusClient, Secret};
 
+use crate::netns::Hosts;
 use crate::workers::{TEST_SECRET, free_port};
 use crate::zookeeper::ZooKeeper;
 
@@ -138,6 +141,8 @@ pub struct Cluster {
     env: Vec<(String, String)>,
     /// Settings shared by every daemon and the client.
     pub base: ClusterConfig,
+    /// The supervisors' network namespaces, when they have their own.
+    pub hosts: Option<Hosts>,
 }
 
 impl Cluster {
@@ -152,7 +157,47 @@ impl Cluster {
         timings: Timings,
         env: &[(&str, &str)],
     ) -> Self {
-        let zookeeper = ZooKeeper::start();
+        Self::build(squall, nimbuses, supervisors, slots, timings, env, None)
+    }
+
+    /// Like [`new`](Self::new), but each supervisor (and its workers) runs in a network
+    /// namespace of its own, with its own address on a bridge; ZooKeeper and the nimbuses
+    /// listen on this namespace's address on the bridge. Needs root (see
+    /// [`crate::netns::available`]).
+    pub fn on_namespaces(
+        squall: &Path,
+        nimbuses: usize,
+        supervisors: usize,
+        slots: usize,
+        timings: Timings,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let hosts = Hosts::create(supervisors);
+        hosts.join_bridge();
+        Self::build(
+            squall,
+            nimbuses,
+            supervisors,
+            slots,
+            timings,
+            env,
+            Some(hosts),
+        )
+    }
+
+    fn build(
+        squall: &Path,
+        nimbuses: usize,
+        supervisors: usize,
+        slots: usize,
+        timings: Timings,
+        env: &[(&str, &str)],
+        hosts: Option<Hosts>,
+    ) -> Self {
+        let server_host = hosts
+            .as_ref()
+            .map_or_else(|| "127.0.0.1".to_owned(), Hosts::gateway);
+        let zookeeper = ZooKeeper::start_on(&server_host);
         let root = zookeeper.fresh_root("cluster");
         let dir = tempfile::Builder::new()
             .prefix("squall-cluster-")
@@ -165,8 +210,8 @@ impl Cluster {
         base.cluster.secret_file = Some(secret_file);
         base.zookeeper = zookeeper.settings(&root, timings.session);
         base.client.timeout_ms = 20_000;
-        base.nimbus.host = "127.0.0.1".into();
-        base.nimbus.bind = "127.0.0.1".into();
+        base.nimbus.host = server_host.clone();
+        base.nimbus.bind = server_host.clone();
         base.nimbus.monitor_interval_ms = 200;
         base.nimbus.worker_timeout_ms = timings.nimbus_worker.as_millis() as u64;
         base.nimbus.worker_start_timeout_ms = 30_000;
@@ -192,10 +237,11 @@ impl Cluster {
                 .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
                 .collect(),
             base,
+            hosts,
         };
         for index in 0..nimbuses {
             let mut config = cluster.base.clone();
-            config.nimbus.port = free_port("127.0.0.1");
+            config.nimbus.port = free_port(&server_host);
             config.nimbus.id = Some(format!("nimbus{index}"));
             config.nimbus.data_dir = cluster.dir.path().join(format!("nimbus{index}"));
             let daemon = cluster.daemon(&format!("nimbus{index}"), config);
@@ -204,6 +250,9 @@ impl Cluster {
         for index in 0..supervisors {
             let mut config = cluster.base.clone();
             config.supervisor.id = Some(format!("host{index}"));
+            if let Some(hosts) = &cluster.hosts {
+                config.supervisor.host = hosts.address(index);
+            }
             config.supervisor.ports = (0..slots).map(|_| free_port("127.0.0.1")).collect();
             config.supervisor.data_dir = cluster.dir.path().join(format!("supervisor{index}"));
             let daemon = cluster.daemon(&format!("supervisor{index}"), config);
@@ -224,13 +273,21 @@ impl Cluster {
         }
     }
 
-    fn spawn(&self, daemon: &Daemon, command: &str) -> Child {
+    fn spawn(&self, daemon: &Daemon, command: &str, host: Option<usize>) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&daemon.log_path)
             .expect("log file");
-        let mut process = Command::new(&self.squall);
+        let mut process = match (host, &self.hosts) {
+            (Some(host), Some(hosts)) => {
+                let prefix = hosts.prefix(host);
+                let mut process = Command::new(&prefix[0]);
+                process.args(&prefix[1..]).arg(&self.squall);
+                process
+            }
+            _ => Command::new(&self.squall),
+        };
         process
             .arg(command)
             .arg("--config")
@@ -249,13 +306,13 @@ impl Cluster {
 
     /// Starts nimbus `index`.
     pub fn start_nimbus(&mut self, index: usize) {
-        let child = self.spawn(&self.nimbuses[index], "nimbus");
+        let child = self.spawn(&self.nimbuses[index], "nimbus", None);
         self.nimbuses[index].child = Some(child);
     }
 
     /// Starts supervisor `index`.
     pub fn start_supervisor(&mut self, index: usize) {
-        let child = self.spawn(&self.supervisors[index], "supervisor");
+        let child = self.spawn(&self.supervisors[index], "supervisor", Some(index));
         self.supervisors[index].child = Some(child);
     }
 
@@ -303,8 +360,12 @@ impl Cluster {
         self.nimbuses[index].kill();
     }
 
-    /// SIGKILLs supervisor `index` and every worker it runs: the host dies.
+    /// SIGKILLs supervisor `index` and every worker it runs, after taking its link down
+    /// when it has one: the host dies.
     pub fn kill_host(&mut self, index: usize) {
+        if let Some(hosts) = &self.hosts {
+            hosts.set_link(index, false);
+        }
         self.supervisors[index].kill();
         for worker in self.workers_of(index) {
             signal(worker.pid, rustix::process::Signal::KILL, true);

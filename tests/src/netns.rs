@@ -99,6 +99,25 @@ impl Hosts {
         format!("10.213.{}.{}", self.subnet, host + 1)
     }
 
+    /// The address this (the root) namespace has on the hosts' bridge once
+    /// [`join_bridge`](Self::join_bridge) was called: servers listening on it (ZooKeeper,
+    /// nimbus) are reachable from every host.
+    pub fn gateway(&self) -> String {
+        format!("10.213.{}.254", self.subnet)
+    }
+
+    /// Gives this namespace the [`gateway`](Self::gateway) address on the bridge.
+    ///
+    /// # Panics
+    /// When the address cannot be added.
+    pub fn join_bridge(&self) {
+        let address = format!("{}/24", self.gateway());
+        assert!(
+            ip(&["addr", "add", &address, "dev", &self.bridge()]),
+            "adding {address} to the bridge"
+        );
+    }
+
     /// The command prefix that runs a program on `host`.
     pub fn prefix(&self, host: usize) -> Vec<String> {
         vec![

@@ -1,5 +1,5 @@
 //! A real Apache ZooKeeper server for the control-plane tests: a standalone server with a
-//! private data directory and port, started in well under two seconds, stopped (and
+//! private data directory, address and port, started in well under two seconds, stopped (and
 //! restarted on the same data, for outage tests) at will, and killed when dropped.
 //!
 //! The server comes from Debian's `zookeeper` package; when it is missing,
@@ -40,10 +40,11 @@ pub fn ensure_installed() {
 }
 
 /// Sends a four-letter command and returns the answer ("" when the server does not answer).
-pub fn four_letters(port: u16, command: &str) -> String {
-    let Ok(mut stream) =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
-    else {
+pub fn four_letters(host: &str, port: u16, command: &str) -> String {
+    let Ok(address) = format!("{host}:{port}").parse() else {
+        return String::new();
+    };
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(500)) else {
         return String::new();
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
@@ -55,10 +56,11 @@ pub fn four_letters(port: u16, command: &str) -> String {
     answer
 }
 
-/// A standalone ZooKeeper server on 127.0.0.1.
+/// A standalone ZooKeeper server on one local address (127.0.0.1 unless told otherwise).
 #[derive(Debug)]
 pub struct ZooKeeper {
     dir: tempfile::TempDir,
+    host: String,
     port: u16,
     child: Option<Child>,
 }
@@ -69,6 +71,14 @@ impl ZooKeeper {
     /// # Panics
     /// When it cannot be installed or does not serve within 20 s.
     pub fn start() -> Self {
+        Self::start_on("127.0.0.1")
+    }
+
+    /// Starts a server listening on `host` (an address of this machine) only.
+    ///
+    /// # Panics
+    /// When it cannot be installed or does not serve within 20 s.
+    pub fn start_on(host: &str) -> Self {
         ensure_installed();
         let dir = tempfile::Builder::new()
             .prefix("squall-zookeeper-")
@@ -76,7 +86,8 @@ impl ZooKeeper {
             .expect("a temporary directory");
         let mut server = Self {
             dir,
-            port: free_port("127.0.0.1"),
+            host: host.to_owned(),
+            port: free_port(host),
             child: None,
         };
         server.resume();
@@ -85,7 +96,7 @@ impl ZooKeeper {
 
     /// The server's `host:port`.
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// Its port.
@@ -120,7 +131,7 @@ impl ZooKeeper {
     /// Whether the server serves (`srvr` reports a mode; `ruok` answers even when it
     /// cannot serve).
     pub fn serving(&self) -> bool {
-        four_letters(self.port, "srvr").contains("Mode:")
+        four_letters(&self.host, self.port, "srvr").contains("Mode:")
     }
 
     /// Starts the server again on the same data and port, and waits until it serves.
@@ -135,10 +146,11 @@ impl ZooKeeper {
             &config,
             format!(
                 "tickTime=200\nminSessionTimeout=400\nmaxSessionTimeout=60000\n\
-                 dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
+                 dataDir={}\nclientPort={}\nclientPortAddress={}\n\
                  admin.enableServer=false\n4lw.commands.whitelist=*\n",
                 self.data_dir().display(),
-                self.port
+                self.port,
+                self.host
             ),
         )
         .expect("zoo.cfg");

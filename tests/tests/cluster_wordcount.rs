@@ -1,5 +1,6 @@
-//! A word count with acking on a cluster of three supervisor "hosts", two nimbuses and one
-//! ZooKeeper, all real processes: a worker is SIGKILLed, a host dies, the leader nimbus is
+//! A word count with acking on a cluster of three supervisor "hosts" (each in a network
+//! namespace of its own when the test may create them, else on loopback), two nimbuses and
+//! one ZooKeeper, all real processes: a worker is SIGKILLed, a host dies, the leader nimbus is
 //! SIGKILLed, ZooKeeper stops for 10 s, and the topology is rebalanced from 2 to 3 workers,
 //! while its spouts keep emitting. Every message is logged durably when acked and when
 //! counted, so at the end the test checks that nothing acknowledged was lost and that every
@@ -13,6 +14,7 @@ use squall::cluster::WorkerHeartbeat;
 use squall::cluster::records::now_ms;
 use squall_tests::cluster::{Cluster, RunningWorker, Timings};
 use squall_tests::ledger::LedgerCheck;
+use squall_tests::netns;
 
 fn squall() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_squall-cli"))
@@ -86,7 +88,13 @@ fn worker_logs(cluster: &Cluster) -> String {
 fn a_word_count_survives_worker_host_nimbus_and_zookeeper_failures_and_a_rebalance() {
     let messages: u64 = 30_000;
     let timings = Timings::default();
-    let mut cluster = Cluster::new(&squall(), 2, 3, 2, timings, &[]);
+    let mut cluster = if netns::available() {
+        eprintln!("supervisors run in network namespaces of their own");
+        Cluster::on_namespaces(&squall(), 2, 3, 2, timings, &[])
+    } else {
+        eprintln!("no network namespaces (not root?): supervisors share the loopback");
+        Cluster::new(&squall(), 2, 3, 2, timings, &[])
+    };
     let state = cluster.dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
     let args: Vec<String> = [
