@@ -4,10 +4,10 @@
 //! - Throughput: the sender sends `0, 1, 2, ...` as fast as the ring takes them; the receiver
 //!   adds up what arrives and reads the clock every [`CHECK_EVERY`] values. The run is cut
 //!   into intervals of [`INTERVAL`]; the first [`Timing::warmup`] is not counted, and the rate
-//!   of each later interval is one sample, provided both threads had their cores for at
-//!   least [`RAN_THROUGHOUT`] of it (see [`cpu_time`](crate::cpu_time)); the others are
-//!   counted as dropped. The sum of the values received must match their count, so a ring
-//!   that loses, duplicates or corrupts values fails the run.
+//!   of each later interval is one sample, unless either thread was away (descheduled)
+//!   during it or the next one (see [`watchdog`](crate::watchdog)); those are counted as
+//!   dropped. The sum of the values received must match their count, so a ring that loses,
+//!   duplicates or corrupts values fails the run.
 //!
 //! Round trips are in [`latency`](crate::latency).
 
@@ -19,9 +19,10 @@ use core_affinity::CoreId;
 use crossbeam_utils::CachePadded;
 use serde::Serialize;
 
-use crate::cpu_time::{CpuClock, ran_throughout};
 use crate::endpoints::{RingReceiver, RingSender};
+use crate::latency::Clock;
 use crate::stats::Samples;
+use crate::watchdog::{Absences, Side, Watchdog};
 
 /// Values between two clock readings on the receiving side.
 pub const CHECK_EVERY: u64 = 1 << 12;
@@ -29,9 +30,6 @@ pub const CHECK_EVERY: u64 = 1 << 12;
 /// Length of one throughput sample: short, so that many of them fall between two moments
 /// at which a busy machine takes a core away.
 pub const INTERVAL: Duration = Duration::from_millis(2);
-
-/// Share of an interval for which both threads must have run for it to count.
-pub const RAN_THROUGHOUT: f64 = 0.9;
 
 /// How long a receiver waits for its first value before the case counts as broken.
 const FIRST_VALUE_PATIENCE: Duration = Duration::from_secs(30);
@@ -103,17 +101,18 @@ pub struct Timing {
 
 /// The receiving side's clock: samples the rate once per [`INTERVAL`] and says when to stop.
 #[derive(Debug)]
-pub struct Meter {
+pub struct Meter<'a> {
     warmup_end: Instant,
     deadline: Instant,
     interval_start: Instant,
     interval_items: u64,
-    /// The receiving thread's CPU clock, and its reading at the start of the interval.
-    own_clock: Option<CpuClock>,
-    own_cpu: Option<u64>,
-    /// The sending side's CPU clock, and its reading at the start of the interval.
-    peer_clock: Option<CpuClock>,
-    peer_cpu: Option<u64>,
+    /// Absences of either thread, and their count at the start of the interval.
+    absences: &'a Absences,
+    interval_absences: u64,
+    /// The last interval's rate, items and seconds, and whether it was disturbed; it counts
+    /// once the interval after it turns out undisturbed too (an absence is noticed only once
+    /// the thread is back, possibly in the next interval).
+    pending: Option<(f64, u64, f64, bool)>,
     counted_items: u64,
     counted_seconds: f64,
     rates: Vec<f64>,
@@ -122,11 +121,10 @@ pub struct Meter {
     next_check: u64,
 }
 
-impl Meter {
-    /// Starts the clock; `received` values have arrived already. `peer_clock` is the
-    /// sending side's CPU clock, if it can be read.
-    pub fn start(timing: Timing, received: u64, peer_clock: Option<CpuClock>) -> Self {
-        let own_clock = CpuClock::current_thread();
+impl<'a> Meter<'a> {
+    /// Starts the clock; `received` values have arrived already. `absences` counts the
+    /// absences of both threads.
+    pub fn start(timing: Timing, received: u64, absences: &'a Absences) -> Self {
         let started = Instant::now();
         let warmup_end = started + timing.warmup;
         Self {
@@ -134,10 +132,9 @@ impl Meter {
             deadline: warmup_end + timing.measure,
             interval_start: started,
             interval_items: received,
-            own_cpu: own_clock.and_then(CpuClock::nanos),
-            own_clock,
-            peer_cpu: peer_clock.and_then(CpuClock::nanos),
-            peer_clock,
+            absences,
+            interval_absences: absences.count(),
+            pending: None,
             counted_items: 0,
             counted_seconds: 0.0,
             rates: Vec::new(),
@@ -159,31 +156,44 @@ impl Meter {
         let now = Instant::now();
         let elapsed = now - self.interval_start;
         if elapsed >= INTERVAL {
-            let own_cpu = self.own_clock.and_then(CpuClock::nanos);
-            let peer_cpu = self.peer_clock.and_then(CpuClock::nanos);
+            let absences = self.absences.count();
+            let disturbed = absences != self.interval_absences
+                || self.absences.sender_away(Clock::get().ticks());
             if self.interval_start >= self.warmup_end {
-                let wall = elapsed.as_nanos() as u64;
-                let both_ran = ran_throughout(self.own_cpu, own_cpu, wall, RAN_THROUGHOUT)
-                    && ran_throughout(self.peer_cpu, peer_cpu, wall, RAN_THROUGHOUT);
-                if both_ran {
-                    let items = received - self.interval_items;
-                    self.rates.push(items as f64 / elapsed.as_secs_f64());
-                    self.counted_items += items;
-                    self.counted_seconds += elapsed.as_secs_f64();
-                } else {
-                    self.dropped += 1;
+                let items = received - self.interval_items;
+                let seconds = elapsed.as_secs_f64();
+                let interval = (items as f64 / seconds, items, seconds, disturbed);
+                if let Some(previous) = self.pending.replace(interval) {
+                    self.settle(previous, disturbed);
                 }
             }
             self.interval_start = now;
             self.interval_items = received;
-            self.own_cpu = own_cpu;
-            self.peer_cpu = peer_cpu;
+            self.interval_absences = absences;
         }
         now < self.deadline
     }
 
+    /// Counts or drops an interval, given whether the one after it was disturbed.
+    fn settle(
+        &mut self,
+        (rate, items, seconds, disturbed): (f64, u64, f64, bool),
+        next_disturbed: bool,
+    ) {
+        if disturbed || next_disturbed {
+            self.dropped += 1;
+        } else {
+            self.rates.push(rate);
+            self.counted_items += items;
+            self.counted_seconds += seconds;
+        }
+    }
+
     /// The samples so far.
-    pub fn finish(self) -> Samples {
+    pub fn finish(mut self) -> Samples {
+        if let Some(last) = self.pending.take() {
+            self.settle(last, false);
+        }
         Samples::slice(
             self.rates,
             self.dropped,
@@ -195,11 +205,18 @@ impl Meter {
 
 /// Sends `0, 1, 2, ...` in calls of up to `batch` values until `keep_going` says no; it is
 /// asked only while the ring is full, so the hot path never looks at it.
-pub fn send_until<S: RingSender>(sender: &mut S, batch: usize, keep_going: impl Fn(&S) -> bool) {
+pub fn send_until<S: RingSender>(
+    sender: &mut S,
+    batch: usize,
+    absences: &Absences,
+    keep_going: impl Fn(&S) -> bool,
+) {
+    let mut watchdog = Watchdog::new(absences, Side::Sender);
     let mut next = 0u64;
     let mut idle_polls = 0u32;
     loop {
         let sent = sender.send(next, batch);
+        watchdog.note(sent);
         if sent == 0 {
             idle_polls = idle_polls.wrapping_add(1);
             if idle_polls.is_multiple_of(IDLE_POLLS_PER_CHECK) && !keep_going(sender) {
@@ -213,7 +230,7 @@ pub fn send_until<S: RingSender>(sender: &mut S, batch: usize, keep_going: impl 
 }
 
 /// Receives in calls of up to `batch` values, measuring from the first arrival for as long
-/// as `timing` says; returns the measurement. `peer_clock` is the sending side's CPU clock.
+/// as `timing` says; returns the measurement. `absences` counts the absences of both sides.
 ///
 /// # Panics
 /// When the first value does not arrive in time, or when the sum of the values received is
@@ -222,7 +239,7 @@ pub fn receive_for<R: RingReceiver>(
     receiver: &mut R,
     batch: usize,
     timing: Timing,
-    peer_clock: Option<CpuClock>,
+    absences: &Absences,
 ) -> Samples {
     let mut sum = 0u64;
     // The clock starts at the first value, so start-up (of a child process, say) is left out.
@@ -238,10 +255,12 @@ pub fn receive_for<R: RingReceiver>(
         );
         spin_loop();
     };
-    let mut meter = Meter::start(timing, received, peer_clock);
+    let mut meter = Meter::start(timing, received, absences);
+    let mut watchdog = Watchdog::new(absences, Side::Receiver);
     let mut idle_polls = 0u32;
     loop {
         let arrived = receiver.receive(batch, &mut sum);
+        watchdog.note(arrived);
         if arrived == 0 {
             idle_polls = idle_polls.wrapping_add(1);
             if idle_polls.is_multiple_of(IDLE_POLLS_PER_CHECK) && !meter.check(received) {
@@ -349,22 +368,17 @@ fn drive<S: RingSender, R: RingReceiver>(
 ) -> Samples {
     let cores = placement.cores();
     let stop = &AtomicBool::new(false);
-    let (clock_sender, clock_receiver) = std::sync::mpsc::sync_channel(1);
+    let absences = &CachePadded::new(Absences::default());
     std::thread::scope(|scope| {
         let sending = scope.spawn(move || {
             pin(cores.map(|(core, _)| core));
-            // The sender's CPU clock stays readable while this thread runs, which it does
-            // until the receiver has finished measuring.
-            let _ = clock_sender.send(CpuClock::current_thread());
             sender.drive(|sender| {
-                send_until(sender, batch, |_| !stop.load(Ordering::Relaxed));
+                send_until(sender, batch, absences, |_| !stop.load(Ordering::Relaxed));
             });
         });
         let receiving = scope.spawn(move || {
             pin(cores.map(|(_, core)| core));
-            let peer_clock = clock_receiver.recv().ok().flatten();
-            let result =
-                receiver.drive(|receiver| receive_for(receiver, batch, timing, peer_clock));
+            let result = receiver.drive(|receiver| receive_for(receiver, batch, timing, absences));
             stop.store(true, Ordering::Relaxed);
             result
         });

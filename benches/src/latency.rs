@@ -158,6 +158,11 @@ impl Clock {
         Self::read()
     }
 
+    /// How many ticks `duration` lasts.
+    pub fn ticks_in(self, duration: Duration) -> u64 {
+        (duration.as_nanos() as f64 / self.nanos_per_tick).round() as u64
+    }
+
     /// `ticks` in nanoseconds.
     pub fn nanos(self, ticks: u64) -> u64 {
         (ticks as f64 * self.nanos_per_tick).round() as u64

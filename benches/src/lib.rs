@@ -8,7 +8,7 @@
 //!   trips into HDR histograms; [`stats`] turns both into figures.
 //! - [`records`] adapts the byte-record ring, and runs its producer in a child process for
 //!   the cross-process case.
-//! - [`cpu_time`] tells intervals in which a thread lost its core (on a shared machine) from
+//! - [`watchdog`] tells intervals in which a thread lost its core (on a shared machine) from
 //!   those that measure the ring.
 //! - [`report`] prints the results as tables (or JSON) and checks the targets.
 //!
@@ -18,10 +18,10 @@
 //! cargo run --release -p squall-benches --bin rings -- [--seconds N] [--json]
 //! ```
 
-pub mod cpu_time;
 pub mod endpoints;
 pub mod harness;
 pub mod latency;
 pub mod records;
 pub mod report;
 pub mod stats;
+pub mod watchdog;

@@ -3,16 +3,18 @@
 //! between two processes (over a mapped file; the sender is this program run again as a
 //! child).
 
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use memmap2::MmapMut;
 use squall_ringbuf::record::{RecordConsumer, RecordProducer, RecordRing};
 
-use crate::cpu_time::CpuClock;
 use crate::endpoints::{RingReceiver, RingSender};
 use crate::harness::{Placement, Timing, own, pin, receive_for, send_until};
 use crate::stats::Samples;
+use crate::watchdog::Absences;
 
 /// Payload bytes of every record.
 pub const RECORD_LEN: usize = 64;
@@ -132,16 +134,15 @@ pub fn cross_process_throughput(
     let dir = ring_dir();
     let ring = create_ring(dir.path(), "cross-process.ring", capacity_bytes);
     let receiver = RecordReceiver(ring.consumer().expect("attach consumer"));
+    let absences = SharedAbsences::create(ring.path());
     let cores = placement.cores();
     let mut child = spawn_sender(ring.path(), cores.map(|(core, _)| core.id), batch);
-    let child_id = child.id();
     let result = std::thread::scope(|scope| {
         scope
-            .spawn(move || {
+            .spawn(|| {
                 pin(cores.map(|(_, core)| core));
                 let mut receiver = own(receiver);
-                let peer_clock = CpuClock::process(child_id);
-                receive_for(&mut *receiver, batch, timing, peer_clock)
+                receive_for(&mut *receiver, batch, timing, absences.get())
                 // Dropping the receiver detaches the consumer, which tells the child to stop.
             })
             .join()
@@ -185,10 +186,72 @@ fn wait_or_kill(child: &mut Child) -> std::process::ExitStatus {
 /// consumer detaches (or its process is gone).
 pub fn run_child_sender(path: &PathBuf, core: Option<usize>, batch: usize) {
     pin(core.map(|id| core_affinity::CoreId { id }));
+    let absences = SharedAbsences::open(path);
     let producer = RecordRing::attach_producer(path).expect("attach producer");
     let mut sender = RecordSender(producer);
-    send_until(&mut sender, batch, |sender| !sender.0.is_abandoned());
+    send_until(&mut sender, batch, absences.get(), |sender| {
+        !sender.0.is_abandoned()
+    });
 }
+
+/// The absences of the cross-process case, in a small file next to the ring that both
+/// processes map.
+struct SharedAbsences {
+    /// The counters, at the start of `_map`.
+    memory: *mut u8,
+    _map: MmapMut,
+}
+
+impl SharedAbsences {
+    /// Where the counter of the ring at `ring_path` lives.
+    fn path(ring_path: &Path) -> PathBuf {
+        ring_path.with_extension("absences")
+    }
+
+    /// Creates the (zeroed) counter file for the ring at `ring_path` and maps it.
+    fn create(ring_path: &Path) -> Self {
+        let path = Self::path(ring_path);
+        let file = std::fs::File::create_new(&path).expect("create the absences file");
+        file.set_len(size_of::<Absences>() as u64)
+            .expect("size the absences file");
+        Self::map(&path)
+    }
+
+    /// Maps the counter file of the ring at `ring_path`.
+    fn open(ring_path: &Path) -> Self {
+        Self::map(&Self::path(ring_path))
+    }
+
+    fn map(path: &Path) -> Self {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .expect("open the absences file");
+        // SAFETY: the file belongs to this benchmark run; both processes touch it only
+        // through `Absences`, whose fields are atomics, and nobody truncates it.
+        let mut map = unsafe { MmapMut::map_mut(&file) }.expect("map the absences file");
+        assert!(
+            map.len() >= size_of::<Absences>(),
+            "absences file too short"
+        );
+        Self {
+            memory: map.as_mut_ptr(),
+            _map: map,
+        }
+    }
+
+    fn get(&self) -> &Absences {
+        // SAFETY: the mapping is page-aligned (more than `Absences` needs), checked to be
+        // long enough, created zeroed, lives as long as `self`, and is only used through
+        // `Absences`.
+        unsafe { Absences::from_ptr(self.memory) }
+    }
+}
+
+// SAFETY: the pointer refers into the mapping this value owns, and the counter behind it is
+// an atomic, so the value may be shared by the threads of this process.
+unsafe impl Sync for SharedAbsences {}
 
 #[cfg(test)]
 mod tests {

@@ -62,6 +62,9 @@ struct Args {
     /// Prints the results as JSON instead of Markdown tables.
     #[arg(long)]
     json: bool,
+    /// Also writes the results as JSON to this file.
+    #[arg(long)]
+    json_file: Option<PathBuf>,
     /// Runs as the sending child of the cross-process case, on the ring file at this path.
     #[arg(long = "record-sender", hide = true)]
     record_sender: Option<PathBuf>,
@@ -323,11 +326,13 @@ fn main() {
         }
     }
     report.check_targets();
+    let json = serde_json::to_string_pretty(&report).expect("serialise the report");
+    if let Some(path) = &args.json_file {
+        std::fs::write(path, &json)
+            .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+    }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("serialise the report")
-        );
+        println!("{json}");
     } else {
         print!("{}", report.to_markdown());
     }
