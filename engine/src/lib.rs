@@ -4,7 +4,7 @@
 //! *stream groupings*. Each component runs as a number of *tasks* spread over *executors*:
 //! OS threads, pinned to cores when there are enough, that pass tuples to each other through
 //! lock-free single-producer single-consumer rings. A tuple is encoded once, by the task
-//! that emits it ([`tuple`]), and read in place by every task that receives it.
+//! that emits it ([`mod@tuple`]), and read in place by every task that receives it.
 //!
 //! ```
 //! use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Stream groupings: which tasks of a subscribing component receive each tuple.
 //!
 //! A [`Grouping`] is declared when a bolt subscribes to a stream; at run time every emitting
-//! task holds one router per subscription ([`router`]) that picks the target tasks with no
+//! task holds one router per subscription that picks the target tasks with no
 //! allocation, lock or shared state.
 //!
 //! | grouping | targets of each tuple |

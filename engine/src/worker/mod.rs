@@ -287,10 +287,10 @@ impl Worker {
             .take()
             .expect("running until shut down")
             .kill(drain);
-        if let Some(transport) = self.transport.take() {
-            if let Err(error) = transport.shutdown() {
-                tracing::warn!("transport stopped with an error: {error}");
-            }
+        if let Some(transport) = self.transport.take()
+            && let Err(error) = transport.shutdown()
+        {
+            tracing::warn!("transport stopped with an error: {error}");
         }
         report
     }
