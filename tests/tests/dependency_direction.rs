@@ -9,7 +9,14 @@ use std::process::Command;
 fn workspace_dependencies() -> BTreeMap<String, BTreeSet<String>> {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
     let output = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path", manifest])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+            manifest,
+        ])
         .output()
         .expect("cargo metadata runs");
     assert!(
@@ -72,6 +79,9 @@ fn every_expected_member_is_in_the_workspace() {
         "squall-benches",
         "squall-tests",
     ] {
-        assert!(graph.contains_key(member), "workspace member {member} is missing");
+        assert!(
+            graph.contains_key(member),
+            "workspace member {member} is missing"
+        );
     }
 }
