@@ -4,7 +4,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::args::{HumanDuration, RateSpec};
 use crate::cluster::{
-    ConfigArgs, DaemonArgs, KillArgs, ListArgs, RebalanceArgs, StatusArgs, SubmitArgs, TopologyArgs,
+    ConfigArgs, DaemonArgs, KillArgs, ListArgs, RebalanceArgs, StatusArgs, SubmitArgs,
+    TopologyArgs, WorkerArgs,
 };
 use crate::scenario::Scenario;
 
@@ -45,6 +46,8 @@ pub enum SquallCommand {
     Rebalance(RebalanceArgs),
     /// Print the effective configuration (defaults included) as TOML.
     Config(ConfigArgs),
+    /// Run one worker of a topology file on a cluster (started by a supervisor).
+    Worker(WorkerArgs),
 }
 
 /// The built-in demonstrations.

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use std::process::ExitCode;
+
 use squall::cluster::protocol::TopologyReport;
-use squall::cluster::{ClusterConfig, NimbusClient, Submission};
+use squall::cluster::{ClusterConfig, NimbusClient, Submission, WorkerPlan};
+use squall::topology_file::{Overrides, topology_from_file};
 
 /// The configuration-file option every cluster command takes.
 #[derive(Debug, Clone, Args)]
@@ -56,7 +59,9 @@ pub struct SubmitArgs {
     /// Submit the topology paused; start it with `squall activate`.
     #[arg(long)]
     pub inactive: bool,
-    /// The topology program (a binary built with the engine).
+    /// The topology program (a binary built with the engine), or a topology file
+    /// (`.yaml`/`.yml`), which is shipped with the resources it names and run by the
+    /// `squall` binary.
     pub program: PathBuf,
     /// Arguments for the program (its `describe` and `worker` modes receive them).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -120,6 +125,15 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// Options of `squall worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The worker plan file the supervisor wrote (the cluster secret comes in
+    /// `SQUALL_CLUSTER_SECRET`).
+    #[arg(long, value_name = "FILE")]
+    pub plan: PathBuf,
+}
+
 /// Options of `squall config`.
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
@@ -162,13 +176,49 @@ pub fn supervisor(args: &DaemonArgs) -> anyhow::Result<Vec<String>> {
     Ok(Vec::new())
 }
 
+/// `squall worker --plan FILE`: runs one worker of a topology file on a cluster. The plan's
+/// first argument names the file inside the unpacked artifact (`squall submit FILE.yaml`
+/// arranges this); relative paths in it resolve against the artifact directory. The worker
+/// itself (heartbeats, plan following, SIGTERM) is the engine's topology-program runtime.
+pub fn worker(args: &WorkerArgs) -> ExitCode {
+    let plan_path = args.plan.clone();
+    squall::app::main(move |topology_args: &[String]| {
+        let plan = WorkerPlan::read(&plan_path)?;
+        let file = topology_args.first().ok_or_else(|| {
+            format!(
+                "the plan {} names no topology file in its arguments",
+                plan_path.display()
+            )
+        })?;
+        let overrides = Overrides {
+            artifact_dir: Some(plan.artifact_dir.clone()),
+            ..Overrides::default()
+        };
+        Ok(topology_from_file(
+            &plan.artifact_dir.join(file),
+            &overrides,
+        )?)
+    })
+}
+
 /// `squall submit`.
 ///
 /// # Errors
 /// When the program cannot describe itself or the cluster refuses it.
 pub fn submit(args: &SubmitArgs) -> anyhow::Result<Vec<String>> {
     let client = args.config.client()?;
-    let mut submission = Submission::program(&args.program, &args.args)?;
+    let is_file = args
+        .program
+        .extension()
+        .is_some_and(|extension| extension == "yaml" || extension == "yml");
+    let mut submission = if is_file {
+        if !args.args.is_empty() {
+            anyhow::bail!("a topology file takes no arguments (set them in its config)");
+        }
+        Submission::topology_file(&args.program)?
+    } else {
+        Submission::program(&args.program, &args.args)?
+    };
     submission.active = !args.inactive;
     let description = submission.description.clone();
     let submitted = client

@@ -11,6 +11,10 @@ use crate::cluster;
 /// Runs `squall` with the process's arguments.
 pub fn main() -> ExitCode {
     let cli = SquallCli::parse();
+    if let SquallCommand::Worker(args) = &cli.command {
+        // The worker runtime sets up its own logging (SQUALL_LOG).
+        return cluster::worker(args);
+    }
     // Daemons log what they do; commands only what goes wrong.
     let default_filter = match cli.command {
         SquallCommand::Nimbus(_) | SquallCommand::Supervisor(_) => "info",
@@ -36,6 +40,7 @@ pub fn main() -> ExitCode {
         SquallCommand::Deactivate(args) => cluster::deactivate(args),
         SquallCommand::Rebalance(args) => cluster::rebalance(args),
         SquallCommand::Config(args) => cluster::config(args),
+        SquallCommand::Worker(_) => unreachable!("dispatched above"),
     };
     match result {
         Ok(lines) => {

@@ -220,6 +220,11 @@ impl ArtifactBuilder {
         Ok(self)
     }
 
+    /// Whether `entry` was added.
+    pub fn contains(&self, entry: &str) -> bool {
+        self.entries.iter().any(|(name, _, _)| name == entry)
+    }
+
     /// The archive and its digest.
     ///
     /// # Errors

@@ -29,6 +29,7 @@ use super::protocol::{
 use super::records::NimbusInfo;
 use super::secret::{PROOF_LEN, Secret, SecretError};
 use super::store::{self, StoreError, ZkStore};
+use crate::topology_file::{Overrides, ResourceKind, TopologyFile};
 
 /// Why a request to the cluster failed.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +126,100 @@ impl Submission {
             active: true,
         })
     }
+}
+
+impl Submission {
+    /// The submission of the topology file (YAML) at `path`, which the stock `squall`
+    /// binary runs on the workers: the file is parsed and built here for its description,
+    /// and the artifact holds the file and every resource it names (see
+    /// [`TopologyFile::resources`]), at their paths relative to the file's directory. The
+    /// workers receive the file's name as their only argument.
+    ///
+    /// # Errors
+    /// When the file is invalid or a resource cannot be read.
+    pub fn topology_file(path: &Path) -> Result<Self, ClientError> {
+        let describe = |reason: String| ClientError::Describe {
+            program: path.to_owned(),
+            reason,
+        };
+        let file = TopologyFile::read(path).map_err(|error| describe(error.to_string()))?;
+        let topology = file
+            .build(&Overrides::default())
+            .map_err(|error| describe(error.to_string()))?;
+        let description = TopologyDescription::of(&topology);
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut builder = ArtifactBuilder::stock();
+        for resource in file.resources() {
+            let local = base.join(&resource.path);
+            match resource.kind {
+                ResourceKind::File => add_resource_file(&mut builder, &resource.path, &local)?,
+                ResourceKind::Directory => {
+                    add_resource_dir(&mut builder, &resource.path, &local)?;
+                }
+            }
+        }
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .ok_or_else(|| describe("the file name is not UTF-8".to_owned()))?;
+        Ok(Self {
+            description,
+            args: vec![name.to_owned()],
+            artifact: builder.build()?,
+            active: true,
+        })
+    }
+}
+
+/// Adds the file `local` as `entry`, keeping it executable if it is.
+fn add_resource_file(
+    builder: &mut ArtifactBuilder,
+    entry: &Path,
+    local: &Path,
+) -> Result<(), ClientError> {
+    use std::os::unix::fs::PermissionsExt;
+    let entry = entry.to_str().ok_or_else(|| ArtifactError::BadPath {
+        path: entry.display().to_string(),
+    })?;
+    let executable = std::fs::metadata(local)
+        .map_err(|source| ArtifactError::Io {
+            action: "cannot read",
+            path: local.to_owned(),
+            source,
+        })?
+        .permissions()
+        .mode()
+        & 0o111
+        != 0;
+    // A resource named twice (a directory and a file in it) travels once.
+    if !builder.contains(entry) {
+        builder.add_file(entry, local, executable)?;
+    }
+    Ok(())
+}
+
+/// Adds every file under the directory `local` below `entry`.
+fn add_resource_dir(
+    builder: &mut ArtifactBuilder,
+    entry: &Path,
+    local: &Path,
+) -> Result<(), ClientError> {
+    let entries = std::fs::read_dir(local).map_err(|source| ArtifactError::Io {
+        action: "cannot list",
+        path: local.to_owned(),
+        source,
+    })?;
+    let mut children: Vec<_> = entries.flatten().map(|child| child.file_name()).collect();
+    children.sort();
+    for name in children {
+        let (entry, local) = (entry.join(&name), local.join(&name));
+        if local.is_dir() {
+            add_resource_dir(builder, &entry, &local)?;
+        } else if local.is_file() {
+            add_resource_file(builder, &entry, &local)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `<program> describe [args]` and parses the [`TopologyDescription`] it prints.

@@ -1,0 +1,68 @@
+//! A topology file (YAML) on a cluster: `squall submit FILE.yaml` ships the file with the
+//! resources it names, and the supervisor runs it with the stock binary as
+//! `squall worker --plan FILE`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use squall::cluster::WorkerHeartbeat;
+use squall_tests::cluster::{Cluster, Timings};
+
+const TOPOLOGY: &str = "\
+name: lines
+spouts:
+  - id: lines
+    builtin: lines
+    params: {file: data/lines.txt, repeat: true}
+bolts:
+  - id: count
+    builtin: field_count
+    params: {field: line}
+streams:
+  - {from: lines, to: count, grouping: {type: fields, args: [line]}}
+";
+
+#[test]
+fn a_topology_file_runs_on_the_cluster_with_its_resources() {
+    let mut cluster = Cluster::new(
+        &PathBuf::from(env!("CARGO_BIN_EXE_squall-cli")),
+        1,
+        1,
+        2,
+        Timings::default(),
+        &[],
+    );
+    let source = cluster.dir.path().join("topology");
+    std::fs::create_dir_all(source.join("data")).unwrap();
+    std::fs::write(source.join("lines.yaml"), TOPOLOGY).unwrap();
+    std::fs::write(source.join("data/lines.txt"), "alpha\nbeta\ngamma\n").unwrap();
+    cluster.start_and_settle();
+
+    let file = source.join("lines.yaml");
+    let (ok, stdout, stderr) = cluster.cli(&["submit", file.to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("submitted topology lines as lines-"),
+        "{stdout}"
+    );
+    let worker = cluster.wait_for("the worker to count lines", Duration::from_secs(20), || {
+        let (_, worker) = cluster.all_workers().into_iter().next()?;
+        let beat = WorkerHeartbeat::read_from(&worker.dir)?;
+        (beat.pid == worker.pid && beat.executed > 100).then_some(worker)
+    });
+    let plan = squall::cluster::WorkerPlan::read(&worker.dir.join("plan.json")).unwrap();
+    assert_eq!(plan.args, ["lines.yaml"]);
+    assert_eq!(
+        std::fs::read_to_string(plan.artifact_dir.join("data/lines.txt")).unwrap(),
+        "alpha\nbeta\ngamma\n",
+        "the resource travelled with the file"
+    );
+    let (ok, stdout, _) = cluster.cli(&["status", "lines"]);
+    assert!(ok && stdout.contains("count      bolt"), "{stdout}");
+
+    let (ok, stdout, _) = cluster.cli(&["kill", "lines", "--wait", "0"]);
+    assert!(ok, "{stdout}");
+    cluster.wait_for("the worker to stop", Duration::from_secs(15), || {
+        cluster.all_workers().is_empty().then_some(())
+    });
+}
