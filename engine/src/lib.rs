@@ -50,6 +50,10 @@
 //! let topology = builder.build("numbers", TopologyConfig::default()).unwrap();
 //!
 //! let running = squall::run(topology).unwrap();
+//! let deadline = std::time::Instant::now() + Duration::from_secs(30);
+//! while acked.load(std::sync::atomic::Ordering::Relaxed) < 100 && std::time::Instant::now() < deadline {
+//!     std::thread::sleep(Duration::from_millis(10));
+//! }
 //! let report = running.kill(Duration::from_secs(10));
 //! assert!(report.drained && report.errors.is_empty());
 //! assert_eq!(acked.load(std::sync::atomic::Ordering::Relaxed), 100);

@@ -387,8 +387,15 @@ fn metrics_count_what_happened() {
     wait_for("every tree acked", Duration::from_secs(30), || {
         counts.acked() == 5_000
     });
+    // Counters are published on every pass, histograms at most every few milliseconds.
     wait_for("metrics to catch up", Duration::from_secs(5), || {
-        running.metrics().component("src").unwrap().counters.acked == 5_000
+        let metrics = running.metrics();
+        let src = metrics.component("src").unwrap();
+        let sink = metrics.component("count").unwrap();
+        src.counters.acked == 5_000
+            && !src.complete_latency.is_empty()
+            && sink.counters.acked == 10_000
+            && !sink.execute_latency.is_empty()
     });
     let metrics = running.metrics();
     let src = metrics.component("src").unwrap();
