@@ -7,6 +7,11 @@
 //! the read sequence. Records are never copied by the ring, and the hot path neither
 //! allocates nor locks nor makes a system call.
 //!
+//! Each side has a one-pass form for the hottest paths: [`RecordProducer::append`] appends
+//! a record of a known length and lends its bytes to be written in place (no fill closure),
+//! and [`RecordConsumer::read_lazy`] finds records as they are iterated (no walk to count
+//! them first) and releases only those handed out.
+//!
 //! The same code serves two kinds of memory:
 //!
 //! - [`heap_ring`] allocates the ring on the heap and returns both ends, which share the
@@ -32,6 +37,14 @@
 //! let batch = consumer.read(usize::MAX);
 //! let records: Vec<&[u8]> = batch.iter().collect();
 //! assert_eq!(records, [&b"hello"[..], &b"world"[..]]);
+//! batch.release();
+//!
+//! // A record of known length, written in place; read in one pass.
+//! producer.append(3).unwrap().copy_from_slice(b"abc");
+//! producer.publish();
+//! let batch = consumer.read_lazy(usize::MAX);
+//! assert_eq!(batch.iter().next(), Some(&b"abc"[..]));
+//! assert_eq!(batch.taken(), 1);
 //! batch.release();
 //! ```
 //!
@@ -158,7 +171,7 @@ mod owner;
 mod producer;
 mod region;
 
-pub use consumer::{RecordBatch, RecordConsumer, RecordIter};
+pub use consumer::{LazyBatch, LazyIter, RecordBatch, RecordConsumer, RecordIter};
 pub use error::{RecordRingError, WriteError};
 #[cfg(not(loom))]
 pub use file::RecordRing;

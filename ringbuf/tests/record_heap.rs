@@ -198,6 +198,87 @@ fn handles_are_debug() {
     assert!(format!("{:?}", batch.iter()).starts_with("RecordIter"));
 }
 
+#[test]
+fn append_lends_exactly_the_record_and_refuses_like_write() {
+    let (mut producer, mut consumer) = heap_ring(64);
+    let buf = producer.append(5).unwrap();
+    assert_eq!(buf.len(), 5);
+    buf.copy_from_slice(b"hello");
+    producer.append(0).unwrap();
+    assert_eq!(producer.pending(), 2);
+    assert_eq!(
+        producer.append(25).unwrap_err(),
+        WriteError::RecordTooLarge { len: 25, max: 24 }
+    );
+    // 16 + 8 bytes used: two more 16-byte records fit, a third does not.
+    producer.append(8).unwrap().fill(1);
+    producer.append(8).unwrap().fill(2);
+    assert_eq!(producer.append(1).unwrap_err(), WriteError::RecordFull);
+    assert_eq!(producer.pending(), 4);
+    producer.publish();
+    assert_eq!(
+        drain(&mut consumer),
+        [b"hello".to_vec(), Vec::new(), vec![1; 8], vec![2; 8]]
+    );
+    // Across the end of the area: 24 bytes do not fit in the last 16, so padding first.
+    producer.append(16).unwrap().fill(3);
+    producer.publish();
+    assert_eq!(drain(&mut consumer), [vec![3; 16]]);
+}
+
+#[test]
+fn lazy_batches_hand_out_records_once_and_release_only_those() {
+    let (mut producer, mut consumer) = heap_ring(1024);
+    for value in 0u8..10 {
+        producer.write(&[value; 3]).unwrap();
+    }
+    producer.publish();
+    let batch = consumer.read_lazy(4);
+    assert_eq!(batch.taken(), 0);
+    let first: Vec<u8> = batch.iter().take(2).map(|r| r[0]).collect();
+    assert_eq!(first, [0, 1]);
+    // Iterating again resumes after the records handed out, up to the limit of 4.
+    let more: Vec<u8> = (&batch).into_iter().map(|r| r[0]).collect();
+    assert_eq!(more, [2, 3]);
+    assert_eq!(batch.iter().next(), None);
+    assert_eq!(batch.taken(), 4);
+    assert!(format!("{batch:?}").contains("taken: 4"));
+    assert!(format!("{:?}", batch.iter()).starts_with("LazyIter"));
+    batch.release();
+    // A batch that hands out one record frees one.
+    let batch = consumer.read_lazy(usize::MAX);
+    assert_eq!(batch.iter().next(), Some(&[4u8; 3][..]));
+    drop(batch);
+    let rest: Vec<u8> = drain(&mut consumer).iter().map(|r| r[0]).collect();
+    assert_eq!(rest, [5, 6, 7, 8, 9]);
+    assert_eq!(consumer.read_lazy(usize::MAX).iter().next(), None);
+}
+
+#[test]
+fn a_lazy_batch_sees_records_published_after_it_started_and_skips_padding() {
+    let (mut producer, mut consumer) = heap_ring(64);
+    producer.write(&[1; 16]).unwrap();
+    producer.write(&[2; 16]).unwrap();
+    producer.publish();
+    {
+        let batch = consumer.read_lazy(usize::MAX);
+        let mut records = batch.iter();
+        assert_eq!(records.next(), Some(&[1u8; 16][..]));
+        assert_eq!(records.next(), Some(&[2u8; 16][..]));
+        assert_eq!(records.next(), None);
+    }
+    // Known records ran out, so a new batch loads the write sequence: the padding in the
+    // last 16 bytes is skipped on the way to the record at offset 0.
+    producer.write(&[3; 16]).unwrap();
+    producer.publish();
+    let batch = consumer.read_lazy(usize::MAX);
+    assert_eq!(batch.iter().collect::<Vec<_>>(), [&[3u8; 16][..]]);
+    batch.release();
+    producer.write(&[4; 24]).unwrap();
+    producer.publish();
+    assert_eq!(drain(&mut consumer), [vec![4; 24]]);
+}
+
 /// A checksum over a record's payload, stored in its first 8 bytes.
 fn checksum(seq: u64, payload: &[u8]) -> u64 {
     payload

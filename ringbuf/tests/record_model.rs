@@ -13,9 +13,19 @@ enum Op {
         len: usize,
         spare: usize,
     },
+    /// Append a record of exactly `len` bytes and fill it in place.
+    Append {
+        len: usize,
+    },
     Publish,
     /// Read up to `max` records, look at the first `look`, then release or drop the batch.
     Read {
+        max: usize,
+        look: usize,
+        drop_batch: bool,
+    },
+    /// Read lazily up to `max` records, take the first `look`, then release or drop.
+    ReadLazy {
         max: usize,
         look: usize,
         drop_batch: bool,
@@ -30,11 +40,14 @@ fn op(max_record_len: usize) -> impl Strategy<Value = Op> {
         1 => (max_record_len + 1)..=(max_record_len + 8),
     ];
     prop_oneof![
-        6 => (len, prop_oneof![3 => Just(0usize), 1 => 0usize..16])
+        6 => (len.clone(), prop_oneof![3 => Just(0usize), 1 => 0usize..16])
             .prop_map(|(len, spare)| Op::Write { len, spare }),
+        3 => len.prop_map(|len| Op::Append { len }),
         2 => Just(Op::Publish),
         2 => (prop_oneof![Just(usize::MAX), 0usize..6], 0usize..6, any::<bool>())
             .prop_map(|(max, look, drop_batch)| Op::Read { max, look, drop_batch }),
+        2 => (prop_oneof![Just(usize::MAX), 0usize..6], 0usize..8, any::<bool>())
+            .prop_map(|(max, look, drop_batch)| Op::ReadLazy { max, look, drop_batch }),
     ]
 }
 
@@ -68,18 +81,42 @@ struct Model {
 }
 
 impl Model {
-    fn write(&mut self, producer: &mut RecordProducer, len: usize, spare: usize) {
-        let reserve = len + spare;
-        let record: Vec<u8> = (0..len)
+    fn next_record(&mut self, len: usize) -> Vec<u8> {
+        (0..len)
             .map(|_| {
                 self.next_byte = self.next_byte.wrapping_add(1);
                 self.next_byte
             })
-            .collect();
-        let outcome = producer.write_with(reserve, |buf| {
+            .collect()
+    }
+
+    fn write(&mut self, producer: &mut RecordProducer, len: usize, spare: usize) {
+        let record = self.next_record(len);
+        let outcome = producer.write_with(len + spare, |buf| {
             buf[..len].copy_from_slice(&record);
             len
         });
+        self.check_written(producer, record, spare, outcome);
+    }
+
+    fn append(&mut self, producer: &mut RecordProducer, len: usize) {
+        let record = self.next_record(len);
+        let outcome = producer.append(len).map(|buf| {
+            assert_eq!(buf.len(), len);
+            buf.copy_from_slice(&record);
+        });
+        self.check_written(producer, record, 0, outcome);
+    }
+
+    fn check_written(
+        &mut self,
+        producer: &RecordProducer,
+        record: Vec<u8>,
+        spare: usize,
+        outcome: Result<(), WriteError>,
+    ) {
+        let len = record.len();
+        let reserve = len + spare;
         let max_record_len = (self.capacity / 2 - 8) as usize;
         if reserve > max_record_len {
             assert_eq!(
@@ -131,6 +168,32 @@ impl Model {
             self.head = end;
         }
     }
+
+    fn read_lazy(
+        &mut self,
+        consumer: &mut RecordConsumer,
+        max: usize,
+        look: usize,
+        drop_batch: bool,
+    ) {
+        let batch = consumer.read_lazy(max);
+        let expected = look.min(max).min(self.published.len());
+        let seen: Vec<Vec<u8>> = batch.iter().take(look).map(<[u8]>::to_vec).collect();
+        assert_eq!(seen.len(), expected);
+        assert_eq!(batch.taken(), expected);
+        for (seen, (want, _)) in seen.iter().zip(&self.published) {
+            assert_eq!(seen, want);
+        }
+        if drop_batch {
+            drop(batch);
+        } else {
+            batch.release();
+        }
+        for _ in 0..expected {
+            let (_, end) = self.published.pop_front().unwrap();
+            self.head = end;
+        }
+    }
 }
 
 proptest! {
@@ -149,9 +212,13 @@ proptest! {
         for op in ops {
             match op {
                 Op::Write { len, spare } => model.write(&mut producer, len, spare),
+                Op::Append { len } => model.append(&mut producer, len),
                 Op::Publish => model.publish(&mut producer),
                 Op::Read { max, look, drop_batch } => {
                     model.read(&mut consumer, max, look, drop_batch)
+                }
+                Op::ReadLazy { max, look, drop_batch } => {
+                    model.read_lazy(&mut consumer, max, look, drop_batch)
                 }
             }
         }

@@ -9,6 +9,10 @@ use crate::topology::KeyedGrouping;
 use crate::tuple::FieldEncoder;
 
 /// Routing state of one (emitting task, subscription) pair.
+///
+/// `repr(u8)` gives the variants a plain one-byte tag, which is cheaper to branch on per
+/// tuple than a tag folded into a field's unused values.
+#[repr(u8)]
 pub(crate) enum Router {
     /// Round-robin over a fixed random order of the targets.
     Shuffle { order: Box<[u32]>, next: usize },
@@ -97,9 +101,13 @@ impl Router {
             let mut order = tasks.to_vec();
             rng.shuffle(&mut order);
             let next = rng.usize(..order.len().max(1));
-            Router::Shuffle {
-                order: order.into_boxed_slice(),
-                next,
+            match order[..] {
+                // One task: every tuple goes to it, without keeping a position.
+                [only] => Router::Global { target: only },
+                _ => Router::Shuffle {
+                    order: order.into_boxed_slice(),
+                    next,
+                },
             }
         };
         match &grouping.grouping {

@@ -34,16 +34,19 @@ impl Anchor {
     }
 
     /// The (root id, edge id) pairs; empty for an untracked tuple.
+    #[inline]
     pub fn pairs(&self) -> &[(u64, u64)] {
         &self.pairs
     }
 
     /// Whether the tuple belongs to no tracked tree (acking it is free and does nothing).
+    #[inline]
     pub fn is_untracked(&self) -> bool {
         self.pairs.is_empty()
     }
 
     /// Whether it has been acked or failed.
+    #[inline]
     pub fn is_settled(&self) -> bool {
         self.settled.get()
     }
@@ -94,11 +97,10 @@ pub struct Tuple<'a> {
 impl<'a> Tuple<'a> {
     #[inline(always)]
     pub(crate) fn new(view: TupleRef<'a>, topology: &'a Topology) -> Self {
-        let anchors = view.anchors();
-        let anchor = if anchors.is_empty() {
+        let anchor = if view.is_unanchored() {
             Anchor::default()
         } else {
-            Anchor::from_pairs(anchors.iter())
+            Anchor::from_pairs(view.anchors().iter())
         };
         Self {
             view,

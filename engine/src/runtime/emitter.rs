@@ -4,13 +4,13 @@
 use std::fmt;
 
 use super::anchor::Anchor;
-use super::ports::{OutputPort, Written};
+use super::ports::OutputPort;
 use crate::grouping::router::KeySource;
 use crate::grouping::router::{RouteError, Router};
 use crate::ids::{StreamId, TaskId};
 use crate::tuple::{
-    ANCHOR_BYTES, EncodeValue, FieldEncoder, HEADER_BYTES, MAX_ANCHORS, fields_len, write_fields,
-    write_header,
+    ANCHOR_BYTES, EncodeValue, FieldEncoder, HEADER_BYTES, MAX_ANCHORS, fields_len, write_header,
+    write_record,
 };
 
 /// Where records for a task go from this thread.
@@ -137,7 +137,12 @@ pub(crate) struct Emitter {
     /// `ports`: a backlog there does not throttle the thread, which drains it itself.
     pub(crate) local: OutputPort,
     fields: FieldEncoder,
+    /// Targets of the last emit that went through [`emit_to_many`](Self::emit_to_many).
     targets: Vec<u32>,
+    /// Target of the last emit that had one router picking one task.
+    single_target: [u32; 1],
+    /// Whether the last emit's targets are `single_target` rather than `targets`.
+    last_was_single: bool,
     pairs: Vec<(u64, u64)>,
     pub(crate) rng: fastrand::Rng,
     /// Largest record every port takes.
@@ -188,12 +193,38 @@ struct EmitKey<'a, V> {
     encoded: bool,
 }
 
+/// Most bytes of key fields encoded on the stack for hashing; longer keys go through the
+/// emitter's scratch vector.
+const STACK_KEY_BYTES: usize = 64;
+
 impl<V: EncodeValue> KeySource for EmitKey<'_, V> {
-    #[inline]
+    /// Encodes the key fields and hashes them. The values are only ever read by inlined
+    /// code here, never handed to a function call, which lets the compiler keep what it
+    /// knows about them (their types, when the emitting code built them) for the encoding
+    /// that follows.
+    #[inline(always)]
     fn key_hash(&mut self, key: &[usize], seed: u64) -> u64 {
+        let mut stack = [0u8; STACK_KEY_BYTES];
+        let mut at = 0;
+        for &index in key {
+            let value = &self.values[index];
+            let len = value.encoded_len();
+            if len > STACK_KEY_BYTES - at {
+                at = usize::MAX;
+                break;
+            }
+            at += value.write_to(&mut stack[at..at + len]);
+        }
+        if at != usize::MAX {
+            return xxhash_rust::xxh3::xxh3_64_with_seed(&stack[..at], seed);
+        }
         self.key.clear();
         for &index in key {
-            self.values[index].encode_into(self.key);
+            let value = &self.values[index];
+            let start = self.key.len();
+            self.key
+                .resize(start.saturating_add(value.encoded_len()), 0);
+            value.write_to(&mut self.key[start..]);
         }
         xxhash_rust::xxh3::xxh3_64_with_seed(self.key, seed)
     }
@@ -216,13 +247,6 @@ impl fmt::Debug for Emitter {
     }
 }
 
-/// Outcome of a successful emit.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Emitted {
-    /// Records written (one per target task).
-    pub(crate) targets: usize,
-}
-
 impl Emitter {
     pub(crate) fn new(
         routes: Box<[Route]>,
@@ -243,6 +267,8 @@ impl Emitter {
             local,
             fields: FieldEncoder::with_capacity(256),
             targets: Vec::with_capacity(16),
+            single_target: [0],
+            last_was_single: false,
             pairs: Vec::with_capacity(8),
             rng: fastrand::Rng::with_seed(seed),
             max_record,
@@ -298,9 +324,8 @@ impl Emitter {
 
     /// Routes `values` through `stream`'s routers and sends a record to every target: written
     /// straight into the target's ring when there is one target, encoded once and copied
-    /// when there are several.
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
+    /// when there are several. Returns the number of targets.
+    #[inline(always)]
     pub(crate) fn emit<V: EncodeValue>(
         &mut self,
         component: &str,
@@ -309,7 +334,7 @@ impl Emitter {
         anchoring: Anchoring<'_>,
         direct: Option<TaskId>,
         values: &[V],
-    ) -> Result<Emitted, EmitError> {
+    ) -> Result<usize, EmitError> {
         if values.len() != stream.field_count || direct.is_some() != stream.direct {
             return Err(shape_error(
                 component,
@@ -330,14 +355,29 @@ impl Emitter {
                 let Some(target) = target else {
                     return Err(not_a_subscriber(component, stream, direct_task));
                 };
-                self.targets.clear();
-                self.targets.push(target);
+                self.single_target = [target];
+                self.last_was_single = true;
                 self.emit_to_one(component, source, stream, anchoring, target, values)?;
-                return Ok(Emitted { targets: 1 });
+                return Ok(1);
             }
         }
+        self.emit_to_many(component, source, stream, anchoring, direct_task, values)
+    }
+
+    /// [`emit`](Self::emit) through several routers, or a router that may pick several
+    /// targets.
+    #[inline(never)]
+    fn emit_to_many<V: EncodeValue>(
+        &mut self,
+        component: &str,
+        source: TaskId,
+        stream: &mut StreamRoute,
+        anchoring: Anchoring<'_>,
+        direct_task: Option<u32>,
+        values: &[V],
+    ) -> Result<usize, EmitError> {
+        self.last_was_single = false;
         self.targets.clear();
-        let direct_task = direct.map(|task| task.0);
         let mut key = EmitKey {
             values,
             key: &mut self.key,
@@ -361,22 +401,7 @@ impl Emitter {
         if direct_task.is_some() && self.targets.is_empty() && !stream.routers.is_empty() {
             return Err(not_a_subscriber(component, stream, direct_task));
         }
-        let roots = match anchoring {
-            Anchoring::None => 0,
-            Anchoring::Root { .. } => 1,
-            Anchoring::Anchors(anchors) => {
-                let distinct = distinct_roots(anchors, &mut self.pairs);
-                if distinct > MAX_ANCHORS {
-                    return Err(EmitError::TooManyAnchors { count: distinct });
-                }
-                distinct
-            }
-        };
-        let fields_len = fields_len(values);
-        let len = (HEADER_BYTES + roots * ANCHOR_BYTES).saturating_add(fields_len);
-        if len > self.max_record || fields_len > u32::MAX as usize {
-            return Err(too_large(component, stream, len, self.max_record));
-        }
+        let len = self.record_len(component, stream, anchoring, values)?;
         let field_count = values.len();
         let target_count = self.targets.len();
         if target_count == 1 {
@@ -391,10 +416,7 @@ impl Emitter {
                 &mut self.records_sent,
                 target,
                 len,
-                |out| {
-                    let at = write_header(out, target, source.0, stream.id.0, field_count, pairs);
-                    write_fields(values, &mut out[at..]);
-                },
+                |out| write_record(out, target, source.0, stream.id.0, pairs, values),
             );
         } else if target_count > 1 {
             if !encoded {
@@ -420,22 +442,19 @@ impl Emitter {
                 );
             }
         }
-        Ok(Emitted {
-            targets: target_count,
-        })
+        Ok(target_count)
     }
 
-    /// Sends one record to `target`, written straight into its ring.
+    /// Bytes of the record of an emit of `values` with `anchoring`, checked against the
+    /// largest record every port takes. For anchors, leaves scratch in `self.pairs`.
     #[inline(always)]
-    fn emit_to_one<V: EncodeValue>(
+    fn record_len<V: EncodeValue>(
         &mut self,
         component: &str,
-        source: TaskId,
         stream: &StreamRoute,
         anchoring: Anchoring<'_>,
-        target: u32,
         values: &[V],
-    ) -> Result<(), EmitError> {
+    ) -> Result<usize, EmitError> {
         let roots = match anchoring {
             Anchoring::None => 0,
             Anchoring::Root { .. } => 1,
@@ -452,9 +471,38 @@ impl Emitter {
         if len > self.max_record || fields_len > u32::MAX as usize {
             return Err(too_large(component, stream, len, self.max_record));
         }
+        Ok(len)
+    }
+
+    /// Sends one record to `target`, written straight into its ring.
+    #[inline(always)]
+    fn emit_to_one<V: EncodeValue>(
+        &mut self,
+        component: &str,
+        source: TaskId,
+        stream: &StreamRoute,
+        anchoring: Anchoring<'_>,
+        target: u32,
+        values: &[V],
+    ) -> Result<(), EmitError> {
+        let len = self.record_len(component, stream, anchoring, values)?;
+        let stream_id = stream.id.0;
+        if let Anchoring::None = anchoring {
+            Self::route_record(
+                &self.routes,
+                &mut self.ports,
+                &mut self.local,
+                &mut self.backlogged,
+                &mut self.records_sent,
+                target,
+                len,
+                #[inline(always)]
+                |out| write_record(out, target, source.0, stream_id, &[], values),
+            );
+            return Ok(());
+        }
         self.fill_pairs(anchoring);
         let pairs = &self.pairs;
-        let field_count = values.len();
         Self::route_record(
             &self.routes,
             &mut self.ports,
@@ -463,10 +511,8 @@ impl Emitter {
             &mut self.records_sent,
             target,
             len,
-            |out| {
-                let at = write_header(out, target, source.0, stream.id.0, field_count, pairs);
-                write_fields(values, &mut out[at..]);
-            },
+            #[inline(always)]
+            |out| write_record(out, target, source.0, stream_id, pairs, values),
         );
         Ok(())
     }
@@ -516,6 +562,7 @@ impl Emitter {
         );
     }
 
+    /// Writes a record of `len` bytes for `target`, encoded in place by `fill`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn route_record(
@@ -533,18 +580,17 @@ impl Emitter {
             .copied()
             .unwrap_or(Route::Nowhere)
         {
-            Route::Local => {
-                local.write(target, len, fill);
-            }
+            Route::Local => local.write(target, len, fill),
             Route::Port(port) => {
                 let port = &mut ports[usize::from(port)];
                 let was_backlogged = port.is_backlogged();
-                if port.write(target, len, fill) == Written::Overflow && !was_backlogged {
+                port.write(target, len, fill);
+                if !was_backlogged && port.is_backlogged() {
                     backlogged.enter(port.is_remote());
                 }
             }
             Route::Nowhere => {
-                tracing::error!(target_task = target, "no route to task; record dropped");
+                no_route(target);
                 return;
             }
         }
@@ -574,7 +620,11 @@ impl Emitter {
     /// The target tasks of the last emit.
     #[inline]
     pub(crate) fn last_targets(&self) -> &[u32] {
-        &self.targets
+        if self.last_was_single {
+            &self.single_target
+        } else {
+            &self.targets
+        }
     }
 
     /// The acker task in charge of tree `root`.
@@ -589,6 +639,12 @@ impl Emitter {
     pub(crate) fn tracking(&self) -> bool {
         !self.ackers.is_empty()
     }
+}
+
+#[cold]
+#[inline(never)]
+fn no_route(target: u32) {
+    tracing::error!(target_task = target, "no route to task; record dropped");
 }
 
 #[cold]

@@ -2,6 +2,10 @@
 //! to the same thread for its own tasks), or an outbound ring to the transport for a peer
 //! worker — each with an overflow buffer for when the ring is full, so that writing never
 //! blocks and never drops.
+//!
+//! [`OutputPort::write`] lends the bytes of a record of known length for the caller to
+//! encode the tuple into. Into a ring with room and no backlog (the common case) the bytes
+//! lent are the ring's own, so a tuple is encoded exactly once, in place.
 
 use std::fmt;
 use std::sync::Arc;
@@ -33,33 +37,27 @@ enum Refused {
 }
 
 impl PortRing {
-    #[inline(always)]
-    fn write_with(
-        &mut self,
-        target: u32,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]),
-    ) -> Result<(), Refused> {
+    /// Copies `record`, for `target`, into the ring.
+    fn write(&mut self, target: u32, record: &[u8]) -> Result<(), Refused> {
+        let len = record.len();
         match self {
-            PortRing::Local { producer, .. } => producer
-                .write_with(len, |buf| {
-                    fill(&mut buf[..len]);
-                    len
-                })
-                .map_err(|error| match error {
-                    WriteError::RecordFull => Refused::Full,
-                    other => panic!("record of {len} bytes refused by its ring: {other}"),
-                }),
-            PortRing::Remote(outbound) => outbound
-                .write_with(target, len, |buf| {
-                    fill(&mut buf[..len]);
-                    len
-                })
-                .map_err(|error| match error {
+            PortRing::Local { producer, .. } => match producer.append(len) {
+                Ok(buf) => {
+                    buf.copy_from_slice(record);
+                    Ok(())
+                }
+                Err(WriteError::RecordFull) => Err(Refused::Full),
+                Err(other) => panic!("record of {len} bytes refused by its ring: {other}"),
+            },
+            PortRing::Remote(outbound) => {
+                outbound.write(target, record).map_err(|error| match error {
                     OutboundError::Full { .. } => Refused::Full,
                     OutboundError::Closed { .. } => Refused::Closed,
-                    other => panic!("record of {len} bytes refused by its outbound ring: {other}"),
-                }),
+                    other => {
+                        panic!("record of {len} bytes refused by its outbound ring: {other}")
+                    }
+                })
+            }
         }
     }
 
@@ -85,17 +83,26 @@ impl PortRing {
 /// An output ring to one consumer, with the records that did not fit yet.
 pub(crate) struct OutputPort {
     ring: PortRing,
+    /// Everything but the ring, so that both can be borrowed at once.
+    state: PortState,
+}
+
+/// The bookkeeping of a port.
+struct PortState {
     /// Records written while the ring was full, each after its destination task and `u32`
     /// length, waiting for room in order. While it holds anything, new records queue behind
     /// it.
     overflow: Vec<u8>,
     overflow_read: usize,
+    /// Where a record for a peer worker is being encoded (at the end of `overflow`, behind
+    /// its prefix) before `write` copies it into the outbound ring.
+    staged: Option<usize>,
     /// Records written into the ring since the last publish.
     unpublished: u64,
     /// Records published into the ring so far.
     published: u64,
     /// Records dropped because the ring's reader is gone for good.
-    pub(crate) dropped: u64,
+    dropped: u64,
     counters: Arc<RingCounters>,
 }
 
@@ -105,26 +112,67 @@ impl fmt::Debug for OutputPort {
             .field("remote", &self.is_remote())
             .field(
                 "overflow_bytes",
-                &(self.overflow.len() - self.overflow_read),
+                &(self.state.overflow.len() - self.state.overflow_read),
             )
-            .field("published", &self.published)
+            .field("published", &self.state.published)
             .finish()
     }
 }
 
-/// What happened to a record written to a port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Written {
-    /// It went into the ring.
-    Ring,
-    /// The ring was full: it waits in the overflow buffer.
-    Overflow,
-    /// Nobody reads the ring any more: it was dropped (its tree, if tracked, times out).
-    Dropped,
-}
-
 /// Bytes in front of each overflowed record: destination task and length.
 const OVERFLOW_PREFIX: usize = 8;
+
+impl PortState {
+    #[inline(always)]
+    fn is_backlogged(&self) -> bool {
+        self.overflow_read != self.overflow.len()
+    }
+
+    /// Appends a record of `len` bytes for `target` to the overflow and lends its bytes.
+    #[inline(never)]
+    fn push_overflow(&mut self, target: u32, len: usize) -> &mut [u8] {
+        let start = self.push_prefix(target, len);
+        &mut self.overflow[start..]
+    }
+
+    /// Appends the prefix and `len` zero bytes for a record to the overflow; returns where
+    /// the record's bytes start.
+    fn push_prefix(&mut self, target: u32, len: usize) -> usize {
+        self.overflow.extend_from_slice(&target.to_le_bytes());
+        self.overflow.extend_from_slice(&(len as u32).to_le_bytes());
+        let start = self.overflow.len();
+        self.overflow.resize(start + len, 0);
+        start
+    }
+
+    /// Publishes what was written into `ring` and wakes its consumer.
+    #[inline]
+    fn publish(&mut self, ring: &mut PortRing) {
+        if self.unpublished != 0 {
+            ring.publish();
+            self.count_published();
+        }
+    }
+
+    /// Counts the unpublished records as published, after the ring published them.
+    fn count_published(&mut self) {
+        self.published += self.unpublished;
+        self.unpublished = 0;
+        // Release: a consumer that sees this count finds the records in the ring.
+        self.counters
+            .published
+            .store(self.published, Ordering::Release);
+    }
+
+    /// Counts a record the ring refused for good.
+    #[cold]
+    fn drop_record(&mut self) {
+        if self.dropped == 0 {
+            tracing::warn!("a peer worker left the assignment: records for it are dropped");
+        }
+        self.dropped += 1;
+    }
+}
 
 impl OutputPort {
     /// A port into a ring to a thread of this worker.
@@ -144,12 +192,15 @@ impl OutputPort {
     fn with_ring(ring: PortRing, counters: Arc<RingCounters>) -> Self {
         Self {
             ring,
-            overflow: Vec::new(),
-            overflow_read: 0,
-            unpublished: 0,
-            published: 0,
-            dropped: 0,
-            counters,
+            state: PortState {
+                overflow: Vec::new(),
+                overflow_read: 0,
+                staged: None,
+                unpublished: 0,
+                published: 0,
+                dropped: 0,
+                counters,
+            },
         }
     }
 
@@ -164,107 +215,96 @@ impl OutputPort {
     }
 
     /// Whether records wait for room.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn is_backlogged(&self) -> bool {
-        self.overflow_read != self.overflow.len()
+        self.state.is_backlogged()
     }
 
     /// Whether records were written that the consumer cannot see yet (unpublished, or
     /// waiting in the overflow).
     #[inline]
     pub(crate) fn has_unpublished(&self) -> bool {
-        self.unpublished != 0 || self.is_backlogged()
+        self.state.unpublished != 0 || self.is_backlogged()
     }
 
-    /// Writes a record of `len` bytes for task `target`, filled by `fill`; queues it when
-    /// the ring is full. `len` must not exceed [`max_record_len`](Self::max_record_len).
-    #[inline]
-    pub(crate) fn write(
-        &mut self,
-        target: u32,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]),
-    ) -> Written {
-        if self.is_backlogged() {
-            self.push_overflow(target, len, fill);
-            return Written::Overflow;
-        }
-        let mut fill = Some(fill);
-        let mut attempt = |ring: &mut PortRing| {
-            ring.write_with(target, len, |buf| (fill.take().expect("filled once"))(buf))
-        };
-        match attempt(&mut self.ring) {
-            Ok(()) => {
-                self.unpublished += 1;
-                return Written::Ring;
-            }
-            Err(Refused::Closed) => return self.drop_record(),
-            Err(Refused::Full) => {
-                // Make what is pending visible so the consumer can free room, then try once
-                // more before queueing.
-                self.publish();
-                match attempt(&mut self.ring) {
-                    Ok(()) => {
-                        self.unpublished += 1;
-                        return Written::Ring;
-                    }
-                    Err(Refused::Closed) => return self.drop_record(),
-                    Err(Refused::Full) => {}
+    /// Writes a record of `len` bytes for task `target`, encoded in place by `fill`, which
+    /// writes all of the bytes it is lent. `len` must not exceed
+    /// [`max_record_len`](Self::max_record_len).
+    ///
+    /// The bytes lent are the ring's own when the ring has room and nothing waits in the
+    /// overflow. Otherwise the record is queued in the overflow (a backlog, or a ring to a
+    /// thread that is full even after publishing), or, for a peer worker, encoded in the
+    /// overflow and copied into the outbound ring at once if it has room.
+    #[inline(always)]
+    pub(crate) fn write(&mut self, target: u32, len: usize, fill: impl FnOnce(&mut [u8])) {
+        let state = &mut self.state;
+        let buf = match &mut self.ring {
+            _ if state.is_backlogged() => state.push_overflow(target, len),
+            PortRing::Local { producer, doorbell } => match producer.append(len) {
+                Ok(buf) => {
+                    state.unpublished += 1;
+                    buf
                 }
+                Err(error) => local_full(producer, doorbell, state, target, len, error),
+            },
+            PortRing::Remote(_) => stage(state, target, len),
+        };
+        fill(buf);
+        if let Some(start) = self.state.staged.take() {
+            self.send_staged(start);
+        }
+    }
+
+    /// Copies the staged record at `start` of the overflow into the ring (publishing once to
+    /// make room if need be); leaves it queued when the ring stays full.
+    #[inline(never)]
+    fn send_staged(&mut self, start: usize) {
+        let state = &mut self.state;
+        for attempt in 0..2 {
+            if attempt == 1 {
+                state.publish(&mut self.ring);
             }
+            let target = u32::from_le_bytes(
+                state.overflow[start - OVERFLOW_PREFIX..start - OVERFLOW_PREFIX + 4]
+                    .try_into()
+                    .expect("4 bytes"),
+            );
+            match self.ring.write(target, &state.overflow[start..]) {
+                Ok(()) => state.unpublished += 1,
+                Err(Refused::Closed) => state.drop_record(),
+                Err(Refused::Full) => continue,
+            }
+            state.overflow.truncate(start - OVERFLOW_PREFIX);
+            return;
         }
-        self.push_overflow(target, len, fill.take().expect("not yet filled"));
-        Written::Overflow
-    }
-
-    #[cold]
-    fn drop_record(&mut self) -> Written {
-        if self.dropped == 0 {
-            tracing::warn!("a peer worker left the assignment: records for it are dropped");
-        }
-        self.dropped += 1;
-        Written::Dropped
-    }
-
-    fn push_overflow(&mut self, target: u32, len: usize, fill: impl FnOnce(&mut [u8])) {
-        self.overflow.extend_from_slice(&target.to_le_bytes());
-        self.overflow.extend_from_slice(&(len as u32).to_le_bytes());
-        let start = self.overflow.len();
-        self.overflow.resize(start + len, 0);
-        fill(&mut self.overflow[start..]);
     }
 
     /// Moves queued records into the ring while it has room; returns whether any moved.
     pub(crate) fn flush_overflow(&mut self) -> bool {
+        let state = &mut self.state;
         let mut moved = false;
-        while self.is_backlogged() {
-            let at = self.overflow_read;
+        while state.is_backlogged() {
+            let at = state.overflow_read;
             let word = |offset: usize| {
                 u32::from_le_bytes(
-                    self.overflow[offset..offset + 4]
+                    state.overflow[offset..offset + 4]
                         .try_into()
                         .expect("4 bytes"),
                 )
             };
             let (target, len) = (word(at), word(at + 4) as usize);
             let start = at + OVERFLOW_PREFIX;
-            let record = &self.overflow[start..start + len];
-            match self
-                .ring
-                .write_with(target, len, |buf| buf.copy_from_slice(record))
-            {
-                Ok(()) => self.unpublished += 1,
+            match self.ring.write(target, &state.overflow[start..start + len]) {
+                Ok(()) => state.unpublished += 1,
                 Err(Refused::Full) => break,
-                Err(Refused::Closed) => {
-                    self.dropped += 1;
-                }
+                Err(Refused::Closed) => state.dropped += 1,
             }
             moved = true;
-            self.overflow_read = start + len;
+            state.overflow_read = start + len;
         }
-        if !self.is_backlogged() && !self.overflow.is_empty() {
-            self.overflow.clear();
-            self.overflow_read = 0;
+        if !state.is_backlogged() && !state.overflow.is_empty() {
+            state.overflow.clear();
+            state.overflow_read = 0;
         }
         moved
     }
@@ -272,14 +312,45 @@ impl OutputPort {
     /// Publishes what was written and wakes the consumer.
     #[inline]
     pub(crate) fn publish(&mut self) {
-        if self.unpublished != 0 {
-            self.ring.publish();
-            self.published += self.unpublished;
-            self.unpublished = 0;
-            // Release: a consumer that sees this count finds the records in the ring.
-            self.counters
-                .published
-                .store(self.published, Ordering::Release);
-        }
+        self.state.publish(&mut self.ring);
     }
+}
+
+/// [`OutputPort::write`] into a ring to a thread that refused the record: publishes
+/// what is pending so the consumer can free room and tries once more, then queues the
+/// record in the overflow.
+#[cold]
+#[inline(never)]
+fn local_full<'a>(
+    producer: &'a mut RecordProducer,
+    doorbell: &Arc<dyn WaitStrategy>,
+    state: &'a mut PortState,
+    target: u32,
+    len: usize,
+    error: WriteError,
+) -> &'a mut [u8] {
+    if error != WriteError::RecordFull {
+        panic!("record of {len} bytes refused by its ring: {error}");
+    }
+    if state.unpublished != 0 {
+        producer.publish();
+        doorbell.notify();
+        state.count_published();
+    }
+    match producer.append(len) {
+        Ok(buf) => {
+            state.unpublished += 1;
+            buf
+        }
+        Err(_) => state.push_overflow(target, len),
+    }
+}
+
+/// Stages a record for a peer worker at the end of the overflow, to be copied into the
+/// outbound ring once [`OutputPort::write`] has encoded it.
+#[inline(never)]
+fn stage(state: &mut PortState, target: u32, len: usize) -> &mut [u8] {
+    let start = state.push_prefix(target, len);
+    state.staged = Some(start);
+    &mut state.overflow[start..]
 }

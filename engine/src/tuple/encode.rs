@@ -216,7 +216,7 @@ pub fn fields_len<V: EncodeValue>(values: &[V]) -> usize {
 }
 
 /// Writes `values` back to back at the start of `out`; returns the bytes written.
-#[inline]
+#[inline(always)]
 pub fn write_fields<V: EncodeValue>(values: &[V], out: &mut [u8]) -> usize {
     let mut at = 0;
     for value in values {
@@ -330,6 +330,21 @@ pub(crate) fn write_header(
     at
 }
 
+/// Writes a whole record, header, anchor pairs and fields, at the start of `out`, which
+/// must be exactly as long as the record.
+#[inline(always)]
+pub(crate) fn write_record<V: EncodeValue>(
+    out: &mut [u8],
+    dest_task: u32,
+    source_task: u32,
+    stream: u16,
+    anchors: &[(u64, u64)],
+    values: &[V],
+) {
+    let at = write_header(out, dest_task, source_task, stream, values.len(), anchors);
+    write_fields(values, &mut out[at..]);
+}
+
 /// Encodes a whole record into `out` (cleared first): the simple path for tests, tools and
 /// system messages built outside an executor.
 pub fn encode_record<V: EncodeValue>(
@@ -345,6 +360,5 @@ pub fn encode_record<V: EncodeValue>(
         HEADER_BYTES + anchors.len() * ANCHOR_BYTES + fields_len(values),
         0,
     );
-    let at = write_header(out, dest_task, source_task, stream, values.len(), anchors);
-    write_fields(values, &mut out[at..]);
+    write_record(out, dest_task, source_task, stream, anchors, values);
 }

@@ -45,7 +45,7 @@ pub use encode::{EncodeValue, FieldEncoder, encode_record, fields_len, write_fie
 pub use error::{DecodeError, FieldError};
 pub use view::{AnchorPairs, FieldIter, ListRef, MapRef, TupleRef};
 
-pub(crate) use encode::write_header;
+pub(crate) use encode::{write_header, write_record};
 
 /// Bytes of the fixed record header.
 pub const HEADER_BYTES: usize = 16;

@@ -122,36 +122,59 @@ pub(crate) fn decode_value(
 
 /// Where the value starting at `offset` ends, checking only that it fits in `bytes` (its
 /// contents are checked when it is decoded).
-#[inline]
+#[inline(always)]
 fn skip_value(bytes: &[u8], offset: usize, index: usize) -> Result<usize, DecodeError> {
     let Some(&tag) = bytes.get(offset) else {
-        return Err(DecodeError::TruncatedField {
-            index,
-            value_type: ValueType::Null,
-            offset,
-            len: bytes.len(),
-        });
-    };
-    let length_at = |extra: usize| -> Option<usize> {
-        let len = bytes.get(offset + 1..offset + 5)?;
-        let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
-        offset.checked_add(extra)?.checked_add(len)
+        return Err(truncated_field(bytes, offset, index, ValueType::Null as u8));
     };
     let end = match tag {
-        0 => Some(offset + 1),
-        1 => Some(offset + 2),
-        2..=4 => Some(offset + 9),
-        5 | 6 => length_at(5),
-        7 | 8 => length_at(9),
-        _ => return Err(DecodeError::UnknownTag { index, offset, tag }),
+        2..=4 => offset + 9,
+        0 => offset + 1,
+        1 => offset + 2,
+        5..=8 => return skip_sized(bytes, offset, index, tag),
+        _ => return Err(unknown_tag(offset, index, tag)),
     };
-    end.filter(|end| *end <= bytes.len())
-        .ok_or_else(|| DecodeError::TruncatedField {
-            index,
-            value_type: ValueType::from_tag(tag).unwrap_or(ValueType::Null),
-            offset,
-            len: bytes.len(),
+    if end > bytes.len() {
+        return Err(truncated_field(bytes, offset, index, tag));
+    }
+    Ok(end)
+}
+
+/// [`skip_value`] for the values that carry their length: strings, bytes, lists, maps.
+#[inline(never)]
+fn skip_sized(bytes: &[u8], offset: usize, index: usize, tag: u8) -> Result<usize, DecodeError> {
+    let extra = if tag <= 6 { 5 } else { 9 };
+    bytes
+        .get(offset + 1..offset + 5)
+        .and_then(|len| {
+            let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+            offset.checked_add(extra)?.checked_add(len)
         })
+        .filter(|end| *end <= bytes.len())
+        .ok_or_else(|| truncated_field(bytes, offset, index, tag))
+}
+
+#[cold]
+#[inline(never)]
+fn truncated_field(bytes: &[u8], offset: usize, index: usize, tag: u8) -> DecodeError {
+    DecodeError::TruncatedField {
+        index,
+        value_type: ValueType::from_tag(tag).unwrap_or(ValueType::Null),
+        offset,
+        len: bytes.len(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn unknown_tag(offset: usize, index: usize, tag: u8) -> DecodeError {
+    DecodeError::UnknownTag { index, offset, tag }
+}
+
+#[cold]
+#[inline(never)]
+fn out_of_range(index: usize, count: usize) -> FieldError {
+    FieldError::OutOfRange { index, count }
 }
 
 /// The encoded items of a list or map, checked when the view was made.
@@ -330,6 +353,12 @@ impl<'a> TupleRef<'a> {
         usize::from(self.field_count)
     }
 
+    /// Whether the tuple carries no anchor pair (it belongs to no tracked tree).
+    #[inline(always)]
+    pub(crate) fn is_unanchored(&self) -> bool {
+        self.fields_start as usize == HEADER_BYTES
+    }
+
     /// The (root id, edge id) pairs tying this tuple to spout tuple trees.
     #[inline]
     pub fn anchors(&self) -> AnchorPairs<'a> {
@@ -345,13 +374,10 @@ impl<'a> TupleRef<'a> {
     }
 
     /// Offset of field `index` in the record.
-    #[inline]
+    #[inline(always)]
     fn field_offset(&self, index: usize) -> Result<usize, FieldError> {
         if index >= self.field_count() {
-            return Err(FieldError::OutOfRange {
-                index,
-                count: self.field_count(),
-            });
+            return Err(out_of_range(index, self.field_count()));
         }
         let mut at = self.fields_start as usize;
         for skipped in 0..index {
@@ -410,15 +436,22 @@ impl<'a> TupleRef<'a> {
     ///
     /// # Errors
     /// Out of range, another type, or a malformed record.
-    #[inline]
+    #[inline(always)]
     pub fn get_u64(&self, index: usize) -> Result<u64, FieldError> {
-        let at = self.field_offset(index)?;
-        if let Some([tag, word @ ..]) = self.record.get(at..at + 9)
+        if let Ok(at) = self.field_offset(index)
+            && let Some([tag, word @ ..]) = self.record.get(at..at + 9)
             && *tag == ValueType::U64 as u8
         {
             let word: [u8; 8] = word.try_into().expect("8 bytes");
             return Ok(u64::from_le_bytes(word));
         }
+        self.get_u64_slow(index)
+    }
+
+    /// [`get_u64`](Self::get_u64) when the field is not a well-formed `u64`: the error.
+    #[cold]
+    #[inline(never)]
+    fn get_u64_slow(&self, index: usize) -> Result<u64, FieldError> {
         self.typed(index, ValueType::U64, |v| match v {
             ValueRef::U64(v) => Some(v),
             _ => None,
@@ -429,15 +462,22 @@ impl<'a> TupleRef<'a> {
     ///
     /// # Errors
     /// Out of range, another type, or a malformed record.
-    #[inline]
+    #[inline(always)]
     pub fn get_i64(&self, index: usize) -> Result<i64, FieldError> {
-        let at = self.field_offset(index)?;
-        if let Some([tag, word @ ..]) = self.record.get(at..at + 9)
+        if let Ok(at) = self.field_offset(index)
+            && let Some([tag, word @ ..]) = self.record.get(at..at + 9)
             && *tag == ValueType::I64 as u8
         {
             let word: [u8; 8] = word.try_into().expect("8 bytes");
             return Ok(i64::from_le_bytes(word));
         }
+        self.get_i64_slow(index)
+    }
+
+    /// [`get_i64`](Self::get_i64) when the field is not a well-formed `i64`: the error.
+    #[cold]
+    #[inline(never)]
+    fn get_i64_slow(&self, index: usize) -> Result<i64, FieldError> {
         self.typed(index, ValueType::I64, |v| match v {
             ValueRef::I64(v) => Some(v),
             _ => None,
@@ -448,15 +488,22 @@ impl<'a> TupleRef<'a> {
     ///
     /// # Errors
     /// Out of range, another type, or a malformed record.
-    #[inline]
+    #[inline(always)]
     pub fn get_f64(&self, index: usize) -> Result<f64, FieldError> {
-        let at = self.field_offset(index)?;
-        if let Some([tag, word @ ..]) = self.record.get(at..at + 9)
+        if let Ok(at) = self.field_offset(index)
+            && let Some([tag, word @ ..]) = self.record.get(at..at + 9)
             && *tag == ValueType::F64 as u8
         {
             let word: [u8; 8] = word.try_into().expect("8 bytes");
             return Ok(f64::from_bits(u64::from_le_bytes(word)));
         }
+        self.get_f64_slow(index)
+    }
+
+    /// [`get_f64`](Self::get_f64) when the field is not a well-formed `f64`: the error.
+    #[cold]
+    #[inline(never)]
+    fn get_f64_slow(&self, index: usize) -> Result<f64, FieldError> {
         self.typed(index, ValueType::F64, |v| match v {
             ValueRef::F64(v) => Some(v),
             _ => None,

@@ -1,6 +1,7 @@
 //! The consumer end: reads every published record as one borrowed batch and releases the
 //! batch with one release store.
 
+use std::cell::Cell;
 use std::fmt;
 use std::iter::FusedIterator;
 use std::ptr::NonNull;
@@ -128,6 +129,26 @@ impl RecordConsumer {
         }
     }
 
+    /// The records published so far, up to `max_records` of them, found one at a time as
+    /// they are iterated: unlike [`read`](Self::read), which walks the records once to count
+    /// them before they are iterated, this walks them once in all.
+    ///
+    /// Releasing the batch frees only the records handed out by its iterators, so records
+    /// left unread stay for the next read. The producer's write sequence is loaded (one
+    /// acquire load) at most once per batch, when the records already known to be
+    /// published run out.
+    #[inline]
+    pub fn read_lazy(&mut self, max_records: usize) -> LazyBatch<'_> {
+        LazyBatch {
+            pos: Cell::new(self.read_pos),
+            end: Cell::new(self.cached_write),
+            refreshed: Cell::new(false),
+            left: Cell::new(max_records),
+            max_records,
+            consumer: self,
+        }
+    }
+
     /// Whether the producer has gone: it detached (was dropped), or its process died. For a
     /// producer in another process this costs a system call, so ask when the ring looks
     /// idle rather than per record. Records it published remain readable.
@@ -161,6 +182,17 @@ impl RecordConsumer {
     #[cold]
     #[inline(never)]
     fn refresh_cached_write(&mut self) -> bool {
+        let published = self.load_write_seq();
+        let moved = published != self.cached_write;
+        self.cached_write = published;
+        moved
+    }
+
+    /// Loads the producer's write sequence for a batch that has read up to `pos`, checking
+    /// it against the read sequence.
+    #[cold]
+    #[inline(never)]
+    fn load_write_seq(&self) -> u64 {
         // Acquire: pairs with the producer's release in `publish`, so every record byte
         // below this sequence is visible.
         let published = self.header().write_seq.0.load(Ordering::Acquire);
@@ -168,16 +200,9 @@ impl RecordConsumer {
             || published - self.read_pos > self.capacity() as u64
             || !published.is_multiple_of(RECORD_ALIGN as u64)
         {
-            panic!(
-                "record ring corrupted: write sequence {published} is not within {} bytes \
-                 above the read sequence {}",
-                self.capacity(),
-                self.read_pos
-            );
+            corrupt_write_sequence(published, self.read_pos, self.capacity());
         }
-        let moved = published != self.cached_write;
-        self.cached_write = published;
-        moved
+        published
     }
 
     /// Gives back every byte below `end` to the producer with one release store.
@@ -190,6 +215,14 @@ impl RecordConsumer {
             self.read_pos = end;
         }
     }
+}
+
+#[cold]
+fn corrupt_write_sequence(published: u64, read: u64, capacity: usize) -> ! {
+    panic!(
+        "record ring corrupted: write sequence {published} is not within {capacity} bytes \
+         above the read sequence {read}"
+    )
 }
 
 #[cold]
@@ -325,3 +358,144 @@ impl<'a> Iterator for RecordIter<'a> {
 impl ExactSizeIterator for RecordIter<'_> {}
 
 impl FusedIterator for RecordIter<'_> {}
+
+/// Records read from a [`RecordConsumer`] with [`read_lazy`](RecordConsumer::read_lazy),
+/// found one at a time as they are iterated and borrowed from the ring until released.
+///
+/// [`release`](Self::release) or dropping the batch frees the records its iterators handed
+/// out, with one release store; the rest stay in the ring. Iterating again resumes after
+/// the last record handed out.
+pub struct LazyBatch<'a> {
+    consumer: &'a mut RecordConsumer,
+    /// Sequence right after the last record handed out.
+    pos: Cell<u64>,
+    /// Published sequence the batch reads below.
+    end: Cell<u64>,
+    /// Whether `end` was loaded from the producer's write sequence by this batch.
+    refreshed: Cell<bool>,
+    /// Records that may still be handed out.
+    left: Cell<usize>,
+    max_records: usize,
+}
+
+impl fmt::Debug for LazyBatch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyBatch")
+            .field("taken", &self.taken())
+            .field("start", &self.consumer.read_pos)
+            .field("pos", &self.pos.get())
+            .finish()
+    }
+}
+
+impl LazyBatch<'_> {
+    /// Records handed out so far.
+    #[inline]
+    pub fn taken(&self) -> usize {
+        self.max_records - self.left.get()
+    }
+
+    /// The records not handed out yet, in order, as slices that cannot outlive the batch.
+    #[inline]
+    pub fn iter(&self) -> LazyIter<'_> {
+        LazyIter { batch: self }
+    }
+
+    /// Frees every record handed out for the producer with one release store.
+    pub fn release(self) {
+        drop(self);
+    }
+
+    /// Loads the producer's write sequence once per batch; reports whether records lie
+    /// beyond `end` now.
+    #[cold]
+    #[inline(never)]
+    fn refresh(&self) -> bool {
+        if self.refreshed.replace(true) {
+            return false;
+        }
+        let published = self.consumer.load_write_seq();
+        let moved = published != self.end.get();
+        self.end.set(published);
+        moved
+    }
+}
+
+impl Drop for LazyBatch<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.consumer.cached_write = self.end.get();
+        self.consumer.release_to(self.pos.get());
+    }
+}
+
+impl<'b> IntoIterator for &'b LazyBatch<'_> {
+    type Item = &'b [u8];
+    type IntoIter = LazyIter<'b>;
+
+    fn into_iter(self) -> LazyIter<'b> {
+        self.iter()
+    }
+}
+
+/// Iterator over the records of a [`LazyBatch`].
+pub struct LazyIter<'a> {
+    batch: &'a LazyBatch<'a>,
+}
+
+impl fmt::Debug for LazyIter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyIter")
+            .field("pos", &self.batch.pos.get())
+            .finish()
+    }
+}
+
+impl<'a> Iterator for LazyIter<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let batch = self.batch;
+        let left = batch.left.get();
+        if left == 0 {
+            return None;
+        }
+        let consumer: &'a RecordConsumer = batch.consumer;
+        let mut pos = batch.pos.get();
+        loop {
+            if pos == batch.end.get() && !batch.refresh() {
+                return None;
+            }
+            let offset = pos as usize & consumer.mask;
+            let word = consumer.record_header(offset);
+            if word == PADDING {
+                pos += (consumer.capacity() - offset) as u64;
+                if pos > batch.end.get() {
+                    corrupt_record(word, pos, batch.end.get());
+                }
+                continue;
+            }
+            let len = consumer.checked_len(word, offset);
+            let next = pos + record_size(len) as u64;
+            if next > batch.end.get() {
+                corrupt_record(word, pos, batch.end.get());
+            }
+            batch.pos.set(next);
+            batch.left.set(left - 1);
+            consumer.region.note_read(offset + RECORD_HEADER_BYTES, len);
+            // SAFETY: `checked_len` keeps `offset + 8 + len` inside the data area; the
+            // record lies below `end`, a write sequence loaded with acquire, so it is
+            // published, and it stays unreleased while the batch that this iterator borrows
+            // lives (the batch releases only on drop), so the producer does not write it.
+            return Some(unsafe {
+                std::slice::from_raw_parts(
+                    consumer.data.add(offset + RECORD_HEADER_BYTES).as_ptr(),
+                    len,
+                )
+            });
+        }
+    }
+}
+
+impl FusedIterator for LazyIter<'_> {}

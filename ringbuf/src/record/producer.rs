@@ -121,6 +121,52 @@ impl RecordProducer {
         max_len: usize,
         fill: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<(), WriteError> {
+        let offset = self.claim(max_len)?;
+        let len = fill(self.payload_mut(offset, max_len));
+        assert!(
+            len <= max_len,
+            "record fill returned {len} bytes but was given room for {max_len}"
+        );
+        self.finish_record(offset, len);
+        Ok(())
+    }
+
+    /// Appends one record of exactly `len` bytes to the pending batch and lends its payload
+    /// to be written in place: the one-step alternative to [`write_with`](Self::write_with)
+    /// for a caller that knows the length up front.
+    ///
+    /// The record is part of the batch as soon as this returns; its payload is whatever
+    /// the slice holds when the batch is published, so the caller fills all of it. (Bytes
+    /// left unwritten are stale ring memory: earlier records' bytes or zeroes.)
+    ///
+    /// # Errors
+    /// As [`write_with`](Self::write_with); nothing is appended then.
+    #[inline(always)]
+    pub fn append(&mut self, len: usize) -> Result<&mut [u8], WriteError> {
+        let offset = self.claim(len)?;
+        self.finish_record(offset, len);
+        Ok(self.payload_mut(offset, len))
+    }
+
+    /// Where a record of `size` bytes goes after the pending ones: the padding to leave
+    /// before it (0, or the rest of the data area when it does not fit before the end), and
+    /// the sequence right after it.
+    #[inline(always)]
+    fn placement(&self, size: usize) -> (usize, u64) {
+        let offset = self.write_pos as usize & self.mask;
+        let to_end = self.capacity() - offset;
+        // A record never wraps: when it does not fit before the end of the data area, the
+        // rest of the area becomes padding and the record starts at offset 0.
+        let padding = if size <= to_end { 0 } else { to_end };
+        (padding, self.write_pos + (padding + size) as u64)
+    }
+
+    /// Makes room for a record of up to `max_len` bytes after the pending ones, writing a
+    /// padding record first when it would not fit before the end of the data area; returns
+    /// the data offset of the record's header word. The record is not written yet: until
+    /// [`finish_record`](Self::finish_record), `write_pos` stays in front of it.
+    #[inline(always)]
+    fn claim(&mut self, max_len: usize) -> Result<usize, WriteError> {
         if max_len > self.max_record_len {
             return Err(WriteError::RecordTooLarge {
                 len: max_len,
@@ -128,46 +174,61 @@ impl RecordProducer {
             });
         }
         let size = record_size(max_len);
-        let mut offset = self.write_pos as usize & self.mask;
-        let to_end = self.capacity() - offset;
-        // A record never wraps: when it does not fit before the end of the data area, the
-        // rest of the area becomes padding and the record starts at offset 0.
-        let padding = if size <= to_end { 0 } else { to_end };
-        let end = self.write_pos + (padding + size) as u64;
+        let (padding, end) = self.placement(size);
         if end > self.write_limit && !self.refresh_write_limit(end) {
             return Err(WriteError::RecordFull);
         }
-        if padding != 0 {
-            self.region.note_write(offset, RECORD_HEADER_BYTES);
-            // SAFETY: `offset` is a multiple of 8 inside the data area, which is 8-aligned;
-            // `write_pos..end` lies below `write_limit`, so the consumer has released these
-            // bytes and cannot see them before the next publish.
-            unsafe { self.data.add(offset).cast::<u64>().write(PADDING) };
-            self.write_pos += padding as u64;
-            offset = 0;
-        }
+        let offset = if padding == 0 {
+            self.write_pos as usize & self.mask
+        } else {
+            self.write_padding(self.write_pos as usize & self.mask, padding);
+            0
+        };
         self.region.note_write(offset, size);
-        // SAFETY: `offset + size <= capacity` (checked above, or offset is 0 and size is at
-        // most half the capacity), so the payload slice lies inside the data area; the bytes
+        Ok(offset)
+    }
+
+    /// Marks the `padding` bytes from `offset` to the end of the data area as skipped.
+    #[cold]
+    #[inline(never)]
+    fn write_padding(&mut self, offset: usize, padding: usize) {
+        self.region.note_write(offset, RECORD_HEADER_BYTES);
+        // SAFETY: `offset` is a multiple of 8 inside the data area, which is 8-aligned;
+        // `claim` checked that `write_pos..write_pos + padding + size` lies below
+        // `write_limit`, so the consumer has released these bytes and cannot see them
+        // before the next publish.
+        unsafe { self.data.add(offset).cast::<u64>().write(PADDING) };
+        self.write_pos += padding as u64;
+    }
+
+    /// The `len` payload bytes of the record whose header word is at `offset`.
+    #[inline(always)]
+    fn payload_mut(&mut self, offset: usize, len: usize) -> &mut [u8] {
+        debug_assert!(offset + record_size(len) <= self.capacity());
+        // SAFETY: `claim` returned `offset` for a record of at least `len` bytes, so
+        // `offset + 8 + len <= capacity` (it fit before the end of the area, or starts at 0
+        // and takes at most half of it) and the payload lies inside the data area; the bytes
         // are initialised (the area starts zeroed and is only ever written with bytes), are
-        // free space the consumer cannot see (as above), and `&mut self` makes this slice the
-        // only reference to them.
-        let payload = unsafe {
+        // free space the consumer cannot see before the next publish (`claim` checked them
+        // against `write_limit`), and `&mut self` makes this slice the only reference to
+        // them.
+        unsafe {
             std::slice::from_raw_parts_mut(
                 self.data.add(offset + RECORD_HEADER_BYTES).as_ptr(),
-                max_len,
+                len,
             )
-        };
-        let len = fill(payload);
-        assert!(
-            len <= max_len,
-            "record fill returned {len} bytes but was given room for {max_len}"
-        );
-        // SAFETY: as for the padding header: an 8-aligned word of free space in the area.
+        }
+    }
+
+    /// Writes the header word of a `len`-byte record claimed at `offset` and adds the record
+    /// to the pending batch.
+    #[inline(always)]
+    fn finish_record(&mut self, offset: usize, len: usize) {
+        // SAFETY: as in `payload_mut`: `offset` is an 8-aligned word of free space in the
+        // area, claimed for this record.
         unsafe { self.data.add(offset).cast::<u64>().write(len as u64) };
         self.write_pos += record_size(len) as u64;
         self.pending += 1;
-        Ok(())
     }
 
     /// Appends `record` to the pending batch; see [`write_with`](Self::write_with).

@@ -102,3 +102,74 @@ fn record_producer_drop_publishes_pending_and_abandons() {
         assert!(consumer.read(usize::MAX).is_empty());
     });
 }
+
+/// Appends `record` in place, publishing and yielding while the ring is full.
+fn append_blocking(producer: &mut RecordProducer, record: &[u8]) {
+    loop {
+        match producer.append(record.len()) {
+            Ok(buf) => {
+                buf.copy_from_slice(record);
+                return;
+            }
+            Err(WriteError::RecordFull) => {
+                producer.publish();
+                thread::yield_now();
+            }
+            Err(other) => panic!("unexpected append error: {other}"),
+        }
+    }
+}
+
+/// Reads lazily until `expected` records have arrived, up to `max_records` per batch.
+fn read_all_lazily(
+    consumer: &mut squall_ringbuf::record::RecordConsumer,
+    expected: usize,
+    max_records: usize,
+) -> Vec<Vec<u8>> {
+    let mut seen = Vec::new();
+    while seen.len() < expected {
+        let batch = consumer.read_lazy(max_records);
+        seen.extend(batch.iter().map(<[u8]>::to_vec));
+        let taken = batch.taken();
+        assert!(taken <= max_records);
+        batch.release();
+        if taken == 0 {
+            thread::yield_now();
+        }
+    }
+    seen
+}
+
+#[test]
+fn appended_records_arrive_whole_through_lazy_batches_across_the_wrap() {
+    check(|| {
+        let (mut producer, mut consumer) = heap_ring(32);
+        let writer = thread::spawn(move || {
+            append_blocking(&mut producer, RECORDS[0]);
+            append_blocking(&mut producer, RECORDS[1]);
+            producer.publish();
+            append_blocking(&mut producer, RECORDS[2]);
+            producer.publish();
+            producer
+        });
+        let seen = read_all_lazily(&mut consumer, RECORDS.len(), usize::MAX);
+        assert_eq!(seen, RECORDS);
+        drop(writer.join().unwrap());
+    });
+}
+
+#[test]
+fn lazy_batches_of_one_release_each_record() {
+    check(|| {
+        let (mut producer, mut consumer) = heap_ring(32);
+        let writer = thread::spawn(move || {
+            for record in RECORDS {
+                append_blocking(&mut producer, record);
+                producer.publish();
+            }
+        });
+        let seen = read_all_lazily(&mut consumer, RECORDS.len(), 1);
+        assert_eq!(seen, RECORDS);
+        writer.join().unwrap();
+    });
+}

@@ -42,13 +42,14 @@ impl ExecutorThread {
         if !port.has_records() {
             return false;
         }
-        let batch = port.consumer.read(self.input_batch);
-        let taken = batch.len();
+        let batch = port.consumer.read_lazy(self.input_batch);
+        self.process_guarded(&mut batch.iter());
+        let taken = batch.taken();
+        batch.release();
         if taken == 0 {
             return false;
         }
-        self.process_guarded(&mut batch.iter());
-        batch.release();
+        self.processed += taken as u64;
         port.consumed += taken as u64;
         port.counters
             .consumed
@@ -107,12 +108,14 @@ impl ExecutorThread {
                 return;
             };
             loop {
-                let batch = consumer.read(self.input_batch);
-                if batch.is_empty() {
+                let batch = consumer.read_lazy(self.input_batch);
+                self.process_guarded(&mut batch.iter());
+                let taken = batch.taken();
+                batch.release();
+                if taken == 0 {
                     break;
                 }
-                self.process_guarded(&mut batch.iter());
-                batch.release();
+                self.processed += taken as u64;
             }
             self.local_input = Some(consumer);
         }
@@ -127,9 +130,9 @@ impl ExecutorThread {
             .map(usize::from)
     }
 
-    /// Hands one record to its task.
+    /// Hands one record to its task. (The caller counts it in `processed`.)
+    #[inline]
     pub(super) fn process_record(&mut self, record: &[u8]) {
-        self.processed += 1;
         let view = match TupleRef::parse(record) {
             Ok(view) => view,
             Err(error) => {
@@ -167,8 +170,8 @@ impl ExecutorThread {
     fn report_malformed(&self, index: Option<usize>, message: String) {
         let (component, task) = match index {
             Some(index) => (
-                self.tasks[index].component_id.clone(),
-                self.tasks[index].task,
+                self.tasks[index].out.component_id.clone(),
+                self.tasks[index].out.task,
             ),
             None => (format!("executor thread {}", self.index), TaskId(0)),
         };
@@ -183,7 +186,7 @@ impl ExecutorThread {
     }
 
     /// Runs a bolt's `execute` on one record. A panic propagates to the caller's guard.
-    #[inline]
+    #[inline(always)]
     pub(super) fn execute_bolt(&mut self, index: usize, view: TupleRef<'_>) {
         let Self {
             topology,
@@ -193,29 +196,17 @@ impl ExecutorThread {
             ..
         } = self;
         let tuple = Tuple::new(view, topology);
-        let TaskSlot {
-            task,
-            component_id,
-            streams,
-            default_stream,
-            meter,
-            body,
-            ..
-        } = &mut tasks[index];
+        let TaskSlot { out, body, .. } = &mut tasks[index];
         let TaskBody::Bolt(state) = body else {
             unreachable!("dispatched to a bolt")
         };
-        let started = meter.sample_execute().then(Instant::now);
+        let started = out.meter.sample_execute().then(Instant::now);
         let auto_ack = state.auto_ack;
         let mut output = BoltOutput {
             out: TaskOutput {
                 emitter,
                 control,
-                task: *task,
-                component: component_id,
-                streams,
-                default_stream: *default_stream,
-                meter,
+                task: out,
             },
             auto_anchor: auto_ack.then_some(tuple.anchor()),
         };
@@ -223,6 +214,7 @@ impl ExecutorThread {
         if auto_ack && !tuple.anchor().is_settled() {
             output.ack(tuple.anchor());
         }
+        let meter = &mut output.out.task.meter;
         meter.counters.executed += 1;
         if let Some(started) = started {
             meter.record_execute(started.elapsed().as_nanos() as u64);
@@ -233,8 +225,8 @@ impl ExecutorThread {
     /// restarts the task, or stops the topology, as configured.
     pub(super) fn task_panicked(&mut self, index: usize, message: String, input: Option<&Anchor>) {
         if let Some(anchor) = input.filter(|anchor| anchor.settle()) {
-            let task = self.tasks[index].task.0;
-            self.tasks[index].meter.counters.failed += 1;
+            let task = self.tasks[index].out.task.0;
+            self.tasks[index].out.meter.counters.failed += 1;
             for &(root, _) in anchor.pairs() {
                 if let Some(acker) = self.emitter.acker_of(root) {
                     self.emitter
@@ -250,7 +242,7 @@ impl ExecutorThread {
             let old = std::mem::replace(&mut self.tasks[index].body, TaskBody::Dead);
             if catch_unwind(AssertUnwindSafe(move || drop(old))).is_err() {
                 tracing::warn!(
-                    task = self.tasks[index].task.0,
+                    task = self.tasks[index].out.task.0,
                     "dropping a panicked task panicked too"
                 );
             }
@@ -283,13 +275,14 @@ impl ExecutorThread {
         let Some(tree) = state.pending.take(root) else {
             return;
         };
-        slot.meter.counters.pending = state.pending.len() as u64;
+        slot.out.meter.counters.pending = state.pending.len() as u64;
         if acked {
-            slot.meter.counters.acked += 1;
-            slot.meter
+            slot.out.meter.counters.acked += 1;
+            slot.out
+                .meter
                 .record_complete(now.saturating_sub(tree.emitted_nanos));
         } else {
-            slot.meter.counters.failed += 1;
+            slot.out.meter.counters.failed += 1;
         }
         self.call_spout(
             index,
@@ -325,20 +318,20 @@ impl ExecutorThread {
                 return;
             }
         };
-        slot.meter.counters.executed += 1;
-        slot.meter.counters.pending = ledger.len() as u64;
+        slot.out.meter.counters.executed += 1;
+        slot.out.meter.counters.pending = ledger.len() as u64;
         let Some(outcome) = outcome else {
             return;
         };
-        let task = slot.task.0;
+        let task = slot.out.task.0;
         match outcome {
             TreeOutcome::Completed { spout_task } => {
-                slot.meter.counters.acked += 1;
+                slot.out.meter.counters.acked += 1;
                 self.emitter
                     .send_system(spout_task, task, StreamId::ACK_ACK, &[root]);
             }
             TreeOutcome::Failed { spout_task } => {
-                slot.meter.counters.failed += 1;
+                slot.out.meter.counters.failed += 1;
                 self.emitter
                     .send_system(spout_task, task, StreamId::ACK_FAIL, &[root]);
             }
@@ -348,7 +341,7 @@ impl ExecutorThread {
     /// Delivers a tick tuple to bolt task `index`.
     pub(super) fn deliver_tick(&mut self, index: usize, every_nanos: u64) {
         let mut record = std::mem::take(&mut self.tick_record);
-        let task = self.tasks[index].task.0;
+        let task = self.tasks[index].out.task.0;
         encode_record(
             &mut record,
             task,

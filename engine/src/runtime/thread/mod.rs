@@ -217,8 +217,8 @@ impl ExecutorThread {
         let slot = &self.tasks[index];
         TaskError {
             topology: self.topology.name().to_owned(),
-            component: slot.component_id.clone(),
-            task: slot.task,
+            component: slot.out.component_id.clone(),
+            task: slot.out.task,
             kind,
             message,
             at: std::time::SystemTime::now(),
@@ -262,7 +262,7 @@ impl ExecutorThread {
                 if now >= self.last_idle_publish + IDLE_PUBLISH_NANOS {
                     self.last_idle_publish = now;
                     for slot in &mut self.tasks {
-                        slot.meter.publish_histograms(&slot.shared);
+                        slot.out.meter.publish_histograms(&slot.shared);
                     }
                 }
                 self.wait(next_timer);
@@ -321,12 +321,12 @@ impl ExecutorThread {
             .store(self.emitter.records_sent, Ordering::Release);
         progress.processed.store(self.processed, Ordering::Release);
         for slot in &mut self.tasks {
-            slot.meter.publish_counters(&slot.shared);
+            slot.out.meter.publish_counters(&slot.shared);
         }
         if now >= self.next_histogram_publish {
             self.next_histogram_publish = now + HISTOGRAM_PUBLISH_NANOS;
             for slot in &mut self.tasks {
-                slot.meter.publish_histograms(&slot.shared);
+                slot.out.meter.publish_histograms(&slot.shared);
             }
         }
     }

@@ -10,6 +10,7 @@ use crate::grouping::router::Router;
 use crate::ids::{DEFAULT_STREAM, MessageId, TaskId};
 use crate::metrics::{SharedTaskMetrics, TaskMeter};
 use crate::runtime::acking::{AckerLedger, PendingTrees};
+use crate::runtime::collector::TaskStreams;
 use crate::runtime::emitter::StreamRoute;
 use crate::topology::builder_factory::Factory;
 use crate::topology::{ComponentKind, Topology};
@@ -35,6 +36,9 @@ pub(crate) struct BoltState {
 }
 
 /// What runs in a task.
+///
+/// `repr(u8)`: a plain one-byte tag, cheap to dispatch on for every record.
+#[repr(u8)]
 pub(crate) enum TaskBody {
     Spout(SpoutState),
     Bolt(BoltState),
@@ -45,12 +49,9 @@ pub(crate) enum TaskBody {
 
 /// One task of an executor thread.
 pub(crate) struct TaskSlot {
-    pub(crate) task: TaskId,
-    pub(crate) component_id: String,
+    /// Its id, component, output streams and counters.
+    pub(crate) out: TaskStreams,
     pub(crate) context: TopologyContext,
-    pub(crate) streams: Vec<StreamRoute>,
-    pub(crate) default_stream: Option<usize>,
-    pub(crate) meter: TaskMeter,
     pub(crate) shared: Arc<SharedTaskMetrics>,
     pub(crate) body: TaskBody,
     /// Tick period and the time of the next tick.
@@ -120,12 +121,14 @@ impl TaskSlot {
             (every, now_nanos.saturating_add(every))
         });
         Self {
-            task,
-            component_id: component.id().to_owned(),
+            out: TaskStreams {
+                task,
+                component_id: component.id().to_owned(),
+                streams,
+                default_stream,
+                meter: TaskMeter::new(config.latency_sample_every),
+            },
             context: TopologyContext::new(Arc::clone(topology), task, Arc::clone(worker_tasks)),
-            streams,
-            default_stream,
-            meter: TaskMeter::new(config.latency_sample_every),
             shared,
             body: TaskBody::Dead,
             tick: tick.filter(|_| component.kind() == ComponentKind::Bolt),
@@ -138,7 +141,7 @@ impl TaskSlot {
     pub(crate) fn start(&mut self, now_nanos: u64) -> Result<(), StartFailure> {
         let topology = Arc::clone(self.context.topology());
         let component = topology
-            .component_of(self.task)
+            .component_of(self.out.task)
             .expect("task of the topology");
         let timeout_nanos =
             u64::try_from(topology.config().message_timeout.as_nanos()).unwrap_or(u64::MAX);

@@ -42,15 +42,7 @@ impl ExecutorThread {
                 control,
                 ..
             } = self;
-            let TaskSlot {
-                task,
-                component_id,
-                streams,
-                default_stream,
-                meter,
-                body,
-                ..
-            } = &mut tasks[index];
+            let TaskSlot { out, body, .. } = &mut tasks[index];
             let TaskBody::Spout(state) = body else {
                 return (emitted_any, idle);
             };
@@ -59,26 +51,22 @@ impl ExecutorThread {
                 None => match state.settled_on_emit.pop() {
                     Some((message, acked)) => {
                         if acked {
-                            meter.counters.acked += 1;
+                            out.meter.counters.acked += 1;
                         } else {
-                            meter.counters.failed += 1;
+                            out.meter.counters.failed += 1;
                         }
                         SpoutCall::Settled(message, acked)
                     }
                     None => return (emitted_any, idle),
                 },
             };
-            let before = meter.counters.emitted;
+            let before = out.meter.counters.emitted;
             let spout = &mut state.spout;
             let mut output = SpoutOutput {
                 out: TaskOutput {
                     emitter,
                     control,
-                    task: *task,
-                    component: component_id,
-                    streams,
-                    default_stream: *default_stream,
-                    meter,
+                    task: out,
                 },
                 pending: &mut state.pending,
                 settled_on_emit: &mut state.settled_on_emit,
@@ -102,9 +90,9 @@ impl ExecutorThread {
                 SpoutCall::Settled(message, false) => spout.fail(message, &mut output),
             }));
             if let SpoutCall::Settled(..) = call {
-                meter.counters.executed += 1;
+                out.meter.counters.executed += 1;
             }
-            emitted_any |= meter.counters.emitted != before;
+            emitted_any |= out.meter.counters.emitted != before;
             if let Err(payload) = result {
                 let what = match call {
                     SpoutCall::Next { .. } => "next_tuple",
@@ -196,15 +184,7 @@ impl ExecutorThread {
                 control,
                 ..
             } = self;
-            let TaskSlot {
-                task,
-                component_id,
-                streams,
-                default_stream,
-                meter,
-                body,
-                ..
-            } = &mut tasks[index];
+            let TaskSlot { out, body, .. } = &mut tasks[index];
             let TaskBody::Bolt(state) = body else {
                 continue;
             };
@@ -216,11 +196,7 @@ impl ExecutorThread {
                 out: TaskOutput {
                     emitter,
                     control,
-                    task: *task,
-                    component: component_id,
-                    streams,
-                    default_stream: *default_stream,
-                    meter,
+                    task: out,
                 },
                 auto_anchor: None,
             };
@@ -245,14 +221,14 @@ impl ExecutorThread {
             }
             if !expired.is_empty() {
                 tracing::info!(
-                    task = self.tasks[index].task.0,
+                    task = self.tasks[index].out.task.0,
                     trees = expired.len(),
                     "a peer worker was lost: failing the spout's trees in flight"
                 );
             }
             let slot = &mut self.tasks[index];
-            slot.meter.counters.pending = 0;
-            slot.meter.counters.failed += expired.len() as u64;
+            slot.out.meter.counters.pending = 0;
+            slot.out.meter.counters.failed += expired.len() as u64;
             for message in expired.drain(..) {
                 self.call_spout(index, SpoutCall::Settled(message, false), now);
             }
@@ -286,11 +262,11 @@ impl ExecutorThread {
                         let mut expired = std::mem::take(&mut self.expired);
                         state.pending.expire(now, |tree| expired.push(tree.message));
                         let slot = &mut self.tasks[index];
-                        slot.meter.counters.pending = match &slot.body {
+                        slot.out.meter.counters.pending = match &slot.body {
                             TaskBody::Spout(state) => state.pending.len() as u64,
                             _ => 0,
                         };
-                        slot.meter.counters.failed += expired.len() as u64;
+                        slot.out.meter.counters.failed += expired.len() as u64;
                         for message in expired.drain(..) {
                             self.call_spout(index, SpoutCall::Settled(message, false), now);
                         }
@@ -307,7 +283,8 @@ impl ExecutorThread {
                 TaskBody::Acker(ledger) => {
                     if now >= ledger.next_due_nanos() {
                         ledger.expire(now);
-                        self.tasks[index].meter.counters.pending = match &self.tasks[index].body {
+                        self.tasks[index].out.meter.counters.pending = match &self.tasks[index].body
+                        {
                             TaskBody::Acker(ledger) => ledger.len() as u64,
                             _ => 0,
                         };
