@@ -46,6 +46,16 @@ fn spelled_words_counted_exactly_on_one_thread() {
     run(built, Duration::from_millis(300));
 }
 
+/// Each thread runs a spout and a counter; records cross between the threads both ways.
+#[test]
+fn word_ids_counted_exactly_with_slot_sharing_and_tracking() {
+    let built =
+        topologies::wordcount("wc-slots", false, &options(Chaining::Slots(2), 2, 2, true)).unwrap();
+    let failed = built.source.failed.clone();
+    run(built, Duration::from_millis(300));
+    assert_eq!(failed.total(), 0, "no tree failed");
+}
+
 #[test]
 fn sentences_split_and_counted_exactly_with_tracking() {
     let options = options(Chaining::Auto, 2, 3, true);

@@ -121,8 +121,9 @@ pub struct BenchCli {
     /// How idle executors wait: busy-spin, spin-yield or spin-park.
     #[arg(long, default_value = "spin-park")]
     pub wait: squall::WaitStrategyKind,
-    /// Executor threads: `auto` (one per core at most), `never` (one per executor), or a
-    /// number.
+    /// Executor threads: `auto` (one per core at most), `never` (one per executor), a
+    /// number (executors packed in flow order), or `slots:N` (N threads, each running one
+    /// instance of every component).
     #[arg(long, default_value = "auto")]
     pub threads: ThreadsArg,
     /// Print one JSON object per scenario (one per line) instead of a table.
@@ -144,12 +145,24 @@ impl std::str::FromStr for ThreadsArg {
         match text {
             "auto" => Ok(ThreadsArg(squall::Chaining::Auto)),
             "never" => Ok(ThreadsArg(squall::Chaining::Never)),
-            number => match number.parse::<usize>() {
-                Ok(threads) if threads > 0 => Ok(ThreadsArg(squall::Chaining::Threads(threads))),
-                _ => Err(format!(
-                    "--threads {number:?}: expected auto, never or a positive number"
-                )),
-            },
+            _ => {
+                let (slots, number) = match text.strip_prefix("slots:") {
+                    Some(number) => (true, number),
+                    None => (false, text),
+                };
+                match number.parse::<usize>() {
+                    Ok(threads) if threads > 0 && slots => {
+                        Ok(ThreadsArg(squall::Chaining::Slots(threads)))
+                    }
+                    Ok(threads) if threads > 0 => {
+                        Ok(ThreadsArg(squall::Chaining::Threads(threads)))
+                    }
+                    _ => Err(format!(
+                        "--threads {text:?}: expected auto, never, a positive number, or \
+                         slots:N (N threads, each running one instance of every component)"
+                    )),
+                }
+            }
         }
     }
 }
@@ -245,6 +258,10 @@ mod tests {
         assert_eq!(cli.duration.get(), Duration::from_secs(2));
         assert_eq!(cli.rate, Some(RateSpec::FractionOfMax(0.5)));
         assert!(cli.json);
+        let threads = |text: &str| text.parse::<ThreadsArg>().map(|threads| threads.0);
+        assert_eq!(threads("3"), Ok(squall::Chaining::Threads(3)));
+        assert_eq!(threads("slots:2"), Ok(squall::Chaining::Slots(2)));
+        assert!(threads("slots:0").unwrap_err().contains("slots:N"));
     }
 
     #[test]

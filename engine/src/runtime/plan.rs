@@ -74,10 +74,13 @@ pub(crate) fn plan_threads(
     let mut sorted = executors.to_vec();
     sorted.sort_by_key(|&executor| (rank[topology.executors()[executor].component], executor));
     let cores = cores.max(1);
+    if let Chaining::Slots(slots) = chaining {
+        return slot_sharing(topology, &sorted, slots, pinning, cores);
+    }
     let thread_count = match chaining {
         Chaining::Never => sorted.len(),
         Chaining::Threads(threads) => threads.clamp(1, sorted.len().max(1)),
-        Chaining::Auto => sorted.len().min(cores),
+        Chaining::Auto | Chaining::Slots(_) => sorted.len().min(cores),
     }
     .max(1);
     let mut threads = Vec::with_capacity(thread_count);
@@ -93,6 +96,33 @@ pub(crate) fn plan_threads(
 }
 
 /// Whether each node of a directed graph (edges as pairs) lies on a cycle.
+/// [`Chaining::Slots`]: the k-th of a component's executors (in `sorted`, which lists each
+/// component's executors together, in flow order) goes to thread `k mod slots`.
+fn slot_sharing(
+    topology: &Topology,
+    sorted: &[usize],
+    slots: usize,
+    pinning: Pinning,
+    cores: usize,
+) -> ThreadPlan {
+    let slots = slots.clamp(1, sorted.len().max(1));
+    let mut threads = vec![Vec::new(); slots];
+    let mut previous_component = None;
+    let mut instance = 0;
+    for &executor in sorted {
+        let component = topology.executors()[executor].component;
+        if previous_component != Some(component) {
+            previous_component = Some(component);
+            instance = 0;
+        }
+        threads[instance % slots].push(executor);
+        instance += 1;
+    }
+    threads.retain(|thread| !thread.is_empty());
+    let pinned = pinning == Pinning::Auto && threads.len() <= cores;
+    ThreadPlan { threads, pinned }
+}
+
 pub(crate) fn on_cycle(nodes: usize, edges: &[(usize, usize)]) -> Vec<bool> {
     let mut adjacency = vec![Vec::new(); nodes];
     for &(from, to) in edges {
@@ -154,6 +184,37 @@ mod tests {
         let all: Vec<usize> = (0..topology.executors().len()).collect();
         let plan = plan_threads(&topology, &all, Chaining::Auto, Pinning::Auto, 8);
         assert_eq!(plan.threads.len(), 4);
+        assert!(plan.pinned);
+    }
+
+    #[test]
+    fn slot_sharing_gives_every_thread_an_instance_of_each_component() {
+        let mut builder = TopologyBuilder::new();
+        builder.set_spout("source", || NullSpout::declaring(&["x"]), 2);
+        builder
+            .set_bolt("count", || NullBolt, 2)
+            .fields_grouping("source", &["x"]);
+        let topology = builder
+            .build("slots", TopologyConfig::default().with_ackers(1))
+            .unwrap();
+        let all: Vec<usize> = (0..topology.executors().len()).collect();
+        let plan = plan_threads(&topology, &all, Chaining::Slots(2), Pinning::Auto, 2);
+        let components: Vec<Vec<&str>> = plan
+            .threads
+            .iter()
+            .map(|thread| {
+                thread
+                    .iter()
+                    .map(|&executor| {
+                        topology.components()[topology.executors()[executor].component].id()
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            components,
+            [vec!["source", "count", "__acker"], vec!["source", "count"]]
+        );
         assert!(plan.pinned);
     }
 
