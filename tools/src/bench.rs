@@ -26,6 +26,9 @@ fn options(cli: &BenchCli, rate: Option<u64>) -> BuiltinOptions {
         .with_ackers(usize::from(cli.acking))
         .with_wait_strategy(cli.wait)
         .with_chaining(cli.threads.0);
+    if cli.max_pending > 0 {
+        config = config.with_max_spout_pending(cli.max_pending);
+    }
     if cli.wait == WaitStrategyKind::BusySpin {
         config.spout_idle_backoff = Duration::from_micros(1);
     }

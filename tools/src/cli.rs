@@ -109,6 +109,10 @@ pub struct BenchCli {
     /// worker completes the trees, and the complete latency is reported.
     #[arg(long)]
     pub acking: bool,
+    /// With `--acking`: most tuple trees in flight per spout task (`max_spout_pending`);
+    /// 0 leaves it unbounded.
+    #[arg(long, default_value_t = 4096)]
+    pub max_pending: u32,
     /// Spout executors.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub spouts: u32,

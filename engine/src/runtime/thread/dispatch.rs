@@ -62,6 +62,7 @@ impl ExecutorThread {
     /// is handled (see [`task_panicked`](Self::task_panicked)) and the rest of the records
     /// are processed. One guard covers a whole batch, so the fast path pays for it once.
     pub(super) fn process_guarded<'r>(&mut self, records: &mut impl Iterator<Item = &'r [u8]>) {
+        self.batch_clock = self.now_nanos();
         loop {
             let mut current: &[u8] = &[];
             let result = catch_unwind(AssertUnwindSafe(|| {
@@ -266,7 +267,7 @@ impl ExecutorThread {
             self.report_malformed(Some(index), "acker reply without a root id".to_owned());
             return;
         };
-        let now = self.now_nanos();
+        let now = self.batch_clock;
         let slot = &mut self.tasks[index];
         let TaskBody::Spout(state) = &mut slot.body else {
             unreachable!("dispatched to a spout")
@@ -293,7 +294,7 @@ impl ExecutorThread {
 
     /// One message for the acker's ledger.
     fn acker_message(&mut self, index: usize, view: TupleRef<'_>, stream: StreamId) {
-        let now = self.now_nanos();
+        let now = self.batch_clock;
         let slot = &mut self.tasks[index];
         let TaskBody::Acker(ledger) = &mut slot.body else {
             unreachable!("dispatched to an acker")

@@ -99,6 +99,9 @@ pub(crate) struct ExecutorThread {
     control_inputs: Vec<InputPort>,
     read_while_backlogged: bool,
     started: Instant,
+    /// Nanoseconds since `started`, read once per batch of input records: ackers and
+    /// settling spouts stamp with it instead of reading the clock per record.
+    batch_clock: u64,
     seen_epoch: u64,
     seen_peer_losses: u64,
     state: TopologyState,
@@ -180,6 +183,7 @@ impl ExecutorThread {
             control_inputs: setup.control_inputs,
             read_while_backlogged: setup.read_while_backlogged,
             started: setup.started,
+            batch_clock: now,
             seen_epoch: 0,
             seen_peer_losses: 0,
             state: TopologyState::Active,
