@@ -260,7 +260,17 @@ pub(crate) fn start_threads(
         })
         .collect();
     let cyclic = on_cycle(thread_count, &data_edges);
-    if cyclic.iter().any(|&on| on) {
+    let slot_sharing = matches!(
+        topology.config().chaining,
+        crate::config::Chaining::Slots(_)
+    );
+    if cyclic.iter().any(|&on| on) && slot_sharing {
+        tracing::info!(
+            topology = topology.name(),
+            "threads exchange data both ways (slot sharing): they keep reading input while \
+             their outputs are full, and their spouts stop, which bounds what is in flight"
+        );
+    } else if cyclic.iter().any(|&on| on) {
         tracing::warn!(
             topology = topology.name(),
             "the data flow has a cycle: threads on it keep reading input while their outputs \

@@ -133,12 +133,15 @@ impl ExecutorThread {
                 }
                 if idle {
                     state.idle_calls = state.idle_calls.saturating_add(1);
-                    if state.idle_calls > IDLE_CALLS_BEFORE_BACKOFF {
+                    // The next poll is always a timer of the thread: without one, an idle
+                    // spout (a paced source between two due tuples) would wait for the next
+                    // unrelated timer, a hundred milliseconds away.
+                    state.next_poll_nanos = if state.idle_calls > IDLE_CALLS_BEFORE_BACKOFF {
                         let doublings = (state.idle_calls - IDLE_CALLS_BEFORE_BACKOFF).min(30);
-                        let backoff =
-                            (FIRST_BACKOFF_NANOS << doublings).min(self.spout_idle_backoff_nanos);
-                        state.next_poll_nanos = now + backoff;
-                    }
+                        now + (FIRST_BACKOFF_NANOS << doublings).min(self.spout_idle_backoff_nanos)
+                    } else {
+                        now + 1
+                    };
                 }
             }
             self.drain_local();
