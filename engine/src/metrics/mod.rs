@@ -197,4 +197,7 @@ pub(crate) struct RingCounters {
     pub(crate) published: CachePadded<AtomicU64>,
     /// Records taken out of the ring (stored by the consumer after each release).
     pub(crate) consumed: CachePadded<AtomicU64>,
+    /// Set by a producer that found the ring full and waits for room (the transport's
+    /// inbound sink); the consumer wakes it after taking records out.
+    pub(crate) producer_waiting: CachePadded<std::sync::atomic::AtomicBool>,
 }

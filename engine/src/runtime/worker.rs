@@ -147,6 +147,7 @@ impl InboundRings {
                 consumer,
                 counters: Arc::clone(&counters),
                 consumed: 0,
+                producer: None,
             };
             ((producer, counters), input)
         };
@@ -225,6 +226,7 @@ pub(crate) fn start_threads(
                     consumer,
                     counters: Arc::clone(&counters),
                     consumed: 0,
+                    producer: None,
                 };
                 match plane {
                     Plane::Data => data_inputs[to].push(input),
@@ -247,7 +249,9 @@ pub(crate) fn start_threads(
         }
     }
     if let Some(links) = remote {
-        for (thread, [data, control]) in links.inbound.consumers.into_iter().enumerate() {
+        for (thread, [mut data, mut control]) in links.inbound.consumers.into_iter().enumerate() {
+            data.producer = Some(links.transport.clone());
+            control.producer = Some(links.transport.clone());
             data_inputs[thread].push(data);
             control_inputs[thread].push(control);
         }

@@ -107,6 +107,11 @@ impl InboundSink for WorkerInbound {
                 Ok(())
             }
             Err(WriteError::RecordFull) => {
+                // The thread wakes the transport once it has made room; the transport's
+                // retry tick covers a wake-up that crosses this store.
+                ring.counters
+                    .producer_waiting
+                    .store(true, std::sync::atomic::Ordering::Release);
                 // Let the thread see what is there, so it can make room.
                 if ring.publish() {
                     self.doorbells[thread].notify();

@@ -54,6 +54,12 @@ impl ExecutorThread {
         port.counters
             .consumed
             .store(port.consumed, Ordering::Release);
+        if let Some(transport) = &port.producer
+            && port.counters.producer_waiting.load(Ordering::Relaxed)
+            && port.counters.producer_waiting.swap(false, Ordering::AcqRel)
+        {
+            transport.wake();
+        }
         self.drain_local();
         true
     }
