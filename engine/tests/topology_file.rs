@@ -58,7 +58,8 @@ fn ship_example(dir: &Path) -> PathBuf {
         assert_eq!(resource.kind, ResourceKind::File, "{resource:?}");
         std::fs::copy(example_dir().join(&resource.path), dir.join(&resource.path)).unwrap();
     }
-    // The spout reads its sentences from a file named in the settings.
+    // The spout reads its sentences from a file named in the settings (and in the file's
+    // `resources`).
     std::fs::copy(
         example_dir().join("sentences.txt"),
         dir.join("sentences.txt"),
@@ -80,7 +81,13 @@ fn the_example_word_count_counts_exactly_from_an_artifact_dir() {
         .collect();
     assert_eq!(
         listed,
-        ["topology.yaml", "sentence_spout.py", "split_bolt.py"].map(PathBuf::from)
+        [
+            "topology.yaml",
+            "sentences.txt",
+            "sentence_spout.py",
+            "split_bolt.py"
+        ]
+        .map(PathBuf::from)
     );
     let overrides = Overrides {
         artifact_dir: Some(artifact.path().to_owned()),

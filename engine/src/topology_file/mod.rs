@@ -221,6 +221,14 @@ impl TopologyFile {
         if let Some(name) = &self.file_name {
             add(None, name, ResourceKind::File);
         }
+        for extra in &self.def.resources {
+            let kind = if self.dir.join(extra).is_dir() {
+                ResourceKind::Directory
+            } else {
+                ResourceKind::File
+            };
+            add(None, extra, kind);
+        }
         let components = self.def.spouts.iter().chain(&self.def.bolts);
         for component in components {
             let id = Some(component.id.as_str());

@@ -22,6 +22,10 @@ pub(crate) struct FileDef {
     pub(crate) bolts: Vec<ComponentDef>,
     #[serde(default)]
     pub(crate) streams: Vec<StreamDef>,
+    /// Further files and directories (relative to the file) the components read at run
+    /// time, shipped with the file to a cluster.
+    #[serde(default)]
+    pub(crate) resources: Vec<PathBuf>,
 }
 
 /// A spout or bolt.

@@ -200,3 +200,28 @@ fn semantic_errors_name_line_and_key() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+#[test]
+fn listed_resources_travel_as_files_or_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("data.txt"), "x").unwrap();
+    std::fs::create_dir(dir.path().join("assets")).unwrap();
+    let path = dir.path().join("t.yaml");
+    let text =
+        "name: r\nresources: [data.txt, assets]\nspouts:\n  - id: s\n    builtin: sequence\n";
+    std::fs::write(&path, text).unwrap();
+    let file = TopologyFile::read(&path).unwrap();
+    let listed: Vec<(Option<String>, PathBuf, ResourceKind)> = file
+        .resources()
+        .into_iter()
+        .map(|r| (r.component, r.path, r.kind))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (None, PathBuf::from("t.yaml"), ResourceKind::File),
+            (None, PathBuf::from("data.txt"), ResourceKind::File),
+            (None, PathBuf::from("assets"), ResourceKind::Directory),
+        ]
+    );
+}
