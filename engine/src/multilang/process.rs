@@ -282,9 +282,17 @@ impl Subprocess {
             let (shared, notifier, events) =
                 (Arc::clone(&shared), notifier.clone(), event_sender.clone());
             let ticks = options.ticks;
+            let child = Arc::clone(&child);
             std::thread::Builder::new()
                 .name(format!("squall-ml-w{task}"))
-                .spawn(move || write_loop(stdin, &to_write, &events, ticks, &notifier, &shared))
+                .spawn(move || {
+                    let ends = WriterEnds {
+                        events,
+                        notifier,
+                        child,
+                    };
+                    write_loop(stdin, &to_write, ticks, &ends, &shared);
+                })
                 .map_err(thread_error)?;
         }
         let (stderr_done, stderr_closed) = mpsc::channel::<()>();
@@ -398,14 +406,35 @@ impl Drop for Subprocess {
     }
 }
 
+/// Where the writer reports, and the subprocess it writes to.
+struct WriterEnds {
+    events: Sender<Event>,
+    notifier: Notifier,
+    child: Arc<Mutex<Option<Child>>>,
+}
+
+/// Whether the subprocess exits within [`EXIT_STATUS_WAIT`]: a write that failed because it
+/// exited is then left to the reader, which reports the exit with its status and stderr.
+fn exits_soon(child: &Mutex<Option<Child>>) -> bool {
+    let deadline = Instant::now() + EXIT_STATUS_WAIT;
+    loop {
+        match lock(child).as_mut().map(Child::try_wait) {
+            Some(Ok(Some(_))) => return true,
+            Some(Ok(None)) if Instant::now() < deadline => {}
+            _ => return false,
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn write_loop(
     stdin: ChildStdin,
     messages: &Receiver<Vec<u8>>,
-    events: &Sender<Event>,
     ticks: Ticks,
-    notifier: &Notifier,
+    ends: &WriterEnds,
     shared: &Shared,
 ) {
+    let (events, notifier) = (&ends.events, &ends.notifier);
     let mut out = BufWriter::with_capacity(64 * 1024, stdin);
     let mut next_tick = Instant::now() + ticks.every;
     let mut heartbeat = Vec::new();
@@ -442,6 +471,9 @@ fn write_loop(
                 pid = shared.os_pid,
                 "writing to the subprocess failed: {error}"
             );
+            if exits_soon(&ends.child) {
+                return;
+            }
             let _ = events.send(Event::WriteFailed(error.to_string()));
             notifier.wake();
             return;
