@@ -187,6 +187,21 @@ mod tests {
         assert!(plan.pinned);
     }
 
+    /// The component of each executor of each thread of `plan`.
+    fn components_by_thread<'t>(topology: &'t Topology, plan: &ThreadPlan) -> Vec<Vec<&'t str>> {
+        plan.threads
+            .iter()
+            .map(|thread| {
+                thread
+                    .iter()
+                    .map(|&executor| {
+                        topology.components()[topology.executors()[executor].component].id()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn slot_sharing_gives_every_thread_an_instance_of_each_component() {
         let mut builder = TopologyBuilder::new();
@@ -199,18 +214,7 @@ mod tests {
             .unwrap();
         let all: Vec<usize> = (0..topology.executors().len()).collect();
         let plan = plan_threads(&topology, &all, Chaining::Slots(2), Pinning::Auto, 2);
-        let components: Vec<Vec<&str>> = plan
-            .threads
-            .iter()
-            .map(|thread| {
-                thread
-                    .iter()
-                    .map(|&executor| {
-                        topology.components()[topology.executors()[executor].component].id()
-                    })
-                    .collect()
-            })
-            .collect();
+        let components = components_by_thread(&topology, &plan);
         assert_eq!(
             components,
             [vec!["source", "count", "__acker"], vec!["source", "count"]]
@@ -223,18 +227,7 @@ mod tests {
         let topology = pipeline(1);
         let all: Vec<usize> = (0..topology.executors().len()).collect();
         let plan = plan_threads(&topology, &all, Chaining::Auto, Pinning::Auto, 2);
-        let components: Vec<Vec<&str>> = plan
-            .threads
-            .iter()
-            .map(|thread| {
-                thread
-                    .iter()
-                    .map(|&executor| {
-                        topology.components()[topology.executors()[executor].component].id()
-                    })
-                    .collect()
-            })
-            .collect();
+        let components = components_by_thread(&topology, &plan);
         assert_eq!(
             components,
             [
