@@ -165,7 +165,11 @@ impl Spout for LedgerSpout {
     fn ack(&mut self, message: MessageId, _output: &mut SpoutOutput<'_>) {
         if self.in_flight.remove(&message.0) {
             let log = self.log.as_mut().expect("opened");
-            writeln!(log, "{}", message.0).expect("the ack log is writable");
+            // One write per line: `writeln!` on a file makes a system call per piece, and a
+            // worker killed between them would leave a torn line for its successor to
+            // append to.
+            log.write_all(format!("{}\n", message.0).as_bytes())
+                .expect("the ack log is writable");
         }
     }
 
@@ -232,7 +236,9 @@ impl Bolt for LedgerBolt {
         };
         *self.counts.entry(word.to_owned()).or_insert(0) += 1;
         let log = self.log.as_mut().expect("prepared");
-        writeln!(log, "{id} {word}").expect("the processed log is writable");
+        // One write per line, as for the ack log.
+        log.write_all(format!("{id} {word}\n").as_bytes())
+            .expect("the processed log is writable");
         output.ack(input);
     }
 }
