@@ -479,23 +479,17 @@ impl Cluster {
         )
     }
 
-    /// Every daemon's and running worker's log, for failure messages.
+    /// Every daemon's log, for failure messages.
     pub fn logs(&self) -> String {
         let mut text = String::new();
-        let mut add = |name: &str, log: &str| {
+        for daemon in self.nimbuses.iter().chain(&self.supervisors) {
+            let log = daemon.log();
             let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            text.push_str(&format!("\n----- {name} (last lines) -----\n"));
+            text.push_str(&format!("\n----- {} (last lines) -----\n", daemon.name));
             for line in tail.into_iter().rev() {
                 text.push_str(line);
                 text.push('\n');
             }
-        };
-        for daemon in self.nimbuses.iter().chain(&self.supervisors) {
-            add(&daemon.name, &daemon.log());
-        }
-        for (_, worker) in self.all_workers() {
-            let log = std::fs::read_to_string(worker.dir.join("worker.log")).unwrap_or_default();
-            add(&format!("worker {}", worker.dir.display()), &log);
         }
         text
     }

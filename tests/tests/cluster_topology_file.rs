@@ -88,15 +88,25 @@ fn the_pystorm_word_count_example_runs_on_the_cluster() {
     assert!(ok, "{stdout}{stderr}");
     // Every tuple starts in the Python spout (20 sentences, 186 words) and passes the Python
     // split bolt, so counted words mean both subprocesses run and speak the protocol.
-    let worker = cluster.wait_for(
-        "the Python components to feed the counters",
-        Duration::from_secs(60),
-        || {
-            let (_, worker) = cluster.all_workers().into_iter().next()?;
-            let beat = WorkerHeartbeat::read_from(&worker.dir)?;
-            (beat.pid == worker.pid && beat.executed > 100).then_some(worker)
-        },
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let worker = loop {
+        let running = cluster.all_workers().into_iter().next().map(|(_, w)| w);
+        if let Some(worker) = &running
+            && let Some(beat) = WorkerHeartbeat::read_from(&worker.dir)
+            && beat.pid == worker.pid
+            && beat.executed > 100
+        {
+            break running.unwrap();
+        }
+        if std::time::Instant::now() >= deadline {
+            let log = running
+                .map(|worker| std::fs::read_to_string(worker.dir.join("worker.log")))
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            panic!("the Python components fed no counters within 60 s; worker log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let plan = squall::cluster::WorkerPlan::read(&worker.dir.join("plan.json")).unwrap();
     for script in ["sentence_spout.py", "split_bolt.py", "sentences.txt"] {
         assert!(

@@ -413,13 +413,15 @@ struct WriterEnds {
     child: Arc<Mutex<Option<Child>>>,
 }
 
-/// The exit status of the subprocess, if it exits before `deadline`.
-fn wait_for_exit(child: &Mutex<Option<Child>>, deadline: Instant) -> Option<ExitStatus> {
+/// Whether the subprocess exits within [`EXIT_STATUS_WAIT`]: a write that failed because it
+/// exited is then left to the reader, which reports the exit with its status and stderr.
+fn exits_soon(child: &Mutex<Option<Child>>) -> bool {
+    let deadline = Instant::now() + EXIT_STATUS_WAIT;
     loop {
         match lock(child).as_mut().map(Child::try_wait) {
-            Some(Ok(Some(status))) => return Some(status),
+            Some(Ok(Some(_))) => return true,
             Some(Ok(None)) if Instant::now() < deadline => {}
-            _ => return None,
+            _ => return false,
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -469,9 +471,7 @@ fn write_loop(
                 pid = shared.os_pid,
                 "writing to the subprocess failed: {error}"
             );
-            // A write that failed because the subprocess exited is left to the reader,
-            // which reports the exit with its status and stderr.
-            if wait_for_exit(&ends.child, Instant::now() + EXIT_STATUS_WAIT).is_some() {
+            if exits_soon(&ends.child) {
                 return;
             }
             let _ = events.send(Event::WriteFailed(error.to_string()));
@@ -492,7 +492,14 @@ struct Ends {
 /// last of its stderr, so the report has both.
 fn exit_status(ends: &Ends) -> Option<ExitStatus> {
     let deadline = Instant::now() + EXIT_STATUS_WAIT;
-    let status = wait_for_exit(&ends.child, deadline);
+    let status = loop {
+        match lock(&ends.child).as_mut().map(Child::try_wait) {
+            Some(Ok(Some(status))) => break Some(status),
+            Some(Ok(None)) if Instant::now() < deadline => {}
+            _ => break None,
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     let _ = ends
         .stderr_closed
         .recv_timeout(deadline.saturating_duration_since(Instant::now()));

@@ -487,6 +487,20 @@ impl Emitter {
     ) -> Result<(), EmitError> {
         let len = self.record_len(component, stream, anchoring, values)?;
         let stream_id = stream.id.0;
+        if let Anchoring::None = anchoring {
+            Self::route_record(
+                &self.routes,
+                &mut self.ports,
+                &mut self.local,
+                &mut self.backlogged,
+                &mut self.records_sent,
+                target,
+                len,
+                #[inline(always)]
+                |out| write_record(out, target, source.0, stream_id, &[], values),
+            );
+            return Ok(());
+        }
         self.fill_pairs(anchoring);
         let pairs = &self.pairs;
         Self::route_record(

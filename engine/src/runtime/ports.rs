@@ -94,8 +94,9 @@ struct PortState {
     /// it.
     overflow: Vec<u8>,
     overflow_read: usize,
-    /// Where a record for a peer worker that left the assignment is encoded, to be dropped.
-    discarded: Vec<u8>,
+    /// Where a record for a peer worker is being encoded (at the end of `overflow`, behind
+    /// its prefix) before `write` copies it into the outbound ring.
+    staged: Option<usize>,
     /// Records written into the ring since the last publish.
     unpublished: u64,
     /// Records published into the ring so far.
@@ -130,11 +131,18 @@ impl PortState {
     /// Appends a record of `len` bytes for `target` to the overflow and lends its bytes.
     #[inline(never)]
     fn push_overflow(&mut self, target: u32, len: usize) -> &mut [u8] {
+        let start = self.push_prefix(target, len);
+        &mut self.overflow[start..]
+    }
+
+    /// Appends the prefix and `len` zero bytes for a record to the overflow; returns where
+    /// the record's bytes start.
+    fn push_prefix(&mut self, target: u32, len: usize) -> usize {
         self.overflow.extend_from_slice(&target.to_le_bytes());
         self.overflow.extend_from_slice(&(len as u32).to_le_bytes());
         let start = self.overflow.len();
         self.overflow.resize(start + len, 0);
-        &mut self.overflow[start..]
+        start
     }
 
     /// Publishes what was written into `ring` and wakes its consumer.
@@ -187,7 +195,7 @@ impl OutputPort {
             state: PortState {
                 overflow: Vec::new(),
                 overflow_read: 0,
-                discarded: Vec::new(),
+                staged: None,
                 unpublished: 0,
                 published: 0,
                 dropped: 0,
@@ -239,15 +247,36 @@ impl OutputPort {
                 }
                 Err(error) => local_full(producer, doorbell, state, target, len, error),
             },
-            PortRing::Remote(outbound) => match outbound.append(target, len) {
-                Some(buf) => {
-                    state.unpublished += 1;
-                    buf
-                }
-                None => remote_refused(outbound, state, target, len),
-            },
+            PortRing::Remote(_) => stage(state, target, len),
         };
         fill(buf);
+        if let Some(start) = self.state.staged.take() {
+            self.send_staged(start);
+        }
+    }
+
+    /// Copies the staged record at `start` of the overflow into the ring (publishing once to
+    /// make room if need be); leaves it queued when the ring stays full.
+    #[inline(never)]
+    fn send_staged(&mut self, start: usize) {
+        let state = &mut self.state;
+        for attempt in 0..2 {
+            if attempt == 1 {
+                state.publish(&mut self.ring);
+            }
+            let target = u32::from_le_bytes(
+                state.overflow[start - OVERFLOW_PREFIX..start - OVERFLOW_PREFIX + 4]
+                    .try_into()
+                    .expect("4 bytes"),
+            );
+            match self.ring.write(target, &state.overflow[start..]) {
+                Ok(()) => state.unpublished += 1,
+                Err(Refused::Closed) => state.drop_record(),
+                Err(Refused::Full) => continue,
+            }
+            state.overflow.truncate(start - OVERFLOW_PREFIX);
+            return;
+        }
     }
 
     /// Moves queued records into the ring while it has room; returns whether any moved.
@@ -317,38 +346,11 @@ fn local_full<'a>(
     }
 }
 
-/// [`OutputPort::write`] into an outbound ring that refused the record: when the ring is
-/// full, publishes what is pending so the transport can free room and tries once more, then
-/// queues the record in the overflow; when the transport no longer reads the ring, the
-/// record is dropped (its tree, if tracked, fails by timeout or peer loss).
-#[cold]
+/// Stages a record for a peer worker at the end of the overflow, to be copied into the
+/// outbound ring once [`OutputPort::write`] has encoded it.
 #[inline(never)]
-fn remote_refused<'a>(
-    outbound: &'a mut Outbound,
-    state: &'a mut PortState,
-    target: u32,
-    len: usize,
-) -> &'a mut [u8] {
-    match outbound.refusal(len) {
-        OutboundError::Full { .. } => {
-            if state.unpublished != 0 {
-                outbound.publish();
-                state.count_published();
-            }
-            match outbound.append(target, len) {
-                Some(buf) => {
-                    state.unpublished += 1;
-                    buf
-                }
-                None => state.push_overflow(target, len),
-            }
-        }
-        OutboundError::Closed { .. } => {
-            state.drop_record();
-            state.discarded.clear();
-            state.discarded.resize(len, 0);
-            &mut state.discarded
-        }
-        other => panic!("record of {len} bytes refused by its outbound ring: {other}"),
-    }
+fn stage(state: &mut PortState, target: u32, len: usize) -> &mut [u8] {
+    let start = state.push_prefix(target, len);
+    state.staged = Some(start);
+    &mut state.overflow[start..]
 }

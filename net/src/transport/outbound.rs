@@ -139,38 +139,6 @@ impl Outbound {
         }
     }
 
-    /// Appends a record of exactly `len` bytes for `dest_task` and lends its bytes to be
-    /// written in place (the caller fills all of them); it is sent after
-    /// [`publish`](Self::publish). `None` when the ring refuses it:
-    /// [`refusal`](Self::refusal) says why.
-    #[inline]
-    pub fn append(&mut self, dest_task: u32, len: usize) -> Option<&mut [u8]> {
-        if len > self.max_record_len {
-            return None;
-        }
-        let buf = self.producer.append(TASK_PREFIX + len).ok()?;
-        buf[..TASK_PREFIX].copy_from_slice(&dest_task.to_le_bytes());
-        Some(&mut buf[TASK_PREFIX..])
-    }
-
-    /// Why [`append`](Self::append) refused a record of `len` bytes:
-    /// [`OutboundError::RecordTooLarge`], [`OutboundError::Closed`] when the transport no
-    /// longer reads this ring, else [`OutboundError::Full`].
-    #[cold]
-    pub fn refusal(&self, len: usize) -> OutboundError {
-        if len > self.max_record_len {
-            OutboundError::RecordTooLarge {
-                peer: self.peer,
-                len,
-                max: self.max_record_len,
-            }
-        } else if self.producer.is_abandoned() {
-            OutboundError::Closed { peer: self.peer }
-        } else {
-            OutboundError::Full { peer: self.peer }
-        }
-    }
-
     /// Makes the pending records visible to the transport and wakes it if it sleeps.
     #[inline]
     pub fn publish(&mut self) {
