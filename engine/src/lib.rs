@@ -8,12 +8,12 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use squall::{Bolt, BoltOutput, MessageId, Spout, SpoutOutput, TopologyBuilder, TopologyConfig, Tuple};
+//! use squall_core::{Bolt, BoltOutput, MessageId, Spout, SpoutOutput, TopologyBuilder, TopologyConfig, Tuple};
 //!
 //! /// Emits the numbers 1 to 100, each tracked until fully processed.
 //! struct Numbers { next: u64, acked: std::sync::Arc<std::sync::atomic::AtomicU64> }
 //! impl Spout for Numbers {
-//!     fn declare_outputs(&self, d: &mut squall::OutputDeclarer) { d.declare(&["n"]); }
+//!     fn declare_outputs(&self, d: &mut squall_core::OutputDeclarer) { d.declare(&["n"]); }
 //!     fn next_tuple(&mut self, out: &mut SpoutOutput<'_>) {
 //!         if self.next < 100 {
 //!             self.next += 1;
@@ -28,7 +28,7 @@
 //! /// Doubles each number, anchored to its input, and acks the input.
 //! struct Double;
 //! impl Bolt for Double {
-//!     fn declare_outputs(&self, d: &mut squall::OutputDeclarer) { d.declare(&["n"]); }
+//!     fn declare_outputs(&self, d: &mut squall_core::OutputDeclarer) { d.declare(&["n"]); }
 //!     fn execute(&mut self, input: &Tuple<'_>, out: &mut BoltOutput<'_>) {
 //!         let n = input.get_u64(0).unwrap();
 //!         out.emit_anchored(input, &[(2 * n).into()]);
@@ -49,7 +49,7 @@
 //! builder.set_bolt("sink", || Sink, 1).fields_grouping("double", &["n"]);
 //! let topology = builder.build("numbers", TopologyConfig::default()).unwrap();
 //!
-//! let running = squall::run(topology).unwrap();
+//! let running = squall_core::run(topology).unwrap();
 //! let deadline = std::time::Instant::now() + Duration::from_secs(30);
 //! while acked.load(std::sync::atomic::Ordering::Relaxed) < 100 && std::time::Instant::now() < deadline {
 //!     std::thread::sleep(Duration::from_millis(10));
@@ -60,21 +60,16 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod app;
-pub mod builtin;
-pub mod cluster;
 pub mod component;
 pub mod config;
 pub mod context;
 pub mod grouping;
 pub mod ids;
 mod local;
-pub mod logging;
 pub mod metrics;
-pub mod multilang;
+pub mod replay;
 pub mod runtime;
 pub mod topology;
-pub mod topology_file;
 pub mod tuple;
 pub mod value;
 pub mod worker;

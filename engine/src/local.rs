@@ -27,11 +27,11 @@ pub enum LocalClusterError {
 ///
 /// ```
 /// use std::time::Duration;
-/// use squall::{Bolt, BoltOutput, LocalCluster, Spout, SpoutOutput, TopologyBuilder, TopologyConfig, Tuple};
+/// use squall_core::{Bolt, BoltOutput, LocalCluster, Spout, SpoutOutput, TopologyBuilder, TopologyConfig, Tuple};
 ///
 /// struct Count(u64);
 /// impl Spout for Count {
-///     fn declare_outputs(&self, d: &mut squall::OutputDeclarer) { d.declare(&["n"]); }
+///     fn declare_outputs(&self, d: &mut squall_core::OutputDeclarer) { d.declare(&["n"]); }
 ///     fn next_tuple(&mut self, out: &mut SpoutOutput<'_>) {
 ///         if self.0 < 1000 { self.0 += 1; out.emit(&[self.0.into()]); }
 ///     }

@@ -8,13 +8,14 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{SeqSpout, SpoutCounts, wait_for};
+use common::{SeqSpout, SpoutCounts};
 use proptest::prelude::*;
-use squall::builtin::replay::{ReplayStats, ReplayingSpout};
-use squall::{
+use squall_core::replay::{ReplayStats, ReplayingSpout};
+use squall_core::{
     Anchor, Bolt, BoltOutput, Grouping, OutputDeclarer, TopologyBuilder, TopologyConfig, Tuple,
     Value,
 };
+use squall_test_support::wait_for;
 
 /// Faults a bolt injects, per thousand tuples.
 #[derive(Debug, Clone, Copy, Default)]
@@ -191,7 +192,7 @@ proptest! {
         let spout_stats = Arc::clone(&stats);
         builder.set_spout("spout", move || ReplayingSpout::counting("id", MESSAGES, Arc::clone(&spout_stats)), 1);
         let logs = add_stages(&mut builder, &shape);
-        let running = squall::run(builder.build("random", config()).unwrap()).unwrap();
+        let running = squall_core::run(builder.build("random", config()).unwrap()).unwrap();
         wait_for("every message acked", Duration::from_secs(120), || {
             stats.acked.load(Ordering::SeqCst) == MESSAGES
         });
@@ -230,7 +231,7 @@ proptest! {
             })
             .collect();
         add_stages(&mut builder, &shape);
-        let running = squall::run(builder.build("outcomes", config()).unwrap()).unwrap();
+        let running = squall_core::run(builder.build("outcomes", config()).unwrap()).unwrap();
         wait_for("an outcome for every message", Duration::from_secs(60), || {
             counts.acked() + counts.failed() >= MESSAGES
         });
@@ -271,7 +272,7 @@ fn a_stuck_tree_fails_within_the_timeout_plus_one_expiry_tick() {
         .set_bolt("stuck", Hoarder::default, 1)
         .shuffle_grouping("src");
     let config = TopologyConfig::default().with_message_timeout(timeout);
-    let running = squall::run(builder.build("timeout", config).unwrap()).unwrap();
+    let running = squall_core::run(builder.build("timeout", config).unwrap()).unwrap();
     wait_for("the emit", Duration::from_secs(5), || counts.emitted() == 1);
     let emitted_at = Instant::now();
     wait_for("the timeout", Duration::from_secs(10), || {
@@ -344,7 +345,7 @@ fn a_multi_anchored_tuple_completes_both_trees_only_when_it_is_acked() {
         .set_bolt("end", Acker::default, 1)
         .shuffle_grouping("pair");
     let config = TopologyConfig::default().with_message_timeout(Duration::from_secs(60));
-    let running = squall::run(builder.build("pairs", config).unwrap()).unwrap();
+    let running = squall_core::run(builder.build("pairs", config).unwrap()).unwrap();
     wait_for("the first pair", Duration::from_secs(10), || {
         counts.acked() == 2
     });
@@ -370,7 +371,7 @@ fn without_ackers_tracked_emits_are_acked_at_once() {
     let config = TopologyConfig::default().with_ackers(0);
     let topology = builder.build("untracked", config).unwrap();
     assert!(topology.acker().is_none());
-    let running = squall::run(topology).unwrap();
+    let running = squall_core::run(topology).unwrap();
     wait_for("every ack", Duration::from_secs(10), || {
         counts.acked() == 100
     });
@@ -399,7 +400,7 @@ fn an_explicit_fail_reaches_the_spout_at_once() {
         .set_bolt("refuse", Refuser::default, 2)
         .shuffle_grouping("src");
     let config = TopologyConfig::default().with_message_timeout(Duration::from_secs(60));
-    let running = squall::run(builder.build("refused", config).unwrap()).unwrap();
+    let running = squall_core::run(builder.build("refused", config).unwrap()).unwrap();
     wait_for("every fail", Duration::from_secs(5), || {
         counts.failed() == 50
     });
@@ -423,7 +424,7 @@ fn max_spout_pending_bounds_trees_in_flight() {
     let config = TopologyConfig::default()
         .with_max_spout_pending(25)
         .with_message_timeout(Duration::from_secs(60));
-    let running = squall::run(builder.build("pending", config).unwrap()).unwrap();
+    let running = squall_core::run(builder.build("pending", config).unwrap()).unwrap();
     wait_for("the limit", Duration::from_secs(5), || {
         counts.emitted() == 25
     });

@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Recorder, SeenLog, SeqSpout, SpoutCounts, wait_for};
-use squall::grouping::{CustomGrouping, EmittedFields};
-use squall::{
+use common::{Recorder, SeenLog, SeqSpout, SpoutCounts};
+use squall_core::grouping::{CustomGrouping, EmittedFields};
+use squall_core::{
     Chaining, Grouping, MessageId, OutputDeclarer, Spout, SpoutOutput, TaskId, TopologyBuilder,
     TopologyConfig, Value, ValueRef,
 };
+use squall_test_support::wait_for;
 
 const TUPLES: u64 = 4_000;
 
@@ -57,7 +58,7 @@ fn run_grouping(
     let config = TopologyConfig::default().with_chaining(chaining);
     let topology = builder.build("groupings", config).unwrap();
     let sink_tasks: Vec<TaskId> = topology.component("sink").unwrap().task_ids().collect();
-    let running = squall::run(topology).unwrap();
+    let running = squall_core::run(topology).unwrap();
     wait_for(
         "the spout to emit everything",
         Duration::from_secs(30),
@@ -121,7 +122,7 @@ fn fields_grouping_agrees_with_the_documented_hash() {
         for value in values {
             let mut encoded = vec![3u8];
             encoded.extend_from_slice(&(value % 50).to_le_bytes());
-            let hash = squall::grouping::hash::key_hash(&encoded);
+            let hash = squall_core::grouping::hash::key_hash(&encoded);
             assert_eq!(tasks[(hash % 3) as usize], *task);
         }
     }
@@ -231,7 +232,10 @@ impl Spout for DirectSpout {
         declarer.declare_direct_stream("picked", &["n"]);
     }
 
-    fn open(&mut self, context: &squall::TopologyContext) -> Result<(), squall::ComponentError> {
+    fn open(
+        &mut self,
+        context: &squall_core::TopologyContext,
+    ) -> Result<(), squall_core::ComponentError> {
         self.targets = context
             .topology()
             .component("sink")
@@ -286,7 +290,7 @@ fn direct_grouping_delivers_to_the_named_task() {
         .direct_grouping("src", "picked");
     let topology = builder.build("direct", TopologyConfig::default()).unwrap();
     let tasks: Vec<TaskId> = topology.component("sink").unwrap().task_ids().collect();
-    let running = squall::run(topology).unwrap();
+    let running = squall_core::run(topology).unwrap();
     wait_for("every direct tuple acked", Duration::from_secs(30), || {
         counts.acked() == TUPLES
     });
@@ -326,7 +330,7 @@ fn direct_emits_to_non_subscribers_are_refused() {
         .set_bolt("sink", || Recorder::new(SeenLog::default()), 2)
         .direct_grouping("src", "picked");
     let topology = builder.build("stray", TopologyConfig::default()).unwrap();
-    let running = squall::run(topology).unwrap();
+    let running = squall_core::run(topology).unwrap();
     wait_for(
         "the refusal to be reported",
         Duration::from_secs(10),

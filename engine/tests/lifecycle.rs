@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Counter, SeqSpout, SpoutCounts, wait_for};
-use squall::{
+use common::{Counter, SeqSpout, SpoutCounts};
+use squall_core::{
     Bolt, BoltOutput, ComponentError, MessageId, OutputDeclarer, PanicPolicy, Spout, SpoutOutput,
     TaskErrorKind, TopologyBuilder, TopologyConfig, TopologyContext, TopologyState, Tuple, Value,
 };
+use squall_test_support::wait_for;
 
 /// Emits forever, counting calls to `next_tuple`, `activate` and `deactivate`.
 #[derive(Clone, Default)]
@@ -50,7 +51,7 @@ fn deactivate_stops_the_spouts_and_activate_resumes_them() {
     builder
         .set_bolt("count", move || counter.clone(), 1)
         .shuffle_grouping("endless");
-    let running = squall::run(
+    let running = squall_core::run(
         builder
             .build("lifecycle", TopologyConfig::default())
             .unwrap(),
@@ -129,7 +130,8 @@ fn ticks_arrive_at_the_configured_frequency() {
         .set_bolt("ticked", move || factory.clone(), 2)
         .shuffle_grouping("src")
         .tick_frequency(Duration::from_millis(20));
-    let running = squall::run(builder.build("ticks", TopologyConfig::default()).unwrap()).unwrap();
+    let running =
+        squall_core::run(builder.build("ticks", TopologyConfig::default()).unwrap()).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let ticks = bolt.ticks.load(Ordering::SeqCst);
     running.kill(Duration::from_secs(5));
@@ -174,7 +176,8 @@ fn a_panicking_task_is_reported_restarted_and_its_tuple_failed() {
     builder
         .set_bolt("fragile", move || factory.clone(), 1)
         .shuffle_grouping("src");
-    let running = squall::run(builder.build("panics", TopologyConfig::default()).unwrap()).unwrap();
+    let running =
+        squall_core::run(builder.build("panics", TopologyConfig::default()).unwrap()).unwrap();
     wait_for("every tree to end", Duration::from_secs(30), || {
         counts.acked() + counts.failed() == 1000
     });
@@ -219,7 +222,7 @@ fn the_stop_policy_stops_the_topology_and_names_the_task() {
         .set_bolt("fragile", Fragile::default, 1)
         .shuffle_grouping("src");
     let config = TopologyConfig::default().with_on_panic(PanicPolicy::StopTopology);
-    let running = squall::run(builder.build("stops", config).unwrap()).unwrap();
+    let running = squall_core::run(builder.build("stops", config).unwrap()).unwrap();
     assert!(
         running.wait_until_stopped(Duration::from_secs(10)),
         "every thread exits"
@@ -257,7 +260,7 @@ impl Spout for Unopenable {
 fn a_failed_open_is_reported() {
     let mut builder = TopologyBuilder::new();
     builder.set_spout("source", || Unopenable, 1);
-    let running = squall::run(
+    let running = squall_core::run(
         builder
             .build("unopenable", TopologyConfig::default())
             .unwrap(),
@@ -304,10 +307,10 @@ fn a_slow_bolt_throttles_the_spout_and_nothing_is_dropped() {
         .shuffle_grouping("fast");
     let config = TopologyConfig {
         ring_bytes: 16 * 1024,
-        chaining: squall::Chaining::Never,
+        chaining: squall_core::Chaining::Never,
         ..TopologyConfig::default()
     };
-    let running = squall::run(builder.build("backpressure", config).unwrap()).unwrap();
+    let running = squall_core::run(builder.build("backpressure", config).unwrap()).unwrap();
     let started = Instant::now();
     let mut worst = 0;
     while started.elapsed() < Duration::from_millis(700) {
@@ -352,7 +355,8 @@ fn kill_gives_up_draining_after_its_timeout_and_joins_every_thread() {
     builder
         .set_bolt("stuck", move || stuck.clone(), 1)
         .shuffle_grouping("src");
-    let running = squall::run(builder.build("stuck", TopologyConfig::default()).unwrap()).unwrap();
+    let running =
+        squall_core::run(builder.build("stuck", TopologyConfig::default()).unwrap()).unwrap();
     std::thread::sleep(Duration::from_millis(50));
     let release = Arc::clone(&bolt.release);
     let releaser = std::thread::spawn(move || {
@@ -383,7 +387,7 @@ fn metrics_count_what_happened() {
         .set_bolt("count", Counter::default, 2)
         .all_grouping("src");
     let running =
-        squall::run(builder.build("metrics", TopologyConfig::default()).unwrap()).unwrap();
+        squall_core::run(builder.build("metrics", TopologyConfig::default()).unwrap()).unwrap();
     wait_for("every tree acked", Duration::from_secs(30), || {
         counts.acked() == 5_000
     });
@@ -444,7 +448,8 @@ impl Spout for Ledger {
 fn a_topology_with_nothing_to_do_drains_at_once() {
     let mut builder = TopologyBuilder::new();
     builder.set_spout("idle", Ledger::default, 2);
-    let running = squall::run(builder.build("idle", TopologyConfig::default()).unwrap()).unwrap();
+    let running =
+        squall_core::run(builder.build("idle", TopologyConfig::default()).unwrap()).unwrap();
     let report = running.kill(Duration::from_secs(5));
     assert!(report.drained);
     assert!(report.took < Duration::from_secs(1));

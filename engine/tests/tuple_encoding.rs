@@ -2,8 +2,8 @@
 //! random tuples, and random bytes that must never make a reader panic.
 
 use proptest::prelude::*;
-use squall::tuple::{TupleRef, encode_record};
-use squall::{OwnedValue, Value, ValueRef};
+use squall_core::tuple::{TupleRef, encode_record};
+use squall_core::{OwnedValue, Value, ValueRef};
 
 const DOC: &str = include_str!("../../docs/tuple-encoding.md");
 

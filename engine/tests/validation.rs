@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{Counter, SeqSpout, SpoutCounts};
-use squall::{
+use squall_core::{
     Grouping, OutputDeclarer, Spout, SpoutOutput, TopologyBuilder, TopologyConfig, TopologyError,
 };
 

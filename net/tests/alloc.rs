@@ -5,41 +5,16 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use squall_net::WorkerId;
 use squall_net::transport::{DriverKind, InboundSink, PeerSpec, SinkFull, Transport};
+use squall_test_support::CountingAllocator;
 use support::{Events, config, drivers, is_up, send_records, wait_until};
 
-/// Counts every allocation of the process.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// Counts records without allocating.
 struct CountingSink(std::sync::Arc<AtomicU64>);
@@ -78,7 +53,7 @@ fn steady_state(driver: DriverKind) {
     let to_b = a.outbound(WorkerId(2)).unwrap();
     let to_a = b.outbound(WorkerId(1)).unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = CountingAllocator::process_allocations();
     let measured = [
         send_records(to_b, 3, MEASURED),
         send_records(to_a, 4, MEASURED),
@@ -89,7 +64,7 @@ fn steady_state(driver: DriverKind) {
     assert!(wait_until(Duration::from_secs(10), || {
         received.load(Ordering::Relaxed) == 2 * (WARM_UP + MEASURED)
     }));
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = CountingAllocator::process_allocations() - before;
     // The two sender threads (spawning, their buffer) allocate a little; a million records
     // moved must not add to that.
     eprintln!(

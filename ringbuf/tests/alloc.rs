@@ -1,63 +1,21 @@
 //! Neither ring's hot path allocates, and a ring gives back its memory once both ends are
 //! dropped. A counting allocator tallies what each thread allocates.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::any::Any;
-use std::cell::Cell;
 
 use squall_ringbuf::record::{RecordConsumer, RecordProducer, RecordRing, heap_ring};
 use squall_ringbuf::spsc;
-
-struct CountingAllocator;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-    static LIVE_BYTES: Cell<i64> = const { Cell::new(0) };
-}
-
-fn tally(allocations: u64, bytes: i64) {
-    // `try_with`: the thread-locals may already be gone while a thread shuts down.
-    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + allocations));
-    let _ = LIVE_BYTES.try_with(|live| live.set(live.get() + bytes));
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the tallies only touch
-// const-initialised thread-locals, which never allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        tally(1, layout.size() as i64);
-        // SAFETY: forwarded with the caller's layout, which meets `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        tally(1, layout.size() as i64);
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        tally(0, -(layout.size() as i64));
-        // SAFETY: `ptr` came from this allocator, i.e. from `System`, with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        tally(1, new_size as i64 - layout.size() as i64);
-        // SAFETY: forwarded unchanged; the caller meets `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use squall_test_support::CountingAllocator;
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
+    CountingAllocator::thread_allocations()
 }
 
 fn live_bytes() -> i64 {
-    LIVE_BYTES.with(Cell::get)
+    CountingAllocator::thread_live_bytes()
 }
 
 /// Many rounds of batched writes, publishes, reads and releases, wrapping the ring often.

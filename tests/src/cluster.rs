@@ -500,21 +500,14 @@ impl Cluster {
         &self,
         what: &str,
         timeout: Duration,
-        mut check: impl FnMut() -> Option<T>,
+        check: impl FnMut() -> Option<T>,
     ) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(value) = check() {
-                return value;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}{}",
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        squall_test_support::poll_until(timeout, check).unwrap_or_else(|| {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}{}",
+                self.logs()
+            )
+        })
     }
 }
 

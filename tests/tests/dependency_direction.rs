@@ -1,31 +1,87 @@
 //! The crates depend on each other in one direction only:
-//! `tools → engine → {net, ringbuf}`, and `net` may use `ringbuf`.
-//! `ringbuf` and `net` must never reach `engine` or `tools`, not even through a
-//! dev- or build-dependency.
+//!
+//! ```text
+//! tools → squall (facade) → cluster → topology-file → {multilang, builtin} → core → {net, ringbuf}
+//! ```
+//!
+//! and an embedder that takes only the engine core (`squall-core`) compiles none of the
+//! control plane's crates: no async runtime, ZooKeeper client, archive, YAML, TOML or CLI
+//! parser. Every workspace member must appear in the table below, so a new crate states its
+//! place before it can depend on anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-fn workspace_dependencies() -> BTreeMap<String, BTreeSet<String>> {
+/// Each member and the workspace crates it may depend on (normal, dev or build), besides
+/// `squall-test-support`, which any member may take as a dev-dependency.
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("squall-test-support", &[]),
+    ("squall-ringbuf", &[]),
+    ("squall-net", &["squall-ringbuf"]),
+    ("squall-core", &["squall-ringbuf", "squall-net"]),
+    ("squall-multilang", &["squall-core"]),
+    ("squall-builtin", &["squall-core"]),
+    (
+        "squall-topology-file",
+        &["squall-core", "squall-multilang", "squall-builtin"],
+    ),
+    (
+        "squall-cluster",
+        &["squall-core", "squall-net", "squall-topology-file"],
+    ),
+    (
+        "squall",
+        &[
+            "squall-core",
+            "squall-multilang",
+            "squall-builtin",
+            "squall-topology-file",
+            "squall-cluster",
+        ],
+    ),
+    ("squall-tools", &["squall"]),
+    ("squall-benches", &["squall-ringbuf", "squall"]),
+    (
+        "squall-tests",
+        &["squall-ringbuf", "squall-net", "squall", "squall-tools"],
+    ),
+];
+
+/// Crates an embedder of the engine core must never compile.
+const NOT_IN_CORE: &[&str] = &[
+    "tokio",
+    "zookeeper-client",
+    "tar",
+    "toml",
+    "clap",
+    "serde_yaml_ng",
+    "tracing-subscriber",
+    "signal-hook",
+];
+
+fn metadata() -> serde_json::Value {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
-    let output = Command::new(env!("CARGO"))
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--manifest-path",
-            manifest,
-        ])
-        .output()
-        .expect("cargo metadata runs");
+    let mut command = Command::new(env!("CARGO"));
+    command.args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--manifest-path",
+        manifest,
+    ]);
+    command.arg("--no-deps");
+    let output = command.output().expect("cargo metadata runs");
     assert!(
         output.status.success(),
         "cargo metadata failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON");
+    serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON")
+}
+
+/// Every member and the workspace members it depends on, of any kind.
+fn workspace_dependencies() -> BTreeMap<String, BTreeSet<String>> {
+    let metadata = metadata();
     let packages = metadata["packages"].as_array().expect("packages array");
     let ours: BTreeSet<String> = packages
         .iter()
@@ -48,40 +104,60 @@ fn workspace_dependencies() -> BTreeMap<String, BTreeSet<String>> {
 }
 
 #[test]
-fn leaf_crates_never_depend_on_engine_or_tools() {
+fn members_depend_only_downwards() {
     let graph = workspace_dependencies();
-    let allowed: BTreeMap<&str, &[&str]> = BTreeMap::from([
-        ("squall-ringbuf", &[][..]),
-        ("squall-net", &["squall-ringbuf"][..]),
-        ("squall-engine", &["squall-ringbuf", "squall-net"][..]),
-    ]);
-    for (crate_name, permitted) in allowed {
-        let deps = graph
-            .get(crate_name)
-            .unwrap_or_else(|| panic!("workspace member {crate_name} is missing"));
+    let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    for (member, deps) in &graph {
+        let permitted = allowed.get(member.as_str()).unwrap_or_else(|| {
+            panic!("workspace member {member} has no place in the dependency table of this test")
+        });
         for dep in deps {
             assert!(
-                permitted.contains(&dep.as_str()),
-                "{crate_name} depends on {dep}; the allowed direction is tools → engine → {{net, ringbuf}}"
+                permitted.contains(&dep.as_str()) || dep == "squall-test-support",
+                "{member} depends on {dep}; it may depend only on {permitted:?}"
             );
         }
+    }
+    for (member, _) in ALLOWED {
+        assert!(
+            graph.contains_key(*member),
+            "workspace member {member} is missing"
+        );
     }
 }
 
 #[test]
-fn every_expected_member_is_in_the_workspace() {
-    let graph = workspace_dependencies();
-    for member in [
-        "squall-ringbuf",
-        "squall-net",
-        "squall-engine",
-        "squall-tools",
-        "squall-benches",
-        "squall-tests",
-    ] {
+fn the_engine_core_compiles_no_control_plane_crate() {
+    // Exactly what an embedder compiles for this machine: `cargo tree -e normal`.
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "squall-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .args(["--manifest-path", manifest])
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        output.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tree = String::from_utf8(output.stdout).expect("cargo tree prints UTF-8");
+    let reached: BTreeSet<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    for banned in NOT_IN_CORE {
         assert!(
-            graph.contains_key(member),
-            "workspace member {member} is missing"
+            !reached.contains(banned),
+            "squall-core's dependency tree includes {banned}: {reached:?}"
         );
     }
+    assert!(reached.contains("squall-net") && reached.contains("squall-ringbuf"));
 }

@@ -47,11 +47,11 @@ pub(crate) struct ComponentDecl {
 /// other's streams.
 ///
 /// ```
-/// use squall::{Bolt, BoltOutput, Spout, SpoutOutput, TopologyBuilder, TopologyConfig, Tuple};
+/// use squall_core::{Bolt, BoltOutput, Spout, SpoutOutput, TopologyBuilder, TopologyConfig, Tuple};
 ///
 /// struct Numbers(u64);
 /// impl Spout for Numbers {
-///     fn declare_outputs(&self, d: &mut squall::OutputDeclarer) {
+///     fn declare_outputs(&self, d: &mut squall_core::OutputDeclarer) {
 ///         d.declare(&["n"]);
 ///     }
 ///     fn next_tuple(&mut self, out: &mut SpoutOutput<'_>) {

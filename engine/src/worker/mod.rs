@@ -7,6 +7,7 @@
 //! trees in flight at once, so they replay without waiting for their timeout.
 
 mod inbound;
+pub mod plan;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -19,7 +20,6 @@ use squall_net::transport::{
 };
 use squall_net::{ClusterId, ClusterSecret, ConnectionConfig, WorkerId};
 
-use crate::cluster::{WorkerHeartbeat, WorkerPlan};
 use crate::runtime::control::Control;
 use crate::runtime::worker::{
     InboundRings, Layout, RemoteLinks, control_ring_bytes, start_threads,
@@ -27,6 +27,10 @@ use crate::runtime::worker::{
 use crate::runtime::{KillReport, RunningTopology, StartError};
 use crate::topology::{Topology, TopologyError};
 use inbound::WorkerInbound;
+pub use plan::{
+    ComponentDescription, TopologyDescription, WorkerHeartbeat, WorkerPlan, WorkerPlanError,
+    WorkerSlot,
+};
 
 /// Why a worker could not start or follow its plan.
 #[derive(Debug, thiserror::Error)]

@@ -3,24 +3,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use squall::{
+use squall_core::{
     Bolt, BoltOutput, MessageId, OutputDeclarer, Spout, SpoutOutput, TaskId, TopologyContext,
     Tuple, Value, ValueRef,
 };
-
-/// Waits until `done()` or panics after `timeout` with `what`.
-pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
 
 /// Emits `[n, key]` for n in 0..limit (key = n % keys), optionally tracked with message id n,
 /// then nothing; counts what it emitted, acked and failed.
@@ -140,7 +127,7 @@ impl Bolt for Recorder {
         }
     }
 
-    fn prepare(&mut self, context: &TopologyContext) -> Result<(), squall::ComponentError> {
+    fn prepare(&mut self, context: &TopologyContext) -> Result<(), squall_core::ComponentError> {
         self.task = context.task_id();
         Ok(())
     }

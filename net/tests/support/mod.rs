@@ -103,16 +103,7 @@ pub fn is_rejected(event: &PeerEvent) -> bool {
 }
 
 /// Polls `condition` until it holds or `timeout` passes; returns its last answer.
-pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    condition()
-}
+pub use squall_test_support::wait_until;
 
 /// A sink that drops everything.
 pub struct NullSink;

@@ -1,0 +1,520 @@
+//! The spouts and bolts of the built-in demo and benchmark topologies.
+//!
+//! Every source stamps a sample of its tuples with the time they were (or, under a constant
+//! rate, were meant to be) emitted, in a `stamp` field; the sinks record the time since the
+//! stamp, so the latency percentiles cover the whole path. Unsampled tuples carry
+//! [`NO_STAMP`].
+
+use super::clock::{NO_STAMP, monotonic_nanos};
+use super::counts::WordMap;
+use super::latency::{LatencyHistogram, LatencyRecorder};
+use super::meter::{MeterCounter, ThroughputMeter};
+use super::pacing::{RatePacer, TuplesPerSecond};
+use super::probe::{EmitSwitch, WordCountProbe};
+use super::words::{SentenceGenerator, Vocabulary, WordIdGenerator, WordTally};
+use squall_core::{
+    Bolt, BoltOutput, ComponentError, MessageId, OutputDeclarer, Spout, SpoutOutput,
+    TopologyContext, Tuple, Value,
+};
+
+/// Most tuples a paced source emits per `next_tuple` call when it has fallen behind.
+const PACED_BURST: u64 = 64;
+
+/// How a source emits: when to stop, how fast, what to stamp, whether to track.
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    /// Turned off to stop every source holding it.
+    pub switch: EmitSwitch,
+    /// Emit at this constant rate (per source task) instead of flat out.
+    pub rate: Option<TuplesPerSecond>,
+    /// Stamp one tuple in this many (0: none).
+    pub stamp_every: u32,
+    /// Emit every tuple with a message id, so its tree is tracked.
+    pub tracked: bool,
+    /// Counts tuples emitted, over every source task.
+    pub emitted: ThroughputMeter,
+    /// Counts trees failed (tracked sources).
+    pub failed: ThroughputMeter,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        Self {
+            switch: EmitSwitch::new(),
+            rate: None,
+            stamp_every: 1024,
+            tracked: false,
+            emitted: ThroughputMeter::new(),
+            failed: ThroughputMeter::new(),
+        }
+    }
+}
+
+/// The per-task emitting state shared by the built-in sources.
+#[derive(Debug)]
+struct Emission {
+    options: SourceOptions,
+    pacer: Option<RatePacer>,
+    stamp_countdown: u32,
+    next_message: u64,
+    emitted: MeterCounter,
+    failed: MeterCounter,
+}
+
+impl Emission {
+    fn new(options: SourceOptions) -> Self {
+        let emitted = options.emitted.counter();
+        let failed = options.failed.counter();
+        Self {
+            pacer: options
+                .rate
+                .map(|rate| RatePacer::new(rate, monotonic_nanos())),
+            stamp_countdown: options.stamp_every,
+            next_message: 0,
+            emitted,
+            failed,
+            options,
+        }
+    }
+
+    /// How many tuples to emit now (0 when stopped or not yet due).
+    #[inline]
+    fn due(&self) -> u64 {
+        if !self.options.switch.is_on() {
+            return 0;
+        }
+        match &self.pacer {
+            None => 1,
+            Some(pacer) => pacer.due(monotonic_nanos()).min(PACED_BURST),
+        }
+    }
+
+    /// The stamp of the next tuple: its intended time under a rate, else now; one in
+    /// `stamp_every`.
+    #[inline]
+    fn next_stamp(&mut self) -> u64 {
+        let intended = self.pacer.as_mut().map(|pacer| {
+            let index = pacer.mark_sent(1);
+            pacer.intended_nanos(index)
+        });
+        if self.options.stamp_every == 0 {
+            return NO_STAMP;
+        }
+        self.stamp_countdown -= 1;
+        if self.stamp_countdown > 0 {
+            return NO_STAMP;
+        }
+        self.stamp_countdown = self.options.stamp_every;
+        intended.unwrap_or_else(monotonic_nanos)
+    }
+
+    #[inline(always)]
+    fn emit(&mut self, output: &mut SpoutOutput<'_>, values: &[Value<'_>]) {
+        if self.options.tracked {
+            self.next_message += 1;
+            output.emit_with_id(values, MessageId(self.next_message));
+        } else {
+            output.emit(values);
+        }
+        self.emitted.add(1);
+    }
+}
+
+/// Emits a constant value and a stamp: `[value: u64, stamp: u64]`.
+#[derive(Debug)]
+pub struct ConstSpout {
+    emission: Emission,
+    value: u64,
+}
+
+impl ConstSpout {
+    /// A source of `value`.
+    pub fn new(value: u64, options: SourceOptions) -> Self {
+        Self {
+            emission: Emission::new(options),
+            value,
+        }
+    }
+}
+
+impl Spout for ConstSpout {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        declarer.declare(&["value", "stamp"]);
+    }
+
+    #[inline]
+    fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
+        for _ in 0..self.emission.due() {
+            let stamp = self.emission.next_stamp();
+            self.emission
+                .emit(output, &[Value::U64(self.value), Value::U64(stamp)]);
+        }
+    }
+
+    fn fail(&mut self, _message: MessageId, _output: &mut SpoutOutput<'_>) {
+        self.emission.failed.add(1);
+    }
+}
+
+/// Emits a fixed payload and a stamp: `[payload: bytes, stamp: u64]`, so that its tuples have
+/// one exact encoded size, [`PayloadSpout::record_len`]. [`NullBolt`] reads the stamp.
+#[derive(Debug)]
+pub struct PayloadSpout {
+    emission: Emission,
+    payload: Box<[u8]>,
+}
+
+impl PayloadSpout {
+    /// A source of tuples carrying `payload_len` bytes.
+    pub fn new(payload_len: usize, options: SourceOptions) -> Self {
+        // A recognisable pattern rather than zeros, for whoever looks at the bytes.
+        let payload = (0..payload_len).map(|at| (at % 251) as u8).collect();
+        Self {
+            emission: Emission::new(options),
+            payload,
+        }
+    }
+
+    /// Bytes of the encoded record of an untracked tuple with `payload_len` bytes of payload:
+    /// the record header, the bytes field (tag, length, payload) and the stamp (tag, `u64`).
+    pub fn record_len(payload_len: usize) -> usize {
+        let payload = vec![0; payload_len];
+        squall_core::tuple::HEADER_BYTES
+            + squall_core::tuple::fields_len(&[Value::Bytes(&payload), Value::U64(0)])
+    }
+
+    /// The payload length that makes records of `record_len` bytes, if one does.
+    pub fn payload_len_for(record_len: usize) -> Option<usize> {
+        record_len.checked_sub(Self::record_len(0))
+    }
+}
+
+impl Spout for PayloadSpout {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        declarer.declare(&["payload", "stamp"]);
+    }
+
+    #[inline]
+    fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
+        for _ in 0..self.emission.due() {
+            let stamp = self.emission.next_stamp();
+            self.emission
+                .emit(output, &[Value::Bytes(&self.payload), Value::U64(stamp)]);
+        }
+    }
+
+    fn fail(&mut self, _message: MessageId, _output: &mut SpoutOutput<'_>) {
+        self.emission.failed.add(1);
+    }
+}
+
+/// Emits word ids drawn uniformly from a vocabulary, and a stamp: `[word: u64, stamp: u64]`;
+/// or, with [`WordSpout::spelled`], the words themselves: `[word: string, stamp: u64]`.
+#[derive(Debug)]
+pub struct WordSpout {
+    emission: Emission,
+    ids: WordIdGenerator,
+    tally: WordTally,
+    spelled: Option<Vocabulary>,
+    probe: WordCountProbe,
+    seed: u64,
+}
+
+impl WordSpout {
+    /// A source of word ids; each task draws from its own seed (`seed` plus its task id) and
+    /// reports what it drew to `probe` when it closes.
+    pub fn ids(seed: u64, probe: WordCountProbe, options: SourceOptions) -> Self {
+        let size = u32::try_from(probe.vocabulary().len()).unwrap_or(u32::MAX);
+        Self {
+            emission: Emission::new(options),
+            ids: WordIdGenerator::new(seed, size),
+            tally: WordTally::new(size),
+            spelled: None,
+            probe,
+            seed,
+        }
+    }
+
+    /// A source of words spelled out as strings.
+    pub fn spelled(seed: u64, probe: WordCountProbe, options: SourceOptions) -> Self {
+        let vocabulary = probe.vocabulary().clone();
+        Self {
+            spelled: Some(vocabulary),
+            ..Self::ids(seed, probe, options)
+        }
+    }
+}
+
+impl Spout for WordSpout {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        declarer.declare(&["word", "stamp"]);
+    }
+
+    fn open(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
+        self.ids = WordIdGenerator::new(
+            self.seed.wrapping_add(u64::from(context.task_id().0)),
+            self.ids.vocabulary_size(),
+        );
+        Ok(())
+    }
+
+    #[inline]
+    fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
+        for _ in 0..self.emission.due() {
+            let id = self.ids.next_id();
+            self.tally.add(id);
+            let stamp = self.emission.next_stamp();
+            let word = match &self.spelled {
+                Some(vocabulary) => Value::Str(vocabulary.word(id)),
+                None => Value::U64(id),
+            };
+            self.emission.emit(output, &[word, Value::U64(stamp)]);
+        }
+    }
+
+    fn fail(&mut self, _message: MessageId, _output: &mut SpoutOutput<'_>) {
+        self.emission.failed.add(1);
+    }
+
+    fn close(&mut self) {
+        self.probe.report_tally(&self.tally);
+    }
+}
+
+/// Emits sentences of words: `[sentence: string]`, for the split → count demo.
+#[derive(Debug)]
+pub struct SentenceSpout {
+    emission: Emission,
+    sentences: SentenceGenerator,
+    line: String,
+    tally: WordTally,
+    probe: WordCountProbe,
+    seed: u64,
+}
+
+impl SentenceSpout {
+    /// Sentences of `words_per_sentence` words from the probe's vocabulary.
+    pub fn new(
+        seed: u64,
+        words_per_sentence: usize,
+        probe: WordCountProbe,
+        options: SourceOptions,
+    ) -> Self {
+        let vocabulary = probe.vocabulary().clone();
+        let size = u32::try_from(vocabulary.len()).unwrap_or(u32::MAX);
+        Self {
+            emission: Emission::new(options),
+            sentences: SentenceGenerator::new(seed, vocabulary, words_per_sentence),
+            line: String::new(),
+            tally: WordTally::new(size),
+            probe,
+            seed,
+        }
+    }
+}
+
+impl Spout for SentenceSpout {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        declarer.declare(&["sentence", "stamp"]);
+    }
+
+    fn open(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
+        let vocabulary = self.probe.vocabulary().clone();
+        let words = self.sentences.words_per_sentence();
+        self.sentences = SentenceGenerator::new(
+            self.seed.wrapping_add(u64::from(context.task_id().0)),
+            vocabulary,
+            words,
+        );
+        Ok(())
+    }
+
+    fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
+        for _ in 0..self.emission.due() {
+            self.sentences
+                .next_sentence(&mut self.line, &mut self.tally);
+            let stamp = self.emission.next_stamp();
+            let line = std::mem::take(&mut self.line);
+            self.emission
+                .emit(output, &[Value::Str(&line), Value::U64(stamp)]);
+            self.line = line;
+        }
+    }
+
+    fn fail(&mut self, _message: MessageId, _output: &mut SpoutOutput<'_>) {
+        self.emission.failed.add(1);
+    }
+
+    fn close(&mut self) {
+        self.probe.report_tally(&self.tally);
+    }
+}
+
+/// What a sink measures: tuples received, and the latency of stamped ones.
+#[derive(Debug, Clone, Default)]
+pub struct SinkProbes {
+    /// Tuples received, over every sink task.
+    pub received: ThroughputMeter,
+    /// Latency from each stamp to its arrival at a sink.
+    pub latency: LatencyHistogram,
+}
+
+/// One sink task's measuring state.
+#[derive(Debug)]
+struct SinkMeters {
+    received: MeterCounter,
+    latency: LatencyRecorder,
+}
+
+impl SinkMeters {
+    fn new(probes: &SinkProbes) -> Self {
+        Self {
+            received: probes.received.counter(),
+            latency: probes.latency.recorder(),
+        }
+    }
+
+    /// Counts `input` and records its latency from the stamp in field `stamp_field`.
+    #[inline(always)]
+    fn record(&mut self, input: &Tuple<'_>, stamp_field: usize) {
+        self.received.add(1);
+        if let Ok(stamp) = input.get_u64(stamp_field) {
+            self.latency.record_since(stamp);
+        }
+    }
+}
+
+/// Drops what it receives after counting it and recording its latency (stamp in field 1),
+/// and acks it.
+#[derive(Debug)]
+pub struct NullBolt {
+    meters: SinkMeters,
+}
+
+impl NullBolt {
+    /// A sink reporting to `probes`.
+    pub fn new(probes: &SinkProbes) -> Self {
+        Self {
+            meters: SinkMeters::new(probes),
+        }
+    }
+}
+
+impl Bolt for NullBolt {
+    #[inline]
+    fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+        self.meters.record(input, 1);
+        output.ack(input);
+    }
+
+    fn cleanup(&mut self) {
+        self.meters.latency.flush();
+    }
+}
+
+/// Emits every input unchanged, anchored to it, and acks it.
+#[derive(Debug, Default)]
+pub struct IdentityBolt;
+
+impl Bolt for IdentityBolt {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        declarer.declare(&["value", "stamp"]);
+    }
+
+    #[inline]
+    fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+        let (Ok(value), Ok(stamp)) = (input.get_u64(0), input.get_u64(1)) else {
+            output.fail(input);
+            return;
+        };
+        output.emit_anchored(input, &[Value::U64(value), Value::U64(stamp)]);
+        output.ack(input);
+    }
+}
+
+/// Splits sentences into words: `[word: string, stamp: u64]`, anchored to the sentence; the
+/// sentence's stamp goes with its first word only.
+#[derive(Debug, Default)]
+pub struct SplitBolt;
+
+impl Bolt for SplitBolt {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        declarer.declare(&["word", "stamp"]);
+    }
+
+    fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+        let (Ok(sentence), Ok(stamp)) = (input.get_str(0), input.get_u64(1)) else {
+            output.fail(input);
+            return;
+        };
+        let mut stamp = stamp;
+        for word in sentence.split(' ').filter(|word| !word.is_empty()) {
+            output.emit_anchored(input, &[Value::Str(word), Value::U64(stamp)]);
+            stamp = NO_STAMP;
+        }
+        output.ack(input);
+    }
+}
+
+/// Counts words by id (field 0 a `u64`) or by spelling (a string); reports its counts to the
+/// probe when it stops, acks every input, and records latency from field 1.
+#[derive(Debug)]
+pub struct CountBolt {
+    by_id: WordMap<u64, u64>,
+    by_word: WordMap<Box<str>, u64>,
+    probe: WordCountProbe,
+    meters: SinkMeters,
+    task: u32,
+}
+
+impl CountBolt {
+    /// A counter reporting to `probe` and `sinks`.
+    pub fn new(probe: WordCountProbe, sinks: &SinkProbes) -> Self {
+        let size = probe.vocabulary().len();
+        Self {
+            by_id: WordMap::with_capacity_and_hasher(size, Default::default()),
+            by_word: WordMap::with_capacity_and_hasher(size, Default::default()),
+            probe,
+            meters: SinkMeters::new(sinks),
+            task: 0,
+        }
+    }
+}
+
+impl Bolt for CountBolt {
+    fn prepare(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
+        self.task = context.task_id().0;
+        Ok(())
+    }
+
+    #[inline]
+    fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+        match input.get(0) {
+            Ok(squall_core::ValueRef::U64(id)) => *self.by_id.entry(id).or_insert(0) += 1,
+            Ok(squall_core::ValueRef::Str(word)) => match self.by_word.get_mut(word) {
+                Some(count) => *count += 1,
+                None => {
+                    self.by_word.insert(word.into(), 1);
+                }
+            },
+            _ => {
+                output.fail(input);
+                return;
+            }
+        }
+        self.meters.record(input, 1);
+        output.ack(input);
+    }
+
+    fn cleanup(&mut self) {
+        self.meters.latency.flush();
+        if !self.by_id.is_empty() || self.by_word.is_empty() {
+            self.probe
+                .report_id_counts(self.task, std::mem::take(&mut self.by_id));
+        }
+        if !self.by_word.is_empty() {
+            self.probe
+                .report_word_counts(self.task, std::mem::take(&mut self.by_word));
+        }
+    }
+}

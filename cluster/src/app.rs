@@ -1,0 +1,269 @@
+//! The `main` of a topology program: one binary that runs its topology locally, describes it
+//! to the control plane, or runs as one of its workers on a cluster.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use squall_core::{Topology, TopologyBuilder, TopologyConfig};
+//!
+//! fn build(args: &[String]) -> Result<Arc<Topology>, squall_core::ComponentError> {
+//!     let mut builder = TopologyBuilder::new();
+//!     // ... spouts and bolts, possibly shaped by `args` ...
+//!     Ok(builder.build("my-topology", TopologyConfig::default())?)
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     squall_cluster::app::main(build)
+//! }
+//! ```
+//!
+//! The program then understands:
+//!
+//! - `local [--duration SECS] [-- ARGS]`: runs the topology in this process, printing a line of
+//!   figures every second, until the duration passes or it is interrupted;
+//! - `describe [-- ARGS]`: prints the topology's [`TopologyDescription`] as JSON (what
+//!   `squall submit` sends to nimbus);
+//! - `worker --plan FILE`: runs as the worker the plan file describes, with the cluster secret
+//!   in `SQUALL_CLUSTER_SECRET` (see [`crate::plan`]): it writes heartbeats, follows
+//!   the plan file as it changes, and stops cleanly on SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::{Parser, Subcommand};
+use squall_net::ClusterSecret;
+
+use crate::plan::SECRET_ENV;
+use crate::{TopologyDescription, WorkerHeartbeat, WorkerPlan};
+use squall_core::component::ComponentError;
+use squall_core::topology::Topology;
+use squall_core::worker::{PlanChange, Worker, WorkerOptions};
+
+/// How long a worker lets in-flight tuples drain when it stops.
+const STOP_DRAIN: Duration = Duration::from_secs(5);
+
+/// How often a worker looks at its plan file.
+const PLAN_POLL: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Parser)]
+#[command(about = "A Squall topology program")]
+struct AppCli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Run the topology in this process.
+    Local {
+        /// Stop after this many seconds (default: run until interrupted).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Arguments for the topology.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Print the topology's description as JSON.
+    Describe {
+        /// Arguments for the topology.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run as a worker of a cluster.
+    Worker {
+        /// The worker plan file.
+        #[arg(long)]
+        plan: PathBuf,
+    },
+}
+
+/// Runs a topology program: see the [module docs](self). `build` makes the topology from the
+/// program's topology arguments.
+pub fn main<F>(build: F) -> ExitCode
+where
+    F: Fn(&[String]) -> Result<Arc<Topology>, ComponentError>,
+{
+    init_logging();
+    let cli = AppCli::parse();
+    let result = match cli.mode {
+        Mode::Local { duration, args } => {
+            run_local(&build, &args, duration.map(Duration::from_secs_f64))
+        }
+        Mode::Describe { args } => describe(&build, &args),
+        Mode::Worker { plan } => run_worker(&build, &plan),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = std::env::var("SQUALL_LOG").unwrap_or_else(|_| "info".to_owned());
+    if let Err(error) = crate::logging::init(&filter) {
+        eprintln!("SQUALL_LOG={filter:?} is not a valid log filter: {error}");
+    }
+}
+
+fn describe<F>(build: &F, args: &[String]) -> Result<(), ComponentError>
+where
+    F: Fn(&[String]) -> Result<Arc<Topology>, ComponentError>,
+{
+    let topology = build(args)?;
+    let description = TopologyDescription::of(&topology);
+    println!("{}", serde_json::to_string_pretty(&description)?);
+    Ok(())
+}
+
+/// Registers SIGTERM and SIGINT; the flag turns true when one arrives.
+fn stop_flag() -> Result<Arc<AtomicBool>, ComponentError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    Ok(stop)
+}
+
+fn run_local<F>(
+    build: &F,
+    args: &[String],
+    duration: Option<Duration>,
+) -> Result<(), ComponentError>
+where
+    F: Fn(&[String]) -> Result<Arc<Topology>, ComponentError>,
+{
+    let topology = build(args)?;
+    let stop = stop_flag()?;
+    let running = squall_core::run(topology)?;
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    while !stop.load(Ordering::Relaxed)
+        && duration.is_none_or(|duration| started.elapsed() < duration)
+        && !running.has_stopped()
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            let metrics = running.metrics();
+            let line: Vec<String> = metrics
+                .components
+                .iter()
+                .map(|component| {
+                    format!(
+                        "{}: {} emitted, {} executed, {} acked, {} failed",
+                        component.component,
+                        component.counters.emitted,
+                        component.counters.executed,
+                        component.counters.acked,
+                        component.counters.failed
+                    )
+                })
+                .collect();
+            println!(
+                "{:>6.1}s  {}",
+                started.elapsed().as_secs_f64(),
+                line.join(" | ")
+            );
+        }
+    }
+    let stopped_by = running.stopped_by();
+    let report = running.kill(STOP_DRAIN);
+    println!(
+        "stopped after {:.1}s; {} in flight drained; {} task errors",
+        started.elapsed().as_secs_f64(),
+        if report.drained {
+            "everything"
+        } else {
+            "not everything"
+        },
+        report.errors.len()
+    );
+    match stopped_by {
+        Some(error) => Err(error.to_string().into()),
+        None => Ok(()),
+    }
+}
+
+/// The cluster secret from the environment.
+fn secret_from_env() -> Result<ClusterSecret, ComponentError> {
+    let value = std::env::var(SECRET_ENV)
+        .map_err(|_| format!("the cluster secret is missing: set {SECRET_ENV}"))?;
+    ClusterSecret::new(value.into_bytes())
+        .map_err(|error| format!("the cluster secret in {SECRET_ENV} is unusable: {error}").into())
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path)
+        .and_then(|meta| meta.modified())
+        .ok()
+}
+
+fn run_worker<F>(build: &F, plan_path: &Path) -> Result<(), ComponentError>
+where
+    F: Fn(&[String]) -> Result<Arc<Topology>, ComponentError>,
+{
+    let stop = stop_flag()?;
+    let secret = secret_from_env()?;
+    let options = WorkerOptions {
+        secret,
+        shared_memory_dir: std::env::var_os("SQUALL_SHM_DIR").map(PathBuf::from),
+        driver: None,
+    };
+    let heartbeat_dir = std::env::current_dir()?;
+    let mut plan_seen = modified(plan_path);
+    let plan = WorkerPlan::read(plan_path)?;
+    let topology = build(&plan.args)?;
+    let mut worker = Worker::start(Arc::clone(&topology), plan, options.clone())?;
+    let mut last_heartbeat = Instant::now() - Duration::from_secs(3600);
+    let heartbeat_every = Duration::from_millis(WorkerHeartbeat::INTERVAL_MS);
+    let mut last_poll = Instant::now();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            tracing::info!("stopping on request");
+            let report = worker.shutdown(STOP_DRAIN);
+            tracing::info!(drained = report.drained, "worker stopped");
+            return Ok(());
+        }
+        if let Some(failure) = worker.running().stopped_by() {
+            worker.shutdown(Duration::ZERO);
+            return Err(format!("the topology stopped: {failure}").into());
+        }
+        if last_heartbeat.elapsed() >= heartbeat_every {
+            last_heartbeat = Instant::now();
+            if let Err(error) = worker.heartbeat().write_into(&heartbeat_dir) {
+                tracing::warn!("cannot write the heartbeat: {error}");
+            }
+        }
+        if last_poll.elapsed() >= PLAN_POLL {
+            last_poll = Instant::now();
+            let now_modified = modified(plan_path);
+            if now_modified != plan_seen {
+                plan_seen = now_modified;
+                match WorkerPlan::read(plan_path) {
+                    Err(error) => tracing::warn!("ignoring the new plan: {error}"),
+                    Ok(plan) => match worker.follow(plan.clone())? {
+                        PlanChange::Reassigned => {
+                            tracing::info!(
+                                version = plan.version,
+                                "executors moved: restarting the worker with the new plan"
+                            );
+                            worker.shutdown(Duration::from_millis(500));
+                            worker = Worker::start(Arc::clone(&topology), plan, options.clone())?;
+                        }
+                        PlanChange::PeersMoved => {
+                            tracing::info!("following peers to their new addresses")
+                        }
+                        PlanChange::None => {}
+                    },
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

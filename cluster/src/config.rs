@@ -1,0 +1,499 @@
+//! Settings of the control plane: one TOML file shared by nimbus, supervisors and the CLI.
+//!
+//! Every setting has a default (see `docs/configuration.md` for the annotated file); a file
+//! only names what differs. Unknown keys are refused, so a misspelt setting is reported
+//! instead of silently ignored.
+//!
+//! ```
+//! use squall_cluster::ClusterConfig;
+//!
+//! let config = ClusterConfig::from_toml(
+//!     r#"
+//!     [zookeeper]
+//!     servers = ["zk1:2181", "zk2:2181"]
+//!     session_timeout_ms = 6000
+//!
+//!     [supervisor]
+//!     ports = [6700, 6701]
+//!     "#,
+//! )
+//! .unwrap();
+//! assert_eq!(config.zookeeper.connect_string(), "zk1:2181,zk2:2181");
+//! assert_eq!(config.zookeeper.root, "/squall");
+//! assert_eq!(config.nimbus.port, 6627);
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variable naming the configuration file when `--config` is not given.
+pub const CONFIG_ENV: &str = "SQUALL_CONF";
+
+/// The configuration file read when neither `--config` nor [`CONFIG_ENV`] names one (and
+/// it exists).
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/squall/squall.toml";
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or names unknown settings.
+    #[error("configuration file {path} is not valid: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        source: Box<toml::de::Error>,
+    },
+    /// A setting has a value that cannot work.
+    #[error("configuration setting {key} is invalid: {reason}")]
+    Invalid {
+        /// The setting, as `section.key`.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// All settings; each section belongs to one daemon (or the CLI).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The cluster's name and secret.
+    pub cluster: ClusterSettings,
+    /// Where ZooKeeper is.
+    pub zookeeper: ZooKeeperSettings,
+    /// The master daemon.
+    pub nimbus: NimbusSettings,
+    /// The node daemon.
+    pub supervisor: SupervisorSettings,
+    /// The command-line client.
+    pub client: ClientSettings,
+}
+
+/// The `[cluster]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// The cluster's name; workers of clusters with other names refuse each other. Default
+    /// `"squall"`.
+    pub name: String,
+    /// File holding the cluster secret (at least 16 bytes; trailing whitespace is ignored).
+    /// The environment variable `SQUALL_CLUSTER_SECRET` takes precedence. Default none.
+    pub secret_file: Option<PathBuf>,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            name: "squall".to_owned(),
+            secret_file: None,
+        }
+    }
+}
+
+/// The `[zookeeper]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZooKeeperSettings {
+    /// The ensemble's `host:port` addresses. Default `["127.0.0.1:2181"]`.
+    pub servers: Vec<String>,
+    /// The znode under which this cluster keeps all its state (a chroot), so that several
+    /// clusters share one ensemble. Created when missing. Default `"/squall"`.
+    pub root: String,
+    /// Session timeout asked of ZooKeeper: how long after a daemon dies its ephemeral nodes
+    /// (leadership, supervisor registration) disappear. The server bounds it by its
+    /// `minSessionTimeout`/`maxSessionTimeout`. Default 10000.
+    pub session_timeout_ms: u64,
+    /// How long one connection attempt may take. Default 5000.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for ZooKeeperSettings {
+    fn default() -> Self {
+        Self {
+            servers: vec!["127.0.0.1:2181".to_owned()],
+            root: "/squall".to_owned(),
+            session_timeout_ms: 10_000,
+            connect_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl ZooKeeperSettings {
+    /// The servers as a ZooKeeper connect string (`host:port,host:port`), without chroot.
+    pub fn connect_string(&self) -> String {
+        self.servers.join(",")
+    }
+
+    /// [`session_timeout_ms`](Self::session_timeout_ms) as a duration.
+    pub fn session_timeout(&self) -> Duration {
+        Duration::from_millis(self.session_timeout_ms)
+    }
+
+    /// [`connect_timeout_ms`](Self::connect_timeout_ms) as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+/// The `[nimbus]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NimbusSettings {
+    /// Address the API listens on. Default `"0.0.0.0"`.
+    pub bind: String,
+    /// Address other machines reach this nimbus at (published in ZooKeeper). Default the
+    /// machine's host name.
+    pub host: String,
+    /// API port (clients, supervisors and other nimbuses). Default 6627.
+    pub port: u16,
+    /// Where this nimbus keeps topology artifacts. Default `"/var/lib/squall/nimbus"`.
+    pub data_dir: PathBuf,
+    /// Id of this nimbus. Default `<host>-<port>`.
+    pub id: Option<String>,
+    /// How often the leader re-examines the cluster even when nothing wakes it. Default
+    /// 1000.
+    pub monitor_interval_ms: u64,
+    /// A worker whose heartbeat (relayed by its supervisor) has not changed for this long is
+    /// dead and its executors move elsewhere. Longer than the supervisor's own worker
+    /// timeout, so that a supervisor gets to restart a worker first. Default 30000.
+    pub worker_timeout_ms: u64,
+    /// How long a newly assigned worker may take to send its first heartbeat. Default
+    /// 120000.
+    pub worker_start_timeout_ms: u64,
+    /// A submission is confirmed once this many nimbuses hold its artifact. Default 1 (the
+    /// leader alone).
+    pub min_replicas: usize,
+    /// Longest wait for [`min_replicas`](Self::min_replicas) before confirming anyway.
+    /// Default 30000.
+    pub replication_timeout_ms: u64,
+    /// Largest artifact accepted, in bytes. Default 1 GiB.
+    pub max_artifact_bytes: u64,
+}
+
+impl Default for NimbusSettings {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0".to_owned(),
+            host: host_name(),
+            port: 6627,
+            data_dir: PathBuf::from("/var/lib/squall/nimbus"),
+            id: None,
+            monitor_interval_ms: 1_000,
+            worker_timeout_ms: 30_000,
+            worker_start_timeout_ms: 120_000,
+            min_replicas: 1,
+            replication_timeout_ms: 30_000,
+            max_artifact_bytes: 1 << 30,
+        }
+    }
+}
+
+impl NimbusSettings {
+    /// The configured id, or `<host>-<port>`.
+    pub fn id(&self) -> String {
+        self.id
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", self.host, self.port))
+    }
+}
+
+/// The `[supervisor]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupervisorSettings {
+    /// Id of this supervisor; stable across restarts. Default `<host>-<first port>`.
+    pub id: Option<String>,
+    /// Address workers of other machines reach this machine's workers at. Default the
+    /// machine's host name.
+    pub host: String,
+    /// The worker slots: one worker process per port. Default `[6700, 6701, 6702, 6703]`.
+    pub ports: Vec<u16>,
+    /// Where the supervisor unpacks artifacts and runs workers. Default
+    /// `"/var/lib/squall/supervisor"`.
+    pub data_dir: PathBuf,
+    /// The `squall` binary, which runs topologies described in files. Default the binary
+    /// running the supervisor.
+    pub worker_program: Option<PathBuf>,
+    /// How often assignments are re-read even when no watch fires. Default 1000.
+    pub sync_interval_ms: u64,
+    /// How often workers' processes and heartbeats are checked. Default 100.
+    pub monitor_interval_ms: u64,
+    /// How often worker heartbeats are relayed to ZooKeeper. Default 1000.
+    pub heartbeat_relay_interval_ms: u64,
+    /// A worker whose `heartbeat.json` is older than this is killed and restarted. Default
+    /// 10000.
+    pub worker_timeout_ms: u64,
+    /// How long a new worker may take to write its first heartbeat. Default 60000.
+    pub worker_start_timeout_ms: u64,
+    /// After SIGTERM, how long a worker may take to exit before SIGKILL. Default 5000.
+    pub kill_grace_ms: u64,
+    /// Transport backend named in worker plans: `auto`, `mio` or `io-uring`. Default
+    /// `"auto"`.
+    pub transport: String,
+}
+
+impl Default for SupervisorSettings {
+    fn default() -> Self {
+        Self {
+            id: None,
+            host: host_name(),
+            ports: vec![6700, 6701, 6702, 6703],
+            data_dir: PathBuf::from("/var/lib/squall/supervisor"),
+            worker_program: None,
+            sync_interval_ms: 1_000,
+            monitor_interval_ms: 100,
+            heartbeat_relay_interval_ms: 1_000,
+            worker_timeout_ms: 10_000,
+            worker_start_timeout_ms: 60_000,
+            kill_grace_ms: 5_000,
+            transport: "auto".to_owned(),
+        }
+    }
+}
+
+impl SupervisorSettings {
+    /// The configured id, or `<host>-<first port>`.
+    pub fn id(&self) -> String {
+        self.id.clone().unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                self.host,
+                self.ports.first().copied().unwrap_or_default()
+            )
+        })
+    }
+}
+
+/// The `[client]` section (the `squall` CLI and topology programs' `submit` mode).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientSettings {
+    /// Talk to the nimbus at this `host:port` instead of looking the leader up in
+    /// ZooKeeper. Default none.
+    pub nimbus: Option<String>,
+    /// Longest wait for one answer from nimbus. Default 60000.
+    pub timeout_ms: u64,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            nimbus: None,
+            timeout_ms: 60_000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Parses a configuration file's text.
+    ///
+    /// # Errors
+    /// When the text is not valid TOML, names unknown settings, or a value cannot work.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::parse(text, Path::new("<text>"))
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads the file at `path`.
+    ///
+    /// # Errors
+    /// When the file cannot be read or is not a valid configuration.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// The configuration the daemons and the CLI run with: the file `path` if given, else
+    /// the file named by [`CONFIG_ENV`], else [`DEFAULT_CONFIG_PATH`] if it exists, else the
+    /// defaults.
+    ///
+    /// # Errors
+    /// When the chosen file cannot be read or is not a valid configuration.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        if let Some(path) = path {
+            return Self::read(path);
+        }
+        if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|path| !path.is_empty()) {
+            return Self::read(Path::new(&path));
+        }
+        let default = Path::new(DEFAULT_CONFIG_PATH);
+        if default.exists() {
+            return Self::read(default);
+        }
+        Ok(Self::default())
+    }
+
+    /// The configuration as TOML text (every setting, defaults included).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("the configuration serializes")
+    }
+
+    /// Checks values that parse but cannot work.
+    ///
+    /// # Errors
+    /// The first invalid setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.cluster.name.is_empty() {
+            return invalid("cluster.name", "must not be empty");
+        }
+        if self.zookeeper.servers.is_empty() {
+            return invalid("zookeeper.servers", "names no server");
+        }
+        if let Some(server) = self
+            .zookeeper
+            .servers
+            .iter()
+            .find(|server| server.contains('/') || server.contains(','))
+        {
+            return Err(ConfigError::Invalid {
+                key: "zookeeper.servers",
+                reason: format!(
+                    "{server:?} is not a host:port address (set the chroot with zookeeper.root)"
+                ),
+            });
+        }
+        let root = &self.zookeeper.root;
+        if !root.starts_with('/') || (root.len() > 1 && root.ends_with('/')) || root.contains("//")
+        {
+            return Err(ConfigError::Invalid {
+                key: "zookeeper.root",
+                reason: format!("{root:?} is not an absolute znode path like /squall"),
+            });
+        }
+        if self.zookeeper.session_timeout_ms == 0 {
+            return invalid("zookeeper.session_timeout_ms", "must be positive");
+        }
+        if self.supervisor.ports.is_empty() {
+            return invalid("supervisor.ports", "names no slot");
+        }
+        let mut ports = self.supervisor.ports.clone();
+        ports.sort_unstable();
+        if ports.windows(2).any(|pair| pair[0] == pair[1]) {
+            return invalid("supervisor.ports", "names a port twice");
+        }
+        for (key, id) in [
+            ("supervisor.id", self.supervisor.id()),
+            ("nimbus.id", self.nimbus.id()),
+        ] {
+            if id.is_empty() || id.contains('/') || id.starts_with('.') {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("{id:?} cannot be a znode name"),
+                });
+            }
+        }
+        if self.nimbus.min_replicas == 0 {
+            return invalid("nimbus.min_replicas", "must be at least 1");
+        }
+        for (key, value) in [
+            (
+                "nimbus.monitor_interval_ms",
+                self.nimbus.monitor_interval_ms,
+            ),
+            (
+                "supervisor.monitor_interval_ms",
+                self.supervisor.monitor_interval_ms,
+            ),
+            (
+                "supervisor.sync_interval_ms",
+                self.supervisor.sync_interval_ms,
+            ),
+            (
+                "supervisor.heartbeat_relay_interval_ms",
+                self.supervisor.heartbeat_relay_interval_ms,
+            ),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be positive");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// This machine's host name, or `localhost` when it has none.
+fn host_name() -> String {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy().into_owned();
+    if name.is_empty() {
+        "localhost".to_owned()
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_the_defaults_and_the_defaults_round_trip() {
+        let config = ClusterConfig::from_toml("").unwrap();
+        assert_eq!(config, ClusterConfig::default());
+        assert_eq!(ClusterConfig::from_toml(&config.to_toml()).unwrap(), config);
+        assert_eq!(config.supervisor.ports, [6700, 6701, 6702, 6703]);
+        assert_eq!(config.zookeeper.session_timeout(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let error = ClusterConfig::from_toml("[zookeeper]\nsession_timeout = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field `session_timeout`"), "{error}");
+        assert!(error.contains("line 2"), "{error}");
+        let error = ClusterConfig::from_toml("[zookeeper]\nroot = \"squall\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("zookeeper.root"), "{error}");
+        let error = ClusterConfig::from_toml("[supervisor]\nports = [1, 1]\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "configuration setting supervisor.ports is invalid: names a port twice"
+        );
+        let error = ClusterConfig::from_toml("[zookeeper]\nservers = [\"zk:2181/chroot\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("zookeeper.root"), "{error}");
+    }
+
+    #[test]
+    fn ids_default_from_host_and_port() {
+        let config = ClusterConfig::from_toml(
+            "[nimbus]\nhost = \"n1\"\nport = 7000\n[supervisor]\nhost = \"s1\"\nports = [6800]\n",
+        )
+        .unwrap();
+        assert_eq!(config.nimbus.id(), "n1-7000");
+        assert_eq!(config.supervisor.id(), "s1-6800");
+    }
+}

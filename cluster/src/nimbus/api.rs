@@ -1,0 +1,624 @@
+//! The API: one authenticated request per connection (see
+//! [`crate::protocol`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::Shared;
+use super::rounds::read_topologies_versioned;
+use crate::artifact::{self, sha256_hex};
+use crate::paths;
+use crate::protocol::{
+    self, ApiError, Hello, MAX_FRAME, NONCE_LEN, Request, Response, SupervisorSummary,
+    TopologyReport, TopologySummary,
+};
+use crate::records::{
+    TopologyRecord, TopologyStatus, check_parallelism, executor_components, now_ms,
+};
+use crate::secret::PROOF_LEN;
+use crate::store::{self, NodeKind, Store, StoreError, Version, encode};
+
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections until shutdown.
+pub(super) async fn listen(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = crate::shutdown::requested(&mut shutdown) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let peer = peer.to_string();
+                    if let Err(error) = handle(&shared, stream, &peer).await {
+                        tracing::debug!(%peer, %error, "API connection ended with an error");
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot accept an API connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<Vec<u8>> {
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).await?;
+    let len = protocol::check_frame_len(u32::from_le_bytes(length), max)
+        .map_err(std::io::Error::other)?;
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+async fn handle(shared: &Shared, mut stream: TcpStream, peer: &str) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|error| std::io::Error::other(error.to_string()))?;
+    let hello = Hello {
+        protocol: protocol::PROTOCOL,
+        nonce: artifact::hex(&nonce),
+        nimbus: shared.info.id.clone(),
+        leader: *shared.leading.borrow(),
+    };
+    stream
+        .write_all(&protocol::frame(
+            &serde_json::to_vec(&hello).expect("hello serializes"),
+        ))
+        .await?;
+    let (body, proof) = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let body = read_frame(&mut stream, MAX_FRAME).await?;
+        let proof = read_frame(&mut stream, PROOF_LEN).await?;
+        Ok::<_, std::io::Error>((body, proof))
+    })
+    .await
+    .map_err(|_| std::io::Error::other("request timed out"))??;
+
+    if !shared.secret.verify("request", &[&nonce, &body], &proof) {
+        tracing::warn!(%peer, "refused an unauthenticated request");
+        let refusal = serde_json::to_vec(&Response::Error(ApiError::Unauthenticated))
+            .expect("responses serialize");
+        stream.write_all(&protocol::frame(&refusal)).await?;
+        stream.write_all(&protocol::frame(&[0; PROOF_LEN])).await?;
+        return stream.shutdown().await;
+    }
+    let exchange = Exchange {
+        nonce,
+        proof: proof.clone(),
+    };
+    let (response, payload) = match serde_json::from_slice::<Request>(&body) {
+        Ok(request) => {
+            tracing::debug!(%peer, ?request, "API request");
+            respond(shared, &mut stream, &exchange, request).await
+        }
+        Err(error) => (
+            Response::Error(ApiError::Invalid {
+                reason: format!("not a request: {error}"),
+            }),
+            Vec::new(),
+        ),
+    };
+    if let Response::Error(error) = &response {
+        tracing::info!(%peer, %error, "request refused");
+    }
+    exchange.send(shared, &mut stream, &response).await?;
+    stream.write_all(&payload).await?;
+    stream.shutdown().await
+}
+
+/// What binds the answers of one connection to its request.
+struct Exchange {
+    nonce: [u8; NONCE_LEN],
+    proof: Vec<u8>,
+}
+
+impl Exchange {
+    /// Sends `response` and its proof.
+    async fn send(
+        &self,
+        shared: &Shared,
+        stream: &mut TcpStream,
+        response: &Response,
+    ) -> std::io::Result<()> {
+        let answer = serde_json::to_vec(response).expect("responses serialize");
+        let proof = protocol::response_proof(&shared.secret, &self.nonce, &self.proof, &answer);
+        let mut bytes = protocol::frame(&answer);
+        bytes.extend_from_slice(&protocol::frame(&proof));
+        stream.write_all(&bytes).await
+    }
+}
+
+async fn respond(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    exchange: &Exchange,
+    request: Request,
+) -> (Response, Vec<u8>) {
+    if request.needs_leader() && !*shared.leading.borrow() {
+        let leader = store::read_leader(&shared.store)
+            .await
+            .ok()
+            .flatten()
+            .map(|leader| leader.address());
+        return (Response::Error(ApiError::NotLeader { leader }), Vec::new());
+    }
+    let result = match request {
+        Request::Submit {
+            name,
+            description,
+            args,
+            artifact,
+            artifact_bytes,
+            active,
+        } => match check_submission(shared, &name, &description, artifact_bytes).await {
+            Err(error) => Err(error),
+            Ok(()) => {
+                if let Err(error) = exchange.send(shared, stream, &Response::Continue).await {
+                    return (Response::Error(internal(error)), Vec::new());
+                }
+                let mut bytes = vec![0u8; artifact_bytes as usize];
+                match tokio::time::timeout(REQUEST_TIMEOUT * 4, stream.read_exact(&mut bytes)).await
+                {
+                    Ok(Ok(_)) => {
+                        submit(shared, name, description, args, artifact, bytes, active).await
+                    }
+                    _ => Err(ApiError::Invalid {
+                        reason: "the artifact upload broke off".to_owned(),
+                    }),
+                }
+            }
+        },
+        Request::FetchArtifact { digest } => return fetch(shared, digest).await,
+        Request::List => list(shared).await,
+        Request::Status { name } => status(shared, &name).await,
+        Request::Kill { name, wait_secs } => {
+            update(shared, &name, |record| {
+                if let TopologyStatus::Killed { .. } = record.status {
+                    return Ok(format!("topology {} is being killed already", record.name));
+                }
+                let wait = wait_secs.unwrap_or(record.description.message_timeout_ms / 1000);
+                record.status = TopologyStatus::Killed {
+                    deadline_ms: now_ms() + wait * 1000,
+                };
+                Ok(format!(
+                    "topology {} ({}) deactivated; its workers stop in {wait} s",
+                    record.name, record.id
+                ))
+            })
+            .await
+        }
+        Request::Activate { name } => set_activity(shared, &name, TopologyStatus::Active).await,
+        Request::Deactivate { name } => set_activity(shared, &name, TopologyStatus::Inactive).await,
+        Request::Rebalance {
+            name,
+            workers,
+            parallelism,
+            wait_secs,
+        } => {
+            update(shared, &name, |record| {
+                let resume_active = match record.status {
+                    TopologyStatus::Active => true,
+                    TopologyStatus::Inactive => false,
+                    TopologyStatus::Rebalancing { resume_active, .. } => resume_active,
+                    TopologyStatus::Killed { .. } => {
+                        return Err(ApiError::Invalid {
+                            reason: format!("topology {} is being killed", record.name),
+                        });
+                    }
+                };
+                if workers == Some(0) {
+                    return Err(ApiError::Invalid {
+                        reason: "a topology needs at least one worker".to_owned(),
+                    });
+                }
+                let mut merged = record.parallelism.clone();
+                merged.extend(parallelism.clone());
+                check_parallelism(&record.description, &merged)
+                    .map_err(|reason| ApiError::Invalid { reason })?;
+                let wait = wait_secs.unwrap_or(record.description.message_timeout_ms / 1000);
+                record.workers = workers.unwrap_or(record.workers);
+                record.parallelism = merged;
+                record.status = TopologyStatus::Rebalancing {
+                    deadline_ms: now_ms() + wait * 1000,
+                    resume_active,
+                };
+                Ok(format!(
+                    "topology {} rebalances in {wait} s to {} workers and {} executors",
+                    record.name,
+                    record.workers,
+                    executor_components(&record.description, &record.parallelism).len()
+                ))
+            })
+            .await
+        }
+    };
+    match result {
+        Ok(response) => (response, Vec::new()),
+        Err(error) => (Response::Error(error), Vec::new()),
+    }
+}
+
+fn internal(error: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal {
+        reason: error.to_string(),
+    }
+}
+
+/// The record of the topology called `name`, with its version.
+async fn find(shared: &Shared, name: &str) -> Result<(TopologyRecord, Version), ApiError> {
+    read_topologies_versioned(&shared.store)
+        .await
+        .map_err(internal)?
+        .into_values()
+        .find(|(record, _)| record.name == name)
+        .ok_or_else(|| ApiError::NotFound {
+            name: name.to_owned(),
+        })
+}
+
+/// Changes the record of `name` with `change` (compare-and-set, retried on conflict) and
+/// wakes the rounds.
+async fn update(
+    shared: &Shared,
+    name: &str,
+    change: impl Fn(&mut TopologyRecord) -> Result<String, ApiError>,
+) -> Result<Response, ApiError> {
+    for _ in 0..10 {
+        let (mut record, version) = find(shared, name).await?;
+        let message = change(&mut record)?;
+        match shared
+            .store
+            .set(
+                &paths::topology(&record.id),
+                &encode(&record),
+                Some(version),
+            )
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(topology = %record.id, status = record.status.name(), "{message}");
+                shared.wake.notify_one();
+                return Ok(Response::Done { message });
+            }
+            Err(StoreError::BadVersion { .. }) => continue,
+            Err(error) => return Err(internal(error)),
+        }
+    }
+    Err(internal(format!(
+        "topology {name} keeps changing; try again"
+    )))
+}
+
+async fn set_activity(
+    shared: &Shared,
+    name: &str,
+    target: TopologyStatus,
+) -> Result<Response, ApiError> {
+    update(shared, name, |record| match record.status {
+        TopologyStatus::Active | TopologyStatus::Inactive => {
+            record.status = target;
+            Ok(format!("topology {} is {}", record.name, target.name()))
+        }
+        other => Err(ApiError::Invalid {
+            reason: format!(
+                "topology {} is {}; try again later",
+                record.name,
+                other.name()
+            ),
+        }),
+    })
+    .await
+}
+
+/// Checks that a description is consistent with itself.
+fn check_description(
+    name: &str,
+    description: &crate::plan::TopologyDescription,
+) -> Result<(), ApiError> {
+    let invalid = |reason: String| ApiError::Invalid { reason };
+    if !paths::is_valid_name(name)
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(invalid(format!(
+            "topology name {name:?} may only hold letters, digits, '_', '-' and '.'"
+        )));
+    }
+    if description.name != name {
+        return Err(invalid(format!(
+            "the description is of topology {:?}, not {name:?}",
+            description.name
+        )));
+    }
+    if description.executor_components.is_empty() {
+        return Err(invalid("the topology has no executors".to_owned()));
+    }
+    let declared = executor_components(description, &BTreeMap::new());
+    let counted: usize = description.components.iter().map(|c| c.parallelism).sum();
+    if counted != declared.len()
+        || description
+            .executor_components
+            .iter()
+            .any(|&component| component >= description.components.len())
+    {
+        return Err(invalid(
+            "the description's executors do not match its components".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// What can be refused before the artifact is uploaded.
+async fn check_submission(
+    shared: &Shared,
+    name: &str,
+    description: &crate::plan::TopologyDescription,
+    artifact_bytes: u64,
+) -> Result<(), ApiError> {
+    check_description(name, description)?;
+    let max = shared.config.nimbus.max_artifact_bytes;
+    if artifact_bytes > max {
+        return Err(ApiError::Invalid {
+            reason: format!(
+                "the artifact has {artifact_bytes} bytes, more than nimbus.max_artifact_bytes ({max})"
+            ),
+        });
+    }
+    if artifact_bytes == 0 {
+        return Err(ApiError::Invalid {
+            reason: "the artifact is empty".to_owned(),
+        });
+    }
+    let topologies = store::read_topologies(&shared.store)
+        .await
+        .map_err(internal)?;
+    if let Some(existing) = topologies.values().find(|record| record.name == name) {
+        return Err(ApiError::AlreadyExists {
+            name: name.to_owned(),
+            id: existing.id.clone(),
+        });
+    }
+    Ok(())
+}
+
+async fn submit(
+    shared: &Shared,
+    name: String,
+    description: crate::plan::TopologyDescription,
+    args: Vec<String>,
+    digest: String,
+    bytes: Vec<u8>,
+    active: bool,
+) -> Result<Response, ApiError> {
+    let actual = sha256_hex(&bytes);
+    if actual != digest {
+        return Err(ApiError::Invalid {
+            reason: format!("the artifact's digest is {actual}, not {digest} as announced"),
+        });
+    }
+    let topologies = store::read_topologies(&shared.store)
+        .await
+        .map_err(internal)?;
+    if let Some(existing) = topologies.values().find(|record| record.name == name) {
+        return Err(ApiError::AlreadyExists {
+            name,
+            id: existing.id.clone(),
+        });
+    }
+    // Check and store the artifact.
+    let artifacts = shared.artifacts.clone();
+    let check_dir = shared
+        .config
+        .nimbus
+        .data_dir
+        .join(format!("check-{digest}"));
+    let artifact_bytes = bytes.len() as u64;
+    let stored_digest = digest.clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = std::fs::remove_dir_all(&check_dir);
+        let checked = artifact::unpack(&bytes, &check_dir);
+        let _ = std::fs::remove_dir_all(&check_dir);
+        checked?;
+        artifacts.put(&stored_digest, &bytes)
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|error| ApiError::Invalid {
+        reason: error.to_string(),
+    })?;
+    shared
+        .store
+        .claim_ephemeral(
+            &paths::artifact_holder(&digest, &shared.info.id),
+            &encode(&shared.info),
+        )
+        .await
+        .map_err(internal)?;
+
+    let submitted_ms = now_ms();
+    let base = format!("{name}-{}", submitted_ms / 1000);
+    let mut id = base.clone();
+    let mut suffix = 1;
+    while topologies.contains_key(&id) {
+        suffix += 1;
+        id = format!("{base}-{suffix}");
+    }
+    let record = TopologyRecord {
+        id: id.clone(),
+        name: name.clone(),
+        status: if active {
+            TopologyStatus::Active
+        } else {
+            TopologyStatus::Inactive
+        },
+        submitted_ms,
+        artifact: digest.clone(),
+        artifact_bytes,
+        args,
+        workers: description.workers.max(1),
+        description,
+        parallelism: BTreeMap::new(),
+        note: None,
+    };
+    match shared
+        .store
+        .create(
+            &paths::topology(&id),
+            &encode(&record),
+            NodeKind::Persistent,
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::NodeExists { .. }) => {
+            return Err(ApiError::AlreadyExists { name, id });
+        }
+        Err(error) => return Err(internal(error)),
+    }
+    tracing::info!(topology = %id, artifact = %digest, bytes = artifact_bytes, "topology submitted");
+    shared.wake.notify_one();
+
+    // Report the first scheduling decision, and wait for the replicas asked for.
+    let mut note = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        let scheduled = shared
+            .store
+            .get(&paths::assignment(&id))
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        note = store::read_topologies(&shared.store)
+            .await
+            .ok()
+            .and_then(|records| records.get(&id).and_then(|record| record.note.clone()));
+        if scheduled || note.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let wanted = shared.config.nimbus.min_replicas;
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_millis(shared.config.nimbus.replication_timeout_ms);
+    let mut replicas = 0;
+    loop {
+        replicas = shared
+            .store
+            .children(&paths::artifact(&digest))
+            .await
+            .map_or(replicas, |holders| holders.len());
+        if replicas >= wanted || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if replicas < wanted {
+        tracing::warn!(topology = %id, replicas, wanted, "artifact not replicated in time");
+    }
+    Ok(Response::Submitted {
+        topology_id: id,
+        note,
+        replicas,
+    })
+}
+
+async fn fetch(shared: &Shared, digest: String) -> (Response, Vec<u8>) {
+    if !artifact::is_digest(&digest) || !shared.artifacts.contains(&digest) {
+        return (
+            Response::Error(ApiError::NoSuchArtifact { digest }),
+            Vec::new(),
+        );
+    }
+    let artifacts = shared.artifacts.clone();
+    let wanted = digest.clone();
+    match tokio::task::spawn_blocking(move || artifacts.get(&wanted)).await {
+        Ok(Ok(bytes)) => (
+            Response::Artifact {
+                digest,
+                bytes: bytes.len() as u64,
+            },
+            bytes,
+        ),
+        Ok(Err(error)) => (Response::Error(internal(error)), Vec::new()),
+        Err(error) => (Response::Error(internal(error)), Vec::new()),
+    }
+}
+
+async fn list(shared: &Shared) -> Result<Response, ApiError> {
+    let zk = &shared.store;
+    let topologies = store::read_topologies(zk).await.map_err(internal)?;
+    let assignments = store::read_assignments(zk).await.map_err(internal)?;
+    let supervisors = store::read_supervisors(zk).await.map_err(internal)?;
+    let now = now_ms();
+    let mut summaries: Vec<TopologySummary> = topologies
+        .values()
+        .map(|record| {
+            let assignment = assignments.get(&record.id);
+            TopologySummary {
+                id: record.id.clone(),
+                name: record.name.clone(),
+                status: record.status.name().to_owned(),
+                workers: assignment.map_or(0, |assignment| assignment.workers.len()),
+                requested_workers: record.workers,
+                executors: record.executor_components().len(),
+                uptime_secs: now.saturating_sub(record.submitted_ms) / 1000,
+                note: record.note.clone(),
+            }
+        })
+        .collect();
+    summaries.sort_by(|a, b| a.name.cmp(&b.name));
+    let supervisor_summaries = supervisors
+        .values()
+        .map(|supervisor| SupervisorSummary {
+            id: supervisor.id.clone(),
+            host: supervisor.host.clone(),
+            slots: supervisor.ports.len(),
+            used: assignments
+                .values()
+                .flat_map(|assignment| &assignment.workers)
+                .filter(|worker| worker.supervisor == supervisor.id)
+                .count(),
+            uptime_secs: now.saturating_sub(supervisor.started_ms) / 1000,
+        })
+        .collect();
+    Ok(Response::Topologies {
+        topologies: summaries,
+        supervisors: supervisor_summaries,
+    })
+}
+
+async fn status(shared: &Shared, name: &str) -> Result<Response, ApiError> {
+    let (record, _) = find(shared, name).await?;
+    let zk = &shared.store;
+    let assignment = store::read_assignments(zk)
+        .await
+        .map_err(internal)?
+        .remove(&record.id);
+    let heartbeats = store::read_workerbeats(zk, &record.id)
+        .await
+        .map_err(internal)?;
+    let errors = store::read_errors(zk, &record.id).await.map_err(internal)?;
+    Ok(Response::Status(Box::new(TopologyReport {
+        record,
+        assignment,
+        heartbeats,
+        errors,
+        now_ms: now_ms(),
+    })))
+}

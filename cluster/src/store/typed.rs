@@ -1,0 +1,166 @@
+//! Reading and writing the control plane's records through any [`Store`].
+
+use std::collections::BTreeMap;
+
+use super::{NodeKind, Store, StoreError, decode, encode};
+use crate::paths;
+use crate::records::{
+    Assignment, ERRORS_KEPT, ErrorRecord, NimbusInfo, SupervisorInfo, TopologyRecord, WorkerBeat,
+    now_ms,
+};
+
+/// Reads every record under `parent`, keyed by child name; children that vanish between
+/// listing and reading are skipped.
+async fn read_all<S: Store, T: serde::de::DeserializeOwned>(
+    store: &S,
+    parent: &str,
+) -> Result<BTreeMap<String, T>, StoreError> {
+    let mut records = BTreeMap::new();
+    for child in store.children(parent).await? {
+        let path = format!("{parent}/{child}");
+        if let Some(node) = store.get(&path).await? {
+            records.insert(child, decode(&path, &node.data)?);
+        }
+    }
+    Ok(records)
+}
+
+/// The registered supervisors, by id.
+///
+/// # Errors
+/// When ZooKeeper cannot be read or holds a corrupt record.
+pub async fn read_supervisors<S: Store>(
+    store: &S,
+) -> Result<BTreeMap<String, SupervisorInfo>, StoreError> {
+    read_all(store, paths::SUPERVISORS).await
+}
+
+/// The topology records, by topology id.
+///
+/// # Errors
+/// When ZooKeeper cannot be read or holds a corrupt record.
+pub async fn read_topologies<S: Store>(
+    store: &S,
+) -> Result<BTreeMap<String, TopologyRecord>, StoreError> {
+    read_all(store, paths::TOPOLOGIES).await
+}
+
+/// The assignments, by topology id.
+///
+/// # Errors
+/// When ZooKeeper cannot be read or holds a corrupt record.
+pub async fn read_assignments<S: Store>(
+    store: &S,
+) -> Result<BTreeMap<String, Assignment>, StoreError> {
+    read_all(store, paths::ASSIGNMENTS).await
+}
+
+/// The relayed heartbeats of one topology's workers, by slot (`<supervisor>:<port>`).
+///
+/// # Errors
+/// When ZooKeeper cannot be read or holds a corrupt record.
+pub async fn read_workerbeats<S: Store>(
+    store: &S,
+    topology_id: &str,
+) -> Result<BTreeMap<String, WorkerBeat>, StoreError> {
+    read_all(store, &paths::workerbeats(topology_id)).await
+}
+
+/// The nimbuses taking part in the leader election, leader first.
+///
+/// # Errors
+/// When ZooKeeper cannot be read or holds a corrupt record.
+pub async fn read_nimbuses<S: Store>(store: &S) -> Result<Vec<NimbusInfo>, StoreError> {
+    let mut candidates: Vec<(u64, NimbusInfo)> = read_all(store, paths::LEADER)
+        .await?
+        .into_iter()
+        .filter_map(|(name, info)| Some((paths::sequence_of(&name)?, info)))
+        .collect();
+    candidates.sort_by_key(|(sequence, _)| *sequence);
+    Ok(candidates.into_iter().map(|(_, info)| info).collect())
+}
+
+/// The leader nimbus, if one is elected.
+///
+/// # Errors
+/// When ZooKeeper cannot be read or holds a corrupt record.
+pub async fn read_leader<S: Store>(store: &S) -> Result<Option<NimbusInfo>, StoreError> {
+    Ok(read_nimbuses(store).await?.into_iter().next())
+}
+
+/// The errors reported about a topology, oldest first.
+///
+/// # Errors
+/// When ZooKeeper cannot be read or holds a corrupt record.
+pub async fn read_errors<S: Store>(
+    store: &S,
+    topology_id: &str,
+) -> Result<Vec<ErrorRecord>, StoreError> {
+    Ok(read_all(store, &paths::errors(topology_id))
+        .await?
+        .into_values()
+        .collect())
+}
+
+/// Records an error about a topology and deletes the oldest beyond [`ERRORS_KEPT`].
+///
+/// # Errors
+/// When ZooKeeper cannot be written.
+pub async fn report_error<S: Store>(
+    store: &S,
+    topology_id: &str,
+    source: &str,
+    message: &str,
+) -> Result<(), StoreError> {
+    let record = ErrorRecord {
+        time_ms: now_ms(),
+        source: source.to_owned(),
+        message: message.to_owned(),
+    };
+    store
+        .create(
+            &paths::error_prefix(topology_id),
+            &encode(&record),
+            NodeKind::PersistentSequential,
+        )
+        .await?;
+    let parent = paths::errors(topology_id);
+    let children = store.children(&parent).await?;
+    let excess = children.len().saturating_sub(ERRORS_KEPT);
+    for child in &children[..excess] {
+        store.delete(&format!("{parent}/{child}"), None).await?;
+    }
+    Ok(())
+}
+
+/// The nimbuses registered as holding the artifact `digest`.
+///
+/// # Errors
+/// When ZooKeeper cannot be read or holds a corrupt record.
+pub async fn read_artifact_holders<S: Store>(
+    store: &S,
+    digest: &str,
+) -> Result<Vec<NimbusInfo>, StoreError> {
+    Ok(read_all(store, &paths::artifact(digest))
+        .await?
+        .into_values()
+        .collect())
+}
+
+/// Creates or replaces the persistent node `path`.
+///
+/// # Errors
+/// When ZooKeeper cannot be written.
+pub async fn put<S: Store>(store: &S, path: &str, data: &[u8]) -> Result<(), StoreError> {
+    match store.set(path, data, None).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::NoNode { .. }) => {
+            match store.create(path, data, NodeKind::Persistent).await {
+                Ok(_) => Ok(()),
+                Err(StoreError::NodeExists { .. }) => store.set(path, data, None).await.map(|_| ()),
+                Err(error) => Err(error),
+            }
+        }
+        Err(error) => Err(error),
+    }
+}
