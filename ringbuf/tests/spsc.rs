@@ -1,5 +1,5 @@
 //! The typed ring through its public API: batches and single values, full and empty rings,
-//! abandonment, drops, and two threads moving millions of values.
+//! abandonment, drops, forgotten chunks, and two threads moving millions of values.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -39,6 +39,40 @@ impl Drop for Counted {
         if self.panics_on_drop {
             panic!("drop of a value that panics on drop");
         }
+    }
+}
+
+/// How often each value made by [`Ledger::value`] has been dropped, indexed by its id.
+#[derive(Debug, Default)]
+struct Ledger(std::sync::Mutex<Vec<usize>>);
+
+impl Ledger {
+    /// A new value with the next id, whose drops this ledger counts.
+    fn value(self: &Arc<Self>) -> Numbered {
+        let mut drops = self.0.lock().unwrap();
+        drops.push(0);
+        Numbered {
+            id: drops.len() - 1,
+            ledger: Arc::clone(self),
+        }
+    }
+
+    /// How often each value has been dropped so far.
+    fn drops(&self) -> Vec<usize> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A value with an id that counts its drops in a [`Ledger`].
+#[derive(Debug)]
+struct Numbered {
+    id: usize,
+    ledger: Arc<Ledger>,
+}
+
+impl Drop for Numbered {
+    fn drop(&mut self) {
+        self.ledger.0.lock().unwrap()[self.id] += 1;
     }
 }
 
@@ -121,7 +155,7 @@ fn read_chunks_take_at_most_their_limit_and_free_every_slot_they_cover() {
     assert_eq!(chunk.as_slices(), (&[10][..], &[11][..]));
     assert_eq!(chunk.next(), Some(10));
     assert_eq!(chunk.as_slices(), (&[11][..], &[][..]));
-    assert!(format!("{chunk:?}").contains("taken: 1"));
+    assert!(format!("{chunk:?}").contains("len: 1"));
     chunk.release();
     assert_eq!(producer.free_slots(), 3, "11 was freed unread");
     let mut chunk = consumer.read(usize::MAX);
@@ -211,7 +245,7 @@ fn every_value_is_dropped_exactly_once_wherever_it_ends_up() {
 }
 
 #[test]
-fn a_panicking_drop_in_a_chunk_frees_its_slots_and_drops_nothing_twice() {
+fn a_panicking_drop_in_a_chunk_leaves_the_rest_in_the_ring_and_drops_nothing_twice() {
     let counter = Arc::new(DropCounter::default());
     let (mut producer, mut consumer) = spsc::channel::<Counted>(4);
     for index in 0..4 {
@@ -221,12 +255,23 @@ fn a_panicking_drop_in_a_chunk_frees_its_slots_and_drops_nothing_twice() {
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| drop(consumer.read(usize::MAX))));
     assert!(outcome.is_err(), "the value's panic reaches the caller");
-    // Values 0 and 1 were dropped; 2 and 3 are leaked rather than dropped twice later.
+    // Values 0 and 1 were dropped and their slots freed; 2 and 3 are still in the ring.
     assert_eq!(counter.count(), 2);
-    assert_eq!(producer.free_slots(), 4, "the chunk's slots were freed");
+    assert_eq!(producer.free_slots(), 2, "the emptied slots were freed");
+    assert_eq!(consumer.available(), 2);
     producer.push(Counted::new(&counter)).unwrap();
-    drop((producer, consumer));
+    let mut chunk = consumer.read(usize::MAX);
+    assert_eq!(
+        chunk.len(),
+        3,
+        "the values after the panicking one come next"
+    );
+    drop(chunk.next());
     assert_eq!(counter.count(), 3);
+    drop(chunk);
+    assert_eq!(counter.count(), 5);
+    drop((producer, consumer));
+    assert_eq!(counter.count(), 5);
 }
 
 #[test]
@@ -275,4 +320,122 @@ fn two_threads_move_ten_million_values_in_order() {
     sender.join().unwrap();
     assert!(consumer.is_abandoned());
     assert_eq!(consumer.available(), 0);
+}
+
+/// Keeps the values handed out by the ring, in order, and notes every value handed out a
+/// second time.
+///
+/// A duplicate is a bitwise copy of a value kept here, so it is forgotten rather than
+/// dropped; and the kept values are dropped only by [`Received::drop_all`], once the ring
+/// is known not to hold them any more. Either drop could otherwise drop a value twice (and
+/// the ledger's `Arc` with it), which is the bug these tests look for, not one they should
+/// commit when they find it.
+#[derive(Debug, Default)]
+struct Received {
+    values: Vec<std::mem::ManuallyDrop<Numbered>>,
+    duplicates: Vec<usize>,
+}
+
+impl Received {
+    fn take(&mut self, value: Numbered) {
+        if self.values.iter().any(|kept| kept.id == value.id) {
+            self.duplicates.push(value.id);
+            std::mem::forget(value);
+        } else {
+            self.values.push(std::mem::ManuallyDrop::new(value));
+        }
+    }
+
+    fn ids(&self) -> Vec<usize> {
+        self.values.iter().map(|value| value.id).collect()
+    }
+
+    fn drop_all(self) {
+        for value in self.values {
+            drop(std::mem::ManuallyDrop::into_inner(value));
+        }
+    }
+}
+
+#[test]
+fn a_forgotten_chunk_never_hands_out_or_drops_a_value_twice() {
+    let ledger = Arc::new(Ledger::default());
+    let (mut producer, mut consumer) = spsc::channel::<Numbered>(8);
+    // Wrap the ring first, so the chunks span its end.
+    for _ in 0..5 {
+        producer.push(ledger.value()).unwrap();
+    }
+    drop(consumer.read(usize::MAX));
+    for _ in 0..6 {
+        producer.push(ledger.value()).unwrap();
+    }
+    let mut received = Received::default();
+
+    // Take two values of a chunk of four, then forget the chunk: it neither drops the two it
+    // still holds nor frees any slot.
+    let mut chunk = consumer.read(4);
+    received.take(chunk.next().unwrap());
+    received.take(chunk.next().unwrap());
+    std::mem::forget(chunk);
+    assert_eq!(ledger.drops()[5..], [0; 6], "nothing dropped by the forget");
+
+    // The next read starts after the values taken from the forgotten chunk.
+    let mut chunk = consumer.read(usize::MAX);
+    let len = chunk.len();
+    received.take(chunk.next().unwrap());
+    received.take(chunk.next().unwrap());
+    drop(chunk);
+    assert_eq!(
+        received.duplicates,
+        [0usize; 0],
+        "values handed out twice (kept, in order: {:?})",
+        received.ids()
+    );
+    assert_eq!(len, 4, "the next chunk holds the four values not taken");
+    assert_eq!(received.ids(), [5, 6, 7, 8]);
+    assert_eq!(ledger.drops()[5..], [0, 0, 0, 0, 1, 1]);
+    // Releasing that chunk also freed the slots of the forgotten one.
+    assert_eq!(producer.free_slots(), 8);
+
+    // Forget a chunk again, pop past it, and leave values in the ring for its destructor.
+    for _ in 0..4 {
+        producer.push(ledger.value()).unwrap();
+    }
+    let mut chunk = consumer.read(usize::MAX);
+    received.take(chunk.next().unwrap());
+    std::mem::forget(chunk);
+    received.take(consumer.pop().unwrap());
+    assert_eq!(producer.free_slots(), 6, "the pop freed both slots");
+    drop((producer, consumer));
+    assert_eq!(received.duplicates, [0usize; 0]);
+    assert_eq!(received.ids(), [5, 6, 7, 8, 11, 12]);
+    assert_eq!(
+        ledger.drops()[11..],
+        [0, 0, 1, 1],
+        "the ring dropped what it still held, and nothing it handed out"
+    );
+    received.drop_all();
+    assert_eq!(ledger.drops(), [1; 15], "every value dropped exactly once");
+}
+
+#[test]
+fn the_ring_never_drops_a_value_taken_from_a_forgotten_chunk() {
+    let ledger = Arc::new(Ledger::default());
+    let (mut producer, mut consumer) = spsc::channel::<Numbered>(4);
+    for _ in 0..4 {
+        producer.push(ledger.value()).unwrap();
+    }
+    let mut chunk = consumer.read(usize::MAX);
+    let mut received = Received::default();
+    received.take(chunk.next().unwrap());
+    received.take(chunk.next().unwrap());
+    std::mem::forget(chunk);
+    drop((consumer, producer));
+    assert_eq!(
+        ledger.drops(),
+        [0, 0, 1, 1],
+        "the ring drops the two values it still holds, only those"
+    );
+    received.drop_all();
+    assert_eq!(ledger.drops(), [1; 4]);
 }

@@ -1,8 +1,11 @@
 //! Model test: random sequences of claims, publishes, pushes, reads, releases and pops on a
 //! typed ring, checked against a `VecDeque` of the values the ring should hold, with every
 //! value's drops counted so that each is dropped exactly once, by whoever ends up with it.
+//! Claims and chunks are also forgotten (`mem::forget`): a forgotten claim's values are
+//! leaked and never dropped, a forgotten chunk's values are handed out or dropped exactly
+//! once all the same.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
@@ -36,24 +39,43 @@ impl Drop for Token {
     }
 }
 
+/// How a claim or a chunk ends.
+#[derive(Debug, Clone, Copy)]
+enum End {
+    /// `publish` or `release`.
+    Explicitly,
+    /// Dropped.
+    Dropped,
+    /// `std::mem::forget`.
+    Forgotten,
+}
+
+fn end() -> impl Strategy<Value = End> {
+    prop_oneof![
+        3 => Just(End::Explicitly),
+        3 => Just(End::Dropped),
+        1 => Just(End::Forgotten),
+    ]
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Push,
     Pop,
     /// Claim up to `max` slots and offer `offer` values, one by one or as an iterator;
-    /// publish explicitly or by dropping the claim.
+    /// publish explicitly or by dropping the claim, or forget it.
     Claim {
         max: usize,
         offer: usize,
         from_iter: bool,
-        publish_explicitly: bool,
+        end: End,
     },
     /// Read up to `max` values, look at them as slices, move out the first `take`, then
-    /// release explicitly or by dropping the chunk (which drops the rest).
+    /// release explicitly or by dropping the chunk (which drops the rest), or forget it.
     Read {
         max: usize,
         take: usize,
-        release_explicitly: bool,
+        end: End,
     },
     /// Ask each side how much room or how many values there are.
     Observe,
@@ -64,17 +86,15 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => Just(Op::Push),
         3 => Just(Op::Pop),
-        3 => (count.clone(), 0usize..10, any::<bool>(), any::<bool>()).prop_map(
-            |(max, offer, from_iter, publish_explicitly)| Op::Claim {
+        3 => (count.clone(), 0usize..10, any::<bool>(), end()).prop_map(
+            |(max, offer, from_iter, end)| Op::Claim {
                 max,
                 offer,
                 from_iter,
-                publish_explicitly,
+                end,
             }
         ),
-        3 => (count, 0usize..10, any::<bool>()).prop_map(|(max, take, release_explicitly)| {
-            Op::Read { max, take, release_explicitly }
-        }),
+        3 => (count, 0usize..10, end()).prop_map(|(max, take, end)| Op::Read { max, take, end }),
         1 => Just(Op::Observe),
     ]
 }
@@ -84,6 +104,11 @@ struct Harness {
     producer: Producer<Token>,
     consumer: Consumer<Token>,
     model: VecDeque<usize>,
+    /// Slots whose values the consumer has moved out but not yet freed (by a chunk that was
+    /// forgotten rather than released).
+    unfreed: usize,
+    /// Values written into forgotten claims: never published, never dropped.
+    leaked: BTreeSet<usize>,
     ledger: Arc<DropLedger>,
 }
 
@@ -94,12 +119,19 @@ impl Harness {
             producer,
             consumer,
             model: VecDeque::new(),
+            unfreed: 0,
+            leaked: BTreeSet::new(),
             ledger: Arc::default(),
         }
     }
 
     fn capacity(&self) -> usize {
         self.producer.capacity()
+    }
+
+    /// Slots the producer can fill: neither holding a value nor emptied but not yet freed.
+    fn free(&self) -> usize {
+        self.capacity() - self.model.len() - self.unfreed
     }
 
     fn token(&self) -> Token {
@@ -115,13 +147,12 @@ impl Harness {
         let token = self.token();
         let id = token.id;
         match self.producer.push(token) {
-            Ok(()) => self.model.push_back(id),
+            Ok(()) => {
+                assert!(self.free() > 0, "push accepted with no free slot");
+                self.model.push_back(id);
+            }
             Err(Full(back)) => {
-                assert_eq!(
-                    self.model.len(),
-                    self.capacity(),
-                    "push refused below capacity"
-                );
+                assert_eq!(self.free(), 0, "push refused with free slots");
                 assert_eq!(back.id, id, "a full ring hands back the pushed value");
                 assert_eq!(self.ledger.drops(id), 0);
             }
@@ -133,11 +164,13 @@ impl Harness {
         assert_eq!(popped, self.model.pop_front());
         if let Some(id) = popped {
             self.ledger.assert_dropped_once(id);
+            // A pop frees every emptied slot before it.
+            self.unfreed = 0;
         }
     }
 
-    fn claim(&mut self, max: usize, offer: usize, from_iter: bool, publish_explicitly: bool) {
-        let free = self.capacity() - self.model.len();
+    fn claim(&mut self, max: usize, offer: usize, from_iter: bool, end: End) {
+        let free = self.free();
         let offered: Vec<Token> = (0..offer).map(|_| self.token()).collect();
         let offered_ids: Vec<usize> = offered.iter().map(|token| token.id).collect();
         let mut claim = self.producer.claim(max);
@@ -162,10 +195,10 @@ impl Harness {
         let refused_ids: Vec<usize> = refused.iter().map(|token| token.id).collect();
         assert_eq!(refused_ids, offered_ids[written..]);
         drop(refused);
-        if publish_explicitly {
-            claim.publish();
-        } else {
-            drop(claim);
+        match end {
+            End::Explicitly => claim.publish(),
+            End::Dropped => drop(claim),
+            End::Forgotten => std::mem::forget(claim),
         }
         for &id in &offered_ids[..written] {
             assert_eq!(
@@ -173,14 +206,18 @@ impl Harness {
                 0,
                 "value {id} in the ring was dropped"
             );
-            self.model.push_back(id);
+            if matches!(end, End::Forgotten) {
+                self.leaked.insert(id);
+            } else {
+                self.model.push_back(id);
+            }
         }
         for &id in &offered_ids[written..] {
             self.ledger.assert_dropped_once(id);
         }
     }
 
-    fn read(&mut self, max: usize, take: usize, release_explicitly: bool) {
+    fn read(&mut self, max: usize, take: usize, end: End) {
         let expected = max.min(self.model.len());
         let mut chunk = self.consumer.read(max);
         assert_eq!(chunk.len(), expected, "values in the chunk");
@@ -195,38 +232,55 @@ impl Harness {
             assert_eq!(Some(id), self.model.pop_front());
             self.ledger.assert_dropped_once(id);
         }
+        let taken = take.min(expected);
         let left = chunk.len();
         let (first, second) = chunk.as_slices();
         assert_eq!(first.len() + second.len(), left);
-        if release_explicitly {
-            chunk.release();
-        } else {
-            drop(chunk);
+        match end {
+            End::Explicitly => chunk.release(),
+            End::Dropped => drop(chunk),
+            End::Forgotten => {
+                std::mem::forget(chunk);
+                // The taken values are gone, the others stay in the ring for the next
+                // read; no slot is freed.
+                self.unfreed += taken;
+                for &id in self.model.iter().take(left) {
+                    assert_eq!(
+                        self.ledger.drops(id),
+                        0,
+                        "value {id} in the ring was dropped"
+                    );
+                }
+                assert_eq!(self.consumer.available(), self.model.len());
+                return;
+            }
         }
-        // Values the chunk still held are dropped with it, and their slots freed.
+        // Values the chunk still held are dropped with it, and its slots are freed with
+        // those of any chunk forgotten before it.
         for _ in 0..left {
             let id = self.model.pop_front().unwrap();
             self.ledger.assert_dropped_once(id);
         }
+        self.unfreed = 0;
     }
 
     fn observe(&mut self) {
         assert_eq!(self.consumer.available(), self.model.len());
-        assert_eq!(
-            self.producer.free_slots(),
-            self.capacity() - self.model.len()
-        );
+        assert_eq!(self.producer.free_slots(), self.free());
         assert!(!self.producer.is_abandoned() && !self.consumer.is_abandoned());
     }
 
     /// Drops both ends in the given order and checks that every value ever made, in the
-    /// ring or not, has been dropped exactly once.
+    /// ring or not, has been dropped exactly once, except those leaked by forgotten claims,
+    /// which are never dropped.
     fn finish(self, producer_first: bool) {
         let Harness {
             producer,
             consumer,
             model,
+            leaked,
             ledger,
+            ..
         } = self;
         if producer_first {
             drop(producer);
@@ -239,9 +293,10 @@ impl Harness {
         }
         let drops = ledger.0.lock().unwrap();
         for (id, &count) in drops.iter().enumerate() {
+            let expected = if leaked.contains(&id) { 0 } else { 1 };
             assert_eq!(
-                count, 1,
-                "drops of value {id} (left in the ring: {model:?})"
+                count, expected,
+                "drops of value {id} (left in the ring: {model:?}, leaked: {leaked:?})"
             );
         }
     }
@@ -260,12 +315,10 @@ proptest! {
             match op {
                 Op::Push => harness.push(),
                 Op::Pop => harness.pop(),
-                Op::Claim { max, offer, from_iter, publish_explicitly } => {
-                    harness.claim(max, offer, from_iter, publish_explicitly)
+                Op::Claim { max, offer, from_iter, end } => {
+                    harness.claim(max, offer, from_iter, end)
                 }
-                Op::Read { max, take, release_explicitly } => {
-                    harness.read(max, take, release_explicitly)
-                }
+                Op::Read { max, take, end } => harness.read(max, take, end),
                 Op::Observe => harness.observe(),
             }
         }

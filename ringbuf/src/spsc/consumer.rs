@@ -8,9 +8,22 @@ use crate::sync::{Arc, Ordering};
 
 /// The reading end of a ring made by [`channel`](super::channel).
 ///
-/// Invariants: `head <= cached_tail <= tail` (in wrapping sequence arithmetic), where `tail`
-/// is the producer's shared sequence; the slots `head..cached_tail` hold published values
-/// that belong to this handle alone.
+/// Invariants (in wrapping sequence arithmetic, where `tail` is the producer's shared
+/// sequence): `released_head <= head <= cached_tail <= tail`, and the shared `head` equals
+/// `released_head`.
+///
+/// - The slots `head..cached_tail` hold published values that belong to this handle alone
+///   and that it has not moved out.
+/// - The slots `released_head..head` have been emptied (their values moved out or dropped)
+///   but not yet freed: the producer still counts them as full, so they are ours too, and
+///   nothing reads them again. Reading a [`ReadChunk`] moves `head` past each value as it
+///   takes it, and releasing the chunk (or a `pop`, or dropping this handle) stores `head`
+///   to the shared `head`; a chunk that is forgotten instead only delays that store.
+///
+/// So `head` alone says which values are still in the ring, whatever happened to the
+/// chunks: nothing is read twice, and the ring's destructor, which drops the values from
+/// the shared `head` on after this handle's `Drop` has released its `head`, drops only
+/// values nobody moved out.
 ///
 /// Aligned to 128 bytes for the reason given on [`Producer`](super::Producer).
 #[repr(align(128))]
@@ -19,8 +32,10 @@ pub struct Consumer<T> {
     slots: *const Slot<T>,
     /// `capacity - 1`.
     mask: usize,
-    /// Sequence of the next slot to empty; equals the shared `head` outside a [`ReadChunk`].
+    /// Sequence of the next value to move out; moved past each value as it is taken.
     head: usize,
+    /// The last `head` stored to the shared `head`: the slots before it are free.
+    released_head: usize,
     /// Last value loaded from the producer's `tail`.
     cached_tail: usize,
     shared: Arc<Shared<T>>,
@@ -38,6 +53,7 @@ impl<T> Consumer<T> {
             slots: shared.slots_ptr(),
             mask: shared.slots.len() - 1,
             head: 0,
+            released_head: 0,
             cached_tail: 0,
             shared,
         }
@@ -55,10 +71,13 @@ impl<T> Consumer<T> {
         if self.head == self.cached_tail && self.refresh_available() == 0 {
             return None;
         }
-        // SAFETY: `head < cached_tail`, so slot `head` holds a published value of ours.
+        // SAFETY: `head < cached_tail`, so slot `head` holds a published value of ours that
+        // has not been moved out.
         let value = unsafe { self.read_slot(self.head) };
         self.head = self.head.wrapping_add(1);
-        // Release: our read of the value happens before the producer reuses the slot.
+        // Frees this slot, and those of any chunk that was forgotten before it was released.
+        self.released_head = self.head;
+        // Release: our reads of the freed slots happen before the producer reuses them.
         self.shared.head.store(self.head, Ordering::Release);
         Some(value)
     }
@@ -74,15 +93,21 @@ impl<T> Consumer<T> {
     ///
     /// The producer's position is loaded only when the cached one shows fewer than `max`
     /// values. The chunk's slots are freed together when it is released or dropped.
+    ///
+    /// The chunk starts after the last value moved out of the ring, even if that value came
+    /// from an earlier chunk that was forgotten (`std::mem::forget`) instead of released:
+    /// values that chunk handed out are gone, values it did not hand out come again here,
+    /// and this chunk's release frees the slots of both.
     #[inline]
     pub fn read(&mut self, max: usize) -> ReadChunk<'_, T> {
         let mut available = self.cached_available();
         if available < max {
             available = self.refresh_available();
         }
+        let next = self.head;
         ReadChunk {
-            len: available.min(max),
-            taken: 0,
+            next,
+            end: next.wrapping_add(available.min(max)),
             consumer: self,
         }
     }
@@ -128,26 +153,30 @@ impl<T> Consumer<T> {
     ///
     /// # Safety
     ///
-    /// `sequence` lies in `head..cached_tail` (wrapping), and its value has not been moved
-    /// out before.
+    /// `sequence` lies in `head..cached_tail` (wrapping), and the caller moves `head` past it
+    /// before anything could read it again (so before it returns control to code outside
+    /// this module).
     #[inline(always)]
     unsafe fn read_slot(&self, sequence: usize) -> T {
         // SAFETY: forwarded from this function's contract.
         let slot = unsafe { self.slot(sequence) };
         slot.with(|slot| {
             // SAFETY: the slot is published (initialised, and the producer does not touch it
-            // until `head` moves past it), and its value is moved out only once.
+            // until the shared `head` moves past it), its value has not been moved out
+            // (`head` is not past it), and the caller moves `head` past it, so its value is
+            // moved out only once.
             unsafe { (*slot).assume_init_read() }
         })
     }
 
-    /// Frees the `count` slots from `head` on, whose values have been moved out.
+    /// Frees the slots before `head`, whose values have been moved out, unless they are free
+    /// already.
     #[inline(always)]
-    fn release(&mut self, count: usize) {
-        if count == 0 {
+    fn release(&mut self) {
+        if self.head == self.released_head {
             return;
         }
-        self.head = self.head.wrapping_add(count);
+        self.released_head = self.head;
         // Release: our reads of the freed slots happen before the producer reuses them.
         self.shared.head.store(self.head, Ordering::Release);
     }
@@ -155,6 +184,7 @@ impl<T> Consumer<T> {
     #[cfg(test)]
     pub(super) fn set_sequence_for_test(&mut self, sequence: usize) {
         self.head = sequence;
+        self.released_head = sequence;
         self.cached_tail = sequence;
         self.shared.head.store(sequence, Ordering::Release);
     }
@@ -162,7 +192,13 @@ impl<T> Consumer<T> {
 
 impl<T> Drop for Consumer<T> {
     fn drop(&mut self) {
-        // Release: a producer that sees the flag also sees every `head` stored before it.
+        // The values moved out by chunks that were forgotten rather than released are freed
+        // here, so the ring's destructor, which starts at the shared `head`, does not drop
+        // them again.
+        self.release();
+        // Release: a producer that sees the flag also sees every `head` stored before it
+        // (the ring's destructor needs no ordering from it: the `Arc` count orders both
+        // handles' last stores before it).
         self.shared.consumer_dropped.store(true, Ordering::Release);
     }
 }
@@ -172,6 +208,7 @@ impl<T> fmt::Debug for Consumer<T> {
         f.debug_struct("Consumer")
             .field("capacity", &self.capacity())
             .field("head", &self.head)
+            .field("released_head", &self.released_head)
             .field("cached_tail", &self.cached_tail)
             .finish_non_exhaustive()
     }
@@ -182,25 +219,34 @@ impl<T> fmt::Debug for Consumer<T> {
 /// Iterating moves the values out in order. Releasing the chunk ([`ReadChunk::release`] or
 /// drop) first drops the values not moved out, then frees every slot of the chunk with one
 /// release store.
+///
+/// Each value leaves the ring as it is moved out: the consumer's own sequence moves past it
+/// then, not when the chunk is released. A chunk that is forgotten (`std::mem::forget`)
+/// therefore drops nothing and frees nothing, but it cannot make the ring hand out or drop
+/// a value twice either: the values it did not hand out are read again by the next
+/// [`Consumer::read`] or [`Consumer::pop`], and its slots are freed by the next release, pop
+/// or the consumer's drop.
 pub struct ReadChunk<'a, T> {
     consumer: &'a mut Consumer<T>,
-    /// Published slots in the chunk: `consumer.head..consumer.head + len`.
-    len: usize,
-    /// Values already moved out, from `consumer.head` on (`taken <= len`).
-    taken: usize,
+    /// Sequence of the next value to move out; always equal to `consumer.head`, kept here too
+    /// so the iterator's loop carries it in a register and only stores it to the consumer.
+    next: usize,
+    /// End of the chunk: the values `next..end` are published values of the consumer's that
+    /// have not been moved out (`next <= end <= consumer.cached_tail`, wrapping).
+    end: usize,
 }
 
 impl<T> ReadChunk<'_, T> {
     /// Number of values in the chunk not yet moved out.
     #[inline]
     pub fn len(&self) -> usize {
-        self.len - self.taken
+        self.end.wrapping_sub(self.next)
     }
 
     /// Whether every value of the chunk has been moved out (or there were none).
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.len == self.taken
+        self.next == self.end
     }
 
     /// The values not yet moved out, in order, as two slices (the second one is empty unless
@@ -210,22 +256,23 @@ impl<T> ReadChunk<'_, T> {
     /// slice.
     #[cfg(not(loom))]
     pub fn as_slices(&self) -> (&[T], &[T]) {
-        let remaining = self.len - self.taken;
+        let remaining = self.len();
         if remaining == 0 {
             return (&[], &[]);
         }
         let consumer = &*self.consumer;
-        let first_sequence = consumer.head.wrapping_add(self.taken);
-        let first_index = first_sequence & consumer.mask;
+        let first_index = self.next & consumer.mask;
         let first_len = remaining.min(consumer.capacity() - first_index);
-        // SAFETY: `first_sequence` is a published slot of ours whose value is still there.
-        let first = unsafe { consumer.slot(first_sequence) };
+        // SAFETY: `next` is a published slot of ours whose value is still there
+        // (`next == consumer.head < end <= consumer.cached_tail`).
+        let first = unsafe { consumer.slot(self.next) };
         // SAFETY: the slots `first_index..first_index + first_len` and `0..remaining -
         // first_len` are within the slot array and hold the published, not yet moved out
         // values of this chunk; `Slot<T>` has the layout of `T` (both cell types and
         // `MaybeUninit` are `repr(transparent)`). The producer does not write these slots
-        // before the chunk is released, which needs `self` by value, and moving values out
-        // needs `&mut self`, so nothing changes them while the slices live.
+        // before the shared `head` moves past them, which only the consumer does, and the
+        // chunk borrows the consumer mutably; moving values out needs `&mut self`, so
+        // nothing changes them while the slices live.
         unsafe {
             let first = std::slice::from_raw_parts(first as *const Slot<T> as *const T, first_len);
             let second =
@@ -245,19 +292,24 @@ impl<T> Iterator for ReadChunk<'_, T> {
 
     #[inline]
     fn next(&mut self) -> Option<T> {
-        if self.taken == self.len {
+        if self.next == self.end {
             return None;
         }
-        let sequence = self.consumer.head.wrapping_add(self.taken);
-        self.taken += 1;
-        // SAFETY: `taken < len` before the increment, so `sequence` is a published slot of the
-        // chunk, and `taken` has moved past it, so its value is never read again.
-        Some(unsafe { self.consumer.read_slot(sequence) })
+        let sequence = self.next;
+        // SAFETY: `next < end`, so `sequence` is a published slot of the consumer's whose value
+        // has not been moved out (`sequence == consumer.head`), and `consumer.head` moves past
+        // it just below, before the value is handed out (nothing in between can panic or
+        // read the slot).
+        let value = unsafe { self.consumer.read_slot(sequence) };
+        self.next = sequence.wrapping_add(1);
+        // A plain store to the consumer's own field; the slot is freed by the release.
+        self.consumer.head = self.next;
+        Some(value)
     }
 
     #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let remaining = self.len - self.taken;
+        let remaining = self.len();
         (remaining, Some(remaining))
     }
 }
@@ -269,32 +321,37 @@ impl<T> FusedIterator for ReadChunk<'_, T> {}
 impl<T> Drop for ReadChunk<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        /// Frees the chunk's slots even if a value's destructor panics: otherwise the ring's
-        /// own destructor would later drop values that were already moved out. (Values after
-        /// a panicking one are then leaked, never dropped twice.)
+        /// Frees the slots emptied so far even if a value's destructor panics. The values
+        /// after a panicking one stay in the ring (`head` has not moved past them), for the
+        /// next read or the ring's destructor: none is lost or dropped twice.
         struct ReleaseOnExit<'c, T> {
             consumer: &'c mut Consumer<T>,
-            count: usize,
         }
         impl<T> Drop for ReleaseOnExit<'_, T> {
             #[inline]
             fn drop(&mut self) {
-                self.consumer.release(self.count);
+                self.consumer.release();
             }
         }
 
         let guard = ReleaseOnExit {
             consumer: &mut *self.consumer,
-            count: self.len,
         };
         if std::mem::needs_drop::<T>() {
-            while self.taken < self.len {
-                let sequence = guard.consumer.head.wrapping_add(self.taken);
-                self.taken += 1;
-                // SAFETY: `sequence` is a published slot of the chunk whose value was not moved
-                // out, and `taken` has moved past it.
-                drop(unsafe { guard.consumer.read_slot(sequence) });
+            while self.next != self.end {
+                let sequence = self.next;
+                // SAFETY: as in `next`: `sequence == consumer.head < end`, a published slot
+                // whose value has not been moved out, and `head` moves past it just below,
+                // before the value's destructor runs (and may panic).
+                let value = unsafe { guard.consumer.read_slot(sequence) };
+                self.next = sequence.wrapping_add(1);
+                guard.consumer.head = self.next;
+                drop(value);
             }
+        } else {
+            // Nothing to drop: skip the values.
+            self.next = self.end;
+            guard.consumer.head = self.end;
         }
     }
 }
@@ -302,8 +359,7 @@ impl<T> Drop for ReadChunk<'_, T> {
 impl<T> fmt::Debug for ReadChunk<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReadChunk")
-            .field("len", &self.len)
-            .field("taken", &self.taken)
+            .field("len", &self.len())
             .finish_non_exhaustive()
     }
 }

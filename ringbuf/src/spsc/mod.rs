@@ -16,6 +16,13 @@
 //! [`Producer::push`] and [`Consumer::pop`] move one value at a time; a full ring hands the
 //! value back in [`Full`].
 //!
+//! Forgetting a claim or a chunk (`std::mem::forget`) is safe. A forgotten claim publishes
+//! nothing (the values written into it are leaked). A forgotten chunk drops and frees
+//! nothing, but every value it handed out has left the ring and every value it did not hand
+//! out is read again by the next [`Consumer::read`] or [`Consumer::pop`], so no value is
+//! handed out or dropped twice; the next release, pop or the consumer's drop frees its
+//! slots.
+//!
 //! # Sequences and memory ordering
 //!
 //! Both sides count with monotonically increasing, wrapping `usize` sequence numbers; a
@@ -23,13 +30,20 @@
 //! on its own cache line (`crossbeam_utils::CachePadded`):
 //!
 //! - `tail`, written only by the producer: every slot before it holds a published value.
-//! - `head`, written only by the consumer: every slot before it has been emptied.
+//! - `head`, written only by the consumer: every slot before it has been emptied and freed.
 //!
-//! The values `head..tail` are the ring's contents; `tail - head` never exceeds the capacity.
-//! Each side keeps its own sequence in a plain field, so it never loads its own atomic, and
-//! keeps a cached copy of the other side's atomic, which it refreshes only when the cache says
-//! the ring is full (producer) or empty (consumer). Most operations therefore touch no cache
-//! line the other core is writing.
+//! `tail - head` never exceeds the capacity. Each side keeps its own sequence in a plain
+//! field, so it never loads its own atomic. The consumer's own sequence is the next value
+//! it will move out: while it reads a chunk, that sequence moves past each value as the
+//! value is moved out, and `head` catches up with it (one store) when the chunk is released.
+//! So the ring's contents are the values from the consumer's own sequence to `tail`, and the
+//! slots from `head` to it are emptied but still the consumer's. The consumer also stores
+//! its sequence to `head` when it is dropped, so that the ring's destructor finds the
+//! contents at `head..tail`.
+//!
+//! Each side also keeps a cached copy of the other side's atomic, which it refreshes only
+//! when the cache says the ring is full (producer) or empty (consumer). Most operations
+//! therefore touch no cache line the other core is writing.
 //!
 //! The orderings form two release/acquire pairs:
 //!
@@ -110,7 +124,8 @@ use crossbeam_utils::CachePadded;
 
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
 
-/// One slot of the ring: initialised exactly when its sequence lies in `head..tail`.
+/// One slot of the ring: initialised exactly when its sequence lies between the consumer's
+/// own sequence (the next value it moves out, at or after the shared `head`) and `tail`.
 type Slot<T> = UnsafeCell<MaybeUninit<T>>;
 
 /// Creates a ring with room for at least `min_capacity` values and returns its two ends.
@@ -141,7 +156,8 @@ struct Shared<T> {
     /// Sequence of the next slot the producer fills; every slot before it is published.
     /// Stored by the producer only (`Release`), loaded by the consumer (`Acquire`).
     tail: CachePadded<AtomicUsize>,
-    /// Sequence of the next slot the consumer empties; every slot before it is free.
+    /// Every slot before it has been emptied and freed; the consumer's own sequence may be
+    /// ahead of it, past slots it has emptied but not yet freed (see `Consumer`).
     /// Stored by the consumer only (`Release`), loaded by the producer (`Acquire`).
     head: CachePadded<AtomicUsize>,
     /// `capacity` slots, a power of two.
@@ -179,7 +195,10 @@ impl<T> Drop for Shared<T> {
             return;
         }
         // Both handles are gone, and the last reference count decrement synchronised with
-        // every earlier one, so these loads see the final positions of both sides.
+        // every earlier one, so these loads see the final positions of both sides. The
+        // consumer stored its own sequence to `head` when it was dropped (a consumer that is
+        // never dropped keeps this `Shared` alive), so `head..tail` are exactly the values
+        // nobody moved out.
         let head = self.head.load(Ordering::Acquire);
         let tail = self.tail.load(Ordering::Acquire);
         let mask = self.slots.len() - 1;
@@ -187,8 +206,9 @@ impl<T> Drop for Shared<T> {
         while sequence != tail {
             self.slots[sequence & mask].with_mut(|slot| {
                 // SAFETY: sequences in `head..tail` hold initialised values that neither
-                // handle moved out (the consumer advances `head` past every value it takes
-                // or drops), and `&mut self` rules out any other access.
+                // handle moved out (the consumer's own sequence moves past every value it
+                // takes or drops, and its `Drop` stored that sequence to `head`), and
+                // `&mut self` rules out any other access.
                 unsafe { (*slot).assume_init_drop() }
             });
             sequence = sequence.wrapping_add(1);

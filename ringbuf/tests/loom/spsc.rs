@@ -132,6 +132,45 @@ fn spsc_single_value_reads_release_one_slot_each() {
     });
 }
 
+#[test]
+fn spsc_a_forgotten_chunk_hands_out_no_value_twice_across_the_wrap() {
+    check(|| {
+        const COUNT: u32 = 4;
+        let (mut producer, mut consumer) = spsc::channel::<u32>(2);
+        let writer = thread::spawn(move || {
+            for value in 0..COUNT {
+                push_blocking(&mut producer, value);
+            }
+        });
+        let mut expected = 0;
+        while expected < COUNT {
+            // Take one value of whatever has arrived and forget the chunk: the value is gone,
+            // the rest comes again, and no slot is freed yet.
+            let mut chunk = consumer.read(usize::MAX);
+            match chunk.next() {
+                Some(value) => {
+                    assert_eq!(value, expected);
+                    expected += 1;
+                    std::mem::forget(chunk);
+                }
+                None => {
+                    drop(chunk);
+                    thread::yield_now();
+                    continue;
+                }
+            }
+            // The pop frees the forgotten chunk's slot as well as its own, so the writer,
+            // which needs both slots of the ring, gets them.
+            if expected < COUNT {
+                assert_eq!(pop_blocking(&mut consumer), expected);
+                expected += 1;
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(consumer.pop(), None);
+    });
+}
+
 /// How often each value of one model run was dropped.
 struct DropLedger([LedgerCount; 3]);
 
@@ -171,6 +210,45 @@ fn spsc_every_value_is_dropped_exactly_once_whoever_drops_last() {
         drop(chunk);
         drop(consumer.pop());
         // Values still in the ring go with whichever handle is dropped last.
+        drop(consumer);
+        writer.join().unwrap();
+        for (id, count) in ledger.0.iter().enumerate() {
+            assert_eq!(
+                count.load(LedgerOrdering::Relaxed),
+                1,
+                "drops of value {id}"
+            );
+        }
+    });
+}
+
+#[test]
+fn spsc_a_forgotten_chunk_leaves_the_ring_to_drop_only_what_it_did_not_hand_out() {
+    check(|| {
+        let ledger = std::sync::Arc::new(DropLedger(Default::default()));
+        let tracked = |id| Tracked {
+            id,
+            ledger: std::sync::Arc::clone(&ledger),
+        };
+        let (mut producer, mut consumer) = spsc::channel::<Tracked>(2);
+        let (first, second, third) = (tracked(0), tracked(1), tracked(2));
+        let writer = thread::spawn(move || {
+            let mut claim = producer.claim(2);
+            assert!(claim.write(first).is_ok());
+            assert!(claim.write(second).is_ok());
+            claim.publish();
+            // Fits only once the consumer has freed a slot, which it may never do.
+            if let Err(Full(third)) = producer.push(third) {
+                drop(third);
+            }
+            // The producer is dropped here, possibly while the consumer reads.
+        });
+        // Take the first value of whatever has arrived and forget the chunk, then drop the
+        // consumer: its drop frees the taken value's slot, and whichever handle goes last
+        // drops the values still in the ring, never the taken one.
+        let mut chunk = consumer.read(usize::MAX);
+        drop(chunk.next());
+        std::mem::forget(chunk);
         drop(consumer);
         writer.join().unwrap();
         for (id, count) in ledger.0.iter().enumerate() {
