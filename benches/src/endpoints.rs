@@ -129,7 +129,7 @@ impl RingSender for RtrbChunkSender {
             Err(rtrb::chunks::ChunkError::TooFewSlots(free)) => self
                 .0
                 .write_chunk_uninit(free)
-                .expect("free slots stay free"),
+                .expect("free entries stay free"),
         };
         let count = chunk.len();
         chunk.fill_from_iter(first..first + count as u64)
@@ -239,7 +239,7 @@ impl RingSender for DisruptorBatchSender {
                 }
                 self.0
                     .try_batch_publish(free, |events| number(events, first))
-                    .expect("free slots stay free");
+                    .expect("free entries stay free");
                 free
             }
         }
@@ -370,31 +370,31 @@ impl RingReceiver for MailboxReceiver {
     }
 }
 
-/// Squall's typed ring of `capacity` slots, driven in batches.
+/// Squall's typed ring of `capacity` entries, driven in batches.
 pub fn squall_batch(capacity: usize) -> (SquallBatchSender, SquallBatchReceiver) {
     let (producer, consumer) = spsc::channel(capacity);
     (SquallBatchSender(producer), SquallBatchReceiver(consumer))
 }
 
-/// Squall's typed ring of `capacity` slots, driven one value at a time.
+/// Squall's typed ring of `capacity` entries, driven one value at a time.
 pub fn squall_single(capacity: usize) -> (SquallSender, SquallReceiver) {
     let (producer, consumer) = spsc::channel(capacity);
     (SquallSender(producer), SquallReceiver(consumer))
 }
 
-/// An `rtrb` ring of `capacity` slots, driven in chunks.
+/// An `rtrb` ring of `capacity` entries, driven in chunks.
 pub fn rtrb_chunks(capacity: usize) -> (RtrbChunkSender, RtrbChunkReceiver) {
     let (producer, consumer) = rtrb::RingBuffer::new(capacity);
     (RtrbChunkSender(producer), RtrbChunkReceiver(consumer))
 }
 
-/// An `rtrb` ring of `capacity` slots, driven one value at a time.
+/// An `rtrb` ring of `capacity` entries, driven one value at a time.
 pub fn rtrb_single(capacity: usize) -> (RtrbSender, RtrbReceiver) {
     let (producer, consumer) = rtrb::RingBuffer::new(capacity);
     (RtrbSender(producer), RtrbReceiver(consumer))
 }
 
-/// An `ArrayQueue` of `capacity` slots, both of whose ends are the queue.
+/// An `ArrayQueue` of `capacity` entries, both of whose ends are the queue.
 pub fn array_queue(capacity: usize) -> (ArrayQueueEnd, ArrayQueueEnd) {
     let queue = ArrayQueueEnd(Arc::new(ArrayQueue::new(capacity)));
     (queue.clone(), queue)

@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crossbeam_utils::CachePadded;
 
-type Slot = Arc<CachePadded<AtomicU64>>;
+type SharedCount = Arc<CachePadded<AtomicU64>>;
 
 /// The sum of many tasks' counters; cloning gives another handle to the same meter.
 #[derive(Debug, Clone, Default)]
 pub struct ThroughputMeter {
-    slots: Arc<Mutex<Vec<Slot>>>,
+    shared: Arc<Mutex<Vec<SharedCount>>>,
 }
 
 impl ThroughputMeter {
@@ -26,24 +26,27 @@ impl ThroughputMeter {
 
     /// A new counter, owned by one task, that adds to this meter.
     pub fn counter(&self) -> MeterCounter {
-        let slot: Slot = Arc::default();
-        self.slots
+        let shared: SharedCount = Arc::default();
+        self.shared
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(Arc::clone(&slot));
-        MeterCounter { slot, local: 0 }
+            .push(Arc::clone(&shared));
+        MeterCounter { shared, local: 0 }
     }
 
     /// The sum of every counter's latest published value.
     pub fn total(&self) -> u64 {
-        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         // Relaxed is enough: each value is a monotonic count read for reporting only.
-        slots.iter().map(|slot| slot.load(Ordering::Relaxed)).sum()
+        shared
+            .iter()
+            .map(|shared| shared.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Number of counters made so far.
     pub fn counters(&self) -> usize {
-        self.slots
+        self.shared
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
@@ -53,7 +56,7 @@ impl ThroughputMeter {
 /// One task's counter of a [`ThroughputMeter`]; not shared, so updates need no atomic add.
 #[derive(Debug)]
 pub struct MeterCounter {
-    slot: Slot,
+    shared: SharedCount,
     local: u64,
 }
 
@@ -62,7 +65,7 @@ impl MeterCounter {
     #[inline]
     pub fn add(&mut self, count: u64) {
         self.local += count;
-        self.slot.store(self.local, Ordering::Relaxed);
+        self.shared.store(self.local, Ordering::Relaxed);
     }
 
     /// This counter's total.

@@ -50,7 +50,7 @@ fn spelled_words_counted_exactly_on_one_thread() {
 #[test]
 fn word_ids_counted_exactly_with_slot_sharing_and_tracking() {
     let built =
-        topologies::wordcount("wc-slots", false, &options(Chaining::Slots(2), 2, 2, true)).unwrap();
+        topologies::wordcount("wc-slots", false, &options(Chaining::Lanes(2), 2, 2, true)).unwrap();
     let failed = built.source.failed.clone();
     run(built, Duration::from_millis(300));
     assert_eq!(failed.total(), 0, "no tree failed");

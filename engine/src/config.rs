@@ -40,13 +40,13 @@ pub enum Chaining {
     Never,
     /// Pack executors onto this many threads, in topological order.
     Threads(usize),
-    /// This many threads, each running one parallel instance of every component (slot
-    /// sharing, as in Flink): the k-th executor of each component runs on thread
+    /// This many lanes: threads each running one parallel instance of every component (what
+    /// Flink calls slot sharing): the k-th executor of each component runs on thread
     /// `k mod threads`. A data-parallel topology (n spouts → fields → n counters) then
     /// keeps a spout and a counter on every core, and only the records whose key belongs
     /// to another core cross between threads. Records flow between threads both ways; the
     /// overflow buffers behind every ring keep that free of deadlocks.
-    Slots(usize),
+    Lanes(usize),
 }
 
 /// Settings of one topology. Every field has a default; see [`TopologyConfig::default`].

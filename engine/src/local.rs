@@ -172,5 +172,5 @@ impl LocalCluster {
 /// # Errors
 /// When threads cannot start.
 pub fn run(topology: Arc<Topology>) -> Result<RunningTopology, StartError> {
-    crate::runtime::worker::start_local(topology)
+    crate::runtime::start::start_local(topology)
 }

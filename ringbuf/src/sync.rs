@@ -26,7 +26,7 @@ pub(crate) use std::{hint::spin_loop, thread::yield_now};
 /// `std`'s cell with loom's closure-based access API, so ring code is written once.
 ///
 /// `repr(transparent)`: a slice of these cells has the layout of a slice of `T`, which the
-/// typed ring relies on to lend out `&[T]` views of published slots.
+/// typed ring relies on to lend out `&[T]` views of published entries.
 #[cfg(not(loom))]
 #[derive(Debug)]
 #[repr(transparent)]

@@ -83,7 +83,7 @@ fn push_and_pop_keep_order_and_a_full_ring_hands_the_value_back() {
     for word in ["a", "b", "c", "d"] {
         producer.push(word.to_owned()).unwrap();
     }
-    assert_eq!(producer.free_slots(), 0);
+    assert_eq!(producer.free_entries(), 0);
     let Err(Full(back)) = producer.push("e".to_owned()) else {
         panic!("a full ring accepted a value");
     };
@@ -92,7 +92,7 @@ fn push_and_pop_keep_order_and_a_full_ring_hands_the_value_back() {
     assert_eq!(format!("{error:?}"), "Full(..)");
     assert_eq!(
         error.to_string(),
-        "ring is full: the consumer has not freed any slot"
+        "ring is full: the consumer has not freed any entry"
     );
     assert_eq!(error.into_inner(), "e");
     assert_eq!(consumer.available(), 4);
@@ -119,8 +119,8 @@ fn claims_publish_only_what_was_written_and_only_when_done() {
         "visible before publish"
     );
     claim.publish();
-    // The two unwritten claimed slots stayed free.
-    assert_eq!(producer.free_slots(), 5);
+    // The two unwritten claimed entries stayed free.
+    assert_eq!(producer.free_entries(), 5);
     // A claim never reserves more than is free, and refuses values beyond it.
     let mut claim = producer.claim(usize::MAX);
     assert_eq!(claim.capacity(), 5);
@@ -141,7 +141,7 @@ fn claims_publish_only_what_was_written_and_only_when_done() {
 #[test]
 fn read_chunks_take_at_most_their_limit_and_free_every_slot_they_cover() {
     let (mut producer, mut consumer) = spsc::channel::<u32>(4);
-    // Wrap the ring so the chunk spans its end: slots 3, 0, 1 hold 10, 11, 12.
+    // Wrap the ring so the chunk spans its end: entries 3, 0, 1 hold 10, 11, 12.
     for value in 0..3 {
         producer.push(value).unwrap();
     }
@@ -157,7 +157,7 @@ fn read_chunks_take_at_most_their_limit_and_free_every_slot_they_cover() {
     assert_eq!(chunk.as_slices(), (&[11][..], &[][..]));
     assert!(format!("{chunk:?}").contains("len: 1"));
     chunk.release();
-    assert_eq!(producer.free_slots(), 3, "11 was freed unread");
+    assert_eq!(producer.free_entries(), 3, "11 was freed unread");
     let mut chunk = consumer.read(usize::MAX);
     assert_eq!(chunk.as_slices(), (&[12][..], &[][..]));
     assert_eq!(chunk.next(), Some(12));
@@ -255,9 +255,9 @@ fn a_panicking_drop_in_a_chunk_leaves_the_rest_in_the_ring_and_drops_nothing_twi
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| drop(consumer.read(usize::MAX))));
     assert!(outcome.is_err(), "the value's panic reaches the caller");
-    // Values 0 and 1 were dropped and their slots freed; 2 and 3 are still in the ring.
+    // Values 0 and 1 were dropped and their entries freed; 2 and 3 are still in the ring.
     assert_eq!(counter.count(), 2);
-    assert_eq!(producer.free_slots(), 2, "the emptied slots were freed");
+    assert_eq!(producer.free_entries(), 2, "the emptied entries were freed");
     assert_eq!(consumer.available(), 2);
     producer.push(Counted::new(&counter)).unwrap();
     let mut chunk = consumer.read(usize::MAX);
@@ -372,7 +372,7 @@ fn a_forgotten_chunk_never_hands_out_or_drops_a_value_twice() {
     let mut received = Received::default();
 
     // Take two values of a chunk of four, then forget the chunk: it neither drops the two it
-    // still holds nor frees any slot.
+    // still holds nor frees any entry.
     let mut chunk = consumer.read(4);
     received.take(chunk.next().unwrap());
     received.take(chunk.next().unwrap());
@@ -394,8 +394,8 @@ fn a_forgotten_chunk_never_hands_out_or_drops_a_value_twice() {
     assert_eq!(len, 4, "the next chunk holds the four values not taken");
     assert_eq!(received.ids(), [5, 6, 7, 8]);
     assert_eq!(ledger.drops()[5..], [0, 0, 0, 0, 1, 1]);
-    // Releasing that chunk also freed the slots of the forgotten one.
-    assert_eq!(producer.free_slots(), 8);
+    // Releasing that chunk also freed the entries of the forgotten one.
+    assert_eq!(producer.free_entries(), 8);
 
     // Forget a chunk again, pop past it, and leave values in the ring for its destructor.
     for _ in 0..4 {
@@ -405,7 +405,7 @@ fn a_forgotten_chunk_never_hands_out_or_drops_a_value_twice() {
     received.take(chunk.next().unwrap());
     std::mem::forget(chunk);
     received.take(consumer.pop().unwrap());
-    assert_eq!(producer.free_slots(), 6, "the pop freed both slots");
+    assert_eq!(producer.free_entries(), 6, "the pop freed both entries");
     drop((producer, consumer));
     assert_eq!(received.duplicates, [0usize; 0]);
     assert_eq!(received.ids(), [5, 6, 7, 8, 11, 12]);

@@ -62,7 +62,7 @@ fn end() -> impl Strategy<Value = End> {
 enum Op {
     Push,
     Pop,
-    /// Claim up to `max` slots and offer `offer` values, one by one or as an iterator;
+    /// Claim up to `max` entries and offer `offer` values, one by one or as an iterator;
     /// publish explicitly or by dropping the claim, or forget it.
     Claim {
         max: usize,
@@ -104,7 +104,7 @@ struct Harness {
     producer: Producer<Token>,
     consumer: Consumer<Token>,
     model: VecDeque<usize>,
-    /// Slots whose values the consumer has moved out but not yet freed (by a chunk that was
+    /// Entries whose values the consumer has moved out but not yet freed (by a chunk that was
     /// forgotten rather than released).
     unfreed: usize,
     /// Values written into forgotten claims: never published, never dropped.
@@ -129,7 +129,7 @@ impl Harness {
         self.producer.capacity()
     }
 
-    /// Slots the producer can fill: neither holding a value nor emptied but not yet freed.
+    /// Entries the producer can fill: neither holding a value nor emptied but not yet freed.
     fn free(&self) -> usize {
         self.capacity() - self.model.len() - self.unfreed
     }
@@ -148,11 +148,11 @@ impl Harness {
         let id = token.id;
         match self.producer.push(token) {
             Ok(()) => {
-                assert!(self.free() > 0, "push accepted with no free slot");
+                assert!(self.free() > 0, "push accepted with no free entry");
                 self.model.push_back(id);
             }
             Err(Full(back)) => {
-                assert_eq!(self.free(), 0, "push refused with free slots");
+                assert_eq!(self.free(), 0, "push refused with free entries");
                 assert_eq!(back.id, id, "a full ring hands back the pushed value");
                 assert_eq!(self.ledger.drops(id), 0);
             }
@@ -164,7 +164,7 @@ impl Harness {
         assert_eq!(popped, self.model.pop_front());
         if let Some(id) = popped {
             self.ledger.assert_dropped_once(id);
-            // A pop frees every emptied slot before it.
+            // A pop frees every emptied entry before it.
             self.unfreed = 0;
         }
     }
@@ -174,7 +174,7 @@ impl Harness {
         let offered: Vec<Token> = (0..offer).map(|_| self.token()).collect();
         let offered_ids: Vec<usize> = offered.iter().map(|token| token.id).collect();
         let mut claim = self.producer.claim(max);
-        assert_eq!(claim.capacity(), max.min(free), "slots claimed");
+        assert_eq!(claim.capacity(), max.min(free), "entries claimed");
         let mut refused = Vec::new();
         if from_iter {
             let mut values = offered.into_iter();
@@ -228,7 +228,7 @@ impl Harness {
             "chunk as slices"
         );
         for _ in 0..take.min(expected) {
-            let id = chunk.next().expect("a value per chunk slot").id;
+            let id = chunk.next().expect("a value per chunk entry").id;
             assert_eq!(Some(id), self.model.pop_front());
             self.ledger.assert_dropped_once(id);
         }
@@ -242,7 +242,7 @@ impl Harness {
             End::Forgotten => {
                 std::mem::forget(chunk);
                 // The taken values are gone, the others stay in the ring for the next
-                // read; no slot is freed.
+                // read; no entry is freed.
                 self.unfreed += taken;
                 for &id in self.model.iter().take(left) {
                     assert_eq!(
@@ -255,7 +255,7 @@ impl Harness {
                 return;
             }
         }
-        // Values the chunk still held are dropped with it, and its slots are freed with
+        // Values the chunk still held are dropped with it, and its entries are freed with
         // those of any chunk forgotten before it.
         for _ in 0..left {
             let id = self.model.pop_front().unwrap();
@@ -266,7 +266,7 @@ impl Harness {
 
     fn observe(&mut self) {
         assert_eq!(self.consumer.available(), self.model.len());
-        assert_eq!(self.producer.free_slots(), self.free());
+        assert_eq!(self.producer.free_entries(), self.free());
         assert!(!self.producer.is_abandoned() && !self.consumer.is_abandoned());
     }
 

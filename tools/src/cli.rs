@@ -126,7 +126,7 @@ pub struct BenchCli {
     #[arg(long, default_value = "spin-park")]
     pub wait: squall::WaitStrategyKind,
     /// Executor threads: `auto` (one per core at most), `never` (one per executor), a
-    /// number (executors packed in flow order), or `slots:N` (N threads, each running one
+    /// number (executors packed in flow order), or `lanes:N` (N threads, each running one
     /// instance of every component).
     #[arg(long, default_value = "auto")]
     pub threads: ThreadsArg,
@@ -150,20 +150,20 @@ impl std::str::FromStr for ThreadsArg {
             "auto" => Ok(ThreadsArg(squall::Chaining::Auto)),
             "never" => Ok(ThreadsArg(squall::Chaining::Never)),
             _ => {
-                let (slots, number) = match text.strip_prefix("slots:") {
+                let (lanes, number) = match text.strip_prefix("lanes:") {
                     Some(number) => (true, number),
                     None => (false, text),
                 };
                 match number.parse::<usize>() {
-                    Ok(threads) if threads > 0 && slots => {
-                        Ok(ThreadsArg(squall::Chaining::Slots(threads)))
+                    Ok(threads) if threads > 0 && lanes => {
+                        Ok(ThreadsArg(squall::Chaining::Lanes(threads)))
                     }
                     Ok(threads) if threads > 0 => {
                         Ok(ThreadsArg(squall::Chaining::Threads(threads)))
                     }
                     _ => Err(format!(
                         "--threads {text:?}: expected auto, never, a positive number, or \
-                         slots:N (N threads, each running one instance of every component)"
+                         lanes:N (N threads, each running one instance of every component)"
                     )),
                 }
             }
@@ -264,8 +264,8 @@ mod tests {
         assert!(cli.json);
         let threads = |text: &str| text.parse::<ThreadsArg>().map(|threads| threads.0);
         assert_eq!(threads("3"), Ok(squall::Chaining::Threads(3)));
-        assert_eq!(threads("slots:2"), Ok(squall::Chaining::Slots(2)));
-        assert!(threads("slots:0").unwrap_err().contains("slots:N"));
+        assert_eq!(threads("lanes:2"), Ok(squall::Chaining::Lanes(2)));
+        assert!(threads("lanes:0").unwrap_err().contains("lanes:N"));
     }
 
     #[test]

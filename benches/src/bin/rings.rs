@@ -47,7 +47,7 @@ struct Args {
     /// Values per claim, read or chunk (and records per publish).
     #[arg(long, default_value_t = 256)]
     batch: usize,
-    /// Slots of every u64 ring (a power of two).
+    /// Entries of every u64 ring (a power of two).
     #[arg(long, default_value_t = 4096)]
     capacity: usize,
     /// Data bytes of every record ring.

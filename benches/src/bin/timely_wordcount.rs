@@ -9,9 +9,9 @@
 //! - Squall runs the topology of `squall-bench wordcount` (fields grouping on the word, no
 //!   acking, one tuple in 64 stamped for latency, idle executors spinning then parking) in
 //!   one of two shapes (`--shape`):
-//!   - `slots` (the default, the same shape as timely's): two word spouts and two count
+//!   - `lanes` (the default, the same shape as timely's): two word spouts and two count
 //!     bolts on two threads, each thread running one spout and one counter
-//!     ([`Chaining::Slots`]), so a word crosses to the other thread only when the other
+//!     ([`Chaining::Lanes`]), so a word crosses to the other thread only when the other
 //!     counter owns it;
 //!   - `pipeline`: `squall-bench wordcount`'s defaults, one spout on one thread feeding one
 //!     counter on the other.
@@ -98,7 +98,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// How Squall's word count is laid out on the two cores.
-    #[arg(long, value_enum, default_value_t = Shape::Slots)]
+    #[arg(long, value_enum, default_value_t = Shape::Lanes)]
     shape: Shape,
     /// Prints one JSON object per system and one for the ratio, one per line.
     #[arg(long)]
@@ -110,7 +110,7 @@ struct Args {
 #[serde(rename_all = "lowercase")]
 enum Shape {
     /// Two spouts and two counters, one of each per thread (timely's shape).
-    Slots,
+    Lanes,
     /// One spout thread feeding one counter thread (`squall-bench wordcount`'s defaults).
     Pipeline,
 }
@@ -205,7 +205,7 @@ fn check_totals(
 /// The options `squall-bench wordcount` builds its topology with, laid out as `shape`.
 fn squall_wordcount_options(shape: Shape) -> BuiltinOptions {
     let (chaining, instances) = match shape {
-        Shape::Slots => (Chaining::Slots(2), 2),
+        Shape::Lanes => (Chaining::Lanes(2), 2),
         Shape::Pipeline => (Chaining::Auto, 1),
     };
     BuiltinOptions {

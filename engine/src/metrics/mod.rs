@@ -164,8 +164,8 @@ impl TaskMeter {
             self.counters.failed,
             self.counters.pending,
         ];
-        for (slot, value) in shared.counters.iter().zip(current) {
-            slot.store(value, Ordering::Relaxed);
+        for (counter, value) in shared.counters.iter().zip(current) {
+            counter.store(value, Ordering::Relaxed);
         }
         self.published = self.counters;
     }

@@ -5,8 +5,8 @@ use std::fmt;
 
 use super::acking::PendingTrees;
 use super::anchor::Anchor;
-use super::control::{Control, TaskError, TaskErrorKind};
 use super::emitter::{Anchoring, EmitError, Emitter, StreamRoute};
+use super::run_state::{RunState, TaskError, TaskErrorKind};
 use crate::ids::{DEFAULT_STREAM, MessageId, StreamId, TaskId};
 use crate::metrics::TaskMeter;
 use crate::tuple::EncodeValue;
@@ -17,7 +17,7 @@ use crate::value::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamHandle(usize);
 
-/// A task's identity, output streams and counters: the part of its slot that its collectors
+/// A task's identity, output streams and counters: the part of its task cell that its collectors
 /// use. Kept together so that a collector is three pointers to build per call.
 pub(crate) struct TaskStreams {
     pub(crate) task: TaskId,
@@ -30,7 +30,7 @@ pub(crate) struct TaskStreams {
 /// What every collector shares: the emitting task and its streams.
 pub(crate) struct TaskOutput<'a> {
     pub(crate) emitter: &'a mut Emitter,
-    pub(crate) control: &'a Control,
+    pub(crate) run_state: &'a RunState,
     pub(crate) task: &'a mut TaskStreams,
 }
 
@@ -93,8 +93,8 @@ impl TaskOutput<'_> {
     }
 
     fn report(&mut self, kind: TaskErrorKind, message: String) {
-        self.control.report(TaskError {
-            topology: self.control.topology.clone(),
+        self.run_state.report(TaskError {
+            topology: self.run_state.topology.clone(),
             component: self.task.component_id.clone(),
             task: self.task.task,
             kind,

@@ -3,17 +3,17 @@
 pub(crate) mod acking;
 mod anchor;
 mod collector;
-pub(crate) mod control;
 pub(crate) mod emitter;
-pub(crate) mod plan;
+pub(crate) mod placement;
 pub(crate) mod ports;
+pub(crate) mod run_state;
 mod running;
+pub(crate) mod start;
 pub(crate) mod thread;
-pub(crate) mod worker;
 
 pub use anchor::{Anchor, Tuple};
 pub use collector::{BoltOutput, SpoutOutput, StreamHandle};
-pub use control::{TaskError, TaskErrorKind, TopologyState};
 pub use emitter::EmitError;
+pub use run_state::{TaskError, TaskErrorKind, TopologyState};
 pub use running::{KillReport, RunningTopology};
-pub use worker::StartError;
+pub use start::StartError;

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::control::{Control, TaskError, TopologyState};
+use super::run_state::{RunState, TaskError, TopologyState};
 use crate::metrics::{
     ComponentMetrics, QueueMetrics, RingCounters, SharedTaskMetrics, TaskCounters,
     TaskMetricsSnapshot, TopologyMetrics, new_histogram,
@@ -37,7 +37,7 @@ pub struct KillReport {
 #[derive(Debug)]
 pub struct RunningTopology {
     topology: Arc<Topology>,
-    control: Arc<Control>,
+    run_state: Arc<RunState>,
     threads: Vec<JoinHandle<()>>,
     metrics: Vec<Arc<SharedTaskMetrics>>,
     rings: Vec<RingInfo>,
@@ -48,7 +48,7 @@ pub struct RunningTopology {
 impl RunningTopology {
     pub(crate) fn new(
         topology: Arc<Topology>,
-        control: Arc<Control>,
+        run_state: Arc<RunState>,
         threads: Vec<JoinHandle<()>>,
         metrics: Vec<Arc<SharedTaskMetrics>>,
         rings: Vec<RingInfo>,
@@ -57,7 +57,7 @@ impl RunningTopology {
     ) -> Self {
         Self {
             topology,
-            control,
+            run_state,
             threads,
             metrics,
             rings,
@@ -83,32 +83,32 @@ impl RunningTopology {
 
     /// The current life-cycle state.
     pub fn state(&self) -> TopologyState {
-        self.control.state()
+        self.run_state.state()
     }
 
     /// Resumes asking spouts for tuples.
     pub fn activate(&self) {
-        self.control.set_state(TopologyState::Active);
+        self.run_state.set_state(TopologyState::Active);
     }
 
     /// Stops asking spouts for tuples; what is in flight keeps flowing.
     pub fn deactivate(&self) {
-        self.control.set_state(TopologyState::Inactive);
+        self.run_state.set_state(TopologyState::Inactive);
     }
 
     /// Every error reported so far (the first thousand).
     pub fn errors(&self) -> Vec<TaskError> {
-        self.control.errors()
+        self.run_state.errors()
     }
 
     /// How many errors were reported.
     pub fn error_count(&self) -> u64 {
-        self.control.error_count()
+        self.run_state.error_count()
     }
 
     /// The failure that stopped the topology, if its panic policy stopped it.
     pub fn stopped_by(&self) -> Option<TaskError> {
-        self.control
+        self.run_state
             .stopped_by
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -117,7 +117,7 @@ impl RunningTopology {
 
     /// Whether every executor thread has exited.
     pub fn has_stopped(&self) -> bool {
-        self.control
+        self.run_state
             .threads
             .iter()
             .all(|thread| thread.exited.load(Ordering::Acquire))
@@ -180,21 +180,21 @@ impl RunningTopology {
     /// every record sent has been processed, and no spout waits for a tree.
     pub fn is_drained(&self) -> bool {
         let snapshot = || {
-            let epoch = self.control.epoch();
-            let caught_up = self.control.threads.iter().all(|thread| {
+            let epoch = self.run_state.epoch();
+            let caught_up = self.run_state.threads.iter().all(|thread| {
                 thread.exited.load(Ordering::Acquire)
                     || thread.seen_epoch.load(Ordering::Acquire) == epoch
             });
             // Processed before sent: a thread stores sent first, so a processed count seen
             // here comes with at least the sends that preceded it.
             let processed: u64 = self
-                .control
+                .run_state
                 .threads
                 .iter()
                 .map(|thread| thread.processed.load(Ordering::Acquire))
                 .sum();
             let sent: u64 = self
-                .control
+                .run_state
                 .threads
                 .iter()
                 .map(|thread| thread.sent.load(Ordering::Acquire))
@@ -242,7 +242,7 @@ impl RunningTopology {
         KillReport {
             drained,
             took: started.elapsed(),
-            errors: self.control.errors(),
+            errors: self.run_state.errors(),
         }
     }
 
@@ -260,7 +260,7 @@ impl RunningTopology {
     }
 
     fn stop_and_join(&mut self) {
-        self.control.set_state(TopologyState::Stopping);
+        self.run_state.set_state(TopologyState::Stopping);
         for handle in self.threads.drain(..) {
             if handle.join().is_err() {
                 tracing::error!(

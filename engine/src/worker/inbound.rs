@@ -10,7 +10,7 @@ use squall_ringbuf::record::{RecordProducer, WriteError};
 
 use crate::ids::TaskId;
 use crate::metrics::RingCounters;
-use crate::runtime::worker::{Layout, Plane, plane_of};
+use crate::runtime::start::{Layout, Plane, plane_of};
 use crate::topology::Topology;
 
 /// One inbound ring, written by the transport thread.
@@ -38,11 +38,11 @@ impl InboundRing {
 }
 
 /// Delivers records from the transport to the executor threads of this worker: acker
-/// traffic into each thread's control ring, data into its data ring.
+/// traffic into each thread's ack ring, data into its data ring.
 pub(crate) struct WorkerInbound {
     /// (thread, plane) of each local task, indexed by task id.
-    slots: Box<[Option<(usize, usize)>]>,
-    /// Per thread: the data ring and the control ring.
+    destinations: Box<[Option<(usize, usize)>]>,
+    /// Per thread: the data ring and the ack ring.
     rings: Vec<[InboundRing; 2]>,
     doorbells: Vec<Arc<dyn WaitStrategy>>,
     /// Records for tasks this worker does not run (a peer with an older assignment).
@@ -55,13 +55,13 @@ impl WorkerInbound {
         layout: &Layout,
         producers: Vec<[(RecordProducer, Arc<RingCounters>); 2]>,
     ) -> Self {
-        let slots = (0..layout.thread_of_task.len())
+        let destinations = (0..layout.thread_of_task.len())
             .map(|task| {
                 let thread = layout.thread_of_task[task];
                 (task != 0 && thread != usize::MAX).then(|| {
                     let plane = match plane_of(topology, TaskId(task as u32)) {
                         Plane::Data => 0,
-                        Plane::Control => 1,
+                        Plane::Ack => 1,
                     };
                     (thread, plane)
                 })
@@ -79,7 +79,7 @@ impl WorkerInbound {
             })
             .collect();
         Self {
-            slots,
+            destinations,
             rings,
             doorbells: layout.doorbells.clone(),
             misrouted: 0,
@@ -90,7 +90,7 @@ impl WorkerInbound {
 impl InboundSink for WorkerInbound {
     #[inline]
     fn deliver(&mut self, dest_task: u32, record: &[u8]) -> Result<(), SinkFull> {
-        let Some(&Some((thread, plane))) = self.slots.get(dest_task as usize) else {
+        let Some(&Some((thread, plane))) = self.destinations.get(dest_task as usize) else {
             if self.misrouted == 0 {
                 tracing::warn!(
                     task = dest_task,

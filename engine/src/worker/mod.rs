@@ -3,7 +3,7 @@
 //!
 //! Records for tasks of other workers leave through one outbound ring per (executor thread,
 //! peer) to the transport; records from peers arrive through the transport's inbound sink
-//! into each thread's data or control ring. When a peer is lost, every local spout fails its
+//! into each thread's data or ack ring. When a peer is lost, every local spout fails its
 //! trees in flight at once, so they replay without waiting for their timeout.
 
 mod inbound;
@@ -20,10 +20,8 @@ use squall_net::transport::{
 };
 use squall_net::{ClusterId, ClusterSecret, ConnectionConfig, WorkerId};
 
-use crate::runtime::control::Control;
-use crate::runtime::worker::{
-    InboundRings, Layout, RemoteLinks, control_ring_bytes, start_threads,
-};
+use crate::runtime::run_state::RunState;
+use crate::runtime::start::{InboundRings, Layout, RemoteLinks, ack_ring_bytes, start_threads};
 use crate::runtime::{KillReport, RunningTopology, StartError};
 use crate::topology::{Topology, TopologyError};
 use inbound::WorkerInbound;
@@ -149,21 +147,27 @@ impl Worker {
         let mut inbound = InboundRings::new(
             layout.thread_count(),
             topology.config().ring_bytes,
-            control_ring_bytes(&topology),
+            ack_ring_bytes(&topology),
         );
-        let control = Arc::new(Control::new(
+        let run_state = Arc::new(RunState::new(
             topology.name().to_owned(),
             layout.thread_count(),
         ));
         let producers = inbound.producers_for_sink();
         let sink = WorkerInbound::new(&topology, &layout, producers);
-        let transport = start_transport(&plan, &options, Arc::clone(&control), sink)?;
+        let transport = start_transport(&plan, &options, Arc::clone(&run_state), sink)?;
         transport.set_peers(peer_specs(&plan, &options)?)?;
         let links = RemoteLinks {
             transport: transport.handle(),
             inbound,
         };
-        let running = start_threads(Arc::clone(&topology), layout, &cores, Some(links), control)?;
+        let running = start_threads(
+            Arc::clone(&topology),
+            layout,
+            &cores,
+            Some(links),
+            run_state,
+        )?;
         if !plan.active {
             running.deactivate();
         }
@@ -303,7 +307,7 @@ impl Worker {
 fn start_transport(
     plan: &WorkerPlan,
     options: &WorkerOptions,
-    control: Arc<Control>,
+    run_state: Arc<RunState>,
     sink: WorkerInbound,
 ) -> Result<Transport, WorkerError> {
     let own = plan.this_slot();
@@ -337,7 +341,7 @@ fn start_transport(
         PeerEvent::Down { peer, reason } => {
             let name = names.get(&peer).map_or("?", String::as_str);
             tracing::warn!(peer = name, %reason, "peer worker lost: failing the trees in flight");
-            control.peer_lost();
+            run_state.peer_lost();
         }
         PeerEvent::Rejected { remote, reason } => {
             tracing::warn!(%remote, %reason, "connection refused");

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::iter::FusedIterator;
 
-use super::{Shared, Slot};
+use super::{Entry, Shared};
 use crate::sync::{Arc, Ordering};
 
 /// The reading end of a ring made by [`channel`](super::channel).
@@ -12,9 +12,9 @@ use crate::sync::{Arc, Ordering};
 /// sequence): `released_head <= head <= cached_tail <= tail`, and the shared `head` equals
 /// `released_head`.
 ///
-/// - The slots `head..cached_tail` hold published values that belong to this handle alone
+/// - The entries `head..cached_tail` hold published values that belong to this handle alone
 ///   and that it has not moved out.
-/// - The slots `released_head..head` have been emptied (their values moved out or dropped)
+/// - The entries `released_head..head` have been emptied (their values moved out or dropped)
 ///   but not yet freed: the producer still counts them as full, so they are ours too, and
 ///   nothing reads them again. Reading a [`ReadChunk`] moves `head` past each value as it
 ///   takes it, and releasing the chunk (or a `pop`, or dropping this handle) stores `head`
@@ -28,20 +28,20 @@ use crate::sync::{Arc, Ordering};
 /// Aligned to 128 bytes for the reason given on [`Producer`](super::Producer).
 #[repr(align(128))]
 pub struct Consumer<T> {
-    /// Start of the slot array inside `shared` (see `Producer::slots` for why it is here).
-    slots: *const Slot<T>,
+    /// Start of the entry array inside `shared` (see `Producer::entries` for why it is here).
+    entries: *const Entry<T>,
     /// `capacity - 1`.
     mask: usize,
     /// Sequence of the next value to move out; moved past each value as it is taken.
     head: usize,
-    /// The last `head` stored to the shared `head`: the slots before it are free.
+    /// The last `head` stored to the shared `head`: the entries before it are free.
     released_head: usize,
     /// Last value loaded from the producer's `tail`.
     cached_tail: usize,
     shared: Arc<Shared<T>>,
 }
 
-// SAFETY: the handle owns its `Arc` and its raw pointer points into that `Arc`'s slot array,
+// SAFETY: the handle owns its `Arc` and its raw pointer points into that `Arc`'s entry array,
 // so moving the handle moves nothing another thread still uses; values written on the
 // producer's thread are moved out (or dropped) here, which `T: Send` permits. The handle is
 // deliberately not `Sync`: its methods assume a single reader.
@@ -50,8 +50,8 @@ unsafe impl<T: Send> Send for Consumer<T> {}
 impl<T> Consumer<T> {
     pub(super) fn new(shared: Arc<Shared<T>>) -> Self {
         Self {
-            slots: shared.slots_ptr(),
-            mask: shared.slots.len() - 1,
+            entries: shared.entries_ptr(),
+            mask: shared.entries.len() - 1,
             head: 0,
             released_head: 0,
             cached_tail: 0,
@@ -59,7 +59,7 @@ impl<T> Consumer<T> {
         }
     }
 
-    /// Number of slots in the ring (a power of two).
+    /// Number of entries in the ring (a power of two).
     #[inline]
     pub fn capacity(&self) -> usize {
         self.mask + 1
@@ -71,13 +71,13 @@ impl<T> Consumer<T> {
         if self.head == self.cached_tail && self.refresh_available() == 0 {
             return None;
         }
-        // SAFETY: `head < cached_tail`, so slot `head` holds a published value of ours that
+        // SAFETY: `head < cached_tail`, so entry `head` holds a published value of ours that
         // has not been moved out.
-        let value = unsafe { self.read_slot(self.head) };
+        let value = unsafe { self.read_entry(self.head) };
         self.head = self.head.wrapping_add(1);
-        // Frees this slot, and those of any chunk that was forgotten before it was released.
+        // Frees this entry, and those of any chunk that was forgotten before it was released.
         self.released_head = self.head;
-        // Release: our reads of the freed slots happen before the producer reuses them.
+        // Release: our reads of the freed entries happen before the producer reuses them.
         self.shared.head.store(self.head, Ordering::Release);
         Some(value)
     }
@@ -92,12 +92,12 @@ impl<T> Consumer<T> {
     /// for all of them.
     ///
     /// The producer's position is loaded only when the cached one shows fewer than `max`
-    /// values. The chunk's slots are freed together when it is released or dropped.
+    /// values. The chunk's entries are freed together when it is released or dropped.
     ///
     /// The chunk starts after the last value moved out of the ring, even if that value came
     /// from an earlier chunk that was forgotten (`std::mem::forget`) instead of released:
     /// values that chunk handed out are gone, values it did not hand out come again here,
-    /// and this chunk's release frees the slots of both.
+    /// and this chunk's release frees the entries of both.
     #[inline]
     pub fn read(&mut self, max: usize) -> ReadChunk<'_, T> {
         let mut available = self.cached_available();
@@ -136,20 +136,20 @@ impl<T> Consumer<T> {
         self.cached_available()
     }
 
-    /// The slot of `sequence`.
+    /// The entry of `sequence`.
     ///
     /// # Safety
     ///
-    /// `sequence` lies in `head..cached_tail` (wrapping): a published slot of this handle.
+    /// `sequence` lies in `head..cached_tail` (wrapping): a published entry of this handle.
     #[inline(always)]
-    unsafe fn slot(&self, sequence: usize) -> &Slot<T> {
+    unsafe fn entry(&self, sequence: usize) -> &Entry<T> {
         debug_assert!(sequence.wrapping_sub(self.head) < self.cached_available());
-        // SAFETY: `sequence & mask` is below the capacity, the length of the slot array that
-        // `slots` points to and that `shared` keeps alive.
-        unsafe { &*self.slots.add(sequence & self.mask) }
+        // SAFETY: `sequence & mask` is below the capacity, the length of the entry array that
+        // `entries` points to and that `shared` keeps alive.
+        unsafe { &*self.entries.add(sequence & self.mask) }
     }
 
-    /// Moves the value out of the slot of `sequence`, leaving the slot logically empty.
+    /// Moves the value out of the entry of `sequence`, leaving the entry logically empty.
     ///
     /// # Safety
     ///
@@ -157,19 +157,19 @@ impl<T> Consumer<T> {
     /// before anything could read it again (so before it returns control to code outside
     /// this module).
     #[inline(always)]
-    unsafe fn read_slot(&self, sequence: usize) -> T {
+    unsafe fn read_entry(&self, sequence: usize) -> T {
         // SAFETY: forwarded from this function's contract.
-        let slot = unsafe { self.slot(sequence) };
-        slot.with(|slot| {
-            // SAFETY: the slot is published (initialised, and the producer does not touch it
+        let entry = unsafe { self.entry(sequence) };
+        entry.with(|entry| {
+            // SAFETY: the entry is published (initialised, and the producer does not touch it
             // until the shared `head` moves past it), its value has not been moved out
             // (`head` is not past it), and the caller moves `head` past it, so its value is
             // moved out only once.
-            unsafe { (*slot).assume_init_read() }
+            unsafe { (*entry).assume_init_read() }
         })
     }
 
-    /// Frees the slots before `head`, whose values have been moved out, unless they are free
+    /// Frees the entries before `head`, whose values have been moved out, unless they are free
     /// already.
     #[inline(always)]
     fn release(&mut self) {
@@ -177,7 +177,7 @@ impl<T> Consumer<T> {
             return;
         }
         self.released_head = self.head;
-        // Release: our reads of the freed slots happen before the producer reuses them.
+        // Release: our reads of the freed entries happen before the producer reuses them.
         self.shared.head.store(self.head, Ordering::Release);
     }
 
@@ -217,14 +217,14 @@ impl<T> fmt::Debug for Consumer<T> {
 /// Published values taken by [`Consumer::read`], oldest first.
 ///
 /// Iterating moves the values out in order. Releasing the chunk ([`ReadChunk::release`] or
-/// drop) first drops the values not moved out, then frees every slot of the chunk with one
+/// drop) first drops the values not moved out, then frees every entry of the chunk with one
 /// release store.
 ///
 /// Each value leaves the ring as it is moved out: the consumer's own sequence moves past it
 /// then, not when the chunk is released. A chunk that is forgotten (`std::mem::forget`)
 /// therefore drops nothing and frees nothing, but it cannot make the ring hand out or drop
 /// a value twice either: the values it did not hand out are read again by the next
-/// [`Consumer::read`] or [`Consumer::pop`], and its slots are freed by the next release, pop
+/// [`Consumer::read`] or [`Consumer::pop`], and its entries are freed by the next release, pop
 /// or the consumer's drop.
 pub struct ReadChunk<'a, T> {
     consumer: &'a mut Consumer<T>,
@@ -263,25 +263,25 @@ impl<T> ReadChunk<'_, T> {
         let consumer = &*self.consumer;
         let first_index = self.next & consumer.mask;
         let first_len = remaining.min(consumer.capacity() - first_index);
-        // SAFETY: `next` is a published slot of ours whose value is still there
+        // SAFETY: `next` is a published entry of ours whose value is still there
         // (`next == consumer.head < end <= consumer.cached_tail`).
-        let first = unsafe { consumer.slot(self.next) };
-        // SAFETY: the slots `first_index..first_index + first_len` and `0..remaining -
-        // first_len` are within the slot array and hold the published, not yet moved out
-        // values of this chunk; `Slot<T>` has the layout of `T` (both cell types and
-        // `MaybeUninit` are `repr(transparent)`). The producer does not write these slots
+        let first = unsafe { consumer.entry(self.next) };
+        // SAFETY: the entries `first_index..first_index + first_len` and `0..remaining -
+        // first_len` are within the entry array and hold the published, not yet moved out
+        // values of this chunk; `Entry<T>` has the layout of `T` (both cell types and
+        // `MaybeUninit` are `repr(transparent)`). The producer does not write these entries
         // before the shared `head` moves past them, which only the consumer does, and the
         // chunk borrows the consumer mutably; moving values out needs `&mut self`, so
         // nothing changes them while the slices live.
         unsafe {
-            let first = std::slice::from_raw_parts(first as *const Slot<T> as *const T, first_len);
+            let first = std::slice::from_raw_parts(first as *const Entry<T> as *const T, first_len);
             let second =
-                std::slice::from_raw_parts(consumer.slots as *const T, remaining - first_len);
+                std::slice::from_raw_parts(consumer.entries as *const T, remaining - first_len);
             (first, second)
         }
     }
 
-    /// Drops the values not moved out and frees every slot of the chunk with one release
+    /// Drops the values not moved out and frees every entry of the chunk with one release
     /// store (same as dropping the chunk).
     #[inline]
     pub fn release(self) {}
@@ -296,13 +296,13 @@ impl<T> Iterator for ReadChunk<'_, T> {
             return None;
         }
         let sequence = self.next;
-        // SAFETY: `next < end`, so `sequence` is a published slot of the consumer's whose value
+        // SAFETY: `next < end`, so `sequence` is a published entry of the consumer's whose value
         // has not been moved out (`sequence == consumer.head`), and `consumer.head` moves past
         // it just below, before the value is handed out (nothing in between can panic or
-        // read the slot).
-        let value = unsafe { self.consumer.read_slot(sequence) };
+        // read the entry).
+        let value = unsafe { self.consumer.read_entry(sequence) };
         self.next = sequence.wrapping_add(1);
-        // A plain store to the consumer's own field; the slot is freed by the release.
+        // A plain store to the consumer's own field; the entry is freed by the release.
         self.consumer.head = self.next;
         Some(value)
     }
@@ -321,7 +321,7 @@ impl<T> FusedIterator for ReadChunk<'_, T> {}
 impl<T> Drop for ReadChunk<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        /// Frees the slots emptied so far even if a value's destructor panics. The values
+        /// Frees the entries emptied so far even if a value's destructor panics. The values
         /// after a panicking one stay in the ring (`head` has not moved past them), for the
         /// next read or the ring's destructor: none is lost or dropped twice.
         struct ReleaseOnExit<'c, T> {
@@ -340,10 +340,10 @@ impl<T> Drop for ReadChunk<'_, T> {
         if std::mem::needs_drop::<T>() {
             while self.next != self.end {
                 let sequence = self.next;
-                // SAFETY: as in `next`: `sequence == consumer.head < end`, a published slot
+                // SAFETY: as in `next`: `sequence == consumer.head < end`, a published entry
                 // whose value has not been moved out, and `head` moves past it just below,
                 // before the value's destructor runs (and may panic).
-                let value = unsafe { guard.consumer.read_slot(sequence) };
+                let value = unsafe { guard.consumer.read_entry(sequence) };
                 self.next = sequence.wrapping_add(1);
                 guard.consumer.head = self.next;
                 drop(value);

@@ -1,6 +1,6 @@
 //! Typed single-producer single-consumer ring.
 //!
-//! [`channel`] allocates a ring of `capacity` slots (a power of two) and returns its two
+//! [`channel`] allocates a ring of `capacity` entries (a power of two) and returns its two
 //! ends. The [`Producer`] moves values in, the [`Consumer`] moves them out, in order. Each
 //! handle can be sent to another thread but not shared (`Send`, not `Sync`), and every
 //! method takes `&mut self`, so the type system guarantees there is exactly one writer and
@@ -8,11 +8,11 @@
 //!
 //! # Batches
 //!
-//! The ring is built for batches: [`Producer::claim`] reserves up to `n` free slots, the
+//! The ring is built for batches: [`Producer::claim`] reserves up to `n` free entries, the
 //! returned [`Claim`] is filled with [`Claim::write`], and [`Claim::publish`] makes them all
 //! visible with one release store. [`Consumer::read`] returns every published value (up to a
 //! limit) as a [`ReadChunk`], which yields the values by value as an iterator (or lends them
-//! as slices) and frees all its slots with one release store when it is released or dropped.
+//! as slices) and frees all its entries with one release store when it is released or dropped.
 //! [`Producer::push`] and [`Consumer::pop`] move one value at a time; a full ring hands the
 //! value back in [`Full`].
 //!
@@ -21,23 +21,23 @@
 //! nothing, but every value it handed out has left the ring and every value it did not hand
 //! out is read again by the next [`Consumer::read`] or [`Consumer::pop`], so no value is
 //! handed out or dropped twice; the next release, pop or the consumer's drop frees its
-//! slots.
+//! entries.
 //!
 //! # Sequences and memory ordering
 //!
 //! Both sides count with monotonically increasing, wrapping `usize` sequence numbers; a
-//! sequence `s` lives in slot `s & (capacity - 1)`. The ring holds two shared atomics, each
+//! sequence `s` lives in entry `s & (capacity - 1)`. The ring holds two shared atomics, each
 //! on its own cache line (`crossbeam_utils::CachePadded`):
 //!
-//! - `tail`, written only by the producer: every slot before it holds a published value.
-//! - `head`, written only by the consumer: every slot before it has been emptied and freed.
+//! - `tail`, written only by the producer: every entry before it holds a published value.
+//! - `head`, written only by the consumer: every entry before it has been emptied and freed.
 //!
 //! `tail - head` never exceeds the capacity. Each side keeps its own sequence in a plain
 //! field, so it never loads its own atomic. The consumer's own sequence is the next value
 //! it will move out: while it reads a chunk, that sequence moves past each value as the
 //! value is moved out, and `head` catches up with it (one store) when the chunk is released.
 //! So the ring's contents are the values from the consumer's own sequence to `tail`, and the
-//! slots from `head` to it are emptied but still the consumer's. The consumer also stores
+//! entries from `head` to it are emptied but still the consumer's. The consumer also stores
 //! its sequence to `head` when it is dropped, so that the ring's destructor finds the
 //! contents at `head..tail`.
 //!
@@ -47,11 +47,11 @@
 //!
 //! The orderings form two release/acquire pairs:
 //!
-//! - The producer writes a slot, then stores `tail` with `Release`; the consumer loads
-//!   `tail` with `Acquire` before it reads the slot. The value is fully written before the
+//! - The producer writes an entry, then stores `tail` with `Release`; the consumer loads
+//!   `tail` with `Acquire` before it reads the entry. The value is fully written before the
 //!   consumer sees it.
-//! - The consumer moves a value out of a slot, then stores `head` with `Release`; the producer
-//!   loads `head` with `Acquire` before it reuses the slot. The old value is fully read before
+//! - The consumer moves a value out of an entry, then stores `head` with `Release`; the producer
+//!   loads `head` with `Acquire` before it reuses the entry. The old value is fully read before
 //!   the producer overwrites it.
 //!
 //! Dropping a handle stores a flag with `Release` that the other side's `is_abandoned` loads
@@ -124,9 +124,9 @@ use crossbeam_utils::CachePadded;
 
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
 
-/// One slot of the ring: initialised exactly when its sequence lies between the consumer's
+/// One entry of the ring: initialised exactly when its sequence lies between the consumer's
 /// own sequence (the next value it moves out, at or after the shared `head`) and `tail`.
-type Slot<T> = UnsafeCell<MaybeUninit<T>>;
+type Entry<T> = UnsafeCell<MaybeUninit<T>>;
 
 /// Creates a ring with room for at least `min_capacity` values and returns its two ends.
 ///
@@ -138,7 +138,7 @@ type Slot<T> = UnsafeCell<MaybeUninit<T>>;
 pub fn channel<T: Send>(min_capacity: usize) -> (Producer<T>, Consumer<T>) {
     assert!(
         min_capacity > 0,
-        "spsc::channel: min_capacity is 0, a ring needs at least one slot"
+        "spsc::channel: min_capacity is 0, a ring needs at least one entry"
     );
     let capacity = min_capacity.checked_next_power_of_two().unwrap_or_else(|| {
         panic!(
@@ -153,15 +153,15 @@ pub fn channel<T: Send>(min_capacity: usize) -> (Producer<T>, Consumer<T>) {
 
 /// State shared by both ends of one ring.
 struct Shared<T> {
-    /// Sequence of the next slot the producer fills; every slot before it is published.
+    /// Sequence of the next entry the producer fills; every entry before it is published.
     /// Stored by the producer only (`Release`), loaded by the consumer (`Acquire`).
     tail: CachePadded<AtomicUsize>,
-    /// Every slot before it has been emptied and freed; the consumer's own sequence may be
-    /// ahead of it, past slots it has emptied but not yet freed (see `Consumer`).
+    /// Every entry before it has been emptied and freed; the consumer's own sequence may be
+    /// ahead of it, past entries it has emptied but not yet freed (see `Consumer`).
     /// Stored by the consumer only (`Release`), loaded by the producer (`Acquire`).
     head: CachePadded<AtomicUsize>,
-    /// `capacity` slots, a power of two.
-    slots: Box<[Slot<T>]>,
+    /// `capacity` entries, a power of two.
+    entries: Box<[Entry<T>]>,
     /// Set (`Release`) when the producer handle is dropped.
     producer_dropped: AtomicBool,
     /// Set (`Release`) when the consumer handle is dropped.
@@ -171,21 +171,21 @@ struct Shared<T> {
 impl<T> Shared<T> {
     fn with_capacity(capacity: usize) -> Self {
         debug_assert!(capacity.is_power_of_two());
-        let slots = (0..capacity)
+        let entries = (0..capacity)
             .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
             .collect();
         Self {
             tail: CachePadded::new(AtomicUsize::new(0)),
             head: CachePadded::new(AtomicUsize::new(0)),
-            slots,
+            entries,
             producer_dropped: AtomicBool::new(false),
             consumer_dropped: AtomicBool::new(false),
         }
     }
 
-    /// Where the handles find the slots; stays valid as long as this `Shared` lives.
-    fn slots_ptr(&self) -> *const Slot<T> {
-        self.slots.as_ptr()
+    /// Where the handles find the entries; stays valid as long as this `Shared` lives.
+    fn entries_ptr(&self) -> *const Entry<T> {
+        self.entries.as_ptr()
     }
 }
 
@@ -201,15 +201,15 @@ impl<T> Drop for Shared<T> {
         // nobody moved out.
         let head = self.head.load(Ordering::Acquire);
         let tail = self.tail.load(Ordering::Acquire);
-        let mask = self.slots.len() - 1;
+        let mask = self.entries.len() - 1;
         let mut sequence = head;
         while sequence != tail {
-            self.slots[sequence & mask].with_mut(|slot| {
+            self.entries[sequence & mask].with_mut(|entry| {
                 // SAFETY: sequences in `head..tail` hold initialised values that neither
                 // handle moved out (the consumer's own sequence moves past every value it
                 // takes or drops, and its `Drop` stored that sequence to `head`), and
                 // `&mut self` rules out any other access.
-                unsafe { (*slot).assume_init_drop() }
+                unsafe { (*entry).assume_init_drop() }
             });
             sequence = sequence.wrapping_add(1);
         }
@@ -257,6 +257,6 @@ mod tests {
             let taken: Vec<u32> = consumer.read(usize::MAX).collect();
             assert_eq!(taken, vec![round * 10, round * 10 + 1, round * 10 + 2]);
         }
-        assert_eq!(producer.free_slots(), 4);
+        assert_eq!(producer.free_entries(), 4);
     }
 }

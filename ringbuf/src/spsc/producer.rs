@@ -3,13 +3,13 @@
 use std::fmt;
 use std::mem::MaybeUninit;
 
-use super::{Shared, Slot};
+use super::{Entry, Shared};
 use crate::sync::{Arc, Ordering};
 
 /// The writing end of a ring made by [`channel`](super::channel).
 ///
 /// Invariants: `cached_head <= head <= tail` and `tail - cached_head <= capacity` (in wrapping
-/// sequence arithmetic), where `head` is the consumer's shared sequence; the slots
+/// sequence arithmetic), where `head` is the consumer's shared sequence; the entries
 /// `tail..cached_head + capacity` are free and belong to this handle alone.
 ///
 /// The handle writes its own fields on every push, so it is aligned to 128 bytes (a pair of
@@ -19,20 +19,20 @@ use crate::sync::{Arc, Ordering};
 /// what this buys (see `BENCHMARKS.md`).
 #[repr(align(128))]
 pub struct Producer<T> {
-    /// Start of the slot array inside `shared`, kept here so hot paths read it from the
+    /// Start of the entry array inside `shared`, kept here so hot paths read it from the
     /// handle (which `&mut self` lets the compiler keep in a register) rather than through
-    /// the `Arc` after every slot write.
-    slots: *const Slot<T>,
+    /// the `Arc` after every entry write.
+    entries: *const Entry<T>,
     /// `capacity - 1`.
     mask: usize,
-    /// Sequence of the next slot to fill; equals the shared `tail` outside a [`Claim`].
+    /// Sequence of the next entry to fill; equals the shared `tail` outside a [`Claim`].
     tail: usize,
     /// Last value loaded from the consumer's `head`.
     cached_head: usize,
     shared: Arc<Shared<T>>,
 }
 
-// SAFETY: the handle owns its `Arc` and its raw pointer points into that `Arc`'s slot array,
+// SAFETY: the handle owns its `Arc` and its raw pointer points into that `Arc`'s entry array,
 // so moving the handle to another thread moves nothing that another thread still uses; values
 // written here are read (and possibly dropped) on the consumer's thread, which `T: Send`
 // permits. The handle is deliberately not `Sync`: its methods assume a single writer.
@@ -41,15 +41,15 @@ unsafe impl<T: Send> Send for Producer<T> {}
 impl<T> Producer<T> {
     pub(super) fn new(shared: Arc<Shared<T>>) -> Self {
         Self {
-            slots: shared.slots_ptr(),
-            mask: shared.slots.len() - 1,
+            entries: shared.entries_ptr(),
+            mask: shared.entries.len() - 1,
             tail: 0,
             cached_head: 0,
             shared,
         }
     }
 
-    /// Number of slots in the ring (a power of two).
+    /// Number of entries in the ring (a power of two).
     #[inline]
     pub fn capacity(&self) -> usize {
         self.mask + 1
@@ -61,24 +61,24 @@ impl<T> Producer<T> {
         if self.cached_free() == 0 && self.refresh_free() == 0 {
             return Err(Full(value));
         }
-        // SAFETY: there is at least one free slot, so slot `tail` belongs to this handle.
-        unsafe { self.write_slot(self.tail, value) };
+        // SAFETY: there is at least one free entry, so entry `tail` belongs to this handle.
+        unsafe { self.write_entry(self.tail, value) };
         self.tail = self.tail.wrapping_add(1);
         // Release: the value written above is visible to a consumer that sees this `tail`.
         self.shared.tail.store(self.tail, Ordering::Release);
         Ok(())
     }
 
-    /// Number of free slots right now (loads the consumer's position).
+    /// Number of free entries right now (loads the consumer's position).
     #[inline]
-    pub fn free_slots(&mut self) -> usize {
+    pub fn free_entries(&mut self) -> usize {
         self.refresh_free()
     }
 
-    /// Reserves up to `max` free slots (possibly none) to be filled and published together.
+    /// Reserves up to `max` free entries (possibly none) to be filled and published together.
     ///
     /// The consumer's position is loaded only when the cached one shows fewer than `max`
-    /// free slots.
+    /// free entries.
     #[inline]
     pub fn claim(&mut self, max: usize) -> Claim<'_, T> {
         let mut free = self.cached_free();
@@ -100,49 +100,49 @@ impl<T> Producer<T> {
         self.shared.consumer_dropped.load(Ordering::Acquire)
     }
 
-    /// Free slots according to the cached consumer position (never more than the truth).
+    /// Free entries according to the cached consumer position (never more than the truth).
     #[inline(always)]
     fn cached_free(&self) -> usize {
         self.capacity() - self.tail.wrapping_sub(self.cached_head)
     }
 
-    /// Reloads the consumer's position and returns the free slots.
+    /// Reloads the consumer's position and returns the free entries.
     #[inline]
     fn refresh_free(&mut self) -> usize {
-        // Acquire: the consumer's reads of the slots it freed happen before we reuse them.
+        // Acquire: the consumer's reads of the entries it freed happen before we reuse them.
         self.cached_head = self.shared.head.load(Ordering::Acquire);
         self.cached_free()
     }
 
-    /// Moves `value` into the slot of `sequence` without publishing it.
+    /// Moves `value` into the entry of `sequence` without publishing it.
     ///
     /// # Safety
     ///
-    /// The slot must be free and belong to this handle: `sequence` lies in
+    /// The entry must be free and belong to this handle: `sequence` lies in
     /// `tail..cached_head + capacity` (wrapping).
     #[inline(always)]
-    unsafe fn write_slot(&mut self, sequence: usize, value: T) {
+    unsafe fn write_entry(&mut self, sequence: usize, value: T) {
         debug_assert!(sequence.wrapping_sub(self.tail) < self.cached_free());
         // SAFETY: forwarded from this function's contract; `sequence & mask` is its index.
         unsafe { self.write_index(sequence & self.mask, value) };
     }
 
-    /// Moves `value` into the slot at `index` of the slot array without publishing it.
+    /// Moves `value` into the entry at `index` of the entry array without publishing it.
     ///
     /// # Safety
     ///
-    /// `index` is below the capacity, and its slot is free and belongs to this handle (its
+    /// `index` is below the capacity, and its entry is free and belongs to this handle (its
     /// sequence lies in `tail..cached_head + capacity`, wrapping).
     #[inline(always)]
     unsafe fn write_index(&mut self, index: usize, value: T) {
         debug_assert!(index <= self.mask);
-        // SAFETY: `index` is below the capacity, the length of the slot array that `slots`
+        // SAFETY: `index` is below the capacity, the length of the entry array that `entries`
         // points to and that `shared` keeps alive.
-        let slot = unsafe { &*self.slots.add(index) };
-        slot.with_mut(|slot| {
-            // SAFETY: per this function's contract the consumer does not touch this slot
+        let entry = unsafe { &*self.entries.add(index) };
+        entry.with_mut(|entry| {
+            // SAFETY: per this function's contract the consumer does not touch this entry
             // until `tail` is published past it, so this is the only access.
-            unsafe { slot.write(MaybeUninit::new(value)) };
+            unsafe { entry.write(MaybeUninit::new(value)) };
         });
     }
 
@@ -171,27 +171,27 @@ impl<T> fmt::Debug for Producer<T> {
     }
 }
 
-/// Free slots reserved by [`Producer::claim`], filled in order by [`Claim::write`].
+/// Free entries reserved by [`Producer::claim`], filled in order by [`Claim::write`].
 ///
 /// Nothing written is visible to the consumer until the claim is published, by
-/// [`Claim::publish`] or by dropping it; both publish exactly the written slots with one
-/// release store. Unwritten claimed slots simply stay free.
+/// [`Claim::publish`] or by dropping it; both publish exactly the written entries with one
+/// release store. Unwritten claimed entries simply stay free.
 pub struct Claim<'a, T> {
     producer: &'a mut Producer<T>,
-    /// Slots reserved, all free: `producer.tail..producer.tail + claimed`.
+    /// Entries reserved, all free: `producer.tail..producer.tail + claimed`.
     claimed: usize,
-    /// Slots filled so far, from `producer.tail` on (`written <= claimed`).
+    /// Entries filled so far, from `producer.tail` on (`written <= claimed`).
     written: usize,
 }
 
 impl<T> Claim<'_, T> {
-    /// Number of slots claimed.
+    /// Number of entries claimed.
     #[inline]
     pub fn capacity(&self) -> usize {
         self.claimed
     }
 
-    /// Number of slots written so far.
+    /// Number of entries written so far.
     #[inline]
     pub fn len(&self) -> usize {
         self.written
@@ -203,13 +203,13 @@ impl<T> Claim<'_, T> {
         self.written == 0
     }
 
-    /// Number of claimed slots still to be written.
+    /// Number of claimed entries still to be written.
     #[inline]
     pub fn remaining(&self) -> usize {
         self.claimed - self.written
     }
 
-    /// Writes `value` into the next claimed slot, or hands it back if every claimed slot
+    /// Writes `value` into the next claimed entry, or hands it back if every claimed entry
     /// is already written.
     #[inline]
     pub fn write(&mut self, value: T) -> Result<(), T> {
@@ -217,20 +217,20 @@ impl<T> Claim<'_, T> {
             return Err(value);
         }
         let sequence = self.producer.tail.wrapping_add(self.written);
-        // SAFETY: `written < claimed`, and the claimed slots are free slots of the producer.
-        unsafe { self.producer.write_slot(sequence, value) };
+        // SAFETY: `written < claimed`, and the claimed entries are free entries of the producer.
+        unsafe { self.producer.write_entry(sequence, value) };
         self.written += 1;
         Ok(())
     }
 
-    /// Writes values from `values` until it is exhausted or every claimed slot is written;
+    /// Writes values from `values` until it is exhausted or every claimed entry is written;
     /// returns how many were written. Values the iterator did not yield are left in it.
     #[inline]
     pub fn fill_from_iter(&mut self, values: impl IntoIterator<Item = T>) -> usize {
         let mut values = values.into_iter();
         let producer = &mut *self.producer;
         let remaining = self.claimed - self.written;
-        // The slots still to write are at most two runs of the slot array: up to its end,
+        // The entries still to write are at most two runs of the entry array: up to its end,
         // then from its start. Walking them by index rather than masking every sequence
         // lets the compiler turn the loop into plain stores (measured: 2.5x faster per value
         // than the masked loop for `u64`, single-threaded, in batches of 256).
@@ -244,7 +244,7 @@ impl<T> Claim<'_, T> {
                 };
                 // SAFETY: `index` is below the capacity (`first_index + first_len` and
                 // `remaining - first_len` are both at most the capacity), and the two runs
-                // cover exactly the claimed slots not yet written, which are free slots of
+                // cover exactly the claimed entries not yet written, which are free entries of
                 // the producer.
                 unsafe { producer.write_index(index, value) };
                 written += 1;
@@ -254,7 +254,7 @@ impl<T> Claim<'_, T> {
         written
     }
 
-    /// Publishes the written slots with one release store (same as dropping the claim).
+    /// Publishes the written entries with one release store (same as dropping the claim).
     #[inline]
     pub fn publish(self) {}
 }
@@ -302,7 +302,7 @@ impl<T> fmt::Debug for Full<T> {
 
 impl<T> fmt::Display for Full<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ring is full: the consumer has not freed any slot")
+        f.write_str("ring is full: the consumer has not freed any entry")
     }
 }
 

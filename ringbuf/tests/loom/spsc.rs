@@ -1,7 +1,7 @@
 //! loom model of the typed ring's publish/consume protocol and of the `SpinThenPark`
 //! sleep/notify handshake.
 //!
-//! The rings have two slots, so every scenario wraps around. loom tracks each slot's cell,
+//! The rings have two entries, so every scenario wraps around. loom tracks each entry's cell,
 //! so a missing acquire or release on `head` or `tail` shows up as a data race; a value
 //! dropped twice or never shows up in the drop ledger; a lost wake-up shows up as a
 //! deadlock.
@@ -44,7 +44,7 @@ fn pop_blocking<T: Send>(consumer: &mut Consumer<T>) -> T {
     }
 }
 
-/// Sends `values` in claims of up to `max_claim` slots, yielding while the ring is full.
+/// Sends `values` in claims of up to `max_claim` entries, yielding while the ring is full.
 fn send_in_claims(producer: &mut Producer<u32>, values: Range<u32>, max_claim: usize) {
     let mut values = values.peekable();
     while values.peek().is_some() {
@@ -83,7 +83,7 @@ fn spsc_claimed_batches_arrive_whole_across_the_wrap() {
         let writer = thread::spawn(move || {
             // The first batch goes through `write`, the rest through `fill_from_iter`.
             let mut claim = producer.claim(2);
-            assert_eq!(claim.capacity(), 2, "a fresh ring has two free slots");
+            assert_eq!(claim.capacity(), 2, "a fresh ring has two free entries");
             claim.write(0).unwrap();
             claim.write(1).unwrap();
             assert_eq!(claim.write(99), Err(99));
@@ -108,7 +108,7 @@ fn spsc_claimed_batches_arrive_whole_across_the_wrap() {
 }
 
 #[test]
-fn spsc_single_value_reads_release_one_slot_each() {
+fn spsc_single_value_reads_release_one_entry_each() {
     check(|| {
         const COUNT: u32 = 3;
         let (mut producer, mut consumer) = spsc::channel::<u32>(2);
@@ -145,7 +145,7 @@ fn spsc_a_forgotten_chunk_hands_out_no_value_twice_across_the_wrap() {
         let mut expected = 0;
         while expected < COUNT {
             // Take one value of whatever has arrived and forget the chunk: the value is gone,
-            // the rest comes again, and no slot is freed yet.
+            // the rest comes again, and no entry is freed yet.
             let mut chunk = consumer.read(usize::MAX);
             match chunk.next() {
                 Some(value) => {
@@ -159,8 +159,8 @@ fn spsc_a_forgotten_chunk_hands_out_no_value_twice_across_the_wrap() {
                     continue;
                 }
             }
-            // The pop frees the forgotten chunk's slot as well as its own, so the writer,
-            // which needs both slots of the ring, gets them.
+            // The pop frees the forgotten chunk's entry as well as its own, so the writer,
+            // which needs both entries of the ring, gets them.
             if expected < COUNT {
                 assert_eq!(pop_blocking(&mut consumer), expected);
                 expected += 1;
@@ -237,14 +237,14 @@ fn spsc_a_forgotten_chunk_leaves_the_ring_to_drop_only_what_it_did_not_hand_out(
             assert!(claim.write(first).is_ok());
             assert!(claim.write(second).is_ok());
             claim.publish();
-            // Fits only once the consumer has freed a slot, which it may never do.
+            // Fits only once the consumer has freed an entry, which it may never do.
             if let Err(Full(third)) = producer.push(third) {
                 drop(third);
             }
             // The producer is dropped here, possibly while the consumer reads.
         });
         // Take the first value of whatever has arrived and forget the chunk, then drop the
-        // consumer: its drop frees the taken value's slot, and whichever handle goes last
+        // consumer: its drop frees the taken value's entry, and whichever handle goes last
         // drops the values still in the ring, never the taken one.
         let mut chunk = consumer.read(usize::MAX);
         drop(chunk.next());

@@ -242,7 +242,7 @@ fn topology_args(cli: &BenchCli, scenario: Scenario, rate: Option<u64>) -> Vec<S
         squall::Chaining::Auto => "auto".to_owned(),
         squall::Chaining::Never => "never".to_owned(),
         squall::Chaining::Threads(threads) => threads.to_string(),
-        squall::Chaining::Slots(slots) => format!("slots:{slots}"),
+        squall::Chaining::Lanes(lanes) => format!("lanes:{lanes}"),
     };
     let mut args = vec![
         scenario.name().to_owned(),

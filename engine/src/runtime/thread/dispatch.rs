@@ -5,35 +5,33 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::slot::{TaskBody, TaskSlot, panic_message};
+use super::task_cell::{TaskBody, TaskCell, panic_message};
 use super::{ExecutorThread, InputPort};
 use crate::config::PanicPolicy;
 use crate::ids::{StreamId, TaskId};
 use crate::runtime::acking::TreeOutcome;
 use crate::runtime::anchor::{Anchor, Tuple};
 use crate::runtime::collector::{BoltOutput, TaskOutput};
-use crate::runtime::control::TaskErrorKind;
+use crate::runtime::run_state::TaskErrorKind;
+use crate::runtime::start::Plane;
 use crate::tuple::{TupleRef, encode_record};
 use crate::value::Value;
 
 impl ExecutorThread {
-    /// Drains the control inputs (`control`) or the data inputs, one batch per ring, and
-    /// what those batches sent to this thread's own tasks. Returns whether anything was
-    /// processed.
-    pub(super) fn drain_inputs(&mut self, control: bool) -> bool {
-        let mut inputs = std::mem::take(if control {
-            &mut self.control_inputs
-        } else {
-            &mut self.data_inputs
+    /// Drains the inputs of one plane, one batch per ring, and what those batches sent to
+    /// this thread's own tasks. Returns whether anything was processed.
+    pub(super) fn drain_inputs(&mut self, plane: Plane) -> bool {
+        let mut inputs = std::mem::take(match plane {
+            Plane::Ack => &mut self.ack_inputs,
+            Plane::Data => &mut self.data_inputs,
         });
         let mut progress = false;
         for port in &mut inputs {
             progress |= self.drain_port(port);
         }
-        if control {
-            self.control_inputs = inputs;
-        } else {
-            self.data_inputs = inputs;
+        match plane {
+            Plane::Ack => self.ack_inputs = inputs,
+            Plane::Data => self.data_inputs = inputs,
         }
         progress
     }
@@ -91,7 +89,7 @@ impl ExecutorThread {
             tracing::error!(thread = self.index, "a panic outside any task: {panic}");
             return;
         };
-        let Some(index) = self.slot_index(view.dest_task()) else {
+        let Some(index) = self.cell_index(view.dest_task()) else {
             tracing::error!(thread = self.index, "a panic outside any task: {panic}");
             return;
         };
@@ -129,8 +127,8 @@ impl ExecutorThread {
     }
 
     #[inline]
-    fn slot_index(&self, task: u32) -> Option<usize> {
-        self.slot_of_task
+    fn cell_index(&self, task: u32) -> Option<usize> {
+        self.cell_of_task
             .get(task as usize)
             .copied()
             .filter(|index| *index != u16::MAX)
@@ -148,7 +146,7 @@ impl ExecutorThread {
             }
         };
         let task = view.dest_task();
-        let Some(index) = self.slot_index(task) else {
+        let Some(index) = self.cell_index(task) else {
             self.report_malformed(
                 None,
                 format!("record for task {task}, which does not run on this thread"),
@@ -168,7 +166,7 @@ impl ExecutorThread {
                         TaskErrorKind::StartFailed,
                         "records for this task are dropped: it did not start".to_owned(),
                     );
-                    self.control.report(error);
+                    self.run_state.report(error);
                 }
             }
         }
@@ -182,7 +180,7 @@ impl ExecutorThread {
             ),
             None => (format!("executor thread {}", self.index), TaskId(0)),
         };
-        self.control.report(crate::runtime::control::TaskError {
+        self.run_state.report(crate::runtime::run_state::TaskError {
             topology: self.topology.name().to_owned(),
             component,
             task,
@@ -199,11 +197,11 @@ impl ExecutorThread {
             topology,
             tasks,
             emitter,
-            control,
+            run_state,
             ..
         } = self;
         let tuple = Tuple::new(view, topology);
-        let TaskSlot { out, body, .. } = &mut tasks[index];
+        let TaskCell { out, body, .. } = &mut tasks[index];
         let TaskBody::Bolt(state) = body else {
             unreachable!("dispatched to a bolt")
         };
@@ -212,7 +210,7 @@ impl ExecutorThread {
         let mut output = BoltOutput {
             out: TaskOutput {
                 emitter,
-                control,
+                run_state,
                 task: out,
             },
             auto_anchor: auto_ack.then_some(tuple.anchor()),
@@ -274,22 +272,22 @@ impl ExecutorThread {
             return;
         };
         let now = self.batch_clock;
-        let slot = &mut self.tasks[index];
-        let TaskBody::Spout(state) = &mut slot.body else {
+        let cell = &mut self.tasks[index];
+        let TaskBody::Spout(state) = &mut cell.body else {
             unreachable!("dispatched to a spout")
         };
         // A tree that timed out before its outcome arrived was already failed.
         let Some(tree) = state.pending.take(root) else {
             return;
         };
-        slot.out.meter.counters.pending = state.pending.len() as u64;
+        cell.out.meter.counters.pending = state.pending.len() as u64;
         if acked {
-            slot.out.meter.counters.acked += 1;
-            slot.out
+            cell.out.meter.counters.acked += 1;
+            cell.out
                 .meter
                 .record_complete(now.saturating_sub(tree.emitted_nanos));
         } else {
-            slot.out.meter.counters.failed += 1;
+            cell.out.meter.counters.failed += 1;
         }
         self.call_spout(
             index,
@@ -301,8 +299,8 @@ impl ExecutorThread {
     /// One message for the acker's ledger.
     fn acker_message(&mut self, index: usize, view: TupleRef<'_>, stream: StreamId) {
         let now = self.batch_clock;
-        let slot = &mut self.tasks[index];
-        let TaskBody::Acker(ledger) = &mut slot.body else {
+        let cell = &mut self.tasks[index];
+        let TaskBody::Acker(ledger) = &mut cell.body else {
             unreachable!("dispatched to an acker")
         };
         let (root, value) = match (view.get_u64(0), view.get_u64(1)) {
@@ -325,20 +323,20 @@ impl ExecutorThread {
                 return;
             }
         };
-        slot.out.meter.counters.executed += 1;
-        slot.out.meter.counters.pending = ledger.len() as u64;
+        cell.out.meter.counters.executed += 1;
+        cell.out.meter.counters.pending = ledger.len() as u64;
         let Some(outcome) = outcome else {
             return;
         };
-        let task = slot.out.task.0;
+        let task = cell.out.task.0;
         match outcome {
             TreeOutcome::Completed { spout_task } => {
-                slot.out.meter.counters.acked += 1;
+                cell.out.meter.counters.acked += 1;
                 self.emitter
                     .send_system(spout_task, task, StreamId::ACK_ACK, &[root]);
             }
             TreeOutcome::Failed { spout_task } => {
-                slot.out.meter.counters.failed += 1;
+                cell.out.meter.counters.failed += 1;
                 self.emitter
                     .send_system(spout_task, task, StreamId::ACK_FAIL, &[root]);
             }

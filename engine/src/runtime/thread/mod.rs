@@ -5,7 +5,7 @@
 //!
 //! 1. act on a life-cycle change (activate, deactivate, stop);
 //! 2. move overflowed records into output rings;
-//! 3. drain the control rings (acker traffic), always — acks must flow for anything to
+//! 3. drain the ack rings (acker traffic), always — acks must flow for anything to
 //!    complete, whatever the backpressure;
 //! 4. unless an output is backlogged, drain the data rings, then ask the spouts for tuples
 //!    (a backlogged output stops the thread from taking new work, which is how backpressure
@@ -16,10 +16,10 @@
 //!    changes or a timer is due.
 
 mod dispatch;
-mod slot;
 mod spouts;
+mod task_cell;
 
-pub(crate) use slot::TaskSlot;
+pub(crate) use task_cell::TaskCell;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,9 +27,10 @@ use std::time::{Duration, Instant};
 use squall_ringbuf::WaitStrategy;
 use squall_ringbuf::record::RecordConsumer;
 
-use super::control::{Control, TaskError, TaskErrorKind, TopologyState};
 use super::emitter::{Emitter, Route};
 use super::ports::OutputPort;
+use super::run_state::{RunState, TaskError, TaskErrorKind, TopologyState};
+use super::start::Plane;
 use crate::config::PanicPolicy;
 use crate::context::ExecutorWaker;
 use crate::ids::TaskId;
@@ -67,7 +68,7 @@ impl InputPort {
 pub(crate) struct ThreadSetup {
     pub(crate) index: usize,
     pub(crate) topology: Arc<Topology>,
-    pub(crate) control: Arc<Control>,
+    pub(crate) run_state: Arc<RunState>,
     pub(crate) doorbell: Arc<dyn WaitStrategy>,
     pub(crate) tasks: Vec<(TaskId, Arc<SharedTaskMetrics>)>,
     pub(crate) routes: Box<[Route]>,
@@ -76,7 +77,7 @@ pub(crate) struct ThreadSetup {
     pub(crate) local_output: OutputPort,
     pub(crate) local_input: RecordConsumer,
     pub(crate) data_inputs: Vec<InputPort>,
-    pub(crate) control_inputs: Vec<InputPort>,
+    pub(crate) ack_inputs: Vec<InputPort>,
     /// Keep reading data inputs while an output is backlogged (threads on a cycle of the
     /// data graph, which would otherwise wait on each other forever).
     pub(crate) read_while_backlogged: bool,
@@ -90,16 +91,16 @@ pub(crate) struct ThreadSetup {
 pub(crate) struct ExecutorThread {
     index: usize,
     topology: Arc<Topology>,
-    control: Arc<Control>,
+    run_state: Arc<RunState>,
     doorbell: Arc<dyn WaitStrategy>,
-    tasks: Vec<TaskSlot>,
+    tasks: Vec<TaskCell>,
     /// Index into `tasks` of each task id of the topology (`u16::MAX`: not on this thread).
-    slot_of_task: Box<[u16]>,
+    cell_of_task: Box<[u16]>,
     emitter: Emitter,
     /// The reading end of the ring from this thread to itself (taken out while draining).
     local_input: Option<RecordConsumer>,
     data_inputs: Vec<InputPort>,
-    control_inputs: Vec<InputPort>,
+    ack_inputs: Vec<InputPort>,
     read_while_backlogged: bool,
     started: Instant,
     /// Nanoseconds since `started`, read once per batch of input records: ackers and
@@ -108,7 +109,7 @@ pub(crate) struct ExecutorThread {
     seen_epoch: u64,
     seen_peer_losses: u64,
     state: TopologyState,
-    /// Records processed (published to the control block for drain detection).
+    /// Records processed (published to the run_state block for drain detection).
     processed: u64,
     next_histogram_publish: u64,
     last_idle_publish: u64,
@@ -139,7 +140,7 @@ impl ExecutorThread {
         let now = setup.started.elapsed().as_nanos() as u64;
         let mut rng = fastrand::Rng::with_seed(setup.seed);
         let task_count = setup.topology.task_count();
-        let mut slot_of_task = vec![u16::MAX; task_count + 1].into_boxed_slice();
+        let mut cell_of_task = vec![u16::MAX; task_count + 1].into_boxed_slice();
         let mut tasks = Vec::with_capacity(setup.tasks.len());
         let woken = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let waker = {
@@ -150,8 +151,8 @@ impl ExecutorThread {
             })
         };
         for (index, (task, shared)) in setup.tasks.into_iter().enumerate() {
-            slot_of_task[task.index()] = index as u16;
-            let mut slot = TaskSlot::new(
+            cell_of_task[task.index()] = index as u16;
+            let mut cell = TaskCell::new(
                 &setup.topology,
                 task,
                 &setup.worker_tasks,
@@ -159,8 +160,8 @@ impl ExecutorThread {
                 &mut rng,
                 now,
             );
-            slot.context.set_waker(waker.clone());
-            tasks.push(slot);
+            cell.context.set_waker(waker.clone());
+            tasks.push(cell);
         }
         let ackers = setup.topology.acker().map_or(0..0, |acker| {
             let mut ids = acker.task_ids();
@@ -170,10 +171,10 @@ impl ExecutorThread {
         let config = setup.topology.config();
         let mut thread = Self {
             index: setup.index,
-            control: setup.control,
+            run_state: setup.run_state,
             doorbell: setup.doorbell,
             tasks,
-            slot_of_task,
+            cell_of_task,
             emitter: Emitter::new(
                 setup.routes,
                 setup.ports,
@@ -183,7 +184,7 @@ impl ExecutorThread {
             ),
             local_input: Some(setup.local_input),
             data_inputs: setup.data_inputs,
-            control_inputs: setup.control_inputs,
+            ack_inputs: setup.ack_inputs,
             read_while_backlogged: setup.read_while_backlogged,
             started: setup.started,
             batch_clock: now,
@@ -221,11 +222,11 @@ impl ExecutorThread {
     }
 
     fn task_error(&self, index: usize, kind: TaskErrorKind, message: String) -> TaskError {
-        let slot = &self.tasks[index];
+        let cell = &self.tasks[index];
         TaskError {
             topology: self.topology.name().to_owned(),
-            component: slot.out.component_id.clone(),
-            task: slot.out.task,
+            component: cell.out.component_id.clone(),
+            task: cell.out.task,
             kind,
             message,
             at: std::time::SystemTime::now(),
@@ -236,10 +237,10 @@ impl ExecutorThread {
     fn fail_task(&self, error: TaskError) {
         match self.topology.config().on_panic {
             PanicPolicy::StopTopology => {
-                self.control.report(error.clone());
-                self.control.stop_because(error);
+                self.run_state.report(error.clone());
+                self.run_state.stop_because(error);
             }
-            PanicPolicy::RestartTask => self.control.report(error),
+            PanicPolicy::RestartTask => self.run_state.report(error),
         }
     }
 
@@ -250,10 +251,10 @@ impl ExecutorThread {
                 break;
             }
             let mut progress = self.emitter.flush_overflow();
-            progress |= self.drain_inputs(true);
+            progress |= self.drain_inputs(Plane::Ack);
             let backlogged = self.emitter.is_locally_backlogged();
             if !backlogged || self.read_while_backlogged {
-                progress |= self.drain_inputs(false);
+                progress |= self.drain_inputs(Plane::Data);
             }
             let now = self.now_nanos();
             if self.state == TopologyState::Active && !self.emitter.is_backlogged() {
@@ -268,8 +269,8 @@ impl ExecutorThread {
                 // few milliseconds, since a thread may go idle thousands of times a second.
                 if now >= self.last_idle_publish + IDLE_PUBLISH_NANOS {
                     self.last_idle_publish = now;
-                    for slot in &mut self.tasks {
-                        slot.out.meter.publish_histograms(&slot.shared);
+                    for cell in &mut self.tasks {
+                        cell.out.meter.publish_histograms(&cell.shared);
                     }
                 }
                 self.wait(next_timer);
@@ -283,29 +284,29 @@ impl ExecutorThread {
                     TaskErrorKind::Panic,
                     format!("while stopping: {panic}"),
                 );
-                self.control.report(error);
+                self.run_state.report(error);
             }
         }
         self.publish_progress(self.now_nanos());
-        self.control.threads[self.index]
+        self.run_state.threads[self.index]
             .exited
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Acts on a state change; returns false when the thread must stop.
     fn observe_state(&mut self) -> bool {
-        let peer_losses = self.control.peer_losses();
+        let peer_losses = self.run_state.peer_losses();
         if peer_losses != self.seen_peer_losses {
             self.seen_peer_losses = peer_losses;
             let now = self.now_nanos();
             self.fail_all_pending(now);
         }
-        let epoch = self.control.epoch();
+        let epoch = self.run_state.epoch();
         if epoch == self.seen_epoch {
             return true;
         }
         self.seen_epoch = epoch;
-        let state = self.control.state();
+        let state = self.run_state.state();
         if state == TopologyState::Stopping {
             return false;
         }
@@ -313,36 +314,36 @@ impl ExecutorThread {
             self.state = state;
             self.set_spouts_active(state == TopologyState::Active);
         }
-        self.control.threads[self.index]
+        self.run_state.threads[self.index]
             .seen_epoch
             .store(epoch, std::sync::atomic::Ordering::Release);
         true
     }
 
-    /// Publishes the progress counters (sent before processed: see `Control`).
+    /// Publishes the progress counters (sent before processed: see `RunState`).
     fn publish_progress(&mut self, now: u64) {
         use std::sync::atomic::Ordering;
-        let progress = &self.control.threads[self.index];
+        let progress = &self.run_state.threads[self.index];
         progress
             .sent
             .store(self.emitter.records_sent, Ordering::Release);
         progress.processed.store(self.processed, Ordering::Release);
-        for slot in &mut self.tasks {
-            slot.out.meter.publish_counters(&slot.shared);
+        for cell in &mut self.tasks {
+            cell.out.meter.publish_counters(&cell.shared);
         }
         if now >= self.next_histogram_publish {
             self.next_histogram_publish = now + HISTOGRAM_PUBLISH_NANOS;
-            for slot in &mut self.tasks {
-                slot.out.meter.publish_histograms(&slot.shared);
+            for cell in &mut self.tasks {
+                cell.out.meter.publish_histograms(&cell.shared);
             }
         }
     }
 
     fn has_input(&self) -> bool {
         self.woken.swap(false, std::sync::atomic::Ordering::AcqRel)
-            || self.control.epoch() != self.seen_epoch
-            || self.control.peer_losses() != self.seen_peer_losses
-            || self.control_inputs.iter().any(InputPort::has_records)
+            || self.run_state.epoch() != self.seen_epoch
+            || self.run_state.peer_losses() != self.seen_peer_losses
+            || self.ack_inputs.iter().any(InputPort::has_records)
             || ((!self.emitter.is_locally_backlogged() || self.read_while_backlogged)
                 && self.data_inputs.iter().any(InputPort::has_records))
     }

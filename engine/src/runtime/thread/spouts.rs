@@ -4,7 +4,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::ExecutorThread;
-use super::slot::{TaskBody, TaskSlot, panic_message};
+use super::task_cell::{TaskBody, TaskCell, panic_message};
 use crate::ids::MessageId;
 use crate::runtime::collector::{BoltOutput, SpoutOutput, TaskOutput};
 
@@ -27,11 +27,23 @@ pub(super) enum SpoutCall {
     Settled(MessageId, bool),
 }
 
+/// What one [`ExecutorThread::call_spout`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SpoutCallOutcome {
+    /// The spout emitted at least one tuple.
+    pub(super) emitted_any: bool,
+    /// A `next_tuple` call emitted nothing: the spout is idle.
+    pub(super) idle: bool,
+}
+
 impl ExecutorThread {
     /// Calls a spout, catching a panic; then delivers the acks of trees that ended on emit.
-    /// Returns whether the spout emitted anything, and whether a `next_tuple` call emitted
-    /// nothing (the spout is idle).
-    pub(super) fn call_spout(&mut self, index: usize, call: SpoutCall, now: u64) -> (bool, bool) {
+    pub(super) fn call_spout(
+        &mut self,
+        index: usize,
+        call: SpoutCall,
+        now: u64,
+    ) -> SpoutCallOutcome {
         let mut call = Some(call);
         let mut emitted_any = false;
         let mut idle = false;
@@ -39,12 +51,12 @@ impl ExecutorThread {
             let Self {
                 tasks,
                 emitter,
-                control,
+                run_state,
                 ..
             } = self;
-            let TaskSlot { out, body, .. } = &mut tasks[index];
+            let TaskCell { out, body, .. } = &mut tasks[index];
             let TaskBody::Spout(state) = body else {
-                return (emitted_any, idle);
+                return SpoutCallOutcome { emitted_any, idle };
             };
             let call = match call.take() {
                 Some(call) => call,
@@ -57,7 +69,7 @@ impl ExecutorThread {
                         }
                         SpoutCall::Settled(message, acked)
                     }
-                    None => return (emitted_any, idle),
+                    None => return SpoutCallOutcome { emitted_any, idle },
                 },
             };
             let before = out.meter.counters.emitted;
@@ -65,7 +77,7 @@ impl ExecutorThread {
             let mut output = SpoutOutput {
                 out: TaskOutput {
                     emitter,
-                    control,
+                    run_state,
                     task: out,
                 },
                 pending: &mut state.pending,
@@ -101,7 +113,7 @@ impl ExecutorThread {
                 };
                 let message = format!("{what} panicked: {}", panic_message(payload.as_ref()));
                 self.task_panicked(index, message, None);
-                return (emitted_any, idle);
+                return SpoutCallOutcome { emitted_any, idle };
             }
         }
     }
@@ -125,7 +137,10 @@ impl ExecutorThread {
                 calls: self.spout_batch,
                 max_pending,
             };
-            let (emitted, idle) = self.call_spout(index, call, now);
+            let SpoutCallOutcome {
+                emitted_any: emitted,
+                idle,
+            } = self.call_spout(index, call, now);
             progress |= emitted;
             if let TaskBody::Spout(state) = &mut self.tasks[index].body {
                 if emitted {
@@ -184,10 +199,10 @@ impl ExecutorThread {
             let Self {
                 tasks,
                 emitter,
-                control,
+                run_state,
                 ..
             } = self;
-            let TaskSlot { out, body, .. } = &mut tasks[index];
+            let TaskCell { out, body, .. } = &mut tasks[index];
             let TaskBody::Bolt(state) = body else {
                 continue;
             };
@@ -198,7 +213,7 @@ impl ExecutorThread {
             let mut output = BoltOutput {
                 out: TaskOutput {
                     emitter,
-                    control,
+                    run_state,
                     task: out,
                 },
                 auto_anchor: None,
@@ -229,9 +244,9 @@ impl ExecutorThread {
                     "a peer worker was lost: failing the spout's trees in flight"
                 );
             }
-            let slot = &mut self.tasks[index];
-            slot.out.meter.counters.pending = 0;
-            slot.out.meter.counters.failed += expired.len() as u64;
+            let cell = &mut self.tasks[index];
+            cell.out.meter.counters.pending = 0;
+            cell.out.meter.counters.failed += expired.len() as u64;
             for message in expired.drain(..) {
                 self.call_spout(index, SpoutCall::Settled(message, false), now);
             }
@@ -264,12 +279,12 @@ impl ExecutorThread {
                     if now >= state.pending.next_due_nanos() {
                         let mut expired = std::mem::take(&mut self.expired);
                         state.pending.expire(now, |tree| expired.push(tree.message));
-                        let slot = &mut self.tasks[index];
-                        slot.out.meter.counters.pending = match &slot.body {
+                        let cell = &mut self.tasks[index];
+                        cell.out.meter.counters.pending = match &cell.body {
                             TaskBody::Spout(state) => state.pending.len() as u64,
                             _ => 0,
                         };
-                        slot.out.meter.counters.failed += expired.len() as u64;
+                        cell.out.meter.counters.failed += expired.len() as u64;
                         for message in expired.drain(..) {
                             self.call_spout(index, SpoutCall::Settled(message, false), now);
                         }

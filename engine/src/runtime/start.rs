@@ -10,10 +10,10 @@ use squall_net::transport::TransportHandle;
 use squall_ringbuf::WaitStrategy;
 use squall_ringbuf::record::{RecordProducer, heap_ring};
 
-use super::control::Control;
 use super::emitter::Route;
-use super::plan::{ThreadPlan, on_cycle, plan_threads};
+use super::placement::{ThreadPlacement, on_cycle, place_threads};
 use super::ports::OutputPort;
+use super::run_state::RunState;
 use super::running::{RingInfo, RunningTopology};
 use super::thread::{ExecutorThread, InputPort, ThreadSetup};
 use crate::ids::TaskId;
@@ -50,7 +50,7 @@ pub enum StartError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Plane {
     Data,
-    Control,
+    Ack,
 }
 
 /// The plane that records for `task` travel on.
@@ -59,7 +59,7 @@ pub(crate) fn plane_of(topology: &Topology, task: TaskId) -> Plane {
         .component_of(task)
         .map(|component| component.kind())
     {
-        Some(ComponentKind::Spout | ComponentKind::Acker) => Plane::Control,
+        Some(ComponentKind::Spout | ComponentKind::Acker) => Plane::Ack,
         _ => Plane::Data,
     }
 }
@@ -67,7 +67,7 @@ pub(crate) fn plane_of(topology: &Topology, task: TaskId) -> Plane {
 /// Where each task of the topology runs, as seen from one worker.
 #[derive(Clone)]
 pub(crate) struct Layout {
-    pub(crate) plan: ThreadPlan,
+    pub(crate) plan: ThreadPlacement,
     /// Thread of each local task, indexed by task id (`usize::MAX`: not local).
     pub(crate) thread_of_task: Vec<usize>,
     /// Peer worker of each task that runs elsewhere, indexed by task id.
@@ -88,7 +88,7 @@ impl Layout {
         cores: usize,
     ) -> Self {
         let config = topology.config();
-        let plan = plan_threads(topology, executors, config.chaining, config.pinning, cores);
+        let plan = place_threads(topology, executors, config.chaining, config.pinning, cores);
         let mut thread_of_task = vec![usize::MAX; topology.task_count() + 1];
         let mut worker_tasks = Vec::new();
         for (thread, executors) in plan.threads.iter().enumerate() {
@@ -126,10 +126,10 @@ impl Layout {
 /// The rings that bring records from the transport to each thread of this worker: the
 /// producing ends go to the transport's inbound sink.
 pub(crate) struct InboundRings {
-    /// Per thread: (data ring, control ring) producing ends, with their counters; taken by
+    /// Per thread: (data ring, ack ring) producing ends, with their counters; taken by
     /// [`producers_for_sink`](Self::producers_for_sink).
     producers: Vec<[(RecordProducer, Arc<RingCounters>); 2]>,
-    /// Per thread: (data ring, control ring) consuming ends.
+    /// Per thread: (data ring, ack ring) consuming ends.
     consumers: Vec<[InputPort; 2]>,
 }
 
@@ -139,7 +139,7 @@ impl InboundRings {
         std::mem::take(&mut self.producers)
     }
 
-    pub(crate) fn new(threads: usize, data_bytes: usize, control_bytes: usize) -> Self {
+    pub(crate) fn new(threads: usize, data_bytes: usize, ack_bytes: usize) -> Self {
         let ring = |bytes: usize| {
             let (producer, consumer) = heap_ring(bytes);
             let counters = Arc::new(RingCounters::default());
@@ -154,11 +154,8 @@ impl InboundRings {
         let (producers, consumers) = (0..threads)
             .map(|_| {
                 let (data_producer, data_input) = ring(data_bytes);
-                let (control_producer, control_input) = ring(control_bytes);
-                (
-                    [data_producer, control_producer],
-                    [data_input, control_input],
-                )
+                let (ack_producer, ack_input) = ring(ack_bytes);
+                ([data_producer, ack_producer], [data_input, ack_input])
             })
             .unzip();
         Self {
@@ -179,11 +176,11 @@ pub(crate) fn start_local(topology: Arc<Topology>) -> Result<RunningTopology, St
     let executors: Vec<usize> = (0..topology.executors().len()).collect();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let layout = Layout::new(&topology, &executors, &BTreeMap::new(), cores.len().max(1));
-    let control = Arc::new(Control::new(
+    let run_state = Arc::new(RunState::new(
         topology.name().to_owned(),
         layout.thread_count(),
     ));
-    start_threads(topology, layout, &cores, None, control)
+    start_threads(topology, layout, &cores, None, run_state)
 }
 
 /// Starts the threads of `layout`; with `remote`, records for tasks of other workers go to
@@ -193,7 +190,7 @@ pub(crate) fn start_threads(
     layout: Layout,
     cores: &[core_affinity::CoreId],
     remote: Option<RemoteLinks>,
-    control: Arc<Control>,
+    run_state: Arc<RunState>,
 ) -> Result<RunningTopology, StartError> {
     let started = Instant::now();
     let thread_count = layout.thread_count();
@@ -204,9 +201,9 @@ pub(crate) fn start_threads(
     let mut ports: Vec<Vec<OutputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
     let mut port_index: BTreeMap<(usize, Destination), u16> = BTreeMap::new();
     let mut data_inputs: Vec<Vec<InputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
-    let mut control_inputs: Vec<Vec<InputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
+    let mut ack_inputs: Vec<Vec<InputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
     let mut rings = Vec::new();
-    let control_ring_bytes = control_ring_bytes(&topology);
+    let ack_ring_bytes = ack_ring_bytes(&topology);
     for &(from, destination) in &edges {
         port_index.insert((from, destination), ports[from].len() as u16);
         let counters = Arc::new(RingCounters::default());
@@ -214,7 +211,7 @@ pub(crate) fn start_threads(
             Destination::Thread(to, plane) => {
                 let bytes = match plane {
                     Plane::Data => config.ring_bytes,
-                    Plane::Control => control_ring_bytes,
+                    Plane::Ack => ack_ring_bytes,
                 };
                 let (producer, consumer) = heap_ring(bytes);
                 ports[from].push(OutputPort::local(
@@ -230,7 +227,7 @@ pub(crate) fn start_threads(
                 };
                 match plane {
                     Plane::Data => data_inputs[to].push(input),
-                    Plane::Control => control_inputs[to].push(input),
+                    Plane::Ack => ack_inputs[to].push(input),
                 }
                 rings.push(RingInfo { from, to, counters });
             }
@@ -249,11 +246,11 @@ pub(crate) fn start_threads(
         }
     }
     if let Some(links) = remote {
-        for (thread, [mut data, mut control]) in links.inbound.consumers.into_iter().enumerate() {
+        for (thread, [mut data, mut ack]) in links.inbound.consumers.into_iter().enumerate() {
             data.producer = Some(links.transport.clone());
-            control.producer = Some(links.transport.clone());
+            ack.producer = Some(links.transport.clone());
             data_inputs[thread].push(data);
-            control_inputs[thread].push(control);
+            ack_inputs[thread].push(ack);
         }
     }
     let data_edges: Vec<(usize, usize)> = edges
@@ -264,14 +261,14 @@ pub(crate) fn start_threads(
         })
         .collect();
     let cyclic = on_cycle(thread_count, &data_edges);
-    let slot_sharing = matches!(
+    let in_lanes = matches!(
         topology.config().chaining,
-        crate::config::Chaining::Slots(_)
+        crate::config::Chaining::Lanes(_)
     );
-    if cyclic.iter().any(|&on| on) && slot_sharing {
+    if cyclic.iter().any(|&on| on) && in_lanes {
         tracing::info!(
             topology = topology.name(),
-            "threads exchange data both ways (slot sharing): they keep reading input while \
+            "threads exchange data both ways (lanes): they keep reading input while \
              their outputs are full, and their spouts stop, which bounds what is in flight"
         );
     } else if cyclic.iter().any(|&on| on) {
@@ -282,7 +279,7 @@ pub(crate) fn start_threads(
         );
     }
 
-    control.set_doorbells(doorbells.clone());
+    run_state.set_doorbells(doorbells.clone());
     if layout.plan.pinned {
         tracing::info!(
             topology = topology.name(),
@@ -301,10 +298,10 @@ pub(crate) fn start_threads(
     let mut metrics = Vec::new();
     let mut handles = Vec::with_capacity(thread_count);
     let mut seeds = fastrand::Rng::new();
-    for (thread, ((ports, data_inputs), control_inputs)) in ports
+    for (thread, ((ports, data_inputs), ack_inputs)) in ports
         .into_iter()
         .zip(data_inputs)
-        .zip(control_inputs)
+        .zip(ack_inputs)
         .enumerate()
     {
         let routes: Box<[Route]> = (0..layout.thread_of_task.len())
@@ -329,7 +326,7 @@ pub(crate) fn start_threads(
         let setup = ThreadSetup {
             index: thread,
             topology: Arc::clone(&topology),
-            control: Arc::clone(&control),
+            run_state: Arc::clone(&run_state),
             doorbell: Arc::clone(&doorbells[thread]),
             tasks,
             routes,
@@ -337,7 +334,7 @@ pub(crate) fn start_threads(
             local_output,
             local_input,
             data_inputs,
-            control_inputs,
+            ack_inputs,
             read_while_backlogged: cyclic[thread],
             worker_tasks: Arc::clone(&layout.worker_tasks),
             core: layout
@@ -354,7 +351,7 @@ pub(crate) fn start_threads(
         match spawned {
             Ok(handle) => handles.push(handle),
             Err(source) => {
-                control.set_state(super::control::TopologyState::Stopping);
+                run_state.set_state(super::run_state::TopologyState::Stopping);
                 for handle in handles {
                     let _ = handle.join();
                 }
@@ -369,7 +366,7 @@ pub(crate) fn start_threads(
     metrics.sort_by_key(|shared| shared.task);
     Ok(RunningTopology::new(
         topology,
-        control,
+        run_state,
         handles,
         metrics,
         rings,
@@ -402,9 +399,9 @@ fn route(
         .map_or(Route::Nowhere, |&port| Route::Port(port))
 }
 
-/// Bytes of each control ring: with a pending limit, enough for every tree in flight to
+/// Bytes of each ack ring: with a pending limit, enough for every tree in flight to
 /// have an acker message queued at once, so acker traffic rarely needs an overflow buffer.
-pub(crate) fn control_ring_bytes(topology: &Topology) -> usize {
+pub(crate) fn ack_ring_bytes(topology: &Topology) -> usize {
     /// Ring bytes one acker message takes: ring header, tuple header, two u64 fields.
     const ACKER_MESSAGE_BYTES: usize = 8 + 16 + 2 * 9 + 6;
     let config = topology.config();

@@ -89,7 +89,7 @@ pub(crate) struct ThreadProgress {
     pub(crate) processed: CachePadded<AtomicU64>,
     /// Records written to output ports or the own queue.
     pub(crate) sent: AtomicU64,
-    /// The last control epoch the thread acted on.
+    /// The last run_state epoch the thread acted on.
     pub(crate) seen_epoch: AtomicU64,
     /// Whether the thread has exited.
     pub(crate) exited: AtomicBool,
@@ -98,8 +98,8 @@ pub(crate) struct ThreadProgress {
 /// Most errors kept per topology; later ones are counted and logged only.
 const MAX_KEPT_ERRORS: usize = 1000;
 
-/// Shared control block of one running topology.
-pub(crate) struct Control {
+/// Shared run_state block of one running topology.
+pub(crate) struct RunState {
     pub(crate) topology: String,
     state: AtomicU8,
     /// Bumped on every state change, so threads notice with one relaxed load.
@@ -115,9 +115,9 @@ pub(crate) struct Control {
     peer_losses: AtomicU64,
 }
 
-impl fmt::Debug for Control {
+impl fmt::Debug for RunState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Control")
+        f.debug_struct("RunState")
             .field("topology", &self.topology)
             .field("state", &self.state())
             .field("errors", &self.error_count.load(Ordering::Relaxed))
@@ -125,7 +125,7 @@ impl fmt::Debug for Control {
     }
 }
 
-impl Control {
+impl RunState {
     pub(crate) fn new(topology: String, threads: usize) -> Self {
         Self {
             topology,

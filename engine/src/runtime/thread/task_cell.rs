@@ -48,7 +48,7 @@ pub(crate) enum TaskBody {
 }
 
 /// One task of an executor thread.
-pub(crate) struct TaskSlot {
+pub(crate) struct TaskCell {
     /// Its id, component, output streams and counters.
     pub(crate) out: TaskStreams,
     pub(crate) context: TopologyContext,
@@ -74,7 +74,7 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// Why a task could not start.
 pub(crate) struct StartFailure(pub(crate) String);
 
-impl TaskSlot {
+impl TaskCell {
     /// Builds the task's routing and metrics (not its component instance: see [`start`]).
     pub(crate) fn new(
         topology: &Arc<Topology>,

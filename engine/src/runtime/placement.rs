@@ -7,7 +7,7 @@ use crate::topology::{ComponentKind, Topology};
 /// The threads of one worker, each a list of executor indices (into
 /// [`Topology::executors`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ThreadPlan {
+pub(crate) struct ThreadPlacement {
     pub(crate) threads: Vec<Vec<usize>>,
     /// Core index of each thread, when pinned.
     pub(crate) pinned: bool,
@@ -59,13 +59,13 @@ pub(crate) fn topological_order(topology: &Topology) -> Vec<usize> {
 /// Executors are laid out in topological order of their components and cut into contiguous
 /// runs, so records only flow from a thread to itself or to a later one (for acyclic
 /// topologies) and no two threads wait on each other's data.
-pub(crate) fn plan_threads(
+pub(crate) fn place_threads(
     topology: &Topology,
     executors: &[usize],
     chaining: Chaining,
     pinning: Pinning,
     cores: usize,
-) -> ThreadPlan {
+) -> ThreadPlacement {
     let order = topological_order(topology);
     let mut rank = vec![0; topology.components().len()];
     for (position, component) in order.iter().enumerate() {
@@ -74,13 +74,13 @@ pub(crate) fn plan_threads(
     let mut sorted = executors.to_vec();
     sorted.sort_by_key(|&executor| (rank[topology.executors()[executor].component], executor));
     let cores = cores.max(1);
-    if let Chaining::Slots(slots) = chaining {
-        return slot_sharing(topology, &sorted, slots, pinning, cores);
+    if let Chaining::Lanes(lanes) = chaining {
+        return place_in_lanes(topology, &sorted, lanes, pinning, cores);
     }
     let thread_count = match chaining {
         Chaining::Never => sorted.len(),
         Chaining::Threads(threads) => threads.clamp(1, sorted.len().max(1)),
-        Chaining::Auto | Chaining::Slots(_) => sorted.len().min(cores),
+        Chaining::Auto | Chaining::Lanes(_) => sorted.len().min(cores),
     }
     .max(1);
     let mut threads = Vec::with_capacity(thread_count);
@@ -92,21 +92,21 @@ pub(crate) fn plan_threads(
     }
     threads.retain(|thread| !thread.is_empty());
     let pinned = pinning == Pinning::Auto && threads.len() <= cores;
-    ThreadPlan { threads, pinned }
+    ThreadPlacement { threads, pinned }
 }
 
 /// Whether each node of a directed graph (edges as pairs) lies on a cycle.
-/// [`Chaining::Slots`]: the k-th of a component's executors (in `sorted`, which lists each
-/// component's executors together, in flow order) goes to thread `k mod slots`.
-fn slot_sharing(
+/// [`Chaining::Lanes`]: the k-th of a component's executors (in `sorted`, which lists each
+/// component's executors together, in flow order) goes to thread `k mod lanes`.
+fn place_in_lanes(
     topology: &Topology,
     sorted: &[usize],
-    slots: usize,
+    lanes: usize,
     pinning: Pinning,
     cores: usize,
-) -> ThreadPlan {
-    let slots = slots.clamp(1, sorted.len().max(1));
-    let mut threads = vec![Vec::new(); slots];
+) -> ThreadPlacement {
+    let lanes = lanes.clamp(1, sorted.len().max(1));
+    let mut threads = vec![Vec::new(); lanes];
     let mut previous_component = None;
     let mut instance = 0;
     for &executor in sorted {
@@ -115,12 +115,12 @@ fn slot_sharing(
             previous_component = Some(component);
             instance = 0;
         }
-        threads[instance % slots].push(executor);
+        threads[instance % lanes].push(executor);
         instance += 1;
     }
     threads.retain(|thread| !thread.is_empty());
     let pinned = pinning == Pinning::Auto && threads.len() <= cores;
-    ThreadPlan { threads, pinned }
+    ThreadPlacement { threads, pinned }
 }
 
 pub(crate) fn on_cycle(nodes: usize, edges: &[(usize, usize)]) -> Vec<bool> {
@@ -182,13 +182,16 @@ mod tests {
     fn executors_get_their_own_threads_when_cores_suffice() {
         let topology = pipeline(0);
         let all: Vec<usize> = (0..topology.executors().len()).collect();
-        let plan = plan_threads(&topology, &all, Chaining::Auto, Pinning::Auto, 8);
+        let plan = place_threads(&topology, &all, Chaining::Auto, Pinning::Auto, 8);
         assert_eq!(plan.threads.len(), 4);
         assert!(plan.pinned);
     }
 
     /// The component of each executor of each thread of `plan`.
-    fn components_by_thread<'t>(topology: &'t Topology, plan: &ThreadPlan) -> Vec<Vec<&'t str>> {
+    fn components_by_thread<'t>(
+        topology: &'t Topology,
+        plan: &ThreadPlacement,
+    ) -> Vec<Vec<&'t str>> {
         plan.threads
             .iter()
             .map(|thread| {
@@ -203,17 +206,17 @@ mod tests {
     }
 
     #[test]
-    fn slot_sharing_gives_every_thread_an_instance_of_each_component() {
+    fn lanes_give_every_thread_an_instance_of_each_component() {
         let mut builder = TopologyBuilder::new();
         builder.set_spout("source", || NullSpout::declaring(&["x"]), 2);
         builder
             .set_bolt("count", || NullBolt, 2)
             .fields_grouping("source", &["x"]);
         let topology = builder
-            .build("slots", TopologyConfig::default().with_ackers(1))
+            .build("lanes", TopologyConfig::default().with_ackers(1))
             .unwrap();
         let all: Vec<usize> = (0..topology.executors().len()).collect();
-        let plan = plan_threads(&topology, &all, Chaining::Slots(2), Pinning::Auto, 2);
+        let plan = place_threads(&topology, &all, Chaining::Lanes(2), Pinning::Auto, 2);
         let components = components_by_thread(&topology, &plan);
         assert_eq!(
             components,
@@ -226,7 +229,7 @@ mod tests {
     fn scarce_cores_chain_contiguous_runs_in_flow_order() {
         let topology = pipeline(1);
         let all: Vec<usize> = (0..topology.executors().len()).collect();
-        let plan = plan_threads(&topology, &all, Chaining::Auto, Pinning::Auto, 2);
+        let plan = place_threads(&topology, &all, Chaining::Auto, Pinning::Auto, 2);
         let components = components_by_thread(&topology, &plan);
         assert_eq!(
             components,
@@ -236,7 +239,7 @@ mod tests {
             ]
         );
         assert!(plan.pinned);
-        let never = plan_threads(&topology, &all, Chaining::Never, Pinning::Auto, 2);
+        let never = place_threads(&topology, &all, Chaining::Never, Pinning::Auto, 2);
         assert_eq!(never.threads.len(), 5);
         assert!(!never.pinned, "more threads than cores are left unpinned");
     }
