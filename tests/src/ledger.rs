@@ -253,35 +253,52 @@ pub struct LedgerCheck {
 }
 
 impl LedgerCheck {
-    /// Reads every log in `dir`.
+    /// Reads every log in `dir`: first every ack log, then every processed log.
+    ///
+    /// The order matters while workers still run. A counter logs a message before acking
+    /// it, and a spout logs the ack only after it arrives, so every ack read first was
+    /// preceded by a processed line that the later read sees. Read the other way round (or
+    /// in directory order), a message processed and acked between the two reads would look
+    /// acked but never processed.
     pub fn read(dir: &Path) -> Self {
         let mut check = LedgerCheck::default();
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            // A line still being written (no newline yet) is not read.
-            let complete = || {
-                text.split_inclusive('\n')
-                    .filter_map(|line| line.strip_suffix('\n'))
-            };
-            if name.starts_with("acked-") {
-                check
-                    .acked
-                    .extend(complete().filter_map(|line| line.parse::<u64>().ok()));
-            } else if name.starts_with("processed-") {
-                for line in complete() {
-                    let mut parts = line.split(' ');
-                    let (Some(id), Some(word)) = (parts.next(), parts.next()) else {
-                        continue;
-                    };
-                    let Ok(id) = id.parse::<u64>() else { continue };
-                    assert_eq!(
-                        word,
-                        word_of(id),
-                        "message {id} was counted under the wrong word"
-                    );
-                    *check.processed.entry(id).or_insert(0) += 1;
-                }
+        let logs = |prefix: &str| -> Vec<String> {
+            let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|entry| entry.file_name().to_string_lossy().starts_with(prefix))
+                .map(|entry| entry.path())
+                .collect();
+            paths.sort();
+            paths
+                .iter()
+                .map(|path| std::fs::read_to_string(path).unwrap_or_default())
+                .collect()
+        };
+        // A line still being written (no newline yet) is not read.
+        fn complete(text: &str) -> impl Iterator<Item = &str> {
+            text.split_inclusive('\n')
+                .filter_map(|line| line.strip_suffix('\n'))
+        }
+        for text in logs("acked-") {
+            check
+                .acked
+                .extend(complete(&text).filter_map(|line| line.parse::<u64>().ok()));
+        }
+        for text in logs("processed-") {
+            for line in complete(&text) {
+                let mut parts = line.split(' ');
+                let (Some(id), Some(word)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                let Ok(id) = id.parse::<u64>() else { continue };
+                assert_eq!(
+                    word,
+                    word_of(id),
+                    "message {id} was counted under the wrong word"
+                );
+                *check.processed.entry(id).or_insert(0) += 1;
             }
         }
         check
