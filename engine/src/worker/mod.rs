@@ -153,8 +153,7 @@ impl Worker {
         ));
         let producers = inbound.producers_for_sink();
         let sink = WorkerInbound::new(&topology, &layout, producers);
-        let window = receive_window(topology.config().ring_bytes);
-        let transport = start_transport(&plan, &options, Arc::clone(&control), sink, window)?;
+        let transport = start_transport(&plan, &options, Arc::clone(&control), sink)?;
         transport.set_peers(peer_specs(&plan, &options)?)?;
         let links = RemoteLinks {
             transport: transport.handle(),
@@ -297,33 +296,18 @@ impl Worker {
     }
 }
 
-/// The credit window a worker grants each peer, for executor rings of `ring_bytes`.
-///
-/// Bytes a peer has in flight beyond what the receiving rings can take only wait in socket
-/// and receive buffers, adding their drain time to every record's latency (Little's law:
-/// a full 4 MiB window at 1 GB/s is 4 ms). What the window must cover is the credit round
-/// trip at full speed (bandwidth × delay: about 1 GB/s × a few hundred µs on one host).
-/// Credit comes back a quarter of the window at a time, so the window is four rings: each
-/// grant then answers about one ring the executor drained. It is never below the largest
-/// frame, as the protocol requires.
-pub(crate) fn receive_window(ring_bytes: usize) -> u64 {
-    (4 * ring_bytes as u64).max(u64::from(ConnectionConfig::DEFAULT_MAX_FRAME_LEN))
-}
-
 fn start_transport(
     plan: &WorkerPlan,
     options: &WorkerOptions,
     control: Arc<Control>,
     sink: WorkerInbound,
-    window: u64,
 ) -> Result<Transport, WorkerError> {
     let own = plan.this_slot();
     let connection = ConnectionConfig::new(
         ClusterId::from_name(&plan.cluster_id),
         worker_id(&own.id),
         options.secret.clone(),
-    )
-    .with_receive_window(window);
+    );
     let listen = SocketAddr::from(([0, 0, 0, 0], own.port));
     let driver = match options.driver {
         Some(driver) => driver,
@@ -384,20 +368,4 @@ fn peer_specs(plan: &WorkerPlan, options: &WorkerOptions) -> Result<Vec<PeerSpec
             Ok(PeerSpec::tcp(id, resolved))
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::receive_window;
-
-    #[test]
-    fn the_window_is_four_rings_and_never_below_the_largest_frame() {
-        assert_eq!(receive_window(256 << 10), 1 << 20);
-        assert_eq!(receive_window(1 << 20), 4 << 20);
-        assert_eq!(
-            receive_window(4 << 10),
-            1 << 20,
-            "at least the largest frame"
-        );
-    }
 }

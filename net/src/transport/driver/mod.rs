@@ -111,7 +111,7 @@ impl ConnBufs {
 }
 
 /// Initial size of a receive buffer; it grows when a larger frame arrives.
-const INITIAL_RECV_BYTES: usize = 256 << 10;
+const INITIAL_RECV_BYTES: usize = 64 << 10;
 
 /// Ends a driver's [`poll`](Driver::poll) from any thread.
 pub(crate) trait Waker: Send + Sync + fmt::Debug {

@@ -19,12 +19,6 @@ use crate::ids::WorkerId;
 /// fresh chunk is taken instead, so that frames do not shrink to a few records.
 const MIN_BATCH_ROOM: usize = 4096;
 
-/// The size a BATCH frame is built up to (larger only for a record that needs it). Frames
-/// much larger than this only delay the receiver, which can hand out no record of a frame
-/// before all of it arrived and returns its credit only once all of it is delivered;
-/// several frames still leave in one vectored write.
-pub(crate) const TARGET_BATCH_BYTES: usize = 64 << 10;
-
 /// Bytes queued for the socket above which no more batches are built until it drains.
 pub(crate) const SEND_HIGH_WATER_CHUNKS: usize = 2;
 
@@ -190,8 +184,7 @@ impl Link {
             let Some(space) = queue.space(min_room) else {
                 return;
             };
-            let len = space.len().min(TARGET_BATCH_BYTES.max(min_room));
-            let Some(mut batch) = self.conn.start_batch(&mut space[..len]) else {
+            let Some(mut batch) = self.conn.start_batch(space) else {
                 return;
             };
             let mut next = None;
