@@ -2,7 +2,7 @@
 //! ring of the thread that runs their destination task.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{Ordering, fence};
 
 use squall_net::transport::{InboundSink, SinkFull};
 use squall_ringbuf::WaitStrategy;
@@ -107,11 +107,19 @@ impl InboundSink for WorkerInbound {
                 Ok(())
             }
             Err(WriteError::RecordFull) => {
-                // The thread wakes the transport once it has made room; the transport's
-                // retry tick covers a wake-up that crosses this store.
+                // Ask the thread to wake the transport once it has made room, then look
+                // once more: the SeqCst fence here and the one after the thread's release
+                // of its batch (`drain_port`) make either this second write see the room,
+                // or the thread see the flag. No wake-up is lost, so the transport needs
+                // no retry timer.
                 ring.counters
                     .producer_waiting
-                    .store(true, std::sync::atomic::Ordering::Release);
+                    .store(true, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                if ring.producer.write(record).is_ok() {
+                    ring.unpublished += 1;
+                    return Ok(());
+                }
                 // Let the thread see what is there, so it can make room.
                 if ring.publish() {
                     self.doorbells[thread].notify();

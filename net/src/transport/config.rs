@@ -151,7 +151,9 @@ impl TransportConfig {
         self
     }
 
-    /// Sets how often delivery into full consumers is retried.
+    /// Sets how often delivery into full consumers is retried when no consumer calls
+    /// [`TransportHandle::wake`](super::TransportHandle::wake): a backstop for sinks whose
+    /// consumers never wake the transport, not on the path of a sink whose consumers do.
     ///
     /// # Panics
     /// When `interval` is zero.

@@ -187,10 +187,11 @@ impl TransportHandle {
         ))
     }
 
-    /// Wakes the transport thread, e.g. after consumers freed room in a sink that was
-    /// full, so that it retries at once instead of at its next retry tick.
+    /// Tells the transport thread that consumers freed room in a sink that was full: it
+    /// retries its blocked deliveries at once (waking up if it sleeps). Costs a fence and a
+    /// load while the thread is busy, a wake-up while it sleeps.
     pub fn wake(&self) {
-        self.wake.wake();
+        self.wake.room_freed();
     }
 
     /// What the transport moved so far.

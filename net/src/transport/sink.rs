@@ -10,8 +10,10 @@ pub struct SinkFull;
 /// The engine implements it by writing each record into the ring of the executor that runs
 /// `dest_task`. When a ring is full, `deliver` returns [`SinkFull`]: the transport keeps the
 /// record, stops reading from that connection and stops granting it credit, and retries
-/// shortly (every [`sink_retry`](super::TransportConfig::sink_retry), or at once after
-/// [`TransportHandle::wake`](super::TransportHandle::wake)). The peer then runs out of
+/// at once after [`TransportHandle::wake`](super::TransportHandle::wake), which the consumer
+/// calls when it frees room (the engine's executors do, without losing a wake-up: see
+/// `engine/src/worker/inbound.rs`). A sink whose consumers never call it is retried every
+/// [`sink_retry`](super::TransportConfig::sink_retry), a backstop. The peer then runs out of
 /// credit and its executors stop on full outbound rings: backpressure crosses hosts, and
 /// memory stays bounded.
 ///

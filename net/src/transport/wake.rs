@@ -8,6 +8,12 @@
 //! store and their load, so at least one of them sees the other's store: either the thread's
 //! last check finds the records, or the producer finds the thread asleep and wakes it. No
 //! wake-up is lost, and a busy transport costs producers a fence and a load per publish.
+//!
+//! Consumers of the inbound sink use the same doorbell when they free room the sink had
+//! run out of ([`WakeState::room_freed`]): they raise a flag, then notify. The loop takes
+//! the flag at the top of every iteration and retries its blocked deliveries at once, and
+//! counts a raised flag as work in its last check before sleeping, so a delivery blocked on
+//! a full consumer resumes as soon as the consumer makes room: no timer is involved.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
@@ -18,6 +24,8 @@ use super::driver::Waker;
 #[derive(Debug)]
 pub(crate) struct WakeState {
     sleeping: AtomicBool,
+    /// A consumer of the sink freed room since the loop last looked.
+    room: AtomicBool,
     waker: Arc<dyn Waker>,
 }
 
@@ -25,6 +33,7 @@ impl WakeState {
     pub(crate) fn new(waker: Arc<dyn Waker>) -> Self {
         Self {
             sleeping: AtomicBool::new(false),
+            room: AtomicBool::new(false),
             waker,
         }
     }
@@ -38,6 +47,29 @@ impl WakeState {
         if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::AcqRel) {
             self.waker.wake();
         }
+    }
+
+    /// Consumer side, after freeing room in a ring the sink found full: asks the loop to
+    /// retry its blocked deliveries, waking it if it sleeps.
+    #[inline]
+    pub(crate) fn room_freed(&self) {
+        // Relaxed: `notify`'s SeqCst fence orders this store before its load of `sleeping`,
+        // pairing with the fence in `prepare_sleep` before the loop's `room_pending`.
+        self.room.store(true, Ordering::Relaxed);
+        self.notify();
+    }
+
+    /// Transport side: whether a consumer freed room, clearing the flag.
+    #[inline]
+    pub(crate) fn take_room(&self) -> bool {
+        self.room.load(Ordering::Relaxed) && self.room.swap(false, Ordering::Acquire)
+    }
+
+    /// Transport side, after [`prepare_sleep`](Self::prepare_sleep): whether a consumer
+    /// freed room that the loop has not taken yet.
+    #[inline]
+    pub(crate) fn room_pending(&self) -> bool {
+        self.room.load(Ordering::Relaxed)
     }
 
     /// Wakes the transport thread whether or not it sleeps (for commands).
@@ -58,5 +90,52 @@ impl WakeState {
     /// Transport side: no longer sleeping.
     pub(crate) fn awake(&self) {
         self.sleeping.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+
+    impl Waker for Counting {
+        fn wake(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn state() -> (WakeState, Arc<Counting>) {
+        let waker = Arc::new(Counting::default());
+        (WakeState::new(waker.clone()), waker)
+    }
+
+    #[test]
+    fn freed_room_wakes_a_sleeping_loop_once_and_is_taken_once() {
+        let (wake, waker) = state();
+        wake.prepare_sleep();
+        wake.room_freed();
+        wake.room_freed();
+        assert_eq!(waker.0.load(Ordering::Relaxed), 1, "one wake-up per sleep");
+        wake.awake();
+        assert!(wake.room_pending());
+        assert!(wake.take_room(), "the loop retries its blocked deliveries");
+        assert!(!wake.take_room(), "and only once per freeing");
+        assert!(!wake.room_pending());
+    }
+
+    #[test]
+    fn freed_room_costs_no_wake_up_while_the_loop_runs() {
+        let (wake, waker) = state();
+        wake.room_freed();
+        assert_eq!(waker.0.load(Ordering::Relaxed), 0);
+        wake.prepare_sleep();
+        assert!(
+            wake.room_pending(),
+            "the last check before sleeping sees the flag, so the loop does not sleep"
+        );
     }
 }

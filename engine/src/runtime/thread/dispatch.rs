@@ -52,11 +52,16 @@ impl ExecutorThread {
         port.counters
             .consumed
             .store(port.consumed, Ordering::Release);
-        if let Some(transport) = &port.producer
-            && port.counters.producer_waiting.load(Ordering::Relaxed)
-            && port.counters.producer_waiting.swap(false, Ordering::AcqRel)
-        {
-            transport.wake();
+        if let Some(transport) = &port.producer {
+            // SeqCst fence: orders the release of the batch above before the load of the
+            // flag, pairing with the fence in the sink's `deliver` (`worker::inbound`), so a
+            // transport that found this ring full either sees the room or gets woken.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if port.counters.producer_waiting.load(Ordering::Relaxed)
+                && port.counters.producer_waiting.swap(false, Ordering::AcqRel)
+            {
+                transport.wake();
+            }
         }
         self.drain_local();
         true

@@ -15,6 +15,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use socket2::SockRef;
 
+#[cfg(target_os = "linux")]
+use super::timer::ShortTimer;
 use super::{CLOSE_LINGER, ConnBufs, ConnId, Driver, IoEvent, Waker};
 use crate::transport::buf::MAX_CHUNKS;
 use crate::transport::config::{DriverKind, TransportConfig};
@@ -22,6 +24,8 @@ use crate::transport::socket;
 
 const WAKE: Token = Token(usize::MAX);
 const LISTEN: Token = Token(usize::MAX - 1);
+#[cfg(target_os = "linux")]
+const TIMER: Token = Token(usize::MAX - 2);
 
 /// A [`Waker`] over mio's.
 #[derive(Debug)]
@@ -57,6 +61,8 @@ pub(crate) struct MioDriver {
     poll: Poll,
     events: Events,
     waker: Arc<MioWaker>,
+    #[cfg(target_os = "linux")]
+    timer: ShortTimer,
     listener: Option<TcpListener>,
     conns: HashMap<ConnId, MioConn>,
     next_id: u64,
@@ -75,6 +81,8 @@ impl MioDriver {
         let poll = Poll::new()?;
         let waker = Arc::new(MioWaker(mio::Waker::new(poll.registry(), WAKE)?));
         Ok(Self {
+            #[cfg(target_os = "linux")]
+            timer: ShortTimer::new(poll.registry(), TIMER)?,
             poll,
             events: Events::with_capacity(256),
             waker,
@@ -138,24 +146,20 @@ impl MioDriver {
         }
     }
 
-    /// Waits for readiness. epoll counts its timeout in milliseconds, so mio rounds a
-    /// shorter one up to a whole millisecond; such a wait is a short sleep between two
-    /// polls that do not block instead (it serves shared-memory links, which are polled).
+    /// Waits for readiness, at most `timeout`. epoll counts its timeout in whole
+    /// milliseconds, so a shorter wait arms the timer descriptor instead and waits without
+    /// a limit: the timer, I/O or the waker ends it, whichever comes first (elsewhere mio
+    /// rounds it up to a millisecond). No wait is ever a sleep the waker cannot cut short.
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        let short = timeout.filter(|t| !t.is_zero() && *t < Duration::from_millis(1));
-        let first = if short.is_some() {
-            Some(Duration::ZERO)
-        } else {
-            timeout
+        #[cfg(target_os = "linux")]
+        let timeout = match timeout {
+            Some(short) if !short.is_zero() && short < Duration::from_millis(1) => {
+                self.timer.arm(short)?;
+                None
+            }
+            other => other,
         };
-        let mut result = self.poll.poll(&mut self.events, first);
-        if let (Some(pause), Ok(())) = (short, &result)
-            && self.events.is_empty()
-        {
-            std::thread::sleep(pause);
-            result = self.poll.poll(&mut self.events, Some(Duration::ZERO));
-        }
-        match result {
+        match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {
                 self.events.clear();
@@ -348,6 +352,8 @@ impl Driver for MioDriver {
         for event in &self.events {
             match event.token() {
                 WAKE => events.push(IoEvent::Woken),
+                #[cfg(target_os = "linux")]
+                TIMER => self.timer.reset(),
                 LISTEN => accept = true,
                 Token(raw) => {
                     let id = ConnId(raw as u64);

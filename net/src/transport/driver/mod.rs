@@ -52,6 +52,8 @@ use super::error::TransportError;
 
 pub(crate) mod mio_driver;
 #[cfg(target_os = "linux")]
+mod timer;
+#[cfg(target_os = "linux")]
 pub(crate) mod uring;
 
 /// Names one connection of a driver; never reused.

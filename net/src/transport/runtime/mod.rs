@@ -126,13 +126,14 @@ impl EventLoop {
             self.dial(now);
             let housekeeping = self.run_timers(now);
             self.poll_shm(now, housekeeping);
-            self.retry_blocked(now);
+            let room = self.wake.take_room();
+            self.retry_blocked(now, room);
             self.send_all();
             self.sink.flush();
             let mut timeout = self.next_timeout(now);
             if timeout != Some(Duration::ZERO) {
                 self.wake.prepare_sleep();
-                if self.has_work() {
+                if self.wake.room_pending() || self.has_work() {
                     timeout = Some(Duration::ZERO);
                 }
             }
@@ -489,8 +490,10 @@ impl EventLoop {
         true
     }
 
-    fn retry_blocked(&mut self, now: Instant) {
-        if self.next_sink_retry.is_none_or(|due| now < due) {
+    /// Offers the batches the sink refused again: at once when a consumer freed room
+    /// (`room`), else when the backstop retry for sinks that never wake is due.
+    fn retry_blocked(&mut self, now: Instant, room: bool) {
+        if !room && self.next_sink_retry.is_none_or(|due| now < due) {
             return;
         }
         self.next_sink_retry = None;
