@@ -20,6 +20,7 @@ step "ZooKeeper (the control-plane tests run a real server)"
 
 step "format"
 cargo fmt --all --check
+cargo fmt --manifest-path fuzz/Cargo.toml --check
 
 step "lints"
 cargo clippy --workspace --all-targets -- -D warnings
@@ -36,5 +37,28 @@ RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+step "fuzz targets (SQUALL_FUZZ_SECONDS=${SQUALL_FUZZ_SECONDS:-10} s each)"
+# Every cargo-fuzz target is built, then run from its seeds (fuzz/seeds/<target>) for a
+# bounded time; any crash fails the suite. The corpus grown here stays in fuzz/target.
+fuzz_started=$SECONDS
+fuzz_seconds="${SQUALL_FUZZ_SECONDS:-10}"
+cargo +nightly --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+cargo fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+cargo +nightly fuzz build
+for target in $(cargo +nightly fuzz list); do
+    corpus="fuzz/target/corpus/$target"
+    log="fuzz/target/$target.log"
+    mkdir -p "$corpus" "fuzz/seeds/$target"
+    if ! cargo +nightly fuzz run "$target" "$corpus" "fuzz/seeds/$target" -- \
+        -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+        >"$log" 2>&1; then
+        grep -E -A12 'panicked|ERROR|SUMMARY' "$log" | head -60
+        echo "fuzz target $target failed: the input is in fuzz/artifacts/$target, the log in $log"
+        exit 1
+    fi
+    echo "$target: $(grep -E '^stat::number_of_executed_units' "$log")"
+done
+echo "fuzz targets took $((SECONDS - fuzz_started)) s"
 
 step "all green"

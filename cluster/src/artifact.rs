@@ -292,6 +292,7 @@ pub fn unpack(bytes: &[u8], dest: &Path) -> Result<ArtifactManifest, ArtifactErr
     let result = (|| {
         let mut archive = tar::Archive::new(bytes);
         let mut manifest: Option<ArtifactManifest> = None;
+        let mut unpacked: Vec<String> = Vec::new();
         let entries = archive
             .entries()
             .map_err(|error| malformed(error.to_string()))?;
@@ -328,6 +329,9 @@ pub fn unpack(bytes: &[u8], dest: &Path) -> Result<ArtifactManifest, ArtifactErr
                 continue;
             }
             check_entry_path(&name)?;
+            if unpacked.contains(&name) {
+                return Err(malformed(format!("it holds the entry {name} twice")));
+            }
             let target = staging.join(&name);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
@@ -341,12 +345,23 @@ pub fn unpack(bytes: &[u8], dest: &Path) -> Result<ArtifactManifest, ArtifactErr
                 std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
                     .map_err(io("cannot make executable", &target))?;
             }
+            unpacked.push(name);
         }
         let manifest = manifest.ok_or_else(|| malformed("it is empty".into()))?;
+        if manifest.files != unpacked {
+            return Err(malformed(format!(
+                "its manifest lists the files {:?} but it holds {unpacked:?}",
+                manifest.files
+            )));
+        }
+        // The program is run from the unpacked directory: it must be one of its files, not
+        // a path that leads elsewhere.
         if let Some(program) = &manifest.program
-            && !staging.join(program).is_file()
+            && !unpacked.contains(program)
         {
-            return Err(malformed(format!("its program {program} is missing")));
+            return Err(malformed(format!(
+                "its program {program:?} is not one of its files"
+            )));
         }
         let text = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
         let manifest_path = staging.join(MANIFEST_FILE);
@@ -547,6 +562,51 @@ mod tests {
         let error = unpack(&plain.into_inner().unwrap(), &dir.path().join("y")).unwrap_err();
         assert!(error.to_string().contains("first entry is not"), "{error}");
         assert!(!dir.path().join("y").exists());
+    }
+
+    /// An archive with `manifest` as its manifest and `entries` after it.
+    fn archive(manifest: &str, entries: &[&str]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        append(&mut tar, MANIFEST_FILE, manifest.as_bytes(), false).unwrap();
+        for name in entries {
+            append(&mut tar, name, b"#!/bin/sh\n", true).unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_program_outside_the_artifact_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for program in ["/bin/sh", "../../bin/sh", "bin/../../sh", "missing"] {
+            let manifest = format!(r#"{{"format":1,"program":"{program}","files":["bin/real"]}}"#);
+            let error =
+                unpack(&archive(&manifest, &["bin/real"]), &dir.path().join("x")).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "the artifact is not valid: its program {program:?} is not one of its files"
+                )
+            );
+            assert!(!dir.path().join("x").exists());
+        }
+    }
+
+    #[test]
+    fn the_manifest_must_list_exactly_the_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = r#"{"format":1,"program":null,"files":["a"]}"#;
+        let error = unpack(&archive(manifest, &["a", "b"]), &dir.path().join("x")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"the artifact is not valid: its manifest lists the files ["a"] but it holds ["a", "b"]"#
+        );
+        let manifest = r#"{"format":1,"program":null,"files":["a","a"]}"#;
+        let error = unpack(&archive(manifest, &["a", "a"]), &dir.path().join("x")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the artifact is not valid: it holds the entry a twice"
+        );
+        assert!(!dir.path().join("x").exists());
     }
 
     #[test]

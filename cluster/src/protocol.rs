@@ -27,8 +27,9 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use super::paths;
 use super::plan::TopologyDescription;
-use super::records::{Assignment, ErrorRecord, TopologyRecord, WorkerBeat};
+use super::records::{Assignment, ErrorRecord, TopologyRecord, WorkerBeat, executor_components};
 use super::secret::{PROOF_LEN, Secret};
 
 /// Version of this protocol.
@@ -279,6 +280,67 @@ pub enum ApiError {
     },
 }
 
+/// Decodes a request's JSON and checks what can be checked without the cluster's state: a
+/// submission's name and description.
+///
+/// # Errors
+/// [`ApiError::Invalid`] naming what is wrong.
+pub fn decode_request(body: &[u8]) -> Result<Request, ApiError> {
+    let request: Request = serde_json::from_slice(body).map_err(|error| ApiError::Invalid {
+        reason: format!("not a request: {error}"),
+    })?;
+    if let Request::Submit {
+        name, description, ..
+    } = &request
+    {
+        check_description(name, description)?;
+    }
+    Ok(request)
+}
+
+/// Checks that a submitted description is consistent with itself and names the topology
+/// `name`.
+///
+/// # Errors
+/// [`ApiError::Invalid`] naming what is wrong.
+pub fn check_description(name: &str, description: &TopologyDescription) -> Result<(), ApiError> {
+    let invalid = |reason: String| ApiError::Invalid { reason };
+    if !paths::is_valid_name(name)
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(invalid(format!(
+            "topology name {name:?} may only hold letters, digits, '_', '-' and '.'"
+        )));
+    }
+    if description.name != name {
+        return Err(invalid(format!(
+            "the description is of topology {:?}, not {name:?}",
+            description.name
+        )));
+    }
+    if description.executor_components.is_empty() {
+        return Err(invalid("the topology has no executors".to_owned()));
+    }
+    let declared = executor_components(description, &BTreeMap::new());
+    let counted = description
+        .components
+        .iter()
+        .try_fold(0usize, |sum, c| sum.checked_add(c.parallelism));
+    if counted != Some(declared.len())
+        || description
+            .executor_components
+            .iter()
+            .any(|&component| component >= description.components.len())
+    {
+        return Err(invalid(
+            "the description's executors do not match its components".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// Why a protocol exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
@@ -376,8 +438,15 @@ pub fn read_frame(
             reason,
         }
     })?;
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).map_err(io)?;
+    // Grown as the bytes arrive, so a length alone reserves no memory.
+    let mut body = Vec::new();
+    reader.take(len as u64).read_to_end(&mut body).map_err(io)?;
+    if body.len() < len {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the frame ended after {} of its {len} bytes", body.len()),
+        )));
+    }
     Ok(body)
 }
 
@@ -453,6 +522,25 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "10.0.0.1:6627 does not speak the Squall control protocol: frame length 17 exceeds the maximum of 16"
+        );
+    }
+
+    #[test]
+    fn parallelism_that_overflows_when_summed_is_invalid_not_a_panic() {
+        let component = |id: &str| {
+            serde_json::json!({"id": id, "kind": "bolt", "parallelism": usize::MAX,
+                "tasks": 1, "inputs": []})
+        };
+        let body = serde_json::json!({
+            "request": "submit", "name": "wc", "args": [], "artifact": "0", "artifact_bytes": 1,
+            "active": true, "description": {"name": "wc", "workers": 1,
+                "components": [component("a"), component("b")],
+                "executor_components": [0], "message_timeout_ms": 1000},
+        });
+        let error = decode_request(body.to_string().as_bytes()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid request: the description's executors do not match its components"
         );
     }
 

@@ -159,3 +159,93 @@ proptest! {
         }
     }
 }
+
+/// A record whose one field is `depth` lists, each holding the next, the innermost empty.
+fn nested_lists(depth: usize) -> Vec<u8> {
+    let mut field = vec![7, 0, 0, 0, 0, 0, 0, 0, 0];
+    for _ in 1..depth {
+        let mut outer = vec![7];
+        outer.extend_from_slice(&(field.len() as u32).to_le_bytes());
+        outer.extend_from_slice(&1u32.to_le_bytes());
+        outer.extend_from_slice(&field);
+        field = outer;
+    }
+    let mut record = vec![0u8; 16];
+    record[10] = 1;
+    record.extend_from_slice(&field);
+    record
+}
+
+#[test]
+fn nesting_is_limited_so_a_record_cannot_overflow_the_readers_stack() {
+    use squall_core::tuple::{DecodeError, FieldError, MAX_NESTING};
+    let deepest = nested_lists(MAX_NESTING);
+    let tuple = TupleRef::parse(&deepest).unwrap();
+    assert_eq!(tuple.validate(), Ok(()));
+    let mut value = tuple.get(0).unwrap();
+    for _ in 1..MAX_NESTING {
+        let ValueRef::List(list) = value else {
+            panic!("a list")
+        };
+        value = list.iter().next().unwrap();
+    }
+    // A hundred thousand levels, read on a thread with a small stack, as a bolt reads a
+    // record from a peer: an error, not a crash.
+    let deep = nested_lists(100_000);
+    let error = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || {
+            let tuple = TupleRef::parse(&deep).unwrap();
+            (tuple.validate(), tuple.get(0).map(|_| ()))
+        })
+        .unwrap()
+        .join()
+        .expect("the reader did not crash");
+    let too_deep = DecodeError::TooDeep {
+        index: 0,
+        offset: 16 + 9 * MAX_NESTING,
+        max: MAX_NESTING,
+    };
+    assert_eq!(
+        error,
+        (
+            Err(too_deep.clone()),
+            Err(FieldError::Decode(too_deep.clone()))
+        )
+    );
+    assert_eq!(
+        too_deep.to_string(),
+        "field 0 nests lists and maps deeper than 128 levels (at byte 1168)"
+    );
+    assert_eq!(
+        TupleRef::parse(&nested_lists(MAX_NESTING + 1))
+            .unwrap()
+            .validate(),
+        Err(DecodeError::TooDeep {
+            index: 0,
+            offset: 16 + 9 * MAX_NESTING,
+            max: MAX_NESTING
+        })
+    );
+}
+
+#[test]
+fn a_bool_is_0_or_1_so_that_equal_values_hash_alike() {
+    use squall_core::tuple::{DecodeError, FieldError};
+    let mut record = Vec::new();
+    encode_record(&mut record, 1, 2, 0, &[], &[Value::Bool(true)]);
+    assert_eq!(TupleRef::parse(&record).unwrap().get_bool(0), Ok(true));
+    *record.last_mut().unwrap() = 0xff;
+    let tuple = TupleRef::parse(&record).unwrap();
+    let error = DecodeError::InvalidBool {
+        index: 0,
+        offset: 16,
+        byte: 0xff,
+    };
+    assert_eq!(tuple.validate(), Err(error.clone()));
+    assert_eq!(tuple.get_bool(0), Err(FieldError::Decode(error.clone())));
+    assert_eq!(
+        error.to_string(),
+        "bool field 0 at byte 16 holds 0xff, not 0 or 1"
+    );
+}

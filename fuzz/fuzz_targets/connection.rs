@@ -15,8 +15,8 @@ use squall_net::{
 
 fn config(worker: u64) -> ConnectionConfig {
     static SECRET: OnceLock<ClusterSecret> = OnceLock::new();
-    let secret = SECRET
-        .get_or_init(|| ClusterSecret::new(*b"fuzzing cluster secret, 32 bytes").unwrap());
+    let secret =
+        SECRET.get_or_init(|| ClusterSecret::new(*b"fuzzing cluster secret, 32 bytes").unwrap());
     ConnectionConfig::new(ClusterId(1), WorkerId(worker), secret.clone())
         .with_max_frame_len(64 << 10)
 }
@@ -37,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
     let now = Instant::now();
     let mut conn = Connection::new(
         config(1),
-        if control & 1 == 0 { Side::Initiator } else { Side::Acceptor },
+        if control & 1 == 0 {
+            Side::Initiator
+        } else {
+            Side::Acceptor
+        },
         None,
         Nonce::from_bytes([1; 32]),
         now,
@@ -45,7 +49,11 @@ fuzz_target!(|data: &[u8]| {
     // Bring the connection to the phase the control byte asks for with a real peer.
     let mut peer = Connection::new(
         config(2),
-        if control & 1 == 0 { Side::Acceptor } else { Side::Initiator },
+        if control & 1 == 0 {
+            Side::Acceptor
+        } else {
+            Side::Initiator
+        },
         None,
         Nonce::from_bytes([2; 32]),
         now,

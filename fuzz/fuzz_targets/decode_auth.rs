@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use squall_net::codec::{FrameType, Auth};
+use squall_net::codec::{Auth, FrameType};
 
 fuzz_target!(|body: &[u8]| {
     squall_net_fuzz::check_body(FrameType::Auth, body, Auth::decode_body(body));

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use squall_net::codec::{FrameType, Close};
+use squall_net::codec::{Close, FrameType};
 
 fuzz_target!(|body: &[u8]| {
     squall_net_fuzz::check_body(FrameType::Close, body, Close::decode_body(body));

@@ -253,7 +253,11 @@ fn decode_number(text: &str, path: &ValuePath) -> Result<OwnedValue, ValueError>
         };
     }
     let parsed = if text.starts_with('-') {
-        text.parse::<i64>().map(OwnedValue::I64)
+        // `-0` is not negative: it reads as the u64 0, as `0` does.
+        text.parse::<i64>().map(|value| match u64::try_from(value) {
+            Ok(value) => OwnedValue::U64(value),
+            Err(_) => OwnedValue::I64(value),
+        })
     } else {
         text.parse::<u64>().map(OwnedValue::U64)
     };

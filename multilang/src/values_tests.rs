@@ -189,3 +189,12 @@ fn very_deep_input_does_not_overflow_the_stack() {
         assert!(tuple_from_json(value).is_err());
     }
 }
+
+#[test]
+fn minus_zero_is_the_u64_zero_so_it_round_trips() {
+    let raw: Box<RawValue> = serde_json::from_str("[-0, 0, -1]").unwrap();
+    assert_eq!(
+        tuple_from_json(&raw).unwrap(),
+        [OwnedValue::U64(0), OwnedValue::U64(0), OwnedValue::I64(-1)]
+    );
+}

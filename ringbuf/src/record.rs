@@ -172,7 +172,7 @@ mod producer;
 mod region;
 
 pub use consumer::{LazyBatch, LazyIter, RecordBatch, RecordConsumer, RecordIter};
-pub use error::{RecordRingError, WriteError};
+pub use error::{RecordRingError, RingCorruption, WriteError};
 #[cfg(not(loom))]
 pub use file::RecordRing;
 pub use layout::{HEADER_BYTES, MAGIC, MAX_CAPACITY, MIN_CAPACITY, VERSION};

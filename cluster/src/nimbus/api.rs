@@ -60,8 +60,19 @@ async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<Vec<u
     stream.read_exact(&mut length).await?;
     let len = protocol::check_frame_len(u32::from_le_bytes(length), max)
         .map_err(std::io::Error::other)?;
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await?;
+    // Grown as the bytes arrive, so a client that only sends a length reserves no memory
+    // before it has proved it knows the secret.
+    let mut body = Vec::new();
+    (&mut *stream)
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .await?;
+    if body.len() < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the frame ended after {} of its {len} bytes", body.len()),
+        ));
+    }
     Ok(body)
 }
 
@@ -100,17 +111,12 @@ async fn handle(shared: &Shared, mut stream: TcpStream, peer: &str) -> std::io::
         nonce,
         proof: proof.clone(),
     };
-    let (response, payload) = match serde_json::from_slice::<Request>(&body) {
+    let (response, payload) = match protocol::decode_request(&body) {
         Ok(request) => {
             tracing::debug!(%peer, ?request, "API request");
             respond(shared, &mut stream, &exchange, request).await
         }
-        Err(error) => (
-            Response::Error(ApiError::Invalid {
-                reason: format!("not a request: {error}"),
-            }),
-            Vec::new(),
-        ),
+        Err(error) => (Response::Error(error), Vec::new()),
     };
     if let Response::Error(error) = &response {
         tracing::info!(%peer, %error, "request refused");
@@ -164,7 +170,7 @@ async fn respond(
             artifact,
             artifact_bytes,
             active,
-        } => match check_submission(shared, &name, &description, artifact_bytes).await {
+        } => match check_submission(shared, &name, artifact_bytes).await {
             Err(error) => Err(error),
             Ok(()) => {
                 if let Err(error) = exchange.send(shared, stream, &Response::Continue).await {
@@ -192,7 +198,7 @@ async fn respond(
                 }
                 let wait = wait_secs.unwrap_or(record.description.message_timeout_ms / 1000);
                 record.status = TopologyStatus::Killed {
-                    deadline_ms: now_ms() + wait * 1000,
+                    deadline_ms: now_ms().saturating_add(wait.saturating_mul(1000)),
                 };
                 Ok(format!(
                     "topology {} ({}) deactivated; its workers stop in {wait} s",
@@ -233,7 +239,7 @@ async fn respond(
                 record.workers = workers.unwrap_or(record.workers);
                 record.parallelism = merged;
                 record.status = TopologyStatus::Rebalancing {
-                    deadline_ms: now_ms() + wait * 1000,
+                    deadline_ms: now_ms().saturating_add(wait.saturating_mul(1000)),
                     resume_active,
                 };
                 Ok(format!(
@@ -324,53 +330,13 @@ async fn set_activity(
     .await
 }
 
-/// Checks that a description is consistent with itself.
-fn check_description(
-    name: &str,
-    description: &crate::plan::TopologyDescription,
-) -> Result<(), ApiError> {
-    let invalid = |reason: String| ApiError::Invalid { reason };
-    if !paths::is_valid_name(name)
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
-        return Err(invalid(format!(
-            "topology name {name:?} may only hold letters, digits, '_', '-' and '.'"
-        )));
-    }
-    if description.name != name {
-        return Err(invalid(format!(
-            "the description is of topology {:?}, not {name:?}",
-            description.name
-        )));
-    }
-    if description.executor_components.is_empty() {
-        return Err(invalid("the topology has no executors".to_owned()));
-    }
-    let declared = executor_components(description, &BTreeMap::new());
-    let counted: usize = description.components.iter().map(|c| c.parallelism).sum();
-    if counted != declared.len()
-        || description
-            .executor_components
-            .iter()
-            .any(|&component| component >= description.components.len())
-    {
-        return Err(invalid(
-            "the description's executors do not match its components".to_owned(),
-        ));
-    }
-    Ok(())
-}
-
-/// What can be refused before the artifact is uploaded.
+/// What can be refused before the artifact is uploaded (besides what
+/// [`protocol::decode_request`] checks).
 async fn check_submission(
     shared: &Shared,
     name: &str,
-    description: &crate::plan::TopologyDescription,
     artifact_bytes: u64,
 ) -> Result<(), ApiError> {
-    check_description(name, description)?;
     let max = shared.config.nimbus.max_artifact_bytes;
     if artifact_bytes > max {
         return Err(ApiError::Invalid {

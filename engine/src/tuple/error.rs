@@ -49,6 +49,16 @@ pub enum DecodeError {
         /// The tag byte.
         tag: u8,
     },
+    /// A bool field holds a byte other than 0 or 1.
+    #[error("bool field {index} at byte {offset} holds {byte:#04x}, not 0 or 1")]
+    InvalidBool {
+        /// Position of the field.
+        index: usize,
+        /// Where it starts in the record.
+        offset: usize,
+        /// The payload byte.
+        byte: u8,
+    },
     /// A string field is not UTF-8.
     #[error("string field {index} at byte {offset} is not valid UTF-8")]
     InvalidUtf8 {
@@ -56,6 +66,16 @@ pub enum DecodeError {
         index: usize,
         /// Where it starts in the record.
         offset: usize,
+    },
+    /// Lists and maps are nested deeper than [`MAX_NESTING`](super::MAX_NESTING) levels.
+    #[error("field {index} nests lists and maps deeper than {max} levels (at byte {offset})")]
+    TooDeep {
+        /// Position of the field.
+        index: usize,
+        /// Where the list or map past the limit starts in the record.
+        offset: usize,
+        /// [`MAX_NESTING`](super::MAX_NESTING).
+        max: usize,
     },
     /// Bytes follow the last field the header announces.
     #[error("tuple record has {extra} bytes after its last field")]

@@ -35,7 +35,8 @@
 //! | 7 | list | u32 byte length of the items, u32 item count, items |
 //! | 8 | map | u32 byte length of the pairs, u32 pair count, key, value, key, value… |
 //!
-//! Lists and maps carry their byte length so a reader skips them in one step.
+//! Lists and maps carry their byte length so a reader skips them in one step. They nest at
+//! most [`MAX_NESTING`] levels deep.
 
 mod encode;
 mod error;
@@ -58,6 +59,10 @@ pub const MAX_FIELDS: usize = u16::MAX as usize;
 
 /// Most anchor pairs (distinct spout tuple trees) a tuple can belong to.
 pub const MAX_ANCHORS: usize = u16::MAX as usize;
+
+/// Most levels of lists and maps inside one field: a field nested deeper does not decode
+/// ([`DecodeError::TooDeep`]).
+pub const MAX_NESTING: usize = 128;
 
 /// Offsets inside the header.
 pub(crate) mod header {

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::error::{DecodeError, FieldError};
-use super::{ANCHOR_BYTES, HEADER_BYTES, header};
+use super::{ANCHOR_BYTES, HEADER_BYTES, MAX_NESTING, header};
 use crate::value::{ValueRef, ValueType};
 
 #[inline(always)]
@@ -28,6 +28,19 @@ pub(crate) fn decode_value(
     bytes: &[u8],
     offset: usize,
     index: usize,
+) -> Result<(ValueRef<'_>, usize), DecodeError> {
+    decode_nested(bytes, offset, index, 0)
+}
+
+/// [`decode_value`] for a value inside `depth` lists and maps: deeper than [`MAX_NESTING`]
+/// is an error, so a record cannot make the decoder recurse without bound (and overflow the
+/// reading thread's stack) or check the same items over and over.
+#[inline]
+fn decode_nested(
+    bytes: &[u8],
+    offset: usize,
+    index: usize,
+    depth: usize,
 ) -> Result<(ValueRef<'_>, usize), DecodeError> {
     let Some(&tag) = bytes.get(offset) else {
         return Err(DecodeError::TruncatedField {
@@ -55,7 +68,19 @@ pub(crate) fn decode_value(
     };
     Ok(match value_type {
         ValueType::Null => (ValueRef::Null, body),
-        ValueType::Bool => (ValueRef::Bool(bytes[fixed(1)? - 1] != 0), body + 1),
+        ValueType::Bool => match bytes[fixed(1)? - 1] {
+            // Only the two encodings the encoder writes: fields grouping hashes the bytes,
+            // so one value must have one encoding.
+            0 => (ValueRef::Bool(false), body + 1),
+            1 => (ValueRef::Bool(true), body + 1),
+            byte => {
+                return Err(DecodeError::InvalidBool {
+                    index,
+                    offset,
+                    byte,
+                });
+            }
+        },
         ValueType::I64 => {
             let end = fixed(8)?;
             (ValueRef::I64(u64_at(bytes, body) as i64), end)
@@ -97,10 +122,17 @@ pub(crate) fn decode_value(
             let items = count
                 .checked_mul(if value_type == ValueType::Map { 2 } else { 1 })
                 .ok_or_else(truncated)?;
+            if depth >= MAX_NESTING {
+                return Err(DecodeError::TooDeep {
+                    index,
+                    offset,
+                    max: MAX_NESTING,
+                });
+            }
             // Nested values are checked once here, so iterating over them cannot fail.
             let mut at = start;
             for _ in 0..items {
-                at = decode_value(&bytes[..end], at, index)?.1;
+                at = decode_nested(&bytes[..end], at, index, depth + 1)?.1;
             }
             if at != end {
                 return Err(truncated());

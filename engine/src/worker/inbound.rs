@@ -126,6 +126,9 @@ impl InboundSink for WorkerInbound {
                 }
                 Err(SinkFull)
             }
+            Err(error @ WriteError::Corrupted(_)) => {
+                unreachable!("a heap ring shared by no other process is corrupted: {error}")
+            }
             Err(WriteError::RecordTooLarge { len, max }) => {
                 tracing::error!(
                     task = dest_task,

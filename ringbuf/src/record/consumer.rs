@@ -6,9 +6,10 @@ use std::fmt;
 use std::iter::FusedIterator;
 use std::ptr::NonNull;
 
+use super::error::RingCorruption;
 use super::layout::{
-    Header, OwnerWord, PADDING, RECORD_ALIGN, RECORD_HEADER_BYTES, Role, max_record_len,
-    record_size,
+    Header, MAX_SEQUENCE, OwnerWord, PADDING, RECORD_ALIGN, RECORD_HEADER_BYTES, Role,
+    max_record_len, record_size,
 };
 use super::owner;
 use super::region::{RegionOwner, RingPtrs};
@@ -21,10 +22,14 @@ use crate::sync::Ordering;
 /// their bytes back to the producer with one release store. Dropping the consumer detaches
 /// it from the ring.
 ///
-/// # Panics
-/// Reading panics if the ring memory breaks the layout's invariants (a record header or
-/// sequence out of range), which only a process writing the mapped file behind this
-/// module's back can cause.
+/// # Corrupted rings
+/// Every value read from the ring memory (the write sequence, each record header) is checked
+/// before it is used, so a peer process that scribbles over a mapped ring cannot make the
+/// consumer read outside the data area or panic. When a value breaks the layout's
+/// invariants, reading stops before it: the batch ends with the last sound record,
+/// [`corruption`](Self::corruption) names what was wrong, and every later read returns
+/// nothing. The bytes of records handed out are the peer's to change, as ever: a reader
+/// must treat them as untrusted input.
 pub struct RecordConsumer {
     data: NonNull<u8>,
     /// Data capacity minus one; the capacity is a power of two.
@@ -38,6 +43,8 @@ pub struct RecordConsumer {
     header: NonNull<Header>,
     owner_word: OwnerWord,
     region: RegionOwner,
+    /// What was found wrong with the ring memory; reading stops once it is set.
+    corruption: Cell<Option<RingCorruption>>,
 }
 
 // SAFETY: the consumer owns the right to read published records and store the read sequence;
@@ -63,7 +70,19 @@ impl RecordConsumer {
     pub(crate) fn new(ptrs: RingPtrs, owner_word: OwnerWord, region: RegionOwner) -> Self {
         // SAFETY: `ptrs.header` points to an initialised header kept alive by `region`.
         let header = unsafe { ptrs.header.as_ref() };
-        let read_pos = header.read_seq.0.load(Ordering::Acquire);
+        let read_seq = header.read_seq.0.load(Ordering::Acquire);
+        // Checked once here: from now on the consumer trusts only its own copy.
+        let corruption = if read_seq > MAX_SEQUENCE || !read_seq.is_multiple_of(RECORD_ALIGN as u64)
+        {
+            Some(RingCorruption::ReadSequence {
+                read_seq,
+                write_seq: header.write_seq.0.load(Ordering::Acquire),
+                capacity: ptrs.capacity,
+            })
+        } else {
+            None
+        };
+        let read_pos = if corruption.is_some() { 0 } else { read_seq };
         Self {
             data: ptrs.data,
             mask: ptrs.capacity - 1,
@@ -73,6 +92,23 @@ impl RecordConsumer {
             header: ptrs.header,
             owner_word,
             region,
+            corruption: Cell::new(corruption),
+        }
+    }
+
+    /// What was found wrong with the ring memory, once reading has stopped on it; `None`
+    /// while the ring is sound. A ring only another process can corrupt (a mapped one) is
+    /// worth checking when a read comes back empty or short.
+    pub fn corruption(&self) -> Option<RingCorruption> {
+        self.corruption.get()
+    }
+
+    /// Records `error` and stops reading.
+    #[cold]
+    #[inline(never)]
+    fn corrupted(&self, error: RingCorruption) {
+        if self.corruption.get().is_none() {
+            self.corruption.set(Some(error));
         }
     }
 
@@ -97,12 +133,15 @@ impl RecordConsumer {
     ///
     /// The producer's write sequence is loaded (one acquire load) only when the records
     /// already known to be published run out before `max_records`.
+    ///
+    /// On a corrupted ring the batch ends with the last sound record; see
+    /// [Corrupted rings](Self#corrupted-rings).
     #[inline]
     pub fn read(&mut self, max_records: usize) -> RecordBatch<'_> {
         let mut pos = self.read_pos;
         let mut len = 0;
         let mut refreshed = false;
-        while len < max_records {
+        while len < max_records && self.corruption.get().is_none() {
             if pos == self.cached_write {
                 if refreshed || !self.refresh_cached_write() {
                     break;
@@ -111,16 +150,15 @@ impl RecordConsumer {
             }
             let offset = pos as usize & self.mask;
             let word = self.record_header(offset);
-            let size = if word == PADDING {
-                self.capacity() - offset
-            } else {
-                len += 1;
-                record_size(self.checked_len(word, offset))
+            let (end, record) = match self.record_end(word, pos, offset, self.cached_write) {
+                Ok(found) => found,
+                Err(error) => {
+                    self.corrupted(error);
+                    break;
+                }
             };
-            pos += size as u64;
-            if pos > self.cached_write {
-                corrupt_record(word, pos, self.cached_write);
-            }
+            pos = end;
+            len += usize::from(record);
         }
         RecordBatch {
             consumer: self,
@@ -161,38 +199,92 @@ impl RecordConsumer {
     fn record_header(&self, offset: usize) -> u64 {
         debug_assert!(offset.is_multiple_of(RECORD_ALIGN) && offset < self.capacity());
         self.region.note_read(offset, RECORD_HEADER_BYTES);
-        // SAFETY: `offset` is an 8-aligned offset inside the 8-aligned data area, below the
-        // published write sequence loaded with acquire, so the producer wrote this word
-        // before publishing and will not touch it before it is released.
+        // SAFETY: `offset` is masked into the data area and 8-aligned (sequences are checked
+        // to be multiples of 8 when loaded from the header, and records and padding advance
+        // them by multiples of 8), and the data area is 8-aligned, so the word lies inside
+        // it. It is below the published write sequence loaded with acquire, so a sound
+        // producer wrote it before publishing and will not touch it before it is released;
+        // a hostile one may change it at any time, so the value is read once and checked by
+        // the caller before it is used.
         unsafe { self.data.add(offset).cast::<u64>().read() }
     }
 
-    /// The record length in header `word`, checked to keep the record inside the area.
+    /// The record length in header `word` (not padding) at data `offset`, sequence `pos`,
+    /// checked to keep the record inside the data area.
     #[inline(always)]
-    fn checked_len(&self, word: u64, offset: usize) -> usize {
-        if word > self.max_record_len as u64
-            || offset + record_size(word as usize) > self.capacity()
-        {
-            corrupt_record(word, offset as u64, self.cached_write);
+    fn checked_len(&self, word: u64, pos: u64, offset: usize) -> Result<usize, RingCorruption> {
+        if word > self.max_record_len as u64 {
+            return Err(RingCorruption::RecordTooLong {
+                len: word,
+                position: pos,
+                max: self.max_record_len,
+                capacity: self.capacity(),
+            });
         }
-        word as usize
+        // `word` is at most half the capacity, so this cannot overflow.
+        if offset + record_size(word as usize) > self.capacity() {
+            return Err(RingCorruption::PastEnd {
+                len: word,
+                offset,
+                capacity: self.capacity(),
+            });
+        }
+        Ok(word as usize)
     }
 
-    /// Loads the producer's write sequence; reports whether it has moved.
+    /// Where the record or padding with header `word` at sequence `pos` (data `offset`)
+    /// ends, checked against the data area and the published sequence `published`, and
+    /// whether it is a record (not padding).
+    #[inline(always)]
+    fn record_end(
+        &self,
+        word: u64,
+        pos: u64,
+        offset: usize,
+        published: u64,
+    ) -> Result<(u64, bool), RingCorruption> {
+        let (size, record) = if word == PADDING {
+            (self.capacity() - offset, false)
+        } else {
+            (record_size(self.checked_len(word, pos, offset)?), true)
+        };
+        // `pos` is at most a capacity above the checked read sequence, so this cannot
+        // overflow (see MAX_SEQUENCE).
+        let end = pos + size as u64;
+        if end > published {
+            return Err(RingCorruption::PastWriteSequence {
+                position: pos,
+                end,
+                write_seq: published,
+            });
+        }
+        Ok((end, record))
+    }
+
+    /// Loads the producer's write sequence; reports whether it has moved. A corrupt one
+    /// stops reading.
     #[cold]
     #[inline(never)]
     fn refresh_cached_write(&mut self) -> bool {
-        let published = self.load_write_seq();
-        let moved = published != self.cached_write;
-        self.cached_write = published;
-        moved
+        match self.load_write_seq(self.cached_write) {
+            Ok(published) => {
+                let moved = published != self.cached_write;
+                self.cached_write = published;
+                moved
+            }
+            Err(error) => {
+                self.corrupted(error);
+                false
+            }
+        }
     }
 
-    /// Loads the producer's write sequence for a batch that has read up to `pos`, checking
-    /// it against the read sequence.
+    /// Loads the producer's write sequence, checking it against the read sequence and
+    /// against `floor`, the write sequence last loaded (records were read below it, so it
+    /// may not move back).
     #[cold]
     #[inline(never)]
-    fn load_write_seq(&self) -> u64 {
+    fn load_write_seq(&self, floor: u64) -> Result<u64, RingCorruption> {
         // Acquire: pairs with the producer's release in `publish`, so every record byte
         // below this sequence is visible.
         let published = self.header().write_seq.0.load(Ordering::Acquire);
@@ -200,9 +292,19 @@ impl RecordConsumer {
             || published - self.read_pos > self.capacity() as u64
             || !published.is_multiple_of(RECORD_ALIGN as u64)
         {
-            corrupt_write_sequence(published, self.read_pos, self.capacity());
+            return Err(RingCorruption::WriteSequence {
+                write_seq: published,
+                read_seq: self.read_pos,
+                capacity: self.capacity(),
+            });
         }
-        published
+        if published < floor {
+            return Err(RingCorruption::WriteSequenceBack {
+                write_seq: published,
+                published: floor,
+            });
+        }
+        Ok(published)
     }
 
     /// Gives back every byte below `end` to the producer with one release store.
@@ -215,22 +317,6 @@ impl RecordConsumer {
             self.read_pos = end;
         }
     }
-}
-
-#[cold]
-fn corrupt_write_sequence(published: u64, read: u64, capacity: usize) -> ! {
-    panic!(
-        "record ring corrupted: write sequence {published} is not within {capacity} bytes \
-         above the read sequence {read}"
-    )
-}
-
-#[cold]
-fn corrupt_record(word: u64, position: u64, published: u64) -> ! {
-    panic!(
-        "record ring corrupted: record header {word:#x} at sequence {position} does not fit \
-         below the published write sequence {published}"
-    )
 }
 
 impl Drop for RecordConsumer {
@@ -276,6 +362,7 @@ impl RecordBatch<'_> {
         RecordIter {
             consumer: self.consumer,
             pos: self.consumer.read_pos,
+            end: self.end,
             remaining: self.len,
         }
     }
@@ -305,6 +392,8 @@ impl<'b> IntoIterator for &'b RecordBatch<'_> {
 pub struct RecordIter<'a> {
     consumer: &'a RecordConsumer,
     pos: u64,
+    /// Sequence right after the batch's last record.
+    end: u64,
     remaining: usize,
 }
 
@@ -326,17 +415,29 @@ impl<'a> Iterator for RecordIter<'a> {
             return None;
         }
         let consumer = self.consumer;
-        let mut offset = self.pos as usize & consumer.mask;
-        let mut word = consumer.record_header(offset);
-        if word == PADDING {
-            self.pos += (consumer.capacity() - offset) as u64;
-            offset = 0;
-            word = consumer.record_header(offset);
-        }
         // Checked again (it was in `read`) so that no slice can leave the data area even if
-        // another process scribbles over the ring in between.
-        let len = consumer.checked_len(word, offset);
-        self.pos += record_size(len) as u64;
+        // another process scribbles over the ring in between; a record that changed ends
+        // the iteration and stops the consumer.
+        let found = (|| {
+            let mut offset = self.pos as usize & consumer.mask;
+            let mut word = consumer.record_header(offset);
+            if word == PADDING {
+                self.pos = consumer.record_end(word, self.pos, offset, self.end)?.0;
+                offset = 0;
+                word = consumer.record_header(offset);
+            }
+            let len = consumer.checked_len(word, self.pos, offset)?;
+            self.pos = consumer.record_end(word, self.pos, offset, self.end)?.0;
+            Ok((offset, len))
+        })();
+        let (offset, len) = match found {
+            Ok(found) => found,
+            Err(error) => {
+                consumer.corrupted(error);
+                self.remaining = 0;
+                return None;
+            }
+        };
         self.remaining -= 1;
         consumer.region.note_read(offset + RECORD_HEADER_BYTES, len);
         // SAFETY: `checked_len` keeps `offset + 8 + len` inside the data area; the record is
@@ -355,6 +456,8 @@ impl<'a> Iterator for RecordIter<'a> {
     }
 }
 
+/// Exact but for a ring another process corrupts while the batch is read: the iteration
+/// then ends early (see [Corrupted rings](RecordConsumer#corrupted-rings)).
 impl ExactSizeIterator for RecordIter<'_> {}
 
 impl FusedIterator for RecordIter<'_> {}
@@ -407,17 +510,24 @@ impl LazyBatch<'_> {
     }
 
     /// Loads the producer's write sequence once per batch; reports whether records lie
-    /// beyond `end` now.
+    /// beyond `end` now. A corrupt one stops reading.
     #[cold]
     #[inline(never)]
     fn refresh(&self) -> bool {
         if self.refreshed.replace(true) {
             return false;
         }
-        let published = self.consumer.load_write_seq();
-        let moved = published != self.end.get();
-        self.end.set(published);
-        moved
+        match self.consumer.load_write_seq(self.end.get()) {
+            Ok(published) => {
+                let moved = published != self.end.get();
+                self.end.set(published);
+                moved
+            }
+            Err(error) => {
+                self.consumer.corrupted(error);
+                false
+            }
+        }
     }
 }
 
@@ -458,10 +568,10 @@ impl<'a> Iterator for LazyIter<'a> {
     fn next(&mut self) -> Option<&'a [u8]> {
         let batch = self.batch;
         let left = batch.left.get();
-        if left == 0 {
+        let consumer: &'a RecordConsumer = batch.consumer;
+        if left == 0 || consumer.corruption.get().is_some() {
             return None;
         }
-        let consumer: &'a RecordConsumer = batch.consumer;
         let mut pos = batch.pos.get();
         loop {
             if pos == batch.end.get() && !batch.refresh() {
@@ -469,23 +579,23 @@ impl<'a> Iterator for LazyIter<'a> {
             }
             let offset = pos as usize & consumer.mask;
             let word = consumer.record_header(offset);
-            if word == PADDING {
-                pos += (consumer.capacity() - offset) as u64;
-                if pos > batch.end.get() {
-                    corrupt_record(word, pos, batch.end.get());
+            let next = match consumer.record_end(word, pos, offset, batch.end.get()) {
+                Ok((next, true)) => next,
+                Ok((next, false)) => {
+                    pos = next;
+                    continue;
                 }
-                continue;
-            }
-            let len = consumer.checked_len(word, offset);
-            let next = pos + record_size(len) as u64;
-            if next > batch.end.get() {
-                corrupt_record(word, pos, batch.end.get());
-            }
+                Err(error) => {
+                    consumer.corrupted(error);
+                    return None;
+                }
+            };
+            let len = word as usize;
             batch.pos.set(next);
             batch.left.set(left - 1);
             consumer.region.note_read(offset + RECORD_HEADER_BYTES, len);
-            // SAFETY: `checked_len` keeps `offset + 8 + len` inside the data area; the
-            // record lies below `end`, a write sequence loaded with acquire, so it is
+            // SAFETY: `record_end` (through `checked_len`) keeps `offset + 8 + len` inside
+            // the data area; the record lies below `end`, a write sequence loaded with acquire, so it is
             // published, and it stays unreleased while the batch that this iterator borrows
             // lives (the batch releases only on drop), so the producer does not write it.
             return Some(unsafe {

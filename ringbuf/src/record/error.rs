@@ -20,6 +20,97 @@ pub enum WriteError {
         /// [`RecordProducer::max_record_len`](super::RecordProducer::max_record_len).
         max: usize,
     },
+    /// The ring's shared memory breaks the layout's invariants; the producer writes nothing
+    /// more (see [`RecordProducer::corruption`](super::RecordProducer::corruption)).
+    #[error(transparent)]
+    Corrupted(#[from] RingCorruption),
+}
+
+/// A value in a ring's shared memory that breaks the layout's invariants, which only a
+/// process writing the mapped file behind this module's back (a broken or hostile peer) can
+/// cause. The handle that finds one stops using the ring: a consumer reads nothing more, a
+/// producer writes nothing more. Each variant names the value and the bound it broke.
+///
+/// No variant allocates, so finding corruption on the hot path allocates nothing either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RingCorruption {
+    /// The producer's write sequence is not a multiple of 8 between the consumer's read
+    /// sequence and one capacity above it.
+    #[error(
+        "record ring corrupted: write sequence {write_seq} is not a multiple of 8 between \
+         the read sequence {read_seq} and {capacity} bytes above it"
+    )]
+    WriteSequence {
+        /// The write sequence found in the header.
+        write_seq: u64,
+        /// The consumer's read sequence.
+        read_seq: u64,
+        /// Bytes of the data area.
+        capacity: usize,
+    },
+    /// The producer's write sequence went back below records it had already published.
+    #[error("record ring corrupted: write sequence went back from {published} to {write_seq}")]
+    WriteSequenceBack {
+        /// The write sequence found in the header.
+        write_seq: u64,
+        /// The write sequence loaded before, which records were read below.
+        published: u64,
+    },
+    /// The consumer's read sequence is not a multiple of 8 within one capacity below the
+    /// producer's write sequence, or is beyond any sequence a ring reaches.
+    #[error(
+        "record ring corrupted: read sequence {read_seq} is not a multiple of 8 within \
+         {capacity} bytes below the write sequence {write_seq}"
+    )]
+    ReadSequence {
+        /// The read sequence found in the header.
+        read_seq: u64,
+        /// The write sequence.
+        write_seq: u64,
+        /// Bytes of the data area.
+        capacity: usize,
+    },
+    /// A record header announces more bytes than the ring's largest record.
+    #[error(
+        "record ring corrupted: record length {len} at sequence {position} exceeds the \
+         ring's largest record of {max} bytes (capacity {capacity})"
+    )]
+    RecordTooLong {
+        /// The length in the record header.
+        len: u64,
+        /// Sequence of the record header.
+        position: u64,
+        /// The ring's largest record.
+        max: usize,
+        /// Bytes of the data area.
+        capacity: usize,
+    },
+    /// A record would run past the end of the data area (records never wrap).
+    #[error(
+        "record ring corrupted: the {len}-byte record at data offset {offset} runs past the \
+         end of the {capacity}-byte data area"
+    )]
+    PastEnd {
+        /// The length in the record header.
+        len: u64,
+        /// Where the record header is in the data area.
+        offset: usize,
+        /// Bytes of the data area.
+        capacity: usize,
+    },
+    /// A record (or padding) ends beyond the published write sequence.
+    #[error(
+        "record ring corrupted: the record at sequence {position} ends at sequence {end}, \
+         past the published write sequence {write_seq}"
+    )]
+    PastWriteSequence {
+        /// Sequence of the record header.
+        position: u64,
+        /// Sequence right after the record.
+        end: u64,
+        /// The published write sequence.
+        write_seq: u64,
+    },
 }
 
 /// Why a ring file could not be created, opened or attached to.

@@ -31,6 +31,34 @@ pub const MIN_CAPACITY: usize = 32;
 /// Largest data capacity a ring accepts (keeps record lengths and sizes far from overflow).
 pub const MAX_CAPACITY: usize = 1 << 40;
 
+/// Largest sequence a ring accepts from its header: far beyond what 2⁶⁴ bytes of traffic
+/// minus a few capacities reach, and low enough that a sequence plus a few capacities never
+/// overflows. A peer that writes a larger one has corrupted the ring.
+pub(crate) const MAX_SEQUENCE: u64 = u64::MAX - 4 * MAX_CAPACITY as u64;
+
+/// Checks a read sequence against the write sequence: `read <= write <= read + capacity`,
+/// both multiples of [`RECORD_ALIGN`], neither beyond [`MAX_SEQUENCE`].
+pub(crate) fn check_sequences(
+    read_seq: u64,
+    write_seq: u64,
+    capacity: usize,
+) -> Result<(), super::error::RingCorruption> {
+    let align = RECORD_ALIGN as u64;
+    if write_seq > MAX_SEQUENCE
+        || !write_seq.is_multiple_of(align)
+        || read_seq > write_seq
+        || write_seq - read_seq > capacity as u64
+        || !read_seq.is_multiple_of(align)
+    {
+        return Err(super::error::RingCorruption::ReadSequence {
+            read_seq,
+            write_seq,
+            capacity,
+        });
+    }
+    Ok(())
+}
+
 /// Record header word that marks padding: the rest of the data area up to its end is skipped.
 pub(crate) const PADDING: u64 = u64::MAX;
 

@@ -4,9 +4,10 @@
 use std::fmt;
 use std::ptr::NonNull;
 
-use super::error::WriteError;
+use super::error::{RingCorruption, WriteError};
 use super::layout::{
-    Header, OwnerWord, PADDING, RECORD_HEADER_BYTES, Role, max_record_len, record_size,
+    Header, OwnerWord, PADDING, RECORD_HEADER_BYTES, Role, check_sequences, max_record_len,
+    record_size,
 };
 use super::owner;
 use super::region::{RegionOwner, RingPtrs};
@@ -22,6 +23,11 @@ use crate::sync::Ordering;
 /// The producer is `Send` but not `Sync`: one thread writes at a time, and the ring has one
 /// producer at a time (the type system keeps it so in a process; the header's owner word
 /// across processes).
+///
+/// The consumer's read sequence is checked whenever it is loaded: a peer process that
+/// scribbles over a mapped ring cannot make the producer write outside the data area or
+/// panic. When the read sequence breaks the layout's invariants, every write fails with
+/// [`WriteError::Corrupted`] naming it.
 pub struct RecordProducer {
     data: NonNull<u8>,
     /// Data capacity minus one; the capacity is a power of two.
@@ -38,6 +44,8 @@ pub struct RecordProducer {
     header: NonNull<Header>,
     owner_word: OwnerWord,
     region: RegionOwner,
+    /// What was found wrong with the ring memory; writing stops once it is set.
+    corruption: Option<RingCorruption>,
 }
 
 // SAFETY: the producer owns the right to write the ring's free space and write sequence; the
@@ -66,18 +74,33 @@ impl RecordProducer {
         let header = unsafe { ptrs.header.as_ref() };
         let published = header.write_seq.0.load(Ordering::Acquire);
         let released = header.read_seq.0.load(Ordering::Acquire);
+        // Checked once here: from now on the producer trusts only its own copies.
+        let corruption = check_sequences(released, published, ptrs.capacity).err();
+        // A write limit of 0 sends every write to `refresh_write_limit`, which refuses it.
+        let (published, write_limit) = if corruption.is_some() {
+            (0, 0)
+        } else {
+            (published, released + ptrs.capacity as u64)
+        };
         Self {
             data: ptrs.data,
             mask: ptrs.capacity - 1,
             write_pos: published,
-            write_limit: released + ptrs.capacity as u64,
+            write_limit,
             published,
             pending: 0,
             max_record_len: max_record_len(ptrs.capacity),
             header: ptrs.header,
             owner_word,
             region,
+            corruption,
         }
+    }
+
+    /// What was found wrong with the ring memory, once writing has stopped on it; `None`
+    /// while the ring is sound.
+    pub fn corruption(&self) -> Option<RingCorruption> {
+        self.corruption
     }
 
     #[inline(always)]
@@ -111,7 +134,8 @@ impl RecordProducer {
     /// # Errors
     /// [`WriteError::RecordTooLarge`] when `max_len` exceeds
     /// [`max_record_len`](Self::max_record_len), [`WriteError::RecordFull`] when the ring
-    /// lacks room right now; `fill` is not called then.
+    /// lacks room right now, [`WriteError::Corrupted`] once the ring memory was found
+    /// corrupted; `fill` is not called then.
     ///
     /// # Panics
     /// When `fill` returns more than `max_len`.
@@ -175,7 +199,7 @@ impl RecordProducer {
         }
         let size = record_size(max_len);
         let (padding, end) = self.placement(size);
-        if end > self.write_limit && !self.refresh_write_limit(end) {
+        if end > self.write_limit && !self.refresh_write_limit(end)? {
             return Err(WriteError::RecordFull);
         }
         let offset = if padding == 0 {
@@ -266,26 +290,27 @@ impl RecordProducer {
     }
 
     /// Loads the consumer's read sequence and reports whether `end` now fits.
+    ///
+    /// # Errors
+    /// [`WriteError::Corrupted`] when the read sequence is not within a capacity below the
+    /// published write sequence (or was found so before).
     #[cold]
     #[inline(never)]
-    fn refresh_write_limit(&mut self, end: u64) -> bool {
+    fn refresh_write_limit(&mut self, end: u64) -> Result<bool, WriteError> {
+        if let Some(corruption) = self.corruption {
+            return Err(WriteError::Corrupted(corruption));
+        }
         // Acquire: pairs with the consumer's release of the read sequence, so its reads of
         // the released bytes happen before this producer overwrites them.
         let released = self.header().read_seq.0.load(Ordering::Acquire);
-        if released > self.published || self.published - released > self.capacity() as u64 {
-            corrupt_read_sequence(released, self.published, self.capacity());
+        if let Err(corruption) = check_sequences(released, self.published, self.capacity()) {
+            self.corruption = Some(corruption);
+            self.write_limit = 0;
+            return Err(WriteError::Corrupted(corruption));
         }
         self.write_limit = released + self.capacity() as u64;
-        end <= self.write_limit
+        Ok(end <= self.write_limit)
     }
-}
-
-#[cold]
-fn corrupt_read_sequence(released: u64, published: u64, capacity: usize) -> ! {
-    panic!(
-        "record ring corrupted: read sequence {released} is not within {capacity} bytes \
-         below the published write sequence {published}"
-    )
 }
 
 impl Drop for RecordProducer {

@@ -11,6 +11,11 @@
 //! the peer reads them in place. Neither process can wake the other, so the transport
 //! polls its shared-memory rings: every 50 µs while they carry traffic, every 2 ms once
 //! they have been idle for 10 ms.
+//!
+//! The peer maps the same files, so everything in them is untrusted input, like bytes
+//! from a socket: the rings check every sequence and record header they read, and a ring
+//! found corrupted closes the link with an error naming the value that was wrong. The
+//! frames read from the ring go through the same decoder as frames from a socket.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -51,6 +56,8 @@ pub(crate) struct ShmIo {
     created: Option<[PathBuf; 2]>,
     /// Where the rings are, for logs and events.
     pub(crate) remote: Remote,
+    /// The incoming ring, for errors.
+    rx_path: PathBuf,
     /// Writing to the outgoing ring failed; the link must close.
     failed: bool,
 }
@@ -82,6 +89,7 @@ impl ShmIo {
             rx,
             queue: SendQueue::new(config.send_chunk_bytes()),
             remote: Remote::SharedMemory(out.clone()),
+            rx_path: back.clone(),
             created: Some([out, back]),
             failed: false,
         })
@@ -108,7 +116,8 @@ impl ShmIo {
             tx,
             rx,
             queue: SendQueue::new(config.send_chunk_bytes()),
-            remote: Remote::SharedMemory(back),
+            remote: Remote::SharedMemory(back.clone()),
+            rx_path: back,
             created: None,
             failed: false,
         }))
@@ -128,7 +137,7 @@ impl ShmIo {
                         rest = &rest[len..];
                     }
                     Err(WriteError::RecordFull) => break 'segments,
-                    Err(error @ WriteError::RecordTooLarge { .. }) => {
+                    Err(error @ (WriteError::RecordTooLarge { .. } | WriteError::Corrupted(_))) => {
                         return Err(io::Error::other(error));
                     }
                 }
@@ -206,6 +215,17 @@ impl EventLoop {
             let was_blocked = link.is_blocked();
             let batch = io.rx.read(1);
             let Some(frame) = batch.iter().next() else {
+                drop(batch);
+                if let Some(corruption) = io.rx.corruption() {
+                    link.shut(
+                        CloseCode::PROTOCOL_ERROR,
+                        format!(
+                            "the incoming shared-memory ring {} is corrupted: {corruption}",
+                            io.rx_path.display()
+                        ),
+                    );
+                    self.close_link(id);
+                }
                 return;
             };
             self.shm_active = now;
