@@ -77,6 +77,10 @@ fuzz_target!(|data: &[u8]| {
                         conn.batch_delivered(view.frame_len());
                     }
                     consumed += len;
+                    // A CLOSE from the peer ends the connection without one in reply.
+                    if conn.is_closed() {
+                        break;
+                    }
                 }
                 Ok(Received::Incomplete(_)) => break,
                 Err(_) => {
