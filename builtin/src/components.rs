@@ -13,7 +13,7 @@ use super::pacing::{RatePacer, TuplesPerSecond};
 use super::probe::{EmitSwitch, WordCountProbe};
 use super::words::{SentenceGenerator, Vocabulary, WordIdGenerator, WordTally};
 use squall_core::{
-    Bolt, BoltOutput, ComponentError, MessageId, OutputDeclarer, Spout, SpoutOutput,
+    Bolt, BoltOutput, ComponentError, MessageId, OutputDeclarer, Spout, SpoutOutput, TaskId,
     TopologyContext, Tuple, Value,
 };
 
@@ -464,7 +464,7 @@ pub struct CountBolt {
     by_word: WordMap<Box<str>, u64>,
     probe: WordCountProbe,
     meters: SinkMeters,
-    task: u32,
+    task: TaskId,
 }
 
 impl CountBolt {
@@ -476,14 +476,14 @@ impl CountBolt {
             by_word: WordMap::with_capacity_and_hasher(size, Default::default()),
             probe,
             meters: SinkMeters::new(sinks),
-            task: 0,
+            task: TaskId(0),
         }
     }
 }
 
 impl Bolt for CountBolt {
     fn prepare(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
-        self.task = context.task_id().0;
+        self.task = context.task_id();
         Ok(())
     }
 

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::counts::{CountCheck, CountMismatch, WordMap, verify_id_counts, verify_word_counts};
 use super::words::{Vocabulary, WordTally};
+use squall_core::TaskId;
 
 /// Tells the built-in spouts whether to keep emitting; cloning shares the switch.
 ///
@@ -55,8 +56,8 @@ pub struct WordCountProbe {
 struct ProbeState {
     tally: WordTally,
     emitters: usize,
-    id_counters: Vec<(u32, WordMap<u64, u64>)>,
-    word_counters: Vec<(u32, WordMap<Box<str>, u64>)>,
+    id_counters: Vec<(TaskId, WordMap<u64, u64>)>,
+    word_counters: Vec<(TaskId, WordMap<Box<str>, u64>)>,
 }
 
 impl WordCountProbe {
@@ -91,12 +92,12 @@ impl WordCountProbe {
     }
 
     /// Adds the final counts of the count task `task`, keyed by word id.
-    pub fn report_id_counts(&self, task: u32, counts: WordMap<u64, u64>) {
+    pub fn report_id_counts(&self, task: TaskId, counts: WordMap<u64, u64>) {
         self.lock().id_counters.push((task, counts));
     }
 
     /// Adds the final counts of the count task `task`, keyed by word.
-    pub fn report_word_counts(&self, task: u32, counts: WordMap<Box<str>, u64>) {
+    pub fn report_word_counts(&self, task: TaskId, counts: WordMap<Box<str>, u64>) {
         self.lock().word_counters.push((task, counts));
     }
 
@@ -150,8 +151,8 @@ mod tests {
         tally.add(2);
         tally.add(5);
         probe.report_tally(&tally);
-        probe.report_id_counts(1, [(5, 1)].into_iter().collect());
-        probe.report_id_counts(0, [(2, 2)].into_iter().collect());
+        probe.report_id_counts(TaskId(1), [(5, 1)].into_iter().collect());
+        probe.report_id_counts(TaskId(0), [(2, 2)].into_iter().collect());
         assert_eq!(probe.reports(), (1, 2));
         assert_eq!(probe.emitted_total(), 3);
         let check = probe.verify().expect("exact");
@@ -176,7 +177,7 @@ mod tests {
         tally.add(3);
         probe.report_tally(&tally);
         probe.report_word_counts(
-            0,
+            TaskId(0),
             [(Box::from(vocabulary.word(3)), 1)].into_iter().collect(),
         );
         assert!(probe.verify().is_ok());

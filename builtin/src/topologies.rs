@@ -226,8 +226,8 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use squall_core::Value;
     use squall_core::tuple::encode_record;
+    use squall_core::{TaskId, Value};
 
     #[test]
     fn payload_records_have_the_size_asked_for() {
@@ -236,8 +236,8 @@ mod tests {
         let mut record = Vec::new();
         encode_record(
             &mut record,
-            2,
-            1,
+            TaskId(2),
+            TaskId(1),
             16,
             &[],
             &[Value::Bytes(&[7; 70]), Value::U64(42)],

@@ -4,7 +4,12 @@ use std::fmt;
 
 /// A task: one instance of a component. Ids are dense, start at 1 and are assigned in
 /// component-id order, so every process that builds the same topology agrees on them.
+///
+/// The id is carried as a plain `u32` in a record's header (see [`crate::tuple`]);
+/// `repr(transparent)` makes a `TaskId`, and a slice or vector of them, laid out exactly as
+/// that `u32`, so task ids on the data path cost nothing over the bare number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
 pub struct TaskId(pub u32);
 
 impl TaskId {

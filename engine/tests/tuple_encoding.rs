@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use squall_core::tuple::{TupleRef, encode_record};
-use squall_core::{OwnedValue, Value, ValueRef};
+use squall_core::{OwnedValue, TaskId, Value, ValueRef};
 
 const DOC: &str = include_str!("../../docs/tuple-encoding.md");
 
@@ -26,8 +26,8 @@ fn the_documented_records_are_what_the_encoder_writes() {
     let mut record = Vec::new();
     encode_record(
         &mut record,
-        7,
-        3,
+        TaskId(7),
+        TaskId(3),
         16,
         &[],
         &[Value::U64(42), Value::Str("hi")],
@@ -38,8 +38,8 @@ fn the_documented_records_are_what_the_encoder_writes() {
     let map = [(Value::Str("k"), Value::I64(-2))];
     encode_record(
         &mut record,
-        9,
-        4,
+        TaskId(9),
+        TaskId(4),
         17,
         &[(0x1122_3344_5566_7788, 0x99aa_bbcc_ddee_ff00)],
         &[
@@ -57,7 +57,7 @@ fn the_documented_records_are_what_the_encoder_writes() {
     view.validate().unwrap();
     assert_eq!(
         (view.dest_task(), view.source_task(), view.stream_id()),
-        (9, 4, 17)
+        (TaskId(9), TaskId(4), 17)
     );
     assert_eq!(
         view.anchors().iter().collect::<Vec<_>>(),
@@ -101,8 +101,8 @@ proptest! {
     fn tuples_round_trip(
         fields in proptest::collection::vec(value(), 0..6),
         anchors in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..3),
-        dest in any::<u32>(),
-        source in any::<u32>(),
+        dest in any::<u32>().prop_map(TaskId),
+        source in any::<u32>().prop_map(TaskId),
         stream in any::<u16>(),
     ) {
         let mut record = Vec::new();
@@ -145,7 +145,7 @@ proptest! {
         cut in any::<usize>(),
     ) {
         let mut record = Vec::new();
-        encode_record(&mut record, 1, 2, 16, &[], &fields);
+        encode_record(&mut record, TaskId(1), TaskId(2), 16, &[], &fields);
         for (at, byte) in flips {
             let at = at % record.len();
             record[at] ^= byte;
@@ -233,7 +233,14 @@ fn nesting_is_limited_so_a_record_cannot_overflow_the_readers_stack() {
 fn a_bool_is_0_or_1_so_that_equal_values_hash_alike() {
     use squall_core::tuple::{DecodeError, FieldError};
     let mut record = Vec::new();
-    encode_record(&mut record, 1, 2, 0, &[], &[Value::Bool(true)]);
+    encode_record(
+        &mut record,
+        TaskId(1),
+        TaskId(2),
+        0,
+        &[],
+        &[Value::Bool(true)],
+    );
     assert_eq!(TupleRef::parse(&record).unwrap().get_bool(0), Ok(true));
     *record.last_mut().unwrap() = 0xff;
     let tuple = TupleRef::parse(&record).unwrap();

@@ -16,7 +16,7 @@ use super::runner::{Role, Runner, ShellTask, pump, send_task_ids};
 use super::spec::ShellSpec;
 use squall_core::component::{Bolt, ComponentError};
 use squall_core::context::TopologyContext;
-use squall_core::ids::{DEFAULT_STREAM, SYSTEM_COMPONENT, TICK_STREAM, TaskId};
+use squall_core::ids::{DEFAULT_STREAM, SYSTEM_COMPONENT, TICK_STREAM};
 use squall_core::runtime::{Anchor, BoltOutput, Tuple};
 use squall_core::topology::OutputDeclarer;
 
@@ -222,7 +222,7 @@ impl BoltState {
         }
         let stream = emit.stream.as_deref().unwrap_or(DEFAULT_STREAM);
         output
-            .try_emit(stream, &anchors, emit.task.map(TaskId), &emit.tuple)
+            .try_emit(stream, &anchors, emit.task, &emit.tuple)
             .map_err(|error| format!("emitted a tuple the engine refused: {error}"))?;
         if emit.task.is_none() && emit.need_task_ids {
             send_task_ids(&mut self.runner, output.last_targets());

@@ -18,6 +18,7 @@ use super::framing::{FrameError, Framer};
 use super::protocol::{ProtocolError, ShellCommand, decode_command, decode_pid, encode_heartbeat};
 use super::spec::Launch;
 use squall_core::context::ExecutorWaker;
+use squall_core::ids::TaskId;
 
 /// Lines of stderr kept for error reports.
 const STDERR_TAIL_LINES: usize = 20;
@@ -111,7 +112,7 @@ pub(crate) enum Event {
 pub(crate) struct Labels {
     pub(crate) topology: String,
     pub(crate) component: String,
-    pub(crate) task: u32,
+    pub(crate) task: TaskId,
 }
 
 /// What the threads share with the owner.
@@ -467,7 +468,7 @@ fn write_loop(
         if let Err(error) = write() {
             tracing::debug!(
                 component = %shared.labels.component,
-                task = shared.labels.task,
+                task = shared.labels.task.0,
                 pid = shared.os_pid,
                 "writing to the subprocess failed: {error}"
             );
@@ -622,7 +623,7 @@ fn stderr_loop(stderr: ChildStderr, shared: &Shared) {
             target: "squall_multilang::stderr",
             topology = %shared.labels.topology,
             component = %shared.labels.component,
-            task = shared.labels.task,
+            task = shared.labels.task.0,
             pid = shared.os_pid,
             "{text}"
         );

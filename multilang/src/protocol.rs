@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::values::{ValueError, json_kind, tuple_from_json, write_tuple_json};
+use squall_core::ids::TaskId;
 use squall_core::tuple::FieldIter;
 use squall_core::value::OwnedValue;
 
@@ -51,7 +52,7 @@ pub struct EmitCommand {
     /// Bolts: the tuple ids of the inputs to anchor to.
     pub anchors: Vec<String>,
     /// The task of a direct emit; `None` (also for `0`, as in Storm) otherwise.
-    pub task: Option<u32>,
+    pub task: Option<TaskId>,
     /// Spouts: the message id (its JSON text) that makes the tuple tracked; `None` for
     /// untracked tuples (no id, or `null`).
     pub id: Option<String>,
@@ -410,14 +411,14 @@ fn decode_emit(wire: &Wire<'_>) -> Result<EmitCommand, ProtocolError> {
         None => None,
         Some(raw) => match raw.get().trim().parse::<i64>() {
             Ok(0) => None,
-            Ok(task) => Some(
-                u32::try_from(task).map_err(|_| ProtocolError::InvalidField {
+            Ok(task) => Some(TaskId(u32::try_from(task).map_err(|_| {
+                ProtocolError::InvalidField {
                     command: EMIT,
                     field: "task",
                     expected: "a task id (a positive integer)",
                     found: found(raw),
-                })?,
-            ),
+                }
+            })?)),
             Err(_) => {
                 return Err(ProtocolError::InvalidField {
                     command: EMIT,
@@ -607,7 +608,7 @@ pub fn encode_spout_command(out: &mut Vec<u8>, command: &SpoutCommand) {
 }
 
 /// The tasks an emit went to: `[3, 4]`.
-pub fn encode_task_ids(out: &mut Vec<u8>, tasks: &[u32]) {
+pub fn encode_task_ids(out: &mut Vec<u8>, tasks: &[TaskId]) {
     use std::io::Write as _;
     out.push(b'[');
     for (index, task) in tasks.iter().enumerate() {

@@ -24,7 +24,7 @@ fn storm_messages_decode() {
             tuple: vec![OwnedValue::Str("w".into())],
             stream: Some("words".into()),
             anchors: vec!["12".into(), "13".into()],
-            task: Some(4),
+            task: Some(TaskId(4)),
             id: None,
             need_task_ids: false,
         }))
@@ -162,7 +162,7 @@ fn encodings_are_what_storm_libraries_read() {
     let mut out = Vec::new();
     encode_spout_command(&mut out, &SpoutCommand::Ack("{\"k\": 1}".into()));
     encode_spout_command(&mut out, &SpoutCommand::Next);
-    encode_task_ids(&mut out, &[3, 4]);
+    encode_task_ids(&mut out, &[TaskId(3), TaskId(4)]);
     encode_heartbeat(&mut out);
     assert_eq!(
         String::from_utf8(out).unwrap(),
@@ -172,8 +172,8 @@ fn encodings_are_what_storm_libraries_read() {
     let mut record = Vec::new();
     squall_core::tuple::encode_record(
         &mut record,
-        1,
-        2,
+        TaskId(1),
+        TaskId(2),
         16,
         &[],
         &[

@@ -11,6 +11,7 @@ use super::restart::{RestartDecision, RestartTracker};
 use super::spec::{Launch, ShellSpec, heartbeat_timeout, max_message_bytes};
 use squall_core::component::ComponentError;
 use squall_core::context::TopologyContext;
+use squall_core::ids::TaskId;
 
 /// How often bolts get a heartbeat tuple (and every shell task's executor is woken to look
 /// for a hung subprocess), as in Storm.
@@ -111,7 +112,7 @@ impl Runner {
             labels: Labels {
                 topology: context.topology().name().to_owned(),
                 component: context.component_id().to_owned(),
-                task: context.task_id().0,
+                task: context.task_id(),
             },
             context: context.clone(),
             timeout,
@@ -147,7 +148,7 @@ impl Runner {
         tracing::debug!(
             topology = %self.labels.topology,
             component = %self.labels.component,
-            task = self.labels.task,
+            task = self.labels.task.0,
             pid = process.pid(),
             "started `{}`",
             self.launch.command_line()
@@ -275,7 +276,7 @@ impl Runner {
     /// Carries out the commands spouts and bolts treat alike: `log` and `metrics` are
     /// logged, `error` returns the report to make.
     pub(crate) fn note(&self, command: ShellCommand) -> Option<String> {
-        let (component, task, pid) = (&self.labels.component, self.labels.task, self.pid());
+        let (component, task, pid) = (&self.labels.component, self.labels.task.0, self.pid());
         match command {
             ShellCommand::Log { msg, level } => {
                 match level {
@@ -320,7 +321,7 @@ impl Runner {
 }
 
 /// Answers an emit that asked which tasks got the tuple.
-pub(crate) fn send_task_ids(runner: &mut Runner, tasks: &[u32]) {
+pub(crate) fn send_task_ids(runner: &mut Runner, tasks: &[TaskId]) {
     let mut reply = Vec::with_capacity(8 + 4 * tasks.len());
     encode_task_ids(&mut reply, tasks);
     if let Some(process) = runner.process() {

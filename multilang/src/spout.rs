@@ -12,7 +12,7 @@ use super::runner::{Role, Runner, ShellTask, pump, send_task_ids};
 use super::spec::ShellSpec;
 use squall_core::component::{ComponentError, Spout};
 use squall_core::context::TopologyContext;
-use squall_core::ids::{DEFAULT_STREAM, MessageId, TaskId};
+use squall_core::ids::{DEFAULT_STREAM, MessageId};
 use squall_core::runtime::SpoutOutput;
 use squall_core::topology::OutputDeclarer;
 
@@ -166,7 +166,7 @@ impl SpoutState {
             self.messages.insert(message, id);
             MessageId(message)
         });
-        if let Err(error) = output.try_emit(stream, message, emit.task.map(TaskId), &emit.tuple) {
+        if let Err(error) = output.try_emit(stream, message, emit.task, &emit.tuple) {
             if let Some(message) = message {
                 self.messages.remove(&message.0);
             }

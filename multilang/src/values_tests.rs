@@ -2,6 +2,7 @@ use proptest::prelude::*;
 use serde_json::value::RawValue;
 
 use super::*;
+use squall_core::TaskId;
 use squall_core::tuple::{TupleRef, encode_record};
 
 fn raw(text: &str) -> &RawValue {
@@ -10,7 +11,7 @@ fn raw(text: &str) -> &RawValue {
 
 fn tuple_json(values: &[OwnedValue]) -> Result<String, ValueError> {
     let mut record = Vec::new();
-    encode_record(&mut record, 1, 2, 16, &[], values);
+    encode_record(&mut record, TaskId(1), TaskId(2), 16, &[], values);
     let view = TupleRef::parse(&record).expect("encoded record");
     let mut out = Vec::new();
     write_tuple_json(&mut out, view.fields())?;

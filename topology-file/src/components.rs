@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use squall_core::{
     Bolt, BoltOutput, ComponentError, MessageId, OutputDeclarer, OwnedValue, Spout, SpoutOutput,
-    TopologyContext, Tuple, ValueRef,
+    TaskId, TopologyContext, Tuple, ValueRef,
 };
 
 /// Emits the lines of a text file, `[line]`, each tracked and emitted again when its tree
@@ -135,7 +135,7 @@ pub struct FieldCountBolt {
     emit: bool,
     output: Option<PathBuf>,
     counts: HashMap<String, (OwnedValue, u64)>,
-    task: u32,
+    task: TaskId,
     reported_missing: bool,
 }
 
@@ -148,7 +148,7 @@ impl FieldCountBolt {
             emit,
             output,
             counts: HashMap::new(),
-            task: 0,
+            task: TaskId(0),
             reported_missing: false,
         }
     }
@@ -187,7 +187,7 @@ impl Bolt for FieldCountBolt {
     }
 
     fn prepare(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
-        self.task = context.task_id().0;
+        self.task = context.task_id();
         self.output = self.output.take().map(|path| {
             PathBuf::from(
                 path.to_string_lossy()
@@ -237,7 +237,7 @@ impl Bolt for FieldCountBolt {
             && let Err(error) = self.write_counts(path)
         {
             tracing::error!(
-                task = self.task,
+                task = self.task.0,
                 "cannot write the counts to {}: {error}",
                 path.display()
             );

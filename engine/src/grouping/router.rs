@@ -15,28 +15,28 @@ use crate::tuple::FieldEncoder;
 #[repr(u8)]
 pub(crate) enum Router {
     /// Round-robin over a fixed random order of the targets.
-    Shuffle { order: Box<[u32]>, next: usize },
+    Shuffle { order: Box<[TaskId]>, next: usize },
     /// Hash of the key fields.
     Fields {
-        targets: Box<[u32]>,
+        targets: Box<[TaskId]>,
         key: Box<[usize]>,
     },
     /// Every target.
-    All { targets: Box<[u32]> },
+    All { targets: Box<[TaskId]> },
     /// One fixed target.
-    Global { target: u32 },
+    Global { target: TaskId },
     /// The emitter names the target, which must be one of `targets`.
-    Direct { targets: Box<[u32]> },
+    Direct { targets: Box<[TaskId]> },
     /// Two candidates by two hashes of the key, the one this emitter sent fewer tuples to.
     PartialKey {
-        targets: Box<[u32]>,
+        targets: Box<[TaskId]>,
         key: Box<[usize]>,
         sent: Box<[u64]>,
     },
     /// User code.
     Custom {
         grouping: Box<dyn CustomGrouping>,
-        allowed: Box<[u32]>,
+        allowed: Box<[TaskId]>,
         chosen: Vec<TaskId>,
     },
 }
@@ -83,7 +83,7 @@ impl KeySource for FieldEncoder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RouteError {
     /// A custom grouping chose a task that does not subscribe.
-    CustomChoseStranger(u32),
+    CustomChoseStranger(TaskId),
 }
 
 impl Router {
@@ -92,12 +92,12 @@ impl Router {
     pub(crate) fn new(
         grouping: &KeyedGrouping,
         emitter: TaskId,
-        targets: &[u32],
-        local_targets: &[u32],
+        targets: &[TaskId],
+        local_targets: &[TaskId],
         rng: &mut fastrand::Rng,
     ) -> Self {
-        let boxed = |tasks: &[u32]| tasks.to_vec().into_boxed_slice();
-        let shuffled = |tasks: &[u32], rng: &mut fastrand::Rng| {
+        let boxed = |tasks: &[TaskId]| tasks.to_vec().into_boxed_slice();
+        let shuffled = |tasks: &[TaskId], rng: &mut fastrand::Rng| {
             let mut order = tasks.to_vec();
             rng.shuffle(&mut order);
             let next = rng.usize(..order.len().max(1));
@@ -132,8 +132,7 @@ impl Router {
             },
             Grouping::Custom(factory) => {
                 let mut custom = factory();
-                let tasks: Vec<TaskId> = targets.iter().copied().map(TaskId).collect();
-                custom.prepare(emitter, &tasks);
+                custom.prepare(emitter, targets);
                 Router::Custom {
                     grouping: custom,
                     allowed: boxed(targets),
@@ -150,8 +149,8 @@ impl Router {
     pub(crate) fn route_one<K: KeySource>(
         &mut self,
         fields: &mut K,
-        direct: Option<u32>,
-    ) -> Option<Option<u32>> {
+        direct: Option<TaskId>,
+    ) -> Option<Option<TaskId>> {
         Some(match self {
             Router::Shuffle { order, next } => {
                 let target = order[*next];
@@ -176,8 +175,8 @@ impl Router {
     pub(crate) fn route<K: KeySource>(
         &mut self,
         fields: &mut K,
-        direct: Option<u32>,
-        out: &mut Vec<u32>,
+        direct: Option<TaskId>,
+        out: &mut Vec<TaskId>,
     ) -> Result<(), RouteError> {
         match self {
             Router::Shuffle { order, next } => {
@@ -220,10 +219,10 @@ impl Router {
                 chosen.clear();
                 grouping.choose_tasks(EmittedFields::new(fields.encoded()), chosen);
                 for task in chosen.iter() {
-                    if allowed.binary_search(&task.0).is_err() {
-                        return Err(RouteError::CustomChoseStranger(task.0));
+                    if allowed.binary_search(task).is_err() {
+                        return Err(RouteError::CustomChoseStranger(*task));
                     }
-                    out.push(task.0);
+                    out.push(*task);
                 }
             }
         }
@@ -243,6 +242,11 @@ mod tests {
         }
     }
 
+    fn tasks(ids: &[u32]) -> Vec<TaskId> {
+        ids.iter().copied().map(TaskId).collect()
+    }
+
+    /// The ids of the tasks `router` picks for each value.
     fn route_many(router: &mut Router, values: impl Iterator<Item = u64>) -> Vec<u32> {
         let mut encoder = FieldEncoder::default();
         let mut out = Vec::new();
@@ -250,7 +254,7 @@ mod tests {
             encoder.encode(&[Value::U64(value)]);
             router.route(&mut encoder, None, &mut out).unwrap();
         }
-        out
+        out.into_iter().map(|task| task.0).collect()
     }
 
     #[test]
@@ -260,7 +264,7 @@ mod tests {
         let mut router = Router::new(
             &keyed(Grouping::Shuffle, &[]),
             TaskId(1),
-            &targets,
+            &tasks(&targets),
             &[],
             &mut rng,
         );
@@ -286,7 +290,7 @@ mod tests {
         let mut router = Router::new(
             &keyed(Grouping::Fields(vec!["k".into()]), &[0]),
             TaskId(1),
-            &targets,
+            &tasks(&targets),
             &[],
             &mut rng,
         );
@@ -309,7 +313,7 @@ mod tests {
         let mut router = Router::new(
             &keyed(Grouping::PartialKey(vec!["k".into()]), &[0]),
             TaskId(1),
-            &targets,
+            &tasks(&targets),
             &[],
             &mut rng,
         );
@@ -329,13 +333,19 @@ mod tests {
     fn local_or_shuffle_prefers_local_tasks() {
         let mut rng = fastrand::Rng::with_seed(1);
         let grouping = keyed(Grouping::LocalOrShuffle, &[]);
-        let mut local = Router::new(&grouping, TaskId(1), &[1, 2, 3, 4], &[2, 4], &mut rng);
+        let mut local = Router::new(
+            &grouping,
+            TaskId(1),
+            &tasks(&[1, 2, 3, 4]),
+            &tasks(&[2, 4]),
+            &mut rng,
+        );
         assert!(
             route_many(&mut local, 0..100)
                 .iter()
                 .all(|t| *t == 2 || *t == 4)
         );
-        let mut remote = Router::new(&grouping, TaskId(1), &[1, 2, 3, 4], &[], &mut rng);
+        let mut remote = Router::new(&grouping, TaskId(1), &tasks(&[1, 2, 3, 4]), &[], &mut rng);
         let mut used = route_many(&mut remote, 0..100);
         used.sort_unstable();
         used.dedup();
@@ -349,7 +359,7 @@ mod tests {
         let mut all = Router::new(
             &keyed(Grouping::All, &[]),
             TaskId(1),
-            &targets,
+            &tasks(&targets),
             &[],
             &mut rng,
         );
@@ -357,7 +367,7 @@ mod tests {
         let mut global = Router::new(
             &keyed(Grouping::Global, &[]),
             TaskId(1),
-            &targets,
+            &tasks(&targets),
             &[],
             &mut rng,
         );
@@ -365,17 +375,21 @@ mod tests {
         let mut direct = Router::new(
             &keyed(Grouping::Direct, &[]),
             TaskId(1),
-            &targets,
+            &tasks(&targets),
             &[],
             &mut rng,
         );
         let mut encoder = FieldEncoder::default();
         let mut out = Vec::new();
-        direct.route(&mut encoder, Some(5), &mut out).unwrap();
-        direct.route(&mut encoder, Some(9), &mut out).unwrap();
+        direct
+            .route(&mut encoder, Some(TaskId(5)), &mut out)
+            .unwrap();
+        direct
+            .route(&mut encoder, Some(TaskId(9)), &mut out)
+            .unwrap();
         assert_eq!(
             out,
-            [5],
+            [TaskId(5)],
             "a task outside the subscriber gets nothing from this router"
         );
     }

@@ -17,7 +17,7 @@ use std::hash::BuildHasherDefault;
 
 use rustc_hash::FxHasher;
 
-use crate::ids::MessageId;
+use crate::ids::{MessageId, TaskId};
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
@@ -146,15 +146,15 @@ impl PendingTrees {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TreeOutcome {
     /// Every record of the tree was acked: tell `spout_task`.
-    Completed { spout_task: u32 },
+    Completed { spout_task: TaskId },
     /// The tree failed: tell `spout_task`.
-    Failed { spout_task: u32 },
+    Failed { spout_task: TaskId },
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Ledger {
     value: u64,
-    spout_task: Option<u32>,
+    spout_task: Option<TaskId>,
     failed: bool,
     deadline: u64,
 }
@@ -223,7 +223,7 @@ impl AckerLedger {
         &mut self,
         root: u64,
         edges: u64,
-        spout_task: u32,
+        spout_task: TaskId,
         now_nanos: u64,
     ) -> Option<TreeOutcome> {
         let ledger = self.entry(root, now_nanos);
@@ -278,12 +278,14 @@ mod tests {
         let mut ledger = AckerLedger::new(30 * SECOND, 0);
         let (a, b, c) = (0x1111, 0x2222, 0x4444);
         // Spout sent two records (edges a, b); a bolt acked a and anchored c to it.
-        assert_eq!(ledger.init(7, a ^ b, 3, 0), None);
+        assert_eq!(ledger.init(7, a ^ b, TaskId(3), 0), None);
         assert_eq!(ledger.ack(7, a ^ c, 0), None);
         assert_eq!(ledger.ack(7, b, 0), None);
         assert_eq!(
             ledger.ack(7, c, 0),
-            Some(TreeOutcome::Completed { spout_task: 3 })
+            Some(TreeOutcome::Completed {
+                spout_task: TaskId(3)
+            })
         );
         assert_eq!(ledger.len(), 0);
     }
@@ -293,8 +295,10 @@ mod tests {
         let mut ledger = AckerLedger::new(30 * SECOND, 0);
         assert_eq!(ledger.ack(9, 0x55, 0), None);
         assert_eq!(
-            ledger.init(9, 0x55, 4, 0),
-            Some(TreeOutcome::Completed { spout_task: 4 })
+            ledger.init(9, 0x55, TaskId(4), 0),
+            Some(TreeOutcome::Completed {
+                spout_task: TaskId(4)
+            })
         );
     }
 
@@ -303,8 +307,10 @@ mod tests {
         let mut ledger = AckerLedger::new(30 * SECOND, 0);
         assert_eq!(ledger.fail(5, 0), None, "spout unknown yet");
         assert_eq!(
-            ledger.init(5, 0x10, 2, 0),
-            Some(TreeOutcome::Failed { spout_task: 2 })
+            ledger.init(5, 0x10, TaskId(2), 0),
+            Some(TreeOutcome::Failed {
+                spout_task: TaskId(2)
+            })
         );
         assert_eq!(ledger.len(), 0);
     }

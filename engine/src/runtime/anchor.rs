@@ -121,7 +121,7 @@ impl<'a> Tuple<'a> {
 
     /// The emitting task.
     pub fn source_task(&self) -> TaskId {
-        TaskId(self.view.source_task())
+        self.view.source_task()
     }
 
     /// The emitting component's id (`__system` for ticks).

@@ -103,7 +103,7 @@ impl TaskOutput<'_> {
         });
     }
 
-    fn targets(&self) -> &[u32] {
+    fn targets(&self) -> &[TaskId] {
         self.emitter.last_targets()
     }
 }
@@ -299,7 +299,7 @@ impl SpoutOutput<'_> {
             .expect("tracking has ackers");
         self.out.emitter.send_system(
             acker,
-            self.out.task.task.0,
+            self.out.task.task,
             StreamId::ACK_INIT,
             &[root, edges.get()],
         );
@@ -307,7 +307,7 @@ impl SpoutOutput<'_> {
     }
 
     /// The tasks the last successful emit went to.
-    pub fn last_targets(&self) -> &[u32] {
+    pub fn last_targets(&self) -> &[TaskId] {
         self.out.targets()
     }
 
@@ -484,7 +484,7 @@ impl BoltOutput<'_> {
                 let value = anchor.ack_value_for(edge);
                 self.out.emitter.send_system(
                     acker,
-                    self.out.task.task.0,
+                    self.out.task.task,
                     StreamId::ACK_ACK,
                     &[root, value],
                 );
@@ -505,7 +505,7 @@ impl BoltOutput<'_> {
             if let Some(acker) = self.out.emitter.acker_of(root) {
                 self.out.emitter.send_system(
                     acker,
-                    self.out.task.task.0,
+                    self.out.task.task,
                     StreamId::ACK_FAIL,
                     &[root],
                 );
@@ -514,7 +514,7 @@ impl BoltOutput<'_> {
     }
 
     /// The tasks the last successful emit went to.
-    pub fn last_targets(&self) -> &[u32] {
+    pub fn last_targets(&self) -> &[TaskId] {
         self.out.targets()
     }
 

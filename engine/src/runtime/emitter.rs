@@ -93,7 +93,7 @@ pub enum EmitError {
         /// The stream.
         stream: String,
         /// The task named.
-        task: u32,
+        task: TaskId,
     },
     /// A custom grouping chose a task that does not subscribe.
     #[error(
@@ -105,7 +105,7 @@ pub enum EmitError {
         /// The stream.
         stream: String,
         /// The task chosen.
-        task: u32,
+        task: TaskId,
     },
     /// The encoded tuple is larger than a ring record.
     #[error(
@@ -138,9 +138,9 @@ pub(crate) struct Emitter {
     pub(crate) local: OutputPort,
     fields: FieldEncoder,
     /// Targets of the last emit that went through [`emit_to_many`](Self::emit_to_many).
-    targets: Vec<u32>,
+    targets: Vec<TaskId>,
     /// Target of the last emit that had one router picking one task.
-    single_target: [u32; 1],
+    single_target: [TaskId; 1],
     /// Whether the last emit's targets are `single_target` rather than `targets`.
     last_was_single: bool,
     pairs: Vec<(u64, u64)>,
@@ -148,7 +148,7 @@ pub(crate) struct Emitter {
     /// Largest record every port takes.
     max_record: usize,
     /// Acker task ids (empty when tracking is off).
-    ackers: std::ops::Range<u32>,
+    ackers: std::ops::Range<TaskId>,
     /// Records handed to ports or the local queue.
     pub(crate) records_sent: u64,
     /// Ports whose overflow holds records: to threads of this worker, and to peer workers.
@@ -252,7 +252,7 @@ impl Emitter {
         routes: Box<[Route]>,
         ports: Vec<OutputPort>,
         local: OutputPort,
-        ackers: std::ops::Range<u32>,
+        ackers: std::ops::Range<TaskId>,
         seed: u64,
     ) -> Self {
         let max_record = ports
@@ -267,7 +267,7 @@ impl Emitter {
             local,
             fields: FieldEncoder::with_capacity(256),
             targets: Vec::with_capacity(16),
-            single_target: [0],
+            single_target: [TaskId(0)],
             last_was_single: false,
             pairs: Vec::with_capacity(8),
             rng: fastrand::Rng::with_seed(seed),
@@ -343,7 +343,6 @@ impl Emitter {
                 values.len(),
             ));
         }
-        let direct_task = direct.map(|task| task.0);
         if let [router] = stream.routers.as_mut_slice() {
             let mut key = EmitKey {
                 values,
@@ -351,9 +350,9 @@ impl Emitter {
                 fields: &mut self.fields,
                 encoded: false,
             };
-            if let Some(target) = router.route_one(&mut key, direct_task) {
+            if let Some(target) = router.route_one(&mut key, direct) {
                 let Some(target) = target else {
-                    return Err(not_a_subscriber(component, stream, direct_task));
+                    return Err(not_a_subscriber(component, stream, direct));
                 };
                 self.single_target = [target];
                 self.last_was_single = true;
@@ -361,7 +360,7 @@ impl Emitter {
                 return Ok(1);
             }
         }
-        self.emit_to_many(component, source, stream, anchoring, direct_task, values)
+        self.emit_to_many(component, source, stream, anchoring, direct, values)
     }
 
     /// [`emit`](Self::emit) through several routers, or a router that may pick several
@@ -373,7 +372,7 @@ impl Emitter {
         source: TaskId,
         stream: &mut StreamRoute,
         anchoring: Anchoring<'_>,
-        direct_task: Option<u32>,
+        direct_task: Option<TaskId>,
         values: &[V],
     ) -> Result<usize, EmitError> {
         self.last_was_single = false;
@@ -416,7 +415,7 @@ impl Emitter {
                 &mut self.records_sent,
                 target,
                 len,
-                |out| write_record(out, target, source.0, stream.id.0, pairs, values),
+                |out| write_record(out, target, source, stream.id.0, pairs, values),
             );
         } else if target_count > 1 {
             if !encoded {
@@ -427,7 +426,7 @@ impl Emitter {
                 self.fill_pairs(anchoring);
                 let (pairs, fields) = (&self.pairs, self.fields.bytes());
                 let fill = |out: &mut [u8]| {
-                    let at = write_header(out, target, source.0, stream.id.0, field_count, pairs);
+                    let at = write_header(out, target, source, stream.id.0, field_count, pairs);
                     out[at..].copy_from_slice(fields);
                 };
                 Self::route_record(
@@ -482,7 +481,7 @@ impl Emitter {
         source: TaskId,
         stream: &StreamRoute,
         anchoring: Anchoring<'_>,
-        target: u32,
+        target: TaskId,
         values: &[V],
     ) -> Result<(), EmitError> {
         let len = self.record_len(component, stream, anchoring, values)?;
@@ -497,7 +496,7 @@ impl Emitter {
                 target,
                 len,
                 #[inline(always)]
-                |out| write_record(out, target, source.0, stream_id, &[], values),
+                |out| write_record(out, target, source, stream_id, &[], values),
             );
             return Ok(());
         }
@@ -512,7 +511,7 @@ impl Emitter {
             target,
             len,
             #[inline(always)]
-            |out| write_record(out, target, source.0, stream_id, pairs, values),
+            |out| write_record(out, target, source, stream_id, pairs, values),
         );
         Ok(())
     }
@@ -549,7 +548,7 @@ impl Emitter {
 
     /// Writes a record of `len` bytes, filled by `fill`, for `target`.
     #[inline]
-    fn send_with(&mut self, target: u32, len: usize, fill: impl FnOnce(&mut [u8])) {
+    fn send_with(&mut self, target: TaskId, len: usize, fill: impl FnOnce(&mut [u8])) {
         Self::route_record(
             &self.routes,
             &mut self.ports,
@@ -571,12 +570,12 @@ impl Emitter {
         local: &mut OutputPort,
         backlogged: &mut Backlog,
         records_sent: &mut u64,
-        target: u32,
+        target: TaskId,
         len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) {
         match routes
-            .get(target as usize)
+            .get(target.index())
             .copied()
             .unwrap_or(Route::Nowhere)
         {
@@ -601,8 +600,8 @@ impl Emitter {
     #[inline]
     pub(crate) fn send_system(
         &mut self,
-        target: u32,
-        source: u32,
+        target: TaskId,
+        source: TaskId,
         stream: StreamId,
         values: &[u64],
     ) {
@@ -619,7 +618,7 @@ impl Emitter {
 
     /// The target tasks of the last emit.
     #[inline]
-    pub(crate) fn last_targets(&self) -> &[u32] {
+    pub(crate) fn last_targets(&self) -> &[TaskId] {
         if self.last_was_single {
             &self.single_target
         } else {
@@ -629,9 +628,9 @@ impl Emitter {
 
     /// The acker task in charge of tree `root`.
     #[inline]
-    pub(crate) fn acker_of(&self, root: u64) -> Option<u32> {
-        let count = self.ackers.len() as u64;
-        (count > 0).then(|| self.ackers.start + (root % count) as u32)
+    pub(crate) fn acker_of(&self, root: u64) -> Option<TaskId> {
+        let count = u64::from(self.ackers.end.0 - self.ackers.start.0);
+        (count > 0).then(|| TaskId(self.ackers.start.0 + (root % count) as u32))
     }
 
     /// Whether tuple trees are tracked.
@@ -643,8 +642,8 @@ impl Emitter {
 
 #[cold]
 #[inline(never)]
-fn no_route(target: u32) {
-    tracing::error!(target_task = target, "no route to task; record dropped");
+fn no_route(target: TaskId) {
+    tracing::error!(target_task = target.0, "no route to task; record dropped");
 }
 
 #[cold]
@@ -668,11 +667,11 @@ fn shape_error(component: &str, stream: &StreamRoute, direct: bool, given: usize
 
 #[cold]
 #[inline(never)]
-fn not_a_subscriber(component: &str, stream: &StreamRoute, task: Option<u32>) -> EmitError {
+fn not_a_subscriber(component: &str, stream: &StreamRoute, task: Option<TaskId>) -> EmitError {
     EmitError::NotASubscriber {
         component: component.to_owned(),
         stream: stream.name.clone(),
-        task: task.unwrap_or(0),
+        task: task.unwrap_or(TaskId(0)),
     }
 }
 

@@ -15,6 +15,7 @@ use squall_net::transport::{Outbound, OutboundError};
 use squall_ringbuf::WaitStrategy;
 use squall_ringbuf::record::{RecordProducer, WriteError};
 
+use crate::ids::TaskId;
 use crate::metrics::RingCounters;
 
 /// The ring behind a port.
@@ -38,7 +39,7 @@ enum Refused {
 
 impl PortRing {
     /// Copies `record`, for `target`, into the ring.
-    fn write(&mut self, target: u32, record: &[u8]) -> Result<(), Refused> {
+    fn write(&mut self, target: TaskId, record: &[u8]) -> Result<(), Refused> {
         let len = record.len();
         match self {
             PortRing::Local { producer, .. } => match producer.append(len) {
@@ -50,13 +51,15 @@ impl PortRing {
                 Err(other) => panic!("record of {len} bytes refused by its ring: {other}"),
             },
             PortRing::Remote(outbound) => {
-                outbound.write(target, record).map_err(|error| match error {
-                    OutboundError::Full { .. } => Refused::Full,
-                    OutboundError::Closed { .. } => Refused::Closed,
-                    other => {
-                        panic!("record of {len} bytes refused by its outbound ring: {other}")
-                    }
-                })
+                outbound
+                    .write(target.0, record)
+                    .map_err(|error| match error {
+                        OutboundError::Full { .. } => Refused::Full,
+                        OutboundError::Closed { .. } => Refused::Closed,
+                        other => {
+                            panic!("record of {len} bytes refused by its outbound ring: {other}")
+                        }
+                    })
             }
         }
     }
@@ -130,15 +133,15 @@ impl PortState {
 
     /// Appends a record of `len` bytes for `target` to the overflow and lends its bytes.
     #[inline(never)]
-    fn push_overflow(&mut self, target: u32, len: usize) -> &mut [u8] {
+    fn push_overflow(&mut self, target: TaskId, len: usize) -> &mut [u8] {
         let start = self.push_prefix(target, len);
         &mut self.overflow[start..]
     }
 
     /// Appends the prefix and `len` zero bytes for a record to the overflow; returns where
     /// the record's bytes start.
-    fn push_prefix(&mut self, target: u32, len: usize) -> usize {
-        self.overflow.extend_from_slice(&target.to_le_bytes());
+    fn push_prefix(&mut self, target: TaskId, len: usize) -> usize {
+        self.overflow.extend_from_slice(&target.0.to_le_bytes());
         self.overflow.extend_from_slice(&(len as u32).to_le_bytes());
         let start = self.overflow.len();
         self.overflow.resize(start + len, 0);
@@ -236,7 +239,7 @@ impl OutputPort {
     /// thread that is full even after publishing), or, for a peer worker, encoded in the
     /// overflow and copied into the outbound ring at once if it has room.
     #[inline(always)]
-    pub(crate) fn write(&mut self, target: u32, len: usize, fill: impl FnOnce(&mut [u8])) {
+    pub(crate) fn write(&mut self, target: TaskId, len: usize, fill: impl FnOnce(&mut [u8])) {
         let state = &mut self.state;
         let buf = match &mut self.ring {
             _ if state.is_backlogged() => state.push_overflow(target, len),
@@ -264,11 +267,11 @@ impl OutputPort {
             if attempt == 1 {
                 state.publish(&mut self.ring);
             }
-            let target = u32::from_le_bytes(
+            let target = TaskId(u32::from_le_bytes(
                 state.overflow[start - OVERFLOW_PREFIX..start - OVERFLOW_PREFIX + 4]
                     .try_into()
                     .expect("4 bytes"),
-            );
+            ));
             match self.ring.write(target, &state.overflow[start..]) {
                 Ok(()) => state.unpublished += 1,
                 Err(Refused::Closed) => state.drop_record(),
@@ -292,7 +295,7 @@ impl OutputPort {
                         .expect("4 bytes"),
                 )
             };
-            let (target, len) = (word(at), word(at + 4) as usize);
+            let (target, len) = (TaskId(word(at)), word(at + 4) as usize);
             let start = at + OVERFLOW_PREFIX;
             match self.ring.write(target, &state.overflow[start..start + len]) {
                 Ok(()) => state.unpublished += 1,
@@ -325,7 +328,7 @@ fn local_full<'a>(
     producer: &'a mut RecordProducer,
     doorbell: &Arc<dyn WaitStrategy>,
     state: &'a mut PortState,
-    target: u32,
+    target: TaskId,
     len: usize,
     error: WriteError,
 ) -> &'a mut [u8] {
@@ -349,7 +352,7 @@ fn local_full<'a>(
 /// Stages a record for a peer worker at the end of the overflow, to be copied into the
 /// outbound ring once [`OutputPort::write`] has encoded it.
 #[inline(never)]
-fn stage(state: &mut PortState, target: u32, len: usize) -> &mut [u8] {
+fn stage(state: &mut PortState, target: TaskId, len: usize) -> &mut [u8] {
     let start = state.push_prefix(target, len);
     state.staged = Some(start);
     &mut state.overflow[start..]

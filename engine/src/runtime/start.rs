@@ -93,17 +93,17 @@ impl Layout {
         let mut worker_tasks = Vec::new();
         for (thread, executors) in plan.threads.iter().enumerate() {
             for &executor in executors {
-                for task in topology.executors()[executor].tasks.clone() {
-                    thread_of_task[task as usize] = thread;
-                    worker_tasks.push(TaskId(task));
+                for task in topology.executors()[executor].task_ids() {
+                    thread_of_task[task.index()] = thread;
+                    worker_tasks.push(task);
                 }
             }
         }
         worker_tasks.sort_unstable();
         let mut peer_of_task = vec![None; topology.task_count() + 1];
         for (&executor, &peer) in peer_of_executor {
-            for task in topology.executors()[executor].tasks.clone() {
-                peer_of_task[task as usize] = Some(peer);
+            for task in topology.executors()[executor].task_ids() {
+                peer_of_task[task.index()] = Some(peer);
             }
         }
         let doorbells = (0..plan.threads.len())
@@ -309,12 +309,12 @@ pub(crate) fn start_threads(
             .collect();
         let tasks: Vec<(TaskId, Arc<SharedTaskMetrics>)> = layout.plan.threads[thread]
             .iter()
-            .flat_map(|&executor| topology.executors()[executor].tasks.clone())
+            .flat_map(|&executor| topology.executors()[executor].task_ids())
             .map(|task| {
-                let component = topology.component_of(TaskId(task)).expect("task").index();
-                let shared = Arc::new(SharedTaskMetrics::new(TaskId(task), component));
+                let component = topology.component_of(task).expect("task").index();
+                let shared = Arc::new(SharedTaskMetrics::new(task, component));
                 metrics.push(Arc::clone(&shared));
-                (TaskId(task), shared)
+                (task, shared)
             })
             .collect();
         let (local_producer, local_input) = heap_ring(config.ring_bytes);
@@ -429,30 +429,27 @@ enum Destination {
 /// Every (from thread, destination) that needs a ring.
 fn thread_edges(topology: &Topology, layout: &Layout) -> Vec<(usize, Destination)> {
     let mut edges = BTreeSet::new();
-    let mut link = |from: usize, task: u32| {
-        let task_index = task as usize;
+    let mut link = |from: usize, task: TaskId| {
+        let task_index = task.index();
         let to = layout.thread_of_task[task_index];
         if to == from {
             return;
         }
         if to != usize::MAX {
-            edges.insert((
-                from,
-                Destination::Thread(to, plane_of(topology, TaskId(task))),
-            ));
+            edges.insert((from, Destination::Thread(to, plane_of(topology, task))));
         } else if let Some(peer) = layout.peer_of_task[task_index] {
             edges.insert((from, Destination::Peer(peer)));
         }
     };
-    let spouts: Vec<u32> = topology
+    let spouts: Vec<TaskId> = topology
         .components()
         .iter()
         .filter(|component| component.kind() == ComponentKind::Spout)
-        .flat_map(|component| component.task_ids().map(|task| task.0))
+        .flat_map(|component| component.task_ids())
         .collect();
-    let ackers: Vec<u32> = topology
+    let ackers: Vec<TaskId> = topology
         .acker()
-        .map(|acker| acker.task_ids().map(|task| task.0).collect())
+        .map(|acker| acker.task_ids().collect())
         .unwrap_or_default();
     for (from, executors) in layout.plan.threads.iter().enumerate() {
         for &executor in executors {
@@ -461,7 +458,7 @@ fn thread_edges(topology: &Topology, layout: &Layout) -> Vec<(usize, Destination
                 let info = topology.stream(*stream).expect("declared stream");
                 for subscriber in &info.subscribers {
                     for task in topology.components()[subscriber.component].task_ids() {
-                        link(from, task.0);
+                        link(from, task);
                     }
                 }
             }

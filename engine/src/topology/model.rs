@@ -156,6 +156,13 @@ pub struct ExecutorSpec {
     pub tasks: Range<u32>,
 }
 
+impl ExecutorSpec {
+    /// Its task ids, in ascending order.
+    pub fn task_ids(&self) -> impl ExactSizeIterator<Item = TaskId> + Clone + use<> {
+        self.tasks.clone().map(TaskId)
+    }
+}
+
 /// A validated topology.
 ///
 /// Component order, task ids and stream ids are derived deterministically from the

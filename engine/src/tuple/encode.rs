@@ -2,6 +2,7 @@
 //! record lives in (a ring slot, or a reusable buffer when one tuple goes to several tasks).
 
 use super::{ANCHOR_BYTES, HEADER_BYTES, header};
+use crate::ids::TaskId;
 use crate::value::{OwnedValue, Value, ValueRef, ValueType};
 
 /// A value that can be written in the tuple encoding.
@@ -306,15 +307,16 @@ impl FieldEncoder {
 #[inline(always)]
 pub(crate) fn write_header(
     out: &mut [u8],
-    dest_task: u32,
-    source_task: u32,
+    dest_task: TaskId,
+    source_task: TaskId,
     stream: u16,
     field_count: usize,
     anchors: &[(u64, u64)],
 ) -> usize {
     let mut head = [0u8; HEADER_BYTES];
-    head[header::DEST_TASK..header::DEST_TASK + 4].copy_from_slice(&dest_task.to_le_bytes());
-    head[header::SOURCE_TASK..header::SOURCE_TASK + 4].copy_from_slice(&source_task.to_le_bytes());
+    head[header::DEST_TASK..header::DEST_TASK + 4].copy_from_slice(&dest_task.0.to_le_bytes());
+    head[header::SOURCE_TASK..header::SOURCE_TASK + 4]
+        .copy_from_slice(&source_task.0.to_le_bytes());
     head[header::STREAM..header::STREAM + 2].copy_from_slice(&stream.to_le_bytes());
     head[header::FIELD_COUNT..header::FIELD_COUNT + 2]
         .copy_from_slice(&(field_count as u16).to_le_bytes());
@@ -335,8 +337,8 @@ pub(crate) fn write_header(
 #[inline(always)]
 pub(crate) fn write_record<V: EncodeValue>(
     out: &mut [u8],
-    dest_task: u32,
-    source_task: u32,
+    dest_task: TaskId,
+    source_task: TaskId,
     stream: u16,
     anchors: &[(u64, u64)],
     values: &[V],
@@ -349,8 +351,8 @@ pub(crate) fn write_record<V: EncodeValue>(
 /// system messages built outside an executor.
 pub fn encode_record<V: EncodeValue>(
     out: &mut Vec<u8>,
-    dest_task: u32,
-    source_task: u32,
+    dest_task: TaskId,
+    source_task: TaskId,
     stream: u16,
     anchors: &[(u64, u64)],
     values: &[V],

@@ -4,6 +4,7 @@ use std::fmt;
 
 use super::error::{DecodeError, FieldError};
 use super::{ANCHOR_BYTES, HEADER_BYTES, MAX_NESTING, header};
+use crate::ids::TaskId;
 use crate::value::{ValueRef, ValueType};
 
 #[inline(always)]
@@ -363,14 +364,14 @@ impl<'a> TupleRef<'a> {
 
     /// The task this record was sent to.
     #[inline]
-    pub fn dest_task(&self) -> u32 {
-        u32_at(self.record, header::DEST_TASK)
+    pub fn dest_task(&self) -> TaskId {
+        TaskId(u32_at(self.record, header::DEST_TASK))
     }
 
     /// The task that emitted the tuple.
     #[inline]
-    pub fn source_task(&self) -> u32 {
-        u32_at(self.record, header::SOURCE_TASK)
+    pub fn source_task(&self) -> TaskId {
+        TaskId(u32_at(self.record, header::SOURCE_TASK))
     }
 
     /// The topology-wide id of the stream the tuple was emitted on.

@@ -90,10 +90,11 @@ impl WorkerInbound {
 impl InboundSink for WorkerInbound {
     #[inline]
     fn deliver(&mut self, dest_task: u32, record: &[u8]) -> Result<(), SinkFull> {
-        let Some(&Some((thread, plane))) = self.destinations.get(dest_task as usize) else {
+        let dest_task = TaskId(dest_task);
+        let Some(&Some((thread, plane))) = self.destinations.get(dest_task.index()) else {
             if self.misrouted == 0 {
                 tracing::warn!(
-                    task = dest_task,
+                    task = dest_task.0,
                     "a peer sent a record for a task this worker does not run; dropped"
                 );
             }
@@ -131,7 +132,7 @@ impl InboundSink for WorkerInbound {
             }
             Err(WriteError::RecordTooLarge { len, max }) => {
                 tracing::error!(
-                    task = dest_task,
+                    task = dest_task.0,
                     len,
                     max,
                     "a record from a peer is larger than this worker's rings take; dropped"

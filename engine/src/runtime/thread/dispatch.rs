@@ -132,9 +132,9 @@ impl ExecutorThread {
     }
 
     #[inline]
-    fn cell_index(&self, task: u32) -> Option<usize> {
+    fn cell_index(&self, task: TaskId) -> Option<usize> {
         self.cell_of_task
-            .get(task as usize)
+            .get(task.index())
             .copied()
             .filter(|index| *index != u16::MAX)
             .map(usize::from)
@@ -235,7 +235,7 @@ impl ExecutorThread {
     /// restarts the task, or stops the topology, as configured.
     pub(super) fn task_panicked(&mut self, index: usize, message: String, input: Option<&Anchor>) {
         if let Some(anchor) = input.filter(|anchor| anchor.settle()) {
-            let task = self.tasks[index].out.task.0;
+            let task = self.tasks[index].out.task;
             self.tasks[index].out.meter.counters.failed += 1;
             for &(root, _) in anchor.pairs() {
                 if let Some(acker) = self.emitter.acker_of(root) {
@@ -333,7 +333,7 @@ impl ExecutorThread {
         let Some(outcome) = outcome else {
             return;
         };
-        let task = cell.out.task.0;
+        let task = cell.out.task;
         match outcome {
             TreeOutcome::Completed { spout_task } => {
                 cell.out.meter.counters.acked += 1;
@@ -351,11 +351,11 @@ impl ExecutorThread {
     /// Delivers a tick tuple to bolt task `index`.
     pub(super) fn deliver_tick(&mut self, index: usize, every_nanos: u64) {
         let mut record = std::mem::take(&mut self.tick_record);
-        let task = self.tasks[index].out.task.0;
+        let task = self.tasks[index].out.task;
         encode_record(
             &mut record,
             task,
-            0,
+            TaskId(0),
             StreamId::TICK.0,
             &[],
             &[Value::U64(every_nanos / 1_000_000)],

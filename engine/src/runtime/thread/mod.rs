@@ -163,11 +163,12 @@ impl ExecutorThread {
             cell.context.set_waker(waker.clone());
             tasks.push(cell);
         }
-        let ackers = setup.topology.acker().map_or(0..0, |acker| {
-            let mut ids = acker.task_ids();
-            let first = ids.next().map_or(0, |task| task.0);
-            first..first + 1 + ids.len() as u32
-        });
+        let ackers = setup
+            .topology
+            .acker()
+            .map_or(TaskId(0)..TaskId(0), |acker| {
+                TaskId(acker.tasks.start)..TaskId(acker.tasks.end)
+            });
         let config = setup.topology.config();
         let mut thread = Self {
             index: setup.index,

@@ -85,7 +85,7 @@ impl TaskCell {
         now_nanos: u64,
     ) -> Self {
         let component = topology.component_of(task).expect("task of the topology");
-        let is_local = |candidate: &u32| worker_tasks.binary_search(&TaskId(*candidate)).is_ok();
+        let is_local = |candidate: &TaskId| worker_tasks.binary_search(candidate).is_ok();
         let streams: Vec<StreamRoute> = component
             .outputs()
             .iter()
@@ -95,11 +95,10 @@ impl TaskCell {
                     .subscribers
                     .iter()
                     .map(|subscriber| {
-                        let targets: Vec<u32> = topology.components()[subscriber.component]
+                        let targets: Vec<TaskId> = topology.components()[subscriber.component]
                             .task_ids()
-                            .map(|task| task.0)
                             .collect();
-                        let local: Vec<u32> = targets.iter().copied().filter(is_local).collect();
+                        let local: Vec<TaskId> = targets.iter().copied().filter(is_local).collect();
                         Router::new(&subscriber.grouping, task, &targets, &local, rng)
                     })
                     .collect();
