@@ -38,11 +38,11 @@ RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
-step "fuzz targets (SQUALL_FUZZ_SECONDS=${SQUALL_FUZZ_SECONDS:-10} s each)"
+step "fuzz targets (SQUALL_FUZZ_SECONDS=${SQUALL_FUZZ_SECONDS:-6} s each)"
 # Every cargo-fuzz target is built, then run from its seeds (fuzz/seeds/<target>) for a
 # bounded time; any crash fails the suite. The corpus grown here stays in fuzz/target.
 fuzz_started=$SECONDS
-fuzz_seconds="${SQUALL_FUZZ_SECONDS:-10}"
+fuzz_seconds="${SQUALL_FUZZ_SECONDS:-6}"
 cargo +nightly --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
 cargo fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 cargo +nightly fuzz build
