@@ -27,7 +27,9 @@ mkdir -p "$out"
 failed=0
 for run in $(seq 1 "$runs"); do
     started=$(date +%s)
-    if cargo test -q -p "$package" --test "$target" -- --exact "$name" >"$out/run-$run.log" 2>&1; then
+    # A run counts as passed only when the filter matched the test and it passed.
+    if cargo test -q -p "$package" --test "$target" -- --exact "$name" >"$out/run-$run.log" 2>&1 \
+        && grep -q "test result: ok. 1 passed" "$out/run-$run.log"; then
         rm "$out/run-$run.log"
         verdict=passed
     else

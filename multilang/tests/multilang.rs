@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use squall_core::replay::{MessageSource, ReplayStats, ReplayingSpout};
@@ -20,23 +20,8 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/multilang")
 }
 
-/// Fails the test run at once, with the fix, when pystorm is missing.
-fn require_pystorm() {
-    static CHECK: Once = Once::new();
-    CHECK.call_once(|| {
-        let status = std::process::Command::new("python3")
-            .args(["-c", "import pystorm"])
-            .status()
-            .expect("python3 runs");
-        assert!(
-            status.success(),
-            "these tests run pystorm components: install it with `python3 -m pip install pystorm`"
-        );
-    });
-}
-
 fn python(script: &str) -> ShellSpec {
-    require_pystorm();
+    squall_test_support::require_python_module("pystorm");
     ShellSpec::new("python3", [script]).base_dir(fixtures())
 }
 

@@ -16,17 +16,6 @@ fn example_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/wordcount")
 }
 
-fn require_pystorm() {
-    let status = std::process::Command::new("python3")
-        .args(["-c", "import pystorm"])
-        .status()
-        .expect("python3 runs");
-    assert!(
-        status.success(),
-        "these tests run pystorm components: install it with `python3 -m pip install pystorm`"
-    );
-}
-
 /// Waits until `done()`, or fails with the topology's errors.
 fn wait_for(running: &RunningTopology, what: &str, timeout: Duration, done: impl FnMut() -> bool) {
     squall_test_support::wait_for_or_explain(what, timeout, done, || {
@@ -60,7 +49,7 @@ fn ship_example(dir: &Path) -> PathBuf {
 
 #[test]
 fn the_example_word_count_counts_exactly_from_an_artifact_dir() {
-    require_pystorm();
+    squall_test_support::require_python_module("pystorm");
     let artifact = tempfile::tempdir().unwrap();
     let file = ship_example(artifact.path());
     let listed: Vec<PathBuf> = TopologyFile::read(&file)
