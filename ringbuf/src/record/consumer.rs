@@ -141,7 +141,13 @@ impl RecordConsumer {
         let mut pos = self.read_pos;
         let mut len = 0;
         let mut refreshed = false;
-        while len < max_records && self.corruption.get().is_none() {
+        // A corrupted ring hands out nothing more; corruption found below ends the loop.
+        let max_records = if self.corruption.get().is_some() {
+            0
+        } else {
+            max_records
+        };
+        while len < max_records {
             if pos == self.cached_write {
                 if refreshed || !self.refresh_cached_write() {
                     break;
@@ -177,10 +183,16 @@ impl RecordConsumer {
     /// published run out.
     #[inline]
     pub fn read_lazy(&mut self, max_records: usize) -> LazyBatch<'_> {
+        // A corrupted ring hands out nothing more: the batch starts ended.
+        let sound = self.corruption.get().is_none();
         LazyBatch {
             pos: Cell::new(self.read_pos),
-            end: Cell::new(self.cached_write),
-            refreshed: Cell::new(false),
+            end: Cell::new(if sound {
+                self.cached_write
+            } else {
+                self.read_pos
+            }),
+            refreshed: Cell::new(!sound),
             left: Cell::new(max_records),
             max_records,
             consumer: self,
@@ -509,6 +521,14 @@ impl LazyBatch<'_> {
         drop(self);
     }
 
+    /// Ends the batch after the records handed out so far: later calls find nothing, with
+    /// no check of their own.
+    #[cold]
+    fn stop(&self) {
+        self.end.set(self.pos.get());
+        self.refreshed.set(true);
+    }
+
     /// Loads the producer's write sequence once per batch; reports whether records lie
     /// beyond `end` now. A corrupt one stops reading.
     #[cold]
@@ -569,7 +589,7 @@ impl<'a> Iterator for LazyIter<'a> {
         let batch = self.batch;
         let left = batch.left.get();
         let consumer: &'a RecordConsumer = batch.consumer;
-        if left == 0 || consumer.corruption.get().is_some() {
+        if left == 0 {
             return None;
         }
         let mut pos = batch.pos.get();
@@ -587,6 +607,7 @@ impl<'a> Iterator for LazyIter<'a> {
                 }
                 Err(error) => {
                     consumer.corrupted(error);
+                    batch.stop();
                     return None;
                 }
             };
