@@ -97,9 +97,9 @@ struct PortState {
     /// it.
     overflow: Vec<u8>,
     overflow_read: usize,
-    /// Where a record for a peer worker is being encoded (at the end of `overflow`, behind
-    /// its prefix) before `write` copies it into the outbound ring.
-    staged: Option<usize>,
+    /// Where a record for a closed outbound ring is being encoded (at the end of
+    /// `overflow`, behind its prefix), for `write` to discard and count dropped.
+    discarded: Option<usize>,
     /// Records written into the ring since the last publish.
     unpublished: u64,
     /// Records published into the ring so far.
@@ -198,7 +198,7 @@ impl OutputPort {
             state: PortState {
                 overflow: Vec::new(),
                 overflow_read: 0,
-                staged: None,
+                discarded: None,
                 unpublished: 0,
                 published: 0,
                 dropped: 0,
@@ -234,10 +234,10 @@ impl OutputPort {
     /// writes all of the bytes it is lent. `len` must not exceed
     /// [`max_record_len`](Self::max_record_len).
     ///
-    /// The bytes lent are the ring's own when the ring has room and nothing waits in the
-    /// overflow. Otherwise the record is queued in the overflow (a backlog, or a ring to a
-    /// thread that is full even after publishing), or, for a peer worker, encoded in the
-    /// overflow and copied into the outbound ring at once if it has room.
+    /// The bytes lent are the ring's own — a thread's input ring, or the transport's
+    /// outbound ring to a peer worker — when the ring has room and nothing waits in the
+    /// overflow. Otherwise the record is queued in the overflow (a backlog, or a ring that
+    /// is full even after publishing).
     #[inline(always)]
     pub(crate) fn write(&mut self, target: TaskId, len: usize, fill: impl FnOnce(&mut [u8])) {
         let state = &mut self.state;
@@ -250,36 +250,26 @@ impl OutputPort {
                 }
                 Err(error) => local_full(producer, doorbell, state, target, len, error),
             },
-            PortRing::Remote(_) => stage(state, target, len),
+            PortRing::Remote(outbound) => match outbound.append(target.0, len) {
+                Ok(buf) => {
+                    state.unpublished += 1;
+                    buf
+                }
+                Err(error) => remote_full(outbound, state, target, len, error),
+            },
         };
         fill(buf);
-        if let Some(start) = self.state.staged.take() {
-            self.send_staged(start);
+        if let Some(start) = self.state.discarded.take() {
+            self.discard(start);
         }
     }
 
-    /// Copies the staged record at `start` of the overflow into the ring (publishing once to
-    /// make room if need be); leaves it queued when the ring stays full.
+    /// Forgets the record encoded at `start` of the overflow for a closed ring.
+    #[cold]
     #[inline(never)]
-    fn send_staged(&mut self, start: usize) {
-        let state = &mut self.state;
-        for attempt in 0..2 {
-            if attempt == 1 {
-                state.publish(&mut self.ring);
-            }
-            let target = TaskId(u32::from_le_bytes(
-                state.overflow[start - OVERFLOW_PREFIX..start - OVERFLOW_PREFIX + 4]
-                    .try_into()
-                    .expect("4 bytes"),
-            ));
-            match self.ring.write(target, &state.overflow[start..]) {
-                Ok(()) => state.unpublished += 1,
-                Err(Refused::Closed) => state.drop_record(),
-                Err(Refused::Full) => continue,
-            }
-            state.overflow.truncate(start - OVERFLOW_PREFIX);
-            return;
-        }
+    fn discard(&mut self, start: usize) {
+        self.state.overflow.truncate(start - OVERFLOW_PREFIX);
+        self.state.drop_record();
     }
 
     /// Moves queued records into the ring while it has room; returns whether any moved.
@@ -349,11 +339,43 @@ fn local_full<'a>(
     }
 }
 
-/// Stages a record for a peer worker at the end of the overflow, to be copied into the
-/// outbound ring once [`OutputPort::write`] has encoded it.
+/// [`OutputPort::write`] into an outbound ring that refused the record: publishes what is
+/// pending so the transport can take it and tries once more, then queues the record in the
+/// overflow. A record for a closed ring is encoded into scratch bytes and counted dropped;
+/// one for a ring closed after that check is dropped from the overflow.
+#[cold]
 #[inline(never)]
-fn stage(state: &mut PortState, target: TaskId, len: usize) -> &mut [u8] {
+fn remote_full<'a>(
+    outbound: &'a mut Outbound,
+    state: &'a mut PortState,
+    target: TaskId,
+    len: usize,
+    error: OutboundError,
+) -> &'a mut [u8] {
+    if !matches!(error, OutboundError::Full { .. }) {
+        panic!("record of {len} bytes refused by its outbound ring: {error}");
+    }
+    if outbound.is_closed() {
+        return discard_after_encoding(state, target, len);
+    }
+    if state.unpublished != 0 {
+        outbound.publish();
+        state.count_published();
+    }
+    match outbound.append(target.0, len) {
+        Ok(buf) => {
+            state.unpublished += 1;
+            buf
+        }
+        Err(_) => state.push_overflow(target, len),
+    }
+}
+
+/// Lends scratch bytes at the end of the overflow for a record nobody will read, which
+/// [`OutputPort::write`] discards once encoded.
+#[inline(never)]
+fn discard_after_encoding(state: &mut PortState, target: TaskId, len: usize) -> &mut [u8] {
     let start = state.push_prefix(target, len);
-    state.staged = Some(start);
+    state.discarded = Some(start);
     &mut state.overflow[start..]
 }

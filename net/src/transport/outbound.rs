@@ -2,9 +2,10 @@
 //! transport thread gathers the rings' records into BATCH frames.
 //!
 //! A ring record is the destination task (`u32`, little-endian) followed by the tuple's
-//! bytes. The transport copies each record once, from the ring into the connection's send
-//! queue, where the batch frame is built; the ring's space is released at once, and the
-//! kernel then copies the queue to the socket.
+//! bytes, which the executor encodes in place ([`Outbound::append`]). The transport copies
+//! each record once, from the ring into the connection's send queue, where the batch frame
+//! is built; the ring's space is released at once, and the kernel then copies the queue to
+//! the socket.
 
 use std::fmt;
 use std::sync::Arc;
@@ -136,6 +137,39 @@ impl Outbound {
                 len: max_len,
                 max: self.max_record_len,
             }),
+            Err(error @ WriteError::Corrupted(_)) => {
+                unreachable!("a heap ring shared by no other process is corrupted: {error}")
+            }
+        }
+    }
+
+    /// Appends a record of exactly `len` bytes for `dest_task` and lends its bytes in the
+    /// ring, for the caller to encode the tuple into: the record is encoded once, where the
+    /// transport will read it. The bytes lent are stale ring memory; the caller must write
+    /// all of them before the next call on this ring.
+    ///
+    /// # Errors
+    /// [`OutboundError::Full`] when the ring has no room now, or when the transport no
+    /// longer reads it ([`is_closed`](Self::is_closed) tells which);
+    /// [`OutboundError::RecordTooLarge`] when the record can never be sent.
+    #[inline]
+    pub fn append(&mut self, dest_task: u32, len: usize) -> Result<&mut [u8], OutboundError> {
+        let (peer, max) = (self.peer, self.max_record_len);
+        if len > max {
+            return Err(OutboundError::RecordTooLarge { peer, len, max });
+        }
+        match self.producer.append(TASK_PREFIX + len) {
+            Ok(buf) => {
+                let (task, tuple) = buf.split_at_mut(TASK_PREFIX);
+                task.copy_from_slice(&dest_task.to_le_bytes());
+                Ok(tuple)
+            }
+            // A closed ring also reports full here: telling them apart would borrow the
+            // ring again while the bytes lent are still borrowed. `is_closed` tells.
+            Err(WriteError::RecordFull) => Err(OutboundError::Full { peer }),
+            Err(WriteError::RecordTooLarge { .. }) => {
+                Err(OutboundError::RecordTooLarge { peer, len, max })
+            }
             Err(error @ WriteError::Corrupted(_)) => {
                 unreachable!("a heap ring shared by no other process is corrupted: {error}")
             }

@@ -230,7 +230,15 @@ pub fn send_records(mut outbound: Outbound, source: u32, count: u64) -> JoinHand
         for seq in 0..count {
             let task = record(source, seq, &mut buf);
             loop {
-                match outbound.write(task, &buf) {
+                // Odd sources encode in place, as executors do; even ones copy.
+                let written = if source % 2 == 1 {
+                    outbound
+                        .append(task, buf.len())
+                        .map(|bytes| bytes.copy_from_slice(&buf))
+                } else {
+                    outbound.write(task, &buf)
+                };
+                match written {
                     Ok(()) => break,
                     Err(OutboundError::Full { .. }) => {
                         outbound.publish();
