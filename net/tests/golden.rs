@@ -57,7 +57,7 @@ fn expected() -> BTreeMap<&'static str, Vec<u8>> {
             ])
             .encode(),
         ),
-        ("credit", OwnedFrame::Credit(4 << 20).encode()),
+        ("credit", OwnedFrame::Credit(1 << 20).encode()),
         ("heartbeat", OwnedFrame::Heartbeat.encode()),
         (
             "close",
@@ -142,7 +142,7 @@ fn connections_send_the_documented_handshake() {
     assert_eq!(a_auth, documented["handshake-acceptor-auth"]);
     feed(&mut acceptor, &i_auth);
     feed(&mut initiator, &a_auth);
-    // Both open their default 4 MiB window with the documented CREDIT.
+    // Both open their default 1 MiB initial window with the documented CREDIT.
     assert_eq!(out(&mut initiator), documented["credit"]);
     assert_eq!(out(&mut acceptor), documented["credit"]);
 }

@@ -29,7 +29,8 @@ impl Side {
 
 /// Identity, secret, limits and timers of this worker's connections.
 ///
-/// [`new`](Self::new) sets the defaults: frames up to 1 MiB, a 4 MiB credit window, a
+/// [`new`](Self::new) sets the defaults: frames up to 1 MiB, a credit window that starts at
+/// 1 MiB and grows up to 16 MiB as the credit round trip demands, a
 /// heartbeat every second, a peer declared dead after 5 seconds of silence, and 5 seconds
 /// for the handshake.
 ///
@@ -51,6 +52,7 @@ pub struct ConnectionConfig {
     secret: ClusterSecret,
     max_frame_len: u32,
     receive_window: u64,
+    initial_receive_window: u64,
     heartbeat_interval: Duration,
     idle_timeout: Duration,
     handshake_timeout: Duration,
@@ -59,8 +61,11 @@ pub struct ConnectionConfig {
 impl ConnectionConfig {
     /// Default largest frame this side accepts: 1 MiB.
     pub const DEFAULT_MAX_FRAME_LEN: u32 = 1 << 20;
-    /// Default credit window: 4 MiB of BATCH frames in flight per connection.
-    pub const DEFAULT_RECEIVE_WINDOW: u64 = 4 << 20;
+    /// Default largest credit window: 16 MiB of BATCH frames in flight per connection.
+    pub const DEFAULT_RECEIVE_WINDOW: u64 = 16 << 20;
+    /// Default credit window at the start of a connection: 1 MiB. It doubles, up to the
+    /// largest window, whenever it rather than the consumer holds the sender back.
+    pub const DEFAULT_INITIAL_RECEIVE_WINDOW: u64 = 1 << 20;
 
     /// A configuration with the default limits and timers.
     pub fn new(cluster_id: ClusterId, worker_id: WorkerId, secret: ClusterSecret) -> Self {
@@ -70,6 +75,7 @@ impl ConnectionConfig {
             secret,
             max_frame_len: Self::DEFAULT_MAX_FRAME_LEN,
             receive_window: Self::DEFAULT_RECEIVE_WINDOW,
+            initial_receive_window: Self::DEFAULT_INITIAL_RECEIVE_WINDOW,
             heartbeat_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
@@ -92,8 +98,10 @@ impl ConnectionConfig {
         self
     }
 
-    /// Sets the credit window: BATCH bytes the peer may have sent that this side has not
-    /// yet handed to its consumers. It bounds the memory a connection's inbound data takes.
+    /// Sets the largest credit window: BATCH bytes the peer may have sent that this side has
+    /// not yet handed to its consumers. It bounds the memory a connection's inbound data
+    /// takes. The window starts at [`initial_receive_window`](Self::initial_receive_window)
+    /// (or this, if smaller) and grows up to this as the credit round trip demands.
     ///
     /// # Panics
     /// When `window` is smaller than the max frame length: a frame must always fit.
@@ -158,9 +166,25 @@ impl ConnectionConfig {
         self.max_frame_len
     }
 
-    /// The credit window in bytes.
+    /// The largest credit window in bytes.
     pub fn receive_window(&self) -> u64 {
         self.receive_window
+    }
+
+    /// The credit window a connection starts with, in bytes: the initial setting, within
+    /// the max frame length and the largest window.
+    pub fn initial_receive_window(&self) -> u64 {
+        self.initial_receive_window
+            .max(u64::from(self.max_frame_len))
+            .min(self.receive_window)
+    }
+
+    /// Sets the credit window a connection starts with; see
+    /// [`with_receive_window`](Self::with_receive_window). A fixed window is one whose
+    /// start equals its largest size.
+    pub fn with_initial_receive_window(mut self, window: u64) -> Self {
+        self.initial_receive_window = window;
+        self
     }
 
     /// Interval between heartbeats.

@@ -223,7 +223,8 @@ impl Connection {
             nonce,
         }
         .to_frame_bytes();
-        let receive = ReceiveCredit::new(config.receive_window());
+        let receive =
+            ReceiveCredit::new(config.initial_receive_window(), config.receive_window());
         Self {
             config,
             side,
@@ -348,14 +349,13 @@ impl Connection {
             }
             (Phase::AwaitAuth, Frame::Auth(auth)) => self.on_auth(auth, now).map(Some),
             (Phase::Established, Frame::Batch(batch)) => {
-                let received = self.receive.received + batch.frame_len() as u64;
-                if received > self.receive.granted {
+                let len = batch.frame_len() as u64;
+                if !self.receive.receive(len) {
                     return Err(ConnectionError::CreditExceeded {
-                        received,
+                        received: self.receive.received + len,
                         limit: self.receive.granted,
                     });
                 }
-                self.receive.received = received;
                 Ok(Some(Event::Batch(batch)))
             }
             (Phase::Established, Frame::Credit(credit)) => {
