@@ -66,6 +66,11 @@ pub struct TopologyConfig {
     pub wait_strategy: WaitStrategyKind,
     /// Bytes of each ring between two executor threads. Default 256 KiB.
     pub ring_bytes: usize,
+    /// Most bytes of records an executor thread queues for one peer worker beyond its
+    /// outbound ring (a peer that is down, slow or out of credit). Past this the thread stops
+    /// reading data, so the backlog pushes back upstream; spouts feeding that peer stop as
+    /// soon as anything is queued for it. Default 32 MiB.
+    pub peer_overflow_bytes: usize,
     /// Most records an executor takes from one input ring at a time. Default 256.
     pub input_batch: usize,
     /// Most `next_tuple` calls per spout between two publishes. Default 64.
@@ -95,6 +100,7 @@ impl Default for TopologyConfig {
             message_timeout: Duration::from_secs(30),
             wait_strategy: WaitStrategyKind::SpinThenPark,
             ring_bytes: 256 * 1024,
+            peer_overflow_bytes: 32 << 20,
             input_batch: 256,
             spout_batch: 64,
             pinning: Pinning::Auto,
@@ -128,6 +134,12 @@ impl TopologyConfig {
     /// Sets [`max_spout_pending`](Self::max_spout_pending).
     pub fn with_max_spout_pending(mut self, pending: u32) -> Self {
         self.max_spout_pending = Some(pending);
+        self
+    }
+
+    /// Sets [`peer_overflow_bytes`](Self::peer_overflow_bytes).
+    pub fn with_peer_overflow_bytes(mut self, bytes: usize) -> Self {
+        self.peer_overflow_bytes = bytes;
         self
     }
 

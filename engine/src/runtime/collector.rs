@@ -25,6 +25,8 @@ pub(crate) struct TaskStreams {
     pub(crate) streams: Vec<StreamRoute>,
     pub(crate) default_stream: Option<usize>,
     pub(crate) meter: TaskMeter,
+    /// Peer workers (as a mask) the task's tuples can reach.
+    pub(crate) peer_reach: u64,
 }
 
 /// What every collector shares: the emitting task and its streams.
@@ -60,10 +62,14 @@ impl TaskOutput<'_> {
         }
     }
 
-    /// Whether the task should stop emitting for now: an output is backlogged.
+    /// Whether the task should stop emitting for now: an output to a thread of this worker
+    /// is backlogged, or one of the peers its tuples can reach is congested.
     #[inline]
     pub(crate) fn is_backlogged(&self) -> bool {
-        self.emitter.is_backlogged()
+        self.emitter.is_locally_backlogged()
+            || (self.emitter.congested_peers() | self.run_state.congestion.congested())
+                & self.task.peer_reach
+                != 0
     }
 
     fn handle(&self, stream: &str) -> Option<StreamHandle> {

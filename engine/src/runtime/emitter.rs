@@ -157,29 +157,71 @@ pub(crate) struct Emitter {
     key: Vec<u8>,
 }
 
-/// Counts of backlogged ports.
-#[derive(Debug, Default)]
+/// Counts of backlogged ports (see [`congestion`](super::congestion)).
+#[derive(Debug)]
 pub(crate) struct Backlog {
     local: usize,
     remote: usize,
+    /// Peers (as a mask) that backlogged ports lead to.
+    remote_peers: u64,
+    /// Ports to peers whose overflow holds more than `overflow_limit` bytes.
+    over_limit: usize,
+    /// Bytes of overflow to one peer past which the thread stops reading (`usize::MAX`:
+    /// never, for threads on a cycle of the topology's streams).
+    overflow_limit: usize,
 }
 
 impl Backlog {
-    #[inline]
-    fn enter(&mut self, remote: bool) {
-        if remote {
-            self.remote += 1;
-        } else {
-            self.local += 1;
+    fn new(overflow_limit: usize) -> Self {
+        Self {
+            local: 0,
+            remote: 0,
+            remote_peers: 0,
+            over_limit: 0,
+            overflow_limit,
         }
     }
 
-    #[inline]
-    fn leave(&mut self, remote: bool) {
-        if remote {
-            self.remote -= 1;
-        } else {
-            self.local -= 1;
+    /// Counts `port` backlogged, if it just became so, and over the limit, if it just went
+    /// past it. Called after every write to a port.
+    #[inline(always)]
+    fn after_write(&mut self, port: &mut OutputPort, was_backlogged: bool) {
+        if port.is_backlogged() {
+            self.note_backlog(port, was_backlogged);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn note_backlog(&mut self, port: &mut OutputPort, was_backlogged: bool) {
+        if !port.is_remote() {
+            if !was_backlogged {
+                self.local += 1;
+            }
+            return;
+        }
+        if !was_backlogged {
+            self.remote += 1;
+            self.remote_peers |= port.peer_bit();
+        }
+        if !port.over_limit && port.overflow_bytes() > self.overflow_limit {
+            port.over_limit = true;
+            self.over_limit += 1;
+        }
+    }
+
+    /// Uncounts what `port` no longer is after its overflow was flushed.
+    fn after_flush(&mut self, port: &mut OutputPort) {
+        if port.over_limit && port.overflow_bytes() <= self.overflow_limit {
+            port.over_limit = false;
+            self.over_limit -= 1;
+        }
+        if !port.is_backlogged() {
+            if port.is_remote() {
+                self.remote -= 1;
+            } else {
+                self.local -= 1;
+            }
         }
     }
 }
@@ -253,6 +295,7 @@ impl Emitter {
         ports: Vec<OutputPort>,
         local: OutputPort,
         ackers: std::ops::Range<TaskId>,
+        overflow_limit: usize,
         seed: u64,
     ) -> Self {
         let max_record = ports
@@ -274,7 +317,7 @@ impl Emitter {
             max_record,
             ackers,
             records_sent: 0,
-            backlogged: Backlog::default(),
+            backlogged: Backlog::new(overflow_limit),
             key: Vec::with_capacity(64),
         }
     }
@@ -285,16 +328,30 @@ impl Emitter {
         self.backlogged.local + self.backlogged.remote != 0
     }
 
-    /// Whether a port to a thread of this worker has records waiting for room: the thread
-    /// must stop taking data from its inputs until it drains.
-    ///
-    /// Backlogs towards peer workers do not stop a thread from reading: records between
-    /// workers may flow both ways over one connection, so two workers each waiting for the
-    /// other to read could wait forever. They stop the sources instead (through
-    /// [`is_backlogged`](Self::is_backlogged)), which bounds what is in flight.
+    /// Whether a port to a thread of this worker has records waiting for room: spouts must
+    /// stop emitting.
     #[inline]
     pub(crate) fn is_locally_backlogged(&self) -> bool {
         self.backlogged.local != 0
+    }
+
+    /// Whether the thread must stop taking data from its inputs until its outputs drain: a
+    /// port to a thread of this worker has records waiting for room, or a port to a peer
+    /// has more than the overflow limit waiting.
+    ///
+    /// A smaller backlog towards a peer does not stop a thread from reading: records
+    /// between workers may flow both ways over one connection, so two workers each waiting
+    /// for the other to read could wait forever. It stops the spouts feeding that peer
+    /// instead ([`congested_peers`](Self::congested_peers)), which bounds what is in flight.
+    #[inline]
+    pub(crate) fn stops_reading(&self) -> bool {
+        self.backlogged.local + self.backlogged.over_limit != 0
+    }
+
+    /// Peers (as a mask) this thread has records waiting for.
+    #[inline]
+    pub(crate) fn congested_peers(&self) -> u64 {
+        self.backlogged.remote_peers
     }
 
     /// Moves overflowed records into rings; returns whether any moved.
@@ -303,14 +360,17 @@ impl Emitter {
             return false;
         }
         let mut moved = false;
+        let mut remote_peers = 0;
         for port in &mut self.ports {
             if port.is_backlogged() {
                 moved |= port.flush_overflow();
-                if !port.is_backlogged() {
-                    self.backlogged.leave(port.is_remote());
+                self.backlogged.after_flush(port);
+                if port.is_backlogged() {
+                    remote_peers |= port.peer_bit();
                 }
             }
         }
+        self.backlogged.remote_peers = remote_peers;
         moved
     }
 
@@ -584,9 +644,7 @@ impl Emitter {
                 let port = &mut ports[usize::from(port)];
                 let was_backlogged = port.is_backlogged();
                 port.write(target, len, fill);
-                if !was_backlogged && port.is_backlogged() {
-                    backlogged.enter(port.is_remote());
-                }
+                backlogged.after_write(port, was_backlogged);
             }
             Route::Nowhere => {
                 no_route(target);

@@ -3,6 +3,7 @@
 pub(crate) mod acking;
 mod anchor;
 mod collector;
+pub(crate) mod congestion;
 pub(crate) mod emitter;
 pub(crate) mod placement;
 pub(crate) mod ports;

@@ -88,6 +88,11 @@ pub(crate) struct OutputPort {
     ring: PortRing,
     /// Everything but the ring, so that both can be borrowed at once.
     state: PortState,
+    /// The peer's bit in congestion masks (0 for a port to a thread of this worker).
+    peer_bit: u64,
+    /// Whether the overflow holds more than the thread's limit for a peer (counted in the
+    /// emitter's backlog).
+    pub(crate) over_limit: bool,
 }
 
 /// The bookkeeping of a port.
@@ -184,16 +189,19 @@ impl OutputPort {
         doorbell: Arc<dyn WaitStrategy>,
         counters: Arc<RingCounters>,
     ) -> Self {
-        Self::with_ring(PortRing::Local { producer, doorbell }, counters)
+        Self::with_ring(PortRing::Local { producer, doorbell }, counters, 0)
     }
 
-    /// A port into an outbound ring to a peer worker.
-    pub(crate) fn remote(outbound: Outbound, counters: Arc<RingCounters>) -> Self {
-        Self::with_ring(PortRing::Remote(outbound), counters)
+    /// A port into an outbound ring to a peer worker, whose bit in congestion masks is
+    /// `peer_bit`.
+    pub(crate) fn remote(outbound: Outbound, counters: Arc<RingCounters>, peer_bit: u64) -> Self {
+        Self::with_ring(PortRing::Remote(outbound), counters, peer_bit)
     }
 
-    fn with_ring(ring: PortRing, counters: Arc<RingCounters>) -> Self {
+    fn with_ring(ring: PortRing, counters: Arc<RingCounters>, peer_bit: u64) -> Self {
         Self {
+            peer_bit,
+            over_limit: false,
             ring,
             state: PortState {
                 overflow: Vec::new(),
@@ -210,6 +218,16 @@ impl OutputPort {
     /// Whether the port leads to another worker.
     pub(crate) fn is_remote(&self) -> bool {
         matches!(self.ring, PortRing::Remote(_))
+    }
+
+    /// The peer's bit in congestion masks (0 for a port to a thread of this worker).
+    pub(crate) fn peer_bit(&self) -> u64 {
+        self.peer_bit
+    }
+
+    /// Bytes of records waiting in the overflow, with their prefixes.
+    pub(crate) fn overflow_bytes(&self) -> usize {
+        self.state.overflow.len() - self.state.overflow_read
     }
 
     /// Largest record the ring takes.

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use crossbeam_utils::CachePadded;
 use squall_ringbuf::WaitStrategy;
 
+use super::congestion::PeerCongestion;
 use crate::ids::TaskId;
 
 /// Life-cycle state of a running topology.
@@ -113,6 +114,8 @@ pub(crate) struct RunState {
     /// Bumped when a peer worker is lost: spouts fail every tree in flight, since some of
     /// their records may have been lost with the connection.
     peer_losses: AtomicU64,
+    /// Peers some thread has records waiting for.
+    pub(crate) congestion: PeerCongestion,
 }
 
 impl fmt::Debug for RunState {
@@ -137,6 +140,7 @@ impl RunState {
             stopped_by: Mutex::new(None),
             threads: (0..threads).map(|_| ThreadProgress::default()).collect(),
             peer_losses: AtomicU64::new(0),
+            congestion: PeerCongestion::new(threads),
         }
     }
 

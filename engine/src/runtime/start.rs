@@ -10,6 +10,7 @@ use squall_net::transport::TransportHandle;
 use squall_ringbuf::WaitStrategy;
 use squall_ringbuf::record::{RecordProducer, heap_ring};
 
+use super::congestion::{PeerBits, components_on_cycle, reach_of_components};
 use super::emitter::Route;
 use super::placement::{ThreadPlacement, on_cycle, place_threads};
 use super::ports::OutputPort;
@@ -203,6 +204,10 @@ pub(crate) fn start_threads(
     let mut data_inputs: Vec<Vec<InputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
     let mut ack_inputs: Vec<Vec<InputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
     let mut rings = Vec::new();
+    let peer_bits = PeerBits::new(layout.peer_of_task.iter().flatten().copied());
+    let peer_reach: Arc<[u64]> =
+        reach_of_components(&topology, &layout.peer_of_task, &peer_bits).into();
+    let on_stream_cycle = components_on_cycle(&topology);
     let ack_ring_bytes = ack_ring_bytes(&topology);
     for &(from, destination) in &edges {
         port_index.insert((from, destination), ports[from].len() as u16);
@@ -241,7 +246,7 @@ pub(crate) fn start_threads(
                         peer,
                         source,
                     })?;
-                ports[from].push(OutputPort::remote(outbound, counters));
+                ports[from].push(OutputPort::remote(outbound, counters, peer_bits.bit(peer)));
             }
         }
     }
@@ -336,6 +341,15 @@ pub(crate) fn start_threads(
             data_inputs,
             ack_inputs,
             read_while_backlogged: cyclic[thread],
+            overflow_limit: if layout.plan.threads[thread]
+                .iter()
+                .any(|&executor| on_stream_cycle[topology.executors()[executor].component])
+            {
+                usize::MAX
+            } else {
+                config.peer_overflow_bytes
+            },
+            peer_reach: Arc::clone(&peer_reach),
             worker_tasks: Arc::clone(&layout.worker_tasks),
             core: layout
                 .plan

@@ -144,10 +144,18 @@ mod tests {
         let mut credit = ReceiveCredit::new(1000, 3000);
         assert_eq!(credit.open(), 1000);
         assert!(credit.receive(900), "100 bytes of credit left");
-        assert_eq!(credit.deliver(900), Some(2900), "window 2000 from delivered 900");
+        assert_eq!(
+            credit.deliver(900),
+            Some(2900),
+            "window 2000 from delivered 900"
+        );
         assert_eq!(credit.window, 2000);
         assert!(credit.receive(1900));
-        assert_eq!(credit.deliver(1900), Some(5800), "capped at the largest window");
+        assert_eq!(
+            credit.deliver(1900),
+            Some(5800),
+            "capped at the largest window"
+        );
         assert_eq!(credit.window, 3000);
     }
 

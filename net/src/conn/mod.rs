@@ -223,8 +223,7 @@ impl Connection {
             nonce,
         }
         .to_frame_bytes();
-        let receive =
-            ReceiveCredit::new(config.initial_receive_window(), config.receive_window());
+        let receive = ReceiveCredit::new(config.initial_receive_window(), config.receive_window());
         Self {
             config,
             side,

@@ -81,6 +81,11 @@ pub(crate) struct ThreadSetup {
     /// Keep reading data inputs while an output is backlogged (threads on a cycle of the
     /// data graph, which would otherwise wait on each other forever).
     pub(crate) read_while_backlogged: bool,
+    /// Bytes of overflow to one peer past which the thread stops reading (`usize::MAX`:
+    /// never; see [`congestion`](crate::runtime::congestion)).
+    pub(crate) overflow_limit: usize,
+    /// Per component: the peers (as a mask) its tuples can reach.
+    pub(crate) peer_reach: Arc<[u64]>,
     pub(crate) worker_tasks: Arc<[TaskId]>,
     pub(crate) core: Option<core_affinity::CoreId>,
     pub(crate) started: Instant,
@@ -102,6 +107,9 @@ pub(crate) struct ExecutorThread {
     data_inputs: Vec<InputPort>,
     ack_inputs: Vec<InputPort>,
     read_while_backlogged: bool,
+    /// The congestion mask this thread last published, and the worker's it last acted on.
+    published_congestion: u64,
+    seen_congestion: u64,
     started: Instant,
     /// Nanoseconds since `started`, read once per batch of input records: ackers and
     /// settling spouts stamp with it instead of reading the clock per record.
@@ -161,6 +169,8 @@ impl ExecutorThread {
                 now,
             );
             cell.context.set_waker(waker.clone());
+            let component = setup.topology.component_of(task).expect("task").index();
+            cell.out.peer_reach = setup.peer_reach[component];
             tasks.push(cell);
         }
         let ackers = setup
@@ -181,12 +191,15 @@ impl ExecutorThread {
                 setup.ports,
                 setup.local_output,
                 ackers,
+                setup.overflow_limit,
                 rng.u64(..),
             ),
             local_input: Some(setup.local_input),
             data_inputs: setup.data_inputs,
             ack_inputs: setup.ack_inputs,
             read_while_backlogged: setup.read_while_backlogged,
+            published_congestion: 0,
+            seen_congestion: 0,
             started: setup.started,
             batch_clock: now,
             seen_epoch: 0,
@@ -253,17 +266,17 @@ impl ExecutorThread {
             }
             let mut progress = self.emitter.flush_overflow();
             progress |= self.drain_inputs(Plane::Ack);
-            let backlogged = self.emitter.is_locally_backlogged();
-            if !backlogged || self.read_while_backlogged {
+            if !self.emitter.stops_reading() || self.read_while_backlogged {
                 progress |= self.drain_inputs(Plane::Data);
             }
             let now = self.now_nanos();
-            if self.state == TopologyState::Active && !self.emitter.is_backlogged() {
+            if self.state == TopologyState::Active && !self.emitter.is_locally_backlogged() {
                 progress |= self.run_spouts(now);
             }
             progress |= self.poll_bolts();
             let next_timer = self.run_timers(now);
             self.emitter.publish_all();
+            self.publish_congestion();
             self.publish_progress(now);
             if !progress {
                 // Idle: let snapshots see recent histograms before sleeping — at most every
@@ -345,8 +358,24 @@ impl ExecutorThread {
             || self.run_state.epoch() != self.seen_epoch
             || self.run_state.peer_losses() != self.seen_peer_losses
             || self.ack_inputs.iter().any(InputPort::has_records)
-            || ((!self.emitter.is_locally_backlogged() || self.read_while_backlogged)
+            || self.run_state.congestion.congested() != self.seen_congestion
+            || ((!self.emitter.stops_reading() || self.read_while_backlogged)
                 && self.data_inputs.iter().any(InputPort::has_records))
+    }
+
+    /// Tells the worker's other threads which peers this one has records waiting for, when
+    /// that changed; wakes them when a peer is no longer congested, so that the spouts
+    /// feeding it resume.
+    fn publish_congestion(&mut self) {
+        let congested = self.emitter.congested_peers();
+        if congested != self.published_congestion {
+            let cleared = self.published_congestion & !congested != 0;
+            self.published_congestion = congested;
+            self.run_state.congestion.set(self.index, congested);
+            if cleared {
+                self.run_state.wake_all();
+            }
+        }
     }
 
     fn wait(&mut self, until_nanos: u64) {

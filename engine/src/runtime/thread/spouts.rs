@@ -126,11 +126,17 @@ impl ExecutorThread {
             .max_spout_pending
             .map(|max| max as usize);
         let mut progress = false;
+        // Peers with records waiting: the spouts whose tuples can reach one sit out.
+        self.seen_congestion = self.run_state.congestion.congested();
+        let congested = self.seen_congestion | self.emitter.congested_peers();
         for index in 0..self.tasks.len() {
             let TaskBody::Spout(state) = &self.tasks[index].body else {
                 continue;
             };
             if !state.active || now < state.next_poll_nanos {
+                continue;
+            }
+            if self.tasks[index].out.peer_reach & congested != 0 {
                 continue;
             }
             let call = SpoutCall::Next {

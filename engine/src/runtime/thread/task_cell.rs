@@ -126,6 +126,7 @@ impl TaskCell {
                 streams,
                 default_stream,
                 meter: TaskMeter::new(config.latency_sample_every),
+                peer_reach: 0,
             },
             context: TopologyContext::new(Arc::clone(topology), task, Arc::clone(worker_tasks)),
             shared,
