@@ -16,6 +16,10 @@
 //! a full consumer resumes as soon as the consumer makes room: no timer is involved.
 
 use std::sync::Arc;
+
+#[cfg(feature = "loom")]
+use loom::sync::atomic::{AtomicBool, Ordering, fence};
+#[cfg(not(feature = "loom"))]
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 
 use super::driver::Waker;
@@ -93,7 +97,7 @@ impl WakeState {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(feature = "loom")))]
 mod tests {
     use std::sync::atomic::AtomicUsize;
 
@@ -137,5 +141,106 @@ mod tests {
             wake.room_pending(),
             "the last check before sleeping sees the flag, so the loop does not sleep"
         );
+    }
+}
+
+/// Model checks of the hand-overs that must never lose a wake-up. Run with
+/// `cargo test -p squall-net --release --features loom --lib loom_models`.
+#[cfg(all(test, feature = "loom"))]
+mod loom_models {
+    use loom::sync::Arc;
+    use loom::sync::atomic::AtomicBool;
+    use loom::thread;
+
+    use super::*;
+
+    #[derive(Debug, Default)]
+    struct Woken(AtomicBool);
+
+    impl Waker for Woken {
+        fn wake(&self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+
+    fn state() -> (Arc<WakeState>, std::sync::Arc<Woken>) {
+        let woken = std::sync::Arc::new(Woken::default());
+        (Arc::new(WakeState::new(woken.clone())), woken)
+    }
+
+    /// An executor publishes records while the transport decides to sleep: either the
+    /// transport's last look finds them, or the executor wakes it.
+    #[test]
+    fn a_publish_is_seen_or_wakes_the_sleeping_transport() {
+        loom::model(|| {
+            let (wake, woken) = state();
+            let published = Arc::new(AtomicBool::new(false));
+            let executor = {
+                let (wake, published) = (Arc::clone(&wake), Arc::clone(&published));
+                thread::spawn(move || {
+                    published.store(true, Ordering::Release);
+                    wake.notify();
+                })
+            };
+            wake.prepare_sleep();
+            let found = published.load(Ordering::Acquire);
+            executor.join().unwrap();
+            assert!(found || woken.0.load(Ordering::Acquire), "lost wake-up");
+            wake.awake();
+        });
+    }
+
+    /// A consumer frees room while the transport decides to sleep with a blocked delivery:
+    /// either the transport's last look sees the flag, or the consumer wakes it.
+    #[test]
+    fn freed_room_is_seen_or_wakes_the_sleeping_transport() {
+        loom::model(|| {
+            let (wake, woken) = state();
+            let consumer = {
+                let wake = Arc::clone(&wake);
+                thread::spawn(move || wake.room_freed())
+            };
+            wake.prepare_sleep();
+            let found = wake.room_pending();
+            consumer.join().unwrap();
+            assert!(found || woken.0.load(Ordering::Acquire), "lost wake-up");
+            if found {
+                assert!(wake.take_room());
+            }
+            wake.awake();
+        });
+    }
+
+    /// The engine's inbound sink (`WorkerInbound::deliver`) against an executor draining
+    /// the full ring (`drain_port`): the sink raises the ring's `producer_waiting` flag,
+    /// fences and writes again; the executor releases room, fences and reads the flag.
+    /// Either the second write finds the room, or the executor sees the flag and frees
+    /// room through `room_freed`, which the model above covers.
+    #[test]
+    fn a_full_inbound_ring_is_retried_or_the_executor_sees_the_waiting_flag() {
+        loom::model(|| {
+            let room = Arc::new(AtomicBool::new(false));
+            let producer_waiting = Arc::new(AtomicBool::new(false));
+            let executor = {
+                let (room, producer_waiting) = (Arc::clone(&room), Arc::clone(&producer_waiting));
+                thread::spawn(move || {
+                    room.store(true, Ordering::Release);
+                    fence(Ordering::SeqCst);
+                    producer_waiting.load(Ordering::Relaxed)
+                })
+            };
+            let first_try = room.load(Ordering::Acquire);
+            let mut second_try = false;
+            if !first_try {
+                producer_waiting.store(true, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                second_try = room.load(Ordering::Acquire);
+            }
+            let executor_saw_flag = executor.join().unwrap();
+            assert!(
+                first_try || second_try || executor_saw_flag,
+                "a delivery stays blocked with nobody to wake it"
+            );
+        });
     }
 }
