@@ -34,8 +34,7 @@ cargo test -p squall-ringbuf --release
 step "loom model checks"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p squall-ringbuf --release --test loom
-CARGO_TARGET_DIR=target/loom-net \
-    cargo test -p squall-net --release --features loom --lib loom_models
+cargo test -p squall-net --features loom --lib loom_models
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps

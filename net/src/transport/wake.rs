@@ -145,7 +145,7 @@ mod tests {
 }
 
 /// Model checks of the hand-overs that must never lose a wake-up. Run with
-/// `cargo test -p squall-net --release --features loom --lib loom_models`.
+/// `cargo test -p squall-net --features loom --lib loom_models`.
 #[cfg(all(test, feature = "loom"))]
 mod loom_models {
     use loom::sync::Arc;
