@@ -2,6 +2,7 @@
 
 pub(crate) mod acking;
 mod anchor;
+pub(crate) mod carrier;
 mod collector;
 pub(crate) mod emitter;
 pub(crate) mod placement;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use squall_net::WorkerId;
-use squall_net::transport::TransportHandle;
 use squall_ringbuf::WaitStrategy;
 use squall_ringbuf::record::{RecordProducer, heap_ring};
 
+use super::carrier::PeerCarrier;
 use super::emitter::Route;
 use super::placement::{ThreadPlacement, on_cycle, place_threads};
 use super::ports::OutputPort;
@@ -167,7 +167,7 @@ impl InboundRings {
 
 /// How the worker reaches its peers.
 pub(crate) struct RemoteLinks {
-    pub(crate) transport: TransportHandle,
+    pub(crate) carrier: Arc<dyn PeerCarrier>,
     pub(crate) inbound: InboundRings,
 }
 
@@ -234,8 +234,8 @@ pub(crate) fn start_threads(
             Destination::Peer(peer) => {
                 let links = remote.as_ref().expect("peers exist only with remote links");
                 let outbound = links
-                    .transport
-                    .outbound_with_doorbell(peer, Arc::clone(&doorbells[from]))
+                    .carrier
+                    .open_outbound(peer, Arc::clone(&doorbells[from]))
                     .map_err(|source| StartError::Transport {
                         topology: topology.name().to_owned(),
                         peer,
@@ -247,8 +247,8 @@ pub(crate) fn start_threads(
     }
     if let Some(links) = remote {
         for (thread, [mut data, mut ack]) in links.inbound.consumers.into_iter().enumerate() {
-            data.producer = Some(links.transport.clone());
-            ack.producer = Some(links.transport.clone());
+            data.producer = Some(Arc::clone(&links.carrier));
+            ack.producer = Some(Arc::clone(&links.carrier));
             data_inputs[thread].push(data);
             ack_inputs[thread].push(ack);
         }

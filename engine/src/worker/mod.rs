@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use squall_net::transport::{
-    DriverKind, PeerEvent, PeerSpec, Transport, TransportConfig, TransportError,
+    DriverKind, InProcessHub, PeerEvent, PeerSpec, Transport, TransportConfig, TransportError,
 };
 use squall_net::{ClusterId, ClusterSecret, ConnectionConfig, WorkerId};
 
@@ -76,6 +76,23 @@ pub struct WorkerOptions {
     pub shared_memory_dir: Option<PathBuf>,
     /// Overrides the plan's transport backend.
     pub driver: Option<DriverKind>,
+    /// Links this worker to the other workers of the plan through in-process rings
+    /// instead of sockets: workers of one process (tests, embedders) sharing this hub.
+    /// The listening socket still opens (on the plan's port) but carries nothing.
+    pub in_process: Option<Arc<InProcessHub>>,
+}
+
+impl WorkerOptions {
+    /// Options with `secret`, over the plan's transport, without shared memory or an
+    /// in-process hub.
+    pub fn new(secret: ClusterSecret) -> Self {
+        Self {
+            secret,
+            shared_memory_dir: None,
+            driver: None,
+            in_process: None,
+        }
+    }
 }
 
 /// What a new plan means for a running worker.
@@ -158,7 +175,7 @@ impl Worker {
         let transport = start_transport(&plan, &options, Arc::clone(&run_state), sink)?;
         transport.set_peers(peer_specs(&plan, &options)?)?;
         let links = RemoteLinks {
-            transport: transport.handle(),
+            carrier: Arc::new(transport.handle()),
             inbound,
         };
         let running = start_threads(
@@ -328,6 +345,9 @@ fn start_transport(
     if let Some(dir) = &options.shared_memory_dir {
         config = config.with_shm(dir, SHARED_MEMORY_RING_BYTES);
     }
+    if let Some(hub) = &options.in_process {
+        config = config.with_in_process(Arc::clone(hub));
+    }
     let names: BTreeMap<WorkerId, String> = plan
         .workers
         .iter()
@@ -361,6 +381,9 @@ fn peer_specs(plan: &WorkerPlan, options: &WorkerOptions) -> Result<Vec<PeerSpec
         .filter(|(index, _)| *index != plan.this_worker)
         .map(|(_, slot)| {
             let id = worker_id(&slot.id);
+            if options.in_process.is_some() {
+                return Ok(PeerSpec::in_process(id));
+            }
             if options.shared_memory_dir.is_some() && slot.host == own.host {
                 return Ok(PeerSpec::shared_memory(id));
             }

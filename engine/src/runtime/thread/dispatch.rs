@@ -52,7 +52,7 @@ impl ExecutorThread {
         port.counters
             .consumed
             .store(port.consumed, Ordering::Release);
-        if let Some(transport) = &port.producer {
+        if let Some(carrier) = &port.producer {
             // SeqCst fence: orders the release of the batch above before the load of the
             // flag, pairing with the fence in the sink's `deliver` (`worker::inbound`), so a
             // transport that found this ring full either sees the room or gets woken.
@@ -60,7 +60,7 @@ impl ExecutorThread {
             if port.counters.producer_waiting.load(Ordering::Relaxed)
                 && port.counters.producer_waiting.swap(false, Ordering::AcqRel)
             {
-                transport.wake();
+                carrier.room_freed();
             }
         }
         self.drain_local();

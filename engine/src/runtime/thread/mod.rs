@@ -49,9 +49,9 @@ pub(crate) struct InputPort {
     pub(crate) counters: Arc<RingCounters>,
     /// Records taken out so far.
     pub(crate) consumed: u64,
-    /// The transport feeding this ring from peer workers, woken when it waits for room
-    /// here (otherwise it would look again only at its next retry tick).
-    pub(crate) producer: Option<squall_net::transport::TransportHandle>,
+    /// The carrier feeding this ring from peer workers, told when it waits for room here
+    /// (otherwise it would look again only at its next retry tick).
+    pub(crate) producer: Option<Arc<dyn crate::runtime::carrier::PeerCarrier>>,
 }
 
 impl InputPort {
