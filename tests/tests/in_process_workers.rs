@@ -169,3 +169,123 @@ fn two_workers_exchange_tuples_and_everything_is_acked_exactly() {
     );
     workers.shutdown();
 }
+
+/// Worker A (0) runs the counters of `near` and the acker, B (1) both spouts, C (2) the
+/// counter of `far`: `near` trees go B → A only, `far` trees B → C. Cutting B–C fails the
+/// `far` trees in flight at once (no timeout is involved: it is 20 s) and not one `near`
+/// tree, and once the link is back everything is acked.
+#[test]
+fn a_lost_link_fails_only_the_trees_routed_through_it() {
+    let root = tempfile::tempdir().unwrap();
+    let (near_dir, far_dir) = (root.path().join("near"), root.path().join("far"));
+    let messages = 4_000;
+    let near = ledger(messages, &near_dir, 2_000);
+    let far = ledger(messages, &far_dir, 2_000);
+    let mut builder = TopologyBuilder::new();
+    let (near_spout, far_spout) = (near.clone(), far.clone());
+    builder.set_spout("near", move || LedgerSpout::new(&near_spout), 1);
+    builder.set_spout("far", move || LedgerSpout::new(&far_spout), 1);
+    builder
+        .set_bolt("near_count", move || LedgerBolt::new(&near), 1)
+        .shuffle_grouping("near");
+    builder
+        .set_bolt("far_count", move || LedgerBolt::new(&far), 1)
+        .shuffle_grouping("far");
+    let config = TopologyConfig::default()
+        .with_workers(3)
+        .with_ackers(1)
+        .with_message_timeout(Duration::from_secs(20))
+        .with_max_spout_pending(200);
+    let topology = builder.build("link-loss", config).unwrap();
+    let workers = InProcessWorkers::start(&topology, 3, |component, _| match component {
+        "near" | "far" => 1,
+        "far_count" => 2,
+        _ => 0,
+    });
+    let (b, c) = (workers.ids[1], workers.ids[2]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (LedgerCheck::read(&far_dir).acked.len() as u64) < messages / 5 {
+        assert!(Instant::now() < deadline, "far trees flow before the cut");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // C stops taking B's records, so far trees are surely in flight on the link; then the
+    // link goes, with them.
+    workers.hub.pause(b, c);
+    std::thread::sleep(Duration::from_millis(150));
+    workers.hub.cut(b, c);
+    std::thread::sleep(Duration::from_millis(300));
+    let failed_while_cut = workers.failed("far");
+    workers.hub.resume(b, c);
+    workers.hub.restore(b, c);
+
+    let far_check = wait_for_acks(&far_dir, messages, Duration::from_secs(8));
+    let near_check = wait_for_acks(&near_dir, messages, Duration::from_secs(8));
+    assert!(
+        failed_while_cut > 0,
+        "far trees in flight on the lost link fail at once"
+    );
+    assert_eq!(workers.failed("near"), 0, "no near tree failed");
+    assert_eq!(
+        near_check.assert_consistent(messages, true),
+        0,
+        "near trees were never replayed"
+    );
+    let replayed = far_check.assert_consistent(messages, true);
+    eprintln!("{failed_while_cut} far trees failed with the link; {replayed} processed twice");
+    workers.shutdown();
+}
+
+/// A paused consumer: worker 1 takes nothing from worker 0 for a while. Worker 0's
+/// transport runs out of credit and stops sending (its executors stop on full rings); once
+/// resumed, every message arrives and is acked once.
+#[test]
+fn a_paused_consumer_stops_the_sender_on_credit_and_nothing_is_lost() {
+    let root = tempfile::tempdir().unwrap();
+    let messages = 120_000;
+    let args = ledger(messages, root.path(), 0);
+    let mut builder = TopologyBuilder::new();
+    let spout_args = args.clone();
+    builder.set_spout("messages", move || LedgerSpout::new(&spout_args), 1);
+    builder
+        .set_bolt("count", move || LedgerBolt::new(&args), 1)
+        .shuffle_grouping("messages");
+    let config = TopologyConfig::default()
+        .with_workers(2)
+        .with_ackers(1)
+        .with_message_timeout(Duration::from_secs(20))
+        .with_max_spout_pending(100_000);
+    let topology = builder.build("paused-consumer", config).unwrap();
+    let workers = InProcessWorkers::start(&topology, 2, |component, _| match component {
+        "count" => 1,
+        _ => 0,
+    });
+    let (a, b) = (workers.ids[0], workers.ids[1]);
+    workers.hub.pause(a, b);
+    let sender = &workers.workers[0];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sender.transport_stats().credit_exhausted == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the sender never ran out of credit: {:?}",
+            sender.transport_stats()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stalled = sender.transport_stats().records_sent;
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        sender.transport_stats().records_sent,
+        stalled,
+        "nothing is sent without credit"
+    );
+    assert_eq!(workers.counter("count", |counters| counters.executed), 0);
+    workers.hub.resume(a, b);
+    let check = wait_for_acks(root.path(), messages, Duration::from_secs(8));
+    assert_eq!(
+        check.assert_consistent(messages, true),
+        0,
+        "nothing replayed"
+    );
+    assert_eq!(workers.failed("messages"), 0);
+    workers.shutdown();
+}

@@ -11,6 +11,7 @@ pub(crate) mod run_state;
 mod running;
 pub(crate) mod start;
 pub(crate) mod thread;
+pub(crate) mod tree_workers;
 
 pub use anchor::{Anchor, Tuple};
 pub use collector::{BoltOutput, SpoutOutput, StreamHandle};

@@ -16,6 +16,7 @@ use super::ports::OutputPort;
 use super::run_state::RunState;
 use super::running::{RingInfo, RunningTopology};
 use super::thread::{ExecutorThread, InputPort, ThreadSetup};
+use super::tree_workers::TreeWorkers;
 use crate::ids::TaskId;
 use crate::metrics::{RingCounters, SharedTaskMetrics};
 use crate::topology::{ComponentKind, Topology};
@@ -76,6 +77,8 @@ pub(crate) struct Layout {
     pub(crate) worker_tasks: Arc<[TaskId]>,
     /// One doorbell per thread, rung by whoever gives it input.
     pub(crate) doorbells: Vec<Arc<dyn WaitStrategy>>,
+    /// The worker bits of trees; none in local mode (see `tree_workers`).
+    pub(crate) tree_workers: TreeWorkers,
 }
 
 impl Layout {
@@ -115,6 +118,7 @@ impl Layout {
             peer_of_task,
             worker_tasks: worker_tasks.into(),
             doorbells,
+            tree_workers: TreeWorkers::local(topology.task_count()),
         }
     }
 
@@ -337,6 +341,7 @@ pub(crate) fn start_threads(
             ack_inputs,
             read_while_backlogged: cyclic[thread],
             worker_tasks: Arc::clone(&layout.worker_tasks),
+            tree_workers: layout.tree_workers.clone(),
             core: layout
                 .plan
                 .pinned
@@ -402,8 +407,9 @@ fn route(
 /// Bytes of each ack ring: with a pending limit, enough for every tree in flight to
 /// have an acker message queued at once, so acker traffic rarely needs an overflow buffer.
 pub(crate) fn ack_ring_bytes(topology: &Topology) -> usize {
-    /// Ring bytes one acker message takes: ring header, tuple header, two u64 fields.
-    const ACKER_MESSAGE_BYTES: usize = 8 + 16 + 2 * 9 + 6;
+    /// Ring bytes one acker message takes: ring header, tuple header, three u64 fields
+    /// (root, xor, workers), padding to 8.
+    const ACKER_MESSAGE_BYTES: usize = 8 + 16 + 3 * 9 + 5;
     let config = topology.config();
     let spout_tasks: usize = topology
         .components()

@@ -17,11 +17,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use squall_net::transport::{
     DriverKind, InProcessHub, PeerEvent, PeerSpec, Transport, TransportConfig, TransportError,
+    TransportStats,
 };
 use squall_net::{ClusterId, ClusterSecret, ConnectionConfig, WorkerId};
 
 use crate::runtime::run_state::RunState;
 use crate::runtime::start::{InboundRings, Layout, RemoteLinks, ack_ring_bytes, start_threads};
+use crate::runtime::tree_workers::TreeWorkers;
 use crate::runtime::{KillReport, RunningTopology, StartError};
 use crate::topology::{Topology, TopologyError};
 use inbound::WorkerInbound;
@@ -155,12 +157,21 @@ impl Worker {
             }
         }
         let cores = core_affinity::get_core_ids().unwrap_or_default();
-        let layout = Layout::new(
+        let mut layout = Layout::new(
             &topology,
             &own.executors,
             &peer_of_executor,
             cores.len().max(1),
         );
+        let mut worker_of_task = vec![None; topology.task_count() + 1];
+        for (index, slot) in plan.workers.iter().enumerate() {
+            for &executor in &slot.executors {
+                for task in topology.executors()[executor].task_ids() {
+                    worker_of_task[task.index()] = Some(index);
+                }
+            }
+        }
+        layout.tree_workers = TreeWorkers::new(plan.this_worker, &worker_of_task);
         let mut inbound = InboundRings::new(
             layout.thread_count(),
             topology.config().ring_bytes,
@@ -227,6 +238,14 @@ impl Worker {
             .as_ref()
             .expect("running until shut down")
             .local_addr()
+    }
+
+    /// What the transport moved so far, with how often it ran out of credit.
+    pub fn transport_stats(&self) -> TransportStats {
+        self.transport
+            .as_ref()
+            .expect("running until shut down")
+            .stats()
     }
 
     /// This worker's heartbeat, as of now.
@@ -348,20 +367,31 @@ fn start_transport(
     if let Some(hub) = &options.in_process {
         config = config.with_in_process(Arc::clone(hub));
     }
-    let names: BTreeMap<WorkerId, String> = plan
+    let names: BTreeMap<WorkerId, (String, u64)> = plan
         .workers
         .iter()
-        .map(|slot| (worker_id(&slot.id), slot.id.clone()))
+        .enumerate()
+        .map(|(index, slot)| {
+            let bit = TreeWorkers::bit(index);
+            (worker_id(&slot.id), (slot.id.clone(), bit))
+        })
         .collect();
     let on_event = move |event: PeerEvent| match event {
         PeerEvent::Up { peer, remote } => {
-            let name = names.get(&peer).map_or("?", String::as_str);
+            let name = names.get(&peer).map_or("?", |(name, _)| name.as_str());
             tracing::info!(peer = name, %remote, "peer worker connected");
         }
         PeerEvent::Down { peer, reason } => {
-            let name = names.get(&peer).map_or("?", String::as_str);
-            tracing::warn!(peer = name, %reason, "peer worker lost: failing the trees in flight");
-            run_state.peer_lost();
+            let Some((name, bit)) = names.get(&peer) else {
+                tracing::warn!(%peer, %reason, "a worker outside the plan left");
+                return;
+            };
+            tracing::warn!(
+                peer = name.as_str(),
+                %reason,
+                "link to a peer worker lost: failing the trees routed through it"
+            );
+            run_state.peer_lost(*bit);
         }
         PeerEvent::Rejected { remote, reason } => {
             tracing::warn!(%remote, %reason, "connection refused");

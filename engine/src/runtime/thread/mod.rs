@@ -82,6 +82,8 @@ pub(crate) struct ThreadSetup {
     /// data graph, which would otherwise wait on each other forever).
     pub(crate) read_while_backlogged: bool,
     pub(crate) worker_tasks: Arc<[TaskId]>,
+    /// The worker bits of trees (see `tree_workers`).
+    pub(crate) tree_workers: crate::runtime::tree_workers::TreeWorkers,
     pub(crate) core: Option<core_affinity::CoreId>,
     pub(crate) started: Instant,
     pub(crate) seed: u64,
@@ -182,6 +184,7 @@ impl ExecutorThread {
                 setup.local_output,
                 ackers,
                 rng.u64(..),
+                setup.tree_workers,
             ),
             local_input: Some(setup.local_input),
             data_inputs: setup.data_inputs,
@@ -298,9 +301,10 @@ impl ExecutorThread {
     fn observe_state(&mut self) -> bool {
         let peer_losses = self.run_state.peer_losses();
         if peer_losses != self.seen_peer_losses {
+            let lost = self.run_state.lost_peers_since(self.seen_peer_losses);
             self.seen_peer_losses = peer_losses;
             let now = self.now_nanos();
-            self.fail_all_pending(now);
+            self.peers_lost(&lost, now);
         }
         let epoch = self.run_state.epoch();
         if epoch == self.seen_epoch {

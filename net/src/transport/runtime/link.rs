@@ -242,10 +242,13 @@ impl Link {
         }
     }
 
-    /// Whether the peer's credit stops this connection from sending a record.
+    /// Whether the peer's credit stops this connection from sending a record: it granted
+    /// some (before its opening CREDIT, the wait is the handshake's), and too little.
     fn out_of_credit(&self) -> bool {
+        let (_, limit) = self.conn.send_credit();
         self.conn.is_established()
             && !self.closing
+            && limit > 0
             && (self.starved || self.conn.batch_room() < BATCH_HEADER_LEN + RECORD_HEADER_LEN)
     }
 
