@@ -3,8 +3,9 @@
 //!
 //! Records for tasks of other workers leave through one outbound ring per (executor thread,
 //! peer) to the transport; records from peers arrive through the transport's inbound sink
-//! into each thread's data or ack ring. When a peer is lost, every local spout fails its
-//! trees in flight at once, so they replay without waiting for their timeout.
+//! into each thread's data or ack ring. When the link to a peer is lost, the tuple trees
+//! routed through it fail at once (`runtime::tree_workers`), so they replay without waiting
+//! for their timeout; the others go on.
 
 mod inbound;
 pub mod plan;
