@@ -214,6 +214,7 @@ where
         secret,
         shared_memory_dir: std::env::var_os("SQUALL_SHM_DIR").map(PathBuf::from),
         driver: None,
+        in_process: None,
     };
     let heartbeat_dir = std::env::current_dir()?;
     let mut plan_seen = modified(plan_path);

@@ -17,6 +17,7 @@ use std::hash::BuildHasherDefault;
 
 use rustc_hash::FxHasher;
 
+use super::tree_workers::routed_through;
 use crate::ids::{MessageId, TaskId};
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
@@ -119,11 +120,19 @@ impl PendingTrees {
         self.expiry.next_due_nanos()
     }
 
-    /// Takes out every tree and hands it to `each`.
-    pub(crate) fn fail_all(&mut self, mut each: impl FnMut(PendingTree)) {
-        for (_, tree) in self.entries.drain() {
-            each(tree);
-        }
+    /// Takes out every tree whose root `chosen` picks and hands it to `each`.
+    pub(crate) fn take_where(
+        &mut self,
+        mut chosen: impl FnMut(u64) -> bool,
+        mut each: impl FnMut(PendingTree),
+    ) {
+        self.entries.retain(|&root, tree| {
+            if chosen(root) {
+                each(*tree);
+                return false;
+            }
+            true
+        });
     }
 
     /// When a sweep is due, takes out every tree past its timeout and hands it to
@@ -156,6 +165,8 @@ struct Ledger {
     value: u64,
     spout_task: Option<TaskId>,
     failed: bool,
+    /// The workers the tree touched, as reported (see `tree_workers`).
+    workers: u64,
     deadline: u64,
 }
 
@@ -198,6 +209,7 @@ impl AckerLedger {
                 value: 0,
                 spout_task: None,
                 failed: false,
+                workers: 0,
                 deadline,
             }
         })
@@ -217,26 +229,63 @@ impl AckerLedger {
         Some(outcome)
     }
 
-    /// A spout started tree `root`; its first records' edges xor to `edges`.
+    /// A spout started tree `root`; its first records' edges xor to `edges`, and they
+    /// touched `workers`.
     #[inline]
     pub(crate) fn init(
         &mut self,
         root: u64,
         edges: u64,
+        workers: u64,
         spout_task: TaskId,
         now_nanos: u64,
     ) -> Option<TreeOutcome> {
         let ledger = self.entry(root, now_nanos);
         ledger.value ^= edges;
+        ledger.workers |= workers;
         ledger.spout_task = Some(spout_task);
         self.settle(root)
     }
 
-    /// A bolt acked a record of tree `root`, reporting `value`.
+    /// A bolt acked a record of tree `root`, reporting `value`; it and its children
+    /// touched `workers`.
     #[inline]
-    pub(crate) fn ack(&mut self, root: u64, value: u64, now_nanos: u64) -> Option<TreeOutcome> {
-        self.entry(root, now_nanos).value ^= value;
+    pub(crate) fn ack(
+        &mut self,
+        root: u64,
+        value: u64,
+        workers: u64,
+        now_nanos: u64,
+    ) -> Option<TreeOutcome> {
+        let ledger = self.entry(root, now_nanos);
+        ledger.value ^= value;
+        ledger.workers |= workers;
         self.settle(root)
+    }
+
+    /// The link between two workers (`link`, their bits) was lost: fails every tree that
+    /// touched both, counting this acker's worker (`own`) as touched by every tree, since
+    /// their acker traffic comes here. Hands each failed tree whose spout is known to
+    /// `failed` (root, spout task); the others fail once their spout reports.
+    pub(crate) fn fail_routed_through(
+        &mut self,
+        link: u64,
+        own: u64,
+        mut failed: impl FnMut(u64, TaskId),
+    ) {
+        self.trees.retain(|&root, ledger| {
+            if ledger.failed || !routed_through(ledger.workers | own, link) {
+                return true;
+            }
+            ledger.failed = true;
+            match ledger.spout_task {
+                Some(spout_task) => {
+                    failed(root, spout_task);
+                    false
+                }
+                None => true,
+            }
+        });
     }
 
     /// A bolt failed a record of tree `root`.
@@ -278,11 +327,11 @@ mod tests {
         let mut ledger = AckerLedger::new(30 * SECOND, 0);
         let (a, b, c) = (0x1111, 0x2222, 0x4444);
         // Spout sent two records (edges a, b); a bolt acked a and anchored c to it.
-        assert_eq!(ledger.init(7, a ^ b, TaskId(3), 0), None);
-        assert_eq!(ledger.ack(7, a ^ c, 0), None);
-        assert_eq!(ledger.ack(7, b, 0), None);
+        assert_eq!(ledger.init(7, a ^ b, 0, TaskId(3), 0), None);
+        assert_eq!(ledger.ack(7, a ^ c, 0, 0), None);
+        assert_eq!(ledger.ack(7, b, 0, 0), None);
         assert_eq!(
-            ledger.ack(7, c, 0),
+            ledger.ack(7, c, 0, 0),
             Some(TreeOutcome::Completed {
                 spout_task: TaskId(3)
             })
@@ -293,9 +342,9 @@ mod tests {
     #[test]
     fn acks_before_init_wait_for_the_spout() {
         let mut ledger = AckerLedger::new(30 * SECOND, 0);
-        assert_eq!(ledger.ack(9, 0x55, 0), None);
+        assert_eq!(ledger.ack(9, 0x55, 0, 0), None);
         assert_eq!(
-            ledger.init(9, 0x55, TaskId(4), 0),
+            ledger.init(9, 0x55, 0, TaskId(4), 0),
             Some(TreeOutcome::Completed {
                 spout_task: TaskId(4)
             })
@@ -307,7 +356,7 @@ mod tests {
         let mut ledger = AckerLedger::new(30 * SECOND, 0);
         assert_eq!(ledger.fail(5, 0), None, "spout unknown yet");
         assert_eq!(
-            ledger.init(5, 0x10, TaskId(2), 0),
+            ledger.init(5, 0x10, 0, TaskId(2), 0),
             Some(TreeOutcome::Failed {
                 spout_task: TaskId(2)
             })
@@ -363,8 +412,41 @@ mod tests {
     #[test]
     fn acker_entries_expire_after_the_spouts_timeout() {
         let mut ledger = AckerLedger::new(SECOND, 0);
-        ledger.ack(1, 5, 0);
+        ledger.ack(1, 5, 0, 0);
         assert_eq!(ledger.expire(SECOND), 0);
         assert_eq!(ledger.expire(2 * SECOND), 1);
+    }
+
+    #[test]
+    fn a_lost_link_fails_only_the_trees_that_touched_both_its_ends() {
+        let (a, b, c) = (0b001, 0b010, 0b100);
+        let mut ledger = AckerLedger::new(30 * SECOND, 0);
+        // Acker on worker a. Tree 1 went b -> c, tree 2 stayed between a and b, tree 3's
+        // spout has not reported yet but a bolt on c acked a record it got from b.
+        assert_eq!(ledger.init(1, 0x10, b | c, TaskId(5), 0), None);
+        assert_eq!(ledger.init(2, 0x20, a | b, TaskId(6), 0), None);
+        assert_eq!(ledger.ack(3, 0x30, b | c, 0), None);
+        let mut failed = Vec::new();
+        ledger.fail_routed_through(b | c, a, |root, spout| failed.push((root, spout)));
+        assert_eq!(failed, [(1, TaskId(5))]);
+        assert_eq!(
+            ledger.init(3, 0x30, b, TaskId(7), 0),
+            Some(TreeOutcome::Failed {
+                spout_task: TaskId(7)
+            }),
+            "a tree failed before its spout reported fails when it does"
+        );
+        assert_eq!(
+            ledger.ack(2, 0x20, a, 0),
+            Some(TreeOutcome::Completed {
+                spout_task: TaskId(6)
+            })
+        );
+
+        // The acker's own worker counts as touched: its traffic crossed links to it.
+        ledger.init(4, 0x40, b, TaskId(5), 0);
+        let mut failed = Vec::new();
+        ledger.fail_routed_through(a | b, a, |root, _| failed.push(root));
+        assert_eq!(failed, [4]);
     }
 }

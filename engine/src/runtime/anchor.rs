@@ -21,6 +21,8 @@ use crate::tuple::TupleRef;
 pub struct Anchor {
     pairs: SmallVec<[(u64, u64); 2]>,
     ack_value: Cell<u64>,
+    /// The peer workers the tuples anchored to it went to (`tree_workers`).
+    child_workers: Cell<u64>,
     settled: Cell<bool>,
 }
 
@@ -29,6 +31,7 @@ impl Anchor {
         Self {
             pairs: pairs.collect(),
             ack_value: Cell::new(0),
+            child_workers: Cell::new(0),
             settled: Cell::new(false),
         }
     }
@@ -55,6 +58,18 @@ impl Anchor {
     #[inline]
     pub(crate) fn add_child_edge(&self, edge: u64) {
         self.ack_value.set(self.ack_value.get() ^ edge);
+    }
+
+    /// Notes the peer workers (bits) an anchored emit went to.
+    #[inline]
+    pub(crate) fn add_child_workers(&self, workers: u64) {
+        self.child_workers.set(self.child_workers.get() | workers);
+    }
+
+    /// The peer workers the tuples anchored to it went to.
+    #[inline]
+    pub(crate) fn child_workers(&self) -> u64 {
+        self.child_workers.get()
     }
 
     /// Marks it settled; returns whether it was not settled before.

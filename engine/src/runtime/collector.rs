@@ -303,11 +303,13 @@ impl SpoutOutput<'_> {
             .emitter
             .acker_of(root)
             .expect("tracking has ackers");
+        let workers =
+            self.out.emitter.tree_workers.own() | self.out.emitter.peers_of_last_targets();
         self.out.emitter.send_system(
             acker,
             self.out.task.task,
             StreamId::ACK_INIT,
-            &[root, edges.get()],
+            &[root, edges.get(), workers],
         );
         Ok(targets)
     }
@@ -460,12 +462,19 @@ impl BoltOutput<'_> {
             Some(stream) => stream,
             None => self.out.default_index()?,
         };
-        let anchoring = if anchors.is_empty() || !self.out.emitter.tracking() {
-            Anchoring::None
-        } else {
-            Anchoring::Anchors(anchors)
-        };
-        self.out.emit(stream, anchoring, direct, values)
+        if anchors.is_empty() || !self.out.emitter.tracking() {
+            return self.out.emit(stream, Anchoring::None, direct, values);
+        }
+        let targets = self
+            .out
+            .emit(stream, Anchoring::Anchors(anchors), direct, values)?;
+        let peers = self.out.emitter.peers_of_last_targets();
+        if peers != 0 {
+            for anchor in anchors {
+                anchor.add_child_workers(peers);
+            }
+        }
+        Ok(targets)
     }
 
     /// Acks an input: its part of every tuple tree it belongs to is done. Acking twice, or
@@ -485,6 +494,7 @@ impl BoltOutput<'_> {
     /// Tells the ackers of a tracked input's trees that it was acked.
     #[inline(never)]
     fn send_acks(&mut self, anchor: &Anchor) {
+        let workers = self.out.emitter.tree_workers.own() | anchor.child_workers();
         for &(root, edge) in anchor.pairs() {
             if let Some(acker) = self.out.emitter.acker_of(root) {
                 let value = anchor.ack_value_for(edge);
@@ -492,7 +502,7 @@ impl BoltOutput<'_> {
                     acker,
                     self.out.task.task,
                     StreamId::ACK_ACK,
-                    &[root, value],
+                    &[root, value, workers],
                 );
             }
         }

@@ -1,6 +1,8 @@
 //! Backpressure towards peer workers: which peers are congested, which spouts feed them, and
 //! which threads may stop reading when records for a peer pile up.
 //!
+//! Peers are named by their worker bits ([`tree_workers`](super::tree_workers)).
+//!
 //! A port to a peer worker whose outbound ring is full queues records in its overflow. As
 //! soon as it does, the peer is *congested* for the whole worker, and every spout of the
 //! worker whose tuples can reach a task on that peer (through any chain of streams) is not
@@ -15,33 +17,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use squall_net::WorkerId;
-
 use super::placement::on_cycle;
+use super::tree_workers::TreeWorkers;
 use crate::topology::{ComponentKind, Topology};
-
-/// The bit of each peer worker in congestion masks: peers in ascending id order, the 64th
-/// and later sharing the last bit (they then throttle together).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PeerBits {
-    peers: Vec<WorkerId>,
-}
-
-impl PeerBits {
-    pub(crate) fn new(peers: impl IntoIterator<Item = WorkerId>) -> Self {
-        let mut peers: Vec<WorkerId> = peers.into_iter().collect();
-        peers.sort_unstable();
-        peers.dedup();
-        Self { peers }
-    }
-
-    /// The mask bit of `peer` (0 for a worker that is not a peer).
-    pub(crate) fn bit(&self, peer: WorkerId) -> u64 {
-        self.peers
-            .binary_search(&peer)
-            .map_or(0, |index| 1 << index.min(63))
-    }
-}
 
 /// The peers each thread of the worker has congested ports to, and their union.
 #[derive(Debug)]
@@ -83,21 +61,17 @@ pub(crate) fn components_on_cycle(topology: &Topology) -> Vec<bool> {
     on_cycle(topology.components().len(), &stream_edges(topology))
 }
 
-/// Per component, the peers (as a mask) running a task its tuples can reach: its own tasks
+/// Per component, the peers (as a mask of worker bits, see
+/// [`tree_workers`](super::tree_workers)) running a task its tuples can reach: its own tasks
 /// elsewhere, and those of every component downstream of it.
-pub(crate) fn reach_of_components(
-    topology: &Topology,
-    peer_of_task: &[Option<WorkerId>],
-    bits: &PeerBits,
-) -> Vec<u64> {
+pub(crate) fn reach_of_components(topology: &Topology, workers: &TreeWorkers) -> Vec<u64> {
     let components = topology.components();
     let own: Vec<u64> = components
         .iter()
         .map(|component| {
             component
                 .task_ids()
-                .filter_map(|task| peer_of_task.get(task.index()).copied().flatten())
-                .fold(0, |mask, peer| mask | bits.bit(peer))
+                .fold(0, |mask, task| mask | workers.peer_of(task))
         })
         .collect();
     let mut downstream = vec![Vec::new(); components.len()];
@@ -144,22 +118,6 @@ mod tests {
     use crate::{TopologyBuilder, TopologyConfig};
 
     #[test]
-    fn peers_get_one_bit_each_in_id_order() {
-        let bits = PeerBits::new([WorkerId(9), WorkerId(3), WorkerId(9)]);
-        assert_eq!(bits.bit(WorkerId(3)), 1);
-        assert_eq!(bits.bit(WorkerId(9)), 2);
-        assert_eq!(bits.bit(WorkerId(4)), 0);
-        let many = PeerBits::new((0..70).map(WorkerId));
-        assert_eq!(many.bit(WorkerId(62)), 1 << 62);
-        assert_eq!(many.bit(WorkerId(63)), 1 << 63);
-        assert_eq!(
-            many.bit(WorkerId(69)),
-            1 << 63,
-            "the rest share the last bit"
-        );
-    }
-
-    #[test]
     fn congestion_is_the_union_of_the_threads() {
         let congestion = PeerCongestion::new(2);
         congestion.set(0, 0b01);
@@ -173,7 +131,8 @@ mod tests {
 
     #[test]
     fn a_spout_reaches_the_peers_of_everything_downstream() {
-        // a → b → c, and d alone; b's task runs on peer 7, c's on peer 8.
+        // a → b → c, and d alone; b's task runs on worker 0 of the plan, c's on worker 1,
+        // the rest on worker 2 (this one).
         let mut builder = TopologyBuilder::new();
         builder.set_spout("a", || NullSpout::declaring(&["x"]), 1);
         builder.set_spout("d", || NullSpout::declaring(&["x"]), 1);
@@ -195,11 +154,10 @@ mod tests {
                 .next()
                 .unwrap()
         };
-        let mut peer_of_task = vec![None; topology.task_count() + 1];
-        peer_of_task[task_of("b").index()] = Some(WorkerId(7));
-        peer_of_task[task_of("c").index()] = Some(WorkerId(8));
-        let bits = PeerBits::new([WorkerId(7), WorkerId(8)]);
-        let reach = reach_of_components(&topology, &peer_of_task, &bits);
+        let mut worker_of_task = vec![Some(2); topology.task_count() + 1];
+        worker_of_task[task_of("b").index()] = Some(0);
+        worker_of_task[task_of("c").index()] = Some(1);
+        let reach = reach_of_components(&topology, &TreeWorkers::new(2, &worker_of_task));
         assert_eq!(reach[index("a")], 0b11);
         assert_eq!(reach[index("b")], 0b10);
         assert_eq!(reach[index("c")], 0);

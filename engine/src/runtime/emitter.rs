@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::anchor::Anchor;
 use super::ports::OutputPort;
+use super::tree_workers::TreeWorkers;
 use crate::grouping::router::KeySource;
 use crate::grouping::router::{RouteError, Router};
 use crate::ids::{StreamId, TaskId};
@@ -155,6 +156,8 @@ pub(crate) struct Emitter {
     backlogged: Backlog,
     /// Scratch for the encoded key fields of fields groupings.
     key: Vec<u8>,
+    /// The worker bits of trees (see `tree_workers`).
+    pub(crate) tree_workers: TreeWorkers,
 }
 
 /// Counts of backlogged ports (see [`congestion`](super::congestion)).
@@ -297,6 +300,7 @@ impl Emitter {
         ackers: std::ops::Range<TaskId>,
         overflow_limit: usize,
         seed: u64,
+        tree_workers: TreeWorkers,
     ) -> Self {
         let max_record = ports
             .iter()
@@ -316,6 +320,7 @@ impl Emitter {
             rng: fastrand::Rng::with_seed(seed),
             max_record,
             ackers,
+            tree_workers,
             records_sent: 0,
             backlogged: Backlog::new(overflow_limit),
             key: Vec::with_capacity(64),
@@ -684,11 +689,24 @@ impl Emitter {
         }
     }
 
+    /// The peer workers (bits) the last emit went to. Called once per tracked emit.
+    #[inline]
+    pub(crate) fn peers_of_last_targets(&self) -> u64 {
+        self.last_targets()
+            .iter()
+            .fold(0, |bits, &task| bits | self.tree_workers.peer_of(task))
+    }
+
     /// The acker task in charge of tree `root`.
     #[inline]
     pub(crate) fn acker_of(&self, root: u64) -> Option<TaskId> {
         let count = u64::from(self.ackers.end.0 - self.ackers.start.0);
         (count > 0).then(|| TaskId(self.ackers.start.0 + (root % count) as u32))
+    }
+
+    /// The acker tasks (none when tracking is off).
+    pub(crate) fn acker_tasks(&self) -> impl Iterator<Item = TaskId> + use<> {
+        (self.ackers.start.0..self.ackers.end.0).map(TaskId)
     }
 
     /// Whether tuple trees are tracked.

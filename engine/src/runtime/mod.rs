@@ -2,6 +2,7 @@
 
 pub(crate) mod acking;
 mod anchor;
+pub(crate) mod carrier;
 mod collector;
 pub(crate) mod congestion;
 pub(crate) mod emitter;
@@ -11,6 +12,7 @@ pub(crate) mod run_state;
 mod running;
 pub(crate) mod start;
 pub(crate) mod thread;
+pub(crate) mod tree_workers;
 
 pub use anchor::{Anchor, Tuple};
 pub use collector::{BoltOutput, SpoutOutput, StreamHandle};

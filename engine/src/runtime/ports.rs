@@ -88,7 +88,7 @@ pub(crate) struct OutputPort {
     ring: PortRing,
     /// Everything but the ring, so that both can be borrowed at once.
     state: PortState,
-    /// The peer's bit in congestion masks (0 for a port to a thread of this worker).
+    /// The peer's worker bit (`tree_workers`; 0 for a port to a thread of this worker).
     peer_bit: u64,
     /// Whether the overflow holds more than the thread's limit for a peer (counted in the
     /// emitter's backlog).
@@ -192,7 +192,7 @@ impl OutputPort {
         Self::with_ring(PortRing::Local { producer, doorbell }, counters, 0)
     }
 
-    /// A port into an outbound ring to a peer worker, whose bit in congestion masks is
+    /// A port into an outbound ring to a peer worker, whose worker bit (`tree_workers`) is
     /// `peer_bit`.
     pub(crate) fn remote(outbound: Outbound, counters: Arc<RingCounters>, peer_bit: u64) -> Self {
         Self::with_ring(PortRing::Remote(outbound), counters, peer_bit)
@@ -220,7 +220,7 @@ impl OutputPort {
         matches!(self.ring, PortRing::Remote(_))
     }
 
-    /// The peer's bit in congestion masks (0 for a port to a thread of this worker).
+    /// The peer's worker bit (`tree_workers`; 0 for a port to a thread of this worker).
     pub(crate) fn peer_bit(&self) -> u64 {
         self.peer_bit
     }

@@ -111,11 +111,13 @@ pub(crate) struct RunState {
     /// Set when a task's failure stopped the topology.
     pub(crate) stopped_by: Mutex<Option<TaskError>>,
     pub(crate) threads: Vec<ThreadProgress>,
-    /// Bumped when a peer worker is lost: spouts fail every tree in flight, since some of
-    /// their records may have been lost with the connection.
+    /// Bumped when a peer worker is lost, after its bit is appended to `lost_peers`.
     peer_losses: AtomicU64,
     /// Peers some thread has records waiting for.
     pub(crate) congestion: PeerCongestion,
+    /// The bit (`tree_workers`) of each peer lost, in order: threads fail the trees routed
+    /// through the lost links.
+    lost_peers: Mutex<Vec<u64>>,
 }
 
 impl fmt::Debug for RunState {
@@ -141,6 +143,7 @@ impl RunState {
             threads: (0..threads).map(|_| ThreadProgress::default()).collect(),
             peer_losses: AtomicU64::new(0),
             congestion: PeerCongestion::new(threads),
+            lost_peers: Mutex::new(Vec::new()),
         }
     }
 
@@ -185,11 +188,26 @@ impl RunState {
         self.peer_losses.load(Ordering::Acquire)
     }
 
-    /// Signals that a peer worker was lost: every spout fails its trees in flight (they
-    /// replay at once instead of waiting for their timeout).
-    pub(crate) fn peer_lost(&self) {
-        self.peer_losses.fetch_add(1, Ordering::AcqRel);
+    /// Signals that the link to the peer worker of bit `peer` was lost: the trees routed
+    /// through it fail (they replay at once instead of waiting for their timeout).
+    pub(crate) fn peer_lost(&self, peer: u64) {
+        let mut lost = self
+            .lost_peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        lost.push(peer);
+        self.peer_losses.store(lost.len() as u64, Ordering::Release);
+        drop(lost);
         self.wake_all();
+    }
+
+    /// The bits of the peers lost after the first `seen` losses.
+    pub(crate) fn lost_peers_since(&self, seen: u64) -> Vec<u64> {
+        let lost = self
+            .lost_peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        lost.get(seen as usize..).unwrap_or_default().to_vec()
     }
 
     pub(crate) fn wake_all(&self) {

@@ -6,17 +6,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use squall_net::WorkerId;
-use squall_net::transport::TransportHandle;
 use squall_ringbuf::WaitStrategy;
 use squall_ringbuf::record::{RecordProducer, heap_ring};
 
-use super::congestion::{PeerBits, components_on_cycle, reach_of_components};
+use super::carrier::PeerCarrier;
+use super::congestion::{components_on_cycle, reach_of_components};
 use super::emitter::Route;
 use super::placement::{ThreadPlacement, on_cycle, place_threads};
 use super::ports::OutputPort;
 use super::run_state::RunState;
 use super::running::{RingInfo, RunningTopology};
 use super::thread::{ExecutorThread, InputPort, ThreadSetup};
+use super::tree_workers::TreeWorkers;
 use crate::ids::TaskId;
 use crate::metrics::{RingCounters, SharedTaskMetrics};
 use crate::topology::{ComponentKind, Topology};
@@ -77,6 +78,8 @@ pub(crate) struct Layout {
     pub(crate) worker_tasks: Arc<[TaskId]>,
     /// One doorbell per thread, rung by whoever gives it input.
     pub(crate) doorbells: Vec<Arc<dyn WaitStrategy>>,
+    /// The worker bits of trees; none in local mode (see `tree_workers`).
+    pub(crate) tree_workers: TreeWorkers,
 }
 
 impl Layout {
@@ -116,6 +119,7 @@ impl Layout {
             peer_of_task,
             worker_tasks: worker_tasks.into(),
             doorbells,
+            tree_workers: TreeWorkers::local(topology.task_count()),
         }
     }
 
@@ -168,7 +172,7 @@ impl InboundRings {
 
 /// How the worker reaches its peers.
 pub(crate) struct RemoteLinks {
-    pub(crate) transport: TransportHandle,
+    pub(crate) carrier: Arc<dyn PeerCarrier>,
     pub(crate) inbound: InboundRings,
 }
 
@@ -204,9 +208,7 @@ pub(crate) fn start_threads(
     let mut data_inputs: Vec<Vec<InputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
     let mut ack_inputs: Vec<Vec<InputPort>> = (0..thread_count).map(|_| Vec::new()).collect();
     let mut rings = Vec::new();
-    let peer_bits = PeerBits::new(layout.peer_of_task.iter().flatten().copied());
-    let peer_reach: Arc<[u64]> =
-        reach_of_components(&topology, &layout.peer_of_task, &peer_bits).into();
+    let peer_reach: Arc<[u64]> = reach_of_components(&topology, &layout.tree_workers).into();
     let on_stream_cycle = components_on_cycle(&topology);
     let ack_ring_bytes = ack_ring_bytes(&topology);
     for &(from, destination) in &edges {
@@ -239,21 +241,26 @@ pub(crate) fn start_threads(
             Destination::Peer(peer) => {
                 let links = remote.as_ref().expect("peers exist only with remote links");
                 let outbound = links
-                    .transport
-                    .outbound_with_doorbell(peer, Arc::clone(&doorbells[from]))
+                    .carrier
+                    .open_outbound(peer, Arc::clone(&doorbells[from]))
                     .map_err(|source| StartError::Transport {
                         topology: topology.name().to_owned(),
                         peer,
                         source,
                     })?;
-                ports[from].push(OutputPort::remote(outbound, counters, peer_bits.bit(peer)));
+                let peer_bit = layout
+                    .peer_of_task
+                    .iter()
+                    .position(|worker| *worker == Some(peer))
+                    .map_or(0, |task| layout.tree_workers.peer_of(TaskId(task as u32)));
+                ports[from].push(OutputPort::remote(outbound, counters, peer_bit));
             }
         }
     }
     if let Some(links) = remote {
         for (thread, [mut data, mut ack]) in links.inbound.consumers.into_iter().enumerate() {
-            data.producer = Some(links.transport.clone());
-            ack.producer = Some(links.transport.clone());
+            data.producer = Some(Arc::clone(&links.carrier));
+            ack.producer = Some(Arc::clone(&links.carrier));
             data_inputs[thread].push(data);
             ack_inputs[thread].push(ack);
         }
@@ -351,6 +358,7 @@ pub(crate) fn start_threads(
             },
             peer_reach: Arc::clone(&peer_reach),
             worker_tasks: Arc::clone(&layout.worker_tasks),
+            tree_workers: layout.tree_workers.clone(),
             core: layout
                 .plan
                 .pinned
@@ -416,8 +424,9 @@ fn route(
 /// Bytes of each ack ring: with a pending limit, enough for every tree in flight to
 /// have an acker message queued at once, so acker traffic rarely needs an overflow buffer.
 pub(crate) fn ack_ring_bytes(topology: &Topology) -> usize {
-    /// Ring bytes one acker message takes: ring header, tuple header, two u64 fields.
-    const ACKER_MESSAGE_BYTES: usize = 8 + 16 + 2 * 9 + 6;
+    /// Ring bytes one acker message takes: ring header, tuple header, three u64 fields
+    /// (root, xor, workers), padding to 8.
+    const ACKER_MESSAGE_BYTES: usize = 8 + 16 + 3 * 9 + 5;
     let config = topology.config();
     let spout_tasks: usize = topology
         .components()

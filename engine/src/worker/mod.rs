@@ -3,8 +3,9 @@
 //!
 //! Records for tasks of other workers leave through one outbound ring per (executor thread,
 //! peer) to the transport; records from peers arrive through the transport's inbound sink
-//! into each thread's data or ack ring. When a peer is lost, every local spout fails its
-//! trees in flight at once, so they replay without waiting for their timeout.
+//! into each thread's data or ack ring. When the link to a peer is lost, the tuple trees
+//! routed through it fail at once (`runtime::tree_workers`), so they replay without waiting
+//! for their timeout; the others go on.
 
 mod inbound;
 pub mod plan;
@@ -16,12 +17,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use squall_net::transport::{
-    DriverKind, PeerEvent, PeerSpec, Transport, TransportConfig, TransportError,
+    DriverKind, InProcessHub, PeerEvent, PeerSpec, Transport, TransportConfig, TransportError,
+    TransportStats,
 };
 use squall_net::{ClusterId, ClusterSecret, ConnectionConfig, WorkerId};
 
 use crate::runtime::run_state::RunState;
 use crate::runtime::start::{InboundRings, Layout, RemoteLinks, ack_ring_bytes, start_threads};
+use crate::runtime::tree_workers::TreeWorkers;
 use crate::runtime::{KillReport, RunningTopology, StartError};
 use crate::topology::{Topology, TopologyError};
 use inbound::WorkerInbound;
@@ -76,6 +79,23 @@ pub struct WorkerOptions {
     pub shared_memory_dir: Option<PathBuf>,
     /// Overrides the plan's transport backend.
     pub driver: Option<DriverKind>,
+    /// Links this worker to the other workers of the plan through in-process rings
+    /// instead of sockets: workers of one process (tests, embedders) sharing this hub.
+    /// The listening socket still opens (on the plan's port) but carries nothing.
+    pub in_process: Option<Arc<InProcessHub>>,
+}
+
+impl WorkerOptions {
+    /// Options with `secret`, over the plan's transport, without shared memory or an
+    /// in-process hub.
+    pub fn new(secret: ClusterSecret) -> Self {
+        Self {
+            secret,
+            shared_memory_dir: None,
+            driver: None,
+            in_process: None,
+        }
+    }
 }
 
 /// What a new plan means for a running worker.
@@ -138,12 +158,21 @@ impl Worker {
             }
         }
         let cores = core_affinity::get_core_ids().unwrap_or_default();
-        let layout = Layout::new(
+        let mut layout = Layout::new(
             &topology,
             &own.executors,
             &peer_of_executor,
             cores.len().max(1),
         );
+        let mut worker_of_task = vec![None; topology.task_count() + 1];
+        for (index, slot) in plan.workers.iter().enumerate() {
+            for &executor in &slot.executors {
+                for task in topology.executors()[executor].task_ids() {
+                    worker_of_task[task.index()] = Some(index);
+                }
+            }
+        }
+        layout.tree_workers = TreeWorkers::new(plan.this_worker, &worker_of_task);
         let mut inbound = InboundRings::new(
             layout.thread_count(),
             topology.config().ring_bytes,
@@ -158,7 +187,7 @@ impl Worker {
         let transport = start_transport(&plan, &options, Arc::clone(&run_state), sink)?;
         transport.set_peers(peer_specs(&plan, &options)?)?;
         let links = RemoteLinks {
-            transport: transport.handle(),
+            carrier: Arc::new(transport.handle()),
             inbound,
         };
         let running = start_threads(
@@ -210,6 +239,14 @@ impl Worker {
             .as_ref()
             .expect("running until shut down")
             .local_addr()
+    }
+
+    /// What the transport moved so far, with how often it ran out of credit.
+    pub fn transport_stats(&self) -> TransportStats {
+        self.transport
+            .as_ref()
+            .expect("running until shut down")
+            .stats()
     }
 
     /// This worker's heartbeat, as of now.
@@ -328,20 +365,34 @@ fn start_transport(
     if let Some(dir) = &options.shared_memory_dir {
         config = config.with_shm(dir, SHARED_MEMORY_RING_BYTES);
     }
-    let names: BTreeMap<WorkerId, String> = plan
+    if let Some(hub) = &options.in_process {
+        config = config.with_in_process(Arc::clone(hub));
+    }
+    let names: BTreeMap<WorkerId, (String, u64)> = plan
         .workers
         .iter()
-        .map(|slot| (worker_id(&slot.id), slot.id.clone()))
+        .enumerate()
+        .map(|(index, slot)| {
+            let bit = TreeWorkers::bit(index);
+            (worker_id(&slot.id), (slot.id.clone(), bit))
+        })
         .collect();
     let on_event = move |event: PeerEvent| match event {
         PeerEvent::Up { peer, remote } => {
-            let name = names.get(&peer).map_or("?", String::as_str);
+            let name = names.get(&peer).map_or("?", |(name, _)| name.as_str());
             tracing::info!(peer = name, %remote, "peer worker connected");
         }
         PeerEvent::Down { peer, reason } => {
-            let name = names.get(&peer).map_or("?", String::as_str);
-            tracing::warn!(peer = name, %reason, "peer worker lost: failing the trees in flight");
-            run_state.peer_lost();
+            let Some((name, bit)) = names.get(&peer) else {
+                tracing::warn!(%peer, %reason, "a worker outside the plan left");
+                return;
+            };
+            tracing::warn!(
+                peer = name.as_str(),
+                %reason,
+                "link to a peer worker lost: failing the trees routed through it"
+            );
+            run_state.peer_lost(*bit);
         }
         PeerEvent::Rejected { remote, reason } => {
             tracing::warn!(%remote, %reason, "connection refused");
@@ -361,6 +412,9 @@ fn peer_specs(plan: &WorkerPlan, options: &WorkerOptions) -> Result<Vec<PeerSpec
         .filter(|(index, _)| *index != plan.this_worker)
         .map(|(_, slot)| {
             let id = worker_id(&slot.id);
+            if options.in_process.is_some() {
+                return Ok(PeerSpec::in_process(id));
+            }
             if options.shared_memory_dir.is_some() && slot.host == own.host {
                 return Ok(PeerSpec::shared_memory(id));
             }

@@ -4,8 +4,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::hub::InProcessHub;
 use crate::conn::ConnectionConfig;
 
 /// Which I/O backend runs the transport.
@@ -77,6 +79,7 @@ pub struct TransportConfig {
     sink_retry: Duration,
     shm_dir: PathBuf,
     shm_ring_bytes: usize,
+    in_process: Option<Arc<InProcessHub>>,
 }
 
 impl TransportConfig {
@@ -100,6 +103,7 @@ impl TransportConfig {
             shm_dir: PathBuf::from("/dev/shm"),
             // Large enough for the largest frame: a ring carries records up to half its size.
             shm_ring_bytes: (4 << 20).max(2 * (max_frame + 8)),
+            in_process: None,
         }
     }
 
@@ -176,6 +180,29 @@ impl TransportConfig {
         self.shm_dir = dir.into();
         self.shm_ring_bytes = ring_bytes;
         self
+    }
+
+    /// Joins the transport to `hub`, so that peers named with
+    /// [`PeerSpec::in_process`](super::PeerSpec::in_process) are reached through it.
+    pub fn with_in_process(mut self, hub: Arc<InProcessHub>) -> Self {
+        self.in_process = Some(hub);
+        self
+    }
+
+    /// The in-process hub, if any.
+    pub fn in_process(&self) -> Option<&Arc<InProcessHub>> {
+        self.in_process.as_ref()
+    }
+
+    /// Data bytes of each in-process ring: the whole receive window plus two of the largest
+    /// frames, so that a receiver that stops reading makes its peer run out of credit
+    /// before the ring fills, as a socket's would.
+    pub(crate) fn in_process_ring_bytes(&self) -> usize {
+        let window = usize::try_from(self.connection.receive_window()).unwrap_or(usize::MAX);
+        let frame = self.connection.max_frame_len() as usize + 8;
+        window
+            .saturating_add(2 * frame)
+            .min(squall_ringbuf::record::MAX_CAPACITY)
     }
 
     /// The connection settings.

@@ -33,6 +33,10 @@ pub enum TransportError {
     /// The transport thread failed; the text says how.
     #[error("transport thread failed: {0}")]
     Failed(String),
+    /// Another transport of this process registered the same worker id with the
+    /// in-process hub.
+    #[error("{0} is already registered with the in-process hub")]
+    InProcessWorkerTaken(WorkerId),
 }
 
 /// Why [`Outbound::write`](super::Outbound::write) took no record.

@@ -14,6 +14,9 @@ pub enum PeerAddr {
     /// Through shared-memory rings: the peer runs on this host, and both use the same ring
     /// directory ([`TransportConfig::with_shm`](super::TransportConfig::with_shm)).
     SharedMemory,
+    /// Through heap rings in this process: both transports use the same
+    /// [`InProcessHub`](super::InProcessHub).
+    InProcess,
 }
 
 impl fmt::Display for PeerAddr {
@@ -21,6 +24,7 @@ impl fmt::Display for PeerAddr {
         match self {
             Self::Tcp(addr) => write!(f, "{addr}"),
             Self::SharedMemory => f.write_str("shared memory"),
+            Self::InProcess => f.write_str("in process"),
         }
     }
 }
@@ -50,6 +54,14 @@ impl PeerSpec {
             addr: PeerAddr::SharedMemory,
         }
     }
+
+    /// A peer in this process, reached through the transports' in-process hub.
+    pub fn in_process(worker: WorkerId) -> Self {
+        Self {
+            worker,
+            addr: PeerAddr::InProcess,
+        }
+    }
 }
 
 /// Where a connection came from, for events and logs.
@@ -59,6 +71,8 @@ pub enum Remote {
     Tcp(SocketAddr),
     /// A shared-memory ring pair in this file pair's directory.
     SharedMemory(PathBuf),
+    /// Heap rings of an in-process hub, to this worker.
+    InProcess(WorkerId),
 }
 
 impl fmt::Display for Remote {
@@ -66,6 +80,7 @@ impl fmt::Display for Remote {
         match self {
             Self::Tcp(addr) => write!(f, "{addr}"),
             Self::SharedMemory(path) => write!(f, "shared memory {}", path.display()),
+            Self::InProcess(worker) => write!(f, "in-process rings to {worker}"),
         }
     }
 }

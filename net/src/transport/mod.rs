@@ -1,5 +1,6 @@
-//! Transports: one connection per peer worker, over TCP (driven by mio or io_uring) or
-//! shared memory, carrying the records of the executors' outbound rings.
+//! Transports: one connection per peer worker, over TCP (driven by mio or io_uring),
+//! shared memory, or — for workers of one process — in-process rings
+//! ([`InProcessHub`]), carrying the records of the executors' outbound rings.
 //!
 //! # Model
 //!
@@ -82,6 +83,7 @@ mod config;
 pub(crate) mod driver;
 mod error;
 mod event;
+mod hub;
 mod outbound;
 mod runtime;
 mod sink;
@@ -101,6 +103,7 @@ use squall_ringbuf::wait::WaitStrategy;
 pub use config::{DriverKind, ParseDriverKindError, TransportConfig};
 pub use error::{OutboundError, TransportError};
 pub use event::{PeerAddr, PeerEvent, PeerSpec, Remote};
+pub use hub::InProcessHub;
 pub use outbound::Outbound;
 pub use sink::{InboundSink, SinkFull};
 pub use stats::TransportStats;
@@ -249,6 +252,10 @@ impl Transport {
             config.connection().worker_id()
         );
         let wake = Arc::new(WakeState::new(driver.waker()));
+        let in_process = config
+            .in_process()
+            .map(|hub| hub.register(config.connection().worker_id(), Arc::clone(&wake)))
+            .transpose()?;
         let stats = Arc::new(Stats::default());
         let (commands, receiver) = mpsc::channel();
         let handle = TransportHandle {
@@ -266,7 +273,8 @@ impl Transport {
             receiver,
             wake,
             stats,
-        );
+        )
+        .with_in_process(in_process);
         let thread = std::thread::Builder::new()
             .name(format!("squall-net {local_addr}"))
             .spawn(move || event_loop.run())

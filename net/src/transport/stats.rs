@@ -15,6 +15,9 @@ pub struct TransportStats {
     pub records_received: u64,
     /// Records dropped because the peer accepts no frame large enough for them.
     pub records_dropped: u64,
+    /// Times a connection had records to send and no credit left for them: the peer's
+    /// consumers fell behind, and the senders wait for its next CREDIT.
+    pub credit_exhausted: u64,
 }
 
 /// The live counters behind [`TransportStats`].
@@ -25,6 +28,7 @@ pub(crate) struct Stats {
     batches_received: AtomicU64,
     records_received: AtomicU64,
     records_dropped: AtomicU64,
+    credit_exhausted: AtomicU64,
 }
 
 impl Stats {
@@ -47,6 +51,11 @@ impl Stats {
         self.records_dropped.fetch_add(records, Ordering::Relaxed);
     }
 
+    /// Counts a connection running out of credit with records waiting.
+    pub(crate) fn credit_exhausted(&self) {
+        self.credit_exhausted.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A snapshot of the counters.
     pub(crate) fn snapshot(&self) -> TransportStats {
         TransportStats {
@@ -55,6 +64,7 @@ impl Stats {
             batches_received: self.batches_received.load(Ordering::Relaxed),
             records_received: self.records_received.load(Ordering::Relaxed),
             records_dropped: self.records_dropped.load(Ordering::Relaxed),
+            credit_exhausted: self.credit_exhausted.load(Ordering::Relaxed),
         }
     }
 }

@@ -52,7 +52,7 @@ impl ExecutorThread {
         port.counters
             .consumed
             .store(port.consumed, Ordering::Release);
-        if let Some(transport) = &port.producer {
+        if let Some(carrier) = &port.producer {
             // SeqCst fence: orders the release of the batch above before the load of the
             // flag, pairing with the fence in the sink's `deliver` (`worker::inbound`), so a
             // transport that found this ring full either sees the room or gets woken.
@@ -60,7 +60,7 @@ impl ExecutorThread {
             if port.counters.producer_waiting.load(Ordering::Relaxed)
                 && port.counters.producer_waiting.swap(false, Ordering::AcqRel)
             {
-                transport.wake();
+                carrier.room_freed();
             }
         }
         self.drain_local();
@@ -303,6 +303,10 @@ impl ExecutorThread {
 
     /// One message for the acker's ledger.
     fn acker_message(&mut self, index: usize, view: TupleRef<'_>, stream: StreamId) {
+        if stream == StreamId::LINK_LOST {
+            self.link_lost(index, view);
+            return;
+        }
         let now = self.batch_clock;
         let cell = &mut self.tasks[index];
         let TaskBody::Acker(ledger) = &mut cell.body else {
@@ -318,9 +322,13 @@ impl ExecutorThread {
                 return;
             }
         };
+        // Reporters that name no workers touched none beyond what others report.
+        let workers = view.get_u64(2).unwrap_or(0);
         let outcome = match (stream, value) {
-            (StreamId::ACK_INIT, Ok(edges)) => ledger.init(root, edges, view.source_task(), now),
-            (StreamId::ACK_ACK, Ok(value)) => ledger.ack(root, value, now),
+            (StreamId::ACK_INIT, Ok(edges)) => {
+                ledger.init(root, edges, workers, view.source_task(), now)
+            }
+            (StreamId::ACK_ACK, Ok(value)) => ledger.ack(root, value, workers, now),
             (StreamId::ACK_FAIL, _) => ledger.fail(root, now),
             (other, _) => {
                 let message = format!("acker received a malformed record on stream {}", other.0);
@@ -345,6 +353,38 @@ impl ExecutorThread {
                 self.emitter
                     .send_system(spout_task, task, StreamId::ACK_FAIL, &[root]);
             }
+        }
+    }
+
+    /// A worker lost its link to another: acker task `index` fails the trees that touched
+    /// both (see `tree_workers`), telling their spouts at once.
+    fn link_lost(&mut self, index: usize, view: TupleRef<'_>) {
+        let Ok(link) = view.get_u64(0) else {
+            self.report_malformed(Some(index), "link loss without its workers".to_owned());
+            return;
+        };
+        let own = self.emitter.tree_workers.own();
+        let cell = &mut self.tasks[index];
+        let TaskBody::Acker(ledger) = &mut cell.body else {
+            unreachable!("dispatched to an acker")
+        };
+        let mut failed = Vec::new();
+        ledger.fail_routed_through(link, own, |root, spout_task| {
+            failed.push((root, spout_task));
+        });
+        cell.out.meter.counters.failed += failed.len() as u64;
+        cell.out.meter.counters.pending = ledger.len() as u64;
+        let task = cell.out.task;
+        if !failed.is_empty() {
+            tracing::info!(
+                acker = task.0,
+                trees = failed.len(),
+                "a link between workers was lost: failing the trees routed through it"
+            );
+        }
+        for (root, spout_task) in failed {
+            self.emitter
+                .send_system(spout_task, task, StreamId::ACK_FAIL, &[root]);
         }
     }
 

@@ -49,9 +49,9 @@ pub(crate) struct InputPort {
     pub(crate) counters: Arc<RingCounters>,
     /// Records taken out so far.
     pub(crate) consumed: u64,
-    /// The transport feeding this ring from peer workers, woken when it waits for room
-    /// here (otherwise it would look again only at its next retry tick).
-    pub(crate) producer: Option<squall_net::transport::TransportHandle>,
+    /// The carrier feeding this ring from peer workers, told when it waits for room here
+    /// (otherwise it would look again only at its next retry tick).
+    pub(crate) producer: Option<Arc<dyn crate::runtime::carrier::PeerCarrier>>,
 }
 
 impl InputPort {
@@ -87,6 +87,8 @@ pub(crate) struct ThreadSetup {
     /// Per component: the peers (as a mask) its tuples can reach.
     pub(crate) peer_reach: Arc<[u64]>,
     pub(crate) worker_tasks: Arc<[TaskId]>,
+    /// The worker bits of trees (see `tree_workers`).
+    pub(crate) tree_workers: crate::runtime::tree_workers::TreeWorkers,
     pub(crate) core: Option<core_affinity::CoreId>,
     pub(crate) started: Instant,
     pub(crate) seed: u64,
@@ -193,6 +195,7 @@ impl ExecutorThread {
                 ackers,
                 setup.overflow_limit,
                 rng.u64(..),
+                setup.tree_workers,
             ),
             local_input: Some(setup.local_input),
             data_inputs: setup.data_inputs,
@@ -311,9 +314,10 @@ impl ExecutorThread {
     fn observe_state(&mut self) -> bool {
         let peer_losses = self.run_state.peer_losses();
         if peer_losses != self.seen_peer_losses {
+            let lost = self.run_state.lost_peers_since(self.seen_peer_losses);
             self.seen_peer_losses = peer_losses;
             let now = self.now_nanos();
-            self.fail_all_pending(now);
+            self.peers_lost(&lost, now);
         }
         let epoch = self.run_state.epoch();
         if epoch == self.seen_epoch {

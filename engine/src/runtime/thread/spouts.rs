@@ -5,7 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::ExecutorThread;
 use super::task_cell::{TaskBody, TaskCell, panic_message};
-use crate::ids::MessageId;
+use crate::ids::{MessageId, StreamId};
 use crate::runtime::collector::{BoltOutput, SpoutOutput, TaskOutput};
 
 /// `next_tuple` calls that may emit nothing before the spout is backed off.
@@ -236,22 +236,51 @@ impl ExecutorThread {
         progress
     }
 
-    /// Fails every tree in flight of every spout of this thread.
-    pub(super) fn fail_all_pending(&mut self, now: u64) {
+    /// The links to the peers of bits `lost` are gone. Every acker hears of it from this
+    /// thread — after every acker message this thread sent before, since a ring keeps
+    /// order — and fails the trees routed through the link. The spouts of this thread fail
+    /// at once the trees whose acker runs on a lost peer: their acker traffic crossed the
+    /// lost link, and the acker's verdict may have been lost with it.
+    pub(super) fn peers_lost(&mut self, lost: &[u64], now: u64) {
+        let reports_to_ackers = self
+            .tasks
+            .iter()
+            .any(|cell| matches!(cell.body, TaskBody::Spout(_) | TaskBody::Bolt(_)));
+        if reports_to_ackers {
+            let source = self.tasks[0].out.task;
+            for &peer in lost {
+                let link = self.emitter.tree_workers.link_to(peer);
+                for acker in self.emitter.acker_tasks() {
+                    self.emitter
+                        .send_system(acker, source, StreamId::LINK_LOST, &[link]);
+                }
+            }
+        }
         for index in 0..self.tasks.len() {
             let mut expired = std::mem::take(&mut self.expired);
+            let emitter = &self.emitter;
+            let acker_lost = |root: u64| {
+                emitter.acker_of(root).is_some_and(|acker| {
+                    let bit = emitter.tree_workers.peer_of(acker);
+                    bit != 0 && lost.contains(&bit)
+                })
+            };
             if let TaskBody::Spout(state) = &mut self.tasks[index].body {
-                state.pending.fail_all(|tree| expired.push(tree.message));
+                state
+                    .pending
+                    .take_where(acker_lost, |tree| expired.push(tree.message));
             }
             if !expired.is_empty() {
                 tracing::info!(
                     task = self.tasks[index].out.task.0,
                     trees = expired.len(),
-                    "a peer worker was lost: failing the spout's trees in flight"
+                    "the worker running their acker was lost: failing the spout's trees in flight"
                 );
             }
             let cell = &mut self.tasks[index];
-            cell.out.meter.counters.pending = 0;
+            if let TaskBody::Spout(state) = &cell.body {
+                cell.out.meter.counters.pending = state.pending.len() as u64;
+            }
             cell.out.meter.counters.failed += expired.len() as u64;
             for message in expired.drain(..) {
                 self.call_spout(index, SpoutCall::Settled(message, false), now);

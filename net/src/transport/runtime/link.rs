@@ -61,6 +61,8 @@ pub(crate) struct Link {
     /// The next record needs more credit than the peer granted so far; nothing can be sent
     /// before its next CREDIT.
     starved: bool,
+    /// Running out of credit was counted, and no CREDIT came since.
+    credit_exhaustion_counted: bool,
     blocked: Option<Blocked>,
     next_ring: usize,
 }
@@ -75,6 +77,7 @@ impl Link {
             down_reason: None,
             closing: false,
             starved: false,
+            credit_exhaustion_counted: false,
             blocked: None,
             next_ring: 0,
         }
@@ -132,6 +135,7 @@ impl Link {
                 None => consumed += len,
                 Some(Event::CreditGranted { .. }) => {
                     self.starved = false;
+                    self.credit_exhaustion_counted = false;
                     consumed += len;
                 }
                 Some(Event::Batch(view)) => {
@@ -172,6 +176,13 @@ impl Link {
         {
             let n = self.conn.poll_transmit(space);
             queue.commit(n);
+        }
+        if self.out_of_credit()
+            && !self.credit_exhaustion_counted
+            && rings.iter_mut().any(OutboundRing::has_records)
+        {
+            self.credit_exhaustion_counted = true;
+            stats.credit_exhausted();
         }
         if !self.can_send(queue) || rings.is_empty() {
             return;
@@ -229,6 +240,16 @@ impl Link {
                 Some(_) => min_room = MIN_BATCH_ROOM,
             }
         }
+    }
+
+    /// Whether the peer's credit stops this connection from sending a record: it granted
+    /// some (before its opening CREDIT, the wait is the handshake's), and too little.
+    fn out_of_credit(&self) -> bool {
+        let (_, limit) = self.conn.send_credit();
+        self.conn.is_established()
+            && !self.closing
+            && limit > 0
+            && (self.starved || self.conn.batch_room() < BATCH_HEADER_LEN + RECORD_HEADER_LEN)
     }
 
     /// Whether the connection may take another batch now.

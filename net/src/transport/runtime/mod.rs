@@ -1,13 +1,14 @@
 //! The transport thread's event loop: it owns the driver, the connections' protocol state,
 //! the peer table and the sink, and moves records between rings, frames and sockets.
 //!
-//! One iteration: apply commands, dial peers that are due, run timers, retry batches the
-//! sink refused, build frames for every connection that has credit, flush the sink; then
-//! sleep in the driver until I/O, a timer or a wake-up, and handle what it reports.
+//! One iteration: apply commands and the in-process hub's news, dial peers that are due,
+//! run timers, read the ring links, retry batches the sink refused, build frames for every
+//! connection that has credit, flush the sink; then sleep in the driver until I/O, a timer
+//! or a wake-up, and handle what it reports.
 
 mod link;
 mod peers;
-mod shm;
+mod rings;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,13 +17,14 @@ use std::time::{Duration, Instant};
 
 use link::{Link, Step};
 use peers::PeerTable;
-use shm::ShmIo;
+use rings::RingIo;
 
 use super::TransportConfig;
 use super::buf::SendQueue;
 use super::driver::{ConnId, Driver, IoEvent};
 use super::error::TransportError;
 use super::event::{PeerAddr, PeerEvent, PeerSpec, Remote};
+use super::hub::HubRegistration;
 use super::outbound::OutboundRing;
 use super::sink::InboundSink;
 use super::stats::Stats;
@@ -54,8 +56,8 @@ pub(crate) enum Command {
 pub(crate) enum LinkId {
     /// A socket of the driver.
     Socket(ConnId),
-    /// A pair of shared-memory rings.
-    Shm(u64),
+    /// A pair of record rings: shared memory, or in process.
+    Rings(u64),
 }
 
 /// The event loop; see the [module docs](self).
@@ -68,11 +70,13 @@ pub(crate) struct EventLoop {
     wake: Arc<WakeState>,
     stats: Arc<Stats>,
     links: HashMap<LinkId, Link>,
-    /// The rings of the shared-memory links.
-    shm: HashMap<LinkId, ShmIo>,
-    next_shm: u64,
-    /// Last time a shared-memory link carried something.
-    shm_active: Instant,
+    /// The rings of the ring links (shared memory, in process).
+    ring_links: HashMap<LinkId, RingIo>,
+    next_ring_link: u64,
+    /// Last time a ring link carried something.
+    rings_active: Instant,
+    /// This transport's place in its in-process hub, if it has one.
+    in_process: Option<HubRegistration>,
     peers: PeerTable,
     io_events: Vec<IoEvent>,
     scratch: Vec<LinkId>,
@@ -101,9 +105,10 @@ impl EventLoop {
             wake,
             stats,
             links: HashMap::new(),
-            shm: HashMap::new(),
-            next_shm: 0,
-            shm_active: Instant::now(),
+            ring_links: HashMap::new(),
+            next_ring_link: 0,
+            rings_active: Instant::now(),
+            in_process: None,
             peers,
             io_events: Vec::with_capacity(256),
             scratch: Vec::new(),
@@ -113,11 +118,18 @@ impl EventLoop {
         }
     }
 
+    /// Joins the loop to an in-process hub.
+    pub(crate) fn with_in_process(mut self, registration: Option<HubRegistration>) -> Self {
+        self.in_process = registration;
+        self
+    }
+
     /// Runs until shut down.
     pub(crate) fn run(mut self) -> Result<(), TransportError> {
         loop {
             let now = Instant::now();
             self.apply_commands(now);
+            self.hub_news(now);
             if let Some(deadline) = self.stopping
                 && (self.links.is_empty() || now >= deadline)
             {
@@ -125,7 +137,7 @@ impl EventLoop {
             }
             self.dial(now);
             let housekeeping = self.run_timers(now);
-            self.poll_shm(now, housekeeping);
+            self.poll_rings(now, housekeeping);
             let room = self.wake.take_room();
             self.retry_blocked(now, room);
             self.send_all();
@@ -226,12 +238,10 @@ impl EventLoop {
         let me = self.config.connection().worker_id();
         let mut due = Vec::new();
         for (worker, peer) in self.peers.iter() {
-            let dialer = match peer.addr {
-                Some(PeerAddr::Tcp(_)) => me < *worker,
-                Some(PeerAddr::SharedMemory) => true,
-                None => false,
-            };
-            if dialer && peer.link.is_none() && now >= peer.next_attempt {
+            if dials(me, *worker, peer.addr.as_ref())
+                && peer.link.is_none()
+                && now >= peer.next_attempt
+            {
                 due.push((*worker, peer.addr.clone()));
             }
         }
@@ -242,7 +252,10 @@ impl EventLoop {
                     self.peers.dial_failed(worker, now);
                 }
                 Some(PeerAddr::SharedMemory) => {}
-                None => {}
+                Some(PeerAddr::InProcess) if !self.dial_in_process(worker, now) => {
+                    self.peers.dial_failed(worker, now);
+                }
+                Some(PeerAddr::InProcess) | None => {}
             }
         }
     }
@@ -304,7 +317,7 @@ impl EventLoop {
     fn read(&mut self, id: LinkId, now: Instant) {
         let conn = match id {
             LinkId::Socket(conn) => conn,
-            LinkId::Shm(_) => return self.read_shm(id, now),
+            LinkId::Rings(_) => return self.read_rings(id, now),
         };
         loop {
             let Some(link) = self.links.get_mut(&id) else {
@@ -429,7 +442,7 @@ impl EventLoop {
                 self.send_link(id);
                 self.driver.close(conn);
             }
-            LinkId::Shm(_) => self.close_shm(id, Instant::now()),
+            LinkId::Rings(_) => self.close_rings(id, Instant::now()),
         }
     }
 
@@ -528,7 +541,7 @@ impl EventLoop {
     fn send_link(&mut self, id: LinkId) {
         let conn = match id {
             LinkId::Socket(conn) => conn,
-            LinkId::Shm(_) => return self.send_shm(id),
+            LinkId::Rings(_) => return self.send_rings(id),
         };
         let Some(link) = self.links.get_mut(&id) else {
             return;
@@ -548,6 +561,9 @@ impl EventLoop {
 
     /// Whether something could be sent right now: the loop must not sleep then.
     fn has_work(&mut self) -> bool {
+        if self.rings_have_work() {
+            return true;
+        }
         for (id, link) in &self.links {
             if link.conn.has_transmit() && !link.closing {
                 return true;
@@ -560,7 +576,7 @@ impl EventLoop {
             }
             let queue: Option<&SendQueue> = match id {
                 LinkId::Socket(conn) => self.driver.bufs(*conn).map(|bufs| &bufs.send),
-                LinkId::Shm(_) => self.shm.get(id).map(|io| &io.queue),
+                LinkId::Rings(_) => self.ring_links.get(id).map(|io| &io.queue),
             };
             if queue.is_some_and(|queue| link.can_send(queue))
                 && peer.rings.iter_mut().any(OutboundRing::has_records)
@@ -578,12 +594,10 @@ impl EventLoop {
             .values()
             .filter_map(|link| link.conn.poll_timeout());
         let dials = self.peers.iter().filter_map(|(worker, peer)| {
-            let dialer = match peer.addr {
-                Some(PeerAddr::Tcp(_)) => me < *worker,
-                Some(PeerAddr::SharedMemory) => true,
-                None => false,
-            };
-            (dialer && peer.link.is_none() && self.stopping.is_none()).then_some(peer.next_attempt)
+            (dials(me, *worker, peer.addr.as_ref())
+                && peer.link.is_none()
+                && self.stopping.is_none())
+            .then_some(peer.next_attempt)
         });
         let housekeeping = self
             .peers
@@ -599,5 +613,16 @@ impl EventLoop {
             .chain(shm)
             .min()
             .map(|due| due.saturating_duration_since(now))
+    }
+}
+
+/// Whether this worker (`me`) opens the link to `worker` at `addr`: the smaller id dials
+/// TCP and asks the in-process hub; both sides look for shared-memory rings (the smaller
+/// id creates them, the other opens them).
+fn dials(me: WorkerId, worker: WorkerId, addr: Option<&PeerAddr>) -> bool {
+    match addr {
+        Some(PeerAddr::Tcp(_) | PeerAddr::InProcess) => me < worker,
+        Some(PeerAddr::SharedMemory) => true,
+        None => false,
     }
 }

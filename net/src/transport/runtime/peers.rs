@@ -143,6 +143,14 @@ impl PeerTable {
         }
     }
 
+    /// Dials `worker` at the next opportunity, whatever the backoff says: what made the
+    /// last attempts fail has changed. The backoff itself stays.
+    pub(crate) fn retry_now(&mut self, worker: WorkerId, now: Instant) {
+        if let Some(peer) = self.peers.get_mut(&worker) {
+            peer.next_attempt = now;
+        }
+    }
+
     /// A dial attempt to `worker` failed before a connection existed.
     pub(crate) fn dial_failed(&mut self, worker: WorkerId, now: Instant) {
         let max = self.max_backoff;

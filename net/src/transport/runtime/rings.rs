@@ -1,0 +1,532 @@
+//! Links over two record rings, one per direction, instead of a socket: shared-memory ring
+//! files between co-located workers, or heap rings between workers of one process that an
+//! [`InProcessHub`](super::super::InProcessHub) hands over.
+//!
+//! Each ring record carries exactly one frame of the wire protocol, so the handshake,
+//! credits, heartbeats and closing are those of a TCP connection; only the bytes travel
+//! differently. Frames are built in a send queue, as for TCP, and copied into the outgoing
+//! ring whole; the peer reads them in place.
+//!
+//! - **Shared memory.** Of the two workers, the one with the smaller id creates the ring
+//!   files (in [`TransportConfig::shm_dir`]) and removes them when the link ends; the other
+//!   opens them once they exist and their creator is attached. Neither process can wake
+//!   the other, so the transport polls these rings: every 50 µs while they carry traffic,
+//!   every 2 ms once they have been idle for 10 ms. The peer maps the same files, so
+//!   everything in them is untrusted input, like bytes from a socket: the rings check every
+//!   sequence and record header they read, and a ring found corrupted closes the link with
+//!   an error naming the value that was wrong.
+//! - **In process.** The worker with the smaller id asks the hub for the link; the hub
+//!   makes both rings and leaves the peer's ends for it. After publishing frames, and after
+//!   freeing room by releasing frames, a side rings the peer transport's doorbell (a fence
+//!   and a load while the peer is busy), and its last check before sleeping looks at its
+//!   rings, so no wake-up is lost and nothing polls. The hub's cut and pause flags are read
+//!   once per loop iteration.
+//!
+//! The frames read from a ring go through the same decoder as frames from a socket.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use squall_ringbuf::record::{RecordConsumer, RecordProducer, RecordRing, WriteError};
+
+use super::super::buf::SendQueue;
+use super::super::config::TransportConfig;
+use super::super::event::Remote;
+use super::super::hub::{InProcessEnds, LinkControl};
+use super::super::sink::{InboundSink, SinkFull};
+use super::super::wake::WakeState;
+use super::link::Link;
+use super::{EventLoop, LinkId};
+use crate::codec::CloseCode;
+use crate::conn::Side;
+use crate::ids::{ClusterId, WorkerId};
+
+/// Poll interval while shared-memory links carry traffic.
+const BUSY_POLL: Duration = Duration::from_micros(50);
+/// Poll interval once they have been idle for [`IDLE_AFTER`].
+const IDLE_POLL: Duration = Duration::from_millis(2);
+const IDLE_AFTER: Duration = Duration::from_millis(10);
+
+/// The path of the ring carrying frames from `from` to `to`.
+fn ring_path(dir: &Path, cluster: ClusterId, from: WorkerId, to: WorkerId) -> PathBuf {
+    dir.join(format!(
+        "squall-{:016x}-{}-to-{}.ring",
+        cluster.0, from.0, to.0
+    ))
+}
+
+/// Where a ring link's rings live.
+#[derive(Debug)]
+enum RingKind {
+    /// Files shared with another process.
+    SharedMemory {
+        /// The ring files, when this side created them (and removes them).
+        created: Option<[PathBuf; 2]>,
+        /// The incoming ring, for errors.
+        rx_path: PathBuf,
+    },
+    /// Heap rings from an in-process hub.
+    InProcess {
+        control: Arc<LinkControl>,
+        peer_wake: Arc<WakeState>,
+        rx_direction: usize,
+    },
+}
+
+/// The rings and send queue of one ring link.
+#[derive(Debug)]
+pub(crate) struct RingIo {
+    tx: RecordProducer,
+    rx: RecordConsumer,
+    pub(crate) queue: SendQueue,
+    /// Where the rings are, for logs and events.
+    pub(crate) remote: Remote,
+    /// Writing to the outgoing ring failed; the link must close.
+    failed: bool,
+    kind: RingKind,
+}
+
+impl RingIo {
+    /// Creates both shared-memory rings (replacing stale files) and attaches this side's
+    /// ends.
+    fn create(config: &TransportConfig, peer: WorkerId) -> io::Result<Self> {
+        let me = config.connection().worker_id();
+        let cluster = config.connection().cluster_id();
+        let dir = config.shm_dir();
+        let out = ring_path(dir, cluster, me, peer);
+        let back = ring_path(dir, cluster, peer, me);
+        let ring_error = io::Error::other;
+        for path in [&out, &back] {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let tx = RecordRing::create(&out, config.shm_ring_bytes())
+            .and_then(|ring| ring.producer())
+            .map_err(ring_error)?;
+        let rx = RecordRing::create(&back, config.shm_ring_bytes())
+            .and_then(|ring| ring.consumer())
+            .map_err(ring_error)?;
+        Ok(Self {
+            tx,
+            rx,
+            queue: SendQueue::new(config.send_chunk_bytes()),
+            remote: Remote::SharedMemory(out.clone()),
+            failed: false,
+            kind: RingKind::SharedMemory {
+                rx_path: back.clone(),
+                created: Some([out, back]),
+            },
+        })
+    }
+
+    /// Opens the shared-memory rings `peer` created, if they exist and `peer` is attached
+    /// to them.
+    fn open(config: &TransportConfig, peer: WorkerId) -> io::Result<Option<Self>> {
+        let me = config.connection().worker_id();
+        let cluster = config.connection().cluster_id();
+        let dir = config.shm_dir();
+        let out = ring_path(dir, cluster, me, peer);
+        let back = ring_path(dir, cluster, peer, me);
+        if !out.exists() || !back.exists() {
+            return Ok(None);
+        }
+        let ring_error = io::Error::other;
+        let rx = RecordRing::attach_consumer(&back).map_err(ring_error)?;
+        let tx = RecordRing::attach_producer(&out).map_err(ring_error)?;
+        if rx.is_abandoned() || tx.is_abandoned() {
+            // Files of a link the creator has left; it will make new ones.
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            tx,
+            rx,
+            queue: SendQueue::new(config.send_chunk_bytes()),
+            remote: Remote::SharedMemory(back.clone()),
+            failed: false,
+            kind: RingKind::SharedMemory {
+                rx_path: back,
+                created: None,
+            },
+        }))
+    }
+
+    /// This side of an in-process link to `peer`.
+    fn in_process(config: &TransportConfig, peer: WorkerId, ends: InProcessEnds) -> Self {
+        Self {
+            tx: ends.tx,
+            rx: ends.rx,
+            queue: SendQueue::new(config.send_chunk_bytes()),
+            remote: Remote::InProcess(peer),
+            failed: false,
+            kind: RingKind::InProcess {
+                control: ends.control,
+                peer_wake: ends.peer_wake,
+                rx_direction: ends.rx_direction,
+            },
+        }
+    }
+
+    /// Whether the transport must poll this link: nobody wakes it when frames arrive.
+    fn is_polled(&self) -> bool {
+        matches!(self.kind, RingKind::SharedMemory { .. })
+    }
+
+    /// Rings the peer transport's doorbell, for an in-process link, after publishing
+    /// frames or freeing room.
+    fn notify_peer(&self) {
+        if let RingKind::InProcess { peer_wake, .. } = &self.kind {
+            peer_wake.notify();
+        }
+    }
+
+    /// Whether the hub cut this link.
+    fn is_cut(&self) -> bool {
+        matches!(&self.kind, RingKind::InProcess { control, .. } if control.is_cut())
+    }
+
+    /// Whether the hub paused the incoming direction: records are refused as a full
+    /// sink refuses them.
+    fn receiving_paused(&self) -> bool {
+        matches!(&self.kind, RingKind::InProcess { control, rx_direction, .. }
+            if control.is_paused(*rx_direction))
+    }
+
+    /// Whether a frame waits in the incoming ring (without taking it).
+    fn has_incoming(&mut self) -> bool {
+        let batch = self.rx.read(1);
+        let any = !batch.is_empty();
+        // Forgetting the batch releases nothing: the frame stays for the next read.
+        std::mem::forget(batch);
+        any
+    }
+
+    /// The incoming ring, for errors.
+    fn rx_name(&self) -> String {
+        match &self.kind {
+            RingKind::SharedMemory { rx_path, .. } => {
+                format!("shared-memory ring {}", rx_path.display())
+            }
+            RingKind::InProcess { .. } => format!("{} (incoming)", self.remote),
+        }
+    }
+
+    /// Moves whole frames from the send queue into the outgoing ring, one record each;
+    /// returns how many bytes moved.
+    fn flush(&mut self) -> io::Result<usize> {
+        let mut moved = 0;
+        'segments: for segment in self.queue.segments() {
+            let mut rest = segment;
+            while let Some(len_bytes) = rest.first_chunk::<4>() {
+                let len = u32::from_le_bytes(*len_bytes) as usize;
+                let frame = &rest[..len];
+                match self.tx.write(frame) {
+                    Ok(()) => {
+                        moved += len;
+                        rest = &rest[len..];
+                    }
+                    Err(WriteError::RecordFull) => break 'segments,
+                    Err(error @ (WriteError::RecordTooLarge { .. } | WriteError::Corrupted(_))) => {
+                        return Err(io::Error::other(error));
+                    }
+                }
+            }
+        }
+        if moved > 0 {
+            self.tx.publish();
+            self.queue.advance(moved);
+            self.notify_peer();
+        }
+        Ok(moved)
+    }
+
+    /// Whether the peer left: it detached from a ring, or its process died.
+    fn peer_gone(&self) -> bool {
+        self.rx.is_abandoned() || self.tx.is_abandoned()
+    }
+}
+
+/// The sink of a direction the hub paused: it takes nothing.
+struct Paused;
+
+impl InboundSink for Paused {
+    fn deliver(&mut self, _dest_task: u32, _record: &[u8]) -> Result<(), SinkFull> {
+        Err(SinkFull)
+    }
+}
+
+impl Drop for RingIo {
+    fn drop(&mut self) {
+        if let RingKind::SharedMemory {
+            created: Some(paths),
+            ..
+        } = &self.kind
+        {
+            for path in paths {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+impl EventLoop {
+    /// Opens a shared-memory link to `peer`: creates the rings when this worker has the
+    /// smaller id, else opens those the peer created. Returns whether a link now exists.
+    pub(super) fn dial_shm(&mut self, peer: WorkerId, now: Instant) -> bool {
+        let me = self.config.connection().worker_id();
+        let opened = if me < peer {
+            RingIo::create(&self.config, peer).map(Some)
+        } else {
+            RingIo::open(&self.config, peer)
+        };
+        match opened {
+            Ok(Some(io)) => {
+                self.add_ring_link(peer, io, now);
+                tracing::debug!("shared-memory link to {peer} opened");
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!("cannot open shared-memory rings to {peer}: {error}");
+                false
+            }
+        }
+    }
+
+    /// Asks the hub for an in-process link to `peer` (this worker has the smaller id).
+    /// Returns whether a link now exists.
+    pub(super) fn dial_in_process(&mut self, peer: WorkerId, now: Instant) -> bool {
+        let ring_bytes = self.config.in_process_ring_bytes();
+        let Some(ends) = self
+            .in_process
+            .as_ref()
+            .and_then(|hub| hub.connect(peer, ring_bytes))
+        else {
+            return false;
+        };
+        let io = RingIo::in_process(&self.config, peer, ends);
+        self.add_ring_link(peer, io, now);
+        tracing::debug!("in-process link to {peer} opened");
+        true
+    }
+
+    /// Acts on what the hub has for this transport: takes the links peers made for it,
+    /// and dials at once the peers it may link with again.
+    pub(super) fn hub_news(&mut self, now: Instant) {
+        let Some(hub) = &self.in_process else {
+            return;
+        };
+        if !hub.take_news() || self.stopping.is_some() {
+            return;
+        }
+        let offers = hub.take_offers();
+        let me = self.config.connection().worker_id();
+        let retry: Vec<WorkerId> = self
+            .peers
+            .iter()
+            .filter(|(worker, peer)| {
+                peer.addr == Some(super::PeerAddr::InProcess)
+                    && me < **worker
+                    && peer.link.is_none()
+                    && hub.may_link(**worker)
+            })
+            .map(|(worker, _)| *worker)
+            .collect();
+        for worker in retry {
+            self.peers.retry_now(worker, now);
+        }
+        for (peer, ends) in offers {
+            if let Some(old) = self.peers.get_mut(peer).and_then(|entry| entry.link) {
+                self.drop_link(old, CloseCode::REPLACED, "replaced by a newer connection");
+            }
+            let io = RingIo::in_process(&self.config, peer, ends);
+            self.add_ring_link(peer, io, now);
+            tracing::debug!("in-process link from {peer} taken");
+        }
+    }
+
+    fn add_ring_link(&mut self, peer: WorkerId, io: RingIo, now: Instant) {
+        let me = self.config.connection().worker_id();
+        self.next_ring_link += 1;
+        let id = LinkId::Rings(self.next_ring_link);
+        let side = if me < peer {
+            Side::Initiator
+        } else {
+            Side::Acceptor
+        };
+        let connection = self.connection(side, Some(peer), now);
+        let remote = io.remote.clone();
+        self.links
+            .insert(id, Link::new(connection, remote, Some(peer)));
+        self.ring_links.insert(id, io);
+        self.peers.entry(peer, now).link = Some(id);
+        self.rings_active = now;
+        self.send_link(id);
+    }
+
+    /// Reads every frame waiting in the link's incoming ring, as far as the sink lets it.
+    pub(super) fn read_rings(&mut self, id: LinkId, now: Instant) {
+        loop {
+            let (Some(link), Some(io)) = (self.links.get_mut(&id), self.ring_links.get_mut(&id))
+            else {
+                return;
+            };
+            if link.closing {
+                return;
+            }
+            let was_blocked = link.is_blocked();
+            let paused = io.receiving_paused();
+            let batch = io.rx.read(1);
+            let Some(frame) = batch.iter().next() else {
+                drop(batch);
+                if let Some(corruption) = io.rx.corruption() {
+                    let reason =
+                        format!("the incoming {} is corrupted: {corruption}", io.rx_name());
+                    link.shut(CloseCode::PROTOCOL_ERROR, reason);
+                    self.close_link(id);
+                }
+                return;
+            };
+            self.rings_active = now;
+            let mut need = 0;
+            // A paused direction is a consumer that stopped: its records are refused and
+            // wait, control frames still pass, and reading stops at the first batch.
+            let sink: &mut dyn InboundSink = if paused {
+                &mut Paused
+            } else {
+                self.sink.as_mut()
+            };
+            let (consumed, step) = link.receive(frame, sink, &self.stats, now, &mut need);
+            let whole = consumed == frame.len();
+            if whole {
+                batch.release();
+                io.notify_peer();
+            } else {
+                // The frame stays in the ring until its records are delivered: forgetting
+                // the batch releases nothing.
+                std::mem::forget(batch);
+            }
+            if !self.after_step(id, step, was_blocked, now) {
+                return;
+            }
+            if !whole && !self.links.get(&id).is_some_and(Link::is_blocked) {
+                let link = self.links.get_mut(&id).expect("still open");
+                link.shut(
+                    CloseCode::PROTOCOL_ERROR,
+                    "a ring record does not hold exactly one frame".to_owned(),
+                );
+                self.close_link(id);
+                return;
+            }
+            if !whole {
+                return;
+            }
+        }
+    }
+
+    /// Queues the link's frames and moves them into its outgoing ring.
+    pub(super) fn send_rings(&mut self, id: LinkId) {
+        let (Some(link), Some(io)) = (self.links.get_mut(&id), self.ring_links.get_mut(&id)) else {
+            return;
+        };
+        let rings = match link.peer.and_then(|peer| self.peers.get_mut(peer)) {
+            Some(peer) if peer.link == Some(id) => peer.rings.as_mut_slice(),
+            _ => &mut [],
+        };
+        link.send(&mut io.queue, rings, &self.stats);
+        if io.queue.queued() > 0 {
+            if let Err(error) = io.flush() {
+                let reason = format!("cannot write to the outgoing ring: {error}");
+                link.down_reason.get_or_insert(reason);
+                io.failed = true;
+            } else {
+                self.rings_active = Instant::now();
+            }
+        }
+    }
+
+    /// Ends a ring link at once: its CLOSE (if any) is in the ring already. The peer of an
+    /// in-process link is woken to notice.
+    pub(super) fn close_rings(&mut self, id: LinkId, now: Instant) {
+        self.send_rings(id);
+        if let Some(io) = self.ring_links.remove(&id) {
+            let peer_wake = match &io.kind {
+                RingKind::InProcess { peer_wake, .. } => Some(Arc::clone(peer_wake)),
+                RingKind::SharedMemory { .. } => None,
+            };
+            // Detaches this side's ends first, so the woken peer finds them gone.
+            drop(io);
+            if let Some(peer_wake) = peer_wake {
+                peer_wake.notify();
+            }
+        }
+        self.finish(id, None, now);
+    }
+
+    /// Looks at every ring link: reads what arrived, notices peers that left and links
+    /// the hub cut. Peers of shared-memory links are checked only when `check_peers`
+    /// (a system call each); those of in-process links every time (a load).
+    pub(super) fn poll_rings(&mut self, now: Instant, check_peers: bool) {
+        self.scratch.clear();
+        self.scratch.extend(self.ring_links.keys().copied());
+        let ids = std::mem::take(&mut self.scratch);
+        for &id in &ids {
+            let Some(io) = self.ring_links.get(&id) else {
+                continue;
+            };
+            let gone = if io.is_cut() {
+                Some("the in-process hub cut the link")
+            } else if (check_peers || !io.is_polled()) && io.peer_gone() {
+                Some("the peer left the rings")
+            } else {
+                None
+            };
+            if let Some(reason) = gone {
+                if let Some(link) = self.links.get_mut(&id) {
+                    link.down_reason.get_or_insert_with(|| reason.to_owned());
+                }
+                self.close_link(id);
+                continue;
+            }
+            let blocked = self.links.get(&id).is_some_and(Link::is_blocked);
+            if !blocked {
+                self.read_rings(id, now);
+            }
+            if self.ring_links.get(&id).is_some_and(|io| io.failed) {
+                self.close_link(id);
+            }
+        }
+        self.scratch = ids;
+    }
+
+    /// Whether an in-process link has something to do right now: the loop must not sleep
+    /// then. Moves queued frames into rings that have room again (the peer freed it and
+    /// rang, or is about to).
+    pub(super) fn rings_have_work(&mut self) -> bool {
+        let mut work = false;
+        for (id, io) in &mut self.ring_links {
+            if io.is_polled() {
+                continue;
+            }
+            let readable = !self.links.get(id).is_some_and(Link::is_blocked) && io.has_incoming();
+            let moved = io.queue.queued() > 0 && io.flush().is_ok_and(|moved| moved > 0);
+            work |= readable || moved || io.is_cut() || io.peer_gone();
+        }
+        work
+    }
+
+    /// How long the loop may sleep before polling its shared-memory links again.
+    pub(super) fn shm_poll_interval(&self, now: Instant) -> Option<Duration> {
+        if !self.ring_links.values().any(RingIo::is_polled) {
+            None
+        } else if now.saturating_duration_since(self.rings_active) < IDLE_AFTER {
+            Some(BUSY_POLL)
+        } else {
+            Some(IDLE_POLL)
+        }
+    }
+}
