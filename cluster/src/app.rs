@@ -36,13 +36,14 @@ use clap::{Parser, Subcommand};
 use squall_net::ClusterSecret;
 
 use crate::plan::SECRET_ENV;
+use crate::worker_stop::WORKER_STOP_DRAIN;
 use crate::{TopologyDescription, WorkerHeartbeat, WorkerPlan};
 use squall_core::component::ComponentError;
 use squall_core::topology::Topology;
 use squall_core::worker::{PlanChange, Worker, WorkerOptions};
 
-/// How long a worker lets in-flight tuples drain when it stops.
-const STOP_DRAIN: Duration = Duration::from_secs(5);
+/// How long a local run lets in-flight tuples drain when it stops.
+const LOCAL_STOP_DRAIN: Duration = Duration::from_secs(5);
 
 /// How often a worker looks at its plan file.
 const PLAN_POLL: Duration = Duration::from_millis(200);
@@ -173,7 +174,7 @@ where
         }
     }
     let stopped_by = running.stopped_by();
-    let report = running.kill(STOP_DRAIN);
+    let report = running.kill(LOCAL_STOP_DRAIN);
     println!(
         "stopped after {:.1}s; {} in flight drained; {} task errors",
         started.elapsed().as_secs_f64(),
@@ -226,8 +227,12 @@ where
     loop {
         if stop.load(Ordering::Relaxed) {
             tracing::info!("stopping on request");
-            let report = worker.shutdown(STOP_DRAIN);
-            tracing::info!(drained = report.drained, "worker stopped");
+            let report = worker.shutdown(WORKER_STOP_DRAIN);
+            tracing::info!(
+                drained = report.drained,
+                took_ms = report.took.as_millis() as u64,
+                "worker stopped"
+            );
             return Ok(());
         }
         if let Some(failure) = worker.running().stopped_by() {
