@@ -107,8 +107,15 @@ where
 
 fn init_logging() {
     let filter = std::env::var("SQUALL_LOG").unwrap_or_else(|_| "info".to_owned());
-    if let Err(error) = crate::logging::init(&filter) {
-        eprintln!("SQUALL_LOG={filter:?} is not a valid log filter: {error}");
+    let format = crate::logging::LogFormat::from_env().unwrap_or_else(|error| {
+        eprintln!(
+            "{}: {error}; logging as text",
+            crate::logging::LOG_FORMAT_ENV
+        );
+        crate::logging::LogFormat::Text
+    });
+    if let Err(error) = crate::logging::init(&filter, format) {
+        eprintln!("SQUALL_LOG: {error}");
     }
 }
 

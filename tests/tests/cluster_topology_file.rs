@@ -59,6 +59,19 @@ fn a_topology_file_runs_on_the_cluster_with_its_resources() {
     );
     let (ok, stdout, _) = cluster.cli(&["status", "lines"]);
     assert!(ok && stdout.contains("count      bolt"), "{stdout}");
+    // Logs written to files carry no colour codes.
+    let worker_log = std::fs::read_to_string(worker.dir.join("worker.log")).unwrap();
+    for (name, log) in [
+        ("nimbus", cluster.nimbuses[0].log()),
+        ("supervisor", cluster.supervisors[0].log()),
+        ("worker", worker_log),
+    ] {
+        assert!(log.contains(" INFO "), "{name} logs: {log}");
+        assert!(
+            !log.contains('\u{1b}'),
+            "{name} log has escape codes: {log:?}"
+        );
+    }
 
     let (ok, stdout, _) = cluster.cli(&["kill", "lines", "--wait", "0"]);
     assert!(ok, "{stdout}");
