@@ -36,13 +36,14 @@ use clap::{Parser, Subcommand};
 use squall_net::ClusterSecret;
 
 use crate::plan::SECRET_ENV;
+use crate::worker_stop::WORKER_STOP_DRAIN;
 use crate::{TopologyDescription, WorkerHeartbeat, WorkerPlan};
 use squall_core::component::ComponentError;
 use squall_core::topology::Topology;
 use squall_core::worker::{PlanChange, Worker, WorkerOptions};
 
-/// How long a worker lets in-flight tuples drain when it stops.
-const STOP_DRAIN: Duration = Duration::from_secs(5);
+/// How long a local run lets in-flight tuples drain when it stops.
+const LOCAL_STOP_DRAIN: Duration = Duration::from_secs(5);
 
 /// How often a worker looks at its plan file.
 const PLAN_POLL: Duration = Duration::from_millis(200);
@@ -106,8 +107,15 @@ where
 
 fn init_logging() {
     let filter = std::env::var("SQUALL_LOG").unwrap_or_else(|_| "info".to_owned());
-    if let Err(error) = crate::logging::init(&filter) {
-        eprintln!("SQUALL_LOG={filter:?} is not a valid log filter: {error}");
+    let format = crate::logging::LogFormat::from_env().unwrap_or_else(|error| {
+        eprintln!(
+            "{}: {error}; logging as text",
+            crate::logging::LOG_FORMAT_ENV
+        );
+        crate::logging::LogFormat::Text
+    });
+    if let Err(error) = crate::logging::init(&filter, format) {
+        eprintln!("SQUALL_LOG: {error}");
     }
 }
 
@@ -173,7 +181,7 @@ where
         }
     }
     let stopped_by = running.stopped_by();
-    let report = running.kill(STOP_DRAIN);
+    let report = running.kill(LOCAL_STOP_DRAIN);
     println!(
         "stopped after {:.1}s; {} in flight drained; {} task errors",
         started.elapsed().as_secs_f64(),
@@ -227,8 +235,12 @@ where
     loop {
         if stop.load(Ordering::Relaxed) {
             tracing::info!("stopping on request");
-            let report = worker.shutdown(STOP_DRAIN);
-            tracing::info!(drained = report.drained, "worker stopped");
+            let report = worker.shutdown(WORKER_STOP_DRAIN);
+            tracing::info!(
+                drained = report.drained,
+                took_ms = report.took.as_millis() as u64,
+                "worker stopped"
+            );
             return Ok(());
         }
         if let Some(failure) = worker.running().stopped_by() {

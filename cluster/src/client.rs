@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::artifact::{Artifact, ArtifactBuilder, ArtifactError, sha256_hex};
 use super::config::ClusterConfig;
@@ -30,6 +30,13 @@ use super::records::NimbusInfo;
 use super::secret::{PROOF_LEN, Secret, SecretError};
 use super::store::{self, StoreError, ZkStore};
 use squall_topology_file::{Overrides, ResourceKind, TopologyFile};
+
+/// How long past the ZooKeeper session timeout a request waits for a new leader: time for
+/// a standby to see the old leader's node go and to start leading.
+const ELECTION_SETTLE: Duration = Duration::from_secs(2);
+
+/// Pause between attempts while no leader answers.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// Why a request to the cluster failed.
 #[derive(Debug, thiserror::Error)]
@@ -324,23 +331,69 @@ impl NimbusClient {
         })
     }
 
-    /// Sends `request` (with `payload`, for uploads) to the leader, following one
-    /// redirection if the nimbus asked no longer leads, and returns the answer and its
-    /// payload.
+    /// How long [`call`](Self::call) waits for a leader to be elected and reachable: a dead
+    /// leader's election node lasts until its ZooKeeper session expires, and a standby
+    /// then takes a moment to lead.
+    pub fn election_wait(&self) -> Duration {
+        self.config.zookeeper.session_timeout() + ELECTION_SETTLE
+    }
+
+    /// Sends `request` (with `payload`, for uploads) to the leader and returns the answer
+    /// and its payload. While leadership changes hands — no leader elected yet, the nimbus
+    /// asked no longer leads, or the leader found cannot be connected to — it follows the
+    /// leader named in the refusal or found again in ZooKeeper, retrying for up to
+    /// [`election_wait`](Self::election_wait). Only requests that never reached a nimbus
+    /// or were refused unread are sent again.
     ///
     /// # Errors
-    /// When the leader cannot be found or reached, or refuses the request.
+    /// When the leader cannot be found or reached within that time, or refuses the request.
     pub fn call(
         &self,
         request: &Request,
         payload: &[u8],
     ) -> Result<(Response, Vec<u8>), ClientError> {
-        let address = self.leader_address()?;
-        match self.call_at(&address, request, payload) {
-            Err(ClientError::Refused(ApiError::NotLeader {
-                leader: Some(leader),
-            })) if leader != address => self.call_at(&leader, request, payload),
-            other => other,
+        let deadline = Instant::now() + self.election_wait();
+        let mut named: Option<String> = None;
+        loop {
+            let attempt = match named.take() {
+                Some(address) => Ok(address),
+                None => self.leader_address(),
+            }
+            .and_then(|address| {
+                self.call_at(&address, request, payload)
+                    .inspect_err(|error| {
+                        if let ClientError::Refused(ApiError::NotLeader {
+                            leader: Some(leader),
+                        }) = error
+                            && *leader != address
+                        {
+                            named = Some(leader.clone());
+                        }
+                    })
+            });
+            match attempt {
+                Err(error) if self.leadership_in_flux(&error) && Instant::now() < deadline => {
+                    tracing::debug!("retrying while leadership settles: {error}");
+                    // A leader named in a refusal is asked at once; anything else needs
+                    // the election to move first.
+                    if named.is_none() {
+                        std::thread::sleep(RETRY_PAUSE);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether `error` comes from leadership changing hands, which settles by itself: no
+    /// leader elected yet, a nimbus that no longer (or not yet) leads, or a leader found in
+    /// ZooKeeper that is gone. A configured `client.nimbus` that cannot be reached is not
+    /// expected to come back by itself.
+    fn leadership_in_flux(&self, error: &ClientError) -> bool {
+        match error {
+            ClientError::NoLeader { .. } | ClientError::Refused(ApiError::NotLeader { .. }) => true,
+            ClientError::NimbusUnreachable { .. } => self.config.client.nimbus.is_none(),
+            _ => false,
         }
     }
 

@@ -236,7 +236,9 @@ pub struct SupervisorSettings {
     pub worker_timeout_ms: u64,
     /// How long a new worker may take to write its first heartbeat. Default 60000.
     pub worker_start_timeout_ms: u64,
-    /// After SIGTERM, how long a worker may take to exit before SIGKILL. Default 5000.
+    /// After SIGTERM, how long a worker may take to exit before SIGKILL. At least 3000: a
+    /// worker drains what is in flight for up to 2000 ms, then closes its components (see
+    /// [`crate::worker_stop`]). Default 5000.
     pub kill_grace_ms: u64,
     /// Transport backend named in worker plans: `auto`, `mio` or `io-uring`. Default
     /// `"auto"`.
@@ -410,6 +412,21 @@ impl ClusterConfig {
                 });
             }
         }
+        let min_grace = crate::worker_stop::min_kill_grace();
+        if Duration::from_millis(self.supervisor.kill_grace_ms) < min_grace {
+            return Err(ConfigError::Invalid {
+                key: "supervisor.kill_grace_ms",
+                reason: format!(
+                    "{} ms is shorter than a worker's own stop, which drains in-flight tuples \
+                     for up to {} ms and closes its components in up to {} ms more: stopping \
+                     workers would be killed; set at least {} ms",
+                    self.supervisor.kill_grace_ms,
+                    crate::worker_stop::WORKER_STOP_DRAIN.as_millis(),
+                    crate::worker_stop::WORKER_STOP_CLOSE.as_millis(),
+                    min_grace.as_millis()
+                ),
+            });
+        }
         if self.nimbus.min_replicas == 0 {
             return invalid("nimbus.min_replicas", "must be at least 1");
         }
@@ -485,6 +502,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("zookeeper.root"), "{error}");
+    }
+
+    #[test]
+    fn a_kill_grace_shorter_than_the_worker_stop_is_refused() {
+        let error = ClusterConfig::from_toml("[supervisor]\nkill_grace_ms = 2500\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "configuration setting supervisor.kill_grace_ms is invalid: 2500 ms is shorter \
+             than a worker's own stop, which drains in-flight tuples for up to 2000 ms and \
+             closes its components in up to 1000 ms more: stopping workers would be killed; \
+             set at least 3000 ms"
+        );
+        let config = ClusterConfig::from_toml("[supervisor]\nkill_grace_ms = 3000\n").unwrap();
+        assert_eq!(config.supervisor.kill_grace_ms, 3000);
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod secret;
 mod shutdown;
 pub mod store;
 pub mod supervisor;
+pub mod worker_stop;
 
 pub use client::{ClientError, NimbusClient, Submission, Submitted};
 pub use config::{ClusterConfig, ConfigError};

@@ -4,13 +4,17 @@
 //! Two ways to schedule:
 //!
 //! - [`Mode::Reshuffle`] (first schedule, rebalance, growing to the requested worker
-//!   count): picks the slots, keeping the topology's live slots first and spreading new
-//!   ones over the supervisors with the fewest of its workers, then deals the executors
-//!   round-robin.
+//!   count): picks the slots one at a time, each on the host with the fewest of the
+//!   topology's workers so far (then the supervisor with the fewest), preferring the
+//!   topology's live slots among equals so that as few workers as possible restart; then
+//!   deals the executors round-robin.
 //! - [`Mode::Repair`] (a worker or node died): keeps every live worker and its executors
 //!   untouched, so they need no restart, and gives the orphaned executors to replacement
-//!   slots (one per lost worker, while free slots last), or else spreads them over the
-//!   least-loaded live workers.
+//!   slots (one per lost worker, while free slots last, picked the same spreading way), or
+//!   else spreads them over the least-loaded live workers.
+//!
+//! Spreading over hosts comes first because a host is what fails: two workers of a
+//! topology on one host while another host has room would both be lost with it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -114,18 +118,49 @@ fn shortfall_note(request: &Request<'_>, placed: usize) -> Option<String> {
 
 fn reshuffle(request: &Request<'_>, kept: &[&AssignedWorker]) -> Result<Schedule, ScheduleError> {
     let wanted = request.workers.max(1).min(request.executors.max(1));
-    let mut slots: Vec<(String, String, u16)> = kept
+    let mut candidates: Vec<Candidate> = kept
         .iter()
-        .take(wanted)
-        .map(|worker| (worker.supervisor.clone(), worker.host.clone(), worker.port))
+        .map(|worker| Candidate {
+            supervisor: worker.supervisor.clone(),
+            host: worker.host.clone(),
+            port: worker.port,
+            kept: true,
+        })
+        .chain(request.free.iter().map(|slot| Candidate {
+            supervisor: slot.supervisor.clone(),
+            host: slot.host.clone(),
+            port: slot.port,
+            kept: false,
+        }))
         .collect();
-    let mut load = load_per_supervisor(slots.iter().map(|(supervisor, _, _)| supervisor));
-    let picked = pick_even(request.free, wanted - slots.len(), &mut load);
-    slots.extend(
-        picked
-            .into_iter()
-            .map(|slot| (slot.supervisor, slot.host, slot.port)),
-    );
+    // Among equally loaded supervisors, the one with the most candidates left is filled
+    // first, as it can best take more later.
+    let mut room: BTreeMap<String, usize> = BTreeMap::new();
+    for candidate in &candidates {
+        *room.entry(candidate.supervisor.clone()).or_insert(0) += 1;
+    }
+    let mut load = Load::default();
+    let mut slots: Vec<(String, String, u16)> = Vec::with_capacity(wanted);
+    while slots.len() < wanted {
+        let Some(best) = (0..candidates.len()).min_by_key(|&index| {
+            let candidate = &candidates[index];
+            (
+                load.of(&candidate.host, &candidate.supervisor),
+                !candidate.kept,
+                std::cmp::Reverse(room.get(&candidate.supervisor).copied().unwrap_or(0)),
+                candidate.supervisor.as_str(),
+                candidate.port,
+            )
+        }) else {
+            break;
+        };
+        let slot = candidates.swap_remove(best);
+        if let Some(left) = room.get_mut(&slot.supervisor) {
+            *left -= 1;
+        }
+        load.add(&slot.host, &slot.supervisor);
+        slots.push((slot.supervisor, slot.host, slot.port));
+    }
     if slots.is_empty() {
         return Err(no_slots(request));
     }
@@ -168,7 +203,7 @@ fn repair(request: &Request<'_>, kept: &[&AssignedWorker]) -> Result<Schedule, S
     if kept.is_empty() {
         replacements_wanted = replacements_wanted.max(1);
     }
-    let mut load = load_per_supervisor(kept.iter().map(|worker| &worker.supervisor));
+    let mut load = Load::of_workers(kept.iter().copied());
     let replacements = pick_even(request.free, replacements_wanted, &mut load);
     if kept.is_empty() && replacements.is_empty() {
         return Err(no_slots(request));
@@ -240,19 +275,50 @@ fn no_slots(request: &Request<'_>) -> ScheduleError {
     }
 }
 
-fn load_per_supervisor<'a>(
-    supervisors: impl Iterator<Item = &'a String>,
-) -> BTreeMap<String, usize> {
-    let mut load = BTreeMap::new();
-    for supervisor in supervisors {
-        *load.entry(supervisor.clone()).or_insert(0) += 1;
-    }
-    load
+/// A slot the reshuffle may pick: one of the topology's live slots, or a free one.
+#[derive(Debug)]
+struct Candidate {
+    supervisor: String,
+    host: String,
+    port: u16,
+    kept: bool,
 }
 
-/// Picks `count` free slots, each from the supervisor with the fewest of this topology's
-/// workers so far (then the most free slots left, then by id), lowest port first.
-fn pick_even(free: &[FreeSlot], count: usize, load: &mut BTreeMap<String, usize>) -> Vec<FreeSlot> {
+/// How many of the topology's workers each host and each supervisor holds so far.
+#[derive(Debug, Default)]
+struct Load {
+    hosts: BTreeMap<String, usize>,
+    supervisors: BTreeMap<String, usize>,
+}
+
+impl Load {
+    fn of_workers<'a>(workers: impl Iterator<Item = &'a AssignedWorker>) -> Self {
+        let mut load = Self::default();
+        for worker in workers {
+            load.add(&worker.host, &worker.supervisor);
+        }
+        load
+    }
+
+    /// The key to keep low: the host's workers first, then the supervisor's (several
+    /// supervisors may share a host).
+    fn of(&self, host: &str, supervisor: &str) -> (usize, usize) {
+        (
+            self.hosts.get(host).copied().unwrap_or(0),
+            self.supervisors.get(supervisor).copied().unwrap_or(0),
+        )
+    }
+
+    fn add(&mut self, host: &str, supervisor: &str) {
+        *self.hosts.entry(host.to_owned()).or_insert(0) += 1;
+        *self.supervisors.entry(supervisor.to_owned()).or_insert(0) += 1;
+    }
+}
+
+/// Picks `count` free slots, each on the host and then the supervisor with the fewest of
+/// this topology's workers so far (then the supervisor with the most free slots left, then
+/// by id), lowest port first.
+fn pick_even(free: &[FreeSlot], count: usize, load: &mut Load) -> Vec<FreeSlot> {
     let mut by_supervisor: BTreeMap<&str, Vec<&FreeSlot>> = BTreeMap::new();
     for slot in free {
         by_supervisor
@@ -267,15 +333,15 @@ fn pick_even(free: &[FreeSlot], count: usize, load: &mut BTreeMap<String, usize>
     while picked.len() < count {
         let Some(supervisor) = by_supervisor
             .iter()
-            .filter(|(_, slots)| !slots.is_empty())
-            .min_by_key(|(supervisor, slots)| {
+            .filter_map(|(supervisor, slots)| Some((*supervisor, slots.last()?, slots.len())))
+            .min_by_key(|(supervisor, next, room)| {
                 (
-                    load.get(**supervisor).copied().unwrap_or(0),
-                    std::cmp::Reverse(slots.len()),
-                    **supervisor,
+                    load.of(&next.host, supervisor),
+                    std::cmp::Reverse(*room),
+                    *supervisor,
                 )
             })
-            .map(|(supervisor, _)| *supervisor)
+            .map(|(supervisor, _, _)| supervisor)
         else {
             break;
         };
@@ -283,7 +349,7 @@ fn pick_even(free: &[FreeSlot], count: usize, load: &mut BTreeMap<String, usize>
             .get_mut(supervisor)
             .and_then(Vec::pop)
             .expect("non-empty");
-        *load.entry(supervisor.to_owned()).or_insert(0) += 1;
+        load.add(&slot.host, &slot.supervisor);
         picked.push(slot.clone());
     }
     picked
@@ -316,12 +382,20 @@ mod tests {
     }
 
     fn worker(supervisor: &str, executors: &[usize]) -> AssignedWorker {
+        worker_at(supervisor, 6700, executors)
+    }
+
+    fn worker_at(supervisor: &str, port: u16, executors: &[usize]) -> AssignedWorker {
         AssignedWorker {
             supervisor: supervisor.into(),
-            host: format!("h{supervisor}"),
-            port: 6700,
+            host: format!("host-{supervisor}"),
+            port,
             executors: executors.to_vec(),
         }
+    }
+
+    fn hosts(workers: &[AssignedWorker]) -> BTreeSet<&str> {
+        workers.iter().map(|worker| worker.host.as_str()).collect()
     }
 
     fn placement(workers: &[AssignedWorker]) -> Vec<(String, Vec<usize>)> {
@@ -509,6 +583,102 @@ mod tests {
                 ("b:6700".to_owned(), vec![1, 4]),
                 ("c:6700".to_owned(), vec![2, 5]),
             ]
+        );
+    }
+
+    #[test]
+    fn a_rebalance_from_three_to_two_workers_ends_on_two_hosts() {
+        // Three hosts; the topology's workers crowd host a after earlier repairs.
+        let current = vec![
+            worker_at("a", 6700, &[0, 3]),
+            worker_at("a", 6701, &[1, 4]),
+            worker_at("b", 6700, &[2, 5]),
+        ];
+        let free = free(&[("b", 6701), ("c", 6700), ("c", 6701)]);
+        let lost = BTreeSet::new();
+        let schedule = schedule(&Request {
+            executors: 6,
+            workers: 2,
+            current: &current,
+            lost: &lost,
+            free: &free,
+            mode: Mode::Reshuffle,
+        })
+        .unwrap();
+        assert_eq!(hosts(&schedule.workers).len(), 2, "{schedule:?}");
+        // Both stay in live slots: spreading needed no move.
+        assert_eq!(
+            placement(&schedule.workers),
+            [
+                ("a:6700".to_owned(), vec![0, 2, 4]),
+                ("b:6700".to_owned(), vec![1, 3, 5]),
+            ]
+        );
+    }
+
+    #[test]
+    fn keeping_live_slots_still_spreads_over_hosts() {
+        // Both workers on host a while b and c have room: one stays, one moves.
+        let current = vec![worker_at("a", 6700, &[0, 2]), worker_at("a", 6701, &[1, 3])];
+        let free = free(&[("b", 6700), ("c", 6700)]);
+        let lost = BTreeSet::new();
+        let schedule = schedule(&Request {
+            executors: 4,
+            workers: 2,
+            current: &current,
+            lost: &lost,
+            free: &free,
+            mode: Mode::Reshuffle,
+        })
+        .unwrap();
+        assert_eq!(
+            placement(&schedule.workers),
+            [
+                ("a:6700".to_owned(), vec![0, 2]),
+                ("b:6700".to_owned(), vec![1, 3]),
+            ]
+        );
+    }
+
+    #[test]
+    fn supervisors_on_one_host_count_as_one_host() {
+        let mut free = free(&[("s1", 6700), ("s2", 6700), ("s3", 6700)]);
+        free[1].host = free[0].host.clone();
+        let lost = BTreeSet::new();
+        let request = Request {
+            executors: 4,
+            workers: 2,
+            current: &[],
+            lost: &lost,
+            free: &free,
+            mode: Mode::Reshuffle,
+        };
+        let first = schedule(&request).unwrap();
+        assert_eq!(
+            hosts(&first.workers),
+            BTreeSet::from(["host-s1", "host-s3"])
+        );
+        // A replacement for a lost worker goes to a host the topology does not use yet.
+        let lost = BTreeSet::from([SlotId::new("s3", 6700)]);
+        let rest = [
+            free[1].clone(),
+            FreeSlot {
+                supervisor: "s4".into(),
+                host: "host-s4".into(),
+                port: 6700,
+            },
+        ];
+        let repaired = schedule(&Request {
+            current: &first.workers,
+            lost: &lost,
+            free: &rest,
+            mode: Mode::Repair,
+            ..request
+        })
+        .unwrap();
+        assert_eq!(
+            hosts(&repaired.workers),
+            BTreeSet::from(["host-s1", "host-s4"])
         );
     }
 

@@ -37,6 +37,7 @@
 mod bolt;
 pub mod framing;
 mod handshake;
+pub mod pid_dir;
 mod process;
 pub mod protocol;
 mod restart;

@@ -201,15 +201,6 @@ pub(crate) fn quote(text: &str) -> String {
     }
 }
 
-fn pid_dir_for(labels: &Labels) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "squall-pids-{}-{}-{}",
-        std::process::id(),
-        labels.task,
-        fastrand::u64(..)
-    ))
-}
-
 impl Subprocess {
     /// Starts the subprocess and its threads; `handshake` makes the first message from the
     /// pid directory.
@@ -225,7 +216,7 @@ impl Subprocess {
                 dir: launch.working_dir.clone(),
             });
         }
-        let pid_dir = pid_dir_for(&options.labels);
+        let pid_dir = super::pid_dir::new_path(options.labels.task);
         std::fs::create_dir_all(&pid_dir).map_err(|source| LaunchError::PidDir {
             dir: pid_dir.clone(),
             source,
@@ -390,13 +381,15 @@ impl Drop for Subprocess {
             return;
         };
         let _ = child.kill();
+        // Removed here rather than by the reaper below: a worker that is stopping exits
+        // without waiting for its reaper threads.
+        let _ = std::fs::remove_dir_all(&pid_dir);
         let pid = self.shared.os_pid;
         // Reaping waits for the kernel; it happens off the executor thread.
         let reaper = std::thread::Builder::new()
             .name("squall-ml-reap".to_owned())
             .spawn(move || {
                 let _ = child.wait();
-                let _ = std::fs::remove_dir_all(&pid_dir);
             });
         if reaper.is_err() {
             tracing::warn!(

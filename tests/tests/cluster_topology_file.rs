@@ -22,6 +22,22 @@ streams:
   - {from: lines, to: count, grouping: {type: fields, args: [line]}}
 ";
 
+/// The multi-lang pid directories of the worker process `pid`.
+fn pid_dirs_of(pid: u32) -> Vec<PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .and_then(squall::multilang::pid_dir::owner_of)
+                == Some(pid)
+        })
+        .map(|entry| entry.path())
+        .collect()
+}
+
 #[test]
 fn a_topology_file_runs_on_the_cluster_with_its_resources() {
     let mut cluster = Cluster::new(
@@ -59,6 +75,19 @@ fn a_topology_file_runs_on_the_cluster_with_its_resources() {
     );
     let (ok, stdout, _) = cluster.cli(&["status", "lines"]);
     assert!(ok && stdout.contains("count      bolt"), "{stdout}");
+    // Logs written to files carry no colour codes.
+    let worker_log = std::fs::read_to_string(worker.dir.join("worker.log")).unwrap();
+    for (name, log) in [
+        ("nimbus", cluster.nimbuses[0].log()),
+        ("supervisor", cluster.supervisors[0].log()),
+        ("worker", worker_log),
+    ] {
+        assert!(log.contains(" INFO "), "{name} logs: {log}");
+        assert!(
+            !log.contains('\u{1b}'),
+            "{name} log has escape codes: {log:?}"
+        );
+    }
 
     let (ok, stdout, _) = cluster.cli(&["kill", "lines", "--wait", "0"]);
     assert!(ok, "{stdout}");
@@ -114,9 +143,35 @@ fn the_pystorm_word_count_example_runs_on_the_cluster() {
             "{script} travelled with the topology file"
         );
     }
+    // Each Python subprocess got a pid directory; a worker SIGKILLed cannot remove them, so
+    // its supervisor does once it has reaped the worker.
+    let subprocesses = pid_dirs_of(worker.pid).len();
+    assert!(subprocesses >= 2, "one per spout and bolt task");
+    cluster.kill_worker(worker.pid);
+    let restarted = cluster.wait_for("the worker to restart", Duration::from_secs(30), || {
+        let (_, restarted) = cluster.all_workers().into_iter().next()?;
+        (restarted.pid != worker.pid && pid_dirs_of(restarted.pid).len() == subprocesses)
+            .then_some(restarted)
+    });
+    cluster.wait_for(
+        "the supervisor to sweep the killed worker's pid directories",
+        Duration::from_secs(10),
+        || pid_dirs_of(worker.pid).is_empty().then_some(()),
+    );
+    // A worker that stops normally removes its own.
     let (ok, stdout, _) = cluster.cli(&["kill", "wordcount", "--wait", "0"]);
     assert!(ok, "{stdout}");
     cluster.wait_for("the worker to stop", Duration::from_secs(15), || {
         cluster.all_workers().is_empty().then_some(())
     });
+    assert_eq!(pid_dirs_of(restarted.pid), Vec::<PathBuf>::new());
+    let log = cluster.supervisors[0].log();
+    assert!(
+        log.contains(&format!("squall-pids-{}-", worker.pid)),
+        "the supervisor swept the killed worker's directories: {log}"
+    );
+    assert!(
+        !log.contains(&format!("squall-pids-{}-", restarted.pid)),
+        "the stopped worker removed its directories itself: {log}"
+    );
 }

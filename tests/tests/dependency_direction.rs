@@ -27,7 +27,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "squall-cluster",
-        &["squall-core", "squall-net", "squall-topology-file"],
+        &[
+            "squall-core",
+            "squall-net",
+            "squall-multilang",
+            "squall-topology-file",
+        ],
     ),
     (
         "squall",

@@ -142,6 +142,43 @@ fn a_killed_worker_is_restarted_and_nothing_acknowledged_is_lost() {
     );
 }
 
+/// Tuples that crossed between workers do not hold a stopping worker back: with every
+/// message acked, each worker stops on SIGTERM at once, well inside its drain bound (and so
+/// inside the supervisor's grace).
+#[test]
+fn workers_with_nothing_in_flight_stop_within_a_second() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let messages = 2_000;
+    let mut workers = Workers::plan(
+        &program(),
+        &args(messages, &state, &[]),
+        &loopback(3),
+        "mio",
+        root.path(),
+    );
+    workers.start_all();
+    wait_for_acks(&workers, &state, messages, Duration::from_secs(60));
+    for index in 0..3 {
+        let asked = Instant::now();
+        assert!(
+            workers.terminate(index, Duration::from_secs(10)),
+            "SIGTERM stops worker {index}"
+        );
+        let took = asked.elapsed();
+        let log = workers.log(index);
+        assert!(
+            took < Duration::from_secs(1),
+            "worker {index} took {took:?} to stop with nothing in flight; its log:\n{log}"
+        );
+        assert!(
+            log.contains("worker stopped drained=true"),
+            "worker {index} drained; its log:\n{log}"
+        );
+    }
+}
+
 /// Reads until the peer closes the connection or `timeout` passes; returns whether it closed.
 fn closed_within(stream: &mut TcpStream, timeout: Duration) -> bool {
     stream

@@ -243,6 +243,25 @@ mod tests {
     }
 
     #[test]
+    fn daemons_take_a_log_format() {
+        let cli = SquallCli::try_parse_from(["squall", "supervisor", "--log-format", "json"])
+            .expect("parses");
+        let SquallCommand::Supervisor(args) = cli.command else {
+            panic!("not supervisor");
+        };
+        assert_eq!(
+            args.log_format,
+            Some(squall::cluster::logging::LogFormat::Json)
+        );
+        let error = SquallCli::try_parse_from(["squall", "nimbus", "--log-format", "xml"])
+            .expect_err("not a format");
+        assert!(
+            error.to_string().contains("expected `text` or `json`"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn bench_options_parse() {
         let cli = BenchCli::try_parse_from([
             "squall-bench",

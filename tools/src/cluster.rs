@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use std::process::ExitCode;
 
+use squall::cluster::logging::LogFormat;
 use squall::cluster::protocol::TopologyReport;
 use squall::cluster::{ClusterConfig, NimbusClient, Submission, WorkerPlan};
 use squall::topology_file::{Overrides, topology_from_file};
@@ -49,6 +50,11 @@ pub struct DaemonArgs {
     /// it exists, else the built-in defaults.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log format: `text` (coloured only on a terminal) or `json` (one object per line,
+    /// for log shippers); the supervisor's workers log the same way. Default:
+    /// $SQUALL_LOG_FORMAT, else text.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 }
 
 /// Options of `squall submit`.

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use squall::cluster::logging::LogFormat;
 
 use crate::cli::{Demo, SquallCli, SquallCommand};
 use crate::cluster;
@@ -15,18 +16,10 @@ pub fn main() -> ExitCode {
         // The worker runtime sets up its own logging (SQUALL_LOG).
         return cluster::worker(args);
     }
-    // Daemons log what they do; commands only what goes wrong.
-    let default_filter = match cli.command {
-        SquallCommand::Nimbus(_) | SquallCommand::Supervisor(_) => "info",
-        _ => "warn",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(error) = init_logging(&cli.command) {
+        eprintln!("squall: {error:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match &cli.command {
         SquallCommand::Demo(Demo::Wordcount(args)) => crate::demo::wordcount(args),
         SquallCommand::Local(args) => crate::local::run(args),
@@ -54,6 +47,30 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to standard error, filtered by `RUST_LOG`: daemons what they do, commands only what
+/// goes wrong; daemons in the format their `--log-format` (or `SQUALL_LOG_FORMAT`) names.
+fn init_logging(command: &SquallCommand) -> anyhow::Result<()> {
+    let (default_filter, format) = match command {
+        SquallCommand::Nimbus(args) | SquallCommand::Supervisor(args) => {
+            let format = match args.log_format {
+                Some(format) => format,
+                None => LogFormat::from_env()?,
+            };
+            ("info", format)
+        }
+        _ => ("warn", LogFormat::Text),
+    };
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|filter| !filter.is_empty())
+        .unwrap_or_else(|| default_filter.to_owned());
+    if let Err(error) = squall::cluster::logging::init(&filter, format) {
+        eprintln!("squall: RUST_LOG: {error}; logging at {default_filter}");
+        squall::cluster::logging::init(default_filter, format)?;
+    }
+    Ok(())
 }
 
 /// The error and its causes, each cause left out when the message before already ends

@@ -18,7 +18,7 @@ use crate::protocol::{
     TopologyReport, TopologySummary,
 };
 use crate::records::{
-    TopologyRecord, TopologyStatus, check_parallelism, executor_components, now_ms,
+    NimbusInfo, TopologyRecord, TopologyStatus, check_parallelism, executor_components, now_ms,
 };
 use crate::secret::PROOF_LEN;
 use crate::store::{self, NodeKind, Store, StoreError, Version, encode};
@@ -148,6 +148,19 @@ impl Exchange {
     }
 }
 
+/// How long a request waits for this nimbus's campaign to notice that ZooKeeper already
+/// names it the leader.
+const LEADERSHIP_CATCH_UP: Duration = Duration::from_secs(2);
+
+/// The leader a refusing nimbus names: the elected one, unless that is the refusing nimbus
+/// itself (its campaign is behind ZooKeeper), when it names none so that the client waits
+/// for the election to settle instead of coming back to it.
+fn leader_to_name(own_id: &str, elected: Option<NimbusInfo>) -> Option<String> {
+    elected
+        .filter(|leader| leader.id != own_id)
+        .map(|leader| leader.address())
+}
+
 async fn respond(
     shared: &Shared,
     stream: &mut TcpStream,
@@ -155,12 +168,23 @@ async fn respond(
     request: Request,
 ) -> (Response, Vec<u8>) {
     if request.needs_leader() && !*shared.leading.borrow() {
-        let leader = store::read_leader(&shared.store)
+        let elected = store::read_leader(&shared.store).await.ok().flatten();
+        let is_self = elected
+            .as_ref()
+            .is_some_and(|info| info.id == shared.info.id);
+        // ZooKeeper already names this nimbus while its campaign has not yet seen it: wait
+        // for the campaign rather than refuse while naming itself as the leader.
+        let settled = is_self
+            && tokio::time::timeout(
+                LEADERSHIP_CATCH_UP,
+                shared.leading.clone().wait_for(|leading| *leading),
+            )
             .await
-            .ok()
-            .flatten()
-            .map(|leader| leader.address());
-        return (Response::Error(ApiError::NotLeader { leader }), Vec::new());
+            .is_ok_and(|result| result.is_ok());
+        if !settled {
+            let leader = leader_to_name(&shared.info.id, elected);
+            return (Response::Error(ApiError::NotLeader { leader }), Vec::new());
+        }
     }
     let result = match request {
         Request::Submit {
@@ -587,4 +611,32 @@ async fn status(shared: &Shared, name: &str) -> Result<Response, ApiError> {
         errors,
         now_ms: now_ms(),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nimbus(id: &str, port: u16) -> NimbusInfo {
+        NimbusInfo {
+            id: id.to_owned(),
+            host: "127.0.0.1".to_owned(),
+            port,
+            started_ms: 0,
+            version: "test".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_refusing_nimbus_never_names_itself_the_leader() {
+        assert_eq!(
+            leader_to_name("nimbus0", Some(nimbus("nimbus1", 6628))),
+            Some("127.0.0.1:6628".to_owned())
+        );
+        assert_eq!(
+            leader_to_name("nimbus0", Some(nimbus("nimbus0", 6627))),
+            None
+        );
+        assert_eq!(leader_to_name("nimbus0", None), None);
+    }
 }

@@ -116,6 +116,7 @@ pub async fn serve(
         errors: None,
     };
     monitor.adopt();
+    sweep_pid_dirs();
 
     let store = ZkStore::connect_retrying(&config.zookeeper, Duration::from_millis(500)).await;
     let (desired_sender, mut desired) = watch::channel(None);
@@ -402,6 +403,8 @@ impl Monitor {
                 tracing::info!(port, topology = %worker.topology_id, pid = worker.pid, "worker stopped");
             }
         }
+        // A worker that was killed (or crashed) left its multi-lang pid directories behind.
+        sweep_pid_dirs();
         let still_wanted = want.is_some_and(|want| want.topology_id == worker.topology_id);
         if !still_wanted {
             let _ = std::fs::remove_dir_all(&worker.dir);
@@ -538,6 +541,14 @@ impl std::fmt::Debug for Monitor {
             .field("id", &self.id)
             .field("workers", &self.workers.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// Removes the multi-lang pid directories of workers that no longer run (the workers'
+/// temporary directory is this process's, which they inherit).
+fn sweep_pid_dirs() {
+    for dir in squall_multilang::pid_dir::sweep_orphaned(&std::env::temp_dir()) {
+        tracing::info!(dir = %dir.display(), "removed the pid directory of a worker that ended");
     }
 }
 

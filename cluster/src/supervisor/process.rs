@@ -96,6 +96,11 @@ impl LocalWorker {
             .arg(&plan_path)
             .current_dir(&dir)
             .env(SECRET_ENV, secret.env_value())
+            // Workers log like their supervisor, so one shipper reads both.
+            .env(
+                crate::logging::LOG_FORMAT_ENV,
+                crate::logging::current_format().name(),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

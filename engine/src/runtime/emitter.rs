@@ -150,7 +150,9 @@ pub(crate) struct Emitter {
     max_record: usize,
     /// Acker task ids (empty when tracking is off).
     ackers: std::ops::Range<TaskId>,
-    /// Records handed to ports or the local queue.
+    /// Records handed to rings of this worker's threads or the local queue. Records for peer
+    /// workers are left out: they are processed elsewhere, so no count here could balance
+    /// them (see `RunningTopology::is_drained`).
     pub(crate) records_sent: u64,
     /// Ports whose overflow holds records: to threads of this worker, and to peer workers.
     backlogged: Backlog,
@@ -644,19 +646,21 @@ impl Emitter {
             .copied()
             .unwrap_or(Route::Nowhere)
         {
-            Route::Local => local.write(target, len, fill),
+            Route::Local => {
+                local.write(target, len, fill);
+                *records_sent += 1;
+            }
             Route::Port(port) => {
                 let port = &mut ports[usize::from(port)];
                 let was_backlogged = port.is_backlogged();
                 port.write(target, len, fill);
                 backlogged.after_write(port, was_backlogged);
+                if !port.is_remote() {
+                    *records_sent += 1;
+                }
             }
-            Route::Nowhere => {
-                no_route(target);
-                return;
-            }
+            Route::Nowhere => no_route(target),
         }
-        *records_sent += 1;
     }
 
     /// Sends a system record of u64 fields (acker traffic) to `target`.

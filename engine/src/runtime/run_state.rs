@@ -86,9 +86,12 @@ impl fmt::Display for TaskError {
 /// Progress counters of one executor thread, published once per pass of its loop.
 #[derive(Debug, Default)]
 pub(crate) struct ThreadProgress {
-    /// Records taken out of input rings and the thread's own queue, and processed.
+    /// Records taken out of rings fed by this worker's threads and the thread's own queue,
+    /// and processed. Records from peer workers are left out, as their sends are counted
+    /// (or rather not) in other processes.
     pub(crate) processed: CachePadded<AtomicU64>,
-    /// Records written to output ports or the own queue.
+    /// Records written to rings of this worker's threads or the own queue; records for peer
+    /// workers are left out.
     pub(crate) sent: AtomicU64,
     /// The last run_state epoch the thread acted on.
     pub(crate) seen_epoch: AtomicU64,

@@ -177,7 +177,14 @@ impl RunningTopology {
     }
 
     /// Whether nothing is in flight: every thread has acted on the latest state change,
-    /// every record sent has been processed, and no spout waits for a tree.
+    /// every record sent between this process's threads has been processed, and no spout
+    /// of this process waits for a tree.
+    ///
+    /// Records crossing to or from peer workers are not counted: the other end is in
+    /// another process, so the counts would never balance. What matters of them is still
+    /// covered: a tracked record keeps its spout's tree pending until it is acked or failed
+    /// (by its timeout, or at once when the peer is lost), and an untracked one was never
+    /// promised to arrive.
     pub fn is_drained(&self) -> bool {
         let snapshot = || {
             let epoch = self.run_state.epoch();

@@ -47,7 +47,9 @@ impl ExecutorThread {
         if taken == 0 {
             return false;
         }
-        self.processed += taken as u64;
+        if !port.is_from_peers() {
+            self.processed += taken as u64;
+        }
         port.consumed += taken as u64;
         port.counters
             .consumed

@@ -55,6 +55,13 @@ pub(crate) struct InputPort {
 }
 
 impl InputPort {
+    /// Whether peer workers feed this ring (through the transport) rather than threads of
+    /// this worker.
+    #[inline]
+    fn is_from_peers(&self) -> bool {
+        self.producer.is_some()
+    }
+
     #[inline]
     fn has_records(&self) -> bool {
         self.counters
