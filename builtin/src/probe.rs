@@ -60,6 +60,19 @@ struct ProbeState {
     word_counters: Vec<(TaskId, WordMap<Box<str>, u64>)>,
 }
 
+/// What the emitters and counters of one probe reported: see [`WordCountProbe::reported`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeReports {
+    /// The emitters' tallies, merged.
+    pub tally: WordTally,
+    /// Number of emitters that reported.
+    pub emitters: usize,
+    /// The counts of each count task that counted word ids.
+    pub id_counters: Vec<(TaskId, WordMap<u64, u64>)>,
+    /// The counts of each count task that counted spelled words.
+    pub word_counters: Vec<(TaskId, WordMap<Box<str>, u64>)>,
+}
+
 impl WordCountProbe {
     /// A probe for word counts over `vocabulary`.
     pub fn new(vocabulary: Vocabulary) -> Self {
@@ -115,6 +128,28 @@ impl WordCountProbe {
         self.lock().tally.total()
     }
 
+    /// Everything reported so far, e.g. to check it in another process together with the
+    /// reports of other workers ([`absorb`](Self::absorb)).
+    pub fn reported(&self) -> ProbeReports {
+        let state = self.lock();
+        ProbeReports {
+            tally: state.tally.clone(),
+            emitters: state.emitters,
+            id_counters: state.id_counters.clone(),
+            word_counters: state.word_counters.clone(),
+        }
+    }
+
+    /// Adds the reports another probe received (the tallies and counts of another worker's
+    /// spouts and count bolts), as if its emitters and counters had reported here.
+    pub fn absorb(&self, reports: ProbeReports) {
+        let mut state = self.lock();
+        state.tally.merge(&reports.tally);
+        state.emitters += reports.emitters;
+        state.id_counters.extend(reports.id_counters);
+        state.word_counters.extend(reports.word_counters);
+    }
+
     /// Checks every reported count against the reported tallies, exactly.
     pub fn verify(&self) -> Result<CountCheck, CountMismatch> {
         let mut state = self.lock();
@@ -158,6 +193,35 @@ mod tests {
         let check = probe.verify().expect("exact");
         assert_eq!(check.total, 3);
         assert_eq!(check.busy_counters, 2);
+    }
+
+    #[test]
+    fn reports_of_several_probes_are_checked_together() {
+        let vocabulary = Vocabulary::new(10);
+        let tally = |ids: &[u64]| {
+            let mut tally = WordTally::new(10);
+            ids.iter().for_each(|&id| tally.add(id));
+            tally
+        };
+        // Each probe is one worker's: word 7 of the first worker's spout is counted by the
+        // second worker's count task.
+        let first = WordCountProbe::new(vocabulary.clone());
+        first.report_tally(&tally(&[2, 2, 7]));
+        first.report_id_counts(TaskId(0), [(2, 2)].into_iter().collect());
+        let second = WordCountProbe::new(vocabulary.clone());
+        second.report_tally(&tally(&[7]));
+        second.report_id_counts(TaskId(1), [(7, 2)].into_iter().collect());
+
+        let checker = WordCountProbe::new(vocabulary);
+        checker.absorb(first.reported());
+        assert!(
+            checker.verify().is_err(),
+            "word 7 is short until the second worker's figures are in"
+        );
+        checker.absorb(second.reported());
+        assert_eq!(checker.reports(), (2, 2));
+        let check = checker.verify().expect("exact once both workers reported");
+        assert_eq!((check.total, check.distinct_words), (4, 2));
     }
 
     #[test]

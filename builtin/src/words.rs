@@ -98,11 +98,24 @@ impl WordTally {
         self.counts.iter().filter(|count| **count > 0).count()
     }
 
+    /// How often each id was emitted, indexed by id.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
     /// `(id, count)` for every id emitted at least once, in id order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         (0u64..)
             .zip(self.counts.iter().copied())
             .filter(|(_, count)| *count > 0)
+    }
+}
+
+impl From<Vec<u64>> for WordTally {
+    /// The tally whose count of id `i` is `counts[i]`, e.g. one read back from another
+    /// process.
+    fn from(counts: Vec<u64>) -> Self {
+        Self { counts }
     }
 }
 
@@ -225,6 +238,17 @@ mod tests {
         for (id, count) in tally.iter() {
             assert!((800..1_200).contains(&count), "id {id} drawn {count} times");
         }
+    }
+
+    #[test]
+    fn a_tally_survives_the_trip_through_its_counts() {
+        let mut tally = WordTally::new(5);
+        tally.add(4);
+        tally.add(4);
+        tally.add(1);
+        let again = WordTally::from(tally.counts().to_vec());
+        assert_eq!(again, tally);
+        assert_eq!(again.counts(), [0, 1, 0, 0, 2]);
     }
 
     #[test]

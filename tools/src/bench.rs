@@ -14,7 +14,9 @@ use crate::measure::{Measurement, measure};
 use crate::progress::{ProgressLine, ProgressStyle};
 use crate::report::{CountsVerified, LatencyNanos, ScenarioReport};
 use crate::scenario::Scenario;
+use deployment::{Deployment, deployment};
 
+pub mod deployment;
 pub mod network;
 
 /// Length of the unthrottled run that finds the maximum rate for `--rate N%`.
@@ -87,8 +89,12 @@ fn progress_line(cli: &BenchCli) -> ProgressLine {
 /// # Errors
 /// When the topology fails, does not drain, or counts wrong.
 pub fn run_scenario(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<ScenarioReport> {
-    if network::handles(scenario) {
-        return network::run(cli, scenario);
+    match deployment(cli, scenario)? {
+        Deployment::InProcess => {}
+        Deployment::RawTcp => return network::run_raw_tcp(cli, scenario),
+        Deployment::Workers { link, placement } => {
+            return network::run(cli, scenario, link, placement);
+        }
     }
     let mut progress = progress_line(cli);
     let warmup = cli.warmup.get();
@@ -130,5 +136,7 @@ pub fn run_scenario(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<Scenar
             distinct_words: check.distinct_words,
         }),
         network: None,
+        workers: None,
+        transport: None,
     })
 }

@@ -7,7 +7,7 @@ use crate::cluster::{
     ConfigArgs, DaemonArgs, KillArgs, ListArgs, RebalanceArgs, StatusArgs, SubmitArgs,
     TopologyArgs, WorkerArgs,
 };
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, WorkerLink};
 
 /// Squall: a real-time stream-processing engine in the Storm model.
 #[derive(Debug, Parser)]
@@ -82,10 +82,11 @@ pub struct WordcountDemoArgs {
 
 /// Squall's benchmark tool: runs named scenarios and reports throughput and latency.
 ///
-/// Each scenario runs a built-in topology in this process: a warm-up, then a timed window
-/// over which tuples/s (counted at the sink) and emit-to-sink latency percentiles (from HDR
+/// Each scenario runs a built-in topology in this process (the `net-*` scenarios and
+/// `--workers` in worker processes of this machine): a warm-up, then a timed window over
+/// which tuples/s (counted at the sink) and emit-to-sink latency percentiles (from HDR
 /// histograms of a sample of the tuples) are reported.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "squall-bench", version)]
 pub struct BenchCli {
     /// Scenarios to run, in order (default: all).
@@ -130,6 +131,15 @@ pub struct BenchCli {
     /// instance of every component).
     #[arg(long, default_value = "auto")]
     pub threads: ThreadsArg,
+    /// Run the word counts in this many worker processes on this machine, spouts and
+    /// counters dealt out over them (at least one of each per worker), fields grouping
+    /// across them; 1 runs them in this process.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub workers: u32,
+    /// With `--workers 2` or more: how the workers are linked, mio, io-uring or shm
+    /// (default mio).
+    #[arg(long, value_enum)]
+    pub transport: Option<WorkerLink>,
     /// Print one JSON object per scenario (one per line) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -281,6 +291,28 @@ mod tests {
         assert_eq!(cli.duration.get(), Duration::from_secs(2));
         assert_eq!(cli.rate, Some(RateSpec::FractionOfMax(0.5)));
         assert!(cli.json);
+        assert_eq!((cli.workers, cli.transport), (1, None));
+        let cli = BenchCli::try_parse_from([
+            "squall-bench",
+            "wordcount",
+            "--workers",
+            "2",
+            "--transport",
+            "shm",
+        ])
+        .expect("parses");
+        assert_eq!(
+            (cli.workers, cli.transport),
+            (2, Some(WorkerLink::SharedMemory))
+        );
+        for (name, link) in [("mio", WorkerLink::Mio), ("io-uring", WorkerLink::IoUring)] {
+            let cli =
+                BenchCli::try_parse_from(["squall-bench", "--transport", name]).expect("parses");
+            assert_eq!(cli.transport, Some(link));
+        }
+        let error =
+            BenchCli::try_parse_from(["squall-bench", "--workers", "0"]).expect_err("no workers");
+        assert!(error.to_string().contains("--workers"), "{error}");
         let threads = |text: &str| text.parse::<ThreadsArg>().map(|threads| threads.0);
         assert_eq!(threads("3"), Ok(squall::Chaining::Threads(3)));
         assert_eq!(threads("lanes:2"), Ok(squall::Chaining::Lanes(2)));

@@ -132,6 +132,13 @@ pub struct ScenarioReport {
     /// Bytes moved between worker processes (only in the reports of those scenarios).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkFigures>,
+    /// Worker processes the topology ran in (absent when it ran in this process).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// How those workers were linked: `mio`, `io-uring` or `shared-memory` (absent when the
+    /// topology ran in this process).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
 }
 
 /// A latency for the table, or a dash when nothing was measured.
@@ -179,9 +186,12 @@ impl ScenarioReport {
             ),
             None => "-".to_owned(),
         };
-        let counts = match &self.network {
-            Some(network) => network.summary(),
-            None => counts,
+        let counts = match (&self.network, self.workers, &self.transport) {
+            (Some(network), _, _) => network.summary(),
+            (None, Some(workers), Some(transport)) => {
+                format!("{counts}; {workers} workers over {transport}")
+            }
+            (None, _, _) => counts,
         };
         let counts = match &self.complete_latency_ns {
             Some(complete) => format!(
@@ -236,6 +246,8 @@ mod tests {
             latency_sample_every: 1_024,
             counts: None,
             network: None,
+            workers: None,
+            transport: None,
         }
     }
 
@@ -253,9 +265,53 @@ mod tests {
         assert_eq!(json["pinned"], true);
         assert!(json["counts"].is_null());
         assert!(json["target_rate"].is_null());
+        for key in ["network", "workers", "transport"] {
+            assert!(
+                json.get(key).is_none(),
+                "only scenarios between workers have {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_word_count_over_workers_says_how_many_and_how_linked() {
+        let mut report = sample();
+        report.scenario = "wordcount".into();
+        report.counts = Some(CountsVerified {
+            total: 1_000,
+            distinct_words: 10,
+        });
+        report.workers = Some(2);
+        report.transport = Some("mio".into());
         assert!(
-            json.get("network").is_none(),
-            "only scenarios between workers have it"
+            report
+                .table_row()
+                .ends_with("exact (1,000 words, 10 distinct); 2 workers over mio"),
+            "{}",
+            report.table_row()
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&report.to_json_line()).expect("valid JSON");
+        assert_eq!(json["workers"], 2);
+        assert_eq!(json["transport"], "mio");
+        assert_eq!(json["counts"]["total"], 1_000);
+        let one_worker: serde_json::Value =
+            serde_json::from_str(&sample().to_json_line()).expect("valid JSON");
+        let keys = |json: &serde_json::Value| -> Vec<String> {
+            json.as_object()
+                .expect("an object")
+                .keys()
+                .cloned()
+                .collect()
+        };
+        let mut expected = keys(&one_worker);
+        expected.extend(["transport".to_owned(), "workers".to_owned()]);
+        expected.sort();
+        let mut spread = keys(&json);
+        spread.sort();
+        assert_eq!(
+            spread, expected,
+            "the one-worker fields, the worker count and the link"
         );
     }
 

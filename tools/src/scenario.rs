@@ -106,14 +106,15 @@ impl Scenario {
     }
 }
 
-/// How the two worker processes of a scenario between workers are linked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How the worker processes of a scenario between workers are linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum WorkerLink {
     /// TCP, driven by mio.
     Mio,
     /// TCP, driven by io_uring.
     IoUring,
     /// Shared-memory rings (the workers share a host).
+    #[value(name = "shm", alias = "shared-memory")]
     SharedMemory,
 }
 

@@ -1,5 +1,6 @@
-//! The scenarios between two worker processes (`net-mio`, `net-uring`, `net-shm`) and the raw
-//! loopback TCP reference they are compared with (`tcp-raw`).
+//! The scenarios between two worker processes (`net-mio`, `net-uring`, `net-shm`), the raw
+//! loopback TCP reference they are compared with (`tcp-raw`), and the word counts spread
+//! over worker processes (`wordcount --workers N`).
 //!
 //! # Two worker processes
 //!
@@ -31,29 +32,47 @@
 //! transport's framing (each record also carries an 8-byte header and padding to 8 bytes in
 //! a BATCH frame, [`WIRE_BYTES_PER_TUPLE`] in all). After the window the sources stop, and
 //! the run fails unless every tuple the sources emitted reaches the sink.
+//!
+//! # Word counts over workers
+//!
+//! `wordcount --workers N` (and `wordcount-str`) deals the spouts and the count bolts out over
+//! N workers in turn ([`Placement::DealtOut`]), at least one of each per worker, linked by
+//! `--transport`. Fields grouping sends each word to the one count task that owns it, in the
+//! same worker or across the link. Tuples/s are counted at all the count tasks together over
+//! the window, and latency merges the histograms of all the workers. After the window every
+//! worker's spouts stop, every emitted word must reach a counter, and once the workers have
+//! stopped their counts are checked together, exactly, against what all their spouts emitted
+//! ([`word_counts`]).
 
+mod placement;
+mod process;
 mod raw_tcp;
+pub mod word_counts;
 pub mod worker;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use hdrhistogram::Histogram;
 use squall::builtin::clock;
+use squall::builtin::counts::CountCheck;
+use squall::builtin::latency::MAX_TRACKED_NANOS;
 use squall::builtin::topologies::BuiltinOptions;
-use squall::cluster::plan::SECRET_ENV;
 use squall::cluster::{TopologyDescription, WorkerPlan, WorkerSlot};
+use squall::metrics::LatencySummary;
 
 use crate::args::RateSpec;
 use crate::cli::BenchCli;
 use crate::format;
 use crate::progress::ProgressLine;
-use crate::report::{LatencyNanos, NetworkFigures, ScenarioReport};
+use crate::report::{CountsVerified, LatencyNanos, NetworkFigures, ScenarioReport};
 use crate::scenario::{Scenario, WorkerLink};
 
+pub use placement::Placement;
+use process::{Request, WorkerProcess};
+use word_counts::WorkerWordCounts;
 pub use worker::{is_worker_mode, worker_main};
 
 /// Encoded bytes of every tuple record of the network scenarios: the 16-byte record header,
@@ -70,19 +89,11 @@ const FIRST_TUPLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest wait, after the sources stop, for every emitted tuple to reach the sink.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Longest wait for a worker to exit after SIGTERM (it drains for up to 5 s first).
-const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// How often the live progress line is refreshed.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Length of the unthrottled run that finds the maximum rate for `--rate N%`.
 const PROBE_WINDOW: Duration = Duration::from_secs(2);
-
-/// Whether `scenario` is run by this module.
-pub fn handles(scenario: Scenario) -> bool {
-    scenario == Scenario::TcpRaw || scenario.worker_link().is_some()
-}
 
 /// The scenarios to run: `scenarios`, with the raw TCP reference moved (or added) just
 /// before the first scenario between workers, so every run that measures the transports also
@@ -119,60 +130,70 @@ pub fn relate_to_reference(report: &mut ScenarioReport, raw: &mut Option<f64>) {
     }
 }
 
-/// The topology options of a network scenario for a command line and a rate: those of the
+/// The topology options of a run between workers for a command line and a rate: those of the
 /// in-process scenarios. Each worker pins its executors only if it has more cores than
-/// threads; two workers of one host do not know of each other and would pin theirs to the
-/// same cores, so the network scenarios leave placement to the scheduler.
+/// threads; workers of one host do not know of each other and would pin theirs to the same
+/// cores, so runs between workers leave placement to the scheduler.
 fn topology_options(cli: &BenchCli, rate: Option<u64>) -> BuiltinOptions {
     let mut options = super::options(cli, rate);
     options.config.pinning = squall::Pinning::Never;
     options
 }
 
-/// Runs `scenario` as the command line says.
+/// Runs the raw TCP reference, `tcp-raw`.
 ///
 /// # Errors
-/// When the workers fail, lose tuples, or the options do not apply.
-pub fn run(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<ScenarioReport> {
+/// When the loopback connection fails.
+pub fn run_raw_tcp(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<ScenarioReport> {
+    let mut progress = super::progress_line(cli);
+    raw_tcp::run(cli, scenario, &mut progress)
+}
+
+/// How one run spreads its topology over worker processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    scenario: Scenario,
+    link: WorkerLink,
+    placement: Placement,
+}
+
+/// Runs `scenario` in worker processes linked by `link`, its executors placed by
+/// `placement`, as the command line says.
+///
+/// # Errors
+/// When the workers fail, lose tuples, or count words wrong.
+pub fn run(
+    cli: &BenchCli,
+    scenario: Scenario,
+    link: WorkerLink,
+    placement: Placement,
+) -> anyhow::Result<ScenarioReport> {
+    let cli = &placement.shape(cli);
+    let layout = Layout {
+        scenario,
+        link,
+        placement,
+    };
     let mut progress = super::progress_line(cli);
     let warmup = cli.warmup.get();
-    let window = cli.duration.get();
-    let Some(link) = scenario.worker_link() else {
-        return raw_tcp::run(cli, scenario, &mut progress);
-    };
-    if cli.acking {
-        bail!(
-            "{scenario} does not take --acking: complete latency is measured where the spouts \
-             run, and this scenario reports what reaches the sink"
-        );
-    }
     let rate = match cli.rate {
         None => None,
         Some(RateSpec::PerSecond(rate)) => Some(rate),
         Some(RateSpec::FractionOfMax(fraction)) => {
             let label = format!("{scenario} (finding the maximum rate)");
-            let probe = run_workers(
-                cli,
-                scenario,
-                link,
-                None,
-                &label,
-                PROBE_WINDOW,
-                &mut progress,
-            )?;
+            let probe = run_workers(cli, layout, None, &label, PROBE_WINDOW, &mut progress)?;
             Some(((probe.rate() * fraction) as u64).max(1))
         }
     };
     let measured = run_workers(
         cli,
-        scenario,
-        link,
+        layout,
         rate,
         scenario.name(),
-        window,
+        cli.duration.get(),
         &mut progress,
     )?;
-    let figures = NetworkFigures {
+    let network = (placement == Placement::SourcesApartFromBolts).then(|| NetworkFigures {
         link: link.name().to_owned(),
         record_bytes: RECORD_BYTES as u64,
         wire_bytes_per_tuple: WIRE_BYTES_PER_TUPLE as u64,
@@ -180,14 +201,28 @@ pub fn run(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<ScenarioReport>
         raw_tcp_bytes_per_sec: None,
         raw_tcp_ratio: None,
         emitted: Some(measured.emitted),
-    };
+    });
     Ok(ScenarioReport {
+        scenario: scenario.name().to_owned(),
+        tuples_per_sec: measured.rate(),
         latency_ns: measured.latency,
+        complete_latency_ns: None,
+        acking: false,
         failed: measured.failed,
         executors: measured.executors,
+        pinned: false,
+        tuples: measured.tuples,
+        duration_secs: measured.seconds,
+        warmup_secs: warmup.as_secs_f64(),
         target_rate: rate,
         latency_sample_every: cli.sample_every,
-        ..report(scenario, figures, measured.tuples, measured.seconds, warmup)
+        counts: measured.counts.map(|check| CountsVerified {
+            total: check.total,
+            distinct_words: check.distinct_words,
+        }),
+        network,
+        workers: Some(placement.workers()),
+        transport: Some(link.name().to_owned()),
     })
 }
 
@@ -216,10 +251,12 @@ fn report(
         latency_sample_every: 0,
         counts: None,
         network: Some(figures),
+        workers: None,
+        transport: None,
     }
 }
 
-/// What one run of two workers measured.
+/// What one run between workers measured.
 #[derive(Debug)]
 struct Measured {
     tuples: u64,
@@ -228,6 +265,7 @@ struct Measured {
     emitted: u64,
     failed: u64,
     executors: usize,
+    counts: Option<CountCheck>,
 }
 
 impl Measured {
@@ -269,31 +307,30 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// The plans of the source worker (index 0: spouts and ackers) and the sink worker (index 1:
-/// the bolts).
+/// The plan of every worker of `layout`, in worker order.
 fn plans(
     description: &TopologyDescription,
-    scenario: Scenario,
-    link: WorkerLink,
+    layout: Layout,
     args: Vec<String>,
     dir: &Path,
-) -> anyhow::Result<[WorkerPlan; 2]> {
+) -> anyhow::Result<Vec<WorkerPlan>> {
     let mut slots = Vec::new();
-    for index in 0..2 {
+    for (index, executors) in layout
+        .placement
+        .executors(description)
+        .into_iter()
+        .enumerate()
+    {
         let port = free_port()?;
         slots.push(WorkerSlot {
             id: format!("bench-{index}:{port}"),
             host: "127.0.0.1".to_owned(),
             port,
-            executors: Vec::new(),
+            executors,
         });
     }
-    for (executor, &component) in description.executor_components.iter().enumerate() {
-        let source = description.components[component].kind != "bolt";
-        slots[usize::from(!source)].executors.push(executor);
-    }
     let plan = |this_worker| WorkerPlan {
-        topology_id: format!("{}-{}", scenario.name(), std::process::id()),
+        topology_id: format!("{}-{}", layout.scenario.name(), std::process::id()),
         topology: description.name.clone(),
         cluster_id: "squall-bench".to_owned(),
         version: 1,
@@ -301,11 +338,11 @@ fn plans(
         this_worker,
         parallelism: Default::default(),
         artifact_dir: dir.to_owned(),
-        transport: link.driver().to_owned(),
+        transport: layout.link.driver().to_owned(),
         args: args.clone(),
         active: true,
     };
-    Ok([plan(0), plan(1)])
+    Ok((0..slots.len()).map(plan).collect())
 }
 
 /// A directory removed with everything in it when dropped.
@@ -334,28 +371,80 @@ fn run_secret() -> String {
     format!("squall-bench run {} {nanos}", std::process::id())
 }
 
-/// Plans and starts the two workers, waits for tuples to flow, warms up, measures over
-/// `window`, stops the sources, checks that every tuple arrived, and stops the workers.
+/// The figures of all the workers of a run at one moment, added up.
+#[derive(Debug)]
+struct Totals {
+    /// When the last worker asked took its sample, on the shared stamp clock.
+    at_nanos: u64,
+    received: u64,
+    emitted: u64,
+    failed: u64,
+    /// The latencies of all workers, merged (empty unless asked for).
+    latencies: Histogram<u64>,
+}
+
+/// The worker processes of one run.
+#[derive(Debug)]
+struct Workers(Vec<WorkerProcess>);
+
+impl Workers {
+    /// Asks every worker `request` and adds up the answers.
+    fn ask(&mut self, request: Request) -> anyhow::Result<Totals> {
+        let mut totals = Totals {
+            at_nanos: 0,
+            received: 0,
+            emitted: 0,
+            failed: 0,
+            latencies: Histogram::new_with_bounds(1, MAX_TRACKED_NANOS, 3)
+                .context("a latency histogram")?,
+        };
+        for worker in &mut self.0 {
+            let sample = worker.request(request)?;
+            totals.at_nanos = sample.at_nanos;
+            totals.received += sample.received;
+            totals.emitted += sample.emitted;
+            totals.failed += sample.failed;
+            for &(nanos, count) in sample.recorded.iter().flatten() {
+                totals
+                    .latencies
+                    .record_n(nanos.min(MAX_TRACKED_NANOS), count)
+                    .with_context(|| {
+                        format!("the {} worker's latency {nanos} ns", worker.name())
+                    })?;
+            }
+        }
+        Ok(totals)
+    }
+
+    /// The end of every worker's log, for error messages.
+    fn log_tails(&self) -> String {
+        let tails: Vec<String> = self.0.iter().map(WorkerProcess::log_tail).collect();
+        tails.join("\n")
+    }
+}
+
+/// Plans and starts the workers, waits for tuples to flow, warms up, measures over `window`,
+/// stops the sources, checks that every tuple arrived, stops the workers, and checks the
+/// word counts of all of them together.
 fn run_workers(
     cli: &BenchCli,
-    scenario: Scenario,
-    link: WorkerLink,
+    layout: Layout,
     rate: Option<u64>,
     label: &str,
     window: Duration,
     progress: &mut ProgressLine,
 ) -> anyhow::Result<Measured> {
+    let scenario = layout.scenario;
     let built = super::build(scenario, &topology_options(cli, rate))?;
     let description = TopologyDescription::of(&built.topology);
     let dir = ScratchDir::create(&std::env::temp_dir(), scenario)?;
-    let shm = match link {
+    let shm = match layout.link {
         WorkerLink::SharedMemory => Some(ScratchDir::create(Path::new("/dev/shm"), scenario)?),
         _ => None,
     };
     let plans = plans(
         &description,
-        scenario,
-        link,
+        layout,
         topology_args(cli, scenario, rate),
         &dir.0,
     )?;
@@ -363,14 +452,15 @@ fn run_workers(
         .duration_since(UNIX_EPOCH)
         .context("the wall clock is before 1970")?;
     let secret = run_secret();
-    let mut workers = Vec::new();
-    for (plan, name) in plans.iter().zip(["source", "sink"]) {
-        let worker_dir = dir.0.join(name);
+    let mut workers = Workers(Vec::new());
+    for (index, plan) in plans.iter().enumerate() {
+        let name = layout.placement.worker_name(index);
+        let worker_dir = dir.0.join(&name);
         std::fs::create_dir_all(&worker_dir)?;
         let plan_path = worker_dir.join("plan.json");
         plan.write(&plan_path)
             .with_context(|| format!("writing {}", plan_path.display()))?;
-        workers.push(WorkerProcess::start(
+        workers.0.push(WorkerProcess::start(
             name,
             &worker_dir,
             &plan_path,
@@ -379,238 +469,110 @@ fn run_workers(
             shm.as_ref().map(|shm| shm.0.as_path()),
         )?);
     }
-    let [source, sink] = &mut workers[..] else {
-        unreachable!("two workers");
-    };
 
     let first = Instant::now();
-    while sink.request(Request::Sample)?.received == 0 {
+    while workers.ask(Request::Sample)?.received == 0 {
         if first.elapsed() > FIRST_TUPLE_TIMEOUT {
             bail!(
-                "{label}: no tuple reached the sink worker within {FIRST_TUPLE_TIMEOUT:?}\n{}\n{}",
-                source.log_tail(),
-                sink.log_tail()
+                "{label}: no tuple reached a sink within {FIRST_TUPLE_TIMEOUT:?}\n{}",
+                workers.log_tails()
             );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(cli.warmup.get());
-    let start = sink.request(Request::Reset)?;
+    let start = workers.ask(Request::Reset)?;
     let started = Instant::now();
-    let mut last = start.clone();
+    let mut last = (start.at_nanos, start.received);
     while started.elapsed() < window {
         std::thread::sleep(PROGRESS_EVERY.min(window.saturating_sub(started.elapsed())));
-        let now = sink.request(Request::Sample)?;
-        let recent = (now.received - last.received) as f64
-            / (now.at_nanos.saturating_sub(last.at_nanos) as f64 * 1e-9).max(1e-9);
+        let now = workers.ask(Request::Latencies)?;
+        let recent = (now.received - last.1) as f64
+            / (now.at_nanos.saturating_sub(last.0) as f64 * 1e-9).max(1e-9);
+        let latency = LatencySummary::of(&now.latencies);
         progress.update(&format!(
             "{label}: {:>5.1}s  {:>11}  p50 {:>9}  p99 {:>9}  total {}",
             started.elapsed().as_secs_f64(),
             format::rate(recent),
-            format::latency(now.latency.p50),
-            format::latency(now.latency.p99),
+            format::latency(latency.p50),
+            format::latency(latency.p99),
             format::count(now.received - start.received),
         ));
-        last = now;
+        last = (now.at_nanos, now.received);
     }
-    let end = sink.request(Request::Sample)?;
+    let end = workers.ask(Request::Latencies)?;
     progress.finish();
 
-    source.request(Request::Stop)?;
-    let drain_started = Instant::now();
-    let emitted = loop {
-        let emitted = source.request(Request::Sample)?.emitted;
-        let received = sink.request(Request::Sample)?.received;
-        if received == emitted && source.request(Request::Sample)?.emitted == emitted {
-            break emitted;
-        }
-        if received > emitted {
-            bail!("{label}: the sink counted {received} tuples but the sources emitted {emitted}");
-        }
-        if drain_started.elapsed() > DRAIN_TIMEOUT {
-            bail!(
-                "{label}: {} of {emitted} tuples still missing at the sink {DRAIN_TIMEOUT:?} after \
-                 the sources stopped\n{}\n{}",
-                emitted - received,
-                source.log_tail(),
-                sink.log_tail()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let failed = source.request(Request::Sample)?.failed;
-    for worker in &mut workers {
-        worker.stop()?;
+    workers.ask(Request::Stop)?;
+    let emitted = drain(&mut workers, label)?;
+    let failed = workers.ask(Request::Sample)?.failed;
+    // Every worker drains for a while when it stops; they stop together so that the waits
+    // overlap.
+    for worker in &mut workers.0 {
+        worker.terminate()?;
     }
+    for worker in &mut workers.0 {
+        worker.wait_for_exit()?;
+    }
+    let counts = match &built.words {
+        None => None,
+        Some(probe) => {
+            for worker in &workers.0 {
+                WorkerWordCounts::read_from(worker.dir())
+                    .with_context(|| {
+                        format!("{label}: the {} worker's word counts", worker.name())
+                    })?
+                    .add_to(probe);
+            }
+            Some(
+                probe
+                    .verify()
+                    .with_context(|| format!("{label}: word counts are wrong"))?,
+            )
+        }
+    };
     Ok(Measured {
         tuples: end.received - start.received,
         seconds: end.at_nanos.saturating_sub(start.at_nanos) as f64 * 1e-9,
-        latency: end.latency,
+        latency: LatencySummary::of(&end.latencies).into(),
         emitted,
         failed,
         executors: description.executor_components.len(),
+        counts,
     })
 }
 
-/// What the coordinator asks a worker; see [`worker`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Request {
-    /// The worker's counters and latency now.
-    Sample,
-    /// Forget the latency recorded so far, then sample.
-    Reset,
-    /// Stop the sources, then sample.
-    Stop,
-}
-
-impl Request {
-    fn as_str(self) -> &'static str {
-        match self {
-            Request::Sample => "sample",
-            Request::Reset => "reset",
-            Request::Stop => "stop",
+/// Waits, once the sources were told to stop, until every tuple they emitted reached a sink;
+/// returns how many they emitted.
+fn drain(workers: &mut Workers, label: &str) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    // A spout in the middle of a call when told to stop still emits; the figures settle when
+    // the sources emitted nothing between two samples.
+    let mut emitted_before = None;
+    loop {
+        let now = workers.ask(Request::Sample)?;
+        let settled = emitted_before == Some(now.emitted);
+        if settled && now.received == now.emitted {
+            return Ok(now.emitted);
         }
-    }
-}
-
-/// One worker process, killed if still running when dropped.
-#[derive(Debug)]
-struct WorkerProcess {
-    name: &'static str,
-    child: Child,
-    requests: ChildStdin,
-    answers: BufReader<ChildStdout>,
-    log: PathBuf,
-}
-
-impl WorkerProcess {
-    fn start(
-        name: &'static str,
-        dir: &Path,
-        plan: &Path,
-        secret: &str,
-        epoch: Duration,
-        shm: Option<&Path>,
-    ) -> anyhow::Result<Self> {
-        let program = std::env::current_exe().context("finding this program to start workers")?;
-        let log = dir.join("worker.log");
-        let log_file =
-            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let mut command = Command::new(program);
-        command
-            .arg("worker")
-            .arg("--plan")
-            .arg(plan)
-            .current_dir(dir)
-            .env(SECRET_ENV, secret)
-            .env(worker::EPOCH_ENV, epoch.as_nanos().to_string())
-            .env(
-                "SQUALL_LOG",
-                std::env::var("SQUALL_LOG").unwrap_or_else(|_| "warn".to_owned()),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log_file);
-        match shm {
-            Some(shm) => command.env("SQUALL_SHM_DIR", shm),
-            None => command.env_remove("SQUALL_SHM_DIR"),
-        };
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting the {name} worker"))?;
-        let requests = child.stdin.take().expect("stdin is piped");
-        let answers = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        Ok(Self {
-            name,
-            child,
-            requests,
-            answers,
-            log,
-        })
-    }
-
-    /// Asks the worker `request` and reads its answer.
-    fn request(&mut self, request: Request) -> anyhow::Result<worker::Sample> {
-        let asked =
-            writeln!(self.requests, "{}", request.as_str()).and_then(|()| self.requests.flush());
-        let mut line = String::new();
-        let read = asked.and_then(|()| self.answers.read_line(&mut line));
-        match read {
-            Ok(0) | Err(_) => {
-                let status = self.exit_status();
-                bail!(
-                    "the {} worker stopped answering ({status})\n{}",
-                    self.name,
-                    self.log_tail()
-                )
-            }
-            Ok(_) => serde_json::from_str(&line)
-                .with_context(|| format!("the {} worker answered {line:?}", self.name)),
+        if settled && now.received > now.emitted {
+            bail!(
+                "{label}: the sinks counted {} tuples but the sources emitted {}",
+                now.received,
+                now.emitted
+            );
         }
-    }
-
-    fn exit_status(&mut self) -> String {
-        match self.child.try_wait() {
-            Ok(Some(status)) => status.to_string(),
-            Ok(None) => "still running".to_owned(),
-            Err(error) => error.to_string(),
+        if started.elapsed() > DRAIN_TIMEOUT {
+            bail!(
+                "{label}: {} of {} tuples still missing at the sinks {DRAIN_TIMEOUT:?} after \
+                 the sources stopped\n{}",
+                now.emitted.saturating_sub(now.received),
+                now.emitted,
+                workers.log_tails()
+            );
         }
-    }
-
-    /// The end of the worker's log, for error messages.
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-        format!(
-            "--- {} worker log ({}) ---\n{tail}",
-            self.name,
-            self.log.display()
-        )
-    }
-
-    /// Stops the worker as a supervisor does (SIGTERM: it drains and closes its connections)
-    /// and checks that it exited cleanly.
-    fn stop(&mut self) -> anyhow::Result<()> {
-        let signalled = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .context("running kill")?;
-        if !signalled.success() {
-            let status = self.exit_status();
-            bail!("could not signal the {} worker ({status})", self.name);
-        }
-        let deadline = Instant::now() + EXIT_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                if status.success() {
-                    return Ok(());
-                }
-                bail!(
-                    "the {} worker exited with {status}\n{}",
-                    self.name,
-                    self.log_tail()
-                );
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the {} worker did not stop within {EXIT_TIMEOUT:?} of SIGTERM\n{}",
-                    self.name,
-                    self.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        emitted_before = Some(now.emitted);
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -693,14 +655,14 @@ mod tests {
             .expect("builds");
         let description = TopologyDescription::of(&built.topology);
         let dir = std::env::temp_dir();
-        let [source, sink] = plans(
-            &description,
-            Scenario::NetMio,
-            WorkerLink::Mio,
-            vec![],
-            &dir,
-        )
-        .expect("plans");
+        let layout = Layout {
+            scenario: Scenario::NetMio,
+            link: WorkerLink::Mio,
+            placement: Placement::SourcesApartFromBolts,
+        };
+        let [source, sink] =
+            <[WorkerPlan; 2]>::try_from(plans(&description, layout, vec![], &dir).expect("plans"))
+                .expect("two workers");
         assert_eq!(source.workers, sink.workers);
         assert_eq!((source.this_worker, sink.this_worker), (0, 1));
         let kinds = |worker: &WorkerSlot| -> Vec<&str> {
@@ -716,6 +678,47 @@ mod tests {
         assert_eq!(kinds(&source.workers[0]), ["spout", "spout"]);
         assert_eq!(kinds(&source.workers[1]), ["bolt", "bolt", "bolt"]);
         assert!(source.check_against(&built.topology).is_ok());
+    }
+
+    #[test]
+    fn a_word_count_over_workers_gives_each_worker_a_spout_and_a_counter() {
+        let cli = BenchCli::try_parse_from(["squall-bench", "wordcount", "--workers", "2"])
+            .expect("parses");
+        let placement = Placement::DealtOut(2);
+        let shaped = placement.shape(&cli);
+        let args = topology_args(&shaped, Scenario::Wordcount, None);
+        let again =
+            BenchCli::try_parse_from(std::iter::once("squall-bench".to_owned()).chain(args))
+                .expect("the workers parse the plan's arguments");
+        assert_eq!((again.spouts, again.sinks), (2, 2));
+        let built = super::super::build(Scenario::Wordcount, &topology_options(&again, None))
+            .expect("builds");
+        let description = TopologyDescription::of(&built.topology);
+        let layout = Layout {
+            scenario: Scenario::Wordcount,
+            link: WorkerLink::SharedMemory,
+            placement,
+        };
+        let plans = plans(&description, layout, vec![], &std::env::temp_dir()).expect("plans");
+        assert_eq!(plans.len(), 2);
+        for (index, plan) in plans.iter().enumerate() {
+            assert_eq!(plan.this_worker, index);
+            assert_eq!(
+                plan.transport, "mio",
+                "shared memory is set up by the mio loop"
+            );
+            let mut components: Vec<&str> = plan.workers[index]
+                .executors
+                .iter()
+                .map(|&executor| {
+                    let component = description.executor_components[executor];
+                    description.components[component].id.as_str()
+                })
+                .collect();
+            components.sort_unstable();
+            assert_eq!(components, ["count", "words"]);
+            assert!(plan.check_against(&built.topology).is_ok());
+        }
     }
 
     #[test]

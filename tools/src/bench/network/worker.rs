@@ -1,28 +1,35 @@
-//! The worker mode of `squall-bench`: `squall-bench worker --plan FILE`, started by a network
-//! scenario for each of its two workers.
+//! The worker mode of `squall-bench`: `squall-bench worker --plan FILE`, started for each
+//! worker of a run between workers.
 //!
 //! The process is a topology program in worker mode ([`squall::app`]): it reads the plan,
 //! builds the topology from the plan's arguments (a `squall-bench` command line naming one
 //! scenario), runs its share of the executors, writes heartbeats, and stops cleanly on
 //! SIGTERM. Before anything reads the stamp clock it starts it at the epoch in
-//! [`EPOCH_ENV`], so its stamps compare with the other worker's.
+//! [`EPOCH_ENV`], so its stamps compare with the other workers'.
 //!
 //! Beside the worker runs an agent that answers the coordinator: for each line read on
-//! standard input, `sample`, `reset` (forget the latency recorded so far) or `stop` (stop the
-//! sources), it writes one [`Sample`] as a line of JSON on standard output, taken after doing
-//! what was asked. When standard input closes the coordinator is gone, and the process exits.
+//! standard input, `sample`, `reset` (forget the latency recorded so far), `stop` (stop the
+//! sources) or `latencies` (a sample with the latencies recorded since the last reset), it
+//! writes one [`Sample`] as a line of JSON on standard output, taken after doing what was
+//! asked. When standard input closes the coordinator is gone, and the process exits.
+//!
+//! A word count's spouts and count bolts report their figures when the worker stops, so a
+//! worker that stopped cleanly writes them to
+//! [`FILE_NAME`](super::word_counts::FILE_NAME) in its working directory before it exits.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use squall::builtin::clock;
 use squall::builtin::topologies::BuiltinTopology;
 
+use super::word_counts::WorkerWordCounts;
 use crate::args::RateSpec;
 use crate::cli::BenchCli;
 use crate::report::LatencyNanos;
@@ -47,6 +54,10 @@ pub struct Sample {
     pub failed: u64,
     /// Latency of the stamped tuples that reached this worker's sinks since the last reset.
     pub latency: LatencyNanos,
+    /// For a `latencies` request: those latencies as `(nanoseconds, count)` for every
+    /// bucket of the histogram that recorded any, so the coordinator can merge the workers'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<Vec<(u64, u64)>>,
 }
 
 /// Whether this process was started as a worker (its first argument is `worker`).
@@ -62,17 +73,33 @@ pub fn worker_main() -> ExitCode {
         eprintln!("squall-bench worker: {error:#}");
         return ExitCode::FAILURE;
     }
-    let serving = AtomicBool::new(false);
-    squall::app::main(move |args| {
+    let first_built = OnceLock::new();
+    let exit = squall::app::main(|args| {
         let built = topology(args).map_err(|error| format!("{error:#}"))?;
-        if !serving.swap(true, Ordering::Relaxed) {
+        if first_built.set(built.clone()).is_ok() {
             let probes = built.clone();
             std::thread::Builder::new()
                 .name("squall-bench-agent".to_owned())
                 .spawn(move || serve(&probes))?;
         }
         Ok(built.topology)
-    })
+    });
+    if exit != ExitCode::SUCCESS {
+        return exit;
+    }
+    let Some(probe) = first_built.get().and_then(|built| built.words.as_ref()) else {
+        return exit;
+    };
+    let written = std::env::current_dir()
+        .context("finding the working directory")
+        .and_then(|dir| WorkerWordCounts::of(probe).write_into(&dir));
+    match written {
+        Ok(()) => exit,
+        Err(error) => {
+            eprintln!("squall-bench worker: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn start_clock() -> anyhow::Result<()> {
@@ -112,7 +139,16 @@ fn sample(built: &BuiltinTopology) -> Sample {
         emitted: built.source.emitted.total(),
         failed: built.source.failed.total(),
         latency: built.sinks.latency.summary().into(),
+        recorded: None,
     }
+}
+
+/// `(nanoseconds, count)` for every bucket of `histogram` that recorded any.
+fn recorded(histogram: &Histogram<u64>) -> Vec<(u64, u64)> {
+    histogram
+        .iter_recorded()
+        .map(|bucket| (bucket.value_iterated_to(), bucket.count_at_value()))
+        .collect()
 }
 
 /// Answers the coordinator until it goes away, then ends the process.
@@ -124,12 +160,17 @@ fn serve(built: &BuiltinTopology) {
             "sample" => {}
             "reset" => built.sinks.latency.reset(),
             "stop" => built.source.switch.turn_off(),
+            "latencies" => {}
             other => {
                 eprintln!("squall-bench worker: unknown request {other:?}");
                 break;
             }
         }
-        let answer = serde_json::to_string(&sample(built)).expect("a sample serialises");
+        let mut answer = sample(built);
+        if line.trim() == "latencies" {
+            answer.recorded = Some(recorded(&built.sinks.latency.snapshot()));
+        }
+        let answer = serde_json::to_string(&answer).expect("a sample serialises");
         if writeln!(answers, "{answer}")
             .and_then(|()| answers.flush())
             .is_err()
@@ -139,4 +180,29 @@ fn serve(built: &BuiltinTopology) {
     }
     // Nobody is left to stop this worker or read its figures.
     std::process::exit(2);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use squall::builtin::latency::MAX_TRACKED_NANOS;
+
+    #[test]
+    fn recorded_latencies_merge_into_the_same_percentiles() {
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, MAX_TRACKED_NANOS, 3).expect("ok");
+        for nanos in [900, 1_000, 1_000, 25_000, 4_000_000] {
+            histogram.record(nanos).expect("in range");
+        }
+        let mut merged = Histogram::<u64>::new_with_bounds(1, MAX_TRACKED_NANOS, 3).expect("ok");
+        for (nanos, count) in recorded(&histogram) {
+            merged.record_n(nanos, count).expect("in range");
+        }
+        assert_eq!(merged.len(), 5);
+        for quantile in [0.5, 0.9, 0.99, 1.0] {
+            assert_eq!(
+                merged.value_at_quantile(quantile),
+                histogram.value_at_quantile(quantile)
+            );
+        }
+    }
 }
