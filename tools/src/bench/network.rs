@@ -33,6 +33,7 @@
 //! the run fails unless every tuple the sources emitted reaches the sink.
 
 mod raw_tcp;
+pub mod stage_timeline;
 pub mod worker;
 
 use std::io::{BufRead, BufReader, Write};
@@ -180,6 +181,7 @@ pub fn run(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<ScenarioReport>
         raw_tcp_bytes_per_sec: None,
         raw_tcp_ratio: None,
         emitted: Some(measured.emitted),
+        stage_timeline: measured.stage_timeline,
     };
     Ok(ScenarioReport {
         latency_ns: measured.latency,
@@ -228,6 +230,7 @@ struct Measured {
     emitted: u64,
     failed: u64,
     executors: usize,
+    stage_timeline: Option<stage_timeline::StageTimeline>,
 }
 
 impl Measured {
@@ -396,6 +399,9 @@ fn run_workers(
     }
     std::thread::sleep(cli.warmup.get());
     let start = sink.request(Request::Reset)?;
+    // The source worker's reset forgets the stage stamps of the warm-up too.
+    #[cfg(feature = "stage-trace")]
+    source.request(Request::Reset)?;
     let started = Instant::now();
     let mut last = start.clone();
     while started.elapsed() < window {
@@ -439,6 +445,10 @@ fn run_workers(
         std::thread::sleep(Duration::from_millis(10));
     };
     let failed = source.request(Request::Sample)?.failed;
+    #[cfg(feature = "stage-trace")]
+    let stage_timeline = Some(stage_timeline_of(&mut workers)?);
+    #[cfg(not(feature = "stage-trace"))]
+    let stage_timeline = None;
     for worker in &mut workers {
         worker.stop()?;
     }
@@ -449,7 +459,26 @@ fn run_workers(
         emitted,
         failed,
         executors: description.executor_components.len(),
+        stage_timeline,
     })
+}
+
+/// Has every worker write out its stage stamps, and joins them.
+#[cfg(feature = "stage-trace")]
+fn stage_timeline_of(
+    workers: &mut [WorkerProcess],
+) -> anyhow::Result<stage_timeline::StageTimeline> {
+    let mut stamps = stage_timeline::Stamps::default();
+    for worker in workers {
+        worker.request(Request::Trace)?;
+        let path = worker.log.with_file_name(worker::STAGE_TRACE_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        stamps
+            .add_lines(&text)
+            .with_context(|| format!("in {}", path.display()))?;
+    }
+    Ok(stamps.timeline(squall::stage_trace::sample_every()))
 }
 
 /// What the coordinator asks a worker; see [`worker`].
@@ -461,6 +490,10 @@ enum Request {
     Reset,
     /// Stop the sources, then sample.
     Stop,
+    /// Write the stage stamps taken since the last reset to [`worker::STAGE_TRACE_FILE`],
+    /// then sample.
+    #[cfg(feature = "stage-trace")]
+    Trace,
 }
 
 impl Request {
@@ -469,6 +502,8 @@ impl Request {
             Request::Sample => "sample",
             Request::Reset => "reset",
             Request::Stop => "stop",
+            #[cfg(feature = "stage-trace")]
+            Request::Trace => "trace",
         }
     }
 }
@@ -729,6 +764,7 @@ mod tests {
                 raw_tcp_bytes_per_sec: None,
                 raw_tcp_ratio: None,
                 emitted: None,
+                stage_timeline: None,
             };
             let tuples = bytes_per_sec as u64 / RECORD_BYTES as u64;
             report(scenario, figures, tuples, 1.0, Duration::ZERO)

@@ -229,6 +229,10 @@ impl EventLoop {
                 return;
             };
             self.shm_active = now;
+            #[cfg(feature = "stage-trace")]
+            {
+                link.trace.read_at = crate::trace::now_ns();
+            }
             let mut need = 0;
             let (consumed, step) =
                 link.receive(frame, self.sink.as_mut(), &self.stats, now, &mut need);

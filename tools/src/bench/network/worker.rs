@@ -9,8 +9,9 @@
 //!
 //! Beside the worker runs an agent that answers the coordinator: for each line read on
 //! standard input, `sample`, `reset` (forget the latency recorded so far) or `stop` (stop the
-//! sources), it writes one [`Sample`] as a line of JSON on standard output, taken after doing
-//! what was asked. When standard input closes the coordinator is gone, and the process exits.
+//! sources) — and, built with the `stage-trace` feature, `trace` (write the stage stamps to
+//! [`STAGE_TRACE_FILE`]; `reset` forgets them too) — it writes one [`Sample`] as a line of
+//! JSON on standard output, taken after doing what was asked. When standard input closes the coordinator is gone, and the process exits.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -30,6 +31,10 @@ use crate::report::LatencyNanos;
 /// The environment variable holding the stamp clock's epoch: nanoseconds of wall-clock time
 /// since the Unix epoch.
 pub const EPOCH_ENV: &str = "SQUALL_BENCH_EPOCH_NS";
+
+/// The file, in its working directory, a worker writes its stage stamps to when asked
+/// (`trace`, in builds with the `stage-trace` feature).
+pub const STAGE_TRACE_FILE: &str = "stage-trace.txt";
 
 /// The first argument that selects the worker mode.
 const WORKER_MODE: &str = "worker";
@@ -115,6 +120,20 @@ fn sample(built: &BuiltinTopology) -> Sample {
     }
 }
 
+/// Writes the stage stamps taken so far to [`STAGE_TRACE_FILE`]; a failure leaves the
+/// file incomplete, which the coordinator reports.
+#[cfg(feature = "stage-trace")]
+fn write_stage_trace() {
+    let written = std::fs::File::create(STAGE_TRACE_FILE).and_then(|file| {
+        let mut out = std::io::BufWriter::new(file);
+        squall::stage_trace::write_events(&mut out)?;
+        out.flush()
+    });
+    if let Err(error) = written {
+        eprintln!("squall-bench worker: cannot write {STAGE_TRACE_FILE}: {error}");
+    }
+}
+
 /// Answers the coordinator until it goes away, then ends the process.
 fn serve(built: &BuiltinTopology) {
     let mut answers = std::io::stdout();
@@ -122,8 +141,14 @@ fn serve(built: &BuiltinTopology) {
         let Ok(line) = line else { break };
         match line.trim() {
             "sample" => {}
-            "reset" => built.sinks.latency.reset(),
+            "reset" => {
+                built.sinks.latency.reset();
+                #[cfg(feature = "stage-trace")]
+                squall::stage_trace::clear();
+            }
             "stop" => built.source.switch.turn_off(),
+            #[cfg(feature = "stage-trace")]
+            "trace" => write_stage_trace(),
             other => {
                 eprintln!("squall-bench worker: unknown request {other:?}");
                 break;
