@@ -87,6 +87,9 @@ pub use runtime::{
     Anchor, BoltOutput, EmitError, KillReport, RunningTopology, SpoutOutput, StartError,
     StreamHandle, TaskError, TaskErrorKind, TopologyState, Tuple,
 };
+/// Stage timestamps of the records between workers.
+#[cfg(feature = "stage-trace")]
+pub use squall_net::trace as stage_trace;
 pub use squall_ringbuf::WaitStrategyKind;
 pub use topology::{OutputDeclarer, Topology, TopologyBuilder, TopologyError};
 pub use tuple::TupleRef;

@@ -86,6 +86,8 @@ pub mod auth;
 pub mod codec;
 pub mod conn;
 mod ids;
+#[cfg(feature = "stage-trace")]
+pub mod trace;
 pub mod transport;
 
 pub use auth::{ClusterSecret, Nonce, Proof};

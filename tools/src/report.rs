@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use squall::metrics::LatencySummary;
 
+use crate::bench::network::stage_timeline::StageTimeline;
 use crate::format;
 
 /// Latency percentiles in nanoseconds, from an HDR histogram.
@@ -61,6 +62,10 @@ pub struct NetworkFigures {
     /// Tuples the sources emitted over the whole run, every one of them counted at the sink
     /// (`null` for the reference).
     pub emitted: Option<u64>,
+    /// Where a sample of the records spent their time between the workers (only from a
+    /// build with the `stage-trace` feature).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage_timeline: Option<StageTimeline>,
 }
 
 impl NetworkFigures {
@@ -328,6 +333,7 @@ mod tests {
             raw_tcp_bytes_per_sec: Some(4e9),
             raw_tcp_ratio: Some(0.25),
             emitted: Some(61_000_000),
+            stage_timeline: None,
         });
         let row = report.table_row();
         assert!(

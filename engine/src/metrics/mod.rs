@@ -200,4 +200,7 @@ pub(crate) struct RingCounters {
     /// Set by a producer that found the ring full and waits for room (the transport's
     /// inbound sink); the consumer wakes it after taking records out.
     pub(crate) producer_waiting: CachePadded<std::sync::atomic::AtomicBool>,
+    /// The traced records from peer workers in the ring, for its consumer to stamp.
+    #[cfg(feature = "stage-trace")]
+    pub(crate) traced: squall_net::trace::InboundQueue,
 }

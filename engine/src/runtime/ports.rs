@@ -258,6 +258,12 @@ impl OutputPort {
     /// is full even after publishing).
     #[inline(always)]
     pub(crate) fn write(&mut self, target: TaskId, len: usize, fill: impl FnOnce(&mut [u8])) {
+        // The mark rides in the task id, through the overflow if need be, to the ring.
+        #[cfg(feature = "stage-trace")]
+        let target = match &mut self.ring {
+            PortRing::Remote(outbound) => TaskId(outbound.trace_sample(target.0)),
+            PortRing::Local { .. } => target,
+        };
         let state = &mut self.state;
         let buf = match &mut self.ring {
             _ if state.is_backlogged() => state.push_overflow(target, len),

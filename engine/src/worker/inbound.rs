@@ -19,6 +19,8 @@ struct InboundRing {
     counters: Arc<RingCounters>,
     unpublished: u64,
     published: u64,
+    #[cfg(feature = "stage-trace")]
+    traced: squall_net::trace::InboundRingTrace,
 }
 
 impl InboundRing {
@@ -26,6 +28,8 @@ impl InboundRing {
         if self.unpublished == 0 {
             return false;
         }
+        #[cfg(feature = "stage-trace")]
+        self.traced.publishing(&self.counters.traced);
         self.producer.publish();
         self.published += self.unpublished;
         self.unpublished = 0;
@@ -75,6 +79,8 @@ impl WorkerInbound {
                     counters,
                     unpublished: 0,
                     published: 0,
+                    #[cfg(feature = "stage-trace")]
+                    traced: Default::default(),
                 })
             })
             .collect();
@@ -140,6 +146,32 @@ impl InboundSink for WorkerInbound {
                 Ok(())
             }
         }
+    }
+
+    #[cfg(feature = "stage-trace")]
+    fn deliver_traced(
+        &mut self,
+        dest_task: u32,
+        record: &[u8],
+        key: squall_net::trace::LinkKey,
+    ) -> Result<(), SinkFull> {
+        let destination = self.destinations.get(dest_task as usize).copied().flatten();
+        // Records written into the destination ring so far: the traced one's position.
+        let written = |inbound: &Self| {
+            destination.map(|(thread, plane)| {
+                let ring = &inbound.rings[thread][plane];
+                ring.published + ring.unpublished
+            })
+        };
+        let position = written(self);
+        self.deliver(dest_task, record)?;
+        // A record dropped (misrouted, or too large for the ring) was not written.
+        if let (Some((thread, plane)), Some(position)) = (destination, position)
+            && written(self) != Some(position)
+        {
+            self.rings[thread][plane].traced.written(position, key);
+        }
+        Ok(())
     }
 
     fn flush(&mut self) {

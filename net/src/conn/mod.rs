@@ -594,6 +594,22 @@ impl Connection {
         len
     }
 
+    /// The credit limit that returns to the peer the bytes of every BATCH received so far.
+    #[cfg(feature = "stage-trace")]
+    pub(crate) fn limit_returning_received(&self) -> u64 {
+        self.receive.received + self.receive.window
+    }
+
+    /// The limit of the latest CREDIT handed out by [`poll_transmit`](Self::poll_transmit),
+    /// or `None` while a newer one waits to be.
+    #[cfg(feature = "stage-trace")]
+    pub(crate) fn limit_handed_out(&self) -> Option<u64> {
+        self.outgoing
+            .credit
+            .is_none()
+            .then_some(self.receive.granted)
+    }
+
     /// BATCH bytes sent and the peer's limit so far.
     pub fn send_credit(&self) -> (u64, u64) {
         (self.send.sent, self.send.limit)

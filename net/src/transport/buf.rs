@@ -109,6 +109,9 @@ pub(crate) struct RecvBuf {
     max: usize,
     /// Capacity wanted by `reserve` while a receive was in flight.
     wanted: usize,
+    /// When the last receive that brought bytes ended.
+    #[cfg(feature = "stage-trace")]
+    filled_at: u64,
 }
 
 impl fmt::Debug for RecvBuf {
@@ -132,7 +135,15 @@ impl RecvBuf {
             in_flight: false,
             max,
             wanted: 0,
+            #[cfg(feature = "stage-trace")]
+            filled_at: 0,
         }
+    }
+
+    /// When the last receive that brought bytes ended (`CLOCK_MONOTONIC` nanoseconds).
+    #[cfg(feature = "stage-trace")]
+    pub(crate) fn filled_at(&self) -> u64 {
+        self.filled_at
     }
 
     /// Received bytes not yet consumed.
@@ -196,6 +207,10 @@ impl RecvBuf {
         assert!(self.end + n <= self.mem.len);
         self.in_flight = false;
         self.end += n;
+        #[cfg(feature = "stage-trace")]
+        if n > 0 {
+            self.filled_at = crate::trace::now_ns();
+        }
     }
 
     /// Bytes of spare room after compacting.
@@ -249,6 +264,9 @@ pub(crate) struct SendQueue {
     /// Bytes from the head handed to an in-flight write.
     in_flight: usize,
     queued: usize,
+    /// The traced frames in the queue, stamped when their last byte is written.
+    #[cfg(feature = "stage-trace")]
+    pub(crate) marks: crate::trace::WriteMarks,
 }
 
 impl fmt::Debug for SendQueue {
@@ -271,6 +289,8 @@ impl SendQueue {
             chunk_size,
             in_flight: 0,
             queued: 0,
+            #[cfg(feature = "stage-trace")]
+            marks: crate::trace::WriteMarks::default(),
         }
     }
 
@@ -319,6 +339,8 @@ impl SendQueue {
         assert!(tail.end + n <= tail.mem.len);
         tail.end += n;
         self.queued += n;
+        #[cfg(feature = "stage-trace")]
+        self.marks.queued(n);
     }
 
     /// The queued bytes, as up to [`MAX_CHUNKS`] slices, for a vectored write from a thread
@@ -360,6 +382,8 @@ impl SendQueue {
         assert!(n <= self.queued, "advanced past the queued bytes");
         self.in_flight = 0;
         self.queued -= n;
+        #[cfg(feature = "stage-trace")]
+        self.marks.written(n);
         while let Some(head) = self.chunks.front_mut() {
             let take = n.min(head.end - head.start);
             head.start += take;

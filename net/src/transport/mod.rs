@@ -180,14 +180,13 @@ impl TransportHandle {
         doorbell: Option<Arc<dyn WaitStrategy>>,
     ) -> Result<Outbound, TransportError> {
         let (producer, consumer) = heap_ring(self.ring_bytes);
-        let ring = OutboundRing::new(consumer, doorbell);
+        #[cfg_attr(not(feature = "stage-trace"), allow(unused_mut))]
+        let mut ring = OutboundRing::new(consumer, doorbell);
+        let outbound = Outbound::new(peer, producer, Arc::clone(&self.wake), self.max_frame_len);
+        #[cfg(feature = "stage-trace")]
+        ring.trace_with(&outbound);
         self.command(Command::AddRing { peer, ring })?;
-        Ok(Outbound::new(
-            peer,
-            producer,
-            Arc::clone(&self.wake),
-            self.max_frame_len,
-        ))
+        Ok(outbound)
     }
 
     /// Tells the transport thread that consumers freed room in a sink that was full: it

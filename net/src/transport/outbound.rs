@@ -17,6 +17,8 @@ use super::error::OutboundError;
 use super::wake::WakeState;
 use crate::codec::{BATCH_HEADER_LEN, BatchEncoder, MAX_RECORD_LEN, RECORD_HEADER_LEN};
 use crate::ids::WorkerId;
+#[cfg(feature = "stage-trace")]
+use crate::trace::{RingPickups, RingSampler};
 
 /// Bytes in front of the tuple in a ring record: the destination task.
 const TASK_PREFIX: usize = 4;
@@ -35,6 +37,8 @@ pub struct Outbound {
     producer: RecordProducer,
     wake: Arc<WakeState>,
     max_record_len: usize,
+    #[cfg(feature = "stage-trace")]
+    trace: RingSampler,
 }
 
 impl fmt::Debug for Outbound {
@@ -62,7 +66,19 @@ impl Outbound {
             producer,
             wake,
             max_record_len,
+            #[cfg(feature = "stage-trace")]
+            trace: RingSampler::new(crate::trace::next_ring_id()),
         }
+    }
+
+    /// The destination task to write the next record with: `dest_task`, carrying the trace
+    /// mark for one record in [`sample_every`](crate::trace::sample_every), whose write is
+    /// stamped now. Call it once per record, when the executor writes it (a record that
+    /// waits for room elsewhere before it enters this ring keeps its mark and its stamp).
+    #[cfg(feature = "stage-trace")]
+    #[inline]
+    pub fn trace_sample(&mut self, dest_task: u32) -> u32 {
+        self.trace.sample(dest_task)
     }
 
     /// The peer worker this ring sends to.
@@ -127,7 +143,11 @@ impl Outbound {
             TASK_PREFIX + used
         });
         match written {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                #[cfg(feature = "stage-trace")]
+                self.trace.entered(dest_task);
+                Ok(())
+            }
             Err(WriteError::RecordFull) if self.producer.is_abandoned() => {
                 Err(OutboundError::Closed { peer: self.peer })
             }
@@ -162,6 +182,8 @@ impl Outbound {
             Ok(buf) => {
                 let (task, tuple) = buf.split_at_mut(TASK_PREFIX);
                 task.copy_from_slice(&dest_task.to_le_bytes());
+                #[cfg(feature = "stage-trace")]
+                self.trace.entered(dest_task);
                 Ok(tuple)
             }
             // A closed ring also reports full here: telling them apart would borrow the
@@ -180,6 +202,8 @@ impl Outbound {
     #[inline]
     pub fn publish(&mut self) {
         if self.producer.pending() > 0 {
+            #[cfg(feature = "stage-trace")]
+            self.trace.publishing();
             self.producer.publish();
             self.wake.notify();
         }
@@ -212,6 +236,8 @@ pub(crate) struct OutboundRing {
     consumer: RecordConsumer,
     /// Rung after records are taken, for an executor that waits on a full ring.
     doorbell: Option<Arc<dyn WaitStrategy>>,
+    #[cfg(feature = "stage-trace")]
+    trace: RingPickups,
 }
 
 impl fmt::Debug for OutboundRing {
@@ -224,7 +250,24 @@ impl fmt::Debug for OutboundRing {
 
 impl OutboundRing {
     pub(crate) fn new(consumer: RecordConsumer, doorbell: Option<Arc<dyn WaitStrategy>>) -> Self {
-        Self { consumer, doorbell }
+        Self {
+            consumer,
+            doorbell,
+            #[cfg(feature = "stage-trace")]
+            trace: RingPickups::new(u64::MAX),
+        }
+    }
+
+    /// Shares the trace's ring id of `outbound`, the executor's end of this ring.
+    #[cfg(feature = "stage-trace")]
+    pub(crate) fn trace_with(&mut self, outbound: &Outbound) {
+        self.trace = RingPickups::new(outbound.trace.ring());
+    }
+
+    /// The traced records the last gathers took.
+    #[cfg(feature = "stage-trace")]
+    pub(crate) fn pickups(&mut self) -> &mut RingPickups {
+        &mut self.trace
     }
 
     /// Whether published records wait in the ring.
@@ -261,6 +304,8 @@ impl OutboundRing {
                 continue;
             };
             if tuple.len() > max_record {
+                #[cfg(feature = "stage-trace")]
+                self.trace.taken(u32::from_le_bytes(*task), false);
                 *dropped += 1;
                 taken += 1;
                 continue;
@@ -269,6 +314,8 @@ impl OutboundRing {
                 outcome = Gathered::BatchFull(tuple.len());
                 break;
             }
+            #[cfg(feature = "stage-trace")]
+            self.trace.taken(u32::from_le_bytes(*task), true);
             taken += 1;
         }
         if taken == total {

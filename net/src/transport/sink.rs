@@ -28,6 +28,22 @@ pub trait InboundSink: Send {
     /// [`SinkFull`] when there is no room now; the record is offered again later.
     fn deliver(&mut self, dest_task: u32, record: &[u8]) -> Result<(), SinkFull>;
 
+    /// As [`deliver`](Self::deliver), for the traced record `key`: a sink that hands records
+    /// on stamps where they go (the engine's does).
+    ///
+    /// # Errors
+    /// As [`deliver`](Self::deliver).
+    #[cfg(feature = "stage-trace")]
+    fn deliver_traced(
+        &mut self,
+        dest_task: u32,
+        record: &[u8],
+        key: crate::trace::LinkKey,
+    ) -> Result<(), SinkFull> {
+        let _ = key;
+        self.deliver(dest_task, record)
+    }
+
     /// Called after a burst of deliveries, before the transport waits for more input:
     /// publish pending writes and wake consumers here.
     fn flush(&mut self) {}

@@ -47,6 +47,7 @@
 mod placement;
 mod process;
 mod raw_tcp;
+pub mod stage_timeline;
 pub mod word_counts;
 pub mod worker;
 
@@ -185,7 +186,7 @@ pub fn run(
             Some(((probe.rate() * fraction) as u64).max(1))
         }
     };
-    let measured = run_workers(
+    let mut measured = run_workers(
         cli,
         layout,
         rate,
@@ -193,6 +194,7 @@ pub fn run(
         cli.duration.get(),
         &mut progress,
     )?;
+    let stage_timeline = measured.stage_timeline.take();
     let network = (placement == Placement::SourcesApartFromBolts).then(|| NetworkFigures {
         link: link.name().to_owned(),
         record_bytes: RECORD_BYTES as u64,
@@ -201,6 +203,7 @@ pub fn run(
         raw_tcp_bytes_per_sec: None,
         raw_tcp_ratio: None,
         emitted: Some(measured.emitted),
+        stage_timeline,
     });
     Ok(ScenarioReport {
         scenario: scenario.name().to_owned(),
@@ -266,6 +269,7 @@ struct Measured {
     failed: u64,
     executors: usize,
     counts: Option<CountCheck>,
+    stage_timeline: Option<stage_timeline::StageTimeline>,
 }
 
 impl Measured {
@@ -506,6 +510,10 @@ fn run_workers(
     workers.ask(Request::Stop)?;
     let emitted = drain(&mut workers, label)?;
     let failed = workers.ask(Request::Sample)?.failed;
+    #[cfg(feature = "stage-trace")]
+    let stage_timeline = Some(stage_timeline_of(&mut workers.0)?);
+    #[cfg(not(feature = "stage-trace"))]
+    let stage_timeline = None;
     // Every worker drains for a while when it stops; they stop together so that the waits
     // overlap.
     for worker in &mut workers.0 {
@@ -539,7 +547,26 @@ fn run_workers(
         failed,
         executors: description.executor_components.len(),
         counts,
+        stage_timeline,
     })
+}
+
+/// Has every worker write out its stage stamps, and joins them.
+#[cfg(feature = "stage-trace")]
+fn stage_timeline_of(
+    workers: &mut [WorkerProcess],
+) -> anyhow::Result<stage_timeline::StageTimeline> {
+    let mut stamps = stage_timeline::Stamps::default();
+    for worker in workers {
+        worker.request(Request::Trace)?;
+        let path = worker.dir().join(worker::STAGE_TRACE_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        stamps
+            .add_lines(&text)
+            .with_context(|| format!("in {}", path.display()))?;
+    }
+    Ok(stamps.timeline(squall::stage_trace::sample_every()))
 }
 
 /// Waits, once the sources were told to stop, until every tuple they emitted reached a sink;
@@ -732,6 +759,7 @@ mod tests {
                 raw_tcp_bytes_per_sec: None,
                 raw_tcp_ratio: None,
                 emitted: None,
+                stage_timeline: None,
             };
             let tuples = bytes_per_sec as u64 / RECORD_BYTES as u64;
             report(scenario, figures, tuples, 1.0, Duration::ZERO)

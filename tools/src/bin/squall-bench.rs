@@ -43,7 +43,16 @@ fn main() -> ExitCode {
         });
         match result {
             Ok(report) if cli.json => println!("{}", report.to_json_line()),
-            Ok(report) => println!("{}", report.table_row()),
+            Ok(report) => {
+                println!("{}", report.table_row());
+                if let Some(timeline) = report
+                    .network
+                    .as_ref()
+                    .and_then(|network| network.stage_timeline.as_ref())
+                {
+                    println!("{}", timeline.table());
+                }
+            }
             Err(error) => {
                 eprintln!("squall-bench: {scenario}: {error:#}");
                 failed = true;

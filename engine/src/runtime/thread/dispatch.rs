@@ -54,6 +54,8 @@ impl ExecutorThread {
         port.counters
             .consumed
             .store(port.consumed, Ordering::Release);
+        #[cfg(feature = "stage-trace")]
+        port.counters.traced.drained(port.consumed);
         if let Some(carrier) = &port.producer {
             // SeqCst fence: orders the release of the batch above before the load of the
             // flag, pairing with the fence in the sink's `deliver` (`worker::inbound`), so a

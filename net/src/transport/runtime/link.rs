@@ -14,6 +14,8 @@ use crate::codec::{
 };
 use crate::conn::{Connection, ConnectionError, Event, MAX_CONTROL_BYTES, PeerInfo, Received};
 use crate::ids::WorkerId;
+#[cfg(feature = "stage-trace")]
+use crate::trace::LinkTrace;
 
 /// Frames are not started in less room than this at the end of a send-queue chunk; a
 /// fresh chunk is taken instead, so that frames do not shrink to a few records.
@@ -65,6 +67,8 @@ pub(crate) struct Link {
     credit_exhaustion_counted: bool,
     blocked: Option<Blocked>,
     next_ring: usize,
+    #[cfg(feature = "stage-trace")]
+    pub(crate) trace: LinkTrace,
 }
 
 impl Link {
@@ -80,7 +84,26 @@ impl Link {
             credit_exhaustion_counted: false,
             blocked: None,
             next_ring: 0,
+            #[cfg(feature = "stage-trace")]
+            trace: LinkTrace::default(),
         }
+    }
+
+    /// This worker's id and the peer's, for trace keys.
+    #[cfg(feature = "stage-trace")]
+    fn trace_ends(&self) -> (u64, u64) {
+        let me = self.conn.config().worker_id().0;
+        (
+            me,
+            self.conn.peer().map_or(u64::MAX, |peer| peer.worker_id.0),
+        )
+    }
+
+    /// Every record of the frame just received was delivered.
+    #[cfg(feature = "stage-trace")]
+    fn trace_frame_delivered(&mut self) {
+        let limit = self.conn.limit_returning_received();
+        self.trace.frame_delivered(limit);
     }
 
     /// Whether a batch waits for room in the sink.
@@ -103,7 +126,7 @@ impl Link {
         if let Some(blocked) = self.blocked {
             let body = &data[HEADER_LEN..blocked.frame_len];
             let view = BatchView::trusted(body);
-            match deliver(view, blocked.position, sink) {
+            match self.deliver(view, blocked.position, sink) {
                 Some(position) => {
                     self.blocked = Some(Blocked {
                         position,
@@ -115,6 +138,8 @@ impl Link {
                     self.blocked = None;
                     stats.batch_received(view.len());
                     self.conn.batch_delivered(blocked.frame_len);
+                    #[cfg(feature = "stage-trace")]
+                    self.trace_frame_delivered();
                     consumed = blocked.frame_len;
                 }
             }
@@ -139,7 +164,7 @@ impl Link {
                     consumed += len;
                 }
                 Some(Event::Batch(view)) => {
-                    if let Some(position) = deliver(view, view.iter().position(), sink) {
+                    if let Some(position) = self.deliver(view, view.iter().position(), sink) {
                         self.blocked = Some(Blocked {
                             frame_len: len,
                             position,
@@ -148,6 +173,8 @@ impl Link {
                     }
                     stats.batch_received(view.len());
                     self.conn.batch_delivered(len);
+                    #[cfg(feature = "stage-trace")]
+                    self.trace_frame_delivered();
                     consumed += len;
                 }
                 Some(Event::Authenticated(peer)) => {
@@ -184,6 +211,9 @@ impl Link {
             self.credit_exhaustion_counted = true;
             stats.credit_exhausted();
         }
+        #[cfg(feature = "stage-trace")]
+        self.trace
+            .control_queued(self.conn.limit_handed_out(), &mut queue.marks);
         if !self.can_send(queue) || rings.is_empty() {
             return;
         }
@@ -191,6 +221,8 @@ impl Link {
             peer.max_frame_len as usize - BATCH_HEADER_LEN - RECORD_HEADER_LEN
         });
         let mut min_room = MIN_BATCH_ROOM;
+        #[cfg(feature = "stage-trace")]
+        let (me, peer) = self.trace_ends();
         while self.can_send(queue) {
             let Some(space) = queue.space(min_room) else {
                 return;
@@ -201,8 +233,10 @@ impl Link {
             let mut next = None;
             for i in 0..rings.len() {
                 let ring = &mut rings[(self.next_ring + i) % rings.len()];
-                if let Gathered::BatchFull(len) = ring.gather(&mut batch, max_record, &mut dropped)
-                {
+                let gathered = ring.gather(&mut batch, max_record, &mut dropped);
+                #[cfg(feature = "stage-trace")]
+                self.trace.picked_up(ring.pickups(), me, peer);
+                if let Gathered::BatchFull(len) = gathered {
                     next = Some(len);
                     break;
                 }
@@ -211,6 +245,8 @@ impl Link {
             let records = batch.count();
             let sent = self.conn.finish_batch(batch);
             queue.commit(sent);
+            #[cfg(feature = "stage-trace")]
+            self.trace.batch_queued(&mut queue.marks);
             if sent > 0 {
                 stats.batch_sent(records);
             }
@@ -269,19 +305,45 @@ impl Link {
     }
 }
 
-/// Delivers the records of `view` from `position` on; returns where it stopped if the
-/// sink filled up.
-fn deliver(
-    view: BatchView<'_>,
-    position: BatchPosition,
-    sink: &mut dyn InboundSink,
-) -> Option<BatchPosition> {
-    let mut records = view.iter_from(position);
-    loop {
-        let before = records.position();
-        let record = records.next()?;
-        if sink.deliver(record.dest_task, record.bytes).is_err() {
-            return Some(before);
+impl Link {
+    /// Delivers the records of `view` from `position` on; returns where it stopped if the
+    /// sink filled up.
+    fn deliver(
+        &mut self,
+        view: BatchView<'_>,
+        position: BatchPosition,
+        sink: &mut dyn InboundSink,
+    ) -> Option<BatchPosition> {
+        let mut records = view.iter_from(position);
+        loop {
+            let before = records.position();
+            let record = records.next()?;
+            #[cfg(feature = "stage-trace")]
+            if crate::trace::is_marked(record.dest_task) {
+                if self.deliver_traced(record, sink).is_err() {
+                    return Some(before);
+                }
+                continue;
+            }
+            if sink.deliver(record.dest_task, record.bytes).is_err() {
+                return Some(before);
+            }
         }
+    }
+
+    /// Delivers a traced record without its mark, numbering it in arrival order.
+    #[cfg(feature = "stage-trace")]
+    #[cold]
+    fn deliver_traced(
+        &mut self,
+        record: crate::codec::Record<'_>,
+        sink: &mut dyn InboundSink,
+    ) -> Result<(), super::super::sink::SinkFull> {
+        let (me, peer) = self.trace_ends();
+        let key = self.trace.next_received(peer, me);
+        let task = record.dest_task & !crate::trace::MARK;
+        sink.deliver_traced(task, record.bytes, key)?;
+        self.trace.delivered(key);
+        Ok(())
     }
 }

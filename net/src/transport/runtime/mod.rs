@@ -330,6 +330,10 @@ impl EventLoop {
                 return;
             }
             let was_blocked = link.is_blocked();
+            #[cfg(feature = "stage-trace")]
+            {
+                link.trace.read_at = bufs.recv.filled_at();
+            }
             let mut need = 0;
             let (consumed, step) = link.receive(
                 bufs.recv.data(),

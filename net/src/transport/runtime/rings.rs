@@ -392,6 +392,10 @@ impl EventLoop {
                 return;
             };
             self.rings_active = now;
+            #[cfg(feature = "stage-trace")]
+            {
+                link.trace.read_at = crate::trace::now_ns();
+            }
             let mut need = 0;
             // A paused direction is a consumer that stopped: its records are refused and
             // wait, control frames still pass, and reading stops at the first batch.

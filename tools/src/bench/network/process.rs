@@ -26,6 +26,10 @@ pub enum Request {
     Stop,
     /// Sample, with every latency recorded since the last reset.
     Latencies,
+    /// Write the stage stamps taken since the last reset to
+    /// [`STAGE_TRACE_FILE`](worker::STAGE_TRACE_FILE), then sample.
+    #[cfg(feature = "stage-trace")]
+    Trace,
 }
 
 impl Request {
@@ -36,6 +40,8 @@ impl Request {
             Request::Reset => "reset",
             Request::Stop => "stop",
             Request::Latencies => "latencies",
+            #[cfg(feature = "stage-trace")]
+            Request::Trace => "trace",
         }
     }
 }

@@ -138,6 +138,7 @@ pub fn run(
         raw_tcp_bytes_per_sec: Some(bytes_per_sec),
         raw_tcp_ratio: Some(1.0),
         emitted: None,
+        stage_timeline: None,
     };
     let tuples = (end.1 - start.1) / RECORD_BYTES as u64;
     Ok(super::report(

@@ -9,9 +9,11 @@
 //!
 //! Beside the worker runs an agent that answers the coordinator: for each line read on
 //! standard input, `sample`, `reset` (forget the latency recorded so far), `stop` (stop the
-//! sources) or `latencies` (a sample with the latencies recorded since the last reset), it
-//! writes one [`Sample`] as a line of JSON on standard output, taken after doing what was
-//! asked. When standard input closes the coordinator is gone, and the process exits.
+//! sources) or `latencies` (a sample with the latencies recorded since the last reset) — and,
+//! built with the `stage-trace` feature, `trace` (write the stage stamps to
+//! [`STAGE_TRACE_FILE`]; `reset` forgets them too) — it writes one [`Sample`] as a line of
+//! JSON on standard output, taken after doing what was asked. When standard input closes the
+//! coordinator is gone, and the process exits.
 //!
 //! A word count's spouts and count bolts report their figures when the worker stops, so a
 //! worker that stopped cleanly writes them to
@@ -37,6 +39,10 @@ use crate::report::LatencyNanos;
 /// The environment variable holding the stamp clock's epoch: nanoseconds of wall-clock time
 /// since the Unix epoch.
 pub const EPOCH_ENV: &str = "SQUALL_BENCH_EPOCH_NS";
+
+/// The file, in its working directory, a worker writes its stage stamps to when asked
+/// (`trace`, in builds with the `stage-trace` feature).
+pub const STAGE_TRACE_FILE: &str = "stage-trace.txt";
 
 /// The first argument that selects the worker mode.
 const WORKER_MODE: &str = "worker";
@@ -151,6 +157,20 @@ fn recorded(histogram: &Histogram<u64>) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// Writes the stage stamps taken so far to [`STAGE_TRACE_FILE`]; a failure leaves the
+/// file incomplete, which the coordinator reports.
+#[cfg(feature = "stage-trace")]
+fn write_stage_trace() {
+    let written = std::fs::File::create(STAGE_TRACE_FILE).and_then(|file| {
+        let mut out = std::io::BufWriter::new(file);
+        squall::stage_trace::write_events(&mut out)?;
+        out.flush()
+    });
+    if let Err(error) = written {
+        eprintln!("squall-bench worker: cannot write {STAGE_TRACE_FILE}: {error}");
+    }
+}
+
 /// Answers the coordinator until it goes away, then ends the process.
 fn serve(built: &BuiltinTopology) {
     let mut answers = std::io::stdout();
@@ -158,9 +178,15 @@ fn serve(built: &BuiltinTopology) {
         let Ok(line) = line else { break };
         match line.trim() {
             "sample" => {}
-            "reset" => built.sinks.latency.reset(),
+            "reset" => {
+                built.sinks.latency.reset();
+                #[cfg(feature = "stage-trace")]
+                squall::stage_trace::clear();
+            }
             "stop" => built.source.switch.turn_off(),
             "latencies" => {}
+            #[cfg(feature = "stage-trace")]
+            "trace" => write_stage_trace(),
             other => {
                 eprintln!("squall-bench worker: unknown request {other:?}");
                 break;
