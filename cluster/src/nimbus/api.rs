@@ -10,7 +10,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::Shared;
-use super::rounds::read_topologies_versioned;
 use crate::artifact::{self, sha256_hex};
 use crate::paths;
 use crate::protocol::{
@@ -21,7 +20,7 @@ use crate::records::{
     NimbusInfo, TopologyRecord, TopologyStatus, check_parallelism, executor_components, now_ms,
 };
 use crate::secret::PROOF_LEN;
-use crate::store::{self, NodeKind, Store, StoreError, Version, encode};
+use crate::store::{self, NodeKind, Store, StoreError, Version, encode, read_topologies_versioned};
 
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
