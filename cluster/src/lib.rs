@@ -30,6 +30,7 @@ pub mod nimbus;
 pub mod paths;
 pub mod protocol;
 pub mod records;
+pub mod request_limits;
 pub mod scheduler;
 pub mod secret;
 mod shutdown;

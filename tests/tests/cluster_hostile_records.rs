@@ -1,6 +1,7 @@
 //! Records in ZooKeeper are input: whoever can write to the ensemble must not be able to
 //! steer a supervisor's files or programs outside its data directory, nor stop scheduling
-//! by leaving a record nobody can read. Real ZooKeeper, real nimbus and supervisor.
+//! by leaving a record nobody can read; numbers in requests are checked. Real ZooKeeper,
+//! real nimbus and supervisor.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -182,4 +183,18 @@ fn path_values_in_zookeeper_are_refused_and_scheduling_goes_on() {
         );
     }
     assert!(!Path::new(&format!("{absolute}-{free_port}")).exists());
+
+    // Numbers in requests are checked too: a wait beyond any clock is refused, and the
+    // topology keeps running rather than waiting to be killed forever.
+    let wait = u64::MAX.to_string();
+    let (ok, _, stderr) = cluster.cli(&["kill", "contract2", "--wait", &wait]);
+    assert!(
+        !ok && stderr.contains(&format!("a wait of {wait} s is beyond any clock")),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = cluster.cli(&["status", "contract2"]);
+    assert!(
+        ok && stdout.contains("status     active"),
+        "{stdout}{stderr}"
+    );
 }
