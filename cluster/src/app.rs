@@ -247,6 +247,12 @@ where
             worker.shutdown(Duration::ZERO);
             return Err(format!("the topology stopped: {failure}").into());
         }
+        // Checked before every heartbeat: a worker whose transport died must not tell its
+        // supervisor it is well.
+        if let Some(failure) = worker.transport_failed() {
+            worker.shutdown(Duration::ZERO);
+            return Err(format!("the transport stopped: {failure}").into());
+        }
         if last_heartbeat.elapsed() >= heartbeat_every {
             last_heartbeat = Instant::now();
             if let Err(error) = worker.heartbeat().write_into(&heartbeat_dir) {

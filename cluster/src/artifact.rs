@@ -28,6 +28,8 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::validate::{self, InvalidValue};
+
 /// Name of the manifest entry.
 pub const MANIFEST_FILE: &str = "squall-artifact.json";
 
@@ -59,6 +61,10 @@ pub enum ArtifactError {
         /// What is wrong.
         reason: String,
     },
+    /// A value of the manifest, or a digest, has a shape that could lead outside the
+    /// artifact's directory.
+    #[error(transparent)]
+    Invalid(#[from] InvalidValue),
     /// The bytes do not have the expected digest.
     #[error("artifact digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch {
@@ -356,6 +362,9 @@ pub fn unpack(bytes: &[u8], dest: &Path) -> Result<ArtifactManifest, ArtifactErr
         }
         // The program is run from the unpacked directory: it must be one of its files, not
         // a path that leads elsewhere.
+        if let Some(program) = &manifest.program {
+            validate::relative_path("manifest program", program)?;
+        }
         if let Some(program) = &manifest.program
             && !unpacked.contains(program)
         {
@@ -391,9 +400,16 @@ pub fn read_manifest(dir: &Path) -> Result<ArtifactManifest, ArtifactError> {
         path: path.clone(),
         source,
     })?;
-    serde_json::from_slice(&text).map_err(|error| ArtifactError::Malformed {
-        reason: format!("bad manifest {}: {error}", path.display()),
-    })
+    let manifest: ArtifactManifest =
+        serde_json::from_slice(&text).map_err(|error| ArtifactError::Malformed {
+            reason: format!("bad manifest {}: {error}", path.display()),
+        })?;
+    // The program is joined to `dir` and executed: the file on disk is checked again, not
+    // trusted because `unpack` checked it once.
+    if let Some(program) = &manifest.program {
+        validate::relative_path("manifest program", program)?;
+    }
+    Ok(manifest)
 }
 
 fn staging_path(dest: &Path) -> PathBuf {
@@ -431,7 +447,7 @@ impl ArtifactStore {
 
     /// Whether the artifact `digest` is here.
     pub fn contains(&self, digest: &str) -> bool {
-        self.path(digest).is_file()
+        is_digest(digest) && self.path(digest).is_file()
     }
 
     /// Stores `bytes` after checking that they are the artifact `digest`.
@@ -439,6 +455,7 @@ impl ArtifactStore {
     /// # Errors
     /// When the digest differs or the file cannot be written.
     pub fn put(&self, digest: &str, bytes: &[u8]) -> Result<(), ArtifactError> {
+        validate::digest("artifact digest", digest)?;
         let actual = sha256_hex(bytes);
         if actual != digest {
             return Err(ArtifactError::DigestMismatch {
@@ -462,6 +479,7 @@ impl ArtifactStore {
     /// # Errors
     /// When it is missing, unreadable or corrupt.
     pub fn get(&self, digest: &str) -> Result<Vec<u8>, ArtifactError> {
+        validate::digest("artifact digest", digest)?;
         let path = self.path(digest);
         let bytes = std::fs::read(&path).map_err(|source| ArtifactError::Io {
             action: "cannot read",
@@ -496,6 +514,9 @@ impl ArtifactStore {
 
     /// Deletes the artifact `digest`.
     pub fn remove(&self, digest: &str) {
+        if !is_digest(digest) {
+            return;
+        }
         let _ = std::fs::remove_file(self.path(digest));
     }
 }
@@ -577,18 +598,65 @@ mod tests {
     #[test]
     fn a_program_outside_the_artifact_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        for program in ["/bin/sh", "../../bin/sh", "bin/../../sh", "missing"] {
+        for program in ["/bin/sh", "../../bin/sh", "bin/../../sh"] {
             let manifest = format!(r#"{{"format":1,"program":"{program}","files":["bin/real"]}}"#);
             let error =
                 unpack(&archive(&manifest, &["bin/real"]), &dir.path().join("x")).unwrap_err();
-            assert_eq!(
-                error.to_string(),
-                format!(
-                    "the artifact is not valid: its program {program:?} is not one of its files"
-                )
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("manifest program {program:?} is refused")),
+                "{error}"
             );
             assert!(!dir.path().join("x").exists());
         }
+        let manifest = r#"{"format":1,"program":"missing","files":["bin/real"]}"#;
+        let error = unpack(&archive(manifest, &["bin/real"]), &dir.path().join("x")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the artifact is not valid: its program \"missing\" is not one of its files"
+        );
+    }
+
+    #[test]
+    fn a_manifest_changed_on_disk_cannot_name_a_program_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("unpacked");
+        let manifest = r#"{"format":1,"program":"bin/real","files":["bin/real"]}"#;
+        unpack(&archive(manifest, &["bin/real"]), &dest).unwrap();
+        assert_eq!(
+            read_manifest(&dest).unwrap().program.as_deref(),
+            Some("bin/real")
+        );
+        for program in ["/bin/sh", "../../../bin/sh"] {
+            let tampered = format!(r#"{{"format":1,"program":"{program}","files":["bin/real"]}}"#);
+            std::fs::write(dest.join(MANIFEST_FILE), tampered).unwrap();
+            let error = read_manifest(&dest).unwrap_err();
+            assert!(
+                matches!(&error, ArtifactError::Invalid(invalid) if invalid.field == "manifest program" && invalid.value == program),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_store_refuses_digests_that_are_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::open(&dir.path().join("store")).unwrap();
+        std::fs::write(dir.path().join("outside.tar"), b"x").unwrap();
+        for digest in ["../outside", "/tmp/x"] {
+            assert!(!store.contains(digest));
+            assert!(matches!(
+                store.get(digest),
+                Err(ArtifactError::Invalid(invalid)) if invalid.value == digest
+            ));
+            assert!(matches!(
+                store.put(digest, b"x"),
+                Err(ArtifactError::Invalid(_))
+            ));
+            store.remove(digest);
+        }
+        assert!(dir.path().join("outside.tar").exists());
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! - [`election`], [`nimbus`], [`supervisor`]: the daemons.
 //! - [`protocol`], [`client`], [`secret`]: authenticated requests to nimbus.
 //! - [`artifact`]: what a submission uploads and supervisors unpack.
+//! - [`validate`]: the shapes values read from ZooKeeper must have before they name files.
 
 pub mod app;
 pub mod artifact;
@@ -29,11 +30,13 @@ pub mod nimbus;
 pub mod paths;
 pub mod protocol;
 pub mod records;
+pub mod request_limits;
 pub mod scheduler;
 pub mod secret;
 mod shutdown;
 pub mod store;
 pub mod supervisor;
+pub mod validate;
 pub mod worker_stop;
 
 pub use client::{ClientError, NimbusClient, Submission, Submitted};

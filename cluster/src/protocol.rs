@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::paths;
 use super::plan::TopologyDescription;
 use super::records::{Assignment, ErrorRecord, TopologyRecord, WorkerBeat, executor_components};
+use super::request_limits;
 use super::secret::{PROOF_LEN, Secret};
 
 /// Version of this protocol.
@@ -323,12 +324,9 @@ pub fn check_description(name: &str, description: &TopologyDescription) -> Resul
     if description.executor_components.is_empty() {
         return Err(invalid("the topology has no executors".to_owned()));
     }
+    let counted = request_limits::total_executors(description, |_, own| own).map_err(invalid)?;
     let declared = executor_components(description, &BTreeMap::new());
-    let counted = description
-        .components
-        .iter()
-        .try_fold(0usize, |sum, c| sum.checked_add(c.parallelism));
-    if counted != Some(declared.len())
+    if counted != declared.len()
         || description
             .executor_components
             .iter()
@@ -525,23 +523,35 @@ mod tests {
         );
     }
 
-    #[test]
-    fn parallelism_that_overflows_when_summed_is_invalid_not_a_panic() {
+    fn submission(parallelism: usize, tasks: usize) -> Vec<u8> {
         let component = |id: &str| {
-            serde_json::json!({"id": id, "kind": "bolt", "parallelism": usize::MAX,
-                "tasks": 1, "inputs": []})
+            serde_json::json!({"id": id, "kind": "bolt", "parallelism": parallelism,
+                "tasks": tasks, "inputs": []})
         };
-        let body = serde_json::json!({
+        serde_json::json!({
             "request": "submit", "name": "wc", "args": [], "artifact": "0", "artifact_bytes": 1,
             "active": true, "description": {"name": "wc", "workers": 1,
                 "components": [component("a"), component("b")],
-                "executor_components": [0], "message_timeout_ms": 1000},
-        });
-        let error = decode_request(body.to_string().as_bytes()).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "invalid request: the description's executors do not match its components"
-        );
+                "executor_components": [0, 1], "message_timeout_ms": 1000},
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn parallelism_beyond_the_cap_is_invalid_not_a_panic() {
+        for (parallelism, tasks) in [(usize::MAX, 1), (200_000_000, 200_000_000), (1, 65_537)] {
+            let error = decode_request(&submission(parallelism, tasks)).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "invalid request: component \"a\" asks for {} tasks, more than the limit of \
+                     65536 per component",
+                    parallelism.max(tasks)
+                )
+            );
+        }
+        assert!(decode_request(&submission(1, 65_536)).is_ok());
     }
 
     #[test]

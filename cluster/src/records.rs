@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::plan::{TopologyDescription, WorkerHeartbeat, WorkerPlan, WorkerSlot};
+use super::request_limits;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
@@ -205,14 +206,12 @@ pub fn check_parallelism(
                     known.join(", ")
                 )
             })?;
-        if count == 0 || count > component.tasks {
-            return Err(format!(
-                "component {id:?} has {} tasks, so it can run on 1 to {} executors, not {count}",
-                component.tasks, component.tasks
-            ));
-        }
+        request_limits::check_component(id, component.tasks, count)?;
     }
-    Ok(())
+    request_limits::total_executors(description, |id, own| {
+        parallelism.get(id).copied().unwrap_or(own)
+    })
+    .map(|_| ())
 }
 
 /// One worker of an assignment.

@@ -25,7 +25,7 @@ pub enum SecretError {
     /// Neither the environment nor the configuration names a secret.
     #[error(
         "no cluster secret: set {SECRET_ENV} or cluster.secret_file in the configuration \
-         (for example to a file made by `head -c 32 /dev/urandom | base64 > secret`)"
+         (for example to a file made by `(umask 077; head -c 32 /dev/urandom | base64 > secret)`)"
     )]
     Missing,
     /// The secret file could not be read.
@@ -35,6 +35,17 @@ pub enum SecretError {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// The secret file can be read (or written) by users other than its owner.
+    #[error(
+        "the cluster secret file {path} is open to group or others (mode {mode:03o}); \
+         make it private with `chmod 600 {path}`"
+    )]
+    NotPrivate {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
     },
     /// The secret is unusable.
     #[error("the cluster secret from {origin} is unusable: {reason}")]
@@ -96,10 +107,25 @@ impl Secret {
     /// # Errors
     /// When the file cannot be read or the secret is unusable.
     pub fn read(path: &Path) -> Result<Self, SecretError> {
-        let mut bytes = std::fs::read(path).map_err(|source| SecretError::Read {
+        use std::os::unix::fs::PermissionsExt;
+        let unreadable = |source| SecretError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        // Anyone who reads the secret can submit topologies, i.e. run code as the daemons'
+        // user: a file others can read is refused, not merely warned about.
+        let mode = std::fs::metadata(path)
+            .map_err(unreadable)?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(SecretError::NotPrivate {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        let mut bytes = std::fs::read(path).map_err(unreadable)?;
         while bytes.last().is_some_and(u8::is_ascii_whitespace) {
             bytes.pop();
         }
@@ -169,13 +195,41 @@ mod tests {
         assert!(Secret::new(*b"0123456789abcdef\0", "test").is_err());
     }
 
+    fn private_file(dir: &Path, contents: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("secret");
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
     #[test]
     fn files_lose_trailing_whitespace() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secret");
-        std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
+        let path = private_file(dir.path(), "0123456789abcdef0123\n");
         let secret = Secret::read(&path).unwrap();
         assert_eq!(secret.env_value(), "0123456789abcdef0123");
+    }
+
+    #[test]
+    fn files_others_can_open_are_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = private_file(dir.path(), "0123456789abcdef0123");
+        for mode in [0o640, 0o604, 0o620, 0o644] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = Secret::read(&path).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "the cluster secret file {p} is open to group or others (mode {mode:03o}); \
+                     make it private with `chmod 600 {p}`",
+                    p = path.display()
+                )
+            );
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(Secret::read(&path).is_ok());
     }
 
     #[test]

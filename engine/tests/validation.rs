@@ -116,6 +116,25 @@ fn fewer_tasks_than_executors() {
 }
 
 #[test]
+fn too_many_tasks_for_one_component() {
+    let mut builder = TopologyBuilder::new();
+    builder.set_spout("src", spout, 200_000_000);
+    assert_eq!(
+        error_of(builder).to_string(),
+        "component \"src\" asks for 200000000 tasks, more than the limit of 65536 per component"
+    );
+    let mut builder = TopologyBuilder::new();
+    builder.set_spout("src", spout, 1).tasks(65_537);
+    assert!(matches!(
+        error_of(builder),
+        TopologyError::TooManyTasks { limit: 65_536, .. }
+    ));
+    let mut builder = TopologyBuilder::new();
+    builder.set_spout("src", spout, 1).tasks(65_536);
+    assert!(builder.build("t", TopologyConfig::default()).is_ok());
+}
+
+#[test]
 fn direct_grouping_on_a_stream_not_declared_direct() {
     let mut builder = TopologyBuilder::new();
     builder.set_spout("src", || TwoStreams, 1);

@@ -187,6 +187,47 @@ fn a_cut_connection_is_reported_and_reestablished() {
     }
 }
 
+/// A sink that panics on the first record it is given, as a buggy one would.
+struct PanickingSink;
+
+impl squall_net::transport::InboundSink for PanickingSink {
+    fn deliver(&mut self, task: u32, _: &[u8]) -> Result<(), squall_net::transport::SinkFull> {
+        panic!("no task {task} here");
+    }
+}
+
+/// A panic on the transport thread ends the transport, its owner can tell, and the peer
+/// sees the link go down instead of a silent, half-dead worker.
+fn panic_on_the_transport_thread(driver: DriverKind) {
+    let (on_a, events_a) = Events::channel();
+    let a = Transport::start(config(1, driver), NullSink, on_a).unwrap();
+    let b = Transport::start(config(2, driver), PanickingSink, |_| {}).unwrap();
+    a.set_peers([PeerSpec::tcp(WorkerId(2), b.local_addr())])
+        .unwrap();
+    b.set_peers([PeerSpec::tcp(WorkerId(1), a.local_addr())])
+        .unwrap();
+    assert_eq!(b.failure(), None);
+    let mut outbound = a.outbound(WorkerId(2)).unwrap();
+    events_a.expect(SECONDS_10, "up", is_up(2));
+    support::send_one(&mut outbound, 1, 0);
+    assert!(wait_until(SECONDS_10, || b.failure().is_some()));
+    let failure = b.failure().unwrap();
+    assert!(
+        failure.contains("the transport thread panicked") && failure.contains("no task"),
+        "{failure}"
+    );
+    events_a.expect(SECONDS_10, "A sees B's transport die", is_down(2));
+    assert!(b.shutdown().is_err());
+    assert_eq!(a.failure(), None);
+}
+
+#[test]
+fn a_panic_on_the_transport_thread_is_reported_and_ends_its_links() {
+    for driver in drivers() {
+        panic_on_the_transport_thread(driver);
+    }
+}
+
 /// A peer that goes silent with data in flight is declared dead within the idle timeout.
 fn silent_peer(driver: DriverKind) {
     let (on_a, events_a) = Events::channel();

@@ -44,6 +44,15 @@ fn created_ring_has_the_documented_size_and_reopens() {
 }
 
 #[test]
+fn ring_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_ring(&dir, 4096);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
+#[test]
 fn creating_over_an_existing_file_fails_and_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("taken");

@@ -205,6 +205,12 @@ impl Cluster {
             .expect("a temporary directory");
         let secret_file = dir.path().join("secret");
         std::fs::write(&secret_file, TEST_SECRET).expect("secret file");
+        // Daemons refuse a secret file others can read.
+        std::fs::set_permissions(
+            &secret_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("a private secret file");
         let mut base = ClusterConfig::default();
         base.cluster.name = "test-cluster".into();
         base.cluster.secret_file = Some(secret_file);

@@ -10,7 +10,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::Shared;
-use super::rounds::read_topologies_versioned;
 use crate::artifact::{self, sha256_hex};
 use crate::paths;
 use crate::protocol::{
@@ -20,8 +19,9 @@ use crate::protocol::{
 use crate::records::{
     NimbusInfo, TopologyRecord, TopologyStatus, check_parallelism, executor_components, now_ms,
 };
+use crate::request_limits::deadline_after;
 use crate::secret::PROOF_LEN;
-use crate::store::{self, NodeKind, Store, StoreError, Version, encode};
+use crate::store::{self, NodeKind, Store, StoreError, Version, encode, read_topologies_versioned};
 
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -222,7 +222,8 @@ async fn respond(
                 }
                 let wait = wait_secs.unwrap_or(record.description.message_timeout_ms / 1000);
                 record.status = TopologyStatus::Killed {
-                    deadline_ms: now_ms().saturating_add(wait.saturating_mul(1000)),
+                    deadline_ms: deadline_after(now_ms(), wait)
+                        .map_err(|reason| ApiError::Invalid { reason })?,
                 };
                 Ok(format!(
                     "topology {} ({}) deactivated; its workers stop in {wait} s",
@@ -260,10 +261,12 @@ async fn respond(
                 check_parallelism(&record.description, &merged)
                     .map_err(|reason| ApiError::Invalid { reason })?;
                 let wait = wait_secs.unwrap_or(record.description.message_timeout_ms / 1000);
+                let deadline_ms = deadline_after(now_ms(), wait)
+                    .map_err(|reason| ApiError::Invalid { reason })?;
                 record.workers = workers.unwrap_or(record.workers);
                 record.parallelism = merged;
                 record.status = TopologyStatus::Rebalancing {
-                    deadline_ms: now_ms().saturating_add(wait.saturating_mul(1000)),
+                    deadline_ms,
                     resume_active,
                 };
                 Ok(format!(

@@ -11,7 +11,9 @@ use super::decide::{Action, ClusterView, decide};
 use super::heartbeats::HeartbeatTracker;
 use crate::paths;
 use crate::records::{TopologyRecord, now_ms};
-use crate::store::{self, Changes, Store, StoreError, Version, ZkStore, decode, encode};
+use crate::store::{
+    self, Changes, Store, StoreError, Version, ZkStore, encode, read_topologies_versioned,
+};
 
 /// Runs rounds whenever this nimbus leads, until shutdown.
 pub(super) async fn lead(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
@@ -94,20 +96,6 @@ async fn watch_inputs(store: &ZkStore) -> Result<Watchers, StoreError> {
         store.watch(paths::SUPERVISORS).await?,
         store.watch(paths::TOPOLOGIES).await?,
     ))
-}
-
-/// The topology records with their versions, for compare-and-set.
-pub(super) async fn read_topologies_versioned<S: Store>(
-    store: &S,
-) -> Result<BTreeMap<String, (TopologyRecord, Version)>, StoreError> {
-    let mut records = BTreeMap::new();
-    for child in store.children(paths::TOPOLOGIES).await? {
-        let path = paths::topology(&child);
-        if let Some(node) = store.get(&path).await? {
-            records.insert(child, (decode(&path, &node.data)?, node.version));
-        }
-    }
-    Ok(records)
 }
 
 async fn round(

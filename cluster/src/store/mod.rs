@@ -11,7 +11,7 @@ use std::future::Future;
 
 pub use typed::{
     put, read_artifact_holders, read_assignments, read_errors, read_leader, read_nimbuses,
-    read_supervisors, read_topologies, read_workerbeats, report_error,
+    read_supervisors, read_topologies, read_topologies_versioned, read_workerbeats, report_error,
 };
 pub use zk::ZkStore;
 
@@ -97,6 +97,14 @@ pub enum StoreError {
         path: String,
         /// What is wrong.
         source: serde_json::Error,
+    },
+    /// A node's record parses but holds a value that is refused (see [`crate::validate`]).
+    #[error("znode {path} holds a refused value: {source}")]
+    Invalid {
+        /// The node.
+        path: String,
+        /// The value and why it is refused.
+        source: crate::validate::InvalidValue,
     },
     /// ZooKeeper refused the operation for another reason.
     #[error("ZooKeeper refused {operation} {path}: {reason}")]

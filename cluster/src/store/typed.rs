@@ -2,33 +2,115 @@
 
 use std::collections::BTreeMap;
 
-use super::{NodeKind, Store, StoreError, decode, encode};
+use super::{NodeKind, Store, StoreError, Version, decode, encode};
 use crate::paths;
 use crate::records::{
     Assignment, ERRORS_KEPT, ErrorRecord, NimbusInfo, SupervisorInfo, TopologyRecord, WorkerBeat,
     now_ms,
 };
+use crate::validate::{self, InvalidValue};
 
-/// Reads every record under `parent`, keyed by child name; children that vanish between
-/// listing and reading are skipped.
-async fn read_all<S: Store, T: serde::de::DeserializeOwned>(
+/// A record kept under a parent znode, with the checks it must pass besides parsing.
+pub(crate) trait Record: serde::de::DeserializeOwned {
+    /// Checks the values that become file names or paths elsewhere; `name` is the znode's
+    /// name.
+    fn check(&self, _name: &str) -> Result<(), InvalidValue> {
+        Ok(())
+    }
+}
+
+impl Record for SupervisorInfo {}
+impl Record for NimbusInfo {}
+impl Record for WorkerBeat {}
+impl Record for ErrorRecord {}
+
+impl Record for TopologyRecord {
+    fn check(&self, name: &str) -> Result<(), InvalidValue> {
+        validate::topology_id("topology id", &self.id)?;
+        named_after(name, "topology id", &self.id)?;
+        validate::digest("topology artifact", &self.artifact)
+    }
+}
+
+impl Record for Assignment {
+    fn check(&self, name: &str) -> Result<(), InvalidValue> {
+        validate::topology_id("assignment topology_id", &self.topology_id)?;
+        named_after(name, "assignment topology_id", &self.topology_id)?;
+        validate::digest("assignment artifact", &self.artifact)
+    }
+}
+
+/// A record's id must be its znode's name: the daemons write it back under its id.
+fn named_after(name: &str, field: &'static str, id: &str) -> Result<(), InvalidValue> {
+    if name == id {
+        Ok(())
+    } else {
+        Err(InvalidValue {
+            field,
+            value: id.to_owned(),
+            expected: "a record's id is the name of its znode",
+        })
+    }
+}
+
+/// Reads every record under `parent` with its version, keyed by child name. Children that
+/// vanish between listing and reading are skipped; so are records that do not parse or do
+/// not pass their checks (logged), so that one bad znode does not stop everything else.
+pub(crate) async fn read_checked<S: Store, T: Record>(
     store: &S,
     parent: &str,
-) -> Result<BTreeMap<String, T>, StoreError> {
+) -> Result<BTreeMap<String, (T, Version)>, StoreError> {
     let mut records = BTreeMap::new();
     for child in store.children(parent).await? {
         let path = format!("{parent}/{child}");
-        if let Some(node) = store.get(&path).await? {
-            records.insert(child, decode(&path, &node.data)?);
+        let Some(node) = store.get(&path).await? else {
+            continue;
+        };
+        let record = decode::<T>(&path, &node.data).and_then(|record| {
+            record
+                .check(&child)
+                .map(|()| record)
+                .map_err(|source| StoreError::Invalid {
+                    path: path.clone(),
+                    source,
+                })
+        });
+        match record {
+            Ok(record) => {
+                records.insert(child, (record, node.version));
+            }
+            Err(error) => tracing::warn!(%error, "skipping a znode that holds no usable record"),
         }
     }
     Ok(records)
 }
 
+/// [`read_checked`] without the versions.
+async fn read_all<S: Store, T: Record>(
+    store: &S,
+    parent: &str,
+) -> Result<BTreeMap<String, T>, StoreError> {
+    Ok(read_checked(store, parent)
+        .await?
+        .into_iter()
+        .map(|(name, (record, _))| (name, record))
+        .collect())
+}
+
+/// The topology records with their versions, for compare-and-set.
+///
+/// # Errors
+/// When ZooKeeper cannot be read.
+pub async fn read_topologies_versioned<S: Store>(
+    store: &S,
+) -> Result<BTreeMap<String, (TopologyRecord, Version)>, StoreError> {
+    read_checked(store, paths::TOPOLOGIES).await
+}
+
 /// The registered supervisors, by id.
 ///
 /// # Errors
-/// When ZooKeeper cannot be read or holds a corrupt record.
+/// When ZooKeeper cannot be read (bad records are skipped).
 pub async fn read_supervisors<S: Store>(
     store: &S,
 ) -> Result<BTreeMap<String, SupervisorInfo>, StoreError> {
@@ -38,7 +120,7 @@ pub async fn read_supervisors<S: Store>(
 /// The topology records, by topology id.
 ///
 /// # Errors
-/// When ZooKeeper cannot be read or holds a corrupt record.
+/// When ZooKeeper cannot be read (bad records are skipped).
 pub async fn read_topologies<S: Store>(
     store: &S,
 ) -> Result<BTreeMap<String, TopologyRecord>, StoreError> {
@@ -48,7 +130,7 @@ pub async fn read_topologies<S: Store>(
 /// The assignments, by topology id.
 ///
 /// # Errors
-/// When ZooKeeper cannot be read or holds a corrupt record.
+/// When ZooKeeper cannot be read (bad records are skipped).
 pub async fn read_assignments<S: Store>(
     store: &S,
 ) -> Result<BTreeMap<String, Assignment>, StoreError> {
@@ -58,7 +140,7 @@ pub async fn read_assignments<S: Store>(
 /// The relayed heartbeats of one topology's workers, by slot (`<supervisor>:<port>`).
 ///
 /// # Errors
-/// When ZooKeeper cannot be read or holds a corrupt record.
+/// When ZooKeeper cannot be read (bad records are skipped).
 pub async fn read_workerbeats<S: Store>(
     store: &S,
     topology_id: &str,
@@ -69,7 +151,7 @@ pub async fn read_workerbeats<S: Store>(
 /// The nimbuses taking part in the leader election, leader first.
 ///
 /// # Errors
-/// When ZooKeeper cannot be read or holds a corrupt record.
+/// When ZooKeeper cannot be read (bad records are skipped).
 pub async fn read_nimbuses<S: Store>(store: &S) -> Result<Vec<NimbusInfo>, StoreError> {
     let mut candidates: Vec<(u64, NimbusInfo)> = read_all(store, paths::LEADER)
         .await?
@@ -83,7 +165,7 @@ pub async fn read_nimbuses<S: Store>(store: &S) -> Result<Vec<NimbusInfo>, Store
 /// The leader nimbus, if one is elected.
 ///
 /// # Errors
-/// When ZooKeeper cannot be read or holds a corrupt record.
+/// When ZooKeeper cannot be read (bad records are skipped).
 pub async fn read_leader<S: Store>(store: &S) -> Result<Option<NimbusInfo>, StoreError> {
     Ok(read_nimbuses(store).await?.into_iter().next())
 }
@@ -91,7 +173,7 @@ pub async fn read_leader<S: Store>(store: &S) -> Result<Option<NimbusInfo>, Stor
 /// The errors reported about a topology, oldest first.
 ///
 /// # Errors
-/// When ZooKeeper cannot be read or holds a corrupt record.
+/// When ZooKeeper cannot be read (bad records are skipped).
 pub async fn read_errors<S: Store>(
     store: &S,
     topology_id: &str,
@@ -136,7 +218,7 @@ pub async fn report_error<S: Store>(
 /// The nimbuses registered as holding the artifact `digest`.
 ///
 /// # Errors
-/// When ZooKeeper cannot be read or holds a corrupt record.
+/// When ZooKeeper cannot be read (bad records are skipped).
 pub async fn read_artifact_holders<S: Store>(
     store: &S,
     digest: &str,

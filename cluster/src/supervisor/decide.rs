@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::plan::WorkerPlan;
 use crate::records::{Assignment, SlotId};
+use crate::validate;
 
 /// The worker a slot should run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,14 @@ pub fn desired_workers(
 ) -> BTreeMap<u16, DesiredWorker> {
     let mut desired = BTreeMap::new();
     for assignment in assignments.values() {
+        // Both become file names here (the worker's directory, the artifact's); the store
+        // checks them too, but this is where they meet the filesystem.
+        let checked = validate::topology_id("assignment topology_id", &assignment.topology_id)
+            .and_then(|()| validate::digest("assignment artifact", &assignment.artifact));
+        if let Err(error) = checked {
+            tracing::warn!(%error, "skipping an assignment");
+            continue;
+        }
         for worker in assignment
             .workers
             .iter()
@@ -205,13 +214,15 @@ mod tests {
     use super::*;
     use crate::records::AssignedWorker;
 
+    const DIGEST: &str = "5e9b3c2d1f0a4b6c8d7e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c";
+
     fn assignment(workers: Vec<(&str, u16, Vec<usize>)>) -> Assignment {
         Assignment {
             topology_id: "wc-1".into(),
             topology: "wc".into(),
             version: 4,
             active: true,
-            artifact: "abc".into(),
+            artifact: DIGEST.into(),
             args: Vec::new(),
             parallelism: BTreeMap::new(),
             executors: 3,
@@ -266,9 +277,47 @@ mod tests {
         let worker = &desired[&6700];
         assert_eq!(worker.executors, [0, 2]);
         assert_eq!(worker.plan.this_worker, 0);
-        assert_eq!(worker.plan.artifact_dir, Path::new("/var/artifacts/abc"));
+        assert_eq!(
+            worker.plan.artifact_dir,
+            Path::new("/var/artifacts").join(DIGEST)
+        );
         assert_eq!(worker.plan.cluster_id, "prod");
         assert_eq!(worker.plan.workers[1].host, "host-b");
+    }
+
+    #[test]
+    fn assignments_whose_values_are_paths_are_skipped() {
+        let good = assignment(vec![("a", 6700, vec![0, 1, 2])]);
+        let escaping_id = Assignment {
+            topology_id: "../../escape-1".into(),
+            workers: vec![AssignedWorker {
+                port: 6701,
+                ..good.workers[0].clone()
+            }],
+            ..good.clone()
+        };
+        let absolute_digest = Assignment {
+            topology_id: "wc-2".into(),
+            artifact: "/tmp/elsewhere".into(),
+            workers: vec![AssignedWorker {
+                port: 6702,
+                ..good.workers[0].clone()
+            }],
+            ..good.clone()
+        };
+        let assignments = BTreeMap::from([
+            ("wc-1".to_owned(), good),
+            ("escape".to_owned(), escaping_id),
+            ("wc-2".to_owned(), absolute_digest),
+        ]);
+        let desired = desired_workers(
+            "a",
+            "prod",
+            "mio",
+            Path::new("/var/artifacts"),
+            &assignments,
+        );
+        assert_eq!(desired.keys().copied().collect::<Vec<_>>(), [6700]);
     }
 
     #[test]

@@ -37,6 +37,18 @@ pub enum TopologyError {
         /// The component.
         component: String,
     },
+    /// A component asks for more tasks (or executors) than one component may have.
+    #[error(
+        "component {component:?} asks for {tasks} tasks, more than the limit of {limit} per component"
+    )]
+    TooManyTasks {
+        /// The component.
+        component: String,
+        /// Tasks asked for.
+        tasks: usize,
+        /// [`MAX_TASKS_PER_COMPONENT`](crate::topology::MAX_TASKS_PER_COMPONENT).
+        limit: usize,
+    },
     /// A component has fewer tasks than executors.
     #[error(
         "component {component:?} has {tasks} tasks for {executors} executors: every executor needs at least one task"

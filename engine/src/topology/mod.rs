@@ -17,6 +17,7 @@ pub use error::TopologyError;
 pub use model::{
     Component, ComponentKind, ExecutorSpec, Input, KeyedGrouping, StreamInfo, Subscriber, Topology,
 };
+pub use validate::MAX_TASKS_PER_COMPONENT;
 
 pub(crate) mod builder_factory {
     pub(crate) use super::builder::Factory;

@@ -12,6 +12,11 @@ use crate::grouping::Grouping;
 use crate::ids::{ACKER_COMPONENT, StreamId, TICK_STREAM};
 use crate::tuple::MAX_FIELDS;
 
+/// The most tasks one component may have: every task gets queues and state in every
+/// worker that runs it, so a mistyped `parallelism: 200000000` must be refused, not
+/// allocated.
+pub const MAX_TASKS_PER_COMPONENT: usize = 65_536;
+
 /// Smallest ring between two executor threads.
 const MIN_RING_BYTES: usize = 4096;
 
@@ -129,6 +134,13 @@ pub(super) fn validate(
     }
 
     let ackers = config.acker_count();
+    if ackers > MAX_TASKS_PER_COMPONENT {
+        return Err(TopologyError::TooManyTasks {
+            component: ACKER_COMPONENT.to_owned(),
+            tasks: ackers,
+            limit: MAX_TASKS_PER_COMPONENT,
+        });
+    }
     if ackers > 0 {
         let first = next_task;
         next_task = task_after(first, ackers)?;
@@ -239,6 +251,13 @@ fn check_components(decls: &[ComponentDecl]) -> Result<(), TopologyError> {
             });
         }
         let tasks = decl.tasks.unwrap_or(decl.parallelism);
+        if tasks > MAX_TASKS_PER_COMPONENT {
+            return Err(TopologyError::TooManyTasks {
+                component: decl.id.clone(),
+                tasks,
+                limit: MAX_TASKS_PER_COMPONENT,
+            });
+        }
         if tasks < decl.parallelism {
             return Err(TopologyError::TooFewTasks {
                 component: decl.id.clone(),

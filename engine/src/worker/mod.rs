@@ -241,6 +241,13 @@ impl Worker {
             .local_addr()
     }
 
+    /// Why the transport thread died, if it did: the worker then exchanges nothing with
+    /// its peers and should end (so that its supervisor starts it afresh) rather than
+    /// keep reporting itself alive.
+    pub fn transport_failed(&self) -> Option<String> {
+        self.transport.as_ref().and_then(Transport::failure)
+    }
+
     /// What the transport moved so far, with how often it ran out of credit.
     pub fn transport_stats(&self) -> TransportStats {
         self.transport

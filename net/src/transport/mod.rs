@@ -209,6 +209,8 @@ impl TransportHandle {
 pub struct Transport {
     handle: TransportHandle,
     thread: Option<JoinHandle<Result<(), TransportError>>>,
+    /// Why the transport thread ended on its own (an error or a panic), once it has.
+    failure: Arc<std::sync::OnceLock<String>>,
     local_addr: SocketAddr,
     driver: DriverKind,
 }
@@ -274,13 +276,33 @@ impl Transport {
             stats,
         )
         .with_in_process(in_process);
+        let failure = Arc::new(std::sync::OnceLock::new());
+        let failed = Arc::clone(&failure);
         let thread = std::thread::Builder::new()
             .name(format!("squall-net {local_addr}"))
-            .spawn(move || event_loop.run())
+            .spawn(move || {
+                // A panic (a sink's, the driver's) ends the thread and with it every link,
+                // whose sockets close as the loop unwinds; it is recorded so the owner
+                // learns that nothing moves any more instead of carrying on.
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop.run()));
+                let result = outcome.unwrap_or_else(|panic| {
+                    Err(TransportError::Failed(format!(
+                        "the transport thread panicked: {}",
+                        panic_message(panic.as_ref())
+                    )))
+                });
+                if let Err(error) = &result {
+                    tracing::error!("transport thread ended: {error}");
+                    let _ = failed.set(error.to_string());
+                }
+                result
+            })
             .map_err(TransportError::Spawn)?;
         Ok(Self {
             handle,
             thread: Some(thread),
+            failure,
             local_addr,
             driver: kind,
         })
@@ -330,6 +352,13 @@ impl Transport {
         self.handle.stats()
     }
 
+    /// Why the transport thread ended by itself — an error or a panic — or `None` while it
+    /// runs (or after a requested [`shutdown`](Self::shutdown)). Once it is `Some`, no
+    /// record moves any more.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.get().cloned()
+    }
+
     /// Closes every connection (each peer gets a CLOSE) and stops the thread.
     ///
     /// # Errors
@@ -350,6 +379,15 @@ impl Transport {
             )),
         }
     }
+}
+
+/// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 impl Drop for Transport {

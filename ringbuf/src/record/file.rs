@@ -86,10 +86,13 @@ impl RecordRing {
 
     fn create_via(path: &Path, staging: &Path, capacity: usize) -> Result<Self, RecordRingError> {
         let io = |action| move |source| io_error(action, staging, source);
+        use std::os::unix::fs::OpenOptionsExt;
+        // The ring carries the workers' tuples: only their user may map it.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(staging)
             .map_err(io("create"))?;
         file.set_len((HEADER_BYTES + capacity) as u64)
