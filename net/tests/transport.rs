@@ -467,6 +467,45 @@ fn colocated_workers_exchange_records_through_shared_memory() {
         == 0));
 }
 
+/// Records sent now and then over shared memory, each after the receiving transport has
+/// gone to sleep, arrive as soon as the sender rings the receiver's pipe: far sooner than
+/// the loop's 200 ms housekeeping round, the only other thing that would wake it.
+fn shared_memory_wake_ups(driver: DriverKind) {
+    let dir = tempfile::tempdir_in(shm_dir()).unwrap();
+    let shm_config = |worker| config(worker, driver).with_shm(dir.path(), 4 << 20);
+    let (sink_b, seen_b) = CheckingSink::new();
+    let (on_a, events_a) = Events::channel();
+    let a = Transport::start(shm_config(1), NullSink, on_a).unwrap();
+    let b = Transport::start(shm_config(2), sink_b, |_| {}).unwrap();
+    a.set_peers([PeerSpec::shared_memory(WorkerId(2))]).unwrap();
+    b.set_peers([PeerSpec::shared_memory(WorkerId(1))]).unwrap();
+    events_a.expect(SECONDS_10, "A sees B up", is_up(2));
+    let mut outbound = a.outbound(WorkerId(2)).unwrap();
+    let mut delays = Vec::new();
+    for seq in 0..15 {
+        // Long enough for both transports to run out of work and sleep.
+        std::thread::sleep(Duration::from_millis(30));
+        let sent = Instant::now();
+        support::send_one(&mut outbound, 1, seq);
+        assert!(seen_b.wait_for(seq + 1));
+        delays.push(sent.elapsed());
+    }
+    delays.sort();
+    let median = delays[delays.len() / 2];
+    assert!(
+        median < Duration::from_millis(50),
+        "{driver}: median delay {median:?} over shared memory: {delays:?}"
+    );
+    assert!(seen_b.errors().is_empty(), "{:?}", seen_b.errors());
+}
+
+#[test]
+fn a_sleeping_shared_memory_peer_is_woken_by_its_pipe() {
+    for driver in drivers() {
+        shared_memory_wake_ups(driver);
+    }
+}
+
 /// A directory in memory for ring files where there is one.
 fn shm_dir() -> std::path::PathBuf {
     let dev_shm = std::path::Path::new("/dev/shm");

@@ -344,3 +344,25 @@ fn threads_exchange_a_million_records_without_tearing() {
     }
     writer.join().unwrap();
 }
+
+#[test]
+fn a_producer_wakes_a_consumer_that_announced_sleep_once() {
+    let (mut producer, consumer) = squall_ringbuf::record::heap_ring(256);
+    producer.write(b"before").unwrap();
+    producer.publish();
+    assert!(
+        !producer.consumer_needs_wake(),
+        "an awake consumer needs no wake-up"
+    );
+    consumer.prepare_sleep();
+    producer.write(b"after").unwrap();
+    producer.publish();
+    assert!(producer.consumer_needs_wake());
+    assert!(
+        !producer.consumer_needs_wake(),
+        "one wake-up answers one announcement"
+    );
+    consumer.prepare_sleep();
+    consumer.awake();
+    assert!(!producer.consumer_needs_wake(), "withdrawn");
+}

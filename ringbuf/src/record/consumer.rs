@@ -13,7 +13,7 @@ use super::layout::{
 };
 use super::owner;
 use super::region::{RegionOwner, RingPtrs};
-use crate::sync::Ordering;
+use crate::sync::{Ordering, fence};
 
 /// The reading end of a record ring.
 ///
@@ -70,7 +70,7 @@ impl RecordConsumer {
     pub(crate) fn new(ptrs: RingPtrs, owner_word: OwnerWord, region: RegionOwner) -> Self {
         // SAFETY: `ptrs.header` points to an initialised header kept alive by `region`.
         let header = unsafe { ptrs.header.as_ref() };
-        let read_seq = header.read_seq.0.load(Ordering::Acquire);
+        let read_seq = header.read_seq.0.seq.load(Ordering::Acquire);
         // Checked once here: from now on the consumer trusts only its own copy.
         let corruption = if read_seq > MAX_SEQUENCE || !read_seq.is_multiple_of(RECORD_ALIGN as u64)
         {
@@ -199,6 +199,35 @@ impl RecordConsumer {
         }
     }
 
+    /// Announces that this end is about to sleep until woken; a producer that publishes after
+    /// this finds the announcement ([`RecordProducer::consumer_needs_wake`]). Look for
+    /// records once more afterwards, and sleep only if there are none: either that look
+    /// finds what a producer published meanwhile, or the producer finds the announcement.
+    /// Call [`awake`](Self::awake) after sleeping, or instead of it.
+    ///
+    /// [`RecordProducer::consumer_needs_wake`]: super::RecordProducer::consumer_needs_wake
+    #[inline]
+    pub fn prepare_sleep(&self) {
+        self.header()
+            .read_seq
+            .0
+            .consumer_sleeping
+            .store(1, Ordering::Relaxed);
+        // SeqCst fence: orders the store above before the caller's look for records
+        // (store-load), pairing with the fence in `RecordProducer::consumer_needs_wake`.
+        fence(Ordering::SeqCst);
+    }
+
+    /// Withdraws [`prepare_sleep`](Self::prepare_sleep)'s announcement.
+    #[inline]
+    pub fn awake(&self) {
+        self.header()
+            .read_seq
+            .0
+            .consumer_sleeping
+            .store(0, Ordering::Relaxed);
+    }
+
     /// Whether the producer has gone: it detached (was dropped), or its process died. For a
     /// producer in another process this costs a system call, so ask when the ring looks
     /// idle rather than per record. Records it published remain readable.
@@ -325,7 +354,7 @@ impl RecordConsumer {
         if end != self.read_pos {
             // Release: the producer's acquire load of this sequence orders this consumer's
             // reads of the records before the producer overwrites them.
-            self.header().read_seq.0.store(end, Ordering::Release);
+            self.header().read_seq.0.seq.store(end, Ordering::Release);
             self.read_pos = end;
         }
     }

@@ -303,7 +303,7 @@ fn validate(header: &Header, file_len: u64, path: &Path) -> Result<usize, Record
         });
     }
     let write_seq = header.write_seq.0.load(Ordering::Acquire);
-    let read_seq = header.read_seq.0.load(Ordering::Acquire);
+    let read_seq = header.read_seq.0.seq.load(Ordering::Acquire);
     let align = RECORD_ALIGN as u64;
     if read_seq > write_seq
         || write_seq - read_seq > capacity

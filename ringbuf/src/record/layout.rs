@@ -10,7 +10,7 @@ use crate::sync::AtomicU64;
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SQUALLRB");
 
 /// Version of the layout described in the [module docs](super#layout).
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Size of one header line. 128 bytes keeps the two sequences apart even on CPUs whose
 /// prefetcher pulls cache lines in adjacent pairs.
@@ -97,9 +97,21 @@ pub(crate) struct Header {
     /// Byte sequence up to which records are published. Written only by the producer
     /// (release), read by the consumer (acquire).
     pub(crate) write_seq: Line<AtomicU64>,
+    /// The consumer's line: what it released, and whether it sleeps.
+    pub(crate) read_seq: Line<ReadSide>,
+}
+
+/// What the consumer writes and the producer reads, on one line.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct ReadSide {
     /// Byte sequence up to which records are released. Written only by the consumer
     /// (release), read by the producer (acquire).
-    pub(crate) read_seq: Line<AtomicU64>,
+    pub(crate) seq: AtomicU64,
+    /// Non-zero while the consumer sleeps until woken: a producer that publishes then wakes
+    /// it (see `RecordConsumer::prepare_sleep`). Written by both ends; any value is
+    /// harmless, so a peer in another process cannot corrupt the ring through it.
+    pub(crate) consumer_sleeping: AtomicU64,
 }
 
 // The mapped-file format is fixed; loom's atomics are larger, and loom never maps files.
@@ -130,7 +142,10 @@ impl Header {
                 consumer_owner: AtomicU64::new(consumer_owner.0),
             }),
             write_seq: Line(AtomicU64::new(0)),
-            read_seq: Line(AtomicU64::new(0)),
+            read_seq: Line(ReadSide {
+                seq: AtomicU64::new(0),
+                consumer_sleeping: AtomicU64::new(0),
+            }),
         }
     }
 

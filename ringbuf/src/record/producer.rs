@@ -11,7 +11,7 @@ use super::layout::{
 };
 use super::owner;
 use super::region::{RegionOwner, RingPtrs};
-use crate::sync::Ordering;
+use crate::sync::{Ordering, fence};
 
 /// The writing end of a record ring.
 ///
@@ -73,7 +73,7 @@ impl RecordProducer {
         // SAFETY: `ptrs.header` points to an initialised header kept alive by `region`.
         let header = unsafe { ptrs.header.as_ref() };
         let published = header.write_seq.0.load(Ordering::Acquire);
-        let released = header.read_seq.0.load(Ordering::Acquire);
+        let released = header.read_seq.0.seq.load(Ordering::Acquire);
         // Checked once here: from now on the producer trusts only its own copies.
         let corruption = check_sequences(released, published, ptrs.capacity).err();
         // A write limit of 0 sends every write to `refresh_write_limit`, which refuses it.
@@ -282,6 +282,19 @@ impl RecordProducer {
         self.pending = 0;
     }
 
+    /// After [`publish`](Self::publish): whether the consumer announced that it sleeps
+    /// ([`RecordConsumer::prepare_sleep`](super::RecordConsumer::prepare_sleep)) and must
+    /// be woken, by whatever means the two ends agreed on. Clears the announcement, so one
+    /// wake-up answers it. Costs a fence and a load while the consumer is awake.
+    #[inline]
+    pub fn consumer_needs_wake(&self) -> bool {
+        let sleeping = &self.header().read_seq.0.consumer_sleeping;
+        // SeqCst fence: orders the publishing store before the load below (store-load),
+        // pairing with the fence in `RecordConsumer::prepare_sleep`.
+        fence(Ordering::SeqCst);
+        sleeping.load(Ordering::Relaxed) != 0 && sleeping.swap(0, Ordering::AcqRel) != 0
+    }
+
     /// Whether the consumer has gone: it detached (was dropped), or its process died. For a
     /// consumer in another process this costs a system call, so ask when the ring looks
     /// stuck rather than per record.
@@ -302,7 +315,7 @@ impl RecordProducer {
         }
         // Acquire: pairs with the consumer's release of the read sequence, so its reads of
         // the released bytes happen before this producer overwrites them.
-        let released = self.header().read_seq.0.load(Ordering::Acquire);
+        let released = self.header().read_seq.0.seq.load(Ordering::Acquire);
         if let Err(corruption) = check_sequences(released, self.published, self.capacity()) {
             self.corruption = Some(corruption);
             self.write_limit = 0;

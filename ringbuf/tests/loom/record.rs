@@ -173,3 +173,24 @@ fn lazy_batches_of_one_release_each_record() {
         writer.join().unwrap();
     });
 }
+
+/// A consumer about to sleep against a producer publishing: either the consumer's last
+/// look finds the record, or the producer finds the consumer asleep and must wake it.
+#[test]
+fn a_sleeping_consumer_sees_the_record_or_is_woken() {
+    check(|| {
+        let (mut producer, mut consumer) = heap_ring(32);
+        let writer = thread::spawn(move || {
+            write_blocking(&mut producer, b"abc");
+            producer.publish();
+            producer.consumer_needs_wake()
+        });
+        consumer.prepare_sleep();
+        let batch = consumer.read(1);
+        let found = !batch.is_empty();
+        drop(batch);
+        let woken = writer.join().unwrap();
+        assert!(found || woken, "lost wake-up");
+        consumer.awake();
+    });
+}

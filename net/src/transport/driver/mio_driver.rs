@@ -24,6 +24,8 @@ use crate::transport::socket;
 
 const WAKE: Token = Token(usize::MAX);
 const LISTEN: Token = Token(usize::MAX - 1);
+/// Every watched descriptor (`Driver::watch`): any of them readable means "woken".
+const WATCH: Token = Token(usize::MAX - 3);
 #[cfg(target_os = "linux")]
 const TIMER: Token = Token(usize::MAX - 2);
 
@@ -351,7 +353,7 @@ impl Driver for MioDriver {
         let mut accept = false;
         for event in &self.events {
             match event.token() {
-                WAKE => events.push(IoEvent::Woken),
+                WAKE | WATCH => events.push(IoEvent::Woken),
                 #[cfg(target_os = "linux")]
                 TIMER => self.timer.reset(),
                 LISTEN => accept = true,
@@ -450,6 +452,22 @@ impl Driver for MioDriver {
                 conn.bufs.send.advance(conn.bufs.send.queued());
             }
             self.dirty.push(id);
+        }
+    }
+
+    fn watch(&mut self, fd: std::os::fd::RawFd) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut mio::unix::SourceFd(&fd), WATCH, Interest::READABLE)
+    }
+
+    fn unwatch(&mut self, fd: std::os::fd::RawFd) {
+        if let Err(error) = self
+            .poll
+            .registry()
+            .deregister(&mut mio::unix::SourceFd(&fd))
+        {
+            tracing::warn!("cannot stop watching descriptor {fd}: {error}");
         }
     }
 }

@@ -29,6 +29,7 @@
 //!   linger (so a CLOSE frame goes out), then releases the socket and reports `Closed`.
 //! - **Waking.** [`Driver::waker`] returns a handle any thread may use to end a `poll` early;
 //!   `poll` then reports [`IoEvent::Woken`]. A wake while not polling ends the next poll.
+//!   [`Driver::watch`] adds a descriptor another process writes to for the same purpose.
 //! - **Buffers in flight.** A driver may let the kernel fill or drain a buffer while the
 //!   loop runs (io_uring). [`ConnBufs`] keeps such regions out of the loop's reach, so the
 //!   loop may read, consume and append at any time.
@@ -150,6 +151,15 @@ pub(crate) trait Driver: fmt::Debug + Send {
 
     /// Closes a connection once its queued bytes are written (or a short linger passed).
     fn close(&mut self, conn: ConnId);
+
+    /// Also ends `poll`, reporting [`IoEvent::Woken`], whenever `fd` has bytes to read: the
+    /// pipe through which a co-located worker wakes this thread. The caller reads them (so
+    /// that the next write wakes it again) and keeps `fd` open until
+    /// [`unwatch`](Self::unwatch).
+    fn watch(&mut self, fd: std::os::fd::RawFd) -> io::Result<()>;
+
+    /// Stops watching `fd`.
+    fn unwatch(&mut self, fd: std::os::fd::RawFd);
 }
 
 /// How long a closing connection may take to write what it has queued.

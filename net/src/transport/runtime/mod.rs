@@ -6,6 +6,7 @@
 //! connection that has credit, flush the sink; then sleep in the driver until I/O, a timer
 //! or a wake-up, and handle what it reports.
 
+mod doorbell;
 mod link;
 mod peers;
 mod rings;
@@ -73,8 +74,6 @@ pub(crate) struct EventLoop {
     /// The rings of the ring links (shared memory, in process).
     ring_links: HashMap<LinkId, RingIo>,
     next_ring_link: u64,
-    /// Last time a ring link carried something.
-    rings_active: Instant,
     /// This transport's place in its in-process hub, if it has one.
     in_process: Option<HubRegistration>,
     peers: PeerTable,
@@ -107,7 +106,6 @@ impl EventLoop {
             links: HashMap::new(),
             ring_links: HashMap::new(),
             next_ring_link: 0,
-            rings_active: Instant::now(),
             in_process: None,
             peers,
             io_events: Vec::with_capacity(256),
@@ -151,6 +149,7 @@ impl EventLoop {
             }
             let polled = self.driver.poll(timeout, &mut self.io_events);
             self.wake.awake();
+            self.rings_awake();
             polled.map_err(|error| TransportError::Failed(format!("driver poll: {error}")))?;
             let now = Instant::now();
             let mut events = std::mem::take(&mut self.io_events);
@@ -608,7 +607,7 @@ impl EventLoop {
             .iter()
             .any(|(_, peer)| !peer.rings.is_empty())
             .then_some(self.next_housekeeping);
-        let shm = self.shm_poll_interval(now).map(|interval| now + interval);
+        let shm = self.shm_poll_interval().map(|interval| now + interval);
         links
             .chain(dials)
             .chain(housekeeping)

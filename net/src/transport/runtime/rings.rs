@@ -9,9 +9,12 @@
 //!
 //! - **Shared memory.** Of the two workers, the one with the smaller id creates the ring
 //!   files (in [`TransportConfig::shm_dir`]) and removes them when the link ends; the other
-//!   opens them once they exist and their creator is attached. Neither process can wake
-//!   the other, so the transport polls these rings: every 50 µs while they carry traffic,
-//!   every 2 ms once they have been idle for 10 ms. The peer maps the same files, so
+//!   opens them once they exist and their creator is attached. Each ring has a named pipe
+//!   beside it ([`doorbell`](super::doorbell)): a transport about to sleep announces it in
+//!   its incoming ring's header and watches its pipe, and a peer that publishes into that
+//!   ring writes a byte into the pipe only then (a fence and a load otherwise). Only a side
+//!   whose frames wait for room in a full outgoing ring looks again after 50 µs, since the
+//!   peer frees room without waking it. The peer maps the same files, so
 //!   everything in them is untrusted input, like bytes from a socket: the rings check every
 //!   sequence and record header they read, and a ring found corrupted closes the link with
 //!   an error naming the value that was wrong.
@@ -37,17 +40,16 @@ use super::super::event::Remote;
 use super::super::hub::{InProcessEnds, LinkControl};
 use super::super::sink::{InboundSink, SinkFull};
 use super::super::wake::WakeState;
+use super::doorbell::{self, Pipe};
 use super::link::Link;
 use super::{EventLoop, LinkId};
 use crate::codec::CloseCode;
 use crate::conn::Side;
 use crate::ids::{ClusterId, WorkerId};
 
-/// Poll interval while shared-memory links carry traffic.
-const BUSY_POLL: Duration = Duration::from_micros(50);
-/// Poll interval once they have been idle for [`IDLE_AFTER`].
-const IDLE_POLL: Duration = Duration::from_millis(2);
-const IDLE_AFTER: Duration = Duration::from_millis(10);
+/// How soon a side whose frames wait for room in a full outgoing shared-memory ring looks
+/// again: the peer frees room without waking it. This happens only under backpressure.
+const ROOM_POLL: Duration = Duration::from_micros(50);
 
 /// The path of the ring carrying frames from `from` to `to`.
 fn ring_path(dir: &Path, cluster: ClusterId, from: WorkerId, to: WorkerId) -> PathBuf {
@@ -62,10 +64,14 @@ fn ring_path(dir: &Path, cluster: ClusterId, from: WorkerId, to: WorkerId) -> Pa
 enum RingKind {
     /// Files shared with another process.
     SharedMemory {
-        /// The ring files, when this side created them (and removes them).
-        created: Option<[PathBuf; 2]>,
+        /// The ring files and their pipes, when this side created them (and removes them).
+        created: Option<[PathBuf; 4]>,
         /// The incoming ring, for errors.
         rx_path: PathBuf,
+        /// The pipe that wakes this side when the peer published into the incoming ring.
+        bell_in: Pipe,
+        /// The pipe that wakes the peer when this side published into the outgoing ring.
+        bell_out: Pipe,
     },
     /// Heap rings from an in-process hub.
     InProcess {
@@ -105,6 +111,13 @@ impl RingIo {
                 Err(error) => return Err(error),
             }
         }
+        // The pipes first: the peer opens the rings only once they exist, and then the
+        // pipes with them.
+        let (out_bell, back_bell) = (doorbell::pipe_path(&out), doorbell::pipe_path(&back));
+        doorbell::create(&out_bell)?;
+        doorbell::create(&back_bell)?;
+        let bell_out = Pipe::open(&out_bell)?;
+        let bell_in = Pipe::open(&back_bell)?;
         let tx = RecordRing::create(&out, config.shm_ring_bytes())
             .and_then(|ring| ring.producer())
             .map_err(ring_error)?;
@@ -119,7 +132,9 @@ impl RingIo {
             failed: false,
             kind: RingKind::SharedMemory {
                 rx_path: back.clone(),
-                created: Some([out, back]),
+                created: Some([out, back, out_bell, back_bell]),
+                bell_in,
+                bell_out,
             },
         })
     }
@@ -142,6 +157,8 @@ impl RingIo {
             // Files of a link the creator has left; it will make new ones.
             return Ok(None);
         }
+        let bell_out = Pipe::open(&doorbell::pipe_path(&out))?;
+        let bell_in = Pipe::open(&doorbell::pipe_path(&back))?;
         Ok(Some(Self {
             tx,
             rx,
@@ -151,6 +168,8 @@ impl RingIo {
             kind: RingKind::SharedMemory {
                 rx_path: back,
                 created: None,
+                bell_in,
+                bell_out,
             },
         }))
     }
@@ -171,16 +190,34 @@ impl RingIo {
         }
     }
 
-    /// Whether the transport must poll this link: nobody wakes it when frames arrive.
-    fn is_polled(&self) -> bool {
-        matches!(self.kind, RingKind::SharedMemory { .. })
+    /// Wakes the peer's transport, if it sleeps, after publishing frames: through its
+    /// transport's doorbell in this process, or through its pipe when it announced sleep
+    /// in the ring's header.
+    fn notify_published(&self) {
+        match &self.kind {
+            RingKind::InProcess { peer_wake, .. } => peer_wake.notify(),
+            RingKind::SharedMemory { bell_out, .. } => {
+                if self.tx.consumer_needs_wake() {
+                    bell_out.ring();
+                }
+            }
+        }
     }
 
-    /// Rings the peer transport's doorbell, for an in-process link, after publishing
-    /// frames or freeing room.
-    fn notify_peer(&self) {
+    /// Wakes the peer's transport after freeing room in the incoming ring, for an
+    /// in-process link. The peer of a shared-memory link looks again soon while it has
+    /// frames waiting for room (`shm_poll_interval`).
+    fn notify_room_freed(&self) {
         if let RingKind::InProcess { peer_wake, .. } = &self.kind {
             peer_wake.notify();
+        }
+    }
+
+    /// The pipe that wakes this side, for a shared-memory link.
+    pub(super) fn bell_in(&self) -> Option<&Pipe> {
+        match &self.kind {
+            RingKind::SharedMemory { bell_in, .. } => Some(bell_in),
+            RingKind::InProcess { .. } => None,
         }
     }
 
@@ -239,7 +276,7 @@ impl RingIo {
         if moved > 0 {
             self.tx.publish();
             self.queue.advance(moved);
-            self.notify_peer();
+            self.notify_published();
         }
         Ok(moved)
     }
@@ -350,6 +387,13 @@ impl EventLoop {
     }
 
     fn add_ring_link(&mut self, peer: WorkerId, io: RingIo, now: Instant) {
+        if let Some(bell) = io.bell_in()
+            && let Err(error) = self.driver.watch(bell.fd())
+        {
+            // Without its pipe the link still works: the loop then looks at the ring
+            // whenever it wakes for anything else, and at least every housekeeping round.
+            tracing::warn!("cannot watch the shared-memory doorbell from {peer}: {error}");
+        }
         let me = self.config.connection().worker_id();
         self.next_ring_link += 1;
         let id = LinkId::Rings(self.next_ring_link);
@@ -364,7 +408,6 @@ impl EventLoop {
             .insert(id, Link::new(connection, remote, Some(peer)));
         self.ring_links.insert(id, io);
         self.peers.entry(peer, now).link = Some(id);
-        self.rings_active = now;
         self.send_link(id);
     }
 
@@ -391,7 +434,6 @@ impl EventLoop {
                 }
                 return;
             };
-            self.rings_active = now;
             #[cfg(feature = "stage-trace")]
             {
                 link.trace.read_at = crate::trace::now_ns();
@@ -408,7 +450,7 @@ impl EventLoop {
             let whole = consumed == frame.len();
             if whole {
                 batch.release();
-                io.notify_peer();
+                io.notify_room_freed();
             } else {
                 // The frame stays in the ring until its records are delivered: forgetting
                 // the batch releases nothing.
@@ -442,14 +484,12 @@ impl EventLoop {
             _ => &mut [],
         };
         link.send(&mut io.queue, rings, &self.stats);
-        if io.queue.queued() > 0 {
-            if let Err(error) = io.flush() {
-                let reason = format!("cannot write to the outgoing ring: {error}");
-                link.down_reason.get_or_insert(reason);
-                io.failed = true;
-            } else {
-                self.rings_active = Instant::now();
-            }
+        if io.queue.queued() > 0
+            && let Err(error) = io.flush()
+        {
+            let reason = format!("cannot write to the outgoing ring: {error}");
+            link.down_reason.get_or_insert(reason);
+            io.failed = true;
         }
     }
 
@@ -458,6 +498,9 @@ impl EventLoop {
     pub(super) fn close_rings(&mut self, id: LinkId, now: Instant) {
         self.send_rings(id);
         if let Some(io) = self.ring_links.remove(&id) {
+            if let Some(bell) = io.bell_in() {
+                self.driver.unwatch(bell.fd());
+            }
             let peer_wake = match &io.kind {
                 RingKind::InProcess { peer_wake, .. } => Some(Arc::clone(peer_wake)),
                 RingKind::SharedMemory { .. } => None,
@@ -484,7 +527,7 @@ impl EventLoop {
             };
             let gone = if io.is_cut() {
                 Some("the in-process hub cut the link")
-            } else if (check_peers || !io.is_polled()) && io.peer_gone() {
+            } else if (check_peers || io.bell_in().is_none()) && io.peer_gone() {
                 Some("the peer left the rings")
             } else {
                 None
@@ -507,30 +550,44 @@ impl EventLoop {
         self.scratch = ids;
     }
 
-    /// Whether an in-process link has something to do right now: the loop must not sleep
-    /// then. Moves queued frames into rings that have room again (the peer freed it and
-    /// rang, or is about to).
+    /// Whether a ring link has something to do right now: the loop must not sleep then.
+    /// Moves queued frames into rings that have room again. Called right before the loop
+    /// sleeps: each shared-memory link first drains its pipe and announces the sleep in its
+    /// incoming ring's header, then looks at the ring, so a frame the peer publishes
+    /// afterwards wakes this thread through the pipe (`rings_awake` withdraws it).
     pub(super) fn rings_have_work(&mut self) -> bool {
         let mut work = false;
         for (id, io) in &mut self.ring_links {
-            if io.is_polled() {
-                continue;
+            if let Some(bell) = io.bell_in() {
+                bell.drain();
+                io.rx.prepare_sleep();
             }
             let readable = !self.links.get(id).is_some_and(Link::is_blocked) && io.has_incoming();
             let moved = io.queue.queued() > 0 && io.flush().is_ok_and(|moved| moved > 0);
-            work |= readable || moved || io.is_cut() || io.peer_gone();
+            // The peer of a shared-memory link is checked on housekeeping rounds (a system
+            // call); that of an in-process link here (a load).
+            let gone = io.bell_in().is_none() && (io.is_cut() || io.peer_gone());
+            work |= readable || moved || gone;
         }
         work
     }
 
-    /// How long the loop may sleep before polling its shared-memory links again.
-    pub(super) fn shm_poll_interval(&self, now: Instant) -> Option<Duration> {
-        if !self.ring_links.values().any(RingIo::is_polled) {
-            None
-        } else if now.saturating_duration_since(self.rings_active) < IDLE_AFTER {
-            Some(BUSY_POLL)
-        } else {
-            Some(IDLE_POLL)
+    /// After the loop's wait: its shared-memory peers need not wake it any more.
+    pub(super) fn rings_awake(&mut self) {
+        for io in self.ring_links.values() {
+            if io.bell_in().is_some() {
+                io.rx.awake();
+            }
         }
+    }
+
+    /// How long the loop may sleep before looking at its shared-memory links again: a
+    /// short while when frames wait for room in a full outgoing ring (its peer frees room
+    /// without waking this side), else without limit (frames that arrive ring the pipe).
+    pub(super) fn shm_poll_interval(&self) -> Option<Duration> {
+        self.ring_links
+            .values()
+            .any(|io| io.bell_in().is_some() && io.queue.queued() > 0)
+            .then_some(ROOM_POLL)
     }
 }

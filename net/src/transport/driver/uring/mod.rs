@@ -46,6 +46,10 @@ use waker::EventFd;
 const WAKE: u64 = u64::MAX;
 /// User data of the accept.
 const ACCEPT: u64 = u64::MAX - 1;
+/// User data of the poll on watched descriptor number `n` (`Driver::watch`): `WATCH - n`.
+const WATCH: u64 = u64::MAX - 2;
+/// Below this, user data is a connection's.
+const WATCH_FLOOR: u64 = WATCH - (1 << 32);
 /// Low bits of a connection operation's user data that name the operation.
 const OP_BITS: u32 = 3;
 const OP_MASK: u64 = (1 << OP_BITS) - 1;
@@ -148,6 +152,10 @@ pub(crate) struct UringDriver {
     /// Where the wake-up read lands.
     wake_buf: Box<u64>,
     wake_armed: bool,
+    /// Descriptors another process writes to wake this thread, each with its poll's user
+    /// data and whether that poll is posted.
+    watched: Vec<Watched>,
+    next_watch: u64,
     listener: Option<std::net::TcpListener>,
     accept_armed: bool,
     /// After a failed accept (out of descriptors, say), accepting resumes at this time.
@@ -190,6 +198,15 @@ fn is_benign(result: i32) -> bool {
     matches!(-result, libc::ECANCELED | libc::EINTR | libc::EAGAIN)
 }
 
+/// A descriptor watched for readability (`Driver::watch`).
+#[derive(Debug)]
+struct Watched {
+    fd: std::os::fd::RawFd,
+    /// The user data of its poll.
+    data: u64,
+    armed: bool,
+}
+
 impl UringDriver {
     /// The driver, if this kernel can run it; otherwise why not.
     pub(crate) fn boxed(config: &TransportConfig) -> Result<Box<dyn Driver>, String> {
@@ -201,6 +218,8 @@ impl UringDriver {
             waker: Arc::new(waker),
             wake_buf: Box::new(0),
             wake_armed: false,
+            watched: Vec::new(),
+            next_watch: 0,
             listener: None,
             accept_armed: false,
             accept_paused_until: None,
@@ -228,6 +247,17 @@ impl UringDriver {
             // drains every operation before it is dropped; nothing reads the box meanwhile.
             unsafe { push(&mut self.ring, &entry)? };
             self.wake_armed = true;
+        }
+        for watched in &mut self.watched {
+            if !watched.armed {
+                let entry = opcode::PollAdd::new(Fd(watched.fd), libc::POLLIN as u32)
+                    .build()
+                    .user_data(watched.data);
+                // SAFETY: no memory is handed over; a poll on a descriptor closed meanwhile
+                // only never completes.
+                unsafe { push(&mut self.ring, &entry)? };
+                watched.armed = true;
+            }
         }
         if let Some(listener) = &self.listener
             && !self.accept_armed
@@ -291,6 +321,12 @@ impl UringDriver {
                 WAKE => {
                     self.wake_armed = false;
                     events.push(IoEvent::Woken);
+                }
+                data if (WATCH_FLOOR..=WATCH).contains(&data) => {
+                    if let Some(watched) = self.watched.iter_mut().find(|w| w.data == data) {
+                        watched.armed = false;
+                        events.push(IoEvent::Woken);
+                    }
                 }
                 ACCEPT => {
                     self.accept_armed = false;
@@ -619,6 +655,33 @@ impl Driver for UringDriver {
         {
             conn.closing = Some(Instant::now() + CLOSE_LINGER);
             conn.paused = true;
+        }
+    }
+
+    fn watch(&mut self, fd: std::os::fd::RawFd) -> io::Result<()> {
+        let data = WATCH - (self.next_watch % (WATCH - WATCH_FLOOR));
+        self.next_watch += 1;
+        self.watched.push(Watched {
+            fd,
+            data,
+            armed: false,
+        });
+        Ok(())
+    }
+
+    fn unwatch(&mut self, fd: std::os::fd::RawFd) {
+        let Some(index) = self.watched.iter().position(|watched| watched.fd == fd) else {
+            return;
+        };
+        let watched = self.watched.swap_remove(index);
+        if watched.armed {
+            let entry = opcode::AsyncCancel::new(watched.data)
+                .build()
+                .user_data(user_data(ConnId(0), OP_CANCEL));
+            // SAFETY: a cancellation hands over no memory.
+            if let Err(error) = unsafe { push(&mut self.ring, &entry) } {
+                tracing::warn!("cannot cancel the poll on descriptor {fd}: {error}");
+            }
         }
     }
 }
