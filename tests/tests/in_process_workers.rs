@@ -93,6 +93,7 @@ impl InProcessWorkers {
 fn ledger(messages: u64, dir: &Path, rate: u64) -> LedgerArgs {
     std::fs::create_dir_all(dir).unwrap();
     LedgerArgs {
+        name: "wordcount".to_owned(),
         messages,
         state_dir: dir.to_owned(),
         spouts: 1,

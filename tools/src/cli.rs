@@ -48,6 +48,9 @@ pub enum SquallCommand {
     Config(ConfigArgs),
     /// Run one worker of a topology file on a cluster (started by a supervisor).
     Worker(WorkerArgs),
+    /// Fault drill: start a cluster on this machine (or use one with --against), run a
+    /// tracked topology, inject faults and report recovery times and lost messages.
+    Drill(crate::drill::args::DrillArgs),
 }
 
 /// The built-in demonstrations.

@@ -20,6 +20,9 @@ pub fn main() -> ExitCode {
         eprintln!("squall: {error:#}");
         return ExitCode::FAILURE;
     }
+    if let SquallCommand::Drill(args) = &cli.command {
+        return crate::drill::main(args);
+    }
     let result = match &cli.command {
         SquallCommand::Demo(Demo::Wordcount(args)) => crate::demo::wordcount(args),
         SquallCommand::Local(args) => crate::local::run(args),
@@ -33,7 +36,7 @@ pub fn main() -> ExitCode {
         SquallCommand::Deactivate(args) => cluster::deactivate(args),
         SquallCommand::Rebalance(args) => cluster::rebalance(args),
         SquallCommand::Config(args) => cluster::config(args),
-        SquallCommand::Worker(_) => unreachable!("dispatched above"),
+        SquallCommand::Worker(_) | SquallCommand::Drill(_) => unreachable!("dispatched above"),
     };
     match result {
         Ok(lines) => {

@@ -19,6 +19,7 @@ pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod demo;
+pub mod drill;
 pub mod entry;
 pub mod format;
 pub mod local;
