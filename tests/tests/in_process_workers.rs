@@ -387,3 +387,107 @@ fn a_slow_consumer_sets_the_pace_and_memory_stays_bounded() {
     );
     workers.shutdown();
 }
+
+/// Emitted tuples of the spouts of `component`, sampled until two samples `every` apart
+/// agree (or `timeout` passes); returns the last sample and whether it settled.
+fn settled_emits(workers: &InProcessWorkers, component: &str, every: Duration) -> (u64, bool) {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut last = workers.counter(component, |counters| counters.emitted);
+    loop {
+        std::thread::sleep(every);
+        let now = workers.counter(component, |counters| counters.emitted);
+        if now == last {
+            return (now, true);
+        }
+        if Instant::now() >= deadline {
+            return (now, false);
+        }
+        last = now;
+    }
+}
+
+/// A spout on worker 0 without a pending limit feeds a relay on worker 1 that sends to a
+/// sink on worker 2; the link 1 → 2 stops taking records. The spout does not know worker 2,
+/// and no other worker of it is congested, so only the relay's bound on what it queues for
+/// worker 2 stops the flow: past `peer_overflow_bytes` the relay's thread stops reading,
+/// worker 1 stops granting credit to worker 0, and the spout, whose tuples reach worker 1,
+/// is no longer asked for tuples. Emitting stops instead of the relay's queue growing
+/// without bound, and everything flows again once the link resumes.
+#[test]
+fn records_queued_for_a_stalled_peer_are_bounded_and_throttle_the_spouts_upstream() {
+    let probes = squall::builtin::components::SinkProbes::default();
+    let mut builder = TopologyBuilder::new();
+    builder.set_spout(
+        "values",
+        || {
+            squall::builtin::components::ConstSpout::new(
+                7,
+                squall::builtin::components::SourceOptions::default(),
+            )
+        },
+        1,
+    );
+    builder
+        .set_bolt("relay", || squall::builtin::components::IdentityBolt, 1)
+        .shuffle_grouping("values");
+    let sink_probes = probes.clone();
+    builder
+        .set_bolt(
+            "sink",
+            move || squall::builtin::components::NullBolt::new(&sink_probes),
+            1,
+        )
+        .shuffle_grouping("relay");
+    let config = TopologyConfig::default()
+        .with_workers(3)
+        .with_ackers(0)
+        .with_peer_overflow_bytes(1 << 20);
+    let topology = builder.build("stalled-peer", config).unwrap();
+    let workers = InProcessWorkers::start(&topology, 3, |component, _| match component {
+        "values" => 0,
+        "relay" => 1,
+        _ => 2,
+    });
+    let (relay, sink) = (workers.ids[1], workers.ids[2]);
+    let flowing = Instant::now() + Duration::from_secs(8);
+    while workers.counter("sink", |counters| counters.executed) < 100_000 {
+        assert!(Instant::now() < flowing, "tuples never reached the sink");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    workers.hub.pause(relay, sink);
+    let (stalled_at, settled) = settled_emits(&workers, "values", Duration::from_millis(300));
+    assert!(
+        settled,
+        "the spout kept emitting ({stalled_at} tuples) while its tuples could not leave worker 1"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let still = workers.counter("values", |counters| counters.emitted);
+    assert_eq!(
+        still, stalled_at,
+        "the spout stays throttled while the peer is stalled"
+    );
+    let relayed = workers.counter("relay", |counters| counters.executed);
+    let delivered = workers.counter("sink", |counters| counters.executed);
+    eprintln!(
+        "stalled: {stalled_at} emitted, {relayed} relayed, {delivered} delivered; \
+         {} tuples held between the relay and the sink",
+        relayed - delivered
+    );
+    // 1 MiB of overflow, the outbound ring and a 1 MiB credit window, of tuples of about
+    // 40 bytes on the wire: some 100 000. Without the bound the relay reads on and queues
+    // every tuple the spout makes, millions a second.
+    assert!(
+        relayed - delivered < 400_000,
+        "{} tuples queued for the stalled peer",
+        relayed - delivered
+    );
+
+    workers.hub.resume(relay, sink);
+    let resumed = Instant::now() + Duration::from_secs(8);
+    while workers.counter("values", |counters| counters.emitted) < stalled_at + 100_000 {
+        assert!(Instant::now() < resumed, "the spout never resumed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    workers.shutdown();
+}
