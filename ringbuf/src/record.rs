@@ -99,6 +99,7 @@
 //! | 40  | 88 | reserved, zero |
 //! | 128 | 8 | write sequence: bytes published, written by the producer only |
 //! | 256 | 8 | read sequence: bytes released, written by the consumer only |
+//! | 264 | 8 | consumer sleeping: non-zero while the consumer waits to be woken (written by both ends; see [`RecordConsumer::prepare_sleep`]) |
 //! | 384 | capacity | data area |
 //!
 //! Sequences count bytes since the ring was created and never wrap (2⁶⁴ bytes); a sequence

@@ -122,13 +122,16 @@ fn wrong_version_is_named() {
         error,
         RecordRingError::UnsupportedVersion {
             found: 7,
-            expected: 1,
+            expected: VERSION,
             ..
         }
     ));
     assert_eq!(
         error.to_string(),
-        format!("ring header version in {} is 7, expected 1", path.display())
+        format!(
+            "ring header version in {} is 7, expected {VERSION}",
+            path.display()
+        )
     );
 }
 
