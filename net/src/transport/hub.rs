@@ -96,8 +96,9 @@ struct HubState {
     paused: HashSet<(WorkerId, WorkerId)>,
 }
 
-/// Connects the transports of workers running in one process; see the
-/// [module docs](self). Create one per group of workers, hand it to each worker's
+/// Connects the transports of workers running in one process through heap record rings
+/// carrying the wire protocol's frames, one frame per record, as shared memory does; it can
+/// cut a link and pause one direction. Create one per group of workers, hand it to each worker's
 /// transport ([`TransportConfig::with_in_process`](super::TransportConfig::with_in_process)),
 /// and name peers with [`PeerSpec::in_process`](super::PeerSpec::in_process).
 ///
