@@ -143,7 +143,7 @@ impl LocalCluster {
             free_port(&server_host)?,
         )?;
         let secret_file = dir.join("secret");
-        std::fs::write(&secret_file, random_secret()?)
+        write_private(&secret_file, random_secret()?.as_bytes())
             .with_context(|| format!("cannot write {}", secret_file.display()))?;
         let mut base = ClusterConfig::default();
         base.cluster.name = "drill".into();
@@ -376,4 +376,17 @@ impl Drop for LocalCluster {
             signal(worker.pid, rustix::process::Signal::KILL, true);
         }
     }
+}
+
+/// Writes `contents` to a new file at `path` that only its owner can read, as daemons
+/// require of the cluster secret.
+fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(contents)
 }
