@@ -19,26 +19,8 @@ use crate::netns::Hosts;
 use crate::workers::{TEST_SECRET, free_port};
 use crate::zookeeper::ZooKeeper;
 
-/// Timings short enough for tests.
-#[derive(Debug, Clone, Copy)]
-pub struct Timings {
-    /// ZooKeeper session timeout.
-    pub session: Duration,
-    /// Supervisor: a worker silent this long is restarted.
-    pub worker: Duration,
-    /// Nimbus: a worker silent this long moves.
-    pub nimbus_worker: Duration,
-}
-
-impl Default for Timings {
-    fn default() -> Self {
-        Self {
-            session: Duration::from_secs(2),
-            worker: Duration::from_secs(3),
-            nimbus_worker: Duration::from_secs(8),
-        }
-    }
-}
+/// Timings short enough for tests: those of the drill's clusters.
+pub use squall_tools::drill::local_cluster::Timings;
 
 /// One daemon process.
 #[derive(Debug)]
@@ -172,8 +154,7 @@ impl Cluster {
         timings: Timings,
         env: &[(&str, &str)],
     ) -> Self {
-        let hosts = Hosts::create(supervisors);
-        hosts.join_bridge();
+        let hosts = Hosts::create(supervisors).expect("network namespaces for the hosts");
         Self::build(
             squall,
             nimbuses,
@@ -370,7 +351,9 @@ impl Cluster {
     /// when it has one: the host dies.
     pub fn kill_host(&mut self, index: usize) {
         if let Some(hosts) = &self.hosts {
-            hosts.set_link(index, false);
+            hosts
+                .set_link(index, false)
+                .expect("taking a host's link down");
         }
         self.supervisors[index].kill();
         for worker in self.workers_of(index) {

@@ -14,7 +14,7 @@ fn three_hosts_survive_a_link_going_down() {
         eprintln!("skipped: network namespaces need root and `ip`");
         return;
     }
-    let hosts = Hosts::create(3);
+    let hosts = Hosts::create(3).expect("network namespaces for the hosts");
     let root = tempfile::tempdir().unwrap();
     let state = root.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
@@ -65,10 +65,10 @@ fn three_hosts_survive_a_link_going_down() {
         }
     };
     wait_for(messages / 5, Duration::from_secs(60));
-    hosts.set_link(2, false);
+    hosts.set_link(2, false).expect("taking host 2's link down");
     let during = LedgerCheck::read(&state).acked.len();
     std::thread::sleep(Duration::from_secs(4));
-    hosts.set_link(2, true);
+    hosts.set_link(2, true).expect("bringing host 2's link up");
     let check = wait_for(messages, Duration::from_secs(120));
     let replayed = check.assert_consistent(messages, true);
     eprintln!("{during} acked when the link went down; {replayed} processed more than once");

@@ -67,9 +67,10 @@ impl TaskOutput<'_> {
     #[inline]
     pub(crate) fn is_backlogged(&self) -> bool {
         self.emitter.is_locally_backlogged()
-            || (self.emitter.congested_peers() | self.run_state.congestion.congested())
-                & self.task.peer_reach
-                != 0
+            || (self.task.peer_reach != 0
+                && (self.emitter.congested_peers() | self.run_state.congestion.congested())
+                    & self.task.peer_reach
+                    != 0)
     }
 
     fn handle(&self, stream: &str) -> Option<StreamHandle> {

@@ -295,7 +295,7 @@ impl LocalCluster {
     /// When the link cannot be taken down.
     pub fn kill_host(&mut self, index: usize) -> anyhow::Result<()> {
         if let Some(hosts) = &self.hosts {
-            hosts.cut_link(index)?;
+            hosts.set_link(index, false)?;
         }
         self.supervisors[index].kill();
         for worker in self.workers_of(index) {

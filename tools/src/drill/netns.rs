@@ -123,12 +123,14 @@ impl Hosts {
         ]
     }
 
-    /// Takes the link of `host` down: it drops off the network as a dead machine does.
+    /// Takes the link of `host` down (`false`: it drops off the network as a dead machine
+    /// does) or up again (`true`).
     ///
     /// # Errors
     /// When `ip` fails.
-    pub fn cut_link(&self, host: usize) -> Result<(), NetnsError> {
-        ip_checked(&["link", "set", &self.veth(host).0, "down"])
+    pub fn set_link(&self, host: usize, up: bool) -> Result<(), NetnsError> {
+        let state = if up { "up" } else { "down" };
+        ip_checked(&["link", "set", &self.veth(host).0, state])
     }
 }
 
