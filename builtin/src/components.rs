@@ -5,6 +5,8 @@
 //! stamp, so the latency percentiles cover the whole path. Unsampled tuples carry
 //! [`NO_STAMP`].
 
+use std::time::Duration;
+
 use super::clock::{NO_STAMP, monotonic_nanos};
 use super::counts::WordMap;
 use super::latency::{LatencyHistogram, LatencyRecorder};
@@ -19,6 +21,12 @@ use squall_core::{
 
 /// Most tuples a paced source emits per `next_tuple` call when it has fallen behind.
 const PACED_BURST: u64 = 64;
+
+/// Shortest rest a paced source asks of its executor between bursts. Above 50 k tuples/s
+/// per task, tuples are due closer together than a thread can sleep and wake, so they go
+/// out in bursts this far apart: a tuple waits at most this long past its intended time
+/// (which its stamp keeps), and the thread sleeps instead of polling every microsecond.
+const PACED_REST_NANOS: u64 = 20_000;
 
 /// How a source emits: when to stop, how fast, what to stamp, whether to track.
 #[derive(Debug, Clone)]
@@ -77,26 +85,30 @@ impl Emission {
         }
     }
 
-    /// How many tuples to emit now (0 when stopped or not yet due).
+    /// How many tuples to emit now (0 when stopped or not yet due). When a paced source
+    /// has nothing due, it tells the executor how long to rest.
     #[inline]
-    fn due(&self) -> u64 {
+    fn due(&self, output: &mut SpoutOutput<'_>) -> u64 {
         if !self.options.switch.is_on() {
             return 0;
         }
-        match &self.pacer {
-            None => 1,
-            Some(pacer) => pacer.due(monotonic_nanos()).min(PACED_BURST),
+        let Some(pacer) = &self.pacer else {
+            return 1;
+        };
+        let now = monotonic_nanos();
+        let due = pacer.due(now);
+        if due == 0 {
+            let until_due = pacer.next_intended_nanos().saturating_sub(now);
+            output.idle_for(Duration::from_nanos(until_due.max(PACED_REST_NANOS)));
         }
+        due.min(PACED_BURST)
     }
 
     /// The stamp of the next tuple: its intended time under a rate, else now; one in
     /// `stamp_every`.
     #[inline]
     fn next_stamp(&mut self) -> u64 {
-        let intended = self.pacer.as_mut().map(|pacer| {
-            let index = pacer.mark_sent(1);
-            pacer.intended_nanos(index)
-        });
+        let index = self.pacer.as_mut().map(|pacer| pacer.mark_sent(1));
         if self.options.stamp_every == 0 {
             return NO_STAMP;
         }
@@ -105,7 +117,11 @@ impl Emission {
             return NO_STAMP;
         }
         self.stamp_countdown = self.options.stamp_every;
-        intended.unwrap_or_else(monotonic_nanos)
+        // The intended time takes a 128-bit division: only stamped tuples pay for it.
+        match (&self.pacer, index) {
+            (Some(pacer), Some(index)) => pacer.intended_nanos(index),
+            _ => monotonic_nanos(),
+        }
     }
 
     #[inline(always)]
@@ -144,7 +160,7 @@ impl Spout for ConstSpout {
 
     #[inline]
     fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
-        for _ in 0..self.emission.due() {
+        for _ in 0..self.emission.due(output) {
             let stamp = self.emission.next_stamp();
             self.emission
                 .emit(output, &[Value::U64(self.value), Value::U64(stamp)]);
@@ -196,7 +212,7 @@ impl Spout for PayloadSpout {
 
     #[inline]
     fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
-        for _ in 0..self.emission.due() {
+        for _ in 0..self.emission.due(output) {
             let stamp = self.emission.next_stamp();
             self.emission
                 .emit(output, &[Value::Bytes(&self.payload), Value::U64(stamp)]);
@@ -260,7 +276,7 @@ impl Spout for WordSpout {
 
     #[inline]
     fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
-        for _ in 0..self.emission.due() {
+        for _ in 0..self.emission.due(output) {
             let id = self.ids.next_id();
             self.tally.add(id);
             let stamp = self.emission.next_stamp();
@@ -330,7 +346,7 @@ impl Spout for SentenceSpout {
     }
 
     fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
-        for _ in 0..self.emission.due() {
+        for _ in 0..self.emission.due(output) {
             self.sentences
                 .next_sentence(&mut self.line, &mut self.tally);
             let stamp = self.emission.next_stamp();

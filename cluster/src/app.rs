@@ -22,25 +22,33 @@
 //!   figures every second, until the duration passes or it is interrupted;
 //! - `describe [-- ARGS]`: prints the topology's [`TopologyDescription`] as JSON (what
 //!   `squall submit` sends to nimbus);
-//! - `worker --plan FILE`: runs as the worker the plan file describes, with the cluster secret
-//!   in `SQUALL_CLUSTER_SECRET` (see [`crate::plan`]): it writes heartbeats, follows
+//! - `worker --plan FILE`: runs as the worker the plan file describes, with its topology's
+//!   worker key in `SQUALL_WORKER_KEY` (see [`crate::worker_key`]): it writes heartbeats, follows
 //!   the plan file as it changes, and stops cleanly on SIGTERM.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::{Parser, Subcommand};
 use squall_net::ClusterSecret;
 
-use crate::plan::SECRET_ENV;
+use crate::observe::advertised;
+use crate::observe::exposition::{CONTENT_TYPE, Exposition};
+use crate::observe::http::{Handler, HttpReply, HttpServer};
+use crate::observe::worker_series::{WorkerLabels, write_worker};
+use crate::worker_key::WorkerKey;
 use crate::worker_stop::WORKER_STOP_DRAIN;
 use crate::{TopologyDescription, WorkerHeartbeat, WorkerPlan};
 use squall_core::component::ComponentError;
 use squall_core::topology::Topology;
 use squall_core::worker::{PlanChange, Worker, WorkerOptions};
+
+/// Environment variable holding the `ip:port` a worker serves its `/metrics` on (set by
+/// its supervisor from `supervisor.worker_metrics_bind`; unset or empty: not served).
+pub const WORKER_METRICS_ENV: &str = "SQUALL_WORKER_METRICS_BIND";
 
 /// How long a local run lets in-flight tuples drain when it stops.
 const LOCAL_STOP_DRAIN: Duration = Duration::from_secs(5);
@@ -198,12 +206,9 @@ where
     }
 }
 
-/// The cluster secret from the environment.
-fn secret_from_env() -> Result<ClusterSecret, ComponentError> {
-    let value = std::env::var(SECRET_ENV)
-        .map_err(|_| format!("the cluster secret is missing: set {SECRET_ENV}"))?;
-    ClusterSecret::new(value.into_bytes())
-        .map_err(|error| format!("the cluster secret in {SECRET_ENV} is unusable: {error}").into())
+/// The key of the worker's data plane, from the environment.
+fn transport_secret_from_env() -> Result<ClusterSecret, ComponentError> {
+    Ok(WorkerKey::from_env()?.transport_secret())
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -212,12 +217,45 @@ fn modified(path: &Path) -> Option<SystemTime> {
         .ok()
 }
 
+/// The worker's latest heartbeat, with its labels, for its `/metrics`.
+type LatestBeat = Arc<Mutex<Option<(WorkerLabels, WorkerHeartbeat)>>>;
+
+/// Serves the worker's `/metrics` on the address its supervisor gave it, if any.
+fn start_worker_metrics(
+    plan: &WorkerPlan,
+    latest: &LatestBeat,
+) -> Result<Option<HttpServer>, ComponentError> {
+    let bind = std::env::var(WORKER_METRICS_ENV).unwrap_or_default();
+    if bind.is_empty() {
+        return Ok(None);
+    }
+    let latest = Arc::clone(latest);
+    let handler: Handler = Arc::new(move |request| {
+        if request.path != "/metrics" {
+            return HttpReply::error(404, &format!("no such resource: {}", request.path));
+        }
+        let mut page = Exposition::new();
+        if let Some((labels, beat)) = &*latest.lock().unwrap_or_else(PoisonError::into_inner) {
+            write_worker(&mut page, labels, beat);
+        }
+        HttpReply::ok(CONTENT_TYPE, page.finish())
+    });
+    let server = HttpServer::start(&bind, "squall-worker-metrics", handler)
+        .map_err(|error| format!("{WORKER_METRICS_ENV}: {error}"))?;
+    tracing::info!(
+        metrics = %server.local_addr(),
+        slot = %plan.this_slot().id,
+        "worker serving /metrics"
+    );
+    Ok(Some(server))
+}
+
 fn run_worker<F>(build: &F, plan_path: &Path) -> Result<(), ComponentError>
 where
     F: Fn(&[String]) -> Result<Arc<Topology>, ComponentError>,
 {
     let stop = stop_flag()?;
-    let secret = secret_from_env()?;
+    let secret = transport_secret_from_env()?;
     let options = WorkerOptions {
         secret,
         shared_memory_dir: std::env::var_os("SQUALL_SHM_DIR").map(PathBuf::from),
@@ -229,6 +267,11 @@ where
     let plan = WorkerPlan::read(plan_path)?;
     let topology = build(&plan.args)?;
     let mut worker = Worker::start(Arc::clone(&topology), plan, options.clone())?;
+    let latest: LatestBeat = Arc::new(Mutex::new(None));
+    let metrics_server = start_worker_metrics(worker.plan(), &latest)?;
+    let metrics_endpoint = metrics_server
+        .as_ref()
+        .map(|server| advertised(server.local_addr(), &worker.plan().this_slot().host));
     let mut last_heartbeat = Instant::now() - Duration::from_secs(3600);
     let heartbeat_every = Duration::from_millis(WorkerHeartbeat::INTERVAL_MS);
     let mut last_poll = Instant::now();
@@ -255,9 +298,18 @@ where
         }
         if last_heartbeat.elapsed() >= heartbeat_every {
             last_heartbeat = Instant::now();
-            if let Err(error) = worker.heartbeat().write_into(&heartbeat_dir) {
+            let beat = worker.heartbeat(metrics_endpoint.clone());
+            if let Err(error) = beat.write_into(&heartbeat_dir) {
                 tracing::warn!("cannot write the heartbeat: {error}");
             }
+            let plan = worker.plan();
+            let labels = WorkerLabels {
+                topology: plan.topology.clone(),
+                topology_id: plan.topology_id.clone(),
+                host: plan.this_slot().host.clone(),
+                port: plan.this_slot().port,
+            };
+            *latest.lock().unwrap_or_else(PoisonError::into_inner) = Some((labels, beat));
         }
         if last_poll.elapsed() >= PLAN_POLL {
             last_poll = Instant::now();

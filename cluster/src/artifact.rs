@@ -283,6 +283,15 @@ fn append(
 /// When the archive is malformed, lacks its manifest, holds unsafe paths or anything but
 /// regular files, or `dest` cannot be written.
 pub fn unpack(bytes: &[u8], dest: &Path) -> Result<ArtifactManifest, ArtifactError> {
+    unpack_from(bytes, dest)
+}
+
+/// Like [`unpack`], reading the archive from `archive` (an uploaded artifact's file) instead
+/// of memory.
+///
+/// # Errors
+/// As [`unpack`].
+pub fn unpack_from(archive: impl Read, dest: &Path) -> Result<ArtifactManifest, ArtifactError> {
     let malformed = |reason: String| ArtifactError::Malformed { reason };
     let staging = staging_path(dest);
     let _ = std::fs::remove_dir_all(&staging);
@@ -296,7 +305,7 @@ pub fn unpack(bytes: &[u8], dest: &Path) -> Result<ArtifactManifest, ArtifactErr
     };
     std::fs::create_dir_all(&staging).map_err(io("cannot create", &staging))?;
     let result = (|| {
-        let mut archive = tar::Archive::new(bytes);
+        let mut archive = tar::Archive::new(archive);
         let mut manifest: Option<ArtifactManifest> = None;
         let mut unpacked: Vec<String> = Vec::new();
         let entries = archive
@@ -418,6 +427,9 @@ fn staging_path(dest: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// How the files of uploads still being received begin.
+const UPLOAD_PREFIX: &str = ".upload-";
+
 /// Artifacts kept by a nimbus, one file per digest.
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
@@ -435,8 +447,48 @@ impl ArtifactStore {
             path: dir.to_owned(),
             source,
         })?;
+        // Uploads that a stopped nimbus left unfinished.
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with(UPLOAD_PREFIX))
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Ok(Self {
             dir: dir.to_owned(),
+        })
+    }
+
+    /// A fresh file name in the store's directory for an upload of the artifact `digest`
+    /// to be received into before it is checked and [adopted](Self::adopt).
+    ///
+    /// # Errors
+    /// When the digest has the wrong shape.
+    pub fn upload_path(&self, digest: &str) -> Result<PathBuf, ArtifactError> {
+        validate::digest("artifact digest", digest)?;
+        let mut unique = [0u8; 8];
+        // A clash only makes one of two simultaneous uploads of one artifact fail.
+        let _ = getrandom::fill(&mut unique);
+        Ok(self
+            .dir
+            .join(format!("{UPLOAD_PREFIX}{digest}-{}", hex(&unique))))
+    }
+
+    /// Makes the received file `upload` the artifact `digest` (whose bytes the caller has
+    /// checked against it).
+    ///
+    /// # Errors
+    /// When the digest has the wrong shape or the file cannot be moved.
+    pub fn adopt(&self, digest: &str, upload: &Path) -> Result<(), ArtifactError> {
+        validate::digest("artifact digest", digest)?;
+        let path = self.path(digest);
+        std::fs::rename(upload, &path).map_err(|source| ArtifactError::Io {
+            action: "cannot rename into",
+            path,
+            source,
         })
     }
 

@@ -23,12 +23,13 @@ use super::artifact::{Artifact, ArtifactBuilder, ArtifactError, sha256_hex};
 use super::config::ClusterConfig;
 use super::plan::TopologyDescription;
 use super::protocol::{
-    self, ApiError, Hello, MAX_FRAME, NONCE_LEN, ProtocolError, Request, Response,
-    SupervisorSummary, TopologyReport, TopologySummary,
+    self, ApiError, Hello, MAX_FRAME, MAX_REQUEST_FRAME, NONCE_LEN, ProtocolError, Request,
+    Response, SupervisorSummary, TopologyReport, TopologySummary,
 };
 use super::records::NimbusInfo;
 use super::secret::{PROOF_LEN, Secret, SecretError};
-use super::store::{self, StoreError, ZkStore};
+use super::store::{self, StoreError, ZkIdentity, ZkStore};
+use super::tls;
 use squall_topology_file::{Overrides, ResourceKind, TopologyFile};
 
 /// How long past the ZooKeeper session timeout a request waits for a new leader: time for
@@ -50,6 +51,18 @@ pub enum ClientError {
         /// The servers tried.
         servers: String,
         /// What failed.
+        reason: String,
+    },
+    /// ZooKeeper refused this client: the cluster's znodes admit only the identity derived
+    /// from the cluster secret, so this client's secret is not the cluster's.
+    #[error(
+        "the cluster's ZooKeeper nodes refuse this client (ZooKeeper {servers}): its cluster \
+         secret is not the cluster's ({reason})"
+    )]
+    ZooKeeperRefused {
+        /// The servers.
+        servers: String,
+        /// What ZooKeeper refused.
         reason: String,
     },
     /// No nimbus is elected leader.
@@ -74,6 +87,17 @@ pub enum ClientError {
     /// The exchange broke down.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    /// TLS with nimbus could not be set up.
+    #[error(
+        "TLS with nimbus at {address} failed: {reason} (nimbus needs tls.cert_chain and \
+         tls.key, signed by a CA of tls.ca, naming the host dialled)"
+    )]
+    Tls {
+        /// Nimbus's address.
+        address: String,
+        /// What failed.
+        reason: String,
+    },
     /// Nimbus refused the request.
     #[error("{0}")]
     Refused(ApiError),
@@ -92,6 +116,11 @@ pub enum ClientError {
     #[error("unexpected answer from nimbus: {0}")]
     Unexpected(String),
 }
+
+/// A connection carrying the exchange: plain TCP or TLS.
+trait Duplex: Read + Write {}
+
+impl<T: Read + Write> Duplex for T {}
 
 /// What a successful submission returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,9 +336,15 @@ impl NimbusClient {
     /// When ZooKeeper is unreachable or no nimbus leads.
     pub fn leader(&self) -> Result<NimbusInfo, ClientError> {
         let settings = self.config.zookeeper.clone();
-        let unreachable = |error: StoreError| ClientError::ZooKeeperUnreachable {
-            servers: settings.connect_string(),
-            reason: error.to_string(),
+        let unreachable = |error: StoreError| match error {
+            StoreError::NoAuth { .. } => ClientError::ZooKeeperRefused {
+                servers: settings.connect_string(),
+                reason: error.to_string(),
+            },
+            error => ClientError::ZooKeeperUnreachable {
+                servers: settings.connect_string(),
+                reason: error.to_string(),
+            },
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -319,7 +354,10 @@ impl NimbusClient {
                 reason: format!("cannot start the client runtime: {error}"),
             })?;
         runtime.block_on(async {
-            let zk = ZkStore::connect(&settings).await.map_err(unreachable)?;
+            let identity = ZkIdentity::from_secret(&self.secret);
+            let zk = ZkStore::connect(&settings, &identity)
+                .await
+                .map_err(unreachable)?;
             let leader = store::read_leader(&zk).await;
             zk.close().await;
             leader
@@ -416,20 +454,26 @@ impl NimbusClient {
             .map_err(unreachable)?
             .next()
             .ok_or_else(|| unreachable(std::io::Error::other("the name resolves to no address")))?;
-        let mut stream =
+        let tcp =
             TcpStream::connect_timeout(&socket, Duration::from_secs(5)).map_err(unreachable)?;
         let io = |source| ProtocolError::Io {
             peer: address.to_owned(),
             source,
         };
-        stream.set_read_timeout(Some(self.timeout())).map_err(io)?;
-        stream.set_write_timeout(Some(self.timeout())).map_err(io)?;
-        let _ = stream.set_nodelay(true);
+        tcp.set_read_timeout(Some(self.timeout())).map_err(io)?;
+        tcp.set_write_timeout(Some(self.timeout())).map_err(io)?;
+        let _ = tcp.set_nodelay(true);
+        let mut stream = self.secure(tcp, address)?;
 
-        let hello: Hello = protocol::parse(
-            &protocol::read_frame(&mut stream, address, MAX_FRAME)?,
-            address,
-        )?;
+        let hello = protocol::read_frame(&mut stream, address, MAX_FRAME)?;
+        let hello: Hello = match protocol::parse(&hello, address) {
+            Ok(hello) => hello,
+            // A refusal in place of the hello (a nimbus that requires TLS).
+            Err(error) => match serde_json::from_slice::<Response>(&hello) {
+                Ok(Response::Error(refusal)) => return Err(ClientError::Refused(refusal)),
+                _ => return Err(error.into()),
+            },
+        };
         let garbled = |reason: String| ProtocolError::Garbled {
             peer: address.to_owned(),
             reason,
@@ -446,6 +490,12 @@ impl NimbusClient {
             .filter(|nonce| nonce.len() == NONCE_LEN)
             .ok_or_else(|| garbled("bad nonce".to_owned()))?;
         let body = serde_json::to_vec(request).expect("requests serialize");
+        if body.len() > MAX_REQUEST_FRAME {
+            return Err(ClientError::Refused(ApiError::RequestTooLarge {
+                bytes: body.len() as u64,
+                max: MAX_REQUEST_FRAME as u64,
+            }));
+        }
         let proof = protocol::request_proof(&self.secret, &nonce, &body);
         protocol::write_frames(&mut stream, address, &[&body, &proof])?;
         stream.flush().map_err(io)?;
@@ -475,17 +525,43 @@ impl NimbusClient {
     }
 
     /// Reads one answer and checks its proof.
+    /// `tcp` as it carries the exchange: wrapped in TLS, handshake done, when `tls.ca` is
+    /// configured.
+    fn secure(&self, mut tcp: TcpStream, address: &str) -> Result<Box<dyn Duplex>, ClientError> {
+        let Some(ca) = &self.config.tls.ca else {
+            return Ok(Box::new(tcp));
+        };
+        let tls_failed = |reason: String| ClientError::Tls {
+            address: address.to_owned(),
+            reason,
+        };
+        let config = tls::client_config(ca).map_err(|error| tls_failed(error.to_string()))?;
+        let name = tls::server_name(address).map_err(|error| tls_failed(error.to_string()))?;
+        let mut connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+            .map_err(|error| tls_failed(error.to_string()))?;
+        while connection.is_handshaking() {
+            connection
+                .complete_io(&mut tcp)
+                .map_err(|error| tls_failed(error.to_string()))?;
+        }
+        Ok(Box::new(rustls::StreamOwned::new(connection, tcp)))
+    }
+
     fn read_response(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut Box<dyn Duplex>,
         address: &str,
         nonce: &[u8],
         proof: &[u8],
     ) -> Result<Response, ClientError> {
         let answer = protocol::read_frame(stream, address, MAX_FRAME)?;
         let response: Response = protocol::parse(&answer, address)?;
-        if response == Response::Error(ApiError::Unauthenticated) {
-            return Err(ClientError::Refused(ApiError::Unauthenticated));
+        // Refusals sent before the request was authenticated carry no proof.
+        if let Response::Error(
+            refusal @ (ApiError::Unauthenticated | ApiError::RequestTooLarge { .. }),
+        ) = response
+        {
+            return Err(ClientError::Refused(refusal));
         }
         let answer_proof = protocol::read_frame(stream, address, PROOF_LEN)?;
         let expected = protocol::response_proof(&self.secret, nonce, proof, &answer);

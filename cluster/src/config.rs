@@ -78,6 +78,29 @@ pub struct ClusterConfig {
     pub supervisor: SupervisorSettings,
     /// The command-line client.
     pub client: ClientSettings,
+    /// TLS for connections to nimbus.
+    pub tls: TlsSettings,
+    /// The DRPC servers, and where clients and topologies find them.
+    pub drpc: DrpcSettings,
+}
+
+/// The `[tls]` section: TLS (rustls) for every connection to nimbus's port — the command
+/// line, topology programs' `submit`, supervisors and nimbuses fetching artifacts. Without
+/// it, those connections are plain TCP (requests are authenticated with the secret either
+/// way).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain nimbus presents, its own certificate first. With
+    /// [`key`](Self::key), nimbus accepts TLS connections only. Default none.
+    pub cert_chain: Option<PathBuf>,
+    /// PEM private key of the certificate; must be private to its owner (mode 0600).
+    /// Default none.
+    pub key: Option<PathBuf>,
+    /// PEM CA certificates trusted to sign nimbus certificates. When set, clients,
+    /// supervisors and nimbuses connect to nimbus with TLS and check that its certificate
+    /// names the host they dial. Default none.
+    pub ca: Option<PathBuf>,
 }
 
 /// The `[cluster]` section.
@@ -108,7 +131,9 @@ pub struct ZooKeeperSettings {
     /// The ensemble's `host:port` addresses. Default `["127.0.0.1:2181"]`.
     pub servers: Vec<String>,
     /// The znode under which this cluster keeps all its state (a chroot), so that several
-    /// clusters share one ensemble. Created when missing. Default `"/squall"`.
+    /// clusters share one ensemble. Created when missing; every znode under it is private
+    /// to the cluster's ZooKeeper identity ([`crate::store::ZkIdentity`]). Default
+    /// `"/squall"`.
     pub root: String,
     /// Session timeout asked of ZooKeeper: how long after a daemon dies its ephemeral nodes
     /// (leadership, supervisor registration) disappear. The server bounds it by its
@@ -179,6 +204,18 @@ pub struct NimbusSettings {
     pub replication_timeout_ms: u64,
     /// Largest artifact accepted, in bytes. Default 1 GiB.
     pub max_artifact_bytes: u64,
+    /// Connections that may wait at once to send an authenticated request; when all are
+    /// taken, the oldest is closed to admit a new one. Default 256.
+    pub max_unauthenticated_connections: usize,
+    /// How long a connection may take to send its request and proof. Default 5000.
+    pub authentication_timeout_ms: u64,
+    /// `ip:port` the HTTP service (`/metrics`, the REST API under `/api/v1/`, service
+    /// discovery at `/sd/workers`) listens on; empty turns it off. A non-loopback address
+    /// needs `http_key_file`. Default `""`.
+    pub http_bind: String,
+    /// File (mode 0600, at least 16 bytes) holding the key HTTP clients must send as
+    /// `Authorization: Bearer <key>`. Default none: only loopback clients are served.
+    pub http_key_file: Option<PathBuf>,
 }
 
 impl Default for NimbusSettings {
@@ -195,11 +232,20 @@ impl Default for NimbusSettings {
             min_replicas: 1,
             replication_timeout_ms: 30_000,
             max_artifact_bytes: 1 << 30,
+            max_unauthenticated_connections: 256,
+            authentication_timeout_ms: 5_000,
+            http_bind: String::new(),
+            http_key_file: None,
         }
     }
 }
 
 impl NimbusSettings {
+    /// [`authentication_timeout_ms`](Self::authentication_timeout_ms) as a duration.
+    pub fn authentication_timeout(&self) -> Duration {
+        Duration::from_millis(self.authentication_timeout_ms)
+    }
+
     /// The configured id, or `<host>-<port>`.
     pub fn id(&self) -> String {
         self.id
@@ -243,6 +289,12 @@ pub struct SupervisorSettings {
     /// Transport backend named in worker plans: `auto`, `mio` or `io-uring`. Default
     /// `"auto"`.
     pub transport: String,
+    /// `ip:port` the supervisor serves its own `/metrics` on; empty turns it off. Default
+    /// `""`.
+    pub metrics_bind: String,
+    /// `ip:port` each worker serves its `/metrics` on (port 0: a free port, reported to
+    /// nimbus in the worker's heartbeat); empty turns it off. Default `"127.0.0.1:0"`.
+    pub worker_metrics_bind: String,
 }
 
 impl Default for SupervisorSettings {
@@ -260,6 +312,8 @@ impl Default for SupervisorSettings {
             worker_start_timeout_ms: 60_000,
             kill_grace_ms: 5_000,
             transport: "auto".to_owned(),
+            metrics_bind: String::new(),
+            worker_metrics_bind: "127.0.0.1:0".to_owned(),
         }
     }
 }
@@ -293,6 +347,36 @@ impl Default for ClientSettings {
         Self {
             nimbus: None,
             timeout_ms: 60_000,
+        }
+    }
+}
+
+/// The `[drpc]` section: `squall drpc` servers and their clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrpcSettings {
+    /// The DRPC servers' `host:port` (their DRPC port), for `squall drpc call` and for
+    /// topologies. Default `["127.0.0.1:3772"]`.
+    pub servers: Vec<String>,
+    /// The address a DRPC server listens on. Default `"0.0.0.0"`.
+    pub bind: String,
+    /// The DRPC port. Default 3772.
+    pub port: u16,
+    /// The HTTP port (`POST /drpc/FUNCTION`); 0 turns it off. Default 3774.
+    pub http_port: u16,
+    /// Longest a request waits for its answer before the client gets a timeout error.
+    /// Default 600 (Storm's `drpc.request.timeout.secs`).
+    pub request_timeout_secs: u64,
+}
+
+impl Default for DrpcSettings {
+    fn default() -> Self {
+        Self {
+            servers: vec![format!("127.0.0.1:{}", squall_drpc::protocol::DEFAULT_PORT)],
+            bind: "0.0.0.0".to_owned(),
+            port: squall_drpc::protocol::DEFAULT_PORT,
+            http_port: squall_drpc::protocol::DEFAULT_HTTP_PORT,
+            request_timeout_secs: 600,
         }
     }
 }
@@ -369,6 +453,20 @@ impl ClusterConfig {
         if self.zookeeper.servers.is_empty() {
             return invalid("zookeeper.servers", "names no server");
         }
+        if self.drpc.request_timeout_secs == 0 {
+            return invalid("drpc.request_timeout_secs", "must be at least 1");
+        }
+        if let Some(reason) = self
+            .drpc
+            .servers
+            .iter()
+            .find_map(|server| squall_drpc::return_info::split_server(server).err())
+        {
+            return Err(ConfigError::Invalid {
+                key: "drpc.servers",
+                reason,
+            });
+        }
         if let Some(server) = self
             .zookeeper
             .servers
@@ -395,6 +493,32 @@ impl ClusterConfig {
         }
         if self.supervisor.ports.is_empty() {
             return invalid("supervisor.ports", "names no slot");
+        }
+        for (key, value) in [
+            ("nimbus.http_bind", &self.nimbus.http_bind),
+            ("supervisor.metrics_bind", &self.supervisor.metrics_bind),
+            (
+                "supervisor.worker_metrics_bind",
+                &self.supervisor.worker_metrics_bind,
+            ),
+        ] {
+            if !value.is_empty() && value.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("{value:?} is not an ip:port address"),
+                });
+            }
+        }
+        if let Ok(address) = self.nimbus.http_bind.parse::<std::net::SocketAddr>()
+            && !address.ip().is_loopback()
+            && self.nimbus.http_key_file.is_none()
+        {
+            return Err(ConfigError::Invalid {
+                key: "nimbus.http_key_file",
+                reason: format!(
+                    "must be set when nimbus.http_bind ({address}) is not a loopback address"
+                ),
+            });
         }
         let mut ports = self.supervisor.ports.clone();
         ports.sort_unstable();
@@ -430,10 +554,30 @@ impl ClusterConfig {
         if self.nimbus.min_replicas == 0 {
             return invalid("nimbus.min_replicas", "must be at least 1");
         }
+        if self.tls.cert_chain.is_some() != self.tls.key.is_some() {
+            return invalid(
+                if self.tls.key.is_some() {
+                    "tls.cert_chain"
+                } else {
+                    "tls.key"
+                },
+                "tls.cert_chain and tls.key are set together or not at all",
+            );
+        }
+        if self.nimbus.max_unauthenticated_connections == 0 {
+            return invalid(
+                "nimbus.max_unauthenticated_connections",
+                "must be at least 1",
+            );
+        }
         for (key, value) in [
             (
                 "nimbus.monitor_interval_ms",
                 self.nimbus.monitor_interval_ms,
+            ),
+            (
+                "nimbus.authentication_timeout_ms",
+                self.nimbus.authentication_timeout_ms,
             ),
             (
                 "supervisor.monitor_interval_ms",
@@ -502,6 +646,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("zookeeper.root"), "{error}");
+        let error = ClusterConfig::from_toml("[nimbus]\nmax_unauthenticated_connections = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "configuration setting nimbus.max_unauthenticated_connections is invalid: must be \
+             at least 1"
+        );
+        let error = ClusterConfig::from_toml("[tls]\ncert_chain = \"/etc/squall/nimbus.crt\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "configuration setting tls.key is invalid: tls.cert_chain and tls.key are set \
+             together or not at all"
+        );
+        let error = ClusterConfig::from_toml("[nimbus]\nauthentication_timeout_ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "configuration setting nimbus.authentication_timeout_ms is invalid: must be positive"
+        );
     }
 
     #[test]
@@ -518,6 +685,31 @@ mod tests {
         );
         let config = ClusterConfig::from_toml("[supervisor]\nkill_grace_ms = 3000\n").unwrap();
         assert_eq!(config.supervisor.kill_grace_ms, 3000);
+    }
+
+    #[test]
+    fn http_addresses_are_checked_and_only_loopback_goes_without_a_key() {
+        let error = ClusterConfig::from_toml("[nimbus]\nhttp_bind = \"0.0.0.0:8080\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("nimbus.http_key_file is invalid: must be set when nimbus.http_bind (0.0.0.0:8080) is not a loopback address"),
+            "{error}"
+        );
+        let error = ClusterConfig::from_toml("[supervisor]\nmetrics_bind = \"localhost\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(
+                "supervisor.metrics_bind is invalid: \"localhost\" is not an ip:port address"
+            ),
+            "{error}"
+        );
+        let keyed = ClusterConfig::from_toml(
+            "[nimbus]\nhttp_bind = \"0.0.0.0:8080\"\nhttp_key_file = \"/etc/squall/http.key\"\n",
+        );
+        assert!(keyed.is_ok(), "{keyed:?}");
+        assert!(ClusterConfig::from_toml("[nimbus]\nhttp_bind = \"127.0.0.1:8080\"\n").is_ok());
     }
 
     #[test]

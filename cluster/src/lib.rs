@@ -16,17 +16,22 @@
 //! - [`scheduler`], [`nimbus::decide`], [`nimbus::heartbeats`], [`supervisor::decide`]:
 //!   every decision, as pure functions over records.
 //! - [`election`], [`nimbus`], [`supervisor`]: the daemons.
-//! - [`protocol`], [`client`], [`secret`]: authenticated requests to nimbus.
+//! - [`protocol`], [`client`], [`secret`]: authenticated requests to nimbus;
+//!   [`worker_key`]: the per-topology keys workers hold instead of the secret.
 //! - [`artifact`]: what a submission uploads and supervisors unpack.
+//! - [`tls`]: TLS for connections to nimbus, configured by `[tls]`.
+//! - [`drpc`]: the DRPC server (`squall drpc`) and its HTTP port.
 //! - [`validate`]: the shapes values read from ZooKeeper must have before they name files.
 
 pub mod app;
 pub mod artifact;
 pub mod client;
 pub mod config;
+pub mod drpc;
 pub mod election;
 pub mod logging;
 pub mod nimbus;
+pub mod observe;
 pub mod paths;
 pub mod protocol;
 pub mod records;
@@ -36,7 +41,9 @@ pub mod secret;
 mod shutdown;
 pub mod store;
 pub mod supervisor;
+pub mod tls;
 pub mod validate;
+pub mod worker_key;
 pub mod worker_stop;
 
 pub use client::{ClientError, NimbusClient, Submission, Submitted};

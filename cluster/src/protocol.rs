@@ -14,13 +14,15 @@
 //!                   payload bytes, when the response announces some (a download)
 //! ```
 //!
-//! A frame is a 4-byte little-endian length and that many bytes. The nonce is 32 fresh
+//! A frame is a 4-byte little-endian length and that many bytes; a request frame is at
+//! most [`MAX_REQUEST_FRAME`] long, since nimbus reads it before it can authenticate it. The nonce is 32 fresh
 //! random bytes per connection, so a recorded request cannot be replayed; the response
 //! proof binds the answer to the request, so a client knows the answer comes from a nimbus
 //! of its cluster. Payloads are authenticated through the SHA-256 digest their request or
 //! response carries. A nimbus that cannot verify a request answers
 //! [`ApiError::Unauthenticated`] without reading further. The proofs are computed by
-//! [`Secret::prove`]. Nothing is encrypted: run the control plane on a trusted network.
+//! [`Secret::prove`]. With `[tls]` configured the exchange runs inside TLS ([`crate::tls`]);
+//! otherwise nothing is encrypted: run the control plane on a trusted network.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -38,6 +40,10 @@ pub const PROTOCOL: u32 = 1;
 
 /// Largest JSON frame accepted, in bytes.
 pub const MAX_FRAME: usize = 16 << 20;
+
+/// Largest request frame nimbus reads, in bytes: it reads it before the request is
+/// authenticated, so whoever can connect can make it hold this much.
+pub const MAX_REQUEST_FRAME: usize = 64 << 10;
 
 /// Bytes of a connection's nonce.
 pub const NONCE_LEN: usize = 32;
@@ -241,6 +247,23 @@ pub enum ApiError {
     /// The request's proof is wrong: the client does not know the cluster secret.
     #[error("request refused: not authenticated (is the cluster secret the same as nimbus's?)")]
     Unauthenticated,
+    /// The request is longer than nimbus reads before authenticating it.
+    #[error(
+        "request refused: its {bytes} bytes exceed the {max} bytes nimbus reads before \
+         authentication"
+    )]
+    RequestTooLarge {
+        /// Its length.
+        bytes: u64,
+        /// [`MAX_REQUEST_FRAME`].
+        max: u64,
+    },
+    /// Nimbus accepts TLS connections only, and this one is plain TCP.
+    #[error(
+        "request refused: this nimbus accepts TLS connections only (set tls.ca in the client's \
+         configuration)"
+    )]
+    TlsRequired,
     /// This nimbus does not lead.
     #[error("this nimbus is not the leader (leader: {})", leader.as_deref().unwrap_or("none elected"))]
     NotLeader {

@@ -53,6 +53,9 @@ pub struct SupervisorInfo {
     pub started_ms: u64,
     /// The Squall version it runs.
     pub version: String,
+    /// `host:port` where it serves its `/metrics`, if it does.
+    #[serde(default)]
+    pub metrics_endpoint: Option<String>,
 }
 
 /// One worker slot of the cluster: a port of a supervisor.

@@ -1,5 +1,5 @@
 //! The cluster secret as the control plane uses it: loaded from the environment or a file,
-//! handed to workers in their environment, and the key of the proofs that authenticate
+//! the root of the workers' per-topology keys, and the key of the proofs that authenticate
 //! requests to nimbus and its answers.
 
 use std::ffi::OsString;
@@ -7,17 +7,17 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 use squall_net::ClusterSecret;
 
 use super::config::ClusterSettings;
 use super::plan::SECRET_ENV;
-
-type HmacSha256 = Hmac<Sha256>;
+use super::worker_key::WorkerKey;
 
 /// Bytes of a proof ([`Secret::prove`]).
-pub const PROOF_LEN: usize = 32;
+pub const PROOF_LEN: usize = squall_net::auth::PROOF_LEN;
+
+/// Bytes of a key derived from the secret ([`Secret::derive_key`]).
+pub const DERIVED_KEY_LEN: usize = 32;
 
 /// Why no usable secret was found.
 #[derive(Debug, thiserror::Error)]
@@ -132,42 +132,48 @@ impl Secret {
         Self::new(bytes, &path.display().to_string())
     }
 
+    /// The secret's bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// The same secret as the worker-to-worker transport takes it.
     pub fn cluster_secret(&self) -> ClusterSecret {
         self.net.clone()
     }
 
-    /// The value of [`SECRET_ENV`] for a worker process.
+    /// The key the workers of `topology_id` share ([`crate::worker_key`]): what a
+    /// supervisor hands its workers instead of this secret.
+    pub fn worker_key(&self, topology_id: &str) -> WorkerKey {
+        WorkerKey::derive(&self.bytes, topology_id)
+    }
+
+    /// The value of [`SECRET_ENV`] for a daemon or client process.
     pub fn env_value(&self) -> OsString {
         // On Unix any bytes without NUL form a valid environment value.
         use std::os::unix::ffi::OsStringExt;
         OsString::from_vec(self.bytes.to_vec())
     }
 
-    /// `HMAC-SHA-256(secret, "squall control v1\0" || label || 0 || part_1 || ... )`, each
-    /// part preceded by its length as 8 little-endian bytes.
+    /// A key for another use of the secret: HKDF-SHA-256 (RFC 5869) with the secret as input
+    /// keying material, no salt, and `info` naming the use, so that no two uses share a key
+    /// and none reveals the secret.
+    pub fn derive_key(&self, info: &[u8]) -> [u8; DERIVED_KEY_LEN] {
+        let mut key = [0u8; DERIVED_KEY_LEN];
+        hkdf::Hkdf::<sha2::Sha256>::new(None, &self.bytes)
+            .expand(info, &mut key)
+            .expect("32 bytes is a valid HKDF-SHA-256 output length");
+        key
+    }
+
+    /// The proof over a labelled message ([`ClusterSecret::prove`]).
     pub fn prove(&self, label: &str, parts: &[&[u8]]) -> [u8; PROOF_LEN] {
-        let tag = self.transcript(label, parts).finalize().into_bytes();
-        let mut proof = [0u8; PROOF_LEN];
-        proof.copy_from_slice(&tag);
-        proof
+        self.net.prove(label, parts)
     }
 
     /// Whether `proof` is [`prove`](Self::prove)`(label, parts)`, compared in constant time.
     pub fn verify(&self, label: &str, parts: &[&[u8]], proof: &[u8]) -> bool {
-        self.transcript(label, parts).verify_slice(proof).is_ok()
-    }
-
-    fn transcript(&self, label: &str, parts: &[&[u8]]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.bytes).expect("HMAC takes any key");
-        mac.update(b"squall control v1\0");
-        mac.update(label.as_bytes());
-        mac.update(&[0]);
-        for part in parts {
-            mac.update(&(part.len() as u64).to_le_bytes());
-            mac.update(part);
-        }
-        mac
+        self.net.verify(label, parts, proof)
     }
 }
 
@@ -230,6 +236,27 @@ mod tests {
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
         assert!(Secret::read(&path).is_ok());
+    }
+
+    #[test]
+    fn derived_keys_depend_on_secret_and_use() {
+        let secret = Secret::new("0123456789abcdef0123", "test").unwrap();
+        let other = Secret::new("0123456789abcdef0124", "test").unwrap();
+        let key = secret.derive_key(b"use one");
+        assert_eq!(key, secret.derive_key(b"use one"));
+        assert_ne!(key, secret.derive_key(b"use two"));
+        assert_ne!(key, other.derive_key(b"use one"));
+        // RFC 5869 with SHA-256, no salt: the first test vector's IKM and info give its OKM
+        // prefix when the salt is empty (test case 3).
+        let rfc = Secret::new(vec![0x0b; 22], "test").unwrap();
+        assert_eq!(
+            hex(&rfc.derive_key(b"")),
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
+        );
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
     }
 
     #[test]

@@ -40,10 +40,12 @@ pub trait Spout: Send {
     /// The tuple tree of `message` failed or timed out; the spout may emit it again.
     fn fail(&mut self, _message: MessageId, _output: &mut SpoutOutput<'_>) {}
 
-    /// The topology was activated (after a deactivation).
+    /// The spout became active: called once its task has opened in an active topology,
+    /// and again each time the topology is activated after a deactivation.
     fn activate(&mut self) {}
 
-    /// The topology was deactivated: `next_tuple` will not be called until it is activated.
+    /// The topology was deactivated, or is being killed: `next_tuple` will not be called
+    /// until it is activated. A killed topology's spouts get this call before `close`.
     fn deactivate(&mut self) {}
 
     /// Called once when the task stops (kill, shutdown or a restart after a panic).

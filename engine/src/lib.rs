@@ -72,6 +72,7 @@ pub mod runtime;
 pub mod topology;
 pub mod tuple;
 pub mod value;
+pub mod window;
 pub mod worker;
 
 #[cfg(test)]

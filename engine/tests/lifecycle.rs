@@ -86,9 +86,15 @@ fn deactivate_stops_the_spouts_and_activate_resumes_them() {
     wait_for("tuples to flow again", Duration::from_secs(10), || {
         spout.emitted.load(Ordering::SeqCst) > stopped_at + 1000
     });
-    assert_eq!(spout.activations.load(Ordering::SeqCst), 1);
+    // Once when its task opened in an active topology, once when the topology resumed.
+    assert_eq!(spout.activations.load(Ordering::SeqCst), 2);
     let report = running.kill(Duration::from_secs(10));
     assert!(report.drained);
+    assert_eq!(
+        spout.deactivations.load(Ordering::SeqCst),
+        2,
+        "a killed topology's spout is deactivated before it closes"
+    );
     assert_eq!(
         sink.count.load(Ordering::SeqCst),
         spout.emitted.load(Ordering::SeqCst)
@@ -453,4 +459,79 @@ fn a_topology_with_nothing_to_do_drains_at_once() {
     let report = running.kill(Duration::from_secs(5));
     assert!(report.drained);
     assert!(report.took < Duration::from_secs(1));
+}
+
+/// Emits one tracked tuple per call, then asks to rest for `rest`; records when it was
+/// called and what was acked.
+#[derive(Clone)]
+struct Resting {
+    rest: Duration,
+    calls: Arc<Mutex<Vec<Instant>>>,
+    acked: Arc<AtomicU64>,
+}
+
+impl Spout for Resting {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        declarer.declare(&["n"]);
+    }
+
+    fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
+        let mut calls = self.calls.lock().unwrap();
+        calls.push(Instant::now());
+        let n = calls.len() as u64;
+        output.emit_with_id(&[Value::U64(n)], MessageId(n));
+        output.idle_for(self.rest);
+    }
+
+    fn ack(&mut self, _message: MessageId, _output: &mut SpoutOutput<'_>) {
+        self.acked.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn run_resting(rest: Duration) -> (squall_core::RunningTopology, Resting) {
+    let spout = Resting {
+        rest,
+        calls: Arc::default(),
+        acked: Arc::default(),
+    };
+    let mut builder = TopologyBuilder::new();
+    let factory = spout.clone();
+    builder.set_spout("resting", move || factory.clone(), 1);
+    builder
+        .set_bolt("count", Counter::default, 1)
+        .shuffle_grouping("resting");
+    let config = TopologyConfig::default().with_ackers(1);
+    let running = squall_core::run(builder.build("resting", config).unwrap()).unwrap();
+    (running, spout)
+}
+
+#[test]
+fn a_spout_that_asks_to_rest_is_not_called_before_its_time() {
+    let (running, spout) = run_resting(Duration::from_millis(10));
+    std::thread::sleep(Duration::from_millis(300));
+    let calls = spout.calls.lock().unwrap().clone();
+    running.kill(Duration::from_secs(5));
+    // Without the rest the spout would be called millions of times in 300 ms.
+    assert!(
+        (10..=31).contains(&calls.len()),
+        "{} calls in 300 ms",
+        calls.len()
+    );
+    for pair in calls.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(9),
+            "called again after {gap:?}"
+        );
+    }
+}
+
+#[test]
+fn a_resting_spout_still_receives_its_acks() {
+    let (running, spout) = run_resting(Duration::from_secs(3600));
+    wait_for("the one tuple to be acked", Duration::from_secs(10), || {
+        spout.acked.load(Ordering::SeqCst) == 1
+    });
+    assert_eq!(spout.calls.lock().unwrap().len(), 1);
+    running.kill(Duration::from_secs(5));
 }

@@ -4,12 +4,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use squall_cluster::protocol::{MAX_FRAME, decode_request, read_frame};
+use squall_cluster::protocol::{MAX_REQUEST_FRAME, decode_request, read_frame};
 use squall_cluster::secret::PROOF_LEN;
 
 fuzz_target!(|data: &[u8]| {
     let mut stream = data;
-    let Ok(body) = read_frame(&mut stream, "fuzz", MAX_FRAME) else {
+    let Ok(body) = read_frame(&mut stream, "fuzz", MAX_REQUEST_FRAME) else {
         return;
     };
     let _ = read_frame(&mut stream, "fuzz", PROOF_LEN);

@@ -15,6 +15,8 @@
 //! - A subprocess is served by three threads (writer, reader, stderr logger), so the
 //!   executor thread never waits on it; the reader wakes the executor through its
 //!   [`ExecutorWaker`](squall_core::context::ExecutorWaker) when a message arrives.
+//! - [`environment`] withholds the worker's secrets (the cluster secret, the worker key)
+//!   from every subprocess's environment.
 //! - The spout and bolt keep the bookkeeping: message ids for spouts, in-flight inputs and
 //!   their anchors for bolts, heartbeats, restarts.
 //!
@@ -35,6 +37,7 @@
 //! ```
 
 mod bolt;
+pub mod environment;
 pub mod framing;
 mod handshake;
 pub mod pid_dir;

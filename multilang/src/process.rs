@@ -221,10 +221,13 @@ impl Subprocess {
             dir: pid_dir.clone(),
             source,
         })?;
-        let mut child = Command::new(&launch.program)
+        let mut command_builder = Command::new(&launch.program);
+        command_builder
             .args(&launch.args)
             .current_dir(&launch.working_dir)
-            .envs(launch.env.iter().map(|(key, value)| (key, value)))
+            .envs(launch.env.iter().map(|(key, value)| (key, value)));
+        super::environment::withhold_secrets(&mut command_builder);
+        let mut child = command_builder
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -581,6 +584,18 @@ fn read_loop(
         } else {
             match decode_command(&message) {
                 Ok(command) => Event::Command(command),
+                // Storm's ShellBolt logs a command it does not know and carries on; so do
+                // both shell components here, rather than restarting the subprocess.
+                Err(ProtocolError::UnknownCommand { command }) => {
+                    tracing::warn!(
+                        topology = %shared.labels.topology,
+                        component = %shared.labels.component,
+                        task = shared.labels.task.0,
+                        pid = shared.os_pid,
+                        "ignoring an unknown multi-lang command {command:?}"
+                    );
+                    continue;
+                }
                 Err(error) => Event::Malformed {
                     text: message,
                     error: error.into(),

@@ -393,12 +393,16 @@ fn decode_emit(wire: &Wire<'_>) -> Result<EmitCommand, ProtocolError> {
     };
     let anchors = match wire.anchors {
         None => Vec::new(),
+        // A lone string is one anchor, as Storm's own serializer accepts.
+        Some(raw) if raw.get().trim_start().starts_with('"') => {
+            vec![tuple_id(EMIT, "anchors", raw)?]
+        }
         Some(raw) => {
             let items: Vec<&RawValue> =
                 serde_json::from_str(raw.get()).map_err(|_| ProtocolError::InvalidField {
                     command: EMIT,
                     field: "anchors",
-                    expected: "an array of tuple ids",
+                    expected: "an array of tuple ids, or one tuple id as a string",
                     found: found(raw),
                 })?;
             items

@@ -17,6 +17,16 @@ const VALID: &[&str] = &[
 ];
 
 #[test]
+fn a_lone_string_is_one_anchor_as_storm_accepts() {
+    let Ok(ShellCommand::Emit(emit)) =
+        decode_command(r#"{"command": "emit", "tuple": [1], "anchors": "12"}"#)
+    else {
+        panic!("an emit");
+    };
+    assert_eq!(emit.anchors, vec!["12".to_owned()]);
+}
+
+#[test]
 fn storm_messages_decode() {
     assert_eq!(
         decode_command(VALID[1]),
@@ -100,8 +110,8 @@ fn errors_say_what_is_wrong() {
             "\"emit\": field \"task\" must be a task id (a positive integer), found -2",
         ),
         (
-            "{\"command\": \"emit\", \"tuple\": [1], \"anchors\": \"7\"}",
-            "\"emit\": field \"anchors\" must be an array of tuple ids, found \"7\"",
+            "{\"command\": \"emit\", \"tuple\": [1], \"anchors\": 7}",
+            "\"emit\": field \"anchors\" must be an array of tuple ids, or one tuple id as a string, found 7",
         ),
         (
             "{\"command\": \"emit\", \"tuple\": [1], \"anchors\": [[7]]}",

@@ -208,6 +208,14 @@ impl Runner {
         self.process.as_ref().map_or(0, Subprocess::pid)
     }
 
+    /// The running subprocess as reports name it: its command line and pid.
+    fn who(&self) -> String {
+        match &self.process {
+            Some(process) => process.describe(),
+            None => format!("subprocess `{}`", self.launch.command_line()),
+        }
+    }
+
     /// The running subprocess.
     pub(crate) fn process(&mut self) -> Option<&mut Subprocess> {
         self.process.as_mut()
@@ -309,11 +317,10 @@ impl Runner {
                 );
                 None
             }
-            ShellCommand::Error { msg } => {
-                Some(format!("subprocess (pid {pid}) reported an error: {msg}"))
-            }
+            ShellCommand::Error { msg } => Some(format!("{} reported an error: {msg}", self.who())),
             other => Some(format!(
-                "subprocess (pid {pid}) sent {:?} where it has no meaning; ignored",
+                "{} sent {:?} where it has no meaning; ignored",
+                self.who(),
                 other.name()
             )),
         }

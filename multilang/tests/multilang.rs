@@ -268,6 +268,42 @@ fn acks_fails_and_anchors_flow_through_a_shell_bolt() {
 }
 
 #[test]
+fn a_shell_bolt_may_send_unknown_commands_and_name_a_lone_anchor() {
+    // The Rust sink fails the first delivery of multiples of 7: those reach the spout only
+    // if the lone-string anchors were honoured. An unknown command is a warning, so the
+    // subprocess is never restarted; the one error reported is the bolt's own, naming its
+    // command line.
+    let count = 50;
+    let stats = Arc::new(ReplayStats::default());
+    let log = Log::default();
+    let mut builder = TopologyBuilder::new();
+    number_spout(&mut builder, count, &stats);
+    let relay = python("lenient_bolt.py").output(&["n"]);
+    builder
+        .set_bolt("relay", move || ShellBolt::new(relay.clone()), 1)
+        .shuffle_grouping("numbers");
+    add_sink(&mut builder, "sink", &log, 1, Some(7)).shuffle_grouping("relay");
+    let running = squall_core::run(builder.build("lenient", config()).unwrap()).unwrap();
+    wait_for(
+        &running,
+        "every number acked",
+        Duration::from_secs(30),
+        || stats.acked.load(Ordering::SeqCst) == count,
+    );
+    let errors = kill(running);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let message = &errors[0].message;
+    assert!(
+        message.starts_with("subprocess `python3 lenient_bolt.py` (pid ")
+            && message.ends_with(") reported an error: n is 3"),
+        "{message}"
+    );
+    let sevens = (0..count).filter(|n| n % 7 == 0).count() as u64;
+    assert_eq!(stats.failed.load(Ordering::SeqCst), sevens);
+    assert_eq!(stats.unexpected.load(Ordering::SeqCst), 0);
+}
+
+#[test]
 fn a_pystorm_spout_gets_acks_fails_and_life_cycle_commands() {
     let dir = tempfile::tempdir().unwrap();
     let spout_log = dir.path().join("spout.log");
@@ -299,14 +335,24 @@ fn a_pystorm_spout_gets_acks_fails_and_life_cycle_commands() {
     running.activate();
     wait_for(
         &running,
-        "the spout activated",
+        "the spout activated again",
         Duration::from_secs(10),
-        || read_log().lines().any(|line| line == "activate"),
+        || {
+            read_log()
+                .lines()
+                .filter(|line| *line == "activate")
+                .count()
+                == 2
+        },
     );
     let errors = kill(running);
     assert!(errors.is_empty(), "{errors:#?}");
 
     let text = read_log();
+    // Activated once when its task opened in the active topology, as Storm's ShellSpout
+    // is, and once more on resume.
+    assert_eq!(text.lines().next(), Some("activate"), "{text}");
+    assert_eq!(text.lines().filter(|line| *line == "activate").count(), 2);
     let ids = |prefix: &str| -> BTreeSet<u64> {
         text.lines()
             .filter_map(|line| line.strip_prefix(prefix))
@@ -686,4 +732,64 @@ fn spout_subprocesses_that_exit_hang_or_write_garbage_are_restarted() {
         garbage.contains("sent a malformed message: not valid JSON: expected ident at line 1 column 2; the message: \"this is not JSON\""),
         "{garbage}"
     );
+}
+
+#[test]
+fn a_subprocess_sees_none_of_the_workers_secrets() {
+    // The secrets reach the subprocess's launch as a worker's environment would carry them;
+    // the bolt reports which SQUALL_ variables it sees and which values hold the marker.
+    let marker = "secret-marker-7f3a";
+    let environment = python("environment_bolt.py")
+        .output(&["names", "leaked"])
+        .env("SQUALL_CLUSTER_SECRET", format!("cluster {marker}"))
+        .env("SQUALL_WORKER_KEY", format!("key {marker}"))
+        .env("SQUALL_NIMBUS_TOKEN", format!("token {marker}"))
+        .env("SQUALL_LOG", "info");
+    let stats = Arc::new(ReplayStats::default());
+    let log = Log::default();
+    let mut builder = TopologyBuilder::new();
+    let spout_stats = Arc::clone(&stats);
+    builder.set_spout(
+        "markers",
+        move || {
+            let source = source_of(vec![OwnedValue::Str(marker.to_owned()); 3]);
+            ReplayingSpout::new(&["marker"], source, Arc::clone(&spout_stats))
+        },
+        1,
+    );
+    builder
+        .set_bolt(
+            "environment",
+            move || ShellBolt::new(environment.clone()),
+            1,
+        )
+        .shuffle_grouping("markers");
+    add_sink(&mut builder, "report", &log, 1, None).shuffle_grouping("environment");
+    let topology = builder.build("environment", config()).unwrap();
+    let running = squall_core::run(topology).unwrap();
+    wait_for(
+        &running,
+        "every marker acked",
+        Duration::from_secs(30),
+        || stats.acked.load(Ordering::SeqCst) == 3,
+    );
+    let errors = kill(running);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let reports = log.lock().unwrap().clone();
+    assert_eq!(reports.len(), 3, "{reports:?}");
+    for report in reports {
+        let [OwnedValue::Str(names), OwnedValue::Str(leaked)] = &report.values[..] else {
+            panic!("two strings: {report:?}");
+        };
+        let names: Vec<&str> = names.split(',').collect();
+        assert!(names.contains(&"SQUALL_LOG"), "{names:?}");
+        for secret in [
+            "SQUALL_CLUSTER_SECRET",
+            "SQUALL_WORKER_KEY",
+            "SQUALL_NIMBUS_TOKEN",
+        ] {
+            assert!(!names.contains(&secret), "{secret} reached the subprocess");
+        }
+        assert_eq!(leaked, "", "no variable holds a secret");
+    }
 }

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! where `role` is `"initiator\0"` or `"acceptor\0"` for the side that proves, and each HELLO
-//! frame is its 64 bytes as sent, header included. The role label keeps a proof from being
+//! frame is its 80 bytes as sent, header included (so the topology and plan version each side
+//! announced are covered too). The role label keeps a proof from being
 //! reflected back to its author; the nonces keep a recorded proof from being replayed on
 //! another connection. Proofs are compared in constant time.
 //!
@@ -73,6 +74,39 @@ impl ClusterSecret {
 
     fn mac(&self) -> HmacSha256 {
         HmacSha256::new_from_slice(&self.0).expect("HMAC takes keys of any length")
+    }
+
+    /// The control plane's proof over a labelled message:
+    /// `HMAC-SHA-256(secret, "squall control v1\0" || label || 0 || part_1 || ...)`, each part
+    /// preceded by its length as 8 little-endian bytes, so part boundaries count. Requests to
+    /// nimbus and DRPC messages are authenticated with it.
+    pub fn prove(&self, label: &str, parts: &[&[u8]]) -> [u8; PROOF_LEN] {
+        let tag = self
+            .control_transcript(label, parts)
+            .finalize()
+            .into_bytes();
+        let mut proof = [0u8; PROOF_LEN];
+        proof.copy_from_slice(&tag);
+        proof
+    }
+
+    /// Whether `proof` is [`prove`](Self::prove)`(label, parts)`, compared in constant time.
+    pub fn verify(&self, label: &str, parts: &[&[u8]], proof: &[u8]) -> bool {
+        self.control_transcript(label, parts)
+            .verify_slice(proof)
+            .is_ok()
+    }
+
+    fn control_transcript(&self, label: &str, parts: &[&[u8]]) -> HmacSha256 {
+        let mut mac = self.mac();
+        mac.update(b"squall control v1\0");
+        mac.update(label.as_bytes());
+        mac.update(&[0]);
+        for part in parts {
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part);
+        }
+        mac
     }
 }
 

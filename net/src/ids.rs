@@ -31,6 +31,39 @@ impl fmt::Display for ClusterId {
     }
 }
 
+/// Identifies a running topology on the wire. Two workers talk only when they run the same
+/// topology: the workers of another topology, or of an earlier submission of the same
+/// name, are refused.
+///
+/// [`TopologyId::from_name`] derives one from the topology's id (its name plus submission
+/// time) with SHA-256. [`TopologyId::UNSCOPED`] (zero) is for connections outside a
+/// cluster, such as tests and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopologyId(pub u64);
+
+impl TopologyId {
+    /// The id of connections that belong to no particular topology.
+    pub const UNSCOPED: Self = Self(0);
+
+    /// The id of the topology whose id is `topology_id`: the first 8 bytes, little-endian,
+    /// of `SHA-256("squall topology id\0" || topology_id)`.
+    pub fn from_name(topology_id: &str) -> Self {
+        let digest = Sha256::new()
+            .chain_update(b"squall topology id\0")
+            .chain_update(topology_id.as_bytes())
+            .finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        Self(u64::from_le_bytes(first))
+    }
+}
+
+impl fmt::Display for TopologyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "topology {:#018x}", self.0)
+    }
+}
+
 /// Identifies a worker process within a cluster on the wire.
 ///
 /// The engine chooses the numbering; the transport only needs every worker of a cluster
@@ -55,6 +88,16 @@ mod tests {
             ClusterId::from_name("prod"),
             ClusterId::from_name("staging")
         );
+    }
+
+    #[test]
+    fn topology_id_from_name_is_stable_and_distinct() {
+        let words = TopologyId::from_name("words-1733400000");
+        assert_eq!(words, TopologyId::from_name("words-1733400000"));
+        assert_ne!(words, TopologyId::from_name("words-1733400001"));
+        // Another domain than cluster ids: the same text gives another id.
+        assert_ne!(words.0, ClusterId::from_name("words-1733400000").0);
+        assert_eq!(TopologyId(2).to_string(), "topology 0x0000000000000002");
     }
 
     #[test]

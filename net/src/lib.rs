@@ -92,6 +92,7 @@ pub mod transport;
 
 pub use auth::{ClusterSecret, Nonce, Proof};
 pub use conn::{
-    Connection, ConnectionConfig, ConnectionError, Event, PeerInfo, Received, Side, State,
+    Connection, ConnectionConfig, ConnectionError, Event, PeerInfo, PlanVersion, Received, Side,
+    State,
 };
-pub use ids::{ClusterId, WorkerId};
+pub use ids::{ClusterId, TopologyId, WorkerId};

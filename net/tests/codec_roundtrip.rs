@@ -25,7 +25,7 @@ proptest! {
     #[test]
     fn hello_round_trips(hello in hello()) {
         let bytes = OwnedFrame::Hello(hello).encode();
-        prop_assert_eq!(bytes.len(), 64);
+        prop_assert_eq!(bytes.len(), 80);
         prop_assert_eq!(decode_one(&bytes), Frame::Hello(hello));
     }
 

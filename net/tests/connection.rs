@@ -12,7 +12,7 @@ use squall_net::codec::{
 use squall_net::conn::MAX_CONTROL_BYTES;
 use squall_net::{
     ClusterId, ClusterSecret, Connection, ConnectionConfig, ConnectionError, Event, Nonce,
-    Received, Side, State, WorkerId,
+    PlanVersion, Received, Side, State, TopologyId, WorkerId,
 };
 
 const CLUSTER: ClusterId = ClusterId(0xC1);
@@ -269,6 +269,93 @@ fn wrong_secret_fails_on_both_sides_before_any_batch() {
     );
 }
 
+/// A configuration of `worker` in topology `topology`, at the shared plan version `version`.
+fn scoped(worker: u64, topology: &str, version: &PlanVersion) -> ConnectionConfig {
+    config(worker).with_topology(TopologyId::from_name(topology), version.clone())
+}
+
+#[test]
+fn handshake_refuses_workers_of_other_topologies_on_both_sides() {
+    let version = PlanVersion::new(3);
+    let mut pair = Pair::new(
+        scoped(1, "words-1", &version),
+        scoped(2, "words-2", &version),
+    );
+    pair.pump();
+    let words_1 = TopologyId::from_name("words-1");
+    let words_2 = TopologyId::from_name("words-2");
+    assert_eq!(
+        pair.a_seen,
+        [Seen::Error(ConnectionError::TopologyMismatch {
+            ours: words_1,
+            theirs: words_2
+        })]
+    );
+    assert_eq!(
+        pair.b_seen,
+        [Seen::Error(ConnectionError::TopologyMismatch {
+            ours: words_2,
+            theirs: words_1
+        })]
+    );
+    let reason = ConnectionError::TopologyMismatch {
+        ours: words_1,
+        theirs: words_2,
+    };
+    assert_eq!(reason.close_code(), CloseCode::TOPOLOGY_MISMATCH);
+    assert!(reason.is_authentication_failure());
+    assert!(
+        reason.to_string().starts_with("peer runs topology 0x"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn handshake_refuses_a_peer_of_an_older_plan_and_follows_raised_versions() {
+    let current = PlanVersion::new(5);
+    let stale = PlanVersion::new(4);
+    let mut pair = Pair::new(scoped(1, "words-1", &current), scoped(2, "words-1", &stale));
+    pair.pump();
+    assert_eq!(
+        pair.a_seen,
+        [Seen::Error(ConnectionError::StalePlan {
+            ours: 5,
+            theirs: 4
+        })]
+    );
+    // The stale side accepted the newer HELLO, then learns why it was refused.
+    assert_eq!(
+        pair.b_seen,
+        [Seen::PeerClosed(
+            CloseCode::STALE_PLAN,
+            "peer runs plan version 4, older than this worker's 5: stale workers are refused"
+                .into()
+        )]
+    );
+    assert!(pair.a.peer().is_none() && pair.b.peer().is_none());
+
+    // Once the stale worker follows the new plan, new connections succeed; a version never
+    // goes down.
+    stale.raise_to(5);
+    stale.raise_to(2);
+    assert_eq!(stale.get(), 5);
+    let mut pair = Pair::new(scoped(1, "words-1", &current), scoped(2, "words-1", &stale));
+    pair.pump();
+    assert!(pair.a.is_established() && pair.b.is_established());
+
+    // A newer peer is accepted by the older side's own check; the newer side refuses.
+    current.raise_to(6);
+    let mut pair = Pair::new(scoped(1, "words-1", &stale), scoped(2, "words-1", &current));
+    pair.pump();
+    assert_eq!(
+        pair.b_seen,
+        [Seen::Error(ConnectionError::StalePlan {
+            ours: 6,
+            theirs: 5
+        })]
+    );
+}
+
 #[test]
 fn handshake_refuses_other_clusters_and_unexpected_workers() {
     let mut pair = Pair::new(
@@ -322,7 +409,7 @@ fn reflected_hello_and_auth_do_not_authenticate() {
     let mut b = connection(2, Side::Acceptor, None, 2);
     let mut hello = transmit(&mut b);
     hello[24..32].copy_from_slice(&9u64.to_le_bytes());
-    hello[32..64].fill(0x77);
+    hello[48..80].fill(0x77);
     assert!(feed(&mut b, &hello, now, true).is_empty());
     let auth = transmit(&mut b);
     assert_eq!(frame_types(&auth), [FrameType::Auth]);
@@ -544,6 +631,8 @@ fn hello_bytes(worker: u64, nonce: u8) -> Vec<u8> {
         max_frame_len: 64 << 10,
         cluster_id: CLUSTER,
         worker_id: WorkerId(worker),
+        topology_id: TopologyId::UNSCOPED,
+        plan_version: 0,
         nonce: Nonce::from_bytes([nonce; 32]),
     }
     .to_frame_bytes()

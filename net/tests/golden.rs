@@ -10,10 +10,13 @@ use common::{OwnedFrame, golden_vectors, hex_lines};
 use squall_net::codec::{Decoded, Hello, MAX_FRAME_LEN, decode_frame};
 use squall_net::conn::MAX_CONTROL_BYTES;
 use squall_net::{
-    ClusterId, ClusterSecret, Connection, ConnectionConfig, Nonce, Proof, Received, Side, WorkerId,
+    ClusterId, ClusterSecret, Connection, ConnectionConfig, Nonce, PlanVersion, Proof, Received,
+    Side, TopologyId, WorkerId,
 };
 
 const CLUSTER: ClusterId = ClusterId(0x0123_4567_89ab_cdef);
+const TOPOLOGY: TopologyId = TopologyId(0xfedc_ba98_7654_3210);
+const PLAN_VERSION: u64 = 3;
 const SECRET: &[u8; 32] = b"squall example cluster secret!!!";
 
 fn example_hello(worker: u64, nonce: u8) -> Hello {
@@ -22,6 +25,8 @@ fn example_hello(worker: u64, nonce: u8) -> Hello {
         max_frame_len: 1 << 20,
         cluster_id: CLUSTER,
         worker_id: WorkerId(worker),
+        topology_id: TOPOLOGY,
+        plan_version: PLAN_VERSION,
         nonce: Nonce::from_bytes([nonce; 32]),
     }
 }
@@ -104,7 +109,10 @@ fn connections_send_the_documented_handshake() {
     let documented: BTreeMap<String, Vec<u8>> = golden_vectors().into_iter().collect();
     let secret = ClusterSecret::new(*SECRET).unwrap();
     let now = Instant::now();
-    let config = |worker| ConnectionConfig::new(CLUSTER, WorkerId(worker), secret.clone());
+    let config = |worker| {
+        ConnectionConfig::new(CLUSTER, WorkerId(worker), secret.clone())
+            .with_topology(TOPOLOGY, PlanVersion::new(PLAN_VERSION))
+    };
     let mut initiator = Connection::new(
         config(1),
         Side::Initiator,

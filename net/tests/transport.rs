@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use squall_net::codec::{BatchEncoder, Hello};
 use squall_net::transport::{DriverKind, PeerEvent, PeerSpec, Remote, Transport};
-use squall_net::{ClusterSecret, ConnectionConfig, Nonce, WorkerId};
+use squall_net::{ClusterSecret, ConnectionConfig, Nonce, TopologyId, WorkerId};
 use support::{
     CheckingSink, Events, NullSink, Proxy, config, drivers, is_down, is_rejected, is_up,
     send_records, wait_until,
@@ -318,6 +318,8 @@ fn intruders(driver: DriverKind) {
         max_frame_len: 64 << 10,
         cluster_id: support::CLUSTER,
         worker_id: WorkerId(0),
+        topology_id: TopologyId::UNSCOPED,
+        plan_version: 0,
         nonce: Nonce::random().unwrap(),
     };
     let mut bytes = hello.to_frame_bytes().to_vec();
@@ -555,4 +557,89 @@ fn a_receiver_that_stalls_longer_than_the_tcp_user_timeout_stays_connected() {
     for driver in drivers() {
         long_stall(driver);
     }
+}
+
+/// Another process scribbling over the header of a live link's ring file: the reading side
+/// finds the ring corrupted, closes the link with a reason naming the file and what is
+/// wrong, both transports report the peer down, and a fresh link (with fresh rings) carries
+/// records again.
+#[test]
+fn a_corrupted_shared_memory_ring_closes_the_link_with_the_reason() {
+    use std::os::unix::fs::FileExt;
+
+    let dir = tempfile::tempdir_in(shm_dir()).unwrap();
+    let shm_config = |worker| config(worker, DriverKind::Mio).with_shm(dir.path(), 4 << 20);
+    let (sink_b, seen_b) = CheckingSink::new();
+    let (on_a, events_a) = Events::channel();
+    let (on_b, events_b) = Events::channel();
+    let a = Transport::start(shm_config(1), NullSink, on_a).unwrap();
+    let b = Transport::start(shm_config(2), sink_b, on_b).unwrap();
+    a.set_peers([PeerSpec::shared_memory(WorkerId(2))]).unwrap();
+    b.set_peers([PeerSpec::shared_memory(WorkerId(1))]).unwrap();
+    events_a.expect(SECONDS_10, "A sees B up", is_up(2));
+    events_b.expect(SECONDS_10, "B sees A up", is_up(1));
+    let mut outbound = a.outbound(WorkerId(2)).unwrap();
+    for seq in 0..100 {
+        support::send_one(&mut outbound, 1, seq);
+    }
+    assert!(seen_b.wait_for(100));
+
+    let ring_path = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.to_string_lossy().ends_with("-1-to-2.ring"))
+        .expect("the ring from A to B");
+    let ring = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&ring_path)
+        .unwrap();
+    // A write sequence that no producer writes: not a multiple of 8, far beyond the ring.
+    // A's own publishing puts the true value back, so the garbage is written again and
+    // again until B has read it.
+    let garbage = (u64::MAX - 2).to_ne_bytes();
+    let started = Instant::now();
+    let down = loop {
+        ring.write_all_at(&garbage, 128).unwrap();
+        if let Some(down) = events_b.drain().into_iter().find(is_down(1)) {
+            break down;
+        }
+        assert!(
+            started.elapsed() < SECONDS_10,
+            "B never found the ring corrupted"
+        );
+    };
+    drop(ring);
+    let PeerEvent::Down { reason, .. } = down else {
+        unreachable!()
+    };
+    let expected = format!(
+        "the incoming shared-memory ring {} is corrupted: record ring corrupted: write \
+         sequence 18446744073709551613 is not a multiple of 8",
+        ring_path.display()
+    );
+    assert!(reason.contains(&expected), "{reason}");
+    // A learns it too: from B's CLOSE through the ring that is still sound, or, when B
+    // removed its rings first, from their going.
+    let PeerEvent::Down { reason, .. } = events_a.expect(SECONDS_10, "A sees B down", is_down(2))
+    else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains("is corrupted") || reason.contains("the peer left the rings"),
+        "{reason}"
+    );
+
+    // The link comes back over fresh rings and records flow again.
+    events_b.expect(SECONDS_10, "B sees A up again", is_up(1));
+    let delivered = seen_b.records.load(Ordering::Relaxed);
+    for seq in 100..200 {
+        support::send_one(&mut outbound, 1, seq);
+    }
+    assert!(
+        wait_until(SECONDS_10, || seen_b.records.load(Ordering::Relaxed)
+            >= delivered + 100),
+        "records after the new link: {:?}",
+        b.stats()
+    );
 }

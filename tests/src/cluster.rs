@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use squall::cluster::config::ClusterConfig;
 use squall::cluster::protocol::TopologyReport;
 use squall::cluster::records::NimbusInfo;
+use squall::cluster::supervisor::pid_record::PidRecord;
 use squall::cluster::supervisor::process::PID_FILE;
 use squall::cluster::{NimbusClient, Secret};
 
@@ -231,6 +232,10 @@ impl Cluster {
             config.nimbus.port = free_port(&server_host);
             config.nimbus.id = Some(format!("nimbus{index}"));
             config.nimbus.data_dir = cluster.dir.path().join(format!("nimbus{index}"));
+            // The HTTP service opens without a key on loopback only.
+            if cluster.hosts.is_none() {
+                config.nimbus.http_bind = format!("{server_host}:{}", free_port(&server_host));
+            }
             let daemon = cluster.daemon(&format!("nimbus{index}"), config);
             cluster.nimbuses.push(daemon);
         }
@@ -242,6 +247,7 @@ impl Cluster {
             }
             config.supervisor.ports = (0..slots).map(|_| free_port("127.0.0.1")).collect();
             config.supervisor.data_dir = cluster.dir.path().join(format!("supervisor{index}"));
+            config.supervisor.metrics_bind = format!("127.0.0.1:{}", free_port("127.0.0.1"));
             let daemon = cluster.daemon(&format!("supervisor{index}"), config);
             cluster.supervisors.push(daemon);
         }
@@ -380,11 +386,8 @@ impl Cluster {
             .flatten()
             .filter_map(|entry| {
                 let dir = entry.path();
-                let pid: u32 = std::fs::read_to_string(dir.join(PID_FILE))
-                    .ok()?
-                    .trim()
-                    .parse()
-                    .ok()?;
+                let record = std::fs::read_to_string(dir.join(PID_FILE)).ok()?;
+                let pid = PidRecord::parse(&record).ok()?.pid;
                 let alive = Path::new(&format!("/proc/{pid}")).exists()
                     && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
                         .unwrap_or_default()

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod cluster;
+pub mod drpc;
 pub mod ledger;
 pub mod netns;
 pub mod workers;

@@ -6,10 +6,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use squall::cluster::{TopologyDescription, WorkerHeartbeat, WorkerPlan, WorkerSlot};
+use squall::cluster::worker_key::{WORKER_KEY_ENV, WorkerKey};
+use squall::cluster::{Secret, TopologyDescription, WorkerHeartbeat, WorkerPlan, WorkerSlot};
 
-/// The cluster secret the test workers share.
+/// The cluster secret of the test clusters.
 pub const TEST_SECRET: &str = "the test cluster's secret, long enough";
+
+/// The worker key of `topology_id` under [`TEST_SECRET`], as a supervisor derives it.
+pub fn test_worker_key(topology_id: &str) -> WorkerKey {
+    Secret::new(TEST_SECRET, "the test secret")
+        .expect("a usable secret")
+        .worker_key(topology_id)
+}
 
 /// A port nobody listens on right now.
 pub fn free_port(host: &str) -> u16 {
@@ -126,6 +134,7 @@ impl Workers {
 
     /// Starts worker `index`.
     pub fn start(&mut self, index: usize) {
+        let key = test_worker_key(&self.plan_of(index).topology_id);
         let worker = &mut self.workers[index];
         let mut command = match worker.prefix.split_first() {
             Some((first, rest)) => {
@@ -141,7 +150,7 @@ impl Workers {
             .arg("--plan")
             .arg(&worker.plan_path)
             .current_dir(&worker.dir)
-            .env("SQUALL_CLUSTER_SECRET", TEST_SECRET)
+            .env(WORKER_KEY_ENV, key.env_value())
             .env("SQUALL_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log);

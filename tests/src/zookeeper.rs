@@ -11,11 +11,18 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use squall::cluster::Secret;
 use squall::cluster::config::ZooKeeperSettings;
+use squall::cluster::store::ZkIdentity;
 pub use squall_tools::drill::zookeeper::four_letters;
 use squall_tools::drill::zookeeper::{ZooKeeperServer, installed};
 
-use crate::workers::free_port;
+use crate::workers::{TEST_SECRET, free_port};
+
+/// The ZooKeeper identity of test clusters: the one derived from [`TEST_SECRET`].
+pub fn test_identity() -> ZkIdentity {
+    ZkIdentity::from_secret(&Secret::new(TEST_SECRET, "the test secret").expect("a usable secret"))
+}
 
 /// Installs ZooKeeper with the project's script if it is missing.
 ///

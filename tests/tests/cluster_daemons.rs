@@ -92,7 +92,7 @@ fn supervisors_and_nimbuses_keep_a_topology_running_through_failures() {
         .collect();
     assert_eq!(log.len(), 2, "{log:?}");
     assert!(
-        log.iter().all(|line| line.contains("secret=true")
+        log.iter().all(|line| line.contains("key=true secret=false")
             && line
                 .contains(r#"args=["--name", "contract", "--workers", "2", "--executors", "3"]"#)),
         "{log:?}"
@@ -310,15 +310,26 @@ fn the_command_line_explains_what_is_wrong() {
         "{stderr}"
     );
 
-    // Without the cluster secret, nimbus refuses to answer.
-    let output = std::process::Command::new(squall())
-        .args(["list"])
-        .env("SQUALL_CONF", cluster.dir.path().join("client.toml"))
-        .env("SQUALL_CLUSTER_SECRET", "not the secret of this cluster")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    // Without the cluster secret, ZooKeeper refuses to show the leader...
+    let wrong_secret = |args: &[&str]| {
+        let output = std::process::Command::new(squall())
+            .args(args)
+            .env("SQUALL_CONF", cluster.dir.path().join("client.toml"))
+            .env("SQUALL_CLUSTER_SECRET", "not the secret of this cluster")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = wrong_secret(&["list"]);
+    assert!(
+        stderr.contains("the cluster's ZooKeeper nodes refuse this client")
+            && stderr.contains("its cluster secret is not the cluster's"),
+        "{stderr}"
+    );
+    // ...and nimbus, asked directly, refuses to answer.
+    let leader = cluster.leader().expect("a leader").address();
+    let stderr = wrong_secret(&["list", "--nimbus", &leader]);
     assert!(
         stderr.contains("request refused: not authenticated"),
         "{stderr}"

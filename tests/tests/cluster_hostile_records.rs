@@ -10,6 +10,7 @@ use squall::cluster::paths;
 use squall::cluster::records::{AssignedWorker, Assignment, TopologyRecord};
 use squall::cluster::store::{self, Store, ZkStore, decode, encode};
 use squall_tests::cluster::{Cluster, Timings};
+use squall_tests::zookeeper::test_identity;
 
 fn squall() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_squall-cli"))
@@ -76,7 +77,9 @@ fn path_values_in_zookeeper_are_refused_and_scheduling_goes_on() {
     let absolute = format!("{}/absolute-1", outside.display());
     let hostile_ids = ["../../outside/escape-1", absolute.as_str()];
     runtime().block_on(async {
-        let zk = ZkStore::connect(&settings).await.expect("connects");
+        let zk = ZkStore::connect(&settings, &test_identity())
+            .await
+            .expect("connects");
         let real: Assignment = {
             let path = paths::assignment(&first);
             decode(&path, &zk.get(&path).await.unwrap().unwrap().data).unwrap()
@@ -147,12 +150,12 @@ fn path_values_in_zookeeper_are_refused_and_scheduling_goes_on() {
             || supervisor.log().contains(&refused).then_some(()),
         );
     }
-    assert!(
-        cluster.nimbuses[0]
-            .log()
-            .contains("znode /topologies/garbage-1 does not hold a valid record"),
-        "{}",
-        cluster.logs()
+    // ...and so does nimbus, at its next scheduling round after the write.
+    let garbage = "znode /topologies/garbage-1 does not hold a valid record";
+    cluster.wait_for(
+        &format!("nimbus to log: {garbage}"),
+        Duration::from_secs(10),
+        || cluster.nimbuses[0].log().contains(garbage).then_some(()),
     );
 
     // ...scheduling goes on: a new topology is placed and started...
@@ -197,4 +200,106 @@ fn path_values_in_zookeeper_are_refused_and_scheduling_goes_on() {
         ok && stdout.contains("status     active"),
         "{stdout}{stderr}"
     );
+}
+
+#[test]
+fn a_topology_whose_record_turns_to_garbage_is_frozen_not_removed() {
+    let mut cluster = Cluster::new(&squall(), 1, 1, 3, Timings::default(), &[]);
+    cluster.start_and_settle();
+    let client = cluster.client();
+    let submit = |name: &str| {
+        client
+            .submit_program(
+                &contract_worker(),
+                &strings(&["--name", name, "--workers", "1", "--executors", "1"]),
+            )
+            .expect("submits")
+            .topology_id
+    };
+    let worker_of = |topology: &str| {
+        cluster
+            .workers_of(0)
+            .into_iter()
+            .find(|worker| worker.topology_id == topology)
+            .map(|worker| worker.pid)
+    };
+    let first = submit("contract");
+    let pid = cluster.wait_for("the first worker", Duration::from_secs(15), || {
+        worker_of(&first)
+    });
+    let settings = cluster.base.zookeeper.clone();
+    let record_path = paths::topology(&first);
+    let assignment_path = paths::assignment(&first);
+    let (record, assignment) = runtime().block_on(async {
+        let zk = ZkStore::connect(&settings, &test_identity()).await.unwrap();
+        let record = zk.get(&record_path).await.unwrap().unwrap();
+        let assignment = zk.get(&assignment_path).await.unwrap().unwrap();
+        store::put(&zk, &record_path, b"{\"id\": garbage")
+            .await
+            .unwrap();
+        zk.close().await;
+        (record, assignment)
+    });
+
+    let frozen = format!("topology={first}");
+    cluster.wait_for(
+        "nimbus to freeze the topology",
+        Duration::from_secs(10),
+        || {
+            let log = cluster.nimbuses[0].log();
+            log.lines()
+                .any(|line| line.contains("assignment is frozen") && line.contains(&frozen))
+                .then_some(())
+        },
+    );
+    // Scheduling goes on for the others...
+    let second = submit("contract2");
+    cluster.wait_for("the second worker", Duration::from_secs(15), || {
+        worker_of(&second)
+    });
+    // ...while the frozen topology keeps its assignment, unchanged, and its worker.
+    std::thread::sleep(Duration::from_secs(2));
+    runtime().block_on(async {
+        let zk = ZkStore::connect(&settings, &test_identity()).await.unwrap();
+        let now = zk
+            .get(&assignment_path)
+            .await
+            .unwrap()
+            .expect("still assigned");
+        assert_eq!(
+            (now.data, now.version),
+            (assignment.data, assignment.version)
+        );
+        // The record comes back: the topology carries on where it was.
+        store::put(&zk, &record_path, &record.data).await.unwrap();
+        zk.close().await;
+    });
+    assert_eq!(worker_of(&first), Some(pid), "{}", cluster.logs());
+    cluster.wait_for(
+        "nimbus to see the record again",
+        Duration::from_secs(10),
+        || {
+            let log = cluster.nimbuses[0].log();
+            log.lines()
+                .any(|line| line.contains("record is usable again") && line.contains(&frozen))
+                .then_some(())
+        },
+    );
+    let (ok, stdout, stderr) = cluster.cli(&["status", "contract"]);
+    assert!(
+        ok && stdout.contains("status     active"),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(worker_of(&first), Some(pid));
+
+    // A record deleted outright is a topology gone: its assignment goes and its worker stops.
+    runtime().block_on(async {
+        let zk = ZkStore::connect(&settings, &test_identity()).await.unwrap();
+        zk.delete(&record_path, None).await.unwrap();
+        zk.close().await;
+    });
+    cluster.wait_for("the orphan worker to stop", Duration::from_secs(15), || {
+        worker_of(&first).is_none().then_some(())
+    });
+    assert!(worker_of(&second).is_some());
 }

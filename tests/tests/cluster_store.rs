@@ -2,13 +2,14 @@
 
 use std::time::{Duration, Instant};
 
+use squall::cluster::Secret;
 use squall::cluster::election;
 use squall::cluster::paths;
 use squall::cluster::records::{ErrorRecord, NimbusInfo, now_ms};
 use squall::cluster::store::{
-    self, Changes, NodeKind, Store, StoreError, Version, ZkStore, decode, encode,
+    self, Changes, NodeKind, Store, StoreError, Version, ZkIdentity, ZkStore, decode, encode,
 };
-use squall_tests::zookeeper::ZooKeeper;
+use squall_tests::zookeeper::{ZooKeeper, test_identity};
 use tokio::sync::watch;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -31,9 +32,12 @@ fn nodes_versions_and_roots_on_a_real_server() {
     let zookeeper = ZooKeeper::start();
     runtime().block_on(async {
         let root = zookeeper.fresh_root("nodes");
-        let zk = ZkStore::connect(&zookeeper.settings(&root, Duration::from_secs(4)))
-            .await
-            .expect("connects");
+        let zk = ZkStore::connect(
+            &zookeeper.settings(&root, Duration::from_secs(4)),
+            &test_identity(),
+        )
+        .await
+        .expect("connects");
         // The cluster directories exist from the start.
         for directory in paths::DIRECTORIES {
             assert!(zk.get(directory).await.unwrap().is_some(), "{directory}");
@@ -99,6 +103,7 @@ fn nodes_versions_and_roots_on_a_real_server() {
         // Another root is another cluster.
         let other = ZkStore::connect(
             &zookeeper.settings(&zookeeper.fresh_root("other"), Duration::from_secs(4)),
+            &test_identity(),
         )
         .await
         .unwrap();
@@ -114,8 +119,8 @@ fn ephemeral_nodes_belong_to_their_session_and_can_be_reclaimed() {
     runtime().block_on(async {
         let settings =
             zookeeper.settings(&zookeeper.fresh_root("ephemeral"), Duration::from_secs(4));
-        let first = ZkStore::connect(&settings).await.unwrap();
-        let second = ZkStore::connect(&settings).await.unwrap();
+        let first = ZkStore::connect(&settings, &test_identity()).await.unwrap();
+        let second = ZkStore::connect(&settings, &test_identity()).await.unwrap();
         let path = paths::supervisor("host-1");
         first.claim_ephemeral(&path, b"first").await.unwrap();
         assert!(first.get(&path).await.unwrap().unwrap().owned);
@@ -140,7 +145,7 @@ fn ephemeral_nodes_belong_to_their_session_and_can_be_reclaimed() {
         first.close().await;
         assert_eq!(second.get(&path).await.unwrap().unwrap().data, b"second");
         // Closing the second session removes it at once.
-        let observer = ZkStore::connect(&settings).await.unwrap();
+        let observer = ZkStore::connect(&settings, &test_identity()).await.unwrap();
         second.close().await;
         assert!(observer.get(&path).await.unwrap().is_none());
         observer.close().await;
@@ -152,7 +157,9 @@ fn expired_sessions_are_renewed_after_an_outage() {
     let mut zookeeper = ZooKeeper::start();
     let runtime = runtime();
     let settings = zookeeper.settings(&zookeeper.fresh_root("expiry"), Duration::from_millis(800));
-    let zk = runtime.block_on(ZkStore::connect(&settings)).unwrap();
+    let zk = runtime
+        .block_on(ZkStore::connect(&settings, &test_identity()))
+        .unwrap();
     assert_eq!(zk.session(), 1);
     runtime.block_on(async {
         zk.claim_ephemeral("/supervisors/host-1", b"x")
@@ -211,8 +218,8 @@ fn a_standby_leads_when_the_leader_goes() {
     runtime().block_on(async {
         let settings =
             zookeeper.settings(&zookeeper.fresh_root("election"), Duration::from_secs(4));
-        let first = ZkStore::connect(&settings).await.unwrap();
-        let second = ZkStore::connect(&settings).await.unwrap();
+        let first = ZkStore::connect(&settings, &test_identity()).await.unwrap();
+        let second = ZkStore::connect(&settings, &test_identity()).await.unwrap();
         let (stop, stopped) = watch::channel(false);
         let (first_leads, first_leading) = watch::channel(false);
         let (second_leads, second_leading) = watch::channel(false);
@@ -269,5 +276,41 @@ fn a_standby_leads_when_the_leader_goes() {
             "leadership ends with the campaign"
         );
         second.close().await;
+    });
+}
+
+#[test]
+fn a_tree_private_to_one_secret_refuses_another() {
+    let zookeeper = ZooKeeper::start();
+    runtime().block_on(async {
+        let settings = zookeeper.settings(&zookeeper.fresh_root("private"), Duration::from_secs(4));
+        let owner = ZkStore::connect(&settings, &test_identity()).await.unwrap();
+        owner
+            .create("/topologies/wc-1", b"{}", NodeKind::Persistent)
+            .await
+            .unwrap();
+        // Everything the cluster made is private already: nothing to restrict.
+        let report = owner.restrict_tree().await.unwrap();
+        assert!(report.checked >= 9, "{report:?}");
+        assert!(
+            report.restricted.is_empty() && report.foreign.is_empty(),
+            "{report:?}"
+        );
+
+        let other_secret = Secret::new("another cluster's secret", "test").unwrap();
+        let error = ZkStore::connect(&settings, &ZkIdentity::from_secret(&other_secret))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::NoAuth { .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "ZooKeeper refused create {}: the znode's ACL does not admit this cluster's \
+                 identity (digest user \"squall\" with a password derived from the cluster \
+                 secret)",
+                paths::LEADER
+            )
+        );
+        owner.close().await;
     });
 }

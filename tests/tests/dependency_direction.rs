@@ -1,7 +1,7 @@
 //! The crates depend on each other in one direction only:
 //!
 //! ```text
-//! tools → squall (facade) → cluster → topology-file → {multilang, builtin} → core → {net, ringbuf}
+//! tools → squall (facade) → cluster → topology-file → {multilang, builtin, drpc} → core → {net, ringbuf}
 //! ```
 //!
 //! and an embedder that takes only the engine core (`squall-core`) compiles none of the
@@ -21,9 +21,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("squall-core", &["squall-ringbuf", "squall-net"]),
     ("squall-multilang", &["squall-core"]),
     ("squall-builtin", &["squall-core"]),
+    ("squall-drpc", &["squall-core", "squall-net"]),
     (
         "squall-topology-file",
-        &["squall-core", "squall-multilang", "squall-builtin"],
+        &[
+            "squall-core",
+            "squall-multilang",
+            "squall-builtin",
+            "squall-drpc",
+        ],
     ),
     (
         "squall-cluster",
@@ -31,6 +37,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "squall-core",
             "squall-net",
             "squall-multilang",
+            "squall-drpc",
             "squall-topology-file",
         ],
     ),
@@ -40,6 +47,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "squall-core",
             "squall-multilang",
             "squall-builtin",
+            "squall-drpc",
             "squall-topology-file",
             "squall-cluster",
         ],

@@ -65,7 +65,7 @@ pub fn build(scenario: Scenario, options: &BuiltinOptions) -> anyhow::Result<Bui
         Scenario::NetMio | Scenario::NetUring | Scenario::NetShm => {
             topologies::payload_null(name, network::RECORD_BYTES, options)
         }
-        Scenario::TcpRaw => anyhow::bail!("{name} runs no topology"),
+        Scenario::TcpRaw | Scenario::Drpc => anyhow::bail!("{name} is not a built-in topology"),
         Scenario::ShellBolt => crate::shell_bench::build(name, options),
     };
     built.with_context(|| format!("building scenario {name}"))
@@ -89,6 +89,9 @@ fn progress_line(cli: &BenchCli) -> ProgressLine {
 /// # Errors
 /// When the topology fails, does not drain, or counts wrong.
 pub fn run_scenario(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<ScenarioReport> {
+    if scenario == Scenario::Drpc {
+        return crate::drpc_bench::run(cli, &mut progress_line(cli));
+    }
     match deployment(cli, scenario)? {
         Deployment::InProcess => {}
         Deployment::RawTcp => return network::run_raw_tcp(cli, scenario),
@@ -138,5 +141,6 @@ pub fn run_scenario(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<Scenar
         network: None,
         workers: None,
         transport: None,
+        drpc: None,
     })
 }

@@ -30,6 +30,8 @@ pub enum SquallCommand {
     Nimbus(DaemonArgs),
     /// Run the node daemon that starts this machine's workers.
     Supervisor(DaemonArgs),
+    /// Run a DRPC server (any number may run), or `drpc call FUNCTION ARGUMENT`.
+    Drpc(crate::drpc::DrpcArgs),
     /// Submit a topology program to the cluster.
     Submit(SubmitArgs),
     /// List the cluster's topologies and supervisors.
@@ -46,6 +48,9 @@ pub enum SquallCommand {
     Rebalance(RebalanceArgs),
     /// Print the effective configuration (defaults included) as TOML.
     Config(ConfigArgs),
+    /// Print the cluster's ZooKeeper credentials (`squall:PASSWORD`, derived from the
+    /// cluster secret) for `zkCli.sh`'s `addauth digest`.
+    ZookeeperAuth(ConfigArgs),
     /// Run one worker of a topology file on a cluster (started by a supervisor).
     Worker(WorkerArgs),
     /// Fault drill: start a cluster on this machine (or use one with --against), run a

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 
 use squall::cluster::logging::LogFormat;
 use squall::cluster::protocol::TopologyReport;
-use squall::cluster::{ClusterConfig, NimbusClient, Submission, WorkerPlan};
+use squall::cluster::store::ZkIdentity;
+use squall::cluster::{ClusterConfig, NimbusClient, Secret, Submission, WorkerPlan};
 use squall::topology_file::{Overrides, topology_from_file};
 
 /// The configuration-file option every cluster command takes.
@@ -134,8 +135,8 @@ pub struct StatusArgs {
 /// Options of `squall worker`.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
-    /// The worker plan file the supervisor wrote (the cluster secret comes in
-    /// `SQUALL_CLUSTER_SECRET`).
+    /// The worker plan file the supervisor wrote (the topology's worker key comes in
+    /// `SQUALL_WORKER_KEY`).
     #[arg(long, value_name = "FILE")]
     pub plan: PathBuf,
 }
@@ -432,6 +433,29 @@ pub fn describe_report(report: &TopologyReport) -> Vec<String> {
             lines.extend(table(&rows));
         }
     }
+    let mut task_errors: Vec<(&str, &squall::worker::figures::ErrorFigures)> = report
+        .heartbeats
+        .iter()
+        .flat_map(|(slot, beat)| {
+            beat.heartbeat
+                .figures
+                .errors
+                .iter()
+                .map(move |error| (slot.as_str(), error))
+        })
+        .collect();
+    task_errors.sort_by_key(|(_, error)| error.time_ms);
+    if !task_errors.is_empty() {
+        lines.push(String::new());
+        lines.push("task errors (latest per worker):".to_owned());
+        for (slot, error) in task_errors {
+            lines.push(format!(
+                "  {} ago  {slot}  {}",
+                duration(now.saturating_sub(error.time_ms) / 1000),
+                error.message
+            ));
+        }
+    }
     if !report.errors.is_empty() {
         lines.push(String::new());
         lines.push("recent errors:".to_owned());
@@ -496,6 +520,14 @@ pub fn rebalance(args: &RebalanceArgs) -> anyhow::Result<Vec<String>> {
 /// When the file cannot be read or is invalid.
 pub fn config(args: &ConfigArgs) -> anyhow::Result<Vec<String>> {
     Ok(vec![args.config.load()?.to_toml()])
+}
+
+/// `squall zookeeper-auth`: the `digest` credentials every daemon of the cluster presents
+/// to ZooKeeper.
+pub fn zookeeper_auth(args: &ConfigArgs) -> anyhow::Result<Vec<String>> {
+    let config = args.config.load()?;
+    let secret = Secret::load(&config.cluster)?;
+    Ok(vec![ZkIdentity::from_secret(&secret).digest_credentials()])
 }
 
 /// `1d 2h`, `3h 4m`, `5m 6s`, `7s`.

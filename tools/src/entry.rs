@@ -28,6 +28,7 @@ pub fn main() -> ExitCode {
         SquallCommand::Local(args) => crate::local::run(args),
         SquallCommand::Nimbus(args) => cluster::nimbus(args),
         SquallCommand::Supervisor(args) => cluster::supervisor(args),
+        SquallCommand::Drpc(args) => crate::drpc::run(args),
         SquallCommand::Submit(args) => cluster::submit(args),
         SquallCommand::List(args) => cluster::list(args),
         SquallCommand::Status(args) => cluster::status(args),
@@ -36,6 +37,7 @@ pub fn main() -> ExitCode {
         SquallCommand::Deactivate(args) => cluster::deactivate(args),
         SquallCommand::Rebalance(args) => cluster::rebalance(args),
         SquallCommand::Config(args) => cluster::config(args),
+        SquallCommand::ZookeeperAuth(args) => cluster::zookeeper_auth(args),
         SquallCommand::Worker(_) | SquallCommand::Drill(_) => unreachable!("dispatched above"),
     };
     match result {
@@ -57,6 +59,13 @@ pub fn main() -> ExitCode {
 fn init_logging(command: &SquallCommand) -> anyhow::Result<()> {
     let (default_filter, format) = match command {
         SquallCommand::Nimbus(args) | SquallCommand::Supervisor(args) => {
+            let format = match args.log_format {
+                Some(format) => format,
+                None => LogFormat::from_env()?,
+            };
+            ("info", format)
+        }
+        SquallCommand::Drpc(args) if args.command.is_none() => {
             let format = match args.log_format {
                 Some(format) => format,
                 None => LogFormat::from_env()?,

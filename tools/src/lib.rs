@@ -20,6 +20,8 @@ pub mod cli;
 pub mod cluster;
 pub mod demo;
 pub mod drill;
+pub mod drpc;
+pub mod drpc_bench;
 pub mod entry;
 pub mod format;
 pub mod local;

@@ -7,9 +7,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use serde_json::{Map as JsonMap, Value as JsonValue};
+use squall::cluster::drpc::{DrpcServer, DrpcServerConfig};
+use squall::cluster::observe::local::LocalWatch;
+use squall::cluster::{ClusterConfig, Secret};
 use squall::metrics::TopologyMetrics;
 use squall::topology::ComponentKind;
-use squall::topology_file::{Overrides, TopologyFile};
+use squall::topology_file::drpc::DrpcDefaults;
+use squall::topology_file::{ComponentRegistry, Overrides, TopologyFile};
 
 use crate::args::HumanDuration;
 use crate::format;
@@ -36,6 +40,15 @@ pub struct LocalArgs {
     /// Print no progress line, only the summary.
     #[arg(long)]
     pub quiet: bool,
+    /// Serve `/metrics` and the REST API (`/api/v1/...`) of the run on this loopback
+    /// `ip:port` while it runs.
+    #[arg(long, value_name = "IP:PORT")]
+    pub http: Option<String>,
+    /// Start a DRPC server in this process on HOST:PORT (0 picks a free port); the file's
+    /// DRPC components use it unless their params name other servers. The cluster secret
+    /// is read as by the cluster commands.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub drpc: Option<std::net::SocketAddr>,
 }
 
 fn parse_setting(text: &str) -> Result<(String, JsonValue), String> {
@@ -44,6 +57,21 @@ fn parse_setting(text: &str) -> Result<(String, JsonValue), String> {
         .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
     let value = serde_json::from_str(value).unwrap_or_else(|_| JsonValue::from(value));
     Ok((key.trim().to_owned(), value))
+}
+
+/// Starts the in-process DRPC server of `--drpc`.
+fn start_drpc(address: std::net::SocketAddr) -> anyhow::Result<(DrpcServer, Secret)> {
+    let config = ClusterConfig::load(None)?;
+    let secret = Secret::load(&config.cluster).context("--drpc needs the cluster secret")?;
+    let server = DrpcServer::start(
+        DrpcServerConfig {
+            listen: address,
+            http_listen: None,
+            request_timeout: crate::drpc::LOCAL_REQUEST_TIMEOUT,
+        },
+        secret.clone(),
+    )?;
+    Ok((server, secret))
 }
 
 /// One component's line of figures.
@@ -94,7 +122,27 @@ pub fn run(args: &LocalArgs) -> anyhow::Result<Vec<String>> {
         config,
         ..Overrides::default()
     };
-    let topology = file.build(&overrides)?;
+    let drpc_server = match args.drpc {
+        Some(address) => Some(start_drpc(address)?),
+        None => None,
+    };
+    let topology = match &drpc_server {
+        Some((server, secret)) => {
+            let mut registry = ComponentRegistry::with_builtins();
+            registry.with_drpc(DrpcDefaults {
+                servers: vec![server.address().to_string()],
+                secret: Some(secret.cluster_secret()),
+            });
+            file.build_with(&overrides, &registry)?
+        }
+        None => file.build(&overrides)?,
+    };
+    let watch = args
+        .http
+        .as_deref()
+        .map(LocalWatch::start)
+        .transpose()
+        .context("--http")?;
     let style = if args.quiet {
         ProgressStyle::Silent
     } else {
@@ -108,8 +156,23 @@ pub fn run(args: &LocalArgs) -> anyhow::Result<Vec<String>> {
             args.duration
         );
     }
+    if let Some((server, _)) = &drpc_server {
+        // Printed even when quiet: with port 0 it is the only way to learn the port.
+        println!("squall: DRPC server listening on {}", server.address());
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
     let running = squall::run(std::sync::Arc::clone(&topology))
         .with_context(|| format!("starting {:?}", topology.name()))?;
+    if let Some(watch) = &watch {
+        watch.update(&running);
+        if !args.quiet {
+            println!(
+                "squall: serving /metrics and /api/v1 on http://{}",
+                watch.local_addr()
+            );
+        }
+    }
     let mut progress = ProgressLine::new(style);
     let started = Instant::now();
     let mut errors_shown = 0;
@@ -125,6 +188,9 @@ pub fn run(args: &LocalArgs) -> anyhow::Result<Vec<String>> {
             }
             errors_shown = errors.len();
         }
+        if let Some(watch) = &watch {
+            watch.update(&running);
+        }
         progress.update(&format!(
             "{:>6.1}s  {}",
             started.elapsed().as_secs_f64(),
@@ -135,6 +201,9 @@ pub fn run(args: &LocalArgs) -> anyhow::Result<Vec<String>> {
     let stopped_by = running.stopped_by();
     let metrics = running.metrics();
     let report = running.kill(DRAIN_TIMEOUT);
+    if let Some((server, _)) = drpc_server {
+        server.stop();
+    }
     for error in report.errors.iter().skip(errors_shown) {
         eprintln!("squall: {error}");
     }
@@ -214,6 +283,8 @@ mod tests {
             duration: "1s".parse().unwrap(),
             settings: vec![("topology.max.spout.pending".to_owned(), 100.into())],
             quiet: true,
+            http: None,
+            drpc: None,
         };
         let lines = run(&args).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();

@@ -144,6 +144,10 @@ pub struct ScenarioReport {
     /// topology ran in this process).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transport: Option<String>,
+    /// The phases of the `drpc` scenario (only in its report): `tuples_per_sec` is then the
+    /// 64-client request rate and `latency_ns` the latency at `target_rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drpc: Option<crate::drpc_bench::DrpcFigures>,
 }
 
 /// A latency for the table, or a dash when nothing was measured.
@@ -253,6 +257,7 @@ mod tests {
             network: None,
             workers: None,
             transport: None,
+            drpc: None,
         }
     }
 

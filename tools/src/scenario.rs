@@ -24,11 +24,14 @@ pub enum Scenario {
     NetShm,
     /// Constant spout → Python (pystorm) identity bolt → null bolt, every tuple tracked.
     ShellBolt,
+    /// The DRPC identity function through an in-process DRPC server: requests/s with 1 and
+    /// 64 clients, latency at a fixed rate.
+    Drpc,
 }
 
 impl Scenario {
     /// Every scenario, in the order `squall-bench` runs them by default.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::ConstNull,
         Scenario::ConstIdNull,
         Scenario::Wordcount,
@@ -38,6 +41,7 @@ impl Scenario {
         Scenario::NetUring,
         Scenario::NetShm,
         Scenario::ShellBolt,
+        Scenario::Drpc,
     ];
 
     /// The name used on the command line and in reports.
@@ -52,6 +56,7 @@ impl Scenario {
             Scenario::NetShm => "net-shm",
             Scenario::TcpRaw => "tcp-raw",
             Scenario::ShellBolt => "shell-bolt",
+            Scenario::Drpc => "drpc",
         }
     }
 
@@ -81,12 +86,15 @@ impl Scenario {
             Scenario::ShellBolt => {
                 "constant spout -> Python identity bolt (pystorm) -> null bolt, tracked (needs python3 and pystorm)"
             }
+            Scenario::Drpc => {
+                "DRPC identity function via an in-process server: requests/s with 1 and 64 clients, latency at --rate (default half the 64-client rate)"
+            }
         }
     }
 
     /// Whether the scenario tracks every tuple whatever `--acking` says.
     pub fn always_tracks(self) -> bool {
-        matches!(self, Scenario::ShellBolt)
+        matches!(self, Scenario::ShellBolt | Scenario::Drpc)
     }
 
     /// Whether the scenario ends with an exact count check.

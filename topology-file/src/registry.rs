@@ -168,7 +168,15 @@ impl ComponentRegistry {
     pub fn with_builtins() -> Self {
         let mut registry = Self::empty();
         register_builtins(&mut registry);
+        crate::drpc::register_drpc(&mut registry, crate::drpc::DrpcDefaults::default());
         registry
+    }
+
+    /// The DRPC components use `defaults` for the servers their params do not name and for
+    /// the cluster secret (local mode gives its in-process server here).
+    pub fn with_drpc(&mut self, defaults: crate::drpc::DrpcDefaults) -> &mut Self {
+        crate::drpc::register_drpc(self, defaults);
+        self
     }
 
     /// Adds (or replaces) a spout that files name `name`.

@@ -138,7 +138,7 @@ fn semantic_errors_name_line_and_key() {
     let cases = [
         (
             GOOD.replace("builtin: field_count", "builtin: feld_count"),
-            "t.yaml:24: bolts[1].builtin: no builtin bolt is called \"feld_count\" (the builtin bolts: count, field_count,",
+            "t.yaml:24: bolts[1].builtin: no builtin bolt is called \"feld_count\" (the builtin bolts: count, drpc_aggregate, drpc_return, field_count,",
         ),
         (
             GOOD.replace("to: count", "to: cont"),

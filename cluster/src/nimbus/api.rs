@@ -2,18 +2,21 @@
 //! [`crate::protocol`]).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::Shared;
-use crate::artifact::{self, sha256_hex};
+use super::admission::{Admission, Pending};
+use super::upload;
+use crate::artifact::{self, ArtifactError};
 use crate::paths;
 use crate::protocol::{
-    self, ApiError, Hello, MAX_FRAME, NONCE_LEN, Request, Response, SupervisorSummary,
+    self, ApiError, Hello, MAX_REQUEST_FRAME, NONCE_LEN, Request, Response, SupervisorSummary,
     TopologyReport, TopologySummary,
 };
 use crate::records::{
@@ -23,8 +26,8 @@ use crate::request_limits::deadline_after;
 use crate::secret::PROOF_LEN;
 use crate::store::{self, NodeKind, Store, StoreError, Version, encode, read_topologies_versioned};
 
-/// How long a client may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an authenticated client may take to upload its artifact.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Accepts connections until shutdown.
 pub(super) async fn listen(
@@ -32,6 +35,7 @@ pub(super) async fn listen(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let admission = Admission::new(shared.config.nimbus.max_unauthenticated_connections);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -40,9 +44,10 @@ pub(super) async fn listen(
         match accepted {
             Ok((stream, peer)) => {
                 let shared = shared.clone();
+                let pending = admission.admit();
                 tokio::spawn(async move {
                     let peer = peer.to_string();
-                    if let Err(error) = handle(&shared, stream, &peer).await {
+                    if let Err(error) = handle(&shared, stream, &peer, pending).await {
                         tracing::debug!(%peer, %error, "API connection ended with an error");
                     }
                 });
@@ -55,11 +60,22 @@ pub(super) async fn listen(
     }
 }
 
-async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<Vec<u8>> {
+/// Why a connection sent no request to verify.
+#[derive(Debug, thiserror::Error)]
+enum Unread {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("its request frame of {bytes} bytes is too long")]
+    TooLarge { bytes: u64 },
+}
+
+async fn read_frame(stream: &mut Connection, max: usize) -> Result<Vec<u8>, Unread> {
     let mut length = [0u8; 4];
     stream.read_exact(&mut length).await?;
-    let len = protocol::check_frame_len(u32::from_le_bytes(length), max)
-        .map_err(std::io::Error::other)?;
+    let bytes = u32::from_le_bytes(length);
+    let len = protocol::check_frame_len(bytes, max).map_err(|_| Unread::TooLarge {
+        bytes: u64::from(bytes),
+    })?;
     // Grown as the bytes arrive, so a client that only sends a length reserves no memory
     // before it has proved it knows the secret.
     let mut body = Vec::new();
@@ -71,18 +87,21 @@ async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<Vec<u
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             format!("the frame ended after {} of its {len} bytes", body.len()),
-        ));
+        )
+        .into());
     }
     Ok(body)
 }
 
-async fn handle(shared: &Shared, mut stream: TcpStream, peer: &str) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce).map_err(|error| std::io::Error::other(error.to_string()))?;
+/// Sends the hello and reads the request and its proof.
+async fn greet(
+    shared: &Shared,
+    stream: &mut Connection,
+    nonce: &[u8; NONCE_LEN],
+) -> Result<(Vec<u8>, Vec<u8>), Unread> {
     let hello = Hello {
         protocol: protocol::PROTOCOL,
-        nonce: artifact::hex(&nonce),
+        nonce: artifact::hex(nonce),
         nimbus: shared.info.id.clone(),
         leader: *shared.leading.borrow(),
     };
@@ -91,22 +110,131 @@ async fn handle(shared: &Shared, mut stream: TcpStream, peer: &str) -> std::io::
             &serde_json::to_vec(&hello).expect("hello serializes"),
         ))
         .await?;
-    let (body, proof) = tokio::time::timeout(REQUEST_TIMEOUT, async {
-        let body = read_frame(&mut stream, MAX_FRAME).await?;
-        let proof = read_frame(&mut stream, PROOF_LEN).await?;
-        Ok::<_, std::io::Error>((body, proof))
-    })
-    .await
-    .map_err(|_| std::io::Error::other("request timed out"))??;
+    let body = read_frame(stream, MAX_REQUEST_FRAME).await?;
+    let proof = read_frame(stream, PROOF_LEN).await?;
+    Ok((body, proof))
+}
+
+/// Answers an unauthenticated connection with `refusal` (without a proof, since it proved
+/// nothing) and closes it.
+async fn refuse(stream: &mut Connection, refusal: ApiError) -> std::io::Result<()> {
+    let refusal = serde_json::to_vec(&Response::Error(refusal)).expect("responses serialize");
+    stream.write_all(&protocol::frame(&refusal)).await?;
+    stream.write_all(&protocol::frame(&[0; PROOF_LEN])).await?;
+    stream.shutdown().await
+}
+
+/// A connection to nimbus's port, plain or TLS.
+trait ApiStream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ApiStream for T {}
+
+type Connection = Box<dyn ApiStream>;
+
+/// How long a nimbus that requires TLS waits for a client's first TLS record before it
+/// takes the client for one speaking plain TCP (which waits for nimbus to speak first).
+const PLAINTEXT_GRACE: Duration = Duration::from_secs(1);
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// What became of a connection before its request was verified.
+enum Opened {
+    /// A request and its proof.
+    Request(Connection, Vec<u8>, Vec<u8>),
+    /// It is refused with this answer.
+    Refused(Connection, ApiError),
+}
+
+/// Sets up TLS when nimbus requires it, sends the hello and reads the request.
+async fn open(
+    shared: &Shared,
+    stream: TcpStream,
+    nonce: &[u8; NONCE_LEN],
+) -> std::io::Result<Opened> {
+    let mut connection: Connection = match &shared.tls {
+        None => Box::new(stream),
+        Some(tls) => {
+            let mut first = [0u8; 1];
+            let starts_tls =
+                match tokio::time::timeout(PLAINTEXT_GRACE, stream.peek(&mut first)).await {
+                    Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                    Ok(Ok(_)) => first[0] == TLS_HANDSHAKE,
+                    Ok(Err(error)) => return Err(error),
+                    Err(_) => false,
+                };
+            if !starts_tls {
+                return Ok(Opened::Refused(Box::new(stream), ApiError::TlsRequired));
+            }
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+            Box::new(acceptor.accept(stream).await?)
+        }
+    };
+    match greet(shared, &mut connection, nonce).await {
+        Ok((body, proof)) => Ok(Opened::Request(connection, body, proof)),
+        Err(Unread::Io(error)) => Err(error),
+        Err(Unread::TooLarge { bytes }) => Ok(Opened::Refused(
+            connection,
+            ApiError::RequestTooLarge {
+                bytes,
+                max: MAX_REQUEST_FRAME as u64,
+            },
+        )),
+    }
+}
+
+async fn handle(
+    shared: &Shared,
+    stream: TcpStream,
+    peer: &str,
+    pending: Pending,
+) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|error| std::io::Error::other(error.to_string()))?;
+    let deadline = shared.config.nimbus.authentication_timeout();
+    let opened = tokio::select! {
+        opened = tokio::time::timeout(deadline, open(shared, stream, &nonce)) => opened,
+        () = pending.evicted() => {
+            return Err(std::io::Error::other(
+                "closed unauthenticated to admit a newer connection (nimbus.max_unauthenticated_connections)",
+            ));
+        }
+    };
+    let (mut stream, body, proof) = match opened {
+        Err(_) => {
+            return Err(std::io::Error::other(format!(
+                "no authenticated request within {deadline:?} (nimbus.authentication_timeout_ms)"
+            )));
+        }
+        Ok(Err(error)) => return Err(error),
+        Ok(Ok(Opened::Refused(mut stream, refusal))) => {
+            match &refusal {
+                ApiError::RequestTooLarge { bytes, .. } => tracing::warn!(
+                    %peer,
+                    bytes,
+                    "refused a request longer than nimbus reads before authentication"
+                ),
+                _ => tracing::warn!(%peer, "refused a connection without TLS"),
+            }
+            return refuse(&mut stream, refusal).await;
+        }
+        Ok(Ok(Opened::Request(stream, body, proof))) => (stream, body, proof),
+    };
 
     if !shared.secret.verify("request", &[&nonce, &body], &proof) {
-        tracing::warn!(%peer, "refused an unauthenticated request");
-        let refusal = serde_json::to_vec(&Response::Error(ApiError::Unauthenticated))
-            .expect("responses serialize");
-        stream.write_all(&protocol::frame(&refusal)).await?;
-        stream.write_all(&protocol::frame(&[0; PROOF_LEN])).await?;
-        return stream.shutdown().await;
+        match signing_worker_key(shared, &nonce, &body, &proof).await {
+            Some(topology) => tracing::warn!(
+                %peer,
+                %topology,
+                "refused a request signed with the worker key of topology {topology}: worker \
+                 keys admit only their topology's data plane"
+            ),
+            None => tracing::warn!(%peer, "refused an unauthenticated request"),
+        }
+        return refuse(&mut stream, ApiError::Unauthenticated).await;
     }
+    drop(pending);
     let exchange = Exchange {
         nonce,
         proof: proof.clone(),
@@ -126,6 +254,23 @@ async fn handle(shared: &Shared, mut stream: TcpStream, peer: &str) -> std::io::
     stream.shutdown().await
 }
 
+/// The topology whose worker key signed a refused request, if one did: a worker key is
+/// never accepted, but an operator should learn that one was tried (a leaked key, or a
+/// component that reached for its worker's environment).
+async fn signing_worker_key(
+    shared: &Shared,
+    nonce: &[u8],
+    body: &[u8],
+    proof: &[u8],
+) -> Option<String> {
+    let topologies = read_topologies_versioned(&shared.store).await.ok()?;
+    topologies.into_keys().find(|topology_id| {
+        let key = shared.secret.worker_key(topology_id);
+        crate::Secret::new(key.env_value().into_encoded_bytes(), "a worker key")
+            .is_ok_and(|as_secret| as_secret.verify("request", &[nonce, body], proof))
+    })
+}
+
 /// What binds the answers of one connection to its request.
 struct Exchange {
     nonce: [u8; NONCE_LEN],
@@ -137,7 +282,7 @@ impl Exchange {
     async fn send(
         &self,
         shared: &Shared,
-        stream: &mut TcpStream,
+        stream: &mut Connection,
         response: &Response,
     ) -> std::io::Result<()> {
         let answer = serde_json::to_vec(response).expect("responses serialize");
@@ -163,7 +308,7 @@ fn leader_to_name(own_id: &str, elected: Option<NimbusInfo>) -> Option<String> {
 
 async fn respond(
     shared: &Shared,
-    stream: &mut TcpStream,
+    stream: &mut Connection,
     exchange: &Exchange,
     request: Request,
 ) -> (Response, Vec<u8>) {
@@ -200,15 +345,23 @@ async fn respond(
                 if let Err(error) = exchange.send(shared, stream, &Response::Continue).await {
                     return (Response::Error(internal(error)), Vec::new());
                 }
-                let mut bytes = vec![0u8; artifact_bytes as usize];
-                match tokio::time::timeout(REQUEST_TIMEOUT * 4, stream.read_exact(&mut bytes)).await
-                {
-                    Ok(Ok(_)) => {
-                        submit(shared, name, description, args, artifact, bytes, active).await
+                match receive_upload(shared, stream, &artifact, artifact_bytes).await {
+                    Ok(upload) => {
+                        let submitted = submit(
+                            shared,
+                            name,
+                            description,
+                            args,
+                            artifact,
+                            (&upload, artifact_bytes),
+                            active,
+                        )
+                        .await;
+                        // Adopted into the store when accepted; removed otherwise.
+                        let _ = tokio::fs::remove_file(&upload).await;
+                        submitted
                     }
-                    _ => Err(ApiError::Invalid {
-                        reason: "the artifact upload broke off".to_owned(),
-                    }),
+                    Err(error) => Err(error),
                 }
             }
         },
@@ -389,21 +542,48 @@ async fn check_submission(
     Ok(())
 }
 
+/// Receives the artifact `digest` of `bytes` bytes from `stream` into a file of the
+/// artifact store, checked against its digest.
+async fn receive_upload(
+    shared: &Shared,
+    stream: &mut Connection,
+    digest: &str,
+    bytes: u64,
+) -> Result<PathBuf, ApiError> {
+    let path = shared
+        .artifacts
+        .upload_path(digest)
+        .map_err(|error| ApiError::Invalid {
+            reason: error.to_string(),
+        })?;
+    match tokio::time::timeout(
+        UPLOAD_TIMEOUT,
+        upload::receive(stream, &path, digest, bytes),
+    )
+    .await
+    {
+        Ok(Ok(())) => Ok(path),
+        Ok(Err(error)) => Err(ApiError::Invalid {
+            reason: error.to_string(),
+        }),
+        Err(_) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            Err(ApiError::Invalid {
+                reason: format!("the artifact upload took longer than {UPLOAD_TIMEOUT:?}"),
+            })
+        }
+    }
+}
+
 async fn submit(
     shared: &Shared,
     name: String,
     description: crate::plan::TopologyDescription,
     args: Vec<String>,
     digest: String,
-    bytes: Vec<u8>,
+    (upload, artifact_bytes): (&Path, u64),
     active: bool,
 ) -> Result<Response, ApiError> {
-    let actual = sha256_hex(&bytes);
-    if actual != digest {
-        return Err(ApiError::Invalid {
-            reason: format!("the artifact's digest is {actual}, not {digest} as announced"),
-        });
-    }
     let topologies = store::read_topologies(&shared.store)
         .await
         .map_err(internal)?;
@@ -413,21 +593,26 @@ async fn submit(
             id: existing.id.clone(),
         });
     }
-    // Check and store the artifact.
+    // Check the archive, then keep it.
     let artifacts = shared.artifacts.clone();
     let check_dir = shared
         .config
         .nimbus
         .data_dir
         .join(format!("check-{digest}"));
-    let artifact_bytes = bytes.len() as u64;
     let stored_digest = digest.clone();
+    let upload = upload.to_owned();
     tokio::task::spawn_blocking(move || {
         let _ = std::fs::remove_dir_all(&check_dir);
-        let checked = artifact::unpack(&bytes, &check_dir);
+        let archive = std::fs::File::open(&upload).map_err(|source| ArtifactError::Io {
+            action: "cannot read",
+            path: upload.clone(),
+            source,
+        })?;
+        let checked = artifact::unpack_from(std::io::BufReader::new(archive), &check_dir);
         let _ = std::fs::remove_dir_all(&check_dir);
         checked?;
-        artifacts.put(&stored_digest, &bytes)
+        artifacts.adopt(&stored_digest, &upload)
     })
     .await
     .map_err(internal)?

@@ -16,6 +16,10 @@ pub struct ClusterView<'a> {
     pub supervisors: &'a BTreeMap<String, SupervisorInfo>,
     /// Topologies, by id.
     pub topologies: &'a BTreeMap<String, TopologyRecord>,
+    /// Topologies whose record exists but cannot be used (garbage, a refused value, or not
+    /// readable): frozen. Their assignments stay exactly as they are and keep their slots,
+    /// so that whoever can write a bad record cannot stop a running topology with it.
+    pub frozen: &'a BTreeSet<String>,
     /// Assignments, by topology id.
     pub assignments: &'a BTreeMap<String, Assignment>,
     /// Workers the leader considers dead: (topology id, slot).
@@ -41,6 +45,12 @@ pub enum Action {
         /// Its artifact, to forget when no other topology uses it.
         artifact: String,
     },
+    /// Delete the assignment (and heartbeats) of a topology that has no record at all, so
+    /// that supervisors stop its workers.
+    RemoveAssignment {
+        /// The topology.
+        topology_id: String,
+    },
     /// Record an error about a topology.
     ReportError {
         /// The topology.
@@ -57,6 +67,13 @@ pub fn decide(view: &ClusterView<'_>) -> Vec<Action> {
     for (id, record) in view.topologies {
         let current = view.assignments.get(id);
         decide_topology(view, record, current, &mut used, &mut actions);
+    }
+    for topology_id in view.assignments.keys() {
+        if !view.topologies.contains_key(topology_id) && !view.frozen.contains(topology_id) {
+            actions.push(Action::RemoveAssignment {
+                topology_id: topology_id.clone(),
+            });
+        }
     }
     actions
 }
@@ -285,6 +302,7 @@ mod tests {
                         ports: vec![6700, 6701],
                         started_ms: 0,
                         version: "test".into(),
+                        metrics_endpoint: None,
                     },
                 )
             })
@@ -333,6 +351,7 @@ mod tests {
         topologies: BTreeMap<String, TopologyRecord>,
         assignments: BTreeMap<String, Assignment>,
         dead: BTreeSet<(String, SlotId)>,
+        frozen: BTreeSet<String>,
         now_ms: u64,
         grace: bool,
     }
@@ -344,6 +363,7 @@ mod tests {
                 topologies: BTreeMap::new(),
                 assignments: BTreeMap::new(),
                 dead: BTreeSet::new(),
+                frozen: BTreeSet::new(),
                 now_ms: 1_000,
                 grace: false,
             }
@@ -354,6 +374,7 @@ mod tests {
                 now_ms: self.now_ms,
                 supervisors: &self.supervisors,
                 topologies: &self.topologies,
+                frozen: &self.frozen,
                 assignments: &self.assignments,
                 dead_workers: &self.dead,
                 absence_grace: self.grace,
@@ -375,6 +396,9 @@ mod tests {
                     Action::RemoveTopology { topology_id, .. } => {
                         self.assignments.remove(topology_id);
                         self.topologies.remove(topology_id);
+                    }
+                    Action::RemoveAssignment { topology_id } => {
+                        self.assignments.remove(topology_id);
                     }
                     Action::ReportError { .. } => {}
                 }
@@ -520,5 +544,56 @@ mod tests {
             }]
         );
         assert!(world.assignments.is_empty() && world.topologies.is_empty());
+    }
+
+    #[test]
+    fn a_topology_whose_record_cannot_be_read_is_frozen_and_one_without_a_record_removed() {
+        let mut world = World::new(&["a"]);
+        world
+            .topologies
+            .insert("wc-1".into(), record("wc-1", 2, TopologyStatus::Active));
+        world.round();
+        let running = world.assignments["wc-1"].clone();
+        assert_eq!(world.slots("wc-1"), ["a:6700", "a:6701"]);
+
+        // The record turns to garbage: the assignment stays, its slots stay taken, and
+        // other topologies are still decided for.
+        world.topologies.remove("wc-1");
+        world.frozen.insert("wc-1".into());
+        world.topologies.insert(
+            "other-2".into(),
+            record("other-2", 1, TopologyStatus::Active),
+        );
+        let actions = world.round();
+        assert!(
+            actions.iter().all(|action| match action {
+                Action::PutAssignment(assignment) => assignment.topology_id == "other-2",
+                Action::PutTopology(record) => record.id == "other-2",
+                Action::ReportError { topology_id, .. } => topology_id == "other-2",
+                _ => false,
+            }),
+            "{actions:?}"
+        );
+        assert_eq!(world.assignments["wc-1"], running);
+        world.round();
+        assert_eq!(world.assignments["wc-1"], running);
+
+        // Readable again: it carries on as it was.
+        world.frozen.clear();
+        world
+            .topologies
+            .insert("wc-1".into(), record("wc-1", 2, TopologyStatus::Active));
+        assert_eq!(world.round(), []);
+        assert_eq!(world.assignments["wc-1"], running);
+
+        // Its record deleted outright: its assignment goes too.
+        world.topologies.remove("wc-1");
+        assert_eq!(
+            world.round(),
+            [Action::RemoveAssignment {
+                topology_id: "wc-1".into()
+            }]
+        );
+        assert!(!world.assignments.contains_key("wc-1"));
     }
 }

@@ -149,6 +149,8 @@ mod tests {
                         executed: 0,
                         emitted: 0,
                         errors: 0,
+                        metrics_endpoint: None,
+                        figures: Default::default(),
                     },
                 },
             )]),

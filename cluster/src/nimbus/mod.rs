@@ -9,9 +9,12 @@
 pub mod decide;
 pub mod heartbeats;
 
+mod admission;
 mod api;
+mod http;
 mod replicate;
 mod rounds;
+mod upload;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +27,8 @@ use super::election;
 use super::records::{NimbusInfo, now_ms};
 use super::secret::{Secret, SecretError};
 use super::shutdown;
-use super::store::ZkStore;
+use super::store::{ZkIdentity, ZkStore};
+use super::tls::{ServerTls, TlsError};
 
 /// Why nimbus could not run.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +36,9 @@ pub enum NimbusError {
     /// No usable secret.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// The HTTP service's key file is unusable.
+    #[error("nimbus.http_key_file is unusable (it is read like a secret file): {0}")]
+    HttpKey(#[source] SecretError),
     /// The artifact directory is unusable.
     #[error(transparent)]
     Artifacts(#[from] ArtifactError),
@@ -43,6 +50,9 @@ pub enum NimbusError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
@@ -56,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) info: NimbusInfo,
     pub(crate) store: ZkStore,
     pub(crate) artifacts: ArtifactStore,
+    /// TLS for the API, when `[tls]` configures a certificate.
+    pub(crate) tls: Option<ServerTls>,
     pub(crate) leading: watch::Receiver<bool>,
     /// Wakes the scheduling rounds early (a request changed something).
     pub(crate) wake: Notify,
@@ -80,6 +92,8 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), NimbusError> {
     let artifacts = ArtifactStore::open(&config.nimbus.data_dir.join("artifacts"))?;
+    let tls = ServerTls::from_settings(&config.tls)?;
+    let http_access = http::access(&config.nimbus)?;
     let address = format!("{}:{}", config.nimbus.bind, config.nimbus.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
@@ -96,8 +110,11 @@ pub async fn serve(
         started_ms: now_ms(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    tracing::info!(nimbus = %info.id, api = %address, "nimbus starting");
-    let store = ZkStore::connect_retrying(&config.zookeeper, Duration::from_millis(500)).await;
+    tracing::info!(nimbus = %info.id, api = %address, tls = tls.is_some(), "nimbus starting");
+    let identity = ZkIdentity::from_secret(&secret);
+    let store =
+        ZkStore::connect_retrying(&config.zookeeper, &identity, Duration::from_millis(500)).await;
+    restrict_tree(&store).await;
     let (leading_sender, leading) = watch::channel(false);
     let shared = Arc::new(Shared {
         config,
@@ -105,6 +122,7 @@ pub async fn serve(
         info,
         store,
         artifacts,
+        tls,
         leading,
         wake: Notify::new(),
     });
@@ -119,14 +137,50 @@ pub async fn serve(
     let rounds = tokio::spawn(rounds::lead(shared.clone(), shutdown.clone()));
     let replication = tokio::spawn(replicate::replicate(shared.clone(), shutdown.clone()));
     let api = tokio::spawn(api::listen(shared.clone(), listener, shutdown.clone()));
+    let http = http::start(&shared, http_access, shutdown.clone())?;
 
     let mut shutdown = shutdown;
     let _ = shutdown.wait_for(|stop| *stop).await;
     api.abort();
+    if let Some((server, refresh)) = http {
+        refresh.abort();
+        drop(server);
+    }
     rounds.abort();
     replication.abort();
     let _ = election.await;
     shared.store.close().await;
     tracing::info!(nimbus = %shared.info.id, "nimbus stopped");
     Ok(())
+}
+
+/// Makes the cluster's tree private to its identity, for trees made before the cluster
+/// used ACLs; what cannot be done is logged and does not stop the nimbus.
+async fn restrict_tree(store: &ZkStore) {
+    match store.restrict_tree().await {
+        Ok(report) => {
+            if !report.restricted.is_empty() {
+                tracing::warn!(
+                    count = report.restricted.len(),
+                    nodes = %report.restricted.join(" "),
+                    "znodes open to any ZooKeeper client are now private to the cluster"
+                );
+            }
+            if !report.foreign.is_empty() {
+                tracing::warn!(
+                    nodes = %report.foreign.join(" "),
+                    "znodes in the cluster's tree belong to another ZooKeeper identity; \
+                     their records are ignored (delete them with zkCli.sh as their owner or \
+                     a super user)"
+                );
+            }
+            tracing::info!(
+                checked = report.checked,
+                "cluster znodes are private to the cluster"
+            );
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot check the ACLs of the cluster's znodes now");
+        }
+    }
 }

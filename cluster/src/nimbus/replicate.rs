@@ -52,11 +52,19 @@ pub(super) async fn replicate(shared: Arc<Shared>, mut shutdown: watch::Receiver
 
 async fn sync_once(shared: &Shared, client: &NimbusClient) -> Result<(), StoreError> {
     let zk = &shared.store;
-    let referenced: BTreeSet<String> = store::read_topologies(zk)
+    // Assignments count too: a topology whose record cannot be read is frozen, not gone,
+    // and its workers need the artifact when they restart.
+    let mut referenced: BTreeSet<String> = store::read_topologies(zk)
         .await?
         .into_values()
         .map(|record| record.artifact)
         .collect();
+    referenced.extend(
+        store::read_assignments(zk)
+            .await?
+            .into_values()
+            .map(|assignment| assignment.artifact),
+    );
     for digest in &referenced {
         let holder = paths::artifact_holder(digest, &shared.info.id);
         if !shared.artifacts.contains(digest) {

@@ -1,6 +1,6 @@
 //! The leader's scheduling rounds: read, decide, write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,8 @@ use super::heartbeats::HeartbeatTracker;
 use crate::paths;
 use crate::records::{TopologyRecord, now_ms};
 use crate::store::{
-    self, Changes, Store, StoreError, Version, ZkStore, encode, read_topologies_versioned,
+    self, Changes, CheckedRecords, Store, StoreError, Version, ZkStore, encode,
+    read_topologies_checked,
 };
 
 /// Runs rounds whenever this nimbus leads, until shutdown.
@@ -25,6 +26,7 @@ pub(super) async fn lead(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool
         }
         tracing::info!("leading: scheduling rounds start");
         let mut tracker = HeartbeatTracker::new();
+        let mut frozen = BTreeSet::new();
         let mut last_observed: Option<Instant> = None;
         let mut settled_since = Instant::now();
         let mut session = shared.store.session();
@@ -50,7 +52,7 @@ pub(super) async fn lead(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool
             let grace =
                 now - settled_since < shared.store.session_timeout() + Duration::from_secs(1);
             if shared.store.connected() {
-                match round(&shared, &mut tracker, grace).await {
+                match round(&shared, &mut tracker, &mut frozen, grace).await {
                     Ok(()) => last_observed = Some(Instant::now()),
                     Err(error) => {
                         tracing::warn!(%error, "scheduling round failed; retrying");
@@ -98,15 +100,33 @@ async fn watch_inputs(store: &ZkStore) -> Result<Watchers, StoreError> {
     ))
 }
 
+/// One scheduling round; `frozen` holds the topologies found frozen by the last round, so
+/// that a change is logged once.
 async fn round(
     shared: &Shared,
     tracker: &mut HeartbeatTracker,
+    frozen: &mut BTreeSet<String>,
     absence_grace: bool,
 ) -> Result<(), StoreError> {
     let zk = &shared.store;
     let supervisors = store::read_supervisors(zk).await?;
-    let versioned = read_topologies_versioned(zk).await?;
+    let CheckedRecords {
+        records: versioned,
+        unusable,
+    } = read_topologies_checked(zk).await?;
     let assignments = store::read_assignments(zk).await?;
+    for topology_id in unusable.difference(frozen) {
+        tracing::error!(
+            topology = %topology_id,
+            assigned = assignments.contains_key(topology_id),
+            "the topology's record cannot be used; its assignment is frozen as it is until \
+             the record is readable again (or deleted)"
+        );
+    }
+    for topology_id in frozen.difference(&unusable) {
+        tracing::info!(topology = %topology_id, "the topology's record is usable again");
+    }
+    frozen.clone_from(&unusable);
     let mut beats = BTreeMap::new();
     for topology_id in assignments.keys() {
         beats.insert(
@@ -130,6 +150,7 @@ async fn round(
         now_ms: now_ms(),
         supervisors: &supervisors,
         topologies: &topologies,
+        frozen: &unusable,
         assignments: &assignments,
         dead_workers: &dead,
         absence_grace,
@@ -184,11 +205,20 @@ async fn apply(
             let still_used = store::read_topologies(zk)
                 .await?
                 .values()
-                .any(|record| record.artifact == artifact);
+                .any(|record| record.artifact == artifact)
+                || store::read_assignments(zk)
+                    .await?
+                    .values()
+                    .any(|assignment| assignment.artifact == artifact);
             if !still_used {
                 zk.delete_tree(&paths::artifact(&artifact)).await?;
             }
             Ok(())
+        }
+        Action::RemoveAssignment { topology_id } => {
+            tracing::info!(topology = %topology_id, "removing the assignment of a topology without a record");
+            zk.delete(&paths::assignment(&topology_id), None).await?;
+            zk.delete_tree(&paths::workerbeats(&topology_id)).await
         }
         Action::ReportError {
             topology_id,

@@ -4,16 +4,19 @@
 //! Everything the daemons decide is computed by pure functions from records read through
 //! this trait; only reading and writing goes through it.
 
+mod identity;
 mod typed;
 mod zk;
 
 use std::future::Future;
 
+pub use identity::{ZOOKEEPER_USER, ZkIdentity};
 pub use typed::{
-    put, read_artifact_holders, read_assignments, read_errors, read_leader, read_nimbuses,
-    read_supervisors, read_topologies, read_topologies_versioned, read_workerbeats, report_error,
+    CheckedRecords, put, read_artifact_holders, read_assignments, read_errors, read_leader,
+    read_nimbuses, read_supervisors, read_topologies, read_topologies_checked,
+    read_topologies_versioned, read_workerbeats, report_error,
 };
-pub use zk::ZkStore;
+pub use zk::{TreeAcls, ZkStore};
 
 /// The version of a node's data, for compare-and-set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +108,19 @@ pub enum StoreError {
         path: String,
         /// The value and why it is refused.
         source: crate::validate::InvalidValue,
+    },
+    /// The znode's ACL grants this cluster's identity no right to the operation: it
+    /// belongs to another identity (another cluster secret, or another user of the
+    /// ensemble).
+    #[error(
+        "ZooKeeper refused {operation} {path}: the znode's ACL does not admit this cluster's \
+         identity (digest user \"squall\" with a password derived from the cluster secret)"
+    )]
+    NoAuth {
+        /// The operation.
+        operation: &'static str,
+        /// The node.
+        path: String,
     },
     /// ZooKeeper refused the operation for another reason.
     #[error("ZooKeeper refused {operation} {path}: {reason}")]

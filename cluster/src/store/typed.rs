@@ -1,6 +1,6 @@
 //! Reading and writing the control plane's records through any [`Store`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{NodeKind, Store, StoreError, Version, decode, encode};
 use crate::paths;
@@ -53,36 +53,61 @@ fn named_after(name: &str, field: &'static str, id: &str) -> Result<(), InvalidV
     }
 }
 
+/// Every record under a parent znode with its version, keyed by child name, and the names
+/// of the children that exist but hold no usable record.
+#[derive(Debug, Clone)]
+pub struct CheckedRecords<T> {
+    /// The usable records.
+    pub records: BTreeMap<String, (T, Version)>,
+    /// Children whose data does not parse, does not pass its checks, or may not be read.
+    pub unusable: BTreeSet<String>,
+}
+
 /// Reads every record under `parent` with its version, keyed by child name. Children that
-/// vanish between listing and reading are skipped; so are records that do not parse or do
-/// not pass their checks (logged), so that one bad znode does not stop everything else.
+/// vanish between listing and reading are skipped; records that do not parse, do not pass
+/// their checks or may not be read are logged and listed as unusable, so that one bad
+/// znode does not stop everything else.
+pub(crate) async fn read_checked_records<S: Store, T: Record>(
+    store: &S,
+    parent: &str,
+) -> Result<CheckedRecords<T>, StoreError> {
+    let mut records = BTreeMap::new();
+    let mut unusable = BTreeSet::new();
+    for child in store.children(parent).await? {
+        let path = format!("{parent}/{child}");
+        let node = match store.get(&path).await {
+            Ok(Some(node)) => Ok(node),
+            Ok(None) => continue,
+            Err(error @ StoreError::NoAuth { .. }) => Err(error),
+            Err(error) => return Err(error),
+        };
+        let record = node.and_then(|node| {
+            let record = decode::<T>(&path, &node.data)?;
+            record.check(&child).map_err(|source| StoreError::Invalid {
+                path: path.clone(),
+                source,
+            })?;
+            Ok((record, node.version))
+        });
+        match record {
+            Ok(record) => {
+                records.insert(child, record);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "skipping a znode that holds no usable record");
+                unusable.insert(child);
+            }
+        }
+    }
+    Ok(CheckedRecords { records, unusable })
+}
+
+/// [`read_checked_records`] without the unusable children.
 pub(crate) async fn read_checked<S: Store, T: Record>(
     store: &S,
     parent: &str,
 ) -> Result<BTreeMap<String, (T, Version)>, StoreError> {
-    let mut records = BTreeMap::new();
-    for child in store.children(parent).await? {
-        let path = format!("{parent}/{child}");
-        let Some(node) = store.get(&path).await? else {
-            continue;
-        };
-        let record = decode::<T>(&path, &node.data).and_then(|record| {
-            record
-                .check(&child)
-                .map(|()| record)
-                .map_err(|source| StoreError::Invalid {
-                    path: path.clone(),
-                    source,
-                })
-        });
-        match record {
-            Ok(record) => {
-                records.insert(child, (record, node.version));
-            }
-            Err(error) => tracing::warn!(%error, "skipping a znode that holds no usable record"),
-        }
-    }
-    Ok(records)
+    Ok(read_checked_records(store, parent).await?.records)
 }
 
 /// [`read_checked`] without the versions.
@@ -105,6 +130,18 @@ pub async fn read_topologies_versioned<S: Store>(
     store: &S,
 ) -> Result<BTreeMap<String, (TopologyRecord, Version)>, StoreError> {
     read_checked(store, paths::TOPOLOGIES).await
+}
+
+/// The topology records with their versions, and the ids of topologies whose record
+/// exists but cannot be used (unparsable, refused, or unreadable): those are not absent,
+/// and what runs for them must be left alone.
+///
+/// # Errors
+/// When ZooKeeper cannot be read.
+pub async fn read_topologies_checked<S: Store>(
+    store: &S,
+) -> Result<CheckedRecords<TopologyRecord>, StoreError> {
+    read_checked_records(store, paths::TOPOLOGIES).await
 }
 
 /// The registered supervisors, by id.

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use zookeeper_client as zk;
 
+use super::identity::{ZkIdentity, creator_only};
 use super::{Changes, Node, NodeKind, Store, StoreError, Version};
 use crate::config::ZooKeeperSettings;
 use crate::paths;
@@ -25,6 +26,7 @@ struct Current {
 struct Inner {
     servers: String,
     root: String,
+    identity: ZkIdentity,
     session_timeout: Duration,
     connect_timeout: Duration,
     current: watch::Sender<Current>,
@@ -50,18 +52,23 @@ impl std::fmt::Debug for ZkStore {
 }
 
 impl ZkStore {
-    /// Connects to the ensemble (one attempt over all servers), creates the root and the
-    /// cluster's directories if missing, and starts renewing the session whenever it
-    /// expires.
+    /// Connects to the ensemble (one attempt over all servers) as `identity`, creates the
+    /// root and the cluster's directories if missing (private to `identity`), and starts
+    /// renewing the session whenever it expires.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when no server answers.
-    pub async fn connect(settings: &ZooKeeperSettings) -> Result<Self, StoreError> {
+    /// [`StoreError::Unavailable`] when no server answers; [`StoreError::NoAuth`] when the
+    /// root or a directory exists but is not open to `identity`.
+    pub async fn connect(
+        settings: &ZooKeeperSettings,
+        identity: &ZkIdentity,
+    ) -> Result<Self, StoreError> {
         let servers = settings.connect_string();
         let root = settings.root.clone();
         let client = establish(
             &servers,
             &root,
+            identity,
             settings.session_timeout(),
             settings.connect_timeout(),
         )
@@ -73,6 +80,7 @@ impl ZkStore {
         let inner = Arc::new(Inner {
             servers,
             root,
+            identity: identity.clone(),
             session_timeout: settings.session_timeout(),
             connect_timeout: settings.connect_timeout(),
             current,
@@ -88,9 +96,13 @@ impl ZkStore {
 
     /// Connects like [`connect`](Self::connect), retrying every `retry` until it succeeds,
     /// logging each failure.
-    pub async fn connect_retrying(settings: &ZooKeeperSettings, retry: Duration) -> Self {
+    pub async fn connect_retrying(
+        settings: &ZooKeeperSettings,
+        identity: &ZkIdentity,
+        retry: Duration,
+    ) -> Self {
         loop {
-            match Self::connect(settings).await {
+            match Self::connect(settings, identity).await {
                 Ok(store) => return store,
                 Err(error) => {
                     tracing::warn!(%error, "cannot connect to ZooKeeper yet; retrying");
@@ -129,6 +141,79 @@ impl ZkStore {
             drop(client);
             let closed = async { while !states.changed().await.is_terminated() {} };
             let _ = tokio::time::timeout(Duration::from_secs(2), closed).await;
+        }
+    }
+
+    /// Makes the cluster's own znodes private to this store's identity: the root (unless it
+    /// is the ensemble's `/`) and everything under the cluster's directories. Nodes that
+    /// grant rights to anyone else — world-open nodes made before the cluster used ACLs —
+    /// get creator-only ACLs; nodes outside the cluster's tree are never touched.
+    ///
+    /// # Errors
+    /// When ZooKeeper cannot be reached; nodes this identity may not change are reported
+    /// in [`TreeAcls::foreign`], not as errors.
+    pub async fn restrict_tree(&self) -> Result<TreeAcls, StoreError> {
+        let client = self.client("restrict", "/")?;
+        let mut report = TreeAcls::default();
+        let mut pending: Vec<String> = paths::DIRECTORIES
+            .iter()
+            .map(|directory| (*directory).to_owned())
+            .collect();
+        if self.inner.root != "/" {
+            self.restrict_node(&client, "/", &mut report).await?;
+        }
+        while let Some(path) = pending.pop() {
+            if !self.restrict_node(&client, &path, &mut report).await? {
+                continue;
+            }
+            match self.run("list", &path, client.list_children(&path)).await {
+                Ok(children) => {
+                    pending.extend(children.into_iter().map(|child| format!("{path}/{child}")))
+                }
+                Err(StoreError::NoNode { .. }) => {}
+                Err(StoreError::NoAuth { .. }) => report.foreign.push(path),
+                Err(error) => return Err(error),
+            }
+        }
+        report.foreign.sort();
+        report.foreign.dedup();
+        Ok(report)
+    }
+
+    /// Restricts one node; `false` when it is gone or not this identity's to change.
+    async fn restrict_node(
+        &self,
+        client: &zk::Client,
+        path: &str,
+        report: &mut TreeAcls,
+    ) -> Result<bool, StoreError> {
+        let acl = match self.run("get ACL", path, client.get_acl(path)).await {
+            Ok((acl, _)) => acl,
+            Err(StoreError::NoNode { .. }) => return Ok(false),
+            Err(StoreError::NoAuth { .. }) => {
+                report.foreign.push(path.to_owned());
+                return Ok(false);
+            }
+            Err(error) => return Err(error),
+        };
+        report.checked += 1;
+        if self.inner.identity.is_private(&acl) {
+            return Ok(true);
+        }
+        match self
+            .run("set ACL", path, client.set_acl(path, &creator_only(), None))
+            .await
+        {
+            Ok(_) => {
+                report.restricted.push(path.to_owned());
+                Ok(true)
+            }
+            Err(StoreError::NoNode { .. }) => Ok(false),
+            Err(StoreError::NoAuth { .. }) => {
+                report.foreign.push(path.to_owned());
+                Ok(false)
+            }
+            Err(error) => Err(error),
         }
     }
 
@@ -172,6 +257,7 @@ impl ZkStore {
             zk::Error::NodeExists => StoreError::NodeExists { path },
             zk::Error::BadVersion => StoreError::BadVersion { path },
             zk::Error::NotEmpty => StoreError::NotEmpty { path },
+            zk::Error::NoAuth => StoreError::NoAuth { operation, path },
             zk::Error::SessionExpired | zk::Error::ClientClosed | zk::Error::SessionMoved => {
                 StoreError::SessionExpired { operation, path }
             }
@@ -206,10 +292,23 @@ impl Drop for Inner {
     }
 }
 
+/// What [`ZkStore::restrict_tree`] found and did; paths are relative to the root (`/` is
+/// the root itself).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeAcls {
+    /// Nodes examined.
+    pub checked: usize,
+    /// Nodes that were open to others and are now private to this identity.
+    pub restricted: Vec<String>,
+    /// Nodes this identity may not read or change: made by another identity.
+    pub foreign: Vec<String>,
+}
+
 /// Opens a session and makes sure the root and the cluster directories exist.
 async fn establish(
     servers: &str,
     root: &str,
+    identity: &ZkIdentity,
     session_timeout: Duration,
     connect_timeout: Duration,
 ) -> Result<zk::Client, StoreError> {
@@ -223,18 +322,24 @@ async fn establish(
         .with_session_timeout(session_timeout)
         .with_connection_timeout(connect_timeout)
         .with_fail_eagerly()
+        .with_auth("digest", &identity.credentials())
         .connect(servers);
     let client = match tokio::time::timeout(connect_timeout + session_timeout, connecting).await {
         Ok(Ok(client)) => client,
         Ok(Err(error)) => return Err(unavailable(error.to_string())),
         Err(_) => return Err(unavailable("no session established in time".to_owned())),
     };
-    let directory = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    let directory = zk::CreateMode::Persistent.with_acls(creator_only());
+    let no_auth = |path: &str| StoreError::NoAuth {
+        operation: "create",
+        path: path.to_owned(),
+    };
     if root != "/" {
-        client
-            .mkdir(root, &directory)
-            .await
-            .map_err(|error| unavailable(format!("cannot create the root: {error}")))?;
+        match client.mkdir(root, &directory).await {
+            Ok(()) => {}
+            Err(zk::Error::NoAuth) => return Err(no_auth(root)),
+            Err(error) => return Err(unavailable(format!("cannot create the root: {error}"))),
+        }
     }
     let client = if root == "/" {
         client
@@ -246,6 +351,7 @@ async fn establish(
     for directory_path in paths::DIRECTORIES {
         match client.create(directory_path, &[], &directory).await {
             Ok(_) | Err(zk::Error::NodeExists) => {}
+            Err(zk::Error::NoAuth) => return Err(no_auth(directory_path)),
             Err(error) => {
                 return Err(unavailable(format!(
                     "cannot create {directory_path}: {error}"
@@ -286,16 +392,17 @@ async fn maintain(inner: std::sync::Weak<Inner>, mut client: zk::Client) {
             return;
         };
         strong.current.send_modify(|current| current.client = None);
-        let (servers, root, session_timeout, connect_timeout) = (
+        let (servers, root, identity, session_timeout, connect_timeout) = (
             strong.servers.clone(),
             strong.root.clone(),
+            strong.identity.clone(),
             strong.session_timeout,
             strong.connect_timeout,
         );
         drop(strong);
         let mut delay = Duration::from_millis(100);
         client = loop {
-            match establish(&servers, &root, session_timeout, connect_timeout).await {
+            match establish(&servers, &root, &identity, session_timeout, connect_timeout).await {
                 Ok(client) => break client,
                 Err(error) => {
                     tracing::debug!(%error, "new ZooKeeper session not possible yet");
@@ -391,7 +498,7 @@ impl Store for ZkStore {
 
     async fn create(&self, path: &str, data: &[u8], kind: NodeKind) -> Result<String, StoreError> {
         let client = self.client("create", path)?;
-        let options = create_mode(kind).with_acls(zk::Acls::anyone_all());
+        let options = create_mode(kind).with_acls(creator_only());
         let sequential = matches!(
             kind,
             NodeKind::PersistentSequential | NodeKind::EphemeralSequential
@@ -412,8 +519,7 @@ impl Store for ZkStore {
                 Err(StoreError::NoNode { .. }) if attempt == 0 => {
                     attempt += 1;
                     if let Some(parent) = parent(path) {
-                        let directory =
-                            zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                        let directory = zk::CreateMode::Persistent.with_acls(creator_only());
                         self.run("create", parent, client.mkdir(parent, &directory))
                             .await?;
                     }
@@ -471,7 +577,7 @@ impl Store for ZkStore {
                 Some(node) => {
                     // Left by an earlier session of this daemon: swap it for ours in one
                     // transaction, so that watchers never see the node missing.
-                    let options = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+                    let options = zk::CreateMode::Ephemeral.with_acls(creator_only());
                     let mut writer = client.new_multi_writer();
                     writer
                         .add_delete(path, Some(node.version.0))

@@ -10,6 +10,8 @@
 //! to ZooKeeper for the leader nimbus.
 
 pub mod decide;
+mod metrics;
+pub mod pid_record;
 pub mod process;
 
 mod tasks;
@@ -29,7 +31,7 @@ use super::plan::WorkerHeartbeat;
 use super::records::{SupervisorInfo, now_ms};
 use super::secret::{Secret, SecretError};
 use super::shutdown;
-use super::store::ZkStore;
+use super::store::{ZkIdentity, ZkStore};
 
 /// Why a supervisor could not run.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,9 @@ pub enum SupervisorError {
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// The metrics address cannot be served.
+    #[error(transparent)]
+    Metrics(#[from] crate::observe::http::HttpError),
 }
 
 /// Heartbeats of this node's workers, by (topology, port), for the relay task.
@@ -91,12 +96,33 @@ pub async fn serve(
         Some(program) => program.clone(),
         None => std::env::current_exe().map_err(SupervisorError::Program)?,
     };
+    let beats: Beats = Arc::new(Mutex::new(BTreeMap::new()));
+    let started_ms = now_ms();
+    let metrics_server = if settings.metrics_bind.is_empty() {
+        None
+    } else {
+        let handler = metrics::handler(
+            settings.id(),
+            settings.host.clone(),
+            settings.ports.len(),
+            started_ms,
+            beats.clone(),
+        );
+        Some(crate::observe::http::HttpServer::start(
+            &settings.metrics_bind,
+            "squall-supervisor-metrics",
+            handler,
+        )?)
+    };
     let info = SupervisorInfo {
         id: settings.id(),
         host: settings.host.clone(),
         ports: settings.ports.clone(),
-        started_ms: now_ms(),
+        started_ms,
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        metrics_endpoint: metrics_server
+            .as_ref()
+            .map(|server| crate::observe::advertised(server.local_addr(), &settings.host)),
     };
     tracing::info!(supervisor = %info.id, host = %info.host, ports = ?info.ports, "supervisor starting");
 
@@ -112,13 +138,18 @@ pub async fn serve(
         desired: None,
         fetching: BTreeSet::new(),
         fetch_failed: BTreeMap::new(),
-        beats: Arc::new(Mutex::new(BTreeMap::new())),
+        beats,
         errors: None,
     };
     monitor.adopt();
     sweep_pid_dirs();
 
-    let store = ZkStore::connect_retrying(&config.zookeeper, Duration::from_millis(500)).await;
+    let store = ZkStore::connect_retrying(
+        &config.zookeeper,
+        &ZkIdentity::from_secret(&secret),
+        Duration::from_millis(500),
+    )
+    .await;
     let (desired_sender, mut desired) = watch::channel(None);
     let (error_sender, error_receiver) = mpsc::unbounded_channel();
     let (fetched_sender, mut fetched) = mpsc::unbounded_channel();
@@ -175,6 +206,7 @@ pub async fn serve(
     drop(monitor);
     let _ = tokio::time::timeout(Duration::from_secs(2), reporter).await;
     store.close().await;
+    drop(metrics_server);
     tracing::info!(supervisor = %info.id, "supervisor stopped");
     Ok(())
 }
@@ -337,7 +369,13 @@ impl Monitor {
             }
         };
         let dir = worker_dir(&self.workers_dir, &want.topology_id, port);
-        match LocalWorker::launch(dir, &program, want, &self.secret) {
+        match LocalWorker::launch(
+            dir,
+            &program,
+            want,
+            &self.secret,
+            &self.config.supervisor.worker_metrics_bind,
+        ) {
             Ok(worker) => {
                 tracing::info!(
                     port,

@@ -2,9 +2,11 @@
 //!
 //! Each worker runs in its own directory (`<data_dir>/workers/<topology-id>-<port>`) as
 //! `<program> worker --plan plan.json`, in a process group of its own (so that stopping it
-//! also stops anything it started), with the cluster secret in its environment and its
-//! output appended to `worker.log`. Its process id is kept in `worker.pid`, so that a
-//! supervisor restarted on the same machine adopts its workers instead of orphaning them.
+//! also stops anything it started), with its topology's worker key (never the cluster
+//! secret) in its environment and its output appended to `worker.log`. Its process id and
+//! start time are kept in `worker.pid` ([`PidRecord`]), so that a supervisor restarted on the
+//! same machine adopts its workers instead of orphaning them, and never mistakes a process
+//! that reused the id for one.
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
@@ -15,7 +17,8 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal};
 
 use super::decide::{DesiredWorker, ObservedWorker};
-use crate::plan::{HEARTBEAT_FILE, SECRET_ENV, WorkerHeartbeat, WorkerPlan};
+use super::pid_record::PidRecord;
+use crate::plan::{HEARTBEAT_FILE, SECRET_ENV, WORKER_KEY_ENV, WorkerHeartbeat, WorkerPlan};
 use crate::secret::Secret;
 
 /// Name of the plan file in a worker's directory.
@@ -29,8 +32,9 @@ pub const LOG_FILE: &str = "worker.log";
 enum Process {
     /// Started by this supervisor.
     Child(Child),
-    /// Started by an earlier run of this supervisor.
-    Adopted,
+    /// Started by an earlier run of this supervisor: not this process's child, so its id
+    /// may be reused once it ends; the record tells.
+    Adopted(PidRecord),
 }
 
 /// One worker process of this supervisor.
@@ -64,11 +68,16 @@ fn signal_group(pid: u32, signal: Signal) {
     }
 }
 
-fn alive(pid: u32) -> bool {
-    i32::try_from(pid)
-        .ok()
-        .and_then(Pid::from_raw)
-        .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
+/// The record of the process a pid-alone `worker.pid` (written by an earlier version)
+/// names, if that process works in `dir` — as the worker launched there does — so that a
+/// supervisor upgraded under running workers still adopts them.
+fn legacy_record(text: &str, dir: &Path) -> Option<PidRecord> {
+    let pid: u32 = text.trim().parse().ok()?;
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+    if cwd != dir.canonicalize().ok()? {
+        return None;
+    }
+    PidRecord::of_running(pid)
 }
 
 impl LocalWorker {
@@ -81,6 +90,7 @@ impl LocalWorker {
         program: &Path,
         desired: &DesiredWorker,
         secret: &Secret,
+        metrics_bind: &str,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         let _ = std::fs::remove_file(dir.join(HEARTBEAT_FILE));
@@ -95,7 +105,14 @@ impl LocalWorker {
             .arg("--plan")
             .arg(&plan_path)
             .current_dir(&dir)
-            .env(SECRET_ENV, secret.env_value())
+            // The supervisor may hold the cluster secret in its own environment: a worker
+            // must not inherit it, only its topology's key.
+            .env_remove(SECRET_ENV)
+            .env(
+                WORKER_KEY_ENV,
+                secret.worker_key(&desired.topology_id).env_value(),
+            )
+            .env(crate::app::WORKER_METRICS_ENV, metrics_bind)
             // Workers log like their supervisor, so one shipper reads both.
             .env(
                 crate::logging::LOG_FORMAT_ENV,
@@ -113,7 +130,19 @@ impl LocalWorker {
                 )
             })?;
         let pid = child.id();
-        std::fs::write(dir.join(PID_FILE), pid.to_string())?;
+        // The child is not reaped before this supervisor waits for it, so /proc describes
+        // it even if it has exited already.
+        let record = PidRecord::of_running(pid).map_or_else(
+            || {
+                tracing::warn!(
+                    pid,
+                    "no start time for the new worker; it cannot be adopted"
+                );
+                pid.to_string()
+            },
+            |record| record.to_string(),
+        );
+        std::fs::write(dir.join(PID_FILE), record)?;
         Ok(Self {
             topology_id: desired.topology_id.clone(),
             executors: desired.executors.clone(),
@@ -128,17 +157,29 @@ impl LocalWorker {
     }
 
     /// Takes over the worker left running in `dir` by an earlier run of the supervisor,
-    /// if its process is alive and its plan readable; returns the port and the worker.
+    /// if the process its pid record names is still the one recorded (same start time) and
+    /// its plan is readable; returns the port and the worker.
     pub fn adopt(dir: &Path) -> Option<(u16, Self)> {
-        let pid: u32 = std::fs::read_to_string(dir.join(PID_FILE))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        let plan = WorkerPlan::read(&dir.join(PLAN_FILE)).ok()?;
-        if !alive(pid) {
+        let text = std::fs::read_to_string(dir.join(PID_FILE)).ok()?;
+        let record = match PidRecord::parse(&text) {
+            Ok(record) => record,
+            Err(error) => match legacy_record(&text, dir) {
+                Some(record) => record,
+                None => {
+                    tracing::warn!(dir = %dir.display(), %error, "not adopting a worker");
+                    return None;
+                }
+            },
+        };
+        if !record.is_running() {
+            tracing::info!(
+                dir = %dir.display(),
+                pid = record.pid,
+                "not adopting a worker: its process ended (its pid is free or reused)"
+            );
             return None;
         }
+        let plan = WorkerPlan::read(&dir.join(PLAN_FILE)).ok()?;
         let slot = plan.this_slot().clone();
         Some((
             slot.port,
@@ -147,8 +188,8 @@ impl LocalWorker {
                 executors: slot.executors,
                 plan,
                 dir: dir.to_owned(),
-                pid,
-                process: Process::Adopted,
+                pid: record.pid,
+                process: Process::Adopted(record),
                 started: Instant::now(),
                 stopping_since: None,
                 exit: None,
@@ -167,8 +208,8 @@ impl LocalWorker {
                 Ok(None) => {}
                 Err(error) => self.exit = Some(format!("lost track of it: {error}")),
             },
-            Process::Adopted => {
-                if !alive(self.pid) {
+            Process::Adopted(record) => {
+                if !record.is_running() {
                     self.exit = Some("ended (adopted process)".to_owned());
                 }
             }
@@ -207,7 +248,7 @@ impl LocalWorker {
         if self.stopping_since.is_none() {
             self.stopping_since = Some(Instant::now());
         }
-        signal_group(self.pid, Signal::TERM);
+        self.signal(Signal::TERM);
     }
 
     /// Forces it to stop (SIGKILL to its process group).
@@ -215,7 +256,18 @@ impl LocalWorker {
         if self.stopping_since.is_none() {
             self.stopping_since = Some(Instant::now());
         }
-        signal_group(self.pid, Signal::KILL);
+        self.signal(Signal::KILL);
+    }
+
+    /// Signals its process group, unless it is an adopted process that has ended: its id
+    /// (and so its group's) may belong to another process by now.
+    fn signal(&self, signal: Signal) {
+        if let Process::Adopted(record) = &self.process
+            && !record.is_running()
+        {
+            return;
+        }
+        signal_group(self.pid, signal);
     }
 
     /// Whether it was asked to stop.
@@ -237,5 +289,110 @@ impl LocalWorker {
         self.plan = plan.clone();
         self.executors = plan.this_slot().executors.clone();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::records::{AssignedWorker, Assignment};
+
+    /// A worker program that only sleeps, and one desired worker of it.
+    fn sleeper(dir: &Path) -> (PathBuf, DesiredWorker) {
+        let program = dir.join("sleeper");
+        std::fs::write(&program, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let assignment = Assignment {
+            topology_id: "wc-1".into(),
+            topology: "wc".into(),
+            version: 1,
+            active: true,
+            artifact: "5e9b3c2d1f0a4b6c8d7e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c".into(),
+            args: Vec::new(),
+            parallelism: BTreeMap::new(),
+            executors: 1,
+            workers: vec![AssignedWorker {
+                supervisor: "a".into(),
+                host: "127.0.0.1".into(),
+                port: 6700,
+                executors: vec![0],
+            }],
+        };
+        let assignments = BTreeMap::from([("wc-1".to_owned(), assignment)]);
+        let desired = super::super::decide::desired_workers(
+            "a",
+            "test",
+            "mio",
+            &dir.join("artifacts"),
+            &assignments,
+        );
+        (program, desired[&6700].clone())
+    }
+
+    #[test]
+    fn only_the_recorded_process_is_adopted_and_signalled() {
+        let temp = tempfile::tempdir().unwrap();
+        let (program, desired) = sleeper(temp.path());
+        let secret = Secret::new("0123456789abcdef0123", "test").unwrap();
+        let dir = temp.path().join("workers").join("wc-1-6700");
+        let mut launched =
+            LocalWorker::launch(dir.clone(), &program, &desired, &secret, "127.0.0.1:0").unwrap();
+        let record = PidRecord::parse(&std::fs::read_to_string(dir.join(PID_FILE)).unwrap())
+            .expect("a pid record with the start time");
+        assert_eq!(record.pid, launched.pid);
+
+        // The recorded process is adopted.
+        let (port, adopted) = LocalWorker::adopt(&dir).expect("adopted");
+        assert_eq!((port, adopted.pid), (6700, launched.pid));
+        drop(adopted);
+
+        // The same pid with another start time is another process: not adopted, and so
+        // not signalled; the process runs on.
+        let reused = PidRecord {
+            start_ticks: record.start_ticks + 1,
+            ..record
+        };
+        std::fs::write(dir.join(PID_FILE), reused.to_string()).unwrap();
+        assert!(LocalWorker::adopt(&dir).is_none());
+        // A record of a pid alone (an earlier version's) is adopted only when the process
+        // works in the worker's directory.
+        std::fs::write(dir.join(PID_FILE), record.pid.to_string()).unwrap();
+        assert_eq!(
+            LocalWorker::adopt(&dir).map(|(_, w)| w.pid),
+            Some(record.pid)
+        );
+        std::fs::write(dir.join(PID_FILE), std::process::id().to_string()).unwrap();
+        assert!(LocalWorker::adopt(&dir).is_none());
+
+        // An adopted worker whose process ended and whose pid was taken by another process
+        // is not signalled: stand in the running sleeper for that other process.
+        let mut stale = LocalWorker {
+            topology_id: desired.topology_id.clone(),
+            executors: desired.executors.clone(),
+            plan: desired.plan.clone(),
+            dir: dir.clone(),
+            pid: launched.pid,
+            process: Process::Adopted(reused),
+            started: Instant::now(),
+            stopping_since: None,
+            exit: None,
+        };
+        stale.poll();
+        assert!(stale.ended());
+        stale.kill();
+        std::thread::sleep(Duration::from_millis(100));
+        launched.poll();
+        assert!(!launched.ended(), "an unrelated process was signalled");
+
+        launched.kill();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !launched.ended() {
+            assert!(Instant::now() < deadline, "the sleeper did not stop");
+            launched.poll();
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }

@@ -42,6 +42,28 @@ impl LatencySummary {
     }
 }
 
+/// Where a task runs inside its worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskPlacement {
+    /// Index of its executor in [`Topology::executors`](crate::topology::Topology::executors).
+    pub executor: usize,
+    /// Index of the executor thread (in this worker) running it.
+    pub thread: usize,
+    /// The core that thread is pinned to, if pinned.
+    pub core: Option<usize>,
+}
+
+/// What one task emitted on one output stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamMetrics {
+    /// The stream's name.
+    pub stream: String,
+    /// Tuples emitted on it.
+    pub emitted: u64,
+    /// Records sent to target tasks on it.
+    pub transferred: u64,
+}
+
 /// One task's figures.
 #[derive(Debug, Clone)]
 pub struct TaskMetricsSnapshot {
@@ -49,8 +71,16 @@ pub struct TaskMetricsSnapshot {
     pub task: TaskId,
     /// Its component's id.
     pub component: String,
+    /// Where it runs.
+    pub placement: TaskPlacement,
     /// Its totals.
     pub counters: TaskCounters,
+    /// Its counts per output stream.
+    pub streams: Vec<StreamMetrics>,
+    /// Execute latency of a sample of its tuples (bolts).
+    pub execute_latency: Histogram<u64>,
+    /// Emit-to-ack latency of its tuple trees (spouts).
+    pub complete_latency: Histogram<u64>,
 }
 
 /// One component's figures, summed over its tasks.

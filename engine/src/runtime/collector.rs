@@ -96,6 +96,9 @@ impl TaskOutput<'_> {
         )?;
         task.meter.counters.emitted += 1;
         task.meter.counters.transferred += targets as u64;
+        let counts = &mut task.meter.streams[stream];
+        counts.emitted += 1;
+        counts.transferred += targets as u64;
         Ok(targets)
     }
 
@@ -140,6 +143,8 @@ pub struct SpoutOutput<'a> {
     /// on emit: nothing subscribed, or tracking off).
     pub(crate) settled_on_emit: &'a mut Vec<(MessageId, bool)>,
     pub(crate) now_nanos: u64,
+    /// Set by [`SpoutOutput::idle_for`]: `next_tuple` is not called again before this time.
+    pub(crate) idle_until_nanos: Option<u64>,
 }
 
 impl fmt::Debug for SpoutOutput<'_> {
@@ -335,6 +340,19 @@ impl SpoutOutput<'_> {
     #[inline]
     pub(crate) fn emitted(&self) -> u64 {
         self.out.task.meter.counters.emitted
+    }
+
+    /// Tells the executor that this spout has nothing to emit for `wait`: `next_tuple` is
+    /// not called again before then, and the thread may sleep until then when nothing else
+    /// needs it. Acks, fails and the thread's other tasks are served meanwhile.
+    ///
+    /// A source that knows when its next tuple is due (a paced source, a poll interval)
+    /// says so here rather than being polled in a loop: without a hint, a spout that emits
+    /// nothing is polled again at once and then backed off, and one that emits a tuple each
+    /// call keeps its thread busy however low its rate.
+    pub fn idle_for(&mut self, wait: std::time::Duration) {
+        let wait = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+        self.idle_until_nanos = Some(self.now_nanos.saturating_add(wait));
     }
 
     /// Whether the spout should not be asked for more now: an output is backlogged or it has

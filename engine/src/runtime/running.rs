@@ -146,12 +146,19 @@ impl RunningTopology {
             sum.acked += counters.acked;
             sum.failed += counters.failed;
             sum.pending += counters.pending;
-            let _ = component.execute_latency.add(shared.execute_latency());
-            let _ = component.complete_latency.add(shared.complete_latency());
+            let execute_latency = shared.execute_latency();
+            let complete_latency = shared.complete_latency();
+            // Same bounds on both sides, so adding cannot fail.
+            let _ = component.execute_latency.add(&execute_latency);
+            let _ = component.complete_latency.add(&complete_latency);
             tasks.push(TaskMetricsSnapshot {
                 task: shared.task,
                 component: components[shared.component].id().to_owned(),
+                placement: shared.placement,
                 counters,
+                streams: shared.streams(),
+                execute_latency,
+                complete_latency,
             });
         }
         let queues = self

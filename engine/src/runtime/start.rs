@@ -19,7 +19,7 @@ use super::running::{RingInfo, RunningTopology};
 use super::thread::{ExecutorThread, InputPort, ThreadSetup};
 use super::tree_workers::TreeWorkers;
 use crate::ids::TaskId;
-use crate::metrics::{RingCounters, SharedTaskMetrics};
+use crate::metrics::{RingCounters, SharedTaskMetrics, TaskPlacement};
 use crate::topology::{ComponentKind, Topology};
 
 /// Why a worker could not start.
@@ -319,12 +319,36 @@ pub(crate) fn start_threads(
         let routes: Box<[Route]> = (0..layout.thread_of_task.len())
             .map(|task| route(&topology, &layout, &port_index, thread, task))
             .collect();
+        let core = layout
+            .plan
+            .pinned
+            .then(|| cores.get(thread).copied())
+            .flatten();
         let tasks: Vec<(TaskId, Arc<SharedTaskMetrics>)> = layout.plan.threads[thread]
             .iter()
-            .flat_map(|&executor| topology.executors()[executor].task_ids())
-            .map(|task| {
-                let component = topology.component_of(task).expect("task").index();
-                let shared = Arc::new(SharedTaskMetrics::new(task, component));
+            .flat_map(|&executor| {
+                topology.executors()[executor]
+                    .task_ids()
+                    .map(move |task| (executor, task))
+            })
+            .map(|(executor, task)| {
+                let component = topology.component_of(task).expect("task");
+                let streams = component
+                    .outputs()
+                    .iter()
+                    .map(|id| topology.stream(*id).expect("declared stream").name.clone())
+                    .collect();
+                let placement = TaskPlacement {
+                    executor,
+                    thread,
+                    core: core.map(|core| core.id),
+                };
+                let shared = Arc::new(SharedTaskMetrics::new(
+                    task,
+                    component.index(),
+                    placement,
+                    streams,
+                ));
                 metrics.push(Arc::clone(&shared));
                 (task, shared)
             })
@@ -359,11 +383,7 @@ pub(crate) fn start_threads(
             peer_reach: Arc::clone(&peer_reach),
             worker_tasks: Arc::clone(&layout.worker_tasks),
             tree_workers: layout.tree_workers.clone(),
-            core: layout
-                .plan
-                .pinned
-                .then(|| cores.get(thread).copied())
-                .flatten(),
+            core,
             started,
             seed: seeds.u64(..),
         };

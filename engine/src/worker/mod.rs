@@ -7,6 +7,7 @@
 //! routed through it fail at once (`runtime::tree_workers`), so they replay without waiting
 //! for their timeout; the others go on.
 
+pub mod figures;
 mod inbound;
 pub mod plan;
 
@@ -14,19 +15,20 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use squall_net::transport::{
     DriverKind, InProcessHub, PeerEvent, PeerSpec, Transport, TransportConfig, TransportError,
     TransportStats,
 };
-use squall_net::{ClusterId, ClusterSecret, ConnectionConfig, WorkerId};
+use squall_net::{ClusterId, ClusterSecret, ConnectionConfig, PlanVersion, TopologyId, WorkerId};
 
 use crate::runtime::run_state::RunState;
 use crate::runtime::start::{InboundRings, Layout, RemoteLinks, ack_ring_bytes, start_threads};
 use crate::runtime::tree_workers::TreeWorkers;
 use crate::runtime::{KillReport, RunningTopology, StartError};
 use crate::topology::{Topology, TopologyError};
+use figures::{LinkFigures, WorkerFigures};
 use inbound::WorkerInbound;
 pub use plan::{
     ComponentDescription, TopologyDescription, WorkerHeartbeat, WorkerPlan, WorkerPlanError,
@@ -73,7 +75,8 @@ pub enum WorkerError {
 /// Settings of a worker beyond its plan.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// The cluster secret every worker proves it knows.
+    /// The key every worker of the topology proves it knows (on a cluster, the topology's
+    /// worker key).
     pub secret: ClusterSecret,
     /// Where co-located workers put their shared-memory rings; `None` keeps them on TCP.
     pub shared_memory_dir: Option<PathBuf>,
@@ -124,6 +127,8 @@ pub struct Worker {
     running: Option<RunningTopology>,
     transport: Option<Transport>,
     options: WorkerOptions,
+    /// The plan version the transport announces and requires of new peers.
+    plan_version: PlanVersion,
 }
 
 impl Worker {
@@ -184,7 +189,14 @@ impl Worker {
         ));
         let producers = inbound.producers_for_sink();
         let sink = WorkerInbound::new(&topology, &layout, producers);
-        let transport = start_transport(&plan, &options, Arc::clone(&run_state), sink)?;
+        let plan_version = PlanVersion::new(plan.version);
+        let transport = start_transport(
+            &plan,
+            &options,
+            plan_version.clone(),
+            Arc::clone(&run_state),
+            sink,
+        )?;
         transport.set_peers(peer_specs(&plan, &options)?)?;
         let links = RemoteLinks {
             carrier: Arc::new(transport.handle()),
@@ -215,6 +227,7 @@ impl Worker {
             running: Some(running),
             transport: Some(transport),
             options,
+            plan_version,
         })
     }
 
@@ -256,9 +269,16 @@ impl Worker {
             .stats()
     }
 
-    /// This worker's heartbeat, as of now.
-    pub fn heartbeat(&self) -> WorkerHeartbeat {
+    /// This worker's heartbeat, as of now; `metrics_endpoint` is where it serves its
+    /// figures, if it does.
+    pub fn heartbeat(&self, metrics_endpoint: Option<String>) -> WorkerHeartbeat {
         let metrics = self.running().metrics();
+        let running = self.running();
+        let figures = WorkerFigures::new(
+            &metrics,
+            LinkFigures::from(self.transport_stats()),
+            &running.errors(),
+        );
         let (executed, emitted) = metrics
             .tasks
             .iter()
@@ -270,15 +290,15 @@ impl Worker {
             });
         WorkerHeartbeat {
             pid: std::process::id(),
-            time_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| since.as_millis() as u64),
+            time_ms: figures::now_ms(),
             topology_id: self.plan.topology_id.clone(),
             version: self.plan.version,
             executors: self.plan.this_slot().executors.clone(),
             executed,
             emitted,
-            errors: self.running().error_count(),
+            errors: running.error_count(),
+            metrics_endpoint,
+            figures,
         }
     }
 
@@ -323,6 +343,7 @@ impl Worker {
                 .expect("running until shut down")
                 .set_peers(peers)?;
         }
+        self.plan_version.raise_to(plan.version);
         self.plan = plan;
         Ok(if moved {
             PlanChange::PeersMoved
@@ -351,6 +372,7 @@ impl Worker {
 fn start_transport(
     plan: &WorkerPlan,
     options: &WorkerOptions,
+    plan_version: PlanVersion,
     run_state: Arc<RunState>,
     sink: WorkerInbound,
 ) -> Result<Transport, WorkerError> {
@@ -359,7 +381,8 @@ fn start_transport(
         ClusterId::from_name(&plan.cluster_id),
         worker_id(&own.id),
         options.secret.clone(),
-    );
+    )
+    .with_topology(TopologyId::from_name(&plan.topology_id), plan_version);
     let listen = SocketAddr::from(([0, 0, 0, 0], own.port));
     let driver = match options.driver {
         Some(driver) => driver,

@@ -5,8 +5,9 @@
 //! A supervisor starts a worker as `<program> worker --plan <file>`, where `<program>` is
 //! the topology's own binary (Rust topologies) or the `squall` binary (topology files), the
 //! working directory is the worker's own directory, and the environment holds
-//! `SQUALL_CLUSTER_SECRET` (the cluster secret; never on the command line, where `ps` would
-//! show it). The plan file is JSON ([`WorkerPlan`]); the supervisor replaces it atomically
+//! `SQUALL_WORKER_KEY` (the topology's worker key, derived from the cluster secret; never on
+//! the command line, where `ps` would show it). A worker never receives the cluster secret
+//! itself: its key proves it to the other workers of its topology and to nothing else. The plan file is JSON ([`WorkerPlan`]); the supervisor replaces it atomically
 //! (write and rename) when the assignment changes, and the worker re-reads it when its
 //! modification time changes, to follow peers that moved.
 //!
@@ -21,13 +22,17 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::figures::WorkerFigures;
 use crate::topology::{ComponentKind, Topology};
 
 /// Name of the heartbeat file in a worker's working directory.
 pub const HEARTBEAT_FILE: &str = "heartbeat.json";
 
-/// Name of the environment variable holding the cluster secret.
+/// Name of the environment variable holding the cluster secret (daemons and clients only).
 pub const SECRET_ENV: &str = "SQUALL_CLUSTER_SECRET";
+
+/// Name of the environment variable holding a worker's per-topology key.
+pub const WORKER_KEY_ENV: &str = "SQUALL_WORKER_KEY";
 
 /// One worker slot of an assignment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +215,12 @@ pub struct WorkerHeartbeat {
     pub emitted: u64,
     /// Errors its tasks reported so far.
     pub errors: u64,
+    /// `host:port` where the worker serves `/metrics`, if it does.
+    #[serde(default)]
+    pub metrics_endpoint: Option<String>,
+    /// Per task figures, ring occupancy, link counts and the latest task errors.
+    #[serde(default)]
+    pub figures: WorkerFigures,
 }
 
 impl WorkerHeartbeat {

@@ -70,6 +70,10 @@ impl CloseCode {
     pub const REPLACED: Self = Self(6);
     /// The peer is not the worker expected on this connection.
     pub const UNEXPECTED_PEER: Self = Self(7);
+    /// The peer runs another topology.
+    pub const TOPOLOGY_MISMATCH: Self = Self(8);
+    /// The peer runs an older assignment of the topology.
+    pub const STALE_PLAN: Self = Self(9);
 
     /// The code's name, when it is one this crate knows.
     pub fn name(self) -> Option<&'static str> {
@@ -82,6 +86,8 @@ impl CloseCode {
             Self::TIMEOUT => "timeout",
             Self::REPLACED => "replaced",
             Self::UNEXPECTED_PEER => "unexpected peer",
+            Self::TOPOLOGY_MISMATCH => "topology mismatch",
+            Self::STALE_PLAN => "stale plan",
             _ => return None,
         })
     }

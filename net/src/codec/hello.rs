@@ -5,11 +5,14 @@ use super::{
     expect_body_len, frame_buf, le_u32, le_u64, write_header,
 };
 use crate::auth::{NONCE_LEN, Nonce, PROOF_LEN, Proof};
-use crate::ids::{ClusterId, WorkerId};
+use crate::ids::{ClusterId, TopologyId, WorkerId};
+
+/// Where the nonce starts in a HELLO body.
+const NONCE_OFFSET: usize = 40;
 
 /// HELLO: the first frame each side sends.
 ///
-/// Body layout (56 bytes, little-endian):
+/// Body layout (72 bytes, little-endian):
 ///
 /// | offset | size | field |
 /// |-------:|-----:|-------|
@@ -18,7 +21,12 @@ use crate::ids::{ClusterId, WorkerId};
 /// | 12 | 4  | `max_frame_len`: largest frame the sender accepts |
 /// | 16 | 8  | `cluster_id` |
 /// | 24 | 8  | `worker_id` |
-/// | 32 | 32 | `nonce`: fresh random bytes for this connection |
+/// | 32 | 8  | `topology_id`: the topology the sender runs |
+/// | 40 | 8  | `plan_version`: the assignment version the sender runs |
+/// | 48 | 32 | `nonce`: fresh random bytes for this connection |
+///
+/// Both HELLO frames enter both AUTH proofs whole, so the topology and plan version a peer
+/// announces are authenticated with the rest.
 ///
 /// The header of a HELLO always carries version 1, whatever version the sender speaks, so
 /// that any peer can read it and name a version mismatch.
@@ -33,13 +41,17 @@ pub struct Hello {
     pub cluster_id: ClusterId,
     /// The sender's worker id.
     pub worker_id: WorkerId,
+    /// The topology the sender runs.
+    pub topology_id: TopologyId,
+    /// The assignment version the sender runs.
+    pub plan_version: u64,
     /// Fresh random bytes; both nonces enter both proofs.
     pub nonce: Nonce,
 }
 
 impl Hello {
     /// Bytes of a HELLO body.
-    pub const BODY_LEN: usize = 56;
+    pub const BODY_LEN: usize = 72;
     /// Bytes of a HELLO frame.
     pub const FRAME_LEN: usize = HEADER_LEN + Self::BODY_LEN;
 
@@ -74,12 +86,14 @@ impl Hello {
             });
         }
         let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&body[24..24 + NONCE_LEN]);
+        nonce.copy_from_slice(&body[NONCE_OFFSET..NONCE_OFFSET + NONCE_LEN]);
         Ok(Self {
             max_version,
             max_frame_len,
             cluster_id: ClusterId(le_u64(body, 8)),
             worker_id: WorkerId(le_u64(body, 16)),
+            topology_id: TopologyId(le_u64(body, 24)),
+            plan_version: le_u64(body, 32),
             nonce: Nonce::from_bytes(nonce),
         })
     }
@@ -97,7 +111,9 @@ impl Hello {
         body[4..8].copy_from_slice(&self.max_frame_len.to_le_bytes());
         body[8..16].copy_from_slice(&self.cluster_id.0.to_le_bytes());
         body[16..24].copy_from_slice(&self.worker_id.0.to_le_bytes());
-        body[24..24 + NONCE_LEN].copy_from_slice(self.nonce.as_bytes());
+        body[24..32].copy_from_slice(&self.topology_id.0.to_le_bytes());
+        body[32..40].copy_from_slice(&self.plan_version.to_le_bytes());
+        body[NONCE_OFFSET..NONCE_OFFSET + NONCE_LEN].copy_from_slice(self.nonce.as_bytes());
         Ok(Self::FRAME_LEN)
     }
 

@@ -1,10 +1,38 @@
 //! What a connection needs to know about this worker, and its limits and timers.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::auth::ClusterSecret;
 use crate::codec::{MAX_FRAME_LEN, MIN_FRAME_LIMIT};
-use crate::ids::{ClusterId, WorkerId};
+use crate::ids::{ClusterId, TopologyId, WorkerId};
+
+/// The assignment version a worker runs, shared by every connection it opens.
+///
+/// A worker that follows a newer plan raises it; connections opened from then on announce
+/// the new version in their HELLO and refuse peers that announce an older one (a stale
+/// worker: of a plan since replaced, or on a host that comes back from a partition).
+/// Established connections are left alone. It never goes down.
+#[derive(Debug, Clone, Default)]
+pub struct PlanVersion(Arc<AtomicU64>);
+
+impl PlanVersion {
+    /// A plan version starting at `version`.
+    pub fn new(version: u64) -> Self {
+        Self(Arc::new(AtomicU64::new(version)))
+    }
+
+    /// The version now.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Raises the version to `version`; a lower one is ignored.
+    pub fn raise_to(&self, version: u64) {
+        self.0.fetch_max(version, Ordering::AcqRel);
+    }
+}
 
 /// Which end of a connection this side is: the one that dialled, or the one that accepted.
 ///
@@ -29,7 +57,8 @@ impl Side {
 
 /// Identity, secret, limits and timers of this worker's connections.
 ///
-/// [`new`](Self::new) sets the defaults: frames up to 1 MiB, a credit window that starts at
+/// [`new`](Self::new) sets the defaults: no topology ([`TopologyId::UNSCOPED`]) at plan
+/// version 0, frames up to 1 MiB, a credit window that starts at
 /// 1 MiB and grows up to 16 MiB as the credit round trip demands, a
 /// heartbeat every second, a peer declared dead after 5 seconds of silence, and 5 seconds
 /// for the handshake.
@@ -50,6 +79,8 @@ pub struct ConnectionConfig {
     cluster_id: ClusterId,
     worker_id: WorkerId,
     secret: ClusterSecret,
+    topology_id: TopologyId,
+    plan_version: PlanVersion,
     max_frame_len: u32,
     receive_window: u64,
     initial_receive_window: u64,
@@ -73,6 +104,8 @@ impl ConnectionConfig {
             cluster_id,
             worker_id,
             secret,
+            topology_id: TopologyId::UNSCOPED,
+            plan_version: PlanVersion::default(),
             max_frame_len: Self::DEFAULT_MAX_FRAME_LEN,
             receive_window: Self::DEFAULT_RECEIVE_WINDOW,
             initial_receive_window: Self::DEFAULT_INITIAL_RECEIVE_WINDOW,
@@ -80,6 +113,15 @@ impl ConnectionConfig {
             idle_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
         }
+    }
+
+    /// Sets the topology this worker runs and the assignment version it runs now (shared:
+    /// raise it when the worker follows a newer plan). Peers of another topology, or of an
+    /// older version, are refused.
+    pub fn with_topology(mut self, topology_id: TopologyId, plan_version: PlanVersion) -> Self {
+        self.topology_id = topology_id;
+        self.plan_version = plan_version;
+        self
     }
 
     /// Sets the largest frame this side accepts, announced in its HELLO. The credit window
@@ -156,9 +198,19 @@ impl ConnectionConfig {
         self.worker_id
     }
 
-    /// The cluster secret.
+    /// The key of the handshake's proofs (in a cluster, the topology's worker key).
     pub fn secret(&self) -> &ClusterSecret {
         &self.secret
+    }
+
+    /// The topology this worker runs.
+    pub fn topology_id(&self) -> TopologyId {
+        self.topology_id
+    }
+
+    /// The assignment version this worker runs.
+    pub fn plan_version(&self) -> &PlanVersion {
+        &self.plan_version
     }
 
     /// Largest frame this side accepts.

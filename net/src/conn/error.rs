@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::codec::{CloseCode, DecodeError, FrameType};
-use crate::ids::{ClusterId, WorkerId};
+use crate::ids::{ClusterId, TopologyId, WorkerId};
 
 /// Why a [`Connection`](super::Connection) closed on its own: the peer broke the protocol,
 /// failed to authenticate, or went silent.
@@ -30,6 +30,25 @@ pub enum ConnectionError {
         ours: ClusterId,
         /// The cluster the peer announced.
         theirs: ClusterId,
+    },
+    /// The peer runs another topology (or another submission of the same name).
+    #[error("peer runs {theirs}, this worker runs {ours}: workers of other topologies are refused")]
+    TopologyMismatch {
+        /// This worker's topology.
+        ours: TopologyId,
+        /// The topology the peer announced.
+        theirs: TopologyId,
+    },
+    /// The peer runs an older assignment of this topology than this worker.
+    #[error(
+        "peer runs plan version {theirs}, older than this worker's {ours}: stale workers are \
+         refused"
+    )]
+    StalePlan {
+        /// The version this worker runs.
+        ours: u64,
+        /// The version the peer announced.
+        theirs: u64,
     },
     /// The peer is not the worker this side dialled.
     #[error("peer announced itself as {found}, expected {expected}")]
@@ -98,6 +117,8 @@ impl ConnectionError {
             | Self::CreditDecreased { .. }
             | Self::Closed => CloseCode::PROTOCOL_ERROR,
             Self::ClusterMismatch { .. } => CloseCode::CLUSTER_MISMATCH,
+            Self::TopologyMismatch { .. } => CloseCode::TOPOLOGY_MISMATCH,
+            Self::StalePlan { .. } => CloseCode::STALE_PLAN,
             Self::UnexpectedPeer { .. } | Self::SameWorker { .. } => CloseCode::UNEXPECTED_PEER,
             Self::ReflectedNonce | Self::AuthenticationFailed { .. } => CloseCode::AUTH_FAILED,
             Self::HandshakeTimedOut { .. } | Self::PeerTimedOut { .. } => CloseCode::TIMEOUT,
@@ -109,7 +130,11 @@ impl ConnectionError {
     pub fn is_authentication_failure(&self) -> bool {
         matches!(
             self.close_code(),
-            CloseCode::AUTH_FAILED | CloseCode::UNEXPECTED_PEER | CloseCode::CLUSTER_MISMATCH
+            CloseCode::AUTH_FAILED
+                | CloseCode::UNEXPECTED_PEER
+                | CloseCode::CLUSTER_MISMATCH
+                | CloseCode::TOPOLOGY_MISMATCH
+                | CloseCode::STALE_PLAN
         )
     }
 }

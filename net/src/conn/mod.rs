@@ -11,8 +11,9 @@
 //! # Lifecycle
 //!
 //! 1. Both sides queue a HELLO as soon as they are created.
-//! 2. On the peer's HELLO, a side checks its cluster (and, when it dialled, its worker id)
-//!    and queues an AUTH proving the secret over both HELLOs.
+//! 2. On the peer's HELLO, a side checks its cluster, its topology, that its plan version is
+//!    not older than this side's (and, when it dialled, its worker id) and queues an AUTH
+//!    proving the secret over both HELLOs.
 //! 3. On the peer's AUTH, it verifies the proof, reports [`Event::Authenticated`] and queues
 //!    a CREDIT opening its receive window. Only now may BATCH frames flow, in either
 //!    direction: a BATCH before this point is a protocol error, and so is any frame longer
@@ -88,7 +89,7 @@ mod error;
 
 use std::time::{Duration, Instant};
 
-pub use config::{ConnectionConfig, Side};
+pub use config::{ConnectionConfig, PlanVersion, Side};
 pub use error::ConnectionError;
 
 use crate::auth::{Nonce, Proof};
@@ -189,6 +190,7 @@ pub struct Connection {
     phase: Phase,
     own_hello: [u8; Hello::FRAME_LEN],
     own_nonce: Nonce,
+    own_plan_version: u64,
     peer_hello: [u8; Hello::FRAME_LEN],
     peer: Option<PeerInfo>,
     /// The peer's HELLO, kept until its AUTH is verified.
@@ -215,11 +217,14 @@ impl Connection {
         nonce: Nonce,
         now: Instant,
     ) -> Self {
+        let own_plan_version = config.plan_version().get();
         let own_hello = Hello {
             max_version: u16::from(PROTOCOL_VERSION),
             max_frame_len: config.max_frame_len(),
             cluster_id: config.cluster_id(),
             worker_id: config.worker_id(),
+            topology_id: config.topology_id(),
+            plan_version: own_plan_version,
             nonce,
         }
         .to_frame_bytes();
@@ -231,6 +236,7 @@ impl Connection {
             phase: Phase::AwaitHello,
             own_hello,
             own_nonce: nonce,
+            own_plan_version,
             peer_hello: [0; Hello::FRAME_LEN],
             peer: None,
             peer_claim: None,
@@ -387,6 +393,20 @@ impl Connection {
             return Err(ConnectionError::ClusterMismatch {
                 ours: self.config.cluster_id(),
                 theirs: hello.cluster_id,
+            });
+        }
+        if hello.topology_id != self.config.topology_id() {
+            return Err(ConnectionError::TopologyMismatch {
+                ours: self.config.topology_id(),
+                theirs: hello.topology_id,
+            });
+        }
+        // Compared with the version this side announced, not the shared one now: both ends
+        // judge by the HELLOs the proofs cover.
+        if hello.plan_version < self.own_plan_version {
+            return Err(ConnectionError::StalePlan {
+                ours: self.own_plan_version,
+                theirs: hello.plan_version,
             });
         }
         if hello.worker_id == self.config.worker_id() {

@@ -6,7 +6,7 @@ use squall_net::codec::{
     BatchEncoder, Close, CloseCode, Credit, Frame, Hello, MAX_CLOSE_REASON, MAX_FRAME_LEN,
     MIN_FRAME_LIMIT,
 };
-use squall_net::{ClusterId, Nonce, Proof, WorkerId};
+use squall_net::{ClusterId, Nonce, Proof, TopologyId, WorkerId};
 
 /// A proptest configuration running `n` cases, without failure files (the seeds of
 /// failures are printed instead).
@@ -101,15 +101,20 @@ pub fn hello() -> impl Strategy<Value = Hello> {
         (MIN_FRAME_LIMIT / 8..=MAX_FRAME_LEN / 8).prop_map(|n| n * 8),
         any::<u64>(),
         any::<u64>(),
+        (any::<u64>(), any::<u64>()),
         any::<[u8; 32]>(),
     )
         .prop_map(
-            |(max_version, max_frame_len, cluster, worker, nonce)| Hello {
-                max_version,
-                max_frame_len,
-                cluster_id: ClusterId(cluster),
-                worker_id: WorkerId(worker),
-                nonce: Nonce::from_bytes(nonce),
+            |(max_version, max_frame_len, cluster, worker, (topology, plan_version), nonce)| {
+                Hello {
+                    max_version,
+                    max_frame_len,
+                    cluster_id: ClusterId(cluster),
+                    worker_id: WorkerId(worker),
+                    topology_id: TopologyId(topology),
+                    plan_version,
+                    nonce: Nonce::from_bytes(nonce),
+                }
             },
         )
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use squall::cluster::plan::SECRET_ENV;
+use squall::cluster::plan::{SECRET_ENV, WORKER_KEY_ENV};
 use squall::cluster::{ComponentDescription, TopologyDescription, WorkerHeartbeat, WorkerPlan};
 
 fn event(line: &str) {
@@ -112,9 +112,10 @@ fn worker(plan_path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let secret = std::env::var_os(SECRET_ENV).is_some_and(|secret| secret.len() >= 16);
+    let key = std::env::var_os(WORKER_KEY_ENV).is_some_and(|key| key.len() == 64);
+    let secret = std::env::var_os(SECRET_ENV).is_some();
     event(&format!(
-        "start {} secret={secret} args={:?}",
+        "start {} key={key} secret={secret} args={:?}",
         summary(pid, &plan),
         plan.args
     ));
@@ -135,6 +136,8 @@ fn worker(plan_path: &Path) -> ExitCode {
                 executed,
                 emitted: executed,
                 errors: 0,
+                metrics_endpoint: None,
+                figures: Default::default(),
             };
             if let Err(error) = beat.write_into(&dir) {
                 eprintln!("cannot write heartbeat: {error}");

@@ -9,7 +9,7 @@
 //! host: the spouts (and the acker, if any) in the *source* worker, the null bolts in the
 //! *sink* worker, so every tuple crosses the transport the scenario names. Both workers are
 //! this program started again as a topology program in worker mode, `squall-bench worker
-//! --plan FILE`, with the cluster secret in `SQUALL_CLUSTER_SECRET`: exactly how a supervisor
+//! --plan FILE`, with the topology's worker key in `SQUALL_WORKER_KEY`: exactly how a supervisor
 //! starts a worker (see `squall::cluster::plan`). The plan's `args` are the `squall-bench`
 //! arguments that shape the topology, so both workers build the same one.
 //!
@@ -226,6 +226,7 @@ pub fn run(
         network,
         workers: Some(placement.workers()),
         transport: Some(link.name().to_owned()),
+        drpc: None,
     })
 }
 
@@ -256,6 +257,7 @@ fn report(
         network: Some(figures),
         workers: None,
         transport: None,
+        drpc: None,
     }
 }
 
@@ -455,7 +457,8 @@ fn run_workers(
     let epoch = clock::epoch_wall_time()
         .duration_since(UNIX_EPOCH)
         .context("the wall clock is before 1970")?;
-    let secret = run_secret();
+    let secret = squall::cluster::Secret::new(run_secret(), "the run's secret")
+        .context("making the run's secret")?;
     let mut workers = Workers(Vec::new());
     for (index, plan) in plans.iter().enumerate() {
         let name = layout.placement.worker_name(index);
@@ -468,7 +471,7 @@ fn run_workers(
             name,
             &worker_dir,
             &plan_path,
-            &secret,
+            &secret.worker_key(&plan.topology_id),
             epoch,
             shm.as_ref().map(|shm| shm.0.as_path()),
         )?);

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use squall::cluster::ClusterConfig;
+use squall::cluster::supervisor::pid_record::PidRecord;
 use squall::cluster::supervisor::process::PID_FILE;
 
 use crate::drill::netns::Hosts;
@@ -317,11 +318,8 @@ impl LocalCluster {
         let mut workers: Vec<LocalWorker> = entries
             .flatten()
             .filter_map(|entry| {
-                let pid: u32 = std::fs::read_to_string(entry.path().join(PID_FILE))
-                    .ok()?
-                    .trim()
-                    .parse()
-                    .ok()?;
+                let record = std::fs::read_to_string(entry.path().join(PID_FILE)).ok()?;
+                let pid = PidRecord::parse(&record).ok()?.pid;
                 if !alive(pid) {
                     return None;
                 }

@@ -141,6 +141,11 @@ pub(crate) struct ExecutorThread {
     woken: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// How long a thread with a backlogged output sleeps before it looks again. With the default
+/// 50 µs timer slack, a 50 µs timeout slept about this long; executor threads now sleep
+/// their timeouts to the microsecond, so the figure is explicit.
+const BACKLOG_RECHECK_NANOS: u64 = 100_000;
+
 impl ExecutorThread {
     /// Builds the thread's tasks (on the calling thread, which should be the executor thread
     /// itself) and starts them.
@@ -153,6 +158,11 @@ impl ExecutorThread {
                 core = core.id,
                 "could not pin executor thread"
             );
+        }
+        // The thread's timed waits end at spouts' next bursts and timers, often tens of
+        // microseconds away: the default slack would double them.
+        if !squall_ringbuf::wait::tighten_timer_slack() {
+            tracing::debug!(thread = setup.index, "timer slack left at the default");
         }
         let now = setup.started.elapsed().as_nanos() as u64;
         let mut rng = fastrand::Rng::with_seed(setup.seed);
@@ -227,6 +237,9 @@ impl ExecutorThread {
             woken,
             topology: setup.topology,
         };
+        if thread.run_state.state() == TopologyState::Inactive {
+            thread.state = TopologyState::Inactive;
+        }
         for index in 0..thread.tasks.len() {
             thread.start_task(index, now);
         }
@@ -238,10 +251,13 @@ impl ExecutorThread {
         self.started.elapsed().as_nanos() as u64
     }
 
+    /// Starts a task; a spout is then activated if the topology is active.
     fn start_task(&mut self, index: usize, now: u64) {
         if let Err(failure) = self.tasks[index].start(now) {
             let error = self.task_error(index, TaskErrorKind::StartFailed, failure.0);
             self.fail_task(error);
+        } else if self.state == TopologyState::Active {
+            self.set_spout_active(index, true);
         }
     }
 
@@ -300,6 +316,8 @@ impl ExecutorThread {
                 self.wait(next_timer);
             }
         }
+        // A killed topology's spouts are deactivated before they close, as in Storm.
+        self.set_spouts_active(false);
         self.emitter.publish_all();
         for index in 0..self.tasks.len() {
             if let Some(panic) = self.tasks[index].stop() {
@@ -394,9 +412,10 @@ impl ExecutorThread {
         if until_nanos <= now {
             return;
         }
-        // A backlogged output frees up without a doorbell ring: look again soon.
+        // A backlogged output frees up without a doorbell ring: look again soon, but not so
+        // soon that the look-ups take the core from the threads that drain the backlog.
         let limit = if self.emitter.is_backlogged() {
-            50_000
+            BACKLOG_RECHECK_NANOS
         } else {
             until_nanos - now
         };

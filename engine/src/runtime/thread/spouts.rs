@@ -34,6 +34,8 @@ pub(super) struct SpoutCallOutcome {
     pub(super) emitted_any: bool,
     /// A `next_tuple` call emitted nothing: the spout is idle.
     pub(super) idle: bool,
+    /// The spout asked not to be called before this time ([`SpoutOutput::idle_for`]).
+    pub(super) idle_until: Option<u64>,
 }
 
 impl ExecutorThread {
@@ -47,6 +49,7 @@ impl ExecutorThread {
         let mut call = Some(call);
         let mut emitted_any = false;
         let mut idle = false;
+        let mut idle_until = None;
         loop {
             let Self {
                 tasks,
@@ -56,7 +59,11 @@ impl ExecutorThread {
             } = self;
             let TaskCell { out, body, .. } = &mut tasks[index];
             let TaskBody::Spout(state) = body else {
-                return SpoutCallOutcome { emitted_any, idle };
+                return SpoutCallOutcome {
+                    emitted_any,
+                    idle,
+                    idle_until,
+                };
             };
             let call = match call.take() {
                 Some(call) => call,
@@ -69,7 +76,13 @@ impl ExecutorThread {
                         }
                         SpoutCall::Settled(message, acked)
                     }
-                    None => return SpoutCallOutcome { emitted_any, idle },
+                    None => {
+                        return SpoutCallOutcome {
+                            emitted_any,
+                            idle,
+                            idle_until,
+                        };
+                    }
                 },
             };
             let before = out.meter.counters.emitted;
@@ -83,6 +96,7 @@ impl ExecutorThread {
                 pending: &mut state.pending,
                 settled_on_emit: &mut state.settled_on_emit,
                 now_nanos: now,
+                idle_until_nanos: None,
             };
             let result = catch_unwind(AssertUnwindSafe(|| match call {
                 SpoutCall::Next { calls, max_pending } => {
@@ -92,6 +106,9 @@ impl ExecutorThread {
                         }
                         let before = output.emitted();
                         spout.next_tuple(&mut output);
+                        if output.idle_until_nanos.is_some() {
+                            break;
+                        }
                         if output.emitted() == before {
                             idle = true;
                             break;
@@ -101,6 +118,9 @@ impl ExecutorThread {
                 SpoutCall::Settled(message, true) => spout.ack(message, &mut output),
                 SpoutCall::Settled(message, false) => spout.fail(message, &mut output),
             }));
+            if let Some(until) = output.idle_until_nanos {
+                idle_until = Some(until);
+            }
             if let SpoutCall::Settled(..) = call {
                 out.meter.counters.executed += 1;
             }
@@ -113,7 +133,11 @@ impl ExecutorThread {
                 };
                 let message = format!("{what} panicked: {}", panic_message(payload.as_ref()));
                 self.task_panicked(index, message, None);
-                return SpoutCallOutcome { emitted_any, idle };
+                return SpoutCallOutcome {
+                    emitted_any,
+                    idle,
+                    idle_until,
+                };
             }
         }
     }
@@ -146,13 +170,18 @@ impl ExecutorThread {
             let SpoutCallOutcome {
                 emitted_any: emitted,
                 idle,
+                idle_until,
             } = self.call_spout(index, call, now);
             progress |= emitted;
             if let TaskBody::Spout(state) = &mut self.tasks[index].body {
                 if emitted {
                     state.idle_calls = 0;
                 }
-                if idle {
+                if let Some(until) = idle_until {
+                    // The spout said when it has work again: no polling, no back-off.
+                    state.idle_calls = 0;
+                    state.next_poll_nanos = until;
+                } else if idle {
                     state.idle_calls = state.idle_calls.saturating_add(1);
                     // The next poll is always a timer of the thread: without one, an idle
                     // spout (a paced source between two due tuples) would wait for the next
@@ -173,28 +202,34 @@ impl ExecutorThread {
     /// Calls `activate` or `deactivate` on every spout whose state differs.
     pub(super) fn set_spouts_active(&mut self, active: bool) {
         for index in 0..self.tasks.len() {
-            let TaskBody::Spout(state) = &mut self.tasks[index].body else {
-                continue;
-            };
-            if state.active == active {
-                continue;
+            self.set_spout_active(index, active);
+        }
+    }
+
+    /// Calls `activate` or `deactivate` on the spout of task cell `index`, if it is a spout
+    /// whose state differs.
+    pub(super) fn set_spout_active(&mut self, index: usize, active: bool) {
+        let TaskBody::Spout(state) = &mut self.tasks[index].body else {
+            return;
+        };
+        if state.active == active {
+            return;
+        }
+        state.active = active;
+        state.idle_calls = 0;
+        state.next_poll_nanos = 0;
+        let spout = &mut state.spout;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            if active {
+                spout.activate();
+            } else {
+                spout.deactivate();
             }
-            state.active = active;
-            state.idle_calls = 0;
-            state.next_poll_nanos = 0;
-            let spout = &mut state.spout;
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                if active {
-                    spout.activate();
-                } else {
-                    spout.deactivate();
-                }
-            }));
-            if let Err(payload) = result {
-                let what = if active { "activate" } else { "deactivate" };
-                let message = format!("{what} panicked: {}", panic_message(payload.as_ref()));
-                self.task_panicked(index, message, None);
-            }
+        }));
+        if let Err(payload) = result {
+            let what = if active { "activate" } else { "deactivate" };
+            let message = format!("{what} panicked: {}", panic_message(payload.as_ref()));
+            self.task_panicked(index, message, None);
         }
     }
 

@@ -119,13 +119,14 @@ impl TaskCell {
             let every = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX).max(1);
             (every, now_nanos.saturating_add(every))
         });
+        let output_streams = streams.len();
         Self {
             out: TaskStreams {
                 task,
                 component_id: component.id().to_owned(),
                 streams,
                 default_stream,
-                meter: TaskMeter::new(config.latency_sample_every),
+                meter: TaskMeter::new(config.latency_sample_every, output_streams),
                 peer_reach: 0,
             },
             context: TopologyContext::new(Arc::clone(topology), task, Arc::clone(worker_tasks)),
@@ -173,7 +174,8 @@ impl TaskCell {
                     spout,
                     pending: PendingTrees::with_capacity(timeout_nanos, now_nanos, max_pending),
                     settled_on_emit: Vec::with_capacity(64),
-                    active: true,
+                    // `activate` comes next if the topology is active, as in Storm.
+                    active: false,
                     idle_calls: 0,
                     next_poll_nanos: 0,
                 })

@@ -8,7 +8,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use squall::cluster::plan::SECRET_ENV;
+use squall::cluster::worker_key::{WORKER_KEY_ENV, WorkerKey};
 
 use super::worker;
 
@@ -58,13 +58,13 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Starts the worker `name` in `dir` with the plan file `plan`, the cluster secret
-    /// `secret`, the stamp clock's `epoch`, and the directory of the shared-memory rings.
+    /// Starts the worker `name` in `dir` with the plan file `plan`, the worker key `key`,
+    /// the stamp clock's `epoch`, and the directory of the shared-memory rings.
     pub fn start(
         name: String,
         dir: &Path,
         plan: &Path,
-        secret: &str,
+        key: &WorkerKey,
         epoch: Duration,
         shm: Option<&Path>,
     ) -> anyhow::Result<Self> {
@@ -78,7 +78,7 @@ impl WorkerProcess {
             .arg("--plan")
             .arg(plan)
             .current_dir(dir)
-            .env(SECRET_ENV, secret)
+            .env(WORKER_KEY_ENV, key.env_value())
             .env(worker::EPOCH_ENV, epoch.as_nanos().to_string())
             .env(
                 "SQUALL_LOG",

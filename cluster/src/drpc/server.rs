@@ -1,0 +1,247 @@
+//! The DRPC protocol port: clients' calls, spouts' fetches, return bolts' results.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use squall_drpc::protocol::{
+    self, CallError, Direction, FrameError, Framing, Hello, NONCE_LEN, ToPeer, ToServer,
+};
+use squall_net::auth::PROOF_LEN;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use super::requests::Requests;
+use crate::secret::Secret;
+
+/// How a call's client is answered.
+pub(super) type Reply = oneshot::Sender<Result<String, CallError>>;
+
+/// How long a fetch with nothing to hand out is held before it is answered empty.
+const FETCH_HOLD: Duration = Duration::from_millis(200);
+
+/// What the server's tasks share.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) id: String,
+    pub(super) secret: Secret,
+    pub(super) requests: Mutex<Requests<Reply>>,
+    /// Woken at every new request, so held fetches look again.
+    pub(super) arrived: Notify,
+    /// The longest a call may wait.
+    pub(super) request_timeout: Duration,
+}
+
+impl Shared {
+    fn requests(&self) -> std::sync::MutexGuard<'_, Requests<Reply>> {
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `function(argument)`: queues it, waits for its answer up to `timeout` (capped at
+    /// the server's limit) and forgets it on timeout.
+    pub(super) async fn call(
+        &self,
+        function: &str,
+        argument: String,
+        timeout: Option<Duration>,
+    ) -> Result<String, CallError> {
+        protocol::check_function(function).map_err(|reason| CallError::Invalid { reason })?;
+        let timeout = timeout.map_or(self.request_timeout, |asked| {
+            asked.min(self.request_timeout)
+        });
+        let (sender, receiver) = oneshot::channel();
+        let id = self.requests().submit(function, argument, sender);
+        self.arrived.notify_waiters();
+        match tokio::time::timeout(timeout, receiver).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(CallError::ShuttingDown),
+            Err(_) => {
+                self.requests().finish(id);
+                Err(CallError::Timeout {
+                    function: function.to_owned(),
+                    after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                })
+            }
+        }
+    }
+
+    /// Answers request `id` with `answer`, if its client still waits.
+    fn settle(&self, id: u64, answer: Result<String, CallError>) {
+        if let Some(open) = self.requests().finish(id) {
+            let answer = answer.map_err(|error| match error {
+                CallError::Failed { reason, .. } => CallError::Failed {
+                    function: open.function.clone(),
+                    reason,
+                },
+                other => other,
+            });
+            let _ = open.reply.send(answer);
+        }
+    }
+
+    /// Up to `max` requests of `function`, waiting up to [`FETCH_HOLD`] for one.
+    async fn fetch(&self, function: &str, max: usize) -> Vec<protocol::FetchedRequest> {
+        let deadline = tokio::time::Instant::now() + FETCH_HOLD;
+        loop {
+            let notified = self.arrived.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let taken = self.requests().take(function, max);
+            if !taken.is_empty() {
+                return taken;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Vec::new();
+            }
+        }
+    }
+}
+
+/// Accepts connections until shutdown.
+pub(super) async fn listen(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = crate::shutdown::requested(&mut shutdown) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let shared = shared.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let peer = peer.to_string();
+                    if let Err(error) = handle(shared, stream, &peer, shutdown).await {
+                        tracing::debug!(%peer, %error, "DRPC connection ended with an error");
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot accept a DRPC connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads one frame's body and proof.
+async fn read_frame(reader: &mut OwnedReadHalf) -> std::io::Result<(Vec<u8>, [u8; PROOF_LEN])> {
+    let mut prefix = [0u8; 4];
+    reader.read_exact(&mut prefix).await?;
+    let len = protocol::body_len(prefix).map_err(std::io::Error::other)?;
+    // Grown as the bytes arrive, so a length alone reserves no memory before the proof
+    // is checked.
+    let mut body = Vec::new();
+    (&mut *reader)
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .await?;
+    if body.len() < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the frame ended after {} of its {len} bytes", body.len()),
+        ));
+    }
+    let mut proof = [0u8; PROOF_LEN];
+    reader.read_exact(&mut proof).await?;
+    Ok((body, proof))
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: &str,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|error| std::io::Error::other(error.to_string()))?;
+    let (mut reader, mut writer) = stream.into_split();
+    writer
+        .write_all(&protocol::hello_frame(&Hello {
+            protocol: protocol::PROTOCOL,
+            nonce: protocol::hex(&nonce),
+            server: shared.id.clone(),
+        }))
+        .await?;
+    let framing = Framing::new(shared.secret.cluster_secret(), nonce, Direction::ToPeer);
+    let mut incoming = framing.clone();
+    let (outbox, mut queued) = mpsc::unbounded_channel::<ToPeer>();
+    let write = tokio::spawn(async move {
+        let mut framing = framing;
+        while let Some(message) = queued.recv().await {
+            writer.write_all(&framing.seal(&message)).await?;
+        }
+        writer.shutdown().await
+    });
+    let result = loop {
+        let frame = tokio::select! {
+            frame = read_frame(&mut reader) => frame,
+            () = crate::shutdown::requested(&mut shutdown) => break Ok(()),
+        };
+        let (body, proof) = match frame {
+            Ok(frame) => frame,
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => break Ok(()),
+            Err(error) => break Err(error),
+        };
+        let message = match incoming.open::<ToServer>(&body, &proof) {
+            Ok(message) => message,
+            Err(FrameError::BadProof) => {
+                tracing::warn!(%peer, "refused an unauthenticated DRPC frame");
+                let _ = outbox.send(ToPeer::Refused {
+                    call: 0,
+                    error: CallError::Unauthenticated,
+                });
+                break Ok(());
+            }
+            Err(error) => {
+                let _ = outbox.send(ToPeer::Refused {
+                    call: 0,
+                    error: CallError::Invalid {
+                        reason: error.to_string(),
+                    },
+                });
+                break Ok(());
+            }
+        };
+        match message {
+            ToServer::Call {
+                call,
+                function,
+                argument,
+                timeout_ms,
+            } => {
+                let shared = shared.clone();
+                let outbox = outbox.clone();
+                tokio::spawn(async move {
+                    let timeout = timeout_ms.map(Duration::from_millis);
+                    let answer = match shared.call(&function, argument, timeout).await {
+                        Ok(result) => ToPeer::Answer { call, result },
+                        Err(error) => ToPeer::Refused { call, error },
+                    };
+                    let _ = outbox.send(answer);
+                });
+            }
+            ToServer::Fetch { function, max } => {
+                let requests = shared.fetch(&function, max as usize).await;
+                let _ = outbox.send(ToPeer::Requests { function, requests });
+            }
+            ToServer::Result { request, result } => shared.settle(request, Ok(result)),
+            ToServer::Failure { request, reason } => shared.settle(
+                request,
+                Err(CallError::Failed {
+                    function: String::new(),
+                    reason,
+                }),
+            ),
+        }
+    };
+    drop(outbox);
+    // Calls still running keep their clones of the outbox; the writer ends with the last.
+    let _ = write.await;
+    result
+}

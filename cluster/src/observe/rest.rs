@@ -1,0 +1,364 @@
+//! The read-only REST API, modelled on Storm UI's (`/api/v1/...`): pure functions from a
+//! [`ClusterView`] and its [`History`] to JSON.
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+use super::http::{HttpReply, HttpRequest};
+use super::view::{ClusterView, TopologyView, Totals, WorkerView};
+use super::windows::{Counts, History, WINDOWS, parse_window, window_name};
+
+/// Answers `request` (a path under `/api/v1/`) from `view`.
+pub fn answer(request: &HttpRequest, view: &ClusterView, history: &History) -> HttpReply {
+    let window = match request.query_param("window").map(parse_window) {
+        None => None,
+        Some(Ok(window)) => window,
+        Some(Err(message)) => return HttpReply::error(400, &message),
+    };
+    let parts: Vec<&str> = request
+        .path
+        .trim_start_matches("/api/v1/")
+        .split('/')
+        .filter(|part| !part.is_empty())
+        .collect();
+    let found = match parts.as_slice() {
+        ["cluster", "summary"] => Some(cluster_summary(view)),
+        ["nimbus", "summary"] => Some(nimbus_summary(view)),
+        ["supervisor", "summary"] => Some(supervisor_summary(view)),
+        ["topology", "summary"] => Some(topology_summary(view)),
+        ["topology", id] => view
+            .topology(id)
+            .map(|topology| topology_page(topology, view.taken_ms, history, window)),
+        ["topology", id, "component", component] => view.topology(id).and_then(|topology| {
+            component_page(topology, component, view.taken_ms, history, window)
+        }),
+        _ => return HttpReply::error(404, &format!("no such resource: {}", request.path)),
+    };
+    match found {
+        Some(value) => HttpReply::json(200, &value),
+        None => HttpReply::error(404, &format!("not found: {}", request.path)),
+    }
+}
+
+fn uptime(now_ms: u64, since_ms: u64) -> u64 {
+    now_ms.saturating_sub(since_ms) / 1000
+}
+
+fn latency(histogram: &Histogram<u64>) -> Value {
+    let ms = |nanos: u64| nanos as f64 / 1e6;
+    if histogram.is_empty() {
+        return json!({ "samples": 0 });
+    }
+    json!({
+        "samples": histogram.len(),
+        "meanMs": histogram.mean() / 1e6,
+        "p50Ms": ms(histogram.value_at_quantile(0.5)),
+        "p90Ms": ms(histogram.value_at_quantile(0.9)),
+        "p99Ms": ms(histogram.value_at_quantile(0.99)),
+        "p999Ms": ms(histogram.value_at_quantile(0.999)),
+        "maxMs": ms(histogram.max()),
+    })
+}
+
+fn cluster_summary(view: &ClusterView) -> Value {
+    let slots: usize = view
+        .supervisors
+        .iter()
+        .map(|supervisor| supervisor.info.ports.len())
+        .sum();
+    let used: usize = view
+        .supervisors
+        .iter()
+        .map(|supervisor| supervisor.used)
+        .sum();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "nimbuses": view.nimbuses.len(),
+        "supervisors": view.supervisors.len(),
+        "topologies": view.topologies.len(),
+        "slotsTotal": slots,
+        "slotsUsed": used,
+        "slotsFree": slots.saturating_sub(used),
+        "executorsTotal": view.topologies.iter().map(|t| t.executors).sum::<usize>(),
+        "tasksTotal": view.topologies.iter().map(TopologyView::task_count).sum::<usize>(),
+    })
+}
+
+fn nimbus_summary(view: &ClusterView) -> Value {
+    let nimbuses: Vec<Value> = view
+        .nimbuses
+        .iter()
+        .enumerate()
+        .map(|(index, nimbus)| {
+            json!({
+                "id": nimbus.id,
+                "host": nimbus.host,
+                "port": nimbus.port,
+                "status": if index == 0 { "Leader" } else { "Not a Leader" },
+                "version": nimbus.version,
+                "nimbusUpTimeSeconds": uptime(view.taken_ms, nimbus.started_ms),
+            })
+        })
+        .collect();
+    json!({ "nimbuses": nimbuses })
+}
+
+fn supervisor_summary(view: &ClusterView) -> Value {
+    let supervisors: Vec<Value> = view
+        .supervisors
+        .iter()
+        .map(|supervisor| {
+            json!({
+                "id": supervisor.info.id,
+                "host": supervisor.info.host,
+                "uptimeSeconds": uptime(view.taken_ms, supervisor.info.started_ms),
+                "slotsTotal": supervisor.info.ports.len(),
+                "slotsUsed": supervisor.used,
+                "version": supervisor.info.version,
+            })
+        })
+        .collect();
+    json!({ "supervisors": supervisors })
+}
+
+fn topology_summary(view: &ClusterView) -> Value {
+    let topologies: Vec<Value> = view
+        .topologies
+        .iter()
+        .map(|topology| {
+            let totals = Totals::of(topology.tasks().into_iter().map(|task| task.figures));
+            json!({
+                "id": topology.id,
+                "name": topology.name,
+                "status": topology.status,
+                "uptimeSeconds": uptime(view.taken_ms, topology.submitted_ms),
+                "workersTotal": topology.workers.len(),
+                "executorsTotal": topology.executors,
+                "tasksTotal": topology.task_count(),
+                "emitted": totals.emitted,
+                "transferred": totals.transferred,
+                "executed": totals.executed,
+                "acked": totals.acked,
+                "failed": totals.failed,
+                "taskErrors": topology.task_errors().len(),
+            })
+        })
+        .collect();
+    json!({ "topologies": topologies })
+}
+
+fn counts_json(counts: Counts, covered_secs: Option<f64>) -> Value {
+    let mut value = json!({
+        "emitted": counts.emitted,
+        "transferred": counts.transferred,
+        "executed": counts.executed,
+        "acked": counts.acked,
+        "failed": counts.failed,
+    });
+    if let Some(secs) = covered_secs.filter(|secs| *secs > 0.0) {
+        value["coveredSeconds"] = json!(secs);
+        value["executedPerSecond"] = json!(counts.executed as f64 / secs);
+        value["emittedPerSecond"] = json!(counts.emitted as f64 / secs);
+    }
+    value
+}
+
+/// The counts over `window` of the tasks of `topology` that `keep` selects.
+fn windowed(
+    topology: &TopologyView,
+    now_ms: u64,
+    history: &History,
+    window: Option<u64>,
+    keep: impl Fn(&str) -> bool,
+) -> Counts {
+    topology
+        .tasks()
+        .into_iter()
+        .filter(|task| keep(&task.figures.component))
+        .map(|task| {
+            let figures = task.figures;
+            let current = Counts {
+                emitted: figures.emitted,
+                transferred: figures.transferred,
+                executed: figures.executed,
+                acked: figures.acked,
+                failed: figures.failed,
+            };
+            history.over(window, now_ms, &topology.id, figures.task, current)
+        })
+        .fold(Counts::default(), Counts::plus)
+}
+
+fn stats_by_window(
+    topology: &TopologyView,
+    now_ms: u64,
+    history: &History,
+    keep: impl Fn(&str) -> bool,
+) -> Vec<Value> {
+    WINDOWS
+        .into_iter()
+        .map(|window| {
+            let counts = windowed(topology, now_ms, history, window, &keep);
+            let covered = history.start_of(window, now_ms).1;
+            let mut value = counts_json(counts, window.map(|_| covered));
+            value["window"] = json!(window_name(window));
+            value
+        })
+        .collect()
+}
+
+fn worker_json(worker: &WorkerView, now_ms: u64) -> Value {
+    let beat = worker.heartbeat.as_ref();
+    json!({
+        "supervisorId": worker.supervisor,
+        "host": worker.host,
+        "port": worker.port,
+        "executors": worker.executors,
+        "heartbeatAgeSeconds": beat.map(|beat| now_ms.saturating_sub(beat.time_ms) as f64 / 1000.0),
+        "uptimeSeconds": beat.map(|beat| beat.figures.uptime_secs),
+        "metricsEndpoint": beat.and_then(|beat| beat.metrics_endpoint.clone()),
+        "links": beat.map(|beat| serde_json::to_value(&beat.figures.links).unwrap_or_default()),
+        "queues": beat.map(|beat| serde_json::to_value(&beat.figures.queues).unwrap_or_default()),
+    })
+}
+
+fn errors_json(topology: &TopologyView, now_ms: u64, component: Option<&str>) -> Vec<Value> {
+    topology
+        .task_errors()
+        .into_iter()
+        .filter(|(_, error)| component.is_none_or(|component| error.component == component))
+        .map(|(worker, error)| {
+            json!({
+                "component": error.component,
+                "task": error.task,
+                "host": worker.host,
+                "port": worker.port,
+                "error": error.message,
+                "errorTime": error.time_ms,
+                "errorLapsedSecs": now_ms.saturating_sub(error.time_ms) / 1000,
+            })
+        })
+        .collect()
+}
+
+fn topology_page(
+    topology: &TopologyView,
+    now_ms: u64,
+    history: &History,
+    window: Option<u64>,
+) -> Value {
+    let totals = topology.component_totals();
+    let components: Vec<Value> = topology
+        .components
+        .iter()
+        .map(|component| {
+            let all = totals.get(&component.id).cloned().unwrap_or_default();
+            let counts = windowed(topology, now_ms, history, window, |id| id == component.id);
+            json!({
+                "id": component.id,
+                "type": component.kind,
+                "executors": component.parallelism,
+                "tasks": component.tasks,
+                "window": window_name(window),
+                "stats": counts_json(counts, None),
+                "executeLatency": latency(&all.execute_latency),
+                "completeLatency": latency(&all.complete_latency),
+                "lastError": errors_json(topology, now_ms, Some(&component.id)).pop(),
+            })
+        })
+        .collect();
+    let spouts: Vec<&Value> = components.iter().filter(|c| c["type"] == "spout").collect();
+    let bolts: Vec<&Value> = components.iter().filter(|c| c["type"] != "spout").collect();
+    let control_errors: Vec<Value> = topology
+        .control_errors
+        .iter()
+        .map(|error| {
+            json!({ "source": error.source, "error": error.message, "errorTime": error.time_ms })
+        })
+        .collect();
+    json!({
+        "id": topology.id,
+        "name": topology.name,
+        "status": topology.status,
+        "uptimeSeconds": uptime(now_ms, topology.submitted_ms),
+        "workersTotal": topology.workers.len(),
+        "workersRequested": topology.workers_requested,
+        "executorsTotal": topology.executors,
+        "tasksTotal": topology.task_count(),
+        "windows": WINDOWS.into_iter().map(window_name).collect::<Vec<_>>(),
+        "window": window_name(window),
+        "topologyStats": stats_by_window(topology, now_ms, history, |_| true),
+        "spouts": spouts,
+        "bolts": bolts,
+        "workers": topology.workers.iter().map(|worker| worker_json(worker, now_ms)).collect::<Vec<_>>(),
+        "taskErrors": errors_json(topology, now_ms, None),
+        "controlErrors": control_errors,
+    })
+}
+
+fn component_page(
+    topology: &TopologyView,
+    component_id: &str,
+    now_ms: u64,
+    history: &History,
+    window: Option<u64>,
+) -> Option<Value> {
+    let component = topology
+        .components
+        .iter()
+        .find(|component| component.id == component_id)?;
+    let tasks: Vec<_> = topology
+        .tasks()
+        .into_iter()
+        .filter(|task| task.figures.component == component_id)
+        .collect();
+    let totals = Totals::of(tasks.iter().map(|task| task.figures));
+    let mut streams: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    for task in &tasks {
+        for stream in &task.figures.streams {
+            let entry = streams.entry(stream.stream.as_str()).or_default();
+            entry.0 += stream.emitted;
+            entry.1 += stream.transferred;
+        }
+    }
+    let task_rows: Vec<Value> = tasks
+        .iter()
+        .map(|task| {
+            let figures = task.figures;
+            json!({
+                "task": figures.task,
+                "executor": figures.executor,
+                "thread": figures.thread,
+                "core": figures.core,
+                "worker": format!("{}:{}", task.worker.supervisor, task.worker.port),
+                "host": task.worker.host,
+                "port": task.worker.port,
+                "emitted": figures.emitted,
+                "transferred": figures.transferred,
+                "executed": figures.executed,
+                "acked": figures.acked,
+                "failed": figures.failed,
+                "pending": figures.pending,
+                "executeLatency": latency(&figures.execute_latency.histogram()),
+                "completeLatency": latency(&figures.complete_latency.histogram()),
+            })
+        })
+        .collect();
+    Some(json!({
+        "id": component.id,
+        "topologyId": topology.id,
+        "type": component.kind,
+        "executors": component.parallelism,
+        "tasks": component.tasks,
+        "windows": WINDOWS.into_iter().map(window_name).collect::<Vec<_>>(),
+        "componentStats": stats_by_window(topology, now_ms, history, |id| id == component_id),
+        "executeLatency": latency(&totals.execute_latency),
+        "completeLatency": latency(&totals.complete_latency),
+        "outputStats": streams.into_iter().map(|(stream, (emitted, transferred))| json!({
+            "stream": stream, "emitted": emitted, "transferred": transferred,
+        })).collect::<Vec<_>>(),
+        "taskStats": task_rows,
+        "window": window_name(window),
+        "componentErrors": errors_json(topology, now_ms, Some(component_id)),
+    }))
+}

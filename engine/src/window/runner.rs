@@ -1,0 +1,342 @@
+//! The bolt that runs a [`WindowedBolt`]: keeps the tuples, evaluates windows, emits late
+//! tuples, and acks each input when it leaves its last window.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::buffer::{Evaluated, WindowBuffer};
+use super::spec::{TimeSource, WindowSpec};
+use crate::component::{Bolt, ComponentError};
+use crate::context::TopologyContext;
+use crate::runtime::{Anchor, BoltOutput, Tuple};
+use crate::topology::OutputDeclarer;
+use crate::value::{OwnedValue, Value, ValueRef};
+
+/// A bolt over windows of tuples; run it with [`crate::TopologyBuilder::set_windowed_bolt`].
+pub trait WindowedBolt: Send {
+    /// Declares the streams it emits on.
+    fn declare_outputs(&self, _declarer: &mut OutputDeclarer) {}
+
+    /// Called once per task before the first window.
+    ///
+    /// # Errors
+    /// A failure to prepare; the task does not start.
+    fn prepare(&mut self, _context: &TopologyContext) -> Result<(), ComponentError> {
+        Ok(())
+    }
+
+    /// Evaluates one window. Emits through `output` are anchored to every tuple of it.
+    fn execute(&mut self, window: &Window<'_>, output: &mut WindowOutput<'_, '_>);
+
+    /// Called when the task stops.
+    fn cleanup(&mut self) {}
+}
+
+/// A tuple held in a window: its values, and the time it was given.
+pub struct WindowedTuple {
+    values: Vec<OwnedValue>,
+    anchor: Anchor,
+    time_ms: u64,
+}
+
+impl WindowedTuple {
+    /// The tuple's values.
+    pub fn values(&self) -> &[OwnedValue] {
+        &self.values
+    }
+
+    /// Value `index` if it is an unsigned integer (or a non-negative signed one).
+    pub fn u64(&self, index: usize) -> Option<u64> {
+        match self.values.get(index)? {
+            OwnedValue::U64(value) => Some(*value),
+            OwnedValue::I64(value) => u64::try_from(*value).ok(),
+            _ => None,
+        }
+    }
+
+    /// Value `index` if it is a string.
+    pub fn str(&self, index: usize) -> Option<&str> {
+        match self.values.get(index)? {
+            OwnedValue::Str(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Its time in milliseconds since the Unix epoch: when it arrived (processing time) or
+    /// its time field (event time).
+    pub fn time_ms(&self) -> u64 {
+        self.time_ms
+    }
+}
+
+impl fmt::Debug for WindowedTuple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowedTuple")
+            .field("values", &self.values)
+            .field("time_ms", &self.time_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One window to evaluate: its tuples, oldest first (by time, for time windows).
+#[derive(Debug)]
+pub struct Window<'a> {
+    items: &'a [(u64, WindowedTuple)],
+    bounds: Option<(u64, u64)>,
+}
+
+impl<'a> Window<'a> {
+    /// Its tuples.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a WindowedTuple> + use<'a> {
+        self.items.iter().map(|(_, tuple)| tuple)
+    }
+
+    /// How many tuples it holds (never zero).
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether it holds no tuple (windows are evaluated only when they hold some).
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// A time window's start, inclusive, in ms since the Unix epoch.
+    pub fn start_ms(&self) -> Option<u64> {
+        self.bounds.map(|(start, _)| start)
+    }
+
+    /// A time window's end, exclusive, in ms since the Unix epoch.
+    pub fn end_ms(&self) -> Option<u64> {
+        self.bounds.map(|(_, end)| end)
+    }
+}
+
+/// Emits for a window's evaluation, each anchored to every tuple of the window.
+pub struct WindowOutput<'o, 'b> {
+    output: &'o mut BoltOutput<'b>,
+    anchors: &'o [&'o Anchor],
+}
+
+impl WindowOutput<'_, '_> {
+    /// Emits on the default stream.
+    ///
+    /// # Panics
+    /// When the emit is refused (see [`BoltOutput::try_emit`]); the executor reports it.
+    pub fn emit(&mut self, values: &[Value<'_>]) {
+        self.emit_on(crate::DEFAULT_STREAM, values);
+    }
+
+    /// Emits on the named stream.
+    ///
+    /// # Panics
+    /// When the emit is refused.
+    pub fn emit_on(&mut self, stream: &str, values: &[Value<'_>]) {
+        self.output.emit_on(stream, self.anchors, values);
+    }
+
+    /// Reports an error for this task; the topology keeps running.
+    pub fn report_error(&mut self, message: impl Into<String>) {
+        self.output.report_error(message);
+    }
+}
+
+impl fmt::Debug for WindowOutput<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowOutput")
+            .field("anchors", &self.anchors.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs a [`WindowedBolt`] as a bolt.
+pub struct WindowedBoltRunner<B> {
+    bolt: B,
+    spec: WindowSpec,
+    buffer: WindowBuffer<WindowedTuple>,
+    /// Tuples that left their last window, to ack.
+    expired: Vec<WindowedTuple>,
+    /// Event time: the newest time seen.
+    newest_ms: Option<u64>,
+}
+
+impl<B: WindowedBolt> WindowedBoltRunner<B> {
+    /// Runs `bolt` over windows shaped by `spec`.
+    pub fn new(bolt: B, spec: WindowSpec) -> Self {
+        Self {
+            buffer: WindowBuffer::new(&spec),
+            bolt,
+            spec,
+            expired: Vec::new(),
+            newest_ms: None,
+        }
+    }
+
+    /// The time of `input`, or why it has none.
+    fn time_of(&self, input: &Tuple<'_>) -> Result<u64, String> {
+        match &self.spec.time {
+            TimeSource::Processing => Ok(wall_clock_ms()),
+            TimeSource::Event { field, .. } => match input.get_by_name(field) {
+                Ok(ValueRef::U64(time)) => Ok(time),
+                Ok(ValueRef::I64(time)) if time >= 0 => Ok(time as u64),
+                Ok(other) => Err(format!(
+                    "the window's time field {field:?} holds {:?}, not a time in ms since the Unix epoch",
+                    other.to_owned_value()
+                )),
+                Err(error) => Err(format!("the window's time field {field:?}: {error}")),
+            },
+        }
+    }
+
+    /// Evaluates what is due at `watermark_ms`, then acks what expired.
+    fn advance(&mut self, watermark_ms: u64, output: &mut BoltOutput<'_>) {
+        let Self {
+            bolt,
+            buffer,
+            expired,
+            ..
+        } = self;
+        buffer.advance(
+            watermark_ms,
+            &mut |window| evaluate(bolt, window, output),
+            &mut |tuple| expired.push(tuple),
+        );
+        self.ack_expired(output);
+    }
+
+    fn ack_expired(&mut self, output: &mut BoltOutput<'_>) {
+        for tuple in self.expired.drain(..) {
+            output.ack(&tuple.anchor);
+        }
+    }
+
+    fn late(&mut self, tuple: WindowedTuple, output: &mut BoltOutput<'_>) {
+        if let Some((stream, _)) = &self.spec.late_stream
+            && let Err(error) = output.try_emit(stream, &[&tuple.anchor], None, &tuple.values)
+        {
+            output.report_error(format!("a late tuple could not go to {stream:?}: {error}"));
+        }
+        output.ack(&tuple.anchor);
+    }
+}
+
+fn evaluate<B: WindowedBolt>(
+    bolt: &mut B,
+    window: Evaluated<'_, WindowedTuple>,
+    output: &mut BoltOutput<'_>,
+) {
+    let anchors: Vec<&Anchor> = window
+        .items
+        .iter()
+        .map(|(_, tuple)| &tuple.anchor)
+        .collect();
+    let mut window_output = WindowOutput {
+        output,
+        anchors: &anchors,
+    };
+    bolt.execute(
+        &Window {
+            items: window.items,
+            bounds: window.bounds,
+        },
+        &mut window_output,
+    );
+}
+
+impl<B: WindowedBolt> Bolt for WindowedBoltRunner<B> {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        self.bolt.declare_outputs(declarer);
+        if let Some((stream, fields)) = &self.spec.late_stream {
+            let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+            declarer.declare_stream(stream, &fields);
+        }
+    }
+
+    fn prepare(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
+        self.bolt.prepare(context)
+    }
+
+    fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+        if input.is_tick() {
+            if self.spec.time == TimeSource::Processing {
+                self.advance(wall_clock_ms(), output);
+            }
+            return;
+        }
+        let time_ms = match self.time_of(input) {
+            Ok(time_ms) => time_ms,
+            Err(problem) => {
+                output.report_error(problem);
+                output.fail(input);
+                return;
+            }
+        };
+        let values = match input
+            .fields()
+            .map(|field| field.map(|value| value.to_owned_value()))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(values) => values,
+            Err(error) => {
+                output.report_error(format!("a windowed tuple could not be read: {error}"));
+                output.fail(input);
+                return;
+            }
+        };
+        let tuple = WindowedTuple {
+            values,
+            anchor: input.anchor().clone(),
+            time_ms,
+        };
+        let Self {
+            bolt,
+            buffer,
+            expired,
+            ..
+        } = self;
+        let pushed = buffer.push(
+            time_ms,
+            tuple,
+            &mut |window| evaluate(bolt, window, output),
+            &mut |tuple| expired.push(tuple),
+        );
+        if let Err(late) = pushed {
+            self.late(late, output);
+        }
+        self.ack_expired(output);
+        match &self.spec.time {
+            TimeSource::Event { lag, .. } => {
+                let newest = self.newest_ms.map_or(time_ms, |newest| newest.max(time_ms));
+                self.newest_ms = Some(newest);
+                let lag_ms = u64::try_from(lag.as_millis()).unwrap_or(u64::MAX);
+                self.advance(newest.saturating_sub(lag_ms), output);
+            }
+            TimeSource::Processing => {
+                if matches!(self.spec.length, super::Extent::Time(_)) {
+                    self.advance(time_ms, output);
+                }
+            }
+        }
+    }
+
+    fn cleanup(&mut self) {
+        self.bolt.cleanup();
+    }
+}
+
+impl<B> fmt::Debug for WindowedBoltRunner<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowedBoltRunner")
+            .field("spec", &self.spec)
+            .field("held", &self.buffer.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}

@@ -1,0 +1,365 @@
+//! Distributed RPC end to end: real DRPC servers (in this process and as `squall drpc`
+//! daemons), real topologies, real sockets.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use squall::cluster::Secret;
+use squall::cluster::drpc::{DrpcServer, DrpcServerConfig};
+use squall::drpc::{
+    ClusterSecret, DrpcClient, DrpcError, DrpcServers, DrpcSpout, LinearDrpcBuilder,
+    ReturnResultsBolt, SpoutShape,
+};
+use squall::{Bolt, BoltOutput, OutputDeclarer, TopologyBuilder, TopologyConfig, Tuple};
+use squall_tests::drpc::SquallProcess;
+use squall_tests::workers::TEST_SECRET;
+
+fn squall() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_squall-cli"))
+}
+
+fn secret() -> Secret {
+    Secret::new(TEST_SECRET, "the test").unwrap()
+}
+
+fn cluster_secret() -> ClusterSecret {
+    secret().cluster_secret()
+}
+
+/// `[args, return-info]` → `[args + "!", return-info]`.
+struct Exclaim;
+
+impl Bolt for Exclaim {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        declarer.declare(&["result", "return-info"]);
+    }
+    fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+        let answer = format!("{}!", input.get_str(0).unwrap());
+        let info = input.get_str(1).unwrap();
+        output.emit_anchored(input, &[answer.as_str().into(), info.into()]);
+        output.ack(input);
+    }
+}
+
+/// Fails every request.
+struct Refuse;
+
+impl Bolt for Refuse {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        declarer.declare(&["id", "value"]);
+    }
+    fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+        output.fail(input);
+    }
+}
+
+/// Holds every request: neither answers nor acks it.
+struct Hold;
+
+impl Bolt for Hold {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        declarer.declare(&["id", "value"]);
+    }
+    fn execute(&mut self, _input: &Tuple<'_>, _output: &mut BoltOutput<'_>) {}
+}
+
+/// Storm's plain DRPC shape: spout → exclaim → return, serving `exclaim` from `servers`.
+fn exclaim_topology(servers: Vec<String>) -> Arc<squall::Topology> {
+    let servers = DrpcServers::new(servers, cluster_secret()).unwrap();
+    let mut builder = TopologyBuilder::new();
+    let spout_servers = servers.clone();
+    builder.set_spout(
+        "requests",
+        move || DrpcSpout::new("exclaim", spout_servers.clone(), SpoutShape::Plain),
+        1,
+    );
+    builder
+        .set_bolt("exclaim", || Exclaim, 2)
+        .shuffle_grouping("requests");
+    builder
+        .set_bolt("return", move || ReturnResultsBolt::new(servers.clone()), 1)
+        .shuffle_grouping("exclaim");
+    builder.build("exclaim", TopologyConfig::default()).unwrap()
+}
+
+#[test]
+fn a_request_goes_round_trip_through_a_topology_and_http() {
+    let server = DrpcServer::start(
+        DrpcServerConfig {
+            http_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..DrpcServerConfig::local()
+        },
+        secret(),
+    )
+    .unwrap();
+    let running = squall::run(exclaim_topology(vec![server.address().to_string()])).unwrap();
+    let mut client = DrpcClient::connect(&server.address().to_string(), &cluster_secret())
+        .unwrap()
+        .with_timeout(Duration::from_secs(30));
+    for word in ["hello", "storm", ""] {
+        assert_eq!(client.call("exclaim", word).unwrap(), format!("{word}!"));
+    }
+
+    // The HTTP port: POST /drpc/FUNCTION with the proof headers.
+    let http = server.http_address().unwrap();
+    let post = |function: &str, body: &str, proof: Option<String>| {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            .to_string();
+        let proof = proof.unwrap_or_else(|| {
+            let proof = squall::drpc::protocol::http_proof(
+                &cluster_secret(),
+                function,
+                &time,
+                body.as_bytes(),
+            );
+            squall::drpc::protocol::hex(&proof)
+        });
+        let mut stream = std::net::TcpStream::connect(http).unwrap();
+        write!(
+            stream,
+            "POST /drpc/{function} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+             X-Squall-Time: {time}\r\nX-Squall-Proof: {proof}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let answer = post("exclaim", "over http", None);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nover http!"), "{answer}");
+    let refused = post("exclaim", "x", Some("00".repeat(32)));
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(refused.contains("the proof is wrong"), "{refused}");
+
+    // A client with another secret is refused, and told why.
+    let stranger = ClusterSecret::new(*b"not the cluster's secret").unwrap();
+    let mut stranger = DrpcClient::connect(&server.address().to_string(), &stranger).unwrap();
+    let error = stranger.call("exclaim", "x").unwrap_err();
+    assert!(
+        matches!(error, DrpcError::Unauthenticated { .. }),
+        "{error}"
+    );
+
+    let report = running.kill(Duration::from_secs(5));
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    server.stop();
+}
+
+#[test]
+fn a_failing_function_and_a_slow_one_end_with_errors() {
+    let server = DrpcServer::start(DrpcServerConfig::local(), secret()).unwrap();
+    let servers = DrpcServers::new(vec![server.address().to_string()], cluster_secret()).unwrap();
+    let mut failing = LinearDrpcBuilder::new("refuse", servers.clone());
+    failing.add_bolt("refuse", || Refuse, 1);
+    let failing = squall::run(failing.build("refuse", TopologyConfig::default()).unwrap()).unwrap();
+    // Held requests are neither answered nor acked (a plain topology: no auto-ack).
+    let mut holding = TopologyBuilder::new();
+    holding.set_spout(
+        "requests",
+        move || DrpcSpout::new("hold", servers.clone(), SpoutShape::Plain),
+        1,
+    );
+    holding
+        .set_bolt("hold", || Hold, 1)
+        .shuffle_grouping("requests");
+    let holding = squall::run(holding.build("hold", TopologyConfig::default()).unwrap()).unwrap();
+
+    let mut client = DrpcClient::connect(&server.address().to_string(), &cluster_secret())
+        .unwrap()
+        .with_timeout(Duration::from_millis(700));
+    let error = client.call("refuse", "x").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "DRPC request for \"refuse\" failed: the request's tuple tree failed or timed out in \
+         the topology"
+    );
+    let started = Instant::now();
+    let error = client.call("hold", "x").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "DRPC request for \"hold\" timed out after 700 ms"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Nobody serves this one: the same timeout.
+    let error = client.call("nobody", "x").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "DRPC request for \"nobody\" timed out after 700 ms"
+    );
+    let error = client.call("", "x").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid DRPC request: the function name is empty"
+    );
+    // The connection still serves calls after errors.
+    let error = client.call("refuse", "y").unwrap_err();
+    assert!(error.to_string().contains("failed"), "{error}");
+
+    failing.kill(Duration::from_secs(2));
+    holding.kill(Duration::from_secs(2));
+    server.stop();
+}
+
+#[test]
+fn killing_one_of_two_servers_fails_only_its_own_requests() {
+    let mut doomed = SquallProcess::drpc_server(&squall(), "10s");
+    let survivor = SquallProcess::drpc_server(&squall(), "10s");
+    let running =
+        squall::run(exclaim_topology(vec![doomed.address(), survivor.address()])).unwrap();
+
+    let killed = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..8)
+        .map(|index| {
+            let address = if index % 2 == 0 {
+                doomed.address()
+            } else {
+                survivor.address()
+            };
+            let killed = killed.clone();
+            std::thread::spawn(move || {
+                let mut client = DrpcClient::connect(&address, &cluster_secret())
+                    .unwrap()
+                    .with_timeout(Duration::from_secs(10));
+                let (mut answered, mut failed) = (0u64, Vec::new());
+                let stop_at = Instant::now() + Duration::from_secs(4);
+                let mut n = 0;
+                while Instant::now() < stop_at {
+                    n += 1;
+                    let argument = format!("{index}-{n}");
+                    let call = Instant::now();
+                    match client.call("exclaim", &argument) {
+                        Ok(answer) => {
+                            assert_eq!(answer, format!("{argument}!"));
+                            answered += 1;
+                        }
+                        Err(error) => {
+                            assert!(call.elapsed() < Duration::from_secs(12), "a call hung");
+                            failed.push((killed.load(Ordering::SeqCst), error.to_string()));
+                            break;
+                        }
+                    }
+                }
+                (index, answered, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    killed.store(true, Ordering::SeqCst);
+    doomed.kill();
+    for client in clients {
+        let (index, answered, failed) = client.join().unwrap();
+        assert!(answered > 0, "client {index} got no answer before the kill");
+        if index % 2 == 0 {
+            // Its server died: its call in flight ends with an error, after the kill.
+            assert_eq!(failed.len(), 1, "client {index}: {failed:?}");
+            assert!(
+                failed[0].0,
+                "client {index} failed before the kill: {failed:?}"
+            );
+        } else {
+            assert!(
+                failed.is_empty(),
+                "client {index} of the survivor: {failed:?}"
+            );
+        }
+    }
+    // The survivor keeps answering.
+    let mut client = DrpcClient::connect(&survivor.address(), &cluster_secret()).unwrap();
+    assert_eq!(client.call("exclaim", "still").unwrap(), "still!");
+    running.kill(Duration::from_secs(2));
+}
+
+/// The exact reach of every URL of the example's data set.
+fn expected_reach(graph: &Path) -> BTreeMap<String, usize> {
+    let graph: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(graph).unwrap()).unwrap();
+    let followers = &graph["followers"];
+    graph["tweeters"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(url, tweeters)| {
+            let reached: BTreeSet<&str> = tweeters
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|user| followers[user.as_str().unwrap()].as_array().unwrap())
+                .map(|follower| follower.as_str().unwrap())
+                .collect();
+            (url.clone(), reached.len())
+        })
+        .collect()
+}
+
+#[test]
+fn reach_answers_exactly_from_a_topology_file_in_local_mode() {
+    squall_test_support::require_python_module("pystorm");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/reach");
+    let expected = expected_reach(&example.join("data/graph.json"));
+    assert_eq!(expected.len(), 20);
+    let local = SquallProcess::local_with_drpc(&squall(), &example.join("topology.yaml"), "120s");
+
+    // Several clients at once, each URL asked twice, so requests overlap in the topology.
+    let callers: Vec<_> = (0..4)
+        .map(|caller| {
+            let address = local.address();
+            let urls: Vec<(String, usize)> = expected
+                .iter()
+                .map(|(url, reach)| (url.clone(), *reach))
+                .collect();
+            std::thread::spawn(move || {
+                let mut client = DrpcClient::connect(&address, &cluster_secret())
+                    .unwrap()
+                    .with_timeout(Duration::from_secs(60));
+                for (url, reach) in urls.iter().skip(caller * 5).chain(urls.iter()).take(40) {
+                    let answer = client.call("reach", url).unwrap();
+                    assert_eq!(answer, reach.to_string(), "reach of {url}");
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.join().unwrap();
+    }
+    // An unknown URL reaches nobody.
+    let mut client = DrpcClient::connect(&local.address(), &cluster_secret()).unwrap();
+    assert_eq!(
+        client.call("reach", "https://example.com/none").unwrap(),
+        "0"
+    );
+
+    // The command line asks the same server.
+    let output = std::process::Command::new(squall())
+        .args(["drpc", "call", "reach", "https://example.com/3", "--server"])
+        .arg(local.address())
+        .env("SQUALL_CLUSTER_SECRET", TEST_SECRET)
+        .env_remove("SQUALL_CONF")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        expected["https://example.com/3"].to_string()
+    );
+    let output = std::process::Command::new(squall())
+        .args(["drpc", "call", "reach", "x", "--server"])
+        .arg(local.address())
+        .env("SQUALL_CLUSTER_SECRET", "another secret, long enough")
+        .env_remove("SQUALL_CONF")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("do not share the cluster secret"),
+        "{output:?}"
+    );
+}

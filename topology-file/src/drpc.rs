@@ -1,0 +1,209 @@
+//! The DRPC components a topology file can name: the `drpc` spout, and the `drpc_aggregate`
+//! and `drpc_return` bolts (see `docs/drpc.md`).
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use squall_drpc::{
+    Aggregation, ClusterSecret, DrpcAggregateBolt, DrpcServers, DrpcSpout, ReturnResultsBolt,
+    SpoutShape,
+};
+
+use crate::registry::{BoltFactory, BuiltinArgs, ComponentRegistry, SpoutFactory};
+
+/// The environment variable holding the cluster secret (set for workers by their
+/// supervisor).
+const SECRET_ENV: &str = squall_core::worker::plan::SECRET_ENV;
+
+/// What DRPC components use when their params name no servers, and the secret they
+/// authenticate with.
+#[derive(Debug, Clone, Default)]
+pub struct DrpcDefaults {
+    /// Servers for components whose params name none.
+    pub servers: Vec<String>,
+    /// The cluster secret; when absent, it is read from `SQUALL_CLUSTER_SECRET` as the
+    /// topology is built.
+    pub secret: Option<ClusterSecret>,
+}
+
+impl DrpcDefaults {
+    fn servers(
+        &self,
+        args: &BuiltinArgs<'_>,
+        named: Option<Vec<String>>,
+    ) -> Result<DrpcServers, String> {
+        let addresses = named.unwrap_or_else(|| self.servers.clone());
+        if addresses.is_empty() {
+            return Err(format!(
+                "component {:?} names no DRPC servers: set params.servers, or run it with \
+                 `squall local --drpc HOST:PORT`",
+                args.component
+            ));
+        }
+        let secret = match &self.secret {
+            Some(secret) => secret.clone(),
+            None => {
+                let value = std::env::var_os(SECRET_ENV)
+                    .filter(|value| !value.is_empty())
+                    .ok_or_else(|| {
+                        format!(
+                            "component {:?} needs the cluster secret to reach its DRPC \
+                             servers: set {SECRET_ENV}",
+                            args.component
+                        )
+                    })?;
+                ClusterSecret::new(value.into_encoded_bytes())
+                    .map_err(|error| format!("the cluster secret in {SECRET_ENV}: {error}"))?
+            }
+        };
+        DrpcServers::new(addresses, secret)
+            .map_err(|error| format!("component {:?}: {error}", args.component))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpoutParams {
+    function: String,
+    #[serde(default)]
+    servers: Option<Vec<String>>,
+    #[serde(default)]
+    linear: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReturnParams {
+    #[serde(default)]
+    servers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AggregateParams {
+    aggregate: String,
+    #[serde(default = "value_field")]
+    field: usize,
+}
+
+fn value_field() -> usize {
+    1
+}
+
+/// Adds (or replaces) the DRPC components of `registry`, with `defaults`.
+pub fn register_drpc(registry: &mut ComponentRegistry, defaults: DrpcDefaults) {
+    let defaults = Arc::new(defaults);
+    let spout_defaults = defaults.clone();
+    registry.add_spout(
+        "drpc",
+        "the requests of a DRPC function: [args, return-info], or with linear: true [id, args] \
+         on `args` and [id, return-info] on `finish`",
+        move |args| {
+            let params: SpoutParams = args.params()?;
+            squall_drpc::protocol::check_function(&params.function)
+                .map_err(|reason| format!("params.function: {reason}"))?;
+            let servers = spout_defaults.servers(args, params.servers)?;
+            let shape = if params.linear {
+                SpoutShape::Linear
+            } else {
+                SpoutShape::Plain
+            };
+            let factory: SpoutFactory = Arc::new(move || {
+                Box::new(DrpcSpout::new(&params.function, servers.clone(), shape))
+            });
+            Ok(factory)
+        },
+    );
+    registry.add_bolt(
+        "drpc_return",
+        "sends [result, return-info] to the DRPC server holding the request",
+        move |args| {
+            let params: ReturnParams = args.params()?;
+            let servers = defaults.servers(args, params.servers)?;
+            let factory: BoltFactory =
+                Arc::new(move || Box::new(ReturnResultsBolt::new(servers.clone())));
+            Ok(factory)
+        },
+    );
+    registry.add_bolt(
+        "drpc_aggregate",
+        "folds [id, value] tuples per DRPC request (count, count-distinct, sum, distinct); \
+         answers [result, return-info] at the request's finish",
+        |args| {
+            let params: AggregateParams = args.params()?;
+            let aggregation = Aggregation::parse(&params.aggregate)?;
+            let field = params.field;
+            let factory: BoltFactory =
+                Arc::new(move || Box::new(DrpcAggregateBolt::new(aggregation, field)));
+            Ok(factory)
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Overrides, TopologyFile};
+
+    const FILE: &str = "\
+name: reach
+spouts:
+  - {id: requests, builtin: drpc, params: {function: reach, linear: true}}
+bolts:
+  - {id: distinct, builtin: drpc_aggregate, params: {aggregate: AGGREGATE}}
+  - {id: return, builtin: drpc_return}
+streams:
+  - {from: requests, to: distinct, grouping: {type: fields, args: [id], streamId: args}}
+  - {from: requests, to: distinct, grouping: {type: fields, args: [id], streamId: finish}}
+  - {from: distinct, to: return, grouping: shuffle}
+";
+
+    fn build(aggregate: &str, defaults: DrpcDefaults) -> Result<(), String> {
+        let text = FILE.replace("AGGREGATE", aggregate);
+        let file = TopologyFile::parse(&text, "reach.yaml", std::path::Path::new("."))
+            .map_err(|error| error.to_string())?;
+        let mut registry = ComponentRegistry::with_builtins();
+        registry.with_drpc(defaults);
+        file.build_with(&Overrides::default(), &registry)
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    }
+
+    fn local_defaults() -> DrpcDefaults {
+        DrpcDefaults {
+            servers: vec!["127.0.0.1:3772".to_owned()],
+            secret: Some(ClusterSecret::new(*b"0123456789abcdef0123").unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_linear_drpc_file_builds_with_servers() {
+        build("count-distinct", local_defaults()).unwrap();
+    }
+
+    #[test]
+    fn missing_servers_and_bad_params_are_named() {
+        let error = build("count-distinct", DrpcDefaults::default()).unwrap_err();
+        assert!(
+            error.contains(
+                "component \"requests\" names no DRPC servers: set params.servers, or run it \
+                 with `squall local --drpc HOST:PORT`"
+            ),
+            "{error}"
+        );
+        let error = build("average", local_defaults()).unwrap_err();
+        assert!(
+            error.contains("unknown DRPC aggregation \"average\""),
+            "{error}"
+        );
+        let defaults = DrpcDefaults {
+            servers: vec!["no-port".to_owned()],
+            ..local_defaults()
+        };
+        let error = build("count", defaults).unwrap_err();
+        assert!(
+            error.contains("DRPC server address \"no-port\" is not host:port"),
+            "{error}"
+        );
+    }
+}
