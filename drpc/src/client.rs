@@ -84,7 +84,11 @@ impl DrpcClient {
     /// # Errors
     /// When the connection fails.
     pub fn connect(server: &str, secret: &ClusterSecret) -> Result<Self, DrpcError> {
-        let link = Link::connect(server, secret, Duration::from_secs(10))?;
+        let link = Link::connect(
+            server,
+            &crate::DrpcKey::cluster(secret.clone()),
+            Duration::from_secs(10),
+        )?;
         Ok(Self {
             link,
             next_call: 1,

@@ -27,6 +27,7 @@
 
 pub mod aggregate;
 pub mod client;
+pub mod key;
 pub mod linear;
 pub mod link;
 pub mod protocol;
@@ -36,6 +37,7 @@ pub mod spout;
 
 pub use aggregate::{Aggregation, DrpcAggregateBolt};
 pub use client::{DrpcClient, DrpcError};
+pub use key::DrpcKey;
 pub use linear::LinearDrpcBuilder;
 pub use protocol::CallError;
 pub use return_bolt::ReturnResultsBolt;

@@ -5,10 +5,10 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use squall_net::ClusterSecret;
 use squall_net::auth::PROOF_LEN;
 
-use crate::protocol::{self, Direction, Framing, Hello, ToPeer, ToServer};
+use crate::key::DrpcKey;
+use crate::protocol::{self, Direction, Framing, Hello, Identity, ToPeer, ToServer};
 
 /// Why talking to a DRPC server failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,14 +57,15 @@ pub struct Link {
 }
 
 impl Link {
-    /// Connects to `server` (`host:port`) within `timeout` and reads its HELLO.
+    /// Connects to `server` (`host:port`) within `timeout`, reads its HELLO and names
+    /// `key`'s owner in the IDENTITY.
     ///
     /// # Errors
     /// When the address does not resolve, the connection fails or the HELLO is not this
     /// protocol's.
     pub fn connect(
         server: &str,
-        secret: &ClusterSecret,
+        key: &DrpcKey,
         timeout: Duration,
     ) -> Result<Self, LinkError> {
         let address = server
@@ -101,10 +102,16 @@ impl Link {
         let hello: Hello =
             serde_json::from_slice(&body).map_err(|error| garbled(error.to_string()))?;
         let nonce = protocol::hello_nonce(&hello).map_err(garbled)?;
+        let identity = Identity {
+            topology: key.topology().map(str::to_owned),
+        };
+        stream
+            .write_all(&protocol::identity_frame(&identity))
+            .map_err(io)?;
         Ok(Self {
             stream,
             server: server.to_owned(),
-            framing: Framing::new(secret.clone(), nonce, Direction::ToServer),
+            framing: Framing::new(key.secret().clone(), nonce, Direction::ToServer),
             buffer: Vec::new(),
         })
     }

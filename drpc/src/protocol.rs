@@ -2,10 +2,17 @@
 //! no I/O: messages, frames and their proofs.
 //!
 //! ```text
-//! server → peer   HELLO frame:  length (4 bytes LE) || JSON Hello (protocol, nonce, server id)
-//! either way      frame:        length (4 bytes LE) || JSON message || proof (32 bytes)
-//!                 proof = HMAC(cluster secret, "drpc", nonce, direction, sequence, JSON)
+//! server → peer   HELLO frame:    length (4 bytes LE) || JSON Hello (protocol, nonce, server id)
+//! peer → server   IDENTITY frame: length (4 bytes LE) || JSON Identity (topology, if any)
+//! either way      frame:          length (4 bytes LE) || JSON message || proof (32 bytes)
+//!                 proof = HMAC(key, "drpc", nonce, direction, sequence, JSON)
 //! ```
+//!
+//! The key is the cluster secret, or, for a connection whose IDENTITY names a topology, that
+//! topology's worker key, which the server derives from the cluster secret (see
+//! [`DrpcKey`](crate::DrpcKey)). The identity is a claim that the first proved frame either
+//! confirms or refutes; a worker key admits fetching requests and returning results, never
+//! calling a function.
 //!
 //! The nonce is 32 fresh random bytes per connection, the direction is `to-server` or
 //! `to-peer`, and the sequence counts the frames sent that way on the connection from 0, as
@@ -19,7 +26,7 @@ use squall_net::ClusterSecret;
 use squall_net::auth::PROOF_LEN;
 
 /// Version of this protocol.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// Bytes of a connection's nonce.
 pub const NONCE_LEN: usize = 32;
@@ -44,6 +51,20 @@ pub struct Hello {
     /// The server's id, for logs.
     pub server: String,
 }
+
+/// The first frame a peer sends, right after the server's HELLO: whose key proves the
+/// frames that follow. Not itself proved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// The topology whose worker key proves this connection's frames; `None` for the
+    /// cluster secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<String>,
+}
+
+/// Largest IDENTITY body, in bytes: it is read before anything is proved.
+pub const MAX_IDENTITY: usize = 1024;
 
 /// What clients, spouts and return bolts send to a server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -359,11 +380,45 @@ pub fn body_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
 
 /// The bytes of the HELLO frame.
 pub fn hello_frame(hello: &Hello) -> Vec<u8> {
-    let body = serde_json::to_vec(hello).expect("hello serializes");
+    unproved_frame(hello)
+}
+
+/// The bytes of the IDENTITY frame.
+pub fn identity_frame(identity: &Identity) -> Vec<u8> {
+    unproved_frame(identity)
+}
+
+fn unproved_frame(message: &impl Serialize) -> Vec<u8> {
+    let body = serde_json::to_vec(message).expect("handshake messages serialize");
     let mut bytes = Vec::with_capacity(4 + body.len());
     bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&body);
     bytes
+}
+
+/// The length an IDENTITY frame's 4-byte prefix announces.
+///
+/// # Errors
+/// [`FrameError::TooLong`] beyond [`MAX_IDENTITY`].
+pub fn identity_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_le_bytes(prefix) as usize;
+    if len > MAX_IDENTITY {
+        return Err(FrameError::TooLong {
+            len,
+            max: MAX_IDENTITY,
+        });
+    }
+    Ok(len)
+}
+
+/// Decodes an IDENTITY body.
+///
+/// # Errors
+/// [`FrameError::NotAMessage`] when it is not an identity.
+pub fn decode_identity(body: &[u8]) -> Result<Identity, FrameError> {
+    serde_json::from_slice(body).map_err(|error| FrameError::NotAMessage {
+        reason: format!("not an identity: {error}"),
+    })
 }
 
 /// Lowercase hex of `bytes`.
@@ -519,6 +574,28 @@ mod tests {
     }
 
     #[test]
+    fn identities_round_trip_and_bad_ones_are_named() {
+        for identity in [
+            Identity::default(),
+            Identity {
+                topology: Some("reach-3-1764950000".into()),
+            },
+        ] {
+            let frame = identity_frame(&identity);
+            let len = identity_len(*frame.first_chunk::<4>().unwrap()).unwrap();
+            assert_eq!(len, frame.len() - 4);
+            assert_eq!(decode_identity(&frame[4..]).unwrap(), identity);
+        }
+        assert_eq!(identity_frame(&Identity::default())[4..], *b"{}");
+        assert_eq!(
+            identity_len(2000u32.to_le_bytes()).unwrap_err().to_string(),
+            "frame length 2000 exceeds the maximum of 1024"
+        );
+        let error = decode_identity(br#"{"topology":"a","admin":true}"#).unwrap_err();
+        assert!(error.to_string().contains("unknown field `admin`"), "{error}");
+    }
+
+    #[test]
     fn bad_function_names_are_named() {
         assert_eq!(
             check_function("").unwrap_err(),
@@ -539,6 +616,11 @@ mod tests {
             let _ = server.decode::<ToServer>(&bytes);
             let (mut client, _) = pair();
             let _ = client.decode::<ToPeer>(&bytes);
+        }
+
+        #[test]
+        fn decoding_any_identity_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode_identity(&bytes);
         }
 
         #[test]

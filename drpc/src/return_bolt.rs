@@ -45,7 +45,7 @@ impl ReturnResultsBolt {
         // One retry on a fresh connection: the server may have restarted since the last send.
         for attempt in 0..2 {
             if !self.links.contains_key(server) {
-                let link = Link::connect(server, &self.servers.secret, Duration::from_secs(2))?;
+                let link = Link::connect(server, &self.servers.key, Duration::from_secs(2))?;
                 self.links.insert(server.to_owned(), link);
             }
             let link = self.links.get_mut(server).expect("just connected");

@@ -19,6 +19,7 @@ use squall_core::runtime::SpoutOutput;
 use squall_core::topology::OutputDeclarer;
 use squall_net::ClusterSecret;
 
+use crate::key::DrpcKey;
 use crate::link::Link;
 use crate::protocol::{FetchedRequest, ToPeer, ToServer};
 use crate::return_info::ReturnInfo;
@@ -36,28 +37,37 @@ const INBOX_CAPACITY: usize = 256;
 /// Most requests emitted in one `next_tuple` call.
 const EMIT_BATCH: usize = 64;
 
-/// The DRPC servers a topology serves, and the secret that opens them.
+/// The DRPC servers a topology serves, and the key that opens them.
 #[derive(Debug, Clone)]
 pub struct DrpcServers {
     /// `host:port` of each server's DRPC port.
     pub addresses: Vec<String>,
-    /// The cluster secret.
-    pub secret: ClusterSecret,
+    /// The cluster secret (local mode) or the topology's worker key (on a cluster).
+    pub key: DrpcKey,
 }
 
 impl DrpcServers {
-    /// The servers at `addresses`.
+    /// The servers at `addresses`, opened with the cluster secret.
     ///
     /// # Errors
     /// When the list is empty or an address is not `host:port`.
     pub fn new(addresses: Vec<String>, secret: ClusterSecret) -> Result<Self, String> {
+        Self::with_key(addresses, DrpcKey::cluster(secret))
+    }
+
+    /// The servers at `addresses`, opened with `key`; [`DrpcKey::from_environment`] finds
+    /// the key of a cluster's worker.
+    ///
+    /// # Errors
+    /// When the list is empty or an address is not `host:port`.
+    pub fn with_key(addresses: Vec<String>, key: DrpcKey) -> Result<Self, String> {
         if addresses.is_empty() {
             return Err("no DRPC servers are configured".to_owned());
         }
         for address in &addresses {
             crate::return_info::split_server(address)?;
         }
-        Ok(Self { addresses, secret })
+        Ok(Self { addresses, key })
     }
 }
 
@@ -163,7 +173,7 @@ impl Spout for DrpcSpout {
             let thread = FetchThread {
                 index,
                 server: server.clone(),
-                secret: self.servers.secret.clone(),
+                key: self.servers.key.clone(),
                 function: self.function.clone(),
                 sender: sender.clone(),
                 queued: self.queued.clone(),
@@ -273,7 +283,7 @@ impl Drop for DrpcSpout {
 struct FetchThread {
     index: usize,
     server: String,
-    secret: ClusterSecret,
+    key: DrpcKey,
     function: String,
     sender: Sender<Incoming>,
     queued: Arc<AtomicUsize>,
@@ -286,7 +296,7 @@ impl FetchThread {
     fn run(self) {
         let mut backoff = Duration::from_millis(50);
         while !self.stop.load(Ordering::Relaxed) {
-            match Link::connect(&self.server, &self.secret, Duration::from_secs(2)) {
+            match Link::connect(&self.server, &self.key, Duration::from_secs(2)) {
                 Ok(link) => {
                     backoff = Duration::from_millis(50);
                     tracing::debug!(server = %self.server, function = %self.function, "DRPC spout connected");

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use squall::cluster::Secret;
 use squall::cluster::drpc::{DrpcServer, DrpcServerConfig};
+use squall::drpc::link::Link;
+use squall::drpc::protocol::{ToPeer, ToServer};
 use squall::drpc::{
-    ClusterSecret, DrpcClient, DrpcError, DrpcServers, DrpcSpout, LinearDrpcBuilder,
-    ReturnResultsBolt, SpoutShape,
+    CallError, ClusterSecret, DrpcClient, DrpcError, DrpcKey, DrpcServers, DrpcSpout,
+    LinearDrpcBuilder, ReturnResultsBolt, SpoutShape,
 };
 use squall::{Bolt, BoltOutput, OutputDeclarer, TopologyBuilder, TopologyConfig, Tuple};
 use squall_tests::drpc::SquallProcess;
@@ -69,7 +71,10 @@ impl Bolt for Hold {
 
 /// Storm's plain DRPC shape: spout → exclaim → return, serving `exclaim` from `servers`.
 fn exclaim_topology(servers: Vec<String>) -> Arc<squall::Topology> {
-    let servers = DrpcServers::new(servers, cluster_secret()).unwrap();
+    exclaim_topology_with(DrpcServers::new(servers, cluster_secret()).unwrap())
+}
+
+fn exclaim_topology_with(servers: DrpcServers) -> Arc<squall::Topology> {
     let mut builder = TopologyBuilder::new();
     let spout_servers = servers.clone();
     builder.set_spout(
@@ -148,6 +153,54 @@ fn a_request_goes_round_trip_through_a_topology_and_http() {
         matches!(error, DrpcError::Unauthenticated { .. }),
         "{error}"
     );
+
+    let report = running.kill(Duration::from_secs(5));
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    server.stop();
+}
+
+/// A cluster's workers hold their topology's worker key, not the cluster secret: the
+/// server derives the key of the topology a connection names, serves the topology's spouts
+/// and return bolts with it, and refuses calls made with it and a key claimed for another
+/// topology.
+#[test]
+fn a_topology_serves_with_its_worker_key_which_cannot_call() {
+    let server = DrpcServer::start(DrpcServerConfig::local(), secret()).unwrap();
+    let address = server.address().to_string();
+    let worker_key = |topology: &str| secret().worker_key(topology).transport_secret();
+    let key = DrpcKey::worker("exclaim-1764950000", worker_key("exclaim-1764950000"));
+    let servers = DrpcServers::with_key(vec![address.clone()], key.clone()).unwrap();
+    let running = squall::run(exclaim_topology_with(servers)).unwrap();
+    let mut client = DrpcClient::connect(&address, &cluster_secret())
+        .unwrap()
+        .with_timeout(Duration::from_secs(30));
+    assert_eq!(client.call("exclaim", "keyed").unwrap(), "keyed!");
+
+    let mut link = Link::connect(&address, &key, Duration::from_secs(5)).unwrap();
+    link.send(&ToServer::Call {
+        call: 7,
+        function: "exclaim".into(),
+        argument: "x".into(),
+        timeout_ms: None,
+    })
+    .unwrap();
+    match link.receive().unwrap() {
+        ToPeer::Refused {
+            call: 7,
+            error: CallError::Invalid { reason },
+        } => assert!(reason.contains("needs the cluster secret"), "{reason}"),
+        other => panic!("a worker key's call was not refused: {other:?}"),
+    }
+
+    let stolen_claim = DrpcKey::worker("exclaim-1764950000", worker_key("other-1764950001"));
+    let mut link = Link::connect(&address, &stolen_claim, Duration::from_secs(5)).unwrap();
+    link.send(&ToServer::Fetch {
+        function: "exclaim".into(),
+        max: 1,
+    })
+    .unwrap();
+    let error = link.receive().unwrap_err();
+    assert!(error.is_unauthenticated(), "{error}");
 
     let report = running.kill(Duration::from_secs(5));
     assert!(report.errors.is_empty(), "{:?}", report.errors);
@@ -362,4 +415,56 @@ fn reach_answers_exactly_from_a_topology_file_in_local_mode() {
         String::from_utf8_lossy(&output.stderr).contains("do not share the cluster secret"),
         "{output:?}"
     );
+}
+
+/// The example on a real cluster: its workers hold only their topology's worker key, which
+/// the `squall drpc` daemon derives from the cluster secret, and the answers are exact.
+#[test]
+fn reach_answers_exactly_on_a_cluster() {
+    squall_test_support::require_python_module("pystorm");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/reach");
+    let expected = expected_reach(&example.join("data/graph.json"));
+    let mut cluster = squall_tests::cluster::Cluster::new(
+        &squall(),
+        1,
+        1,
+        2,
+        squall_tests::cluster::Timings::default(),
+        &[],
+    );
+    let drpc = SquallProcess::drpc_server(&squall(), "60s");
+    let servers = format!("servers: [\"{}\"]", drpc.address());
+    let source = cluster.dir.path().join("reach");
+    std::fs::create_dir_all(source.join("data")).unwrap();
+    for file in ["tweeters_bolt.py", "followers_bolt.py", "data/graph.json"] {
+        std::fs::copy(example.join(file), source.join(file)).unwrap();
+    }
+    let topology = std::fs::read_to_string(example.join("topology.yaml"))
+        .unwrap()
+        .replace(
+            "params: {function: reach, linear: true}",
+            &format!("params: {{function: reach, linear: true, {servers}}}"),
+        )
+        .replace(
+            "builtin: drpc_return",
+            &format!("builtin: drpc_return\n    params: {{{servers}}}"),
+        );
+    assert_eq!(topology.matches(&servers).count(), 2, "{topology}");
+    std::fs::write(source.join("topology.yaml"), topology).unwrap();
+    cluster.start_and_settle();
+    let file = source.join("topology.yaml");
+    let (ok, stdout, stderr) = cluster.cli(&["submit", file.to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
+
+    let mut client = DrpcClient::connect(&drpc.address(), &cluster_secret())
+        .unwrap()
+        .with_timeout(Duration::from_secs(60));
+    for (url, reach) in &expected {
+        let answer = client.call("reach", url).unwrap_or_else(|error| {
+            panic!("reach of {url}: {error}\n{}", cluster.logs());
+        });
+        assert_eq!(answer, reach.to_string(), "reach of {url}");
+    }
+    let (ok, stdout, _) = cluster.cli(&["kill", "reach", "--wait", "0"]);
+    assert!(ok, "{stdout}");
 }

@@ -5,15 +5,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use squall_drpc::{
-    Aggregation, ClusterSecret, DrpcAggregateBolt, DrpcServers, DrpcSpout, ReturnResultsBolt,
+    Aggregation, ClusterSecret, DrpcAggregateBolt, DrpcKey, DrpcServers, DrpcSpout, ReturnResultsBolt,
     SpoutShape,
 };
 
 use crate::registry::{BoltFactory, BuiltinArgs, ComponentRegistry, SpoutFactory};
-
-/// The environment variable holding the cluster secret (set for workers by their
-/// supervisor).
-const SECRET_ENV: &str = squall_core::worker::plan::SECRET_ENV;
 
 /// What DRPC components use when their params name no servers, and the secret they
 /// authenticate with.
@@ -21,8 +17,9 @@ const SECRET_ENV: &str = squall_core::worker::plan::SECRET_ENV;
 pub struct DrpcDefaults {
     /// Servers for components whose params name none.
     pub servers: Vec<String>,
-    /// The cluster secret; when absent, it is read from `SQUALL_CLUSTER_SECRET` as the
-    /// topology is built.
+    /// The cluster secret; when absent, the key is found in the environment as the
+    /// topology is built ([`DrpcKey::from_environment`]: the cluster secret in local mode,
+    /// the topology's worker key on a cluster).
     pub secret: Option<ClusterSecret>,
 }
 
@@ -40,23 +37,16 @@ impl DrpcDefaults {
                 args.component
             ));
         }
-        let secret = match &self.secret {
-            Some(secret) => secret.clone(),
-            None => {
-                let value = std::env::var_os(SECRET_ENV)
-                    .filter(|value| !value.is_empty())
-                    .ok_or_else(|| {
-                        format!(
-                            "component {:?} needs the cluster secret to reach its DRPC \
-                             servers: set {SECRET_ENV}",
-                            args.component
-                        )
-                    })?;
-                ClusterSecret::new(value.into_encoded_bytes())
-                    .map_err(|error| format!("the cluster secret in {SECRET_ENV}: {error}"))?
-            }
+        let key = match &self.secret {
+            Some(secret) => DrpcKey::cluster(secret.clone()),
+            None => DrpcKey::from_environment().map_err(|error| {
+                format!(
+                    "component {:?} cannot reach its DRPC servers: {error}",
+                    args.component
+                )
+            })?,
         };
-        DrpcServers::new(addresses, secret)
+        DrpcServers::with_key(addresses, key)
             .map_err(|error| format!("component {:?}: {error}", args.component))
     }
 }

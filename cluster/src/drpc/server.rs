@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use squall_drpc::protocol::{
-    self, CallError, Direction, FrameError, Framing, Hello, NONCE_LEN, ToPeer, ToServer,
+    self, CallError, Direction, FrameError, Framing, Hello, Identity, NONCE_LEN, ToPeer, ToServer,
 };
 use squall_net::auth::PROOF_LEN;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,6 +17,9 @@ use crate::secret::Secret;
 
 /// How a call's client is answered.
 pub(super) type Reply = oneshot::Sender<Result<String, CallError>>;
+
+/// How long a new connection may take to name whose key proves its frames.
+const IDENTITY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How long a fetch with nothing to hand out is held before it is answered empty.
 const FETCH_HOLD: Duration = Duration::from_millis(200);
@@ -151,6 +154,16 @@ async fn read_frame(reader: &mut OwnedReadHalf) -> std::io::Result<(Vec<u8>, [u8
     Ok((body, proof))
 }
 
+/// Reads the IDENTITY frame that follows the HELLO.
+async fn read_identity(reader: &mut OwnedReadHalf) -> std::io::Result<Identity> {
+    let mut prefix = [0u8; 4];
+    reader.read_exact(&mut prefix).await?;
+    let len = protocol::identity_len(prefix).map_err(std::io::Error::other)?;
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).await?;
+    protocol::decode_identity(&body).map_err(std::io::Error::other)
+}
+
 async fn handle(
     shared: Arc<Shared>,
     stream: TcpStream,
@@ -168,7 +181,29 @@ async fn handle(
             server: shared.id.clone(),
         }))
         .await?;
-    let framing = Framing::new(shared.secret.cluster_secret(), nonce, Direction::ToPeer);
+    let identity = match tokio::time::timeout(IDENTITY_DEADLINE, read_identity(&mut reader)).await
+    {
+        Ok(Ok(identity)) => identity,
+        Ok(Err(error)) => {
+            tracing::warn!(%peer, %error, "refused a DRPC connection without a valid identity");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "refused a DRPC connection that named no identity in time");
+            return Ok(());
+        }
+    };
+    let key = match &identity.topology {
+        None => shared.secret.cluster_secret(),
+        Some(topology) => match crate::validate::topology_id("identity.topology", topology) {
+            Ok(()) => shared.secret.worker_key(topology).transport_secret(),
+            Err(error) => {
+                tracing::warn!(%peer, %error, "refused a DRPC connection");
+                return Ok(());
+            }
+        },
+    };
+    let framing = Framing::new(key, nonce, Direction::ToPeer);
     let mut incoming = framing.clone();
     let (outbox, mut queued) = mpsc::unbounded_channel::<ToPeer>();
     let write = tokio::spawn(async move {
@@ -209,6 +244,21 @@ async fn handle(
             }
         };
         match message {
+            ToServer::Call { call, .. } if identity.topology.is_some() => {
+                tracing::warn!(
+                    %peer,
+                    topology = identity.topology.as_deref().unwrap_or_default(),
+                    "refused a call made with a topology's worker key"
+                );
+                let _ = outbox.send(ToPeer::Refused {
+                    call,
+                    error: CallError::Invalid {
+                        reason: "a topology's worker key fetches requests and returns \
+                                 results; calling a function needs the cluster secret"
+                            .to_owned(),
+                    },
+                });
+            }
             ToServer::Call {
                 call,
                 function,

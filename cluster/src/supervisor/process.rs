@@ -18,7 +18,9 @@ use rustix::process::{Pid, Signal};
 
 use super::decide::{DesiredWorker, ObservedWorker};
 use super::pid_record::PidRecord;
-use crate::plan::{HEARTBEAT_FILE, SECRET_ENV, WORKER_KEY_ENV, WorkerHeartbeat, WorkerPlan};
+use crate::plan::{
+    HEARTBEAT_FILE, SECRET_ENV, TOPOLOGY_ID_ENV, WORKER_KEY_ENV, WorkerHeartbeat, WorkerPlan,
+};
 use crate::secret::Secret;
 
 /// Name of the plan file in a worker's directory.
@@ -112,6 +114,7 @@ impl LocalWorker {
                 WORKER_KEY_ENV,
                 secret.worker_key(&desired.topology_id).env_value(),
             )
+            .env(TOPOLOGY_ID_ENV, &desired.topology_id)
             .env(crate::app::WORKER_METRICS_ENV, metrics_bind)
             // Workers log like their supervisor, so one shipper reads both.
             .env(

@@ -6,7 +6,7 @@
 //! the topology's own binary (Rust topologies) or the `squall` binary (topology files), the
 //! working directory is the worker's own directory, and the environment holds
 //! `SQUALL_WORKER_KEY` (the topology's worker key, derived from the cluster secret; never on
-//! the command line, where `ps` would show it). A worker never receives the cluster secret
+//! the command line, where `ps` would show it) and `SQUALL_TOPOLOGY_ID` (the topology id). A worker never receives the cluster secret
 //! itself: its key proves it to the other workers of its topology and to nothing else. The plan file is JSON ([`WorkerPlan`]); the supervisor replaces it atomically
 //! (write and rename) when the assignment changes, and the worker re-reads it when its
 //! modification time changes, to follow peers that moved.
@@ -33,6 +33,11 @@ pub const SECRET_ENV: &str = "SQUALL_CLUSTER_SECRET";
 
 /// Name of the environment variable holding a worker's per-topology key.
 pub const WORKER_KEY_ENV: &str = "SQUALL_WORKER_KEY";
+
+/// Name of the environment variable naming the topology a worker runs: what a worker's
+/// components present, with the worker key, to services that derive that key themselves
+/// (DRPC servers).
+pub const TOPOLOGY_ID_ENV: &str = "SQUALL_TOPOLOGY_ID";
 
 /// One worker slot of an assignment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
