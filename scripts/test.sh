@@ -15,6 +15,14 @@ fi
 step "pystorm (the multi-lang tests run real pystorm components)"
 python3 -c 'import pystorm' 2>/dev/null || python3 -m pip install --quiet 'pystorm>=3.1.4,<4'
 
+step "Chromium (the web UI tests load pages in a real headless browser)"
+if ! command -v chromium >/dev/null 2>&1; then
+    sudo=()
+    [[ "$(id -u)" == 0 ]] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 step "ZooKeeper (the control-plane tests run a real server)"
 ./scripts/zookeeper.sh install
 

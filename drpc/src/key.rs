@@ -15,19 +15,33 @@ pub use squall_core::worker::plan::SECRET_ENV;
 /// The environment variable holding a worker's per-topology key.
 pub use squall_core::worker::plan::WORKER_KEY_ENV;
 
-/// The key a connection proves its frames with, and whose it is.
+/// The key a connection proves its frames with, and whose it is; or the promise to find it
+/// in the environment of the process that runs the component
+/// ([`from_environment_at_start`](Self::from_environment_at_start)).
 #[derive(Debug, Clone)]
 pub struct DrpcKey {
-    key: ClusterSecret,
-    topology: Option<String>,
+    source: KeySource,
+}
+
+#[derive(Debug, Clone)]
+enum KeySource {
+    Given {
+        key: ClusterSecret,
+        topology: Option<String>,
+    },
+    /// Looked up when the component starts: a topology is described (by `squall submit`)
+    /// where its workers' keys are not, and run where they are.
+    Environment,
 }
 
 impl DrpcKey {
     /// The cluster secret: admits calls, fetches and results.
     pub fn cluster(secret: ClusterSecret) -> Self {
         Self {
-            key: secret,
-            topology: None,
+            source: KeySource::Given {
+                key: secret,
+                topology: None,
+            },
         }
     }
 
@@ -35,8 +49,30 @@ impl DrpcKey {
     /// not calling functions.
     pub fn worker(topology_id: impl Into<String>, worker_key: ClusterSecret) -> Self {
         Self {
-            key: worker_key,
-            topology: Some(topology_id.into()),
+            source: KeySource::Given {
+                key: worker_key,
+                topology: Some(topology_id.into()),
+            },
+        }
+    }
+
+    /// The key [`from_environment`](Self::from_environment) finds, looked up when the
+    /// component holding it starts ([`resolve`](Self::resolve)), in the process that runs
+    /// it.
+    pub fn from_environment_at_start() -> Self {
+        Self {
+            source: KeySource::Environment,
+        }
+    }
+
+    /// This key, looked up in the environment now if it was deferred.
+    ///
+    /// # Errors
+    /// As [`from_environment`](Self::from_environment).
+    pub fn resolve(&self) -> Result<Self, String> {
+        match self.source {
+            KeySource::Given { .. } => Ok(self.clone()),
+            KeySource::Environment => Self::from_environment(),
         }
     }
 
@@ -74,14 +110,25 @@ impl DrpcKey {
         }
     }
 
-    /// The key frames are proved with.
-    pub fn secret(&self) -> &ClusterSecret {
-        &self.key
+    /// The key frames are proved with, and the topology whose worker key it is (`None` for
+    /// the cluster secret).
+    ///
+    /// # Errors
+    /// When the key is to be found in the environment and is not there.
+    pub fn parts(&self) -> Result<(ClusterSecret, Option<String>), String> {
+        match self.resolve()?.source {
+            KeySource::Given { key, topology } => Ok((key, topology)),
+            KeySource::Environment => unreachable!("resolved above"),
+        }
     }
 
-    /// The topology whose worker key this is; `None` for the cluster secret.
+    /// The topology whose worker key this is; `None` for the cluster secret, or while the
+    /// key is still to be found in the environment.
     pub fn topology(&self) -> Option<&str> {
-        self.topology.as_deref()
+        match &self.source {
+            KeySource::Given { topology, .. } => topology.as_deref(),
+            KeySource::Environment => None,
+        }
     }
 }
 
@@ -95,5 +142,6 @@ mod tests {
         assert_eq!(DrpcKey::cluster(secret.clone()).topology(), None);
         let worker = DrpcKey::worker("reach-1-17", secret);
         assert_eq!(worker.topology(), Some("reach-1-17"));
+        assert_eq!(worker.parts().unwrap().1.as_deref(), Some("reach-1-17"));
     }
 }

@@ -29,6 +29,14 @@ pub enum LinkError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// This side has no key to prove its frames with.
+    #[error("no key to reach the DRPC server {server}: {reason}")]
+    NoKey {
+        /// The server.
+        server: String,
+        /// Why.
+        reason: String,
+    },
     /// The server sent something that is not this protocol, or could not be verified.
     #[error("the DRPC server {server} sent a bad frame: {reason}")]
     Garbled {
@@ -102,16 +110,18 @@ impl Link {
         let hello: Hello =
             serde_json::from_slice(&body).map_err(|error| garbled(error.to_string()))?;
         let nonce = protocol::hello_nonce(&hello).map_err(garbled)?;
-        let identity = Identity {
-            topology: key.topology().map(str::to_owned),
-        };
+        let (secret, topology) = key.parts().map_err(|reason| LinkError::NoKey {
+            server: server.to_owned(),
+            reason,
+        })?;
+        let identity = Identity { topology };
         stream
             .write_all(&protocol::identity_frame(&identity))
             .map_err(io)?;
         Ok(Self {
             stream,
             server: server.to_owned(),
-            framing: Framing::new(key.secret().clone(), nonce, Direction::ToServer),
+            framing: Framing::new(secret, nonce, Direction::ToServer),
             buffer: Vec::new(),
         })
     }

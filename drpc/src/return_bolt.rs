@@ -24,6 +24,11 @@ pub struct ReturnResultsBolt {
 }
 
 impl ReturnResultsBolt {
+    fn resolve_key(&mut self) -> Result<(), String> {
+        self.servers.key = self.servers.key.resolve()?;
+        Ok(())
+    }
+
     /// Returns results to `servers`.
     pub fn new(servers: DrpcServers) -> Self {
         Self {
@@ -84,6 +89,13 @@ impl ReturnResultsBolt {
 }
 
 impl Bolt for ReturnResultsBolt {
+    fn prepare(
+        &mut self,
+        _context: &squall_core::context::TopologyContext,
+    ) -> Result<(), squall_core::component::ComponentError> {
+        Ok(self.resolve_key()?)
+    }
+
     fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
         match self.answer(input) {
             Ok(()) => output.ack(input),

@@ -165,6 +165,7 @@ impl Spout for DrpcSpout {
     }
 
     fn open(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
+        self.servers.key = self.servers.key.resolve()?;
         self.task = context.task_id().0;
         let (sender, receiver) = std::sync::mpsc::channel();
         self.inbox = Some(receiver);

@@ -285,6 +285,56 @@ fn a_failed_open_is_reported() {
     running.kill(Duration::from_secs(1));
 }
 
+/// A bolt whose `prepare` always fails.
+struct Unpreparable;
+
+impl Bolt for Unpreparable {
+    fn prepare(&mut self, _context: &TopologyContext) -> Result<(), ComponentError> {
+        Err("the database at postgres://nowhere refused the connection".into())
+    }
+
+    fn execute(&mut self, _input: &Tuple<'_>, _output: &mut BoltOutput<'_>) {
+        unreachable!("never prepared")
+    }
+}
+
+/// Tuples sent to a task that never started fail their trees at once, long before the
+/// message timeout, so the spout can replay them; the failure is reported once.
+#[test]
+fn records_for_a_task_that_never_started_fail_at_once() {
+    let counts = Arc::new(SpoutCounts::default());
+    let mut builder = TopologyBuilder::new();
+    let spout_counts = Arc::clone(&counts);
+    builder.set_spout(
+        "src",
+        move || SeqSpout::new(200, 1, Arc::clone(&spout_counts)).tracked(),
+        1,
+    );
+    builder
+        .set_bolt("sink", || Unpreparable, 1)
+        .shuffle_grouping("src");
+    let config = TopologyConfig {
+        message_timeout: Duration::from_secs(300),
+        ..TopologyConfig::default()
+    };
+    let started = Instant::now();
+    let running = squall_core::run(builder.build("unprepared", config).unwrap()).unwrap();
+    wait_for("every tree to fail", Duration::from_secs(20), || {
+        counts.failed() == 200
+    });
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(counts.acked(), 0);
+    let errors = running.errors();
+    let kinds: Vec<_> = errors.iter().map(|error| error.kind).collect();
+    assert_eq!(
+        kinds,
+        [TaskErrorKind::StartFailed, TaskErrorKind::StartFailed],
+        "{errors:?}"
+    );
+    assert!(errors[1].message.contains("fail at once"), "{errors:?}");
+    running.kill(Duration::from_secs(1));
+}
+
 /// Sleeps a little on every 64th tuple, recording the highest input backlog it observed.
 #[derive(Clone, Default)]
 struct Slow {

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod browser;
 pub mod cluster;
 pub mod drpc;
 pub mod ledger;

@@ -276,10 +276,49 @@ fn a_cluster_is_watchable_over_http() {
     let (ok, stdout, _) = cluster.cli(&["status", "watched"]);
     assert!(ok && stdout.contains("check refuses 7"), "{stdout}");
 
-    // The web page is served.
+    // The graph's edges, and each worker's log as its supervisor serves it.
+    let page = json(&format!("{nimbus}/api/v1/topology/watched"));
+    let edges: Vec<(&str, &str)> = page["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| (edge["from"].as_str().unwrap(), edge["to"].as_str().unwrap()))
+        .collect();
+    assert!(edges.contains(&("numbers", "split")), "{edges:?}");
+    assert!(edges.contains(&("split", "check")), "{edges:?}");
+    for worker in page["workers"].as_array().unwrap() {
+        let url = worker["logUrl"].as_str().unwrap();
+        assert!(url.starts_with(&supervisor), "{url}");
+        let (status, log) = get(url);
+        assert_eq!(status, 200, "{url}: {log}");
+        assert!(log.contains(" INFO "), "{url}: {log}");
+    }
+    let (status, _) = get(&format!("{supervisor}/logs/../secret"));
+    assert_eq!(status, 404);
+    let (status, listing) = get(&format!("{supervisor}/logs/"));
+    assert_eq!(status, 200);
+    assert!(listing.contains("watched-"), "{listing}");
+
+    // The web UI, rendered by a real browser.
     let (status, page) = get(&format!("{nimbus}/"));
     assert_eq!(status, 200);
     assert!(page.contains("/api/v1/topology/summary"));
+    let dom = squall_tests::browser::rendered_dom(&format!("{nimbus}/"));
+    for expected in [
+        r#"<svg class="graph""#,
+        r#"data-component="numbers""#,
+        r#"data-component="check""#,
+        r#"data-from="split" data-to="check""#,
+        "check refuses 7",
+        r#"class="log""#,
+        "host0",
+    ] {
+        assert!(dom.contains(expected), "{expected} is not in the page: {dom}");
+    }
+    squall_tests::browser::screenshot(
+        &format!("{nimbus}/"),
+        &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots/cluster.png"),
+    );
 
     let (ok, stdout, _) = cluster.cli(&["kill", "watched", "--wait", "0"]);
     assert!(ok, "{stdout}");

@@ -107,3 +107,97 @@ fn a_local_run_serves_metrics_and_the_rest_api() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Words in, a counter that reports an error every 5 000 tuples.
+fn failing_counter_topology() -> std::sync::Arc<squall::Topology> {
+    use squall::builtin::components::{ConstSpout, SourceOptions};
+    use squall::{Bolt, BoltOutput, OutputDeclarer, TopologyBuilder, TopologyConfig, Tuple};
+
+    struct FlakyCount(u64);
+    impl Bolt for FlakyCount {
+        fn declare_outputs(&self, _: &mut OutputDeclarer) {}
+        fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+            self.0 += 1;
+            if self.0 % 5_000 == 0 {
+                output.report_error("injected failure for the web UI");
+            }
+            output.ack(input);
+        }
+    }
+
+    let mut builder = TopologyBuilder::new();
+    let options = SourceOptions {
+        rate: Some(squall::builtin::pacing::TuplesPerSecond::new(20_000).unwrap()),
+        ..SourceOptions::default()
+    };
+    builder.set_spout("words", move || ConstSpout::new(7, options.clone()), 1);
+    builder
+        .set_bolt("count", || FlakyCount(0), 2)
+        .shuffle_grouping("words");
+    builder.build("flaky", TopologyConfig::default()).unwrap()
+}
+
+/// The web UI in a real browser: the graph, the rates, the task placement and the errors
+/// are rendered from the REST API; screenshots are kept in the target directory.
+#[test]
+fn the_web_ui_renders_a_running_topology_in_headless_chromium() {
+    squall_tests::browser::chromium();
+    let running = squall::run(failing_counter_topology()).unwrap();
+    let watch = squall::cluster::observe::local::LocalWatch::start("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", watch.local_addr());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                watch.update(&running);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < deadline, "no error reached the API");
+            if let Some((200, body)) = get(&format!("{base}/api/v1/topology/flaky")) {
+                let page: Value = serde_json::from_str(&body).unwrap();
+                if !page["taskErrors"].as_array().unwrap().is_empty() {
+                    assert_eq!(page["edges"][0]["from"], "words", "{page}");
+                    assert_eq!(page["edges"][0]["to"], "count", "{page}");
+                    assert_eq!(page["edges"][0]["grouping"], "shuffle", "{page}");
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+
+        let dom = squall_tests::browser::rendered_dom(&format!("{base}/#open=flaky/count"));
+        for expected in [
+            r#"<svg class="graph""#,
+            r#"data-component="words""#,
+            r#"data-component="count""#,
+            r#"<g class="edge" data-from="words" data-to="count" data-stream="default">"#,
+            "injected failure for the web UI",
+            r#"<table class="tasks">"#,
+        ] {
+            assert!(dom.contains(expected), "{expected} is not in the page: {dom}");
+        }
+        let rates: Vec<&str> = dom
+            .split(r#"class="rate""#)
+            .skip(1)
+            .filter_map(|rest| rest.split_once('>')?.1.split_once('<').map(|(text, _)| text))
+            .collect();
+        assert_eq!(rates.len(), 2, "{dom}");
+        for rate in rates {
+            assert!(!rate.ends_with(" 0/s"), "a node shows no traffic: {rate}");
+        }
+        let tasks = dom.matches("data-task=").count();
+        assert_eq!(tasks, 2, "count has two tasks: {dom}");
+
+        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+        squall_tests::browser::screenshot(&base, &shots.join("topology.png"));
+        squall_tests::browser::screenshot(
+            &format!("{base}/#open=flaky/count"),
+            &shots.join("component-tasks.png"),
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    running.kill(Duration::from_secs(2));
+}

@@ -12,7 +12,7 @@ use crate::args::RateSpec;
 use crate::cli::BenchCli;
 use crate::measure::{Measurement, measure};
 use crate::progress::{ProgressLine, ProgressStyle};
-use crate::report::{CountsVerified, LatencyNanos, ScenarioReport};
+use crate::report::{CountsVerified, LatencyNanos, Plots, ScenarioReport};
 use crate::scenario::Scenario;
 use deployment::{Deployment, deployment};
 
@@ -142,5 +142,9 @@ pub fn run_scenario(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<Scenar
         workers: None,
         transport: None,
         drpc: None,
+        plots: Plots {
+            latency_percentiles: Plots::percentiles_of(&measured.latency),
+            throughput: measured.throughput,
+        },
     })
 }

@@ -154,6 +154,10 @@ pub struct BenchCli {
     /// List the scenarios and exit.
     #[arg(long)]
     pub list: bool,
+    /// Also write a self-contained HTML report with plots (throughput per scenario and over
+    /// time, the latency percentile distribution) to this file.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<std::path::PathBuf>,
 }
 
 /// The `--threads` option.

@@ -250,5 +250,6 @@ pub fn run(cli: &BenchCli, progress: &mut ProgressLine) -> anyhow::Result<Scenar
             paced,
             paced_rate,
         }),
+        plots: crate::report::Plots::default(),
     })
 }

@@ -48,6 +48,13 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
+            if let Some(reported) = error.downcast_ref::<crate::local::TaskErrorsReported>() {
+                for line in &reported.summary {
+                    println!("{line}");
+                }
+                eprintln!("squall: {reported}");
+                return ExitCode::from(crate::local::EXIT_TASK_ERRORS);
+            }
             eprintln!("squall: {}", describe(&error));
             ExitCode::FAILURE
         }
@@ -72,6 +79,9 @@ fn init_logging(command: &SquallCommand) -> anyhow::Result<()> {
             };
             ("info", format)
         }
+        // What multi-lang components log at info level is theirs to show, as Storm's
+        // ShellBolt does; everything else of the engine only when it goes wrong.
+        SquallCommand::Local(_) => ("warn,squall_multilang::log=info", LogFormat::Text),
         _ => ("warn", LogFormat::Text),
     };
     let filter = std::env::var("RUST_LOG")

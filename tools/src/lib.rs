@@ -24,6 +24,7 @@ pub mod drpc;
 pub mod drpc_bench;
 pub mod entry;
 pub mod format;
+pub mod html_report;
 pub mod local;
 pub mod measure;
 pub mod progress;

@@ -49,6 +49,26 @@ pub struct LocalArgs {
     /// is read as by the cluster commands.
     #[arg(long, value_name = "HOST:PORT")]
     pub drpc: Option<std::net::SocketAddr>,
+    /// Exit 0 even when tasks reported errors (panics, reported errors, failing
+    /// subprocesses); without it such a run exits with status 3.
+    #[arg(long)]
+    pub allow_errors: bool,
+}
+
+/// The exit status of a run whose tasks reported errors (without `--allow-errors`).
+pub const EXIT_TASK_ERRORS: u8 = 3;
+
+/// A run that went its course while its tasks reported errors: its summary, and how many.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{errors} task errors reported (shown above); the run counts as failed (exit status 3; \
+     --allow-errors accepts it)"
+)]
+pub struct TaskErrorsReported {
+    /// How many errors.
+    pub errors: usize,
+    /// The run's summary, printed as for a clean run.
+    pub summary: Vec<String>,
 }
 
 fn parse_setting(text: &str) -> Result<(String, JsonValue), String> {
@@ -168,7 +188,7 @@ pub fn run(args: &LocalArgs) -> anyhow::Result<Vec<String>> {
         watch.update(&running);
         if !args.quiet {
             println!(
-                "squall: serving /metrics and /api/v1 on http://{}",
+                "squall: serving the web UI, /metrics and /api/v1 on http://{}",
                 watch.local_addr()
             );
         }
@@ -222,6 +242,13 @@ pub fn run(args: &LocalArgs) -> anyhow::Result<Vec<String>> {
             .into_iter()
             .map(|line| format!("  {line}")),
     );
+    if !report.errors.is_empty() && !args.allow_errors {
+        return Err(TaskErrorsReported {
+            errors: report.errors.len(),
+            summary: lines,
+        }
+        .into());
+    }
     Ok(lines)
 }
 
@@ -285,6 +312,7 @@ mod tests {
             quiet: true,
             http: None,
             drpc: None,
+            allow_errors: false,
         };
         let lines = run(&args).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
@@ -303,12 +331,56 @@ mod tests {
 
         let broken = LocalArgs {
             file: PathBuf::from("/nonexistent/topology.yaml"),
-            ..args
+            ..args.clone()
         };
         let error = run(&broken).unwrap_err().to_string();
         assert!(
             error.starts_with("cannot read topology file /nonexistent/topology.yaml"),
             "{error}"
         );
+    }
+
+    /// A bolt whose subprocess dies at once: the run reports the errors and fails with
+    /// status 3, unless `--allow-errors`.
+    #[test]
+    fn task_errors_fail_the_run_unless_allowed() {
+        let dir = std::env::temp_dir().join(format!("squall-local-errors-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("crashing.yaml");
+        std::fs::write(
+            &path,
+            "name: crashing
+spouts:
+  - {id: numbers, builtin: sequence, params: {count: 100}}
+             bolts:
+  - id: crash
+    shell: {command: sh, args: [-c, 'exit 7']}
+             streams:
+  - {from: numbers, to: crash, grouping: shuffle}
+",
+        )
+        .unwrap();
+        let args = LocalArgs {
+            file: path,
+            duration: "2s".parse().unwrap(),
+            settings: Vec::new(),
+            quiet: true,
+            http: None,
+            drpc: None,
+            allow_errors: false,
+        };
+        let error = run(&args).unwrap_err();
+        let reported = error
+            .downcast_ref::<TaskErrorsReported>()
+            .unwrap_or_else(|| panic!("not a task error report: {error:#}"));
+        assert!(reported.errors > 0);
+        assert!(reported.summary[0].contains("errors reported"), "{reported:?}");
+        let allowed = LocalArgs {
+            allow_errors: true,
+            ..args
+        };
+        let lines = run(&allowed).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!lines[0].contains("; 0 errors reported"), "{lines:?}");
     }
 }

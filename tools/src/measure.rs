@@ -37,6 +37,9 @@ pub struct Measurement {
     pub pinned: bool,
     /// The exact count check of word counts.
     pub counts: Option<CountCheck>,
+    /// `(seconds into the window, tuples per second since the point before)`, one point per
+    /// progress refresh.
+    pub throughput: Vec<(f64, f64)>,
 }
 
 impl Measurement {
@@ -85,12 +88,14 @@ pub fn measure(
     let start_count = built.sinks.received.total();
     let start = Instant::now();
     let mut last = (start, start_count);
+    let mut throughput = Vec::new();
     while start.elapsed() < window {
         std::thread::sleep(PROGRESS_EVERY.min(window.saturating_sub(start.elapsed())));
         let now = Instant::now();
         let count = built.sinks.received.total();
         let recent = (count - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-9);
         last = (now, count);
+        throughput.push((now.duration_since(start).as_secs_f64(), recent));
         let summary = built.sinks.latency.summary();
         progress.update(&format!(
             "{label}: {:>5.1}s  {:>11}  p50 {:>9}  p99 {:>9}  total {}",
@@ -143,5 +148,6 @@ pub fn measure(
         threads,
         pinned,
         counts,
+        throughput,
     })
 }

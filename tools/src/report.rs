@@ -148,6 +148,45 @@ pub struct ScenarioReport {
     /// 64-client request rate and `latency_ns` the latency at `target_rate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drpc: Option<crate::drpc_bench::DrpcFigures>,
+    /// What the HTML report plots (`--report`); absent from JSON when nothing was taken.
+    #[serde(skip_serializing_if = "Plots::is_empty")]
+    pub plots: Plots,
+}
+
+/// A scenario's figures over its run, for the HTML report's plots.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plots {
+    /// `(seconds into the measured window, tuples per second since the point before)`.
+    pub throughput: Vec<(f64, f64)>,
+    /// `(percentile 0–100, latency in ns)`: the latency distribution, from its HDR histogram.
+    pub latency_percentiles: Vec<(f64, u64)>,
+}
+
+impl Plots {
+    /// Whether there is nothing to plot.
+    pub fn is_empty(&self) -> bool {
+        self.throughput.is_empty() && self.latency_percentiles.is_empty()
+    }
+
+    /// The percentiles of `histogram` an HDR percentile plot draws: dense in the tail, up to
+    /// the largest value.
+    pub fn percentiles_of(histogram: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
+        if histogram.is_empty() {
+            return Vec::new();
+        }
+        let mut points: Vec<(f64, u64)> = histogram
+            .iter_quantiles(2)
+            .map(|step| {
+                (
+                    step.quantile_iterated_to() * 100.0,
+                    histogram.highest_equivalent(step.value_iterated_to()),
+                )
+            })
+            .filter(|(percentile, _)| *percentile < 100.0)
+            .collect();
+        points.push((100.0, histogram.max()));
+        points
+    }
 }
 
 /// A latency for the table, or a dash when nothing was measured.
@@ -227,10 +266,10 @@ impl ScenarioReport {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> ScenarioReport {
+    pub(crate) fn sample() -> ScenarioReport {
         ScenarioReport {
             scenario: "const-null".into(),
             tuples_per_sec: 52_000_000.0,
@@ -258,7 +297,21 @@ mod tests {
             workers: None,
             transport: None,
             drpc: None,
+            plots: Plots::default(),
         }
+    }
+
+    #[test]
+    fn percentiles_cover_the_distribution_up_to_its_largest_value() {
+        let mut histogram = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        for value in 1..=10_000u64 {
+            histogram.record(value).unwrap();
+        }
+        let points = Plots::percentiles_of(&histogram);
+        assert_eq!(points.last(), Some(&(100.0, 10_000)));
+        assert!(points.windows(2).all(|pair| pair[0].0 <= pair[1].0 && pair[0].1 <= pair[1].1));
+        assert!(points.iter().any(|&(percentile, _)| percentile > 99.9));
+        assert!(Plots::percentiles_of(&hdrhistogram::Histogram::<u64>::new(3).unwrap()).is_empty());
     }
 
     #[test]

@@ -37,14 +37,12 @@ impl DrpcDefaults {
                 args.component
             ));
         }
+        // Without a secret given, the key is found when the component starts, in the
+        // process that runs it: a cluster's worker holds its topology's key, the process
+        // that only describes the topology (`squall submit`) holds none.
         let key = match &self.secret {
             Some(secret) => DrpcKey::cluster(secret.clone()),
-            None => DrpcKey::from_environment().map_err(|error| {
-                format!(
-                    "component {:?} cannot reach its DRPC servers: {error}",
-                    args.component
-                )
-            })?,
+            None => DrpcKey::from_environment_at_start(),
         };
         DrpcServers::with_key(addresses, key)
             .map_err(|error| format!("component {:?}: {error}", args.component))

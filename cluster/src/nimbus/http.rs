@@ -20,9 +20,6 @@ use crate::observe::{HttpAccess, advertised, discovery, rest};
 use crate::records::now_ms;
 use crate::store::{self, StoreError};
 
-/// The web page listing topologies and their components from the REST API.
-const PAGE: &str = include_str!("page.html");
-
 /// What requests are answered from.
 #[derive(Debug, Default)]
 struct Latest {
@@ -183,7 +180,7 @@ fn answer(request: &HttpRequest, latest: &Latest, shared: &Shared, endpoint: &st
                 &[(shared.info.id.clone(), endpoint.to_owned())],
             ),
         ),
-        "/" | "/index.html" => HttpReply::ok("text/html; charset=utf-8", PAGE),
+        "/" | "/index.html" => crate::observe::page(),
         path if path.starts_with("/api/v1/") => {
             rest::answer(request, &latest.view, &latest.history)
         }

@@ -137,5 +137,8 @@ fn answer(request: &HttpRequest, latest: &Latest) -> HttpReply {
     if request.path.starts_with("/api/v1/") {
         return rest::answer(request, &latest.view, &latest.history);
     }
+    if request.path == "/" || request.path == "/index.html" {
+        return super::page();
+    }
     HttpReply::error(404, &format!("no such resource: {}", request.path))
 }

@@ -7,6 +7,7 @@
 //! - [`worker_series`]: a worker's figures as series.
 //! - [`view`], [`windows`], [`rest`]: the cluster as the REST API shows it.
 //! - [`discovery`]: the service-discovery list.
+//! - [`page`]: the web UI, one self-contained page over the REST API (no build step).
 
 pub mod discovery;
 pub mod exposition;
@@ -21,6 +22,14 @@ use sha2::{Digest, Sha256};
 
 use crate::secret::Secret;
 use http::{HttpReply, HttpRequest};
+
+/// The web UI: one page that draws everything from the REST API.
+const PAGE: &str = include_str!("page.html");
+
+/// The web UI's page, as nimbus and `squall local --http` serve it at `/`.
+pub fn page() -> HttpReply {
+    HttpReply::ok("text/html; charset=utf-8", PAGE)
+}
 
 /// Who may read a daemon's HTTP service.
 #[derive(Debug, Clone)]

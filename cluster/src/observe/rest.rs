@@ -28,7 +28,7 @@ pub fn answer(request: &HttpRequest, view: &ClusterView, history: &History) -> H
         ["topology", "summary"] => Some(topology_summary(view)),
         ["topology", id] => view
             .topology(id)
-            .map(|topology| topology_page(topology, view.taken_ms, history, window)),
+            .map(|topology| topology_page(topology, view, history, window)),
         ["topology", id, "component", component] => view.topology(id).and_then(|topology| {
             component_page(topology, component, view.taken_ms, history, window)
         }),
@@ -207,6 +207,19 @@ fn stats_by_window(
         .collect()
 }
 
+/// Where the worker's supervisor serves its log, when that supervisor serves HTTP.
+fn log_url(view: &ClusterView, topology: &TopologyView, worker: &WorkerView) -> Option<String> {
+    let supervisor = view
+        .supervisors
+        .iter()
+        .find(|supervisor| supervisor.info.id == worker.supervisor)?;
+    let endpoint = supervisor.info.metrics_endpoint.as_deref()?;
+    Some(format!(
+        "http://{endpoint}/logs/{}-{}/worker.log",
+        topology.id, worker.port
+    ))
+}
+
 fn worker_json(worker: &WorkerView, now_ms: u64) -> Value {
     let beat = worker.heartbeat.as_ref();
     json!({
@@ -243,10 +256,11 @@ fn errors_json(topology: &TopologyView, now_ms: u64, component: Option<&str>) ->
 
 fn topology_page(
     topology: &TopologyView,
-    now_ms: u64,
+    view: &ClusterView,
     history: &History,
     window: Option<u64>,
 ) -> Value {
+    let now_ms = view.taken_ms;
     let totals = topology.component_totals();
     let components: Vec<Value> = topology
         .components
@@ -261,6 +275,8 @@ fn topology_page(
                 "tasks": component.tasks,
                 "window": window_name(window),
                 "stats": counts_json(counts, None),
+                "rates": rates_json(topology, now_ms, history, &component.id),
+                "queued": queued_input(topology, &component.id),
                 "executeLatency": latency(&all.execute_latency),
                 "completeLatency": latency(&all.complete_latency),
                 "lastError": errors_json(topology, now_ms, Some(&component.id)).pop(),
@@ -268,6 +284,7 @@ fn topology_page(
         })
         .collect();
     let spouts: Vec<&Value> = components.iter().filter(|c| c["type"] == "spout").collect();
+    let edges = edges(topology);
     let bolts: Vec<&Value> = components.iter().filter(|c| c["type"] != "spout").collect();
     let control_errors: Vec<Value> = topology
         .control_errors
@@ -288,12 +305,105 @@ fn topology_page(
         "windows": WINDOWS.into_iter().map(window_name).collect::<Vec<_>>(),
         "window": window_name(window),
         "topologyStats": stats_by_window(topology, now_ms, history, |_| true),
+        "takenMs": now_ms,
         "spouts": spouts,
         "bolts": bolts,
-        "workers": topology.workers.iter().map(|worker| worker_json(worker, now_ms)).collect::<Vec<_>>(),
+        "edges": edges,
+        "workers": topology.workers.iter().map(|worker| {
+            let mut json = worker_json(worker, now_ms);
+            json["logUrl"] = json!(log_url(view, topology, worker));
+            json
+        }).collect::<Vec<_>>(),
         "taskErrors": errors_json(topology, now_ms, None),
         "controlErrors": control_errors,
     })
+}
+
+/// The window per-second rates are given over.
+const RATE_WINDOW_SECS: u64 = 60;
+
+/// Emitted and executed per second over the last [`RATE_WINDOW_SECS`] (the part of it the
+/// samples cover); zeros until two samples exist.
+fn rates_json(topology: &TopologyView, now_ms: u64, history: &History, component: &str) -> Value {
+    let window = Some(RATE_WINDOW_SECS);
+    let counts = windowed(topology, now_ms, history, window, |id| id == component);
+    let covered = history.start_of(window, now_ms).1;
+    let per_sec = |count: u64| {
+        if covered > 0.0 {
+            count as f64 / covered
+        } else {
+            0.0
+        }
+    };
+    json!({
+        "windowSeconds": RATE_WINDOW_SECS,
+        "coveredSeconds": covered,
+        "emittedPerSec": per_sec(counts.emitted),
+        "executedPerSec": per_sec(counts.executed),
+    })
+}
+
+/// Records waiting in the rings into the executor threads that run `component`'s tasks:
+/// how far its input is backed up.
+fn queued_input(topology: &TopologyView, component: &str) -> u64 {
+    topology
+        .workers
+        .iter()
+        .filter_map(|worker| worker.heartbeat.as_ref())
+        .map(|beat| {
+            let threads: std::collections::BTreeSet<usize> = beat
+                .figures
+                .tasks
+                .iter()
+                .filter(|task| task.component == component)
+                .map(|task| task.thread)
+                .collect();
+            beat.figures
+                .queues
+                .iter()
+                .filter(|queue| threads.contains(&queue.to_thread))
+                .map(|queue| queue.depth)
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+/// One input of a component as its description gives it: `source/stream (grouping)`.
+fn parse_input(input: &str) -> Option<(&str, &str, &str)> {
+    let (source_stream, grouping) = input.rsplit_once(" (")?;
+    let grouping = grouping.strip_suffix(')')?;
+    let (source, stream) = source_stream.split_once('/')?;
+    Some((source, stream, grouping))
+}
+
+/// The topology's edges (every component input), each with what its source emitted on the
+/// stream so far.
+fn edges(topology: &TopologyView) -> Vec<Value> {
+    let mut emitted: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+    for task in topology.tasks() {
+        for stream in &task.figures.streams {
+            *emitted
+                .entry((task.figures.component.as_str(), stream.stream.as_str()))
+                .or_default() += stream.emitted;
+        }
+    }
+    topology
+        .components
+        .iter()
+        .flat_map(|component| {
+            let emitted = &emitted;
+            component.inputs.iter().filter_map(move |input| {
+                let (source, stream, grouping) = parse_input(input)?;
+                Some(json!({
+                    "from": source,
+                    "to": component.id,
+                    "stream": stream,
+                    "grouping": grouping,
+                    "emitted": emitted.get(&(source, stream)).copied().unwrap_or(0),
+                }))
+            })
+        })
+        .collect()
 }
 
 fn component_page(
@@ -361,4 +471,23 @@ fn component_page(
         "window": window_name(window),
         "componentErrors": errors_json(topology, now_ms, Some(component_id)),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_parse_into_source_stream_and_grouping() {
+        assert_eq!(
+            parse_input("words/default (fields)"),
+            Some(("words", "default", "fields"))
+        );
+        assert_eq!(
+            parse_input("requests/finish (fields)"),
+            Some(("requests", "finish", "fields"))
+        );
+        assert_eq!(parse_input("no grouping"), None);
+        assert_eq!(parse_input("nostream (shuffle)"), None);
+    }
 }

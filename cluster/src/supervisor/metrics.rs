@@ -1,10 +1,20 @@
-//! The supervisor's own `/metrics`: its slots and the workers that report to it. (Each
-//! worker serves its own figures.)
+//! The supervisor's HTTP service: its own `/metrics` (its slots and the workers that report
+//! to it; each worker serves its own figures) and its workers' logs under `/logs/`
+//! ([`super::logs`]).
 
 use super::Beats;
 use crate::observe::exposition::{CONTENT_TYPE, Exposition, MetricKind};
 use crate::observe::http::{Handler, HttpReply};
 use crate::records::now_ms;
+
+/// Who may read the workers' logs, and where they are.
+#[derive(Debug, Clone)]
+pub(super) struct LogAccess {
+    /// The supervisor's worker directories.
+    pub(super) workers_dir: std::path::PathBuf,
+    /// `None` when logs are not served: the service listens beyond loopback without a key.
+    pub(super) access: Option<crate::observe::HttpAccess>,
+}
 
 /// The handler of the supervisor's HTTP service.
 pub(super) fn handler(
@@ -13,8 +23,21 @@ pub(super) fn handler(
     slots: usize,
     started_ms: u64,
     beats: Beats,
+    logs: LogAccess,
 ) -> Handler {
     std::sync::Arc::new(move |request| {
+        if request.path == "/logs" || request.path.starts_with("/logs/") {
+            return match &logs.access {
+                None => HttpReply::error(
+                    403,
+                    "worker logs are served on a loopback address, or with nimbus.http_key_file \
+                     set (then with \"Authorization: Bearer <key>\")",
+                ),
+                Some(access) => access
+                    .refuse(request)
+                    .unwrap_or_else(|| super::logs::answer(&logs.workers_dir, request)),
+            };
+        }
         if request.path != "/metrics" {
             return HttpReply::error(404, &format!("no such resource: {}", request.path));
         }

@@ -10,6 +10,7 @@
 //! to ZooKeeper for the leader nimbus.
 
 pub mod decide;
+mod logs;
 mod metrics;
 pub mod pid_record;
 pub mod process;
@@ -101,12 +102,25 @@ pub async fn serve(
     let metrics_server = if settings.metrics_bind.is_empty() {
         None
     } else {
+        let loopback = settings
+            .metrics_bind
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|address| address.ip().is_loopback());
+        let access = match (&config.nimbus.http_key_file, loopback) {
+            (Some(path), _) => Some(crate::observe::HttpAccess::Key(Secret::read(path)?)),
+            (None, true) => Some(crate::observe::HttpAccess::Open),
+            (None, false) => None,
+        };
         let handler = metrics::handler(
             settings.id(),
             settings.host.clone(),
             settings.ports.len(),
             started_ms,
             beats.clone(),
+            metrics::LogAccess {
+                workers_dir: workers_dir.clone(),
+                access,
+            },
         );
         Some(crate::observe::http::HttpServer::start(
             &settings.metrics_bind,

@@ -227,6 +227,7 @@ pub fn run(
         workers: Some(placement.workers()),
         transport: Some(link.name().to_owned()),
         drpc: None,
+        plots: crate::report::Plots::default(),
     })
 }
 
@@ -258,6 +259,7 @@ fn report(
         workers: None,
         transport: None,
         drpc: None,
+        plots: crate::report::Plots::default(),
     }
 }
 

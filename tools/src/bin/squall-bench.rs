@@ -36,11 +36,15 @@ fn main() -> ExitCode {
     }
     let mut failed = false;
     let mut raw_tcp = None;
+    let mut reports = Vec::new();
     for scenario in scenarios {
         let result = run_scenario(&cli, scenario).map(|mut report| {
             network::relate_to_reference(&mut report, &mut raw_tcp);
             report
         });
+        if let Ok(report) = &result {
+            reports.push(report.clone());
+        }
         match result {
             Ok(report) if cli.json => println!("{}", report.to_json_line()),
             Ok(report) => {
@@ -57,6 +61,16 @@ fn main() -> ExitCode {
                 eprintln!("squall-bench: {scenario}: {error:#}");
                 failed = true;
             }
+        }
+    }
+    if let Some(path) = &cli.report {
+        let command: Vec<String> = std::env::args().collect();
+        let html = squall_tools::html_report::render(&reports, &command.join(" "));
+        if let Err(error) = std::fs::write(path, html) {
+            eprintln!("squall-bench: cannot write the report {}: {error}", path.display());
+            failed = true;
+        } else if !cli.json {
+            println!("report: {}", path.display());
         }
     }
     if failed {

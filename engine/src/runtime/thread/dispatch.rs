@@ -168,12 +168,18 @@ impl ExecutorThread {
             TaskBody::Spout(_) => self.settle_tree(index, view, stream),
             TaskBody::Acker(_) => self.acker_message(index, view, stream),
             TaskBody::Dead => {
+                // Its trees fail at once, so their spouts replay them now rather than after
+                // the message timeout.
+                let tuple = Tuple::new(view, &self.topology);
+                let anchor = tuple.anchor().clone();
+                drop(tuple);
+                self.fail_input(index, &anchor);
                 if !self.tasks[index].reported_dead {
                     self.tasks[index].reported_dead = true;
                     let error = self.task_error(
                         index,
                         TaskErrorKind::StartFailed,
-                        "records for this task are dropped: it did not start".to_owned(),
+                        "records for this task fail at once: it did not start".to_owned(),
                     );
                     self.run_state.report(error);
                 }
@@ -238,15 +244,8 @@ impl ExecutorThread {
     /// Reports a panic, fails the input being processed (so its tree replays at once) and
     /// restarts the task, or stops the topology, as configured.
     pub(super) fn task_panicked(&mut self, index: usize, message: String, input: Option<&Anchor>) {
-        if let Some(anchor) = input.filter(|anchor| anchor.settle()) {
-            let task = self.tasks[index].out.task;
-            self.tasks[index].out.meter.counters.failed += 1;
-            for &(root, _) in anchor.pairs() {
-                if let Some(acker) = self.emitter.acker_of(root) {
-                    self.emitter
-                        .send_system(acker, task, StreamId::ACK_FAIL, &[root]);
-                }
-            }
+        if let Some(anchor) = input {
+            self.fail_input(index, anchor);
         }
         let error = self.task_error(index, TaskErrorKind::Panic, message);
         self.fail_task(error);
@@ -262,6 +261,21 @@ impl ExecutorThread {
             }
             let now = self.now_nanos();
             self.start_task(index, now);
+        }
+    }
+
+    /// Fails the trees of an input task `index` will never process, unless it was settled.
+    fn fail_input(&mut self, index: usize, anchor: &Anchor) {
+        if !anchor.settle() {
+            return;
+        }
+        let task = self.tasks[index].out.task;
+        self.tasks[index].out.meter.counters.failed += 1;
+        for &(root, _) in anchor.pairs() {
+            if let Some(acker) = self.emitter.acker_of(root) {
+                self.emitter
+                    .send_system(acker, task, StreamId::ACK_FAIL, &[root]);
+            }
         }
     }
 

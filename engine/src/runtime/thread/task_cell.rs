@@ -43,7 +43,7 @@ pub(crate) enum TaskBody {
     Spout(SpoutState),
     Bolt(BoltState),
     Acker(AckerLedger),
-    /// The task could not start; records for it are dropped (and reported once).
+    /// The task could not start; the trees of records for it fail at once (reported once).
     Dead,
 }
 
