@@ -65,6 +65,16 @@ pub enum ClientError {
         /// What ZooKeeper refused.
         reason: String,
     },
+    /// A client key cannot read ZooKeeper, where the leader is published.
+    #[error(
+        "client key '{key}' opens no ZooKeeper node, so it cannot look the leader up: set \
+         client.nimbus (or --nimbus HOST:PORT) to a nimbus of the cluster, which names the \
+         leader"
+    )]
+    KeyNeedsNimbus {
+        /// The key's name.
+        key: String,
+    },
     /// No nimbus is elected leader.
     #[error(
         "no nimbus leads the cluster (ZooKeeper {servers}, root {root}): start `squall nimbus`, \
@@ -297,20 +307,42 @@ pub fn describe_program(
 #[derive(Debug, Clone)]
 pub struct NimbusClient {
     config: ClusterConfig,
+    /// The cluster secret, or the secret of the client key `key_name`.
     secret: Secret,
+    key_name: Option<String>,
 }
 
 impl NimbusClient {
-    /// A client with this configuration and secret.
+    /// A client with this configuration and the cluster secret (an admin).
     pub fn new(config: ClusterConfig, secret: Secret) -> Self {
-        Self { config, secret }
+        Self {
+            config,
+            secret,
+            key_name: None,
+        }
     }
 
-    /// A client with this configuration and the secret it names.
+    /// A client proving its requests with the client key `name`, whose secret is
+    /// `secret` ([`crate::client_keys`]): nimbus lets it do what the key's role admits.
+    pub fn with_key(config: ClusterConfig, name: &str, secret: Secret) -> Self {
+        Self {
+            config,
+            secret,
+            key_name: Some(name.to_owned()),
+        }
+    }
+
+    /// A client with this configuration and the key it names: the client key
+    /// `client.key_name` (its secret in `client.key_file`) when set, else the cluster
+    /// secret.
     ///
     /// # Errors
-    /// When no usable secret is configured.
+    /// When no usable secret or key file is configured.
     pub fn from_config(config: &ClusterConfig) -> Result<Self, ClientError> {
+        if let (Some(name), Some(file)) = (&config.client.key_name, &config.client.key_file) {
+            let secret = Secret::read_as(file, "client key")?;
+            return Ok(Self::with_key(config.clone(), name, secret));
+        }
         Ok(Self::new(config.clone(), Secret::load(&config.cluster)?))
     }
 
@@ -335,6 +367,9 @@ impl NimbusClient {
     /// # Errors
     /// When ZooKeeper is unreachable or no nimbus leads.
     pub fn leader(&self) -> Result<NimbusInfo, ClientError> {
+        if let Some(key) = &self.key_name {
+            return Err(ClientError::KeyNeedsNimbus { key: key.clone() });
+        }
         let settings = self.config.zookeeper.clone();
         let unreachable = |error: StoreError| match error {
             StoreError::NoAuth { .. } => ClientError::ZooKeeperRefused {
@@ -489,7 +524,11 @@ impl NimbusClient {
         let nonce = protocol::unhex(&hello.nonce)
             .filter(|nonce| nonce.len() == NONCE_LEN)
             .ok_or_else(|| garbled("bad nonce".to_owned()))?;
-        let body = serde_json::to_vec(request).expect("requests serialize");
+        let body = serde_json::to_vec(&protocol::SignedBy {
+            key: self.key_name.as_deref(),
+            request,
+        })
+        .expect("requests serialize");
         if body.len() > MAX_REQUEST_FRAME {
             return Err(ClientError::Refused(ApiError::RequestTooLarge {
                 bytes: body.len() as u64,

@@ -216,6 +216,10 @@ pub struct NimbusSettings {
     /// File (mode 0600, at least 16 bytes) holding the key HTTP clients must send as
     /// `Authorization: Bearer <key>`. Default none: only loopback clients are served.
     pub http_key_file: Option<PathBuf>,
+    /// TOML file listing named client keys and their roles (viewer, submitter, admin; see
+    /// `squall_cluster::client_keys`), read again for each request naming a key. Default
+    /// none: only the cluster secret (an admin) is accepted.
+    pub client_keys: Option<PathBuf>,
 }
 
 impl Default for NimbusSettings {
@@ -236,6 +240,7 @@ impl Default for NimbusSettings {
             authentication_timeout_ms: 5_000,
             http_bind: String::new(),
             http_key_file: None,
+            client_keys: None,
         }
     }
 }
@@ -340,6 +345,13 @@ pub struct ClientSettings {
     pub nimbus: Option<String>,
     /// Longest wait for one answer from nimbus. Default 60000.
     pub timeout_ms: u64,
+    /// Prove requests with the client key of this name (listed in nimbus's
+    /// `nimbus.client_keys`) instead of the cluster secret; needs
+    /// [`key_file`](Self::key_file). A client key opens no ZooKeeper node, so it also needs
+    /// [`nimbus`](Self::nimbus). Default none.
+    pub key_name: Option<String>,
+    /// File (mode 0600) holding the secret of [`key_name`](Self::key_name). Default none.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for ClientSettings {
@@ -347,6 +359,8 @@ impl Default for ClientSettings {
         Self {
             nimbus: None,
             timeout_ms: 60_000,
+            key_name: None,
+            key_file: None,
         }
     }
 }
@@ -551,6 +565,23 @@ impl ClusterConfig {
                 ),
             });
         }
+        match (&self.client.key_name, &self.client.key_file) {
+            (Some(name), Some(_)) => {
+                if let Err(reason) = crate::client_keys::check_key_name(name) {
+                    return Err(ConfigError::Invalid {
+                        key: "client.key_name",
+                        reason,
+                    });
+                }
+            }
+            (Some(_), None) => {
+                return invalid("client.key_file", "must be set with client.key_name");
+            }
+            (None, Some(_)) => {
+                return invalid("client.key_name", "must be set with client.key_file");
+            }
+            (None, None) => {}
+        }
         if self.nimbus.min_replicas == 0 {
             return invalid("nimbus.min_replicas", "must be at least 1");
         }
@@ -661,6 +692,26 @@ mod tests {
             error,
             "configuration setting tls.key is invalid: tls.cert_chain and tls.key are set \
              together or not at all"
+        );
+        let error = ClusterConfig::from_toml("[client]\nkey_name = \"ci\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "configuration setting client.key_file is invalid: must be set with client.key_name"
+        );
+        let error = ClusterConfig::from_toml("[client]\nkey_name = \"c i\"\nkey_file = \"/k\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("client.key_name is invalid"), "{error}");
+        let config = ClusterConfig::from_toml(
+            "[nimbus]\nclient_keys = \"/etc/squall/clients.toml\"\n\
+             [client]\nkey_name = \"ci\"\nkey_file = \"/etc/squall/ci.key\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.nimbus.client_keys.as_deref(),
+            Some(Path::new("/etc/squall/clients.toml"))
         );
         let error = ClusterConfig::from_toml("[nimbus]\nauthentication_timeout_ms = 0\n")
             .unwrap_err()

@@ -17,6 +17,7 @@
 //!   every decision, as pure functions over records.
 //! - [`election`], [`nimbus`], [`supervisor`]: the daemons.
 //! - [`protocol`], [`client`], [`secret`]: authenticated requests to nimbus;
+//!   [`client_keys`]: named client keys and their roles;
 //!   [`worker_key`]: the per-topology keys workers hold instead of the secret.
 //! - [`artifact`]: what a submission uploads and supervisors unpack.
 //! - [`tls`]: TLS for connections to nimbus, configured by `[tls]`.
@@ -26,6 +27,7 @@
 pub mod app;
 pub mod artifact;
 pub mod client;
+pub mod client_keys;
 pub mod config;
 pub mod drpc;
 pub mod election;

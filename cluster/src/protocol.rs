@@ -3,14 +3,14 @@
 //!
 //! ```text
 //! nimbus → client   frame: Hello (JSON: protocol, nonce, nimbus id, whether it leads)
-//! client → nimbus   frame: Request (JSON)
-//!                   frame: proof = HMAC(secret, "request", nonce, request bytes)
+//! client → nimbus   frame: Request (JSON; with `key`: the client key proving it)
+//!                   frame: proof = HMAC(key, "request", nonce, request bytes)
 //! when the request announces a payload (an upload):
 //!   nimbus → client frame: Continue, or the refusal that ends the exchange
 //!                   frame: proof (as below)
 //!   client → nimbus payload bytes
 //! nimbus → client   frame: Response (JSON)
-//!                   frame: proof = HMAC(secret, "response", nonce, request proof, response bytes)
+//!                   frame: proof = HMAC(key, "response", nonce, request proof, response bytes)
 //!                   payload bytes, when the response announces some (a download)
 //! ```
 //!
@@ -20,8 +20,10 @@
 //! proof binds the answer to the request, so a client knows the answer comes from a nimbus
 //! of its cluster. Payloads are authenticated through the SHA-256 digest their request or
 //! response carries. A nimbus that cannot verify a request answers
-//! [`ApiError::Unauthenticated`] without reading further. The proofs are computed by
-//! [`Secret::prove`]. With `[tls]` configured the exchange runs inside TLS ([`crate::tls`]);
+//! [`ApiError::Unauthenticated`] without reading further. The key is the cluster secret,
+//! unless the request names a client key ([`crate::client_keys`]): then it is that key's
+//! secret, and the key's role decides what the request may do ([`ApiError::Forbidden`]).
+//! The proofs are computed by [`Secret::prove`]. With `[tls]` configured the exchange runs inside TLS ([`crate::tls`]);
 //! otherwise nothing is encrypted: run the control plane on a trusted network.
 
 use std::collections::BTreeMap;
@@ -130,6 +132,20 @@ impl Request {
         match self {
             Self::Submit { artifact_bytes, .. } => *artifact_bytes,
             _ => 0,
+        }
+    }
+
+    /// Its name on the wire: `submit`, `list`, `kill`, ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Submit { .. } => "submit",
+            Self::List => "list",
+            Self::Status { .. } => "status",
+            Self::Kill { .. } => "kill",
+            Self::Activate { .. } => "activate",
+            Self::Deactivate { .. } => "deactivate",
+            Self::Rebalance { .. } => "rebalance",
+            Self::FetchArtifact { .. } => "fetch_artifact",
         }
     }
 
@@ -244,9 +260,19 @@ impl Response {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "error", rename_all = "snake_case")]
 pub enum ApiError {
-    /// The request's proof is wrong: the client does not know the cluster secret.
-    #[error("request refused: not authenticated (is the cluster secret the same as nimbus's?)")]
+    /// The request's proof is wrong: the client does not know the cluster secret, or names
+    /// a client key nimbus does not list or proves the request with another secret.
+    #[error(
+        "request refused: not authenticated (is the cluster secret the same as nimbus's, or \
+         the client key listed in nimbus.client_keys under that name?)"
+    )]
     Unauthenticated,
+    /// The request is authenticated, but its key's role does not admit it.
+    #[error("request refused: {reason}")]
+    Forbidden {
+        /// Which key, its role, and the role the request needs.
+        reason: String,
+    },
     /// The request is longer than nimbus reads before authenticating it.
     #[error(
         "request refused: its {bytes} bytes exceed the {max} bytes nimbus reads before \
@@ -302,6 +328,30 @@ pub enum ApiError {
         /// What went wrong.
         reason: String,
     },
+}
+
+/// A request as it travels: the request's own fields, and the name of the client key that
+/// proves it when that is not the cluster secret.
+#[derive(Debug, Serialize)]
+pub struct SignedBy<'a> {
+    /// The client key's name ([`crate::client_keys`]); absent for the cluster secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<&'a str>,
+    /// The request.
+    #[serde(flatten)]
+    pub request: &'a Request,
+}
+
+/// The name of the client key a request frame says proves it (`None`: the cluster
+/// secret). Read before the request is authenticated, so it only tells nimbus which key to
+/// check the proof with; a frame that is not a request object names no key.
+pub fn request_key_name(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct KeyOnly {
+        #[serde(default)]
+        key: Option<String>,
+    }
+    serde_json::from_slice::<KeyOnly>(body).ok()?.key
 }
 
 /// Decodes a request's JSON and checks what can be checked without the cluster's state: a
@@ -528,6 +578,47 @@ mod tests {
         assert_eq!(
             ApiError::NotLeader { leader: None }.to_string(),
             "this nimbus is not the leader (leader: none elected)"
+        );
+    }
+
+    #[test]
+    fn requests_may_name_their_key() {
+        let request = Request::Kill {
+            name: "wc".into(),
+            wait_secs: None,
+        };
+        let body = serde_json::to_vec(&SignedBy {
+            key: Some("ci"),
+            request: &request,
+        })
+        .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            r#"{"key":"ci","request":"kill","name":"wc","wait_secs":null}"#
+        );
+        assert_eq!(request_key_name(&body).as_deref(), Some("ci"));
+        assert_eq!(decode_request(&body).unwrap(), request);
+        let list = serde_json::to_vec(&SignedBy {
+            key: Some("ops-view"),
+            request: &Request::List,
+        })
+        .unwrap();
+        assert_eq!(decode_request(&list).unwrap(), Request::List);
+        // Without a name, the frame is what clients without keys have always sent.
+        let plain = serde_json::to_vec(&SignedBy {
+            key: None,
+            request: &request,
+        })
+        .unwrap();
+        assert_eq!(plain, serde_json::to_vec(&request).unwrap());
+        assert_eq!(request_key_name(&plain), None);
+        assert_eq!(request_key_name(b"[1, 2]"), None);
+        assert_eq!(
+            ApiError::Forbidden {
+                reason: "key 'v' has role viewer; kill needs submitter or admin".into()
+            }
+            .to_string(),
+            "request refused: key 'v' has role viewer; kill needs submitter or admin"
         );
     }
 

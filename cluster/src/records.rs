@@ -150,6 +150,11 @@ pub struct TopologyRecord {
     /// The scheduler's last remark (for example, not enough free slots).
     #[serde(default)]
     pub note: Option<String>,
+    /// The client key that submitted it ([`crate::client_keys`]); `None` when the cluster
+    /// secret did, or for topologies submitted before client keys existed. Submitter keys
+    /// manage only the topologies that name them here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
 }
 
 impl TopologyRecord {
@@ -367,6 +372,39 @@ mod tests {
             executor_components: vec![0, 0, 1, 2, 2],
             message_timeout_ms: 30_000,
         }
+    }
+
+    #[test]
+    fn records_without_a_submitting_key_read_as_the_cluster_secrets() {
+        let mut record = TopologyRecord {
+            id: "wc-1".into(),
+            name: "wc".into(),
+            status: TopologyStatus::Active,
+            submitted_ms: 1,
+            artifact: "digest".into(),
+            artifact_bytes: 1,
+            args: Vec::new(),
+            description: description(),
+            workers: 2,
+            parallelism: BTreeMap::new(),
+            note: None,
+            submitted_by: None,
+        };
+        // Records written before client keys existed have no such field, and records the
+        // cluster secret submits are written the same way.
+        let json = serde_json::to_value(&record).unwrap();
+        assert!(json.get("submitted_by").is_none(), "{json}");
+        assert_eq!(
+            serde_json::from_value::<TopologyRecord>(json).unwrap(),
+            record
+        );
+        record.submitted_by = Some("ci".into());
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["submitted_by"], "ci");
+        assert_eq!(
+            serde_json::from_value::<TopologyRecord>(json).unwrap(),
+            record
+        );
     }
 
     #[test]

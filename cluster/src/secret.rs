@@ -13,6 +13,9 @@ use super::config::ClusterSettings;
 use super::plan::SECRET_ENV;
 use super::worker_key::WorkerKey;
 
+/// How errors name the cluster secret.
+const CLUSTER_SECRET: &str = "cluster secret";
+
 /// Bytes of a proof ([`Secret::prove`]).
 pub const PROOF_LEN: usize = squall_net::auth::PROOF_LEN;
 
@@ -29,8 +32,10 @@ pub enum SecretError {
     )]
     Missing,
     /// The secret file could not be read.
-    #[error("cannot read the cluster secret file {path}: {source}")]
+    #[error("cannot read the {what} file {path}: {source}")]
     Read {
+        /// Whose secret: `cluster secret`, `client key`, ...
+        what: &'static str,
         /// The file.
         path: PathBuf,
         /// The I/O error.
@@ -38,18 +43,22 @@ pub enum SecretError {
     },
     /// The secret file can be read (or written) by users other than its owner.
     #[error(
-        "the cluster secret file {path} is open to group or others (mode {mode:03o}); \
+        "the {what} file {path} is open to group or others (mode {mode:03o}); \
          make it private with `chmod 600 {path}`"
     )]
     NotPrivate {
+        /// Whose secret.
+        what: &'static str,
         /// The file.
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
     },
     /// The secret is unusable.
-    #[error("the cluster secret from {origin} is unusable: {reason}")]
+    #[error("the {what} from {origin} is unusable: {reason}")]
     Invalid {
+        /// Whose secret.
+        what: &'static str,
         /// Where it came from.
         origin: String,
         /// Why.
@@ -73,8 +82,12 @@ impl Secret {
     /// # Errors
     /// When the secret is too short or holds a NUL byte.
     pub fn new(bytes: impl Into<Vec<u8>>, origin: &str) -> Result<Self, SecretError> {
-        let bytes = bytes.into();
+        Self::of(bytes.into(), CLUSTER_SECRET, origin)
+    }
+
+    fn of(bytes: Vec<u8>, what: &'static str, origin: &str) -> Result<Self, SecretError> {
         let invalid = |reason: String| SecretError::Invalid {
+            what,
             origin: origin.to_owned(),
             reason,
         };
@@ -107,8 +120,18 @@ impl Secret {
     /// # Errors
     /// When the file cannot be read or the secret is unusable.
     pub fn read(path: &Path) -> Result<Self, SecretError> {
+        Self::read_as(path, CLUSTER_SECRET)
+    }
+
+    /// The secret in `path`, checked like the cluster secret's file; errors call it
+    /// `what` (`"client key"`, say).
+    ///
+    /// # Errors
+    /// When the file cannot be read, others can open it, or the secret is unusable.
+    pub fn read_as(path: &Path, what: &'static str) -> Result<Self, SecretError> {
         use std::os::unix::fs::PermissionsExt;
         let unreadable = |source| SecretError::Read {
+            what,
             path: path.to_owned(),
             source,
         };
@@ -121,6 +144,7 @@ impl Secret {
             & 0o777;
         if mode & 0o077 != 0 {
             return Err(SecretError::NotPrivate {
+                what,
                 path: path.to_owned(),
                 mode,
             });
@@ -129,7 +153,7 @@ impl Secret {
         while bytes.last().is_some_and(u8::is_ascii_whitespace) {
             bytes.pop();
         }
-        Self::new(bytes, &path.display().to_string())
+        Self::of(bytes, what, &path.display().to_string())
     }
 
     /// The secret's bytes.

@@ -262,6 +262,25 @@ mod tests {
             panic!("not kill");
         };
         assert_eq!((args.topology.name.as_str(), args.wait), ("wc", Some(5)));
+        let cli = SquallCli::try_parse_from([
+            "squall",
+            "list",
+            "--nimbus",
+            "n1:6627",
+            "--key-name",
+            "ops-view",
+            "--key-file",
+            "/keys/ops-view",
+        ])
+        .expect("parses");
+        let SquallCommand::List(args) = cli.command else {
+            panic!("not list");
+        };
+        assert_eq!(args.config.key_name.as_deref(), Some("ops-view"));
+        assert_eq!(
+            args.config.key_file.as_deref().and_then(|p| p.to_str()),
+            Some("/keys/ops-view")
+        );
     }
 
     #[test]

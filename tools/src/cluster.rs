@@ -24,7 +24,22 @@ pub struct ConfigArg {
     /// Talk to the nimbus at this host:port instead of the leader published in ZooKeeper.
     #[arg(long, value_name = "HOST:PORT")]
     pub nimbus: Option<String>,
+    /// Prove requests with this client key (listed in nimbus's `nimbus.client_keys`)
+    /// instead of the cluster secret; needs --key-file, and --nimbus (a client key opens
+    /// no ZooKeeper node). Default: $SQUALL_CLIENT_KEY_NAME, else `client.key_name`.
+    #[arg(long, value_name = "NAME")]
+    pub key_name: Option<String>,
+    /// File (mode 0600) holding the client key's secret. Default:
+    /// $SQUALL_CLIENT_KEY_FILE, else `client.key_file`.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
+
+/// Environment variable naming the client key, below `--key-name`.
+pub const KEY_NAME_ENV: &str = "SQUALL_CLIENT_KEY_NAME";
+
+/// Environment variable naming the client key's file, below `--key-file`.
+pub const KEY_FILE_ENV: &str = "SQUALL_CLIENT_KEY_FILE";
 
 impl ConfigArg {
     /// The configuration these options name.
@@ -36,6 +51,22 @@ impl ConfigArg {
         if let Some(nimbus) = &self.nimbus {
             config.client.nimbus = Some(nimbus.clone());
         }
+        let from_env = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+        if let Some(name) = self
+            .key_name
+            .clone()
+            .or_else(|| from_env(KEY_NAME_ENV).map(|name| name.to_string_lossy().into_owned()))
+        {
+            config.client.key_name = Some(name);
+        }
+        if let Some(file) = self
+            .key_file
+            .clone()
+            .or_else(|| from_env(KEY_FILE_ENV).map(PathBuf::from))
+        {
+            config.client.key_file = Some(file);
+        }
+        config.validate()?;
         Ok(config)
     }
 
@@ -344,6 +375,9 @@ pub fn describe_report(report: &TopologyReport) -> Vec<String> {
     ];
     if !record.args.is_empty() {
         lines.push(format!("  arguments  {}", record.args.join(" ")));
+    }
+    if let Some(key) = &record.submitted_by {
+        lines.push(format!("  submitted  by client key '{key}'"));
     }
     if let Some(note) = &record.note {
         lines.push(format!("  scheduler  {note}"));

@@ -14,6 +14,7 @@ use super::Shared;
 use super::admission::{Admission, Pending};
 use super::upload;
 use crate::artifact::{self, ArtifactError};
+use crate::client_keys::{Caller, ClientKeys};
 use crate::paths;
 use crate::protocol::{
     self, ApiError, Hello, MAX_REQUEST_FRAME, NONCE_LEN, Request, Response, SupervisorSummary,
@@ -23,7 +24,7 @@ use crate::records::{
     NimbusInfo, TopologyRecord, TopologyStatus, check_parallelism, executor_components, now_ms,
 };
 use crate::request_limits::deadline_after;
-use crate::secret::PROOF_LEN;
+use crate::secret::{PROOF_LEN, Secret};
 use crate::store::{self, NodeKind, Store, StoreError, Version, encode, read_topologies_versioned};
 
 /// How long an authenticated client may take to upload its artifact.
@@ -222,7 +223,7 @@ async fn handle(
         Ok(Ok(Opened::Request(stream, body, proof))) => (stream, body, proof),
     };
 
-    if !shared.secret.verify("request", &[&nonce, &body], &proof) {
+    let Some((caller, key)) = authenticate(shared, peer, &nonce, &body, &proof).await else {
         match signing_worker_key(shared, &nonce, &body, &proof).await {
             Some(topology) => tracing::warn!(
                 %peer,
@@ -233,25 +234,80 @@ async fn handle(
             None => tracing::warn!(%peer, "refused an unauthenticated request"),
         }
         return refuse(&mut stream, ApiError::Unauthenticated).await;
-    }
+    };
     drop(pending);
     let exchange = Exchange {
         nonce,
         proof: proof.clone(),
+        key,
     };
     let (response, payload) = match protocol::decode_request(&body) {
         Ok(request) => {
-            tracing::debug!(%peer, ?request, "API request");
-            respond(shared, &mut stream, &exchange, request).await
+            tracing::debug!(%peer, key = ?caller.key, ?request, "API request");
+            match caller.authorize(&request) {
+                Ok(()) => respond(shared, &mut stream, &exchange, &caller, request).await,
+                Err(reason) => (Response::Error(ApiError::Forbidden { reason }), Vec::new()),
+            }
         }
         Err(error) => (Response::Error(error), Vec::new()),
     };
     if let Response::Error(error) = &response {
-        tracing::info!(%peer, %error, "request refused");
+        tracing::info!(%peer, key = ?caller.key, %error, "request refused");
     }
-    exchange.send(shared, &mut stream, &response).await?;
+    exchange.send(&mut stream, &response).await?;
     stream.write_all(&payload).await?;
     stream.shutdown().await
+}
+
+/// Who proved the request, and the key its answers are proved with: the cluster secret,
+/// or the client key the request names (looked up in `nimbus.client_keys`, read afresh so
+/// that keys change without a restart). `None` when the proof does not verify; why is
+/// logged.
+async fn authenticate(
+    shared: &Shared,
+    peer: &str,
+    nonce: &[u8],
+    body: &[u8],
+    proof: &[u8],
+) -> Option<(Caller, Secret)> {
+    let Some(name) = protocol::request_key_name(body) else {
+        return shared
+            .secret
+            .verify("request", &[nonce, body], proof)
+            .then(|| (Caller::cluster_secret(), shared.secret.clone()));
+    };
+    let Some(path) = shared.config.nimbus.client_keys.clone() else {
+        tracing::warn!(
+            %peer,
+            key = ?name,
+            "refused a request naming a client key: nimbus.client_keys is not set"
+        );
+        return None;
+    };
+    let keys = match tokio::task::spawn_blocking(move || ClientKeys::read(&path)).await {
+        Ok(Ok(keys)) => keys,
+        Ok(Err(error)) => {
+            tracing::error!(%peer, key = ?name, %error, "refused a request naming a client key");
+            return None;
+        }
+        Err(error) => {
+            tracing::error!(%peer, %error, "cannot read nimbus.client_keys");
+            return None;
+        }
+    };
+    let Some(key) = keys.get(&name) else {
+        tracing::warn!(%peer, key = ?name, "refused a request naming an unknown client key");
+        return None;
+    };
+    if !key.secret.verify("request", &[nonce, body], proof) {
+        tracing::warn!(%peer, key = ?name, "refused a request not proved by the client key it names");
+        return None;
+    }
+    let caller = Caller {
+        key: Some(name),
+        role: key.role,
+    };
+    Some((caller, key.secret.clone()))
 }
 
 /// The topology whose worker key signed a refused request, if one did: a worker key is
@@ -275,18 +331,15 @@ async fn signing_worker_key(
 struct Exchange {
     nonce: [u8; NONCE_LEN],
     proof: Vec<u8>,
+    /// The key that proved the request, which proves the answers.
+    key: Secret,
 }
 
 impl Exchange {
     /// Sends `response` and its proof.
-    async fn send(
-        &self,
-        shared: &Shared,
-        stream: &mut Connection,
-        response: &Response,
-    ) -> std::io::Result<()> {
+    async fn send(&self, stream: &mut Connection, response: &Response) -> std::io::Result<()> {
         let answer = serde_json::to_vec(response).expect("responses serialize");
-        let proof = protocol::response_proof(&shared.secret, &self.nonce, &self.proof, &answer);
+        let proof = protocol::response_proof(&self.key, &self.nonce, &self.proof, &answer);
         let mut bytes = protocol::frame(&answer);
         bytes.extend_from_slice(&protocol::frame(&proof));
         stream.write_all(&bytes).await
@@ -310,6 +363,7 @@ async fn respond(
     shared: &Shared,
     stream: &mut Connection,
     exchange: &Exchange,
+    caller: &Caller,
     request: Request,
 ) -> (Response, Vec<u8>) {
     if request.needs_leader() && !*shared.leading.borrow() {
@@ -342,18 +396,18 @@ async fn respond(
         } => match check_submission(shared, &name, artifact_bytes).await {
             Err(error) => Err(error),
             Ok(()) => {
-                if let Err(error) = exchange.send(shared, stream, &Response::Continue).await {
+                if let Err(error) = exchange.send(stream, &Response::Continue).await {
                     return (Response::Error(internal(error)), Vec::new());
                 }
                 match receive_upload(shared, stream, &artifact, artifact_bytes).await {
                     Ok(upload) => {
                         let submitted = submit(
                             shared,
+                            caller,
                             name,
                             description,
                             args,
-                            artifact,
-                            (&upload, artifact_bytes),
+                            (artifact, &upload, artifact_bytes),
                             active,
                         )
                         .await;
@@ -369,7 +423,7 @@ async fn respond(
         Request::List => list(shared).await,
         Request::Status { name } => status(shared, &name).await,
         Request::Kill { name, wait_secs } => {
-            update(shared, &name, |record| {
+            update(shared, caller, "kill", &name, |record| {
                 if let TopologyStatus::Killed { .. } = record.status {
                     return Ok(format!("topology {} is being killed already", record.name));
                 }
@@ -385,15 +439,19 @@ async fn respond(
             })
             .await
         }
-        Request::Activate { name } => set_activity(shared, &name, TopologyStatus::Active).await,
-        Request::Deactivate { name } => set_activity(shared, &name, TopologyStatus::Inactive).await,
+        Request::Activate { name } => {
+            set_activity(shared, caller, &name, TopologyStatus::Active).await
+        }
+        Request::Deactivate { name } => {
+            set_activity(shared, caller, &name, TopologyStatus::Inactive).await
+        }
         Request::Rebalance {
             name,
             workers,
             parallelism,
             wait_secs,
         } => {
-            update(shared, &name, |record| {
+            update(shared, caller, "rebalance", &name, |record| {
                 let resume_active = match record.status {
                     TopologyStatus::Active => true,
                     TopologyStatus::Inactive => false,
@@ -457,14 +515,19 @@ async fn find(shared: &Shared, name: &str) -> Result<(TopologyRecord, Version), 
 }
 
 /// Changes the record of `name` with `change` (compare-and-set, retried on conflict) and
-/// wakes the rounds.
+/// wakes the rounds, when `caller` may `action` that topology.
 async fn update(
     shared: &Shared,
+    caller: &Caller,
+    action: &str,
     name: &str,
     change: impl Fn(&mut TopologyRecord) -> Result<String, ApiError>,
 ) -> Result<Response, ApiError> {
     for _ in 0..10 {
         let (mut record, version) = find(shared, name).await?;
+        caller
+            .may_manage(action, &record.name, record.submitted_by.as_deref())
+            .map_err(|reason| ApiError::Forbidden { reason })?;
         let message = change(&mut record)?;
         match shared
             .store
@@ -491,10 +554,16 @@ async fn update(
 
 async fn set_activity(
     shared: &Shared,
+    caller: &Caller,
     name: &str,
     target: TopologyStatus,
 ) -> Result<Response, ApiError> {
-    update(shared, name, |record| match record.status {
+    let action = if target.is_active() {
+        "activate"
+    } else {
+        "deactivate"
+    };
+    update(shared, caller, action, name, |record| match record.status {
         TopologyStatus::Active | TopologyStatus::Inactive => {
             record.status = target;
             Ok(format!("topology {} is {}", record.name, target.name()))
@@ -577,11 +646,11 @@ async fn receive_upload(
 
 async fn submit(
     shared: &Shared,
+    caller: &Caller,
     name: String,
     description: crate::plan::TopologyDescription,
     args: Vec<String>,
-    digest: String,
-    (upload, artifact_bytes): (&Path, u64),
+    (digest, upload, artifact_bytes): (String, &Path, u64),
     active: bool,
 ) -> Result<Response, ApiError> {
     let topologies = store::read_topologies(&shared.store)
@@ -652,6 +721,7 @@ async fn submit(
         description,
         parallelism: BTreeMap::new(),
         note: None,
+        submitted_by: caller.key.clone(),
     };
     match shared
         .store
@@ -668,7 +738,13 @@ async fn submit(
         }
         Err(error) => return Err(internal(error)),
     }
-    tracing::info!(topology = %id, artifact = %digest, bytes = artifact_bytes, "topology submitted");
+    tracing::info!(
+        topology = %id,
+        artifact = %digest,
+        bytes = artifact_bytes,
+        key = ?caller.key,
+        "topology submitted"
+    );
     shared.wake.notify_one();
 
     // Report the first scheduling decision, and wait for the replicas asked for.

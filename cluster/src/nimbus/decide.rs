@@ -343,6 +343,7 @@ mod tests {
             workers,
             parallelism: BTreeMap::new(),
             note: None,
+            submitted_by: None,
         }
     }
 

@@ -39,6 +39,9 @@ pub enum NimbusError {
     /// The HTTP service's key file is unusable.
     #[error("nimbus.http_key_file is unusable (it is read like a secret file): {0}")]
     HttpKey(#[source] SecretError),
+    /// The client keys file is unusable.
+    #[error("nimbus.client_keys: {0}")]
+    ClientKeys(#[from] crate::client_keys::ClientKeysError),
     /// The artifact directory is unusable.
     #[error(transparent)]
     Artifacts(#[from] ArtifactError),
@@ -94,6 +97,12 @@ pub async fn serve(
     let artifacts = ArtifactStore::open(&config.nimbus.data_dir.join("artifacts"))?;
     let tls = ServerTls::from_settings(&config.tls)?;
     let http_access = http::access(&config.nimbus)?;
+    // Read at each request naming a key; read now too, so that a broken file stops nimbus
+    // at start rather than refusing every such request.
+    if let Some(path) = &config.nimbus.client_keys {
+        let keys = crate::client_keys::ClientKeys::read(path)?;
+        tracing::info!(keys = keys.len(), file = %path.display(), "client keys");
+    }
     let address = format!("{}:{}", config.nimbus.bind, config.nimbus.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
