@@ -375,6 +375,7 @@ impl Monitor {
             want,
             &self.secret,
             &self.config.supervisor.worker_metrics_bind,
+            &self.config.tls,
         ) {
             Ok(worker) => {
                 tracing::info!(

@@ -18,6 +18,7 @@ use rustix::process::{Pid, Signal};
 
 use super::decide::{DesiredWorker, ObservedWorker};
 use super::pid_record::PidRecord;
+use crate::config::TlsSettings;
 use crate::plan::{HEARTBEAT_FILE, SECRET_ENV, WORKER_KEY_ENV, WorkerHeartbeat, WorkerPlan};
 use crate::secret::Secret;
 
@@ -91,6 +92,7 @@ impl LocalWorker {
         desired: &DesiredWorker,
         secret: &Secret,
         metrics_bind: &str,
+        tls: &TlsSettings,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         let _ = std::fs::remove_file(dir.join(HEARTBEAT_FILE));
@@ -113,6 +115,7 @@ impl LocalWorker {
                 secret.worker_key(&desired.topology_id).env_value(),
             )
             .env(crate::app::WORKER_METRICS_ENV, metrics_bind)
+            .envs(crate::tls::worker_link_env(tls))
             // Workers log like their supervisor, so one shipper reads both.
             .env(
                 crate::logging::LOG_FORMAT_ENV,
@@ -338,8 +341,15 @@ mod tests {
         let (program, desired) = sleeper(temp.path());
         let secret = Secret::new("0123456789abcdef0123", "test").unwrap();
         let dir = temp.path().join("workers").join("wc-1-6700");
-        let mut launched =
-            LocalWorker::launch(dir.clone(), &program, &desired, &secret, "127.0.0.1:0").unwrap();
+        let mut launched = LocalWorker::launch(
+            dir.clone(),
+            &program,
+            &desired,
+            &secret,
+            "127.0.0.1:0",
+            &TlsSettings::default(),
+        )
+        .unwrap();
         let record = PidRecord::parse(&std::fs::read_to_string(dir.join(PID_FILE)).unwrap())
             .expect("a pid record with the start time");
         assert_eq!(record.pid, launched.pid);
