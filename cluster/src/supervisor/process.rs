@@ -102,7 +102,13 @@ impl LocalWorker {
             .create(true)
             .append(true)
             .open(dir.join(LOG_FILE))?;
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        // Workers link with TLS only as this supervisor's configuration says, whatever its
+        // own environment holds.
+        for name in crate::tls::WORKER_TLS_ENV {
+            command.env_remove(name);
+        }
+        let child = command
             .arg("worker")
             .arg("--plan")
             .arg(&plan_path)

@@ -87,10 +87,14 @@ impl WorkerProcess {
                 "SQUALL_LOG",
                 std::env::var("SQUALL_LOG").unwrap_or_else(|_| "warn".to_owned()),
             )
-            .envs(env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log_file);
+        // Workers link with TLS only when asked (`--tls`), whatever this process inherited.
+        for name in squall::cluster::tls::WORKER_TLS_ENV {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().map(|(key, value)| (key, value)));
         match shm {
             Some(shm) => command.env("SQUALL_SHM_DIR", shm),
             None => command.env_remove("SQUALL_SHM_DIR"),
