@@ -261,6 +261,7 @@ where
         shared_memory_dir: std::env::var_os("SQUALL_SHM_DIR").map(PathBuf::from),
         driver: None,
         in_process: None,
+        tls: crate::tls::worker_link_tls_from_env()?,
     };
     let heartbeat_dir = std::env::current_dir()?;
     let mut plan_seen = modified(plan_path);

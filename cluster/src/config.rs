@@ -101,6 +101,21 @@ pub struct TlsSettings {
     /// supervisors and nimbuses connect to nimbus with TLS and check that its certificate
     /// names the host they dial. Default none.
     pub ca: Option<PathBuf>,
+    /// Whether the links between workers run in TLS too, mutually authenticated with the
+    /// files above (all three required): every worker presents `cert_chain` and accepts only
+    /// peers whose certificate `ca` signed. Costs throughput; see `docs/security.md`.
+    /// Default false.
+    pub worker_links: bool,
+    /// The name every worker's certificate carries, checked by the worker dialling it.
+    /// Default `squall-worker`.
+    pub worker_name: Option<String>,
+}
+
+impl TlsSettings {
+    /// The name a dialled worker's certificate must carry.
+    pub fn worker_name(&self) -> &str {
+        self.worker_name.as_deref().unwrap_or("squall-worker")
+    }
 }
 
 /// The `[cluster]` section.
@@ -595,6 +610,15 @@ impl ClusterConfig {
                 "tls.cert_chain and tls.key are set together or not at all",
             );
         }
+        if self.tls.worker_links
+            && (self.tls.cert_chain.is_none() || self.tls.key.is_none() || self.tls.ca.is_none())
+        {
+            return invalid(
+                "tls.worker_links",
+                "needs tls.cert_chain, tls.key and tls.ca: workers present the certificate \
+                 and trust the CA",
+            );
+        }
         if self.nimbus.max_unauthenticated_connections == 0 {
             return invalid(
                 "nimbus.max_unauthenticated_connections",
@@ -712,6 +736,15 @@ mod tests {
         assert_eq!(
             config.nimbus.client_keys.as_deref(),
             Some(Path::new("/etc/squall/clients.toml"))
+        );
+        let error =
+            ClusterConfig::from_toml("[tls]\nca = \"/etc/squall/ca.crt\"\nworker_links = true\n")
+                .unwrap_err()
+                .to_string();
+        assert_eq!(
+            error,
+            "configuration setting tls.worker_links is invalid: needs tls.cert_chain, tls.key \
+             and tls.ca: workers present the certificate and trust the CA"
         );
         let error = ClusterConfig::from_toml("[nimbus]\nauthentication_timeout_ms = 0\n")
             .unwrap_err()

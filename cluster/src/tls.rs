@@ -6,7 +6,14 @@
 //!
 //! Files are read again when they change (nimbus) or on every connection (clients), so
 //! certificates rotate without restarts.
+//!
+//! With `tls.worker_links`, the links between workers run in TLS too, mutually
+//! authenticated with the same files: every worker presents `tls.cert_chain` and accepts
+//! only peers whose certificate `tls.ca` signed, and a dialled worker's certificate must name
+//! `tls.worker_name`. The supervisor hands the files to its workers through
+//! [`worker_link_env`]; a worker reads them once, at start.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -32,8 +39,11 @@ pub enum TlsError {
     /// rustls refused the certificates or key.
     #[error("TLS configuration refused: {0}")]
     Config(#[from] rustls::Error),
+    /// A worker was given some of [`WORKER_TLS_ENV`] but not all.
+    #[error("the worker's TLS environment is incomplete: set all of {WORKER_TLS_ENV:?} or none")]
+    WorkerEnvironment,
     /// The host dialled cannot be checked against a certificate.
-    #[error("cannot check nimbus's certificate for {host:?}: not a host name or IP address")]
+    #[error("cannot check the certificate for {host:?}: not a host name or IP address")]
     ServerName {
         /// The host.
         host: String,
@@ -135,6 +145,79 @@ pub fn server_name(address: &str) -> Result<ServerName<'static>, TlsError> {
     ServerName::try_from(host.to_owned()).map_err(|_| TlsError::ServerName {
         host: host.to_owned(),
     })
+}
+
+/// The environment variables through which a supervisor gives its workers the files of
+/// their TLS links: certificate chain, key, CA certificates, and the name a dialled worker's
+/// certificate must carry.
+pub const WORKER_TLS_ENV: [&str; 4] = [
+    "SQUALL_WORKER_TLS_CERT",
+    "SQUALL_WORKER_TLS_KEY",
+    "SQUALL_WORKER_TLS_CA",
+    "SQUALL_WORKER_TLS_NAME",
+];
+
+/// The environment of a worker whose links run in TLS per `settings`; empty when
+/// `tls.worker_links` is off.
+pub fn worker_link_env(settings: &TlsSettings) -> Vec<(&'static str, OsString)> {
+    let (true, Some(cert_chain), Some(key), Some(ca)) = (
+        settings.worker_links,
+        &settings.cert_chain,
+        &settings.key,
+        &settings.ca,
+    ) else {
+        return Vec::new();
+    };
+    let values: [OsString; 4] = [
+        cert_chain.into(),
+        key.into(),
+        ca.into(),
+        settings.worker_name().into(),
+    ];
+    WORKER_TLS_ENV.into_iter().zip(values).collect()
+}
+
+/// The TLS of a worker's links: it presents `cert_chain` (with `key`) and trusts the CA
+/// certificates of `ca`; a worker it dials must present a certificate naming `name`.
+///
+/// # Errors
+/// When a file is unreadable or unusable, or `name` is not a host name.
+pub fn worker_link_tls(
+    cert_chain: &Path,
+    key: &Path,
+    ca: &Path,
+    name: &str,
+) -> Result<squall_net::transport::LinkTls, TlsError> {
+    let server_name = ServerName::try_from(name.to_owned()).map_err(|_| TlsError::ServerName {
+        host: name.to_owned(),
+    })?;
+    Ok(squall_net::transport::LinkTls::mutual(
+        certificates("ca", ca)?,
+        certificates("cert_chain", cert_chain)?,
+        private_key(key)?,
+        server_name,
+    )?)
+}
+
+/// The TLS of this worker's links, if its supervisor set [`WORKER_TLS_ENV`].
+///
+/// # Errors
+/// When only some of the variables are set, or the files are unusable.
+pub fn worker_link_tls_from_env() -> Result<Option<squall_net::transport::LinkTls>, TlsError> {
+    let values = WORKER_TLS_ENV.map(std::env::var_os);
+    if values.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let [Some(cert_chain), Some(key), Some(ca), Some(name)] = values else {
+        return Err(TlsError::WorkerEnvironment);
+    };
+    worker_link_tls(
+        Path::new(&cert_chain),
+        Path::new(&key),
+        Path::new(&ca),
+        &name.to_string_lossy(),
+    )
+    .map(Some)
 }
 
 /// When a file was last changed, to notice replaced certificates.
@@ -241,7 +324,36 @@ mod tests {
         );
         assert_eq!(
             server_name("no such host!:6627").unwrap_err().to_string(),
-            "cannot check nimbus's certificate for \"no such host!\": not a host name or IP address"
+            "cannot check the certificate for \"no such host!\": not a host name or IP address"
+        );
+    }
+
+    #[test]
+    fn workers_get_the_files_only_with_worker_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let [cert, key, ca] = certificate(dir.path(), "worker", &["squall-worker"]);
+        let mut settings = TlsSettings {
+            cert_chain: Some(cert.clone()),
+            key: Some(key.clone()),
+            ca: Some(ca.clone()),
+            ..TlsSettings::default()
+        };
+        assert!(worker_link_env(&settings).is_empty());
+        settings.worker_links = true;
+        let env = worker_link_env(&settings);
+        let names: Vec<&str> = env.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, WORKER_TLS_ENV);
+        assert_eq!(env[3].1, "squall-worker");
+        let tls = worker_link_tls(&cert, &key, &ca, settings.worker_name()).unwrap();
+        assert_eq!(
+            tls.server_name(),
+            &ServerName::try_from("squall-worker").unwrap()
+        );
+        assert_eq!(
+            worker_link_tls(&cert, &key, &ca, "no such name!")
+                .unwrap_err()
+                .to_string(),
+            "cannot check the certificate for \"no such name!\": not a host name or IP address"
         );
     }
 
@@ -286,7 +398,7 @@ mod tests {
         let settings = TlsSettings {
             cert_chain: Some(cert.clone()),
             key: Some(key.clone()),
-            ca: None,
+            ..TlsSettings::default()
         };
         let tls = ServerTls::from_settings(&settings).unwrap().unwrap();
         let first = tls.config();

@@ -96,3 +96,8 @@ pub use conn::{
     State,
 };
 pub use ids::{ClusterId, TopologyId, WorkerId};
+
+/// The rustls this crate's TLS links are built with ([`transport::LinkTls`]), so that
+/// embedders make their configurations with the same version.
+#[cfg(feature = "tls")]
+pub use rustls;

@@ -55,6 +55,7 @@ fn certificates(dir: &Path, prefix: &str, names: &[&str]) -> TlsSettings {
         cert_chain: Some(dir.join(format!("{prefix}.crt"))),
         key: Some(dir.join(format!("{prefix}.key"))),
         ca: Some(dir.join(format!("{prefix}-ca.crt"))),
+        ..TlsSettings::default()
     };
     write_file(settings.cert_chain.as_ref().unwrap(), &leaf.pem(), 0o644);
     write_file(settings.key.as_ref().unwrap(), &key.serialize_pem(), 0o600);

@@ -148,6 +148,10 @@ pub struct BenchCli {
     /// (default mio).
     #[arg(long, value_enum)]
     pub transport: Option<WorkerLink>,
+    /// Link the worker processes (net-mio, word counts over mio) with TLS, using a
+    /// certificate authority and certificate made for the run.
+    #[arg(long)]
+    pub tls: bool,
     /// Print one JSON object per scenario (one per line) instead of a table.
     #[arg(long)]
     pub json: bool,

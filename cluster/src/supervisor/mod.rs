@@ -389,6 +389,7 @@ impl Monitor {
             want,
             &self.secret,
             &self.config.supervisor.worker_metrics_bind,
+            &self.config.tls,
         ) {
             Ok(worker) => {
                 tracing::info!(

@@ -18,6 +18,7 @@ use rustix::process::{Pid, Signal};
 
 use super::decide::{DesiredWorker, ObservedWorker};
 use super::pid_record::PidRecord;
+use crate::config::TlsSettings;
 use crate::plan::{
     HEARTBEAT_FILE, SECRET_ENV, TOPOLOGY_ID_ENV, WORKER_KEY_ENV, WorkerHeartbeat, WorkerPlan,
 };
@@ -93,6 +94,7 @@ impl LocalWorker {
         desired: &DesiredWorker,
         secret: &Secret,
         metrics_bind: &str,
+        tls: &TlsSettings,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         let _ = std::fs::remove_file(dir.join(HEARTBEAT_FILE));
@@ -102,7 +104,13 @@ impl LocalWorker {
             .create(true)
             .append(true)
             .open(dir.join(LOG_FILE))?;
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        // Workers link with TLS only as this supervisor's configuration says, whatever its
+        // own environment holds.
+        for name in crate::tls::WORKER_TLS_ENV {
+            command.env_remove(name);
+        }
+        let child = command
             .arg("worker")
             .arg("--plan")
             .arg(&plan_path)
@@ -116,6 +124,7 @@ impl LocalWorker {
             )
             .env(TOPOLOGY_ID_ENV, &desired.topology_id)
             .env(crate::app::WORKER_METRICS_ENV, metrics_bind)
+            .envs(crate::tls::worker_link_env(tls))
             // Workers log like their supervisor, so one shipper reads both.
             .env(
                 crate::logging::LOG_FORMAT_ENV,
@@ -341,8 +350,15 @@ mod tests {
         let (program, desired) = sleeper(temp.path());
         let secret = Secret::new("0123456789abcdef0123", "test").unwrap();
         let dir = temp.path().join("workers").join("wc-1-6700");
-        let mut launched =
-            LocalWorker::launch(dir.clone(), &program, &desired, &secret, "127.0.0.1:0").unwrap();
+        let mut launched = LocalWorker::launch(
+            dir.clone(),
+            &program,
+            &desired,
+            &secret,
+            "127.0.0.1:0",
+            &TlsSettings::default(),
+        )
+        .unwrap();
         let record = PidRecord::parse(&std::fs::read_to_string(dir.join(PID_FILE)).unwrap())
             .expect("a pid record with the start time");
         assert_eq!(record.pid, launched.pid);

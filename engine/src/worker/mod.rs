@@ -86,6 +86,10 @@ pub struct WorkerOptions {
     /// instead of sockets: workers of one process (tests, embedders) sharing this hub.
     /// The listening socket still opens (on the plan's port) but carries nothing.
     pub in_process: Option<Arc<InProcessHub>>,
+    /// Runs the links to the other workers' sockets in TLS (shared-memory and in-process
+    /// links stay as they are).
+    #[cfg(feature = "tls")]
+    pub tls: Option<squall_net::transport::LinkTls>,
 }
 
 impl WorkerOptions {
@@ -97,6 +101,8 @@ impl WorkerOptions {
             shared_memory_dir: None,
             driver: None,
             in_process: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -397,6 +403,10 @@ fn start_transport(
     }
     if let Some(hub) = &options.in_process {
         config = config.with_in_process(Arc::clone(hub));
+    }
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &options.tls {
+        config = config.with_tls(tls.clone());
     }
     let names: BTreeMap<WorkerId, (String, u64)> = plan
         .workers

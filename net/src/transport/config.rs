@@ -80,6 +80,8 @@ pub struct TransportConfig {
     shm_dir: PathBuf,
     shm_ring_bytes: usize,
     in_process: Option<Arc<InProcessHub>>,
+    #[cfg(feature = "tls")]
+    tls: Option<super::LinkTls>,
 }
 
 impl TransportConfig {
@@ -104,6 +106,8 @@ impl TransportConfig {
             // Large enough for the largest frame: a ring carries records up to half its size.
             shm_ring_bytes: (4 << 20).max(2 * (max_frame + 8)),
             in_process: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -187,6 +191,33 @@ impl TransportConfig {
     pub fn with_in_process(mut self, hub: Arc<InProcessHub>) -> Self {
         self.in_process = Some(hub);
         self
+    }
+
+    /// Runs every TCP link in TLS with `tls`. TLS runs on the mio driver: io_uring, asked
+    /// for or picked automatically, gives way to mio (with a log line). Shared-memory and
+    /// in-process links stay as they are.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, tls: super::LinkTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The TLS settings of TCP links, if they run in TLS.
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&super::LinkTls> {
+        self.tls.as_ref()
+    }
+
+    /// Whether TCP links run in TLS.
+    pub(crate) fn uses_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        {
+            self.tls.is_some()
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            false
+        }
     }
 
     /// The in-process hub, if any.

@@ -29,6 +29,9 @@
 //! - **Drivers.** The socket work is done by a driver behind one internal contract: mio
 //!   everywhere, io_uring where the kernel allows it. [`DriverKind`] picks one; `Auto`
 //!   probes io_uring at start-up and falls back to mio with a log line.
+//! - **TLS.** With the `tls` feature, `TransportConfig::with_tls` runs every TCP link in
+//!   rustls (the mio driver; io_uring gives way to it). The protocol inside is unchanged;
+//!   shared-memory and in-process links, which stay on one host, carry no TLS.
 //!
 //! # Example
 //!
@@ -89,6 +92,8 @@ mod runtime;
 mod sink;
 mod socket;
 mod stats;
+#[cfg(feature = "tls")]
+mod tls;
 mod wake;
 
 use std::fmt;
@@ -107,6 +112,8 @@ pub use hub::InProcessHub;
 pub use outbound::Outbound;
 pub use sink::{InboundSink, SinkFull};
 pub use stats::TransportStats;
+#[cfg(feature = "tls")]
+pub use tls::LinkTls;
 
 use outbound::OutboundRing;
 use runtime::{Command, EventLoop};

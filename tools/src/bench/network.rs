@@ -48,6 +48,7 @@ mod placement;
 mod process;
 mod raw_tcp;
 pub mod stage_timeline;
+mod tls;
 pub mod word_counts;
 pub mod worker;
 
@@ -170,6 +171,17 @@ pub fn run(
     placement: Placement,
 ) -> anyhow::Result<ScenarioReport> {
     let cli = &placement.shape(cli);
+    if cli.tls && link != WorkerLink::Mio {
+        bail!(
+            "--tls links workers over TCP with the mio driver; {} links cannot run it",
+            link.name()
+        );
+    }
+    let link_name = if cli.tls {
+        format!("{}+tls", link.name())
+    } else {
+        link.name().to_owned()
+    };
     let layout = Layout {
         scenario,
         link,
@@ -196,7 +208,7 @@ pub fn run(
     )?;
     let stage_timeline = measured.stage_timeline.take();
     let network = (placement == Placement::SourcesApartFromBolts).then(|| NetworkFigures {
-        link: link.name().to_owned(),
+        link: link_name.clone(),
         record_bytes: RECORD_BYTES as u64,
         wire_bytes_per_tuple: WIRE_BYTES_PER_TUPLE as u64,
         bytes_per_sec: measured.rate() * RECORD_BYTES as f64,
@@ -225,7 +237,7 @@ pub fn run(
         }),
         network,
         workers: Some(placement.workers()),
-        transport: Some(link.name().to_owned()),
+        transport: Some(link_name),
         drpc: None,
         plots: crate::report::Plots::default(),
     })
@@ -461,6 +473,11 @@ fn run_workers(
         .context("the wall clock is before 1970")?;
     let secret = squall::cluster::Secret::new(run_secret(), "the run's secret")
         .context("making the run's secret")?;
+    let worker_env = if cli.tls {
+        tls::throwaway_certificates(&dir.0)?
+    } else {
+        Vec::new()
+    };
     let mut workers = Workers(Vec::new());
     for (index, plan) in plans.iter().enumerate() {
         let name = layout.placement.worker_name(index);
@@ -476,6 +493,7 @@ fn run_workers(
             &secret.worker_key(&plan.topology_id),
             epoch,
             shm.as_ref().map(|shm| shm.0.as_path()),
+            &worker_env,
         )?);
     }
 

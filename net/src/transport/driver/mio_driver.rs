@@ -4,6 +4,9 @@
 //! and keeps reading or writing until the kernel says it would block. A connection whose
 //! receive buffer is full, or whose reading is paused, keeps its latched readiness and is
 //! read again as soon as it may be.
+//!
+//! With TLS (feature `tls`), each connection runs a rustls session between its socket and
+//! its buffers; connections without one take the plain path.
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
@@ -21,6 +24,8 @@ use super::{CLOSE_LINGER, ConnBufs, ConnId, Driver, IoEvent, Waker};
 use crate::transport::buf::MAX_CHUNKS;
 use crate::transport::config::{DriverKind, TransportConfig};
 use crate::transport::socket;
+#[cfg(feature = "tls")]
+use crate::transport::tls::{ReadStop, TlsSession, WriteStop};
 
 const WAKE: Token = Token(usize::MAX);
 const LISTEN: Token = Token(usize::MAX - 1);
@@ -55,6 +60,19 @@ struct MioConn {
     closing: Option<Instant>,
     eof: bool,
     failed: Option<io::Error>,
+    #[cfg(feature = "tls")]
+    tls: Option<Box<TlsSession>>,
+}
+
+impl MioConn {
+    /// Whether writing has something to do: queued bytes, or TLS records to send.
+    fn has_output(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.has_output(self.bufs.send.queued());
+        }
+        self.bufs.send.queued() > 0
+    }
 }
 
 /// The mio driver; see the [contract](super).
@@ -99,6 +117,12 @@ impl MioDriver {
     }
 
     fn add(&mut self, mut stream: TcpStream, connecting: bool) -> io::Result<ConnId> {
+        #[cfg(feature = "tls")]
+        let tls = match self.config.tls() {
+            Some(tls) if connecting => Some(Box::new(TlsSession::client(tls)?)),
+            Some(tls) => Some(Box::new(TlsSession::server(tls)?)),
+            None => None,
+        };
         let id = ConnId(self.next_id);
         self.next_id += 1;
         self.poll.registry().register(
@@ -118,6 +142,8 @@ impl MioDriver {
                 closing: None,
                 eof: false,
                 failed: None,
+                #[cfg(feature = "tls")]
+                tls,
             },
         );
         Ok(id)
@@ -175,8 +201,8 @@ impl MioDriver {
     fn has_ready_work(&self) -> bool {
         self.conns.values().any(|conn| {
             (conn.readable && !conn.paused && conn.closing.is_none())
-                || (conn.writable && conn.bufs.send.queued() > 0)
-                || conn.closing.is_some() && conn.bufs.send.queued() == 0
+                || (conn.writable && conn.has_output())
+                || conn.closing.is_some() && !conn.has_output()
         })
     }
 
@@ -191,14 +217,14 @@ impl MioDriver {
         if conn.readable && !conn.paused && conn.closing.is_none() && read(conn) {
             events.push(IoEvent::Received(id));
         }
-        if conn.writable && conn.bufs.send.queued() > 0 && write(conn) && conn.closing.is_none() {
+        if conn.writable && conn.has_output() && write(conn) && conn.closing.is_none() {
             events.push(IoEvent::Sent(id));
         }
         let done = conn.eof
             || conn.failed.is_some()
             || conn
                 .closing
-                .is_some_and(|deadline| conn.bufs.send.queued() == 0 || now >= deadline);
+                .is_some_and(|deadline| !conn.has_output() || now >= deadline);
         if done {
             let mut conn = self.conns.remove(&id).expect("the connection exists");
             let _ = self.poll.registry().deregister(&mut conn.stream);
@@ -236,6 +262,21 @@ impl MioDriver {
 /// Reads until the socket would block, the buffer is full, or the stream ends; returns
 /// whether bytes arrived.
 fn read(conn: &mut MioConn) -> bool {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = conn.tls.as_mut() {
+        let (got, stop) = tls.read(&mut conn.stream, &mut conn.bufs.recv);
+        match stop {
+            // Keep the readiness latched: read again once the loop consumed some bytes.
+            ReadStop::Full => {}
+            ReadStop::WouldBlock => conn.readable = false,
+            ReadStop::Eof => {
+                conn.eof = true;
+                conn.readable = false;
+            }
+            ReadStop::Failed(error) => conn.failed = Some(error),
+        }
+        return got;
+    }
     let mut got = false;
     loop {
         let spare = conn.bufs.recv.spare_mut();
@@ -269,6 +310,19 @@ fn read(conn: &mut MioConn) -> bool {
 /// Writes queued bytes, several chunks per system call, until the queue is empty or the
 /// socket would block; returns whether bytes left the queue.
 fn write(conn: &mut MioConn) -> bool {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = conn.tls.as_mut() {
+        let (moved, stop) = tls.write(&mut conn.stream, &mut conn.bufs.send);
+        match stop {
+            WriteStop::Drained => {}
+            WriteStop::WouldBlock => conn.writable = false,
+            // A failure that ended the session already is the one to report.
+            WriteStop::Failed(error) => {
+                conn.failed.get_or_insert(error);
+            }
+        }
+        return moved;
+    }
     let mut wrote = false;
     loop {
         let mut slices = [IoSlice::new(&[]); MAX_CHUNKS];
@@ -392,7 +446,7 @@ impl Driver for MioDriver {
         // Connections with latched readiness or pending closes are driven too.
         touched.extend(self.conns.iter().filter_map(|(id, conn)| {
             let ready = (conn.readable && !conn.paused && conn.closing.is_none())
-                || (conn.writable && conn.bufs.send.queued() > 0)
+                || (conn.writable && conn.has_output())
                 || conn.closing.is_some();
             ready.then_some(*id)
         }));

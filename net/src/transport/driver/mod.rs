@@ -40,6 +40,10 @@
 //! - `uring` (Linux only): completion-based, with receives, vectored writes, accepts and
 //!   connects submitted to an io_uring. [`select`] probes the kernel for it at start-up and
 //!   falls back to mio, with a log line, when the kernel cannot run it.
+//!
+//! With TLS (feature `tls`) the mio driver runs a rustls session per connection: the event
+//! loop still sees plaintext in [`ConnBufs`], while the socket carries TLS records. io_uring
+//! does not run TLS; [`select`] picks mio instead, with a log line.
 
 use std::fmt;
 use std::io;
@@ -176,6 +180,10 @@ pub(crate) fn select(
             mio_driver::MioDriver::new(config).map_err(TransportError::Driver)?,
         ))
     };
+    if config.uses_tls() && config.driver() != DriverKind::Mio {
+        tracing::info!("TLS links run on the mio driver; not using io_uring");
+        return mio();
+    }
     match config.driver() {
         DriverKind::Mio => mio(),
         DriverKind::IoUring => probe_uring(config).map_err(TransportError::IoUringUnavailable),

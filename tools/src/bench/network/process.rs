@@ -2,6 +2,7 @@
 //! the way a supervisor starts a worker, asked for its figures over its standard input and
 //! output ([`worker`](super::worker)), and stopped with SIGTERM.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -59,7 +60,8 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     /// Starts the worker `name` in `dir` with the plan file `plan`, the worker key `key`,
-    /// the stamp clock's `epoch`, and the directory of the shared-memory rings.
+    /// the stamp clock's `epoch`, the directory of the shared-memory rings, and more
+    /// environment (`--tls`'s files).
     pub fn start(
         name: String,
         dir: &Path,
@@ -67,6 +69,7 @@ impl WorkerProcess {
         key: &WorkerKey,
         epoch: Duration,
         shm: Option<&Path>,
+        env: &[(&'static str, OsString)],
     ) -> anyhow::Result<Self> {
         let program = std::env::current_exe().context("finding this program to start workers")?;
         let log = dir.join("worker.log");
@@ -87,6 +90,11 @@ impl WorkerProcess {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log_file);
+        // Workers link with TLS only when asked (`--tls`), whatever this process inherited.
+        for name in squall::cluster::tls::WORKER_TLS_ENV {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().map(|(key, value)| (key, value)));
         match shm {
             Some(shm) => command.env("SQUALL_SHM_DIR", shm),
             None => command.env_remove("SQUALL_SHM_DIR"),
