@@ -58,6 +58,9 @@ pub enum SubscribeError {
         /// The server's explanation.
         message: String,
     },
+    /// The topology or stream name cannot be a published stream's.
+    #[error("cannot subscribe: {0}")]
+    BadName(String),
     /// The server sent something that is not HTTP or not an event stream.
     #[error("the DRPC server {server} sent a bad response: {reason}")]
     Garbled {
@@ -105,6 +108,8 @@ impl Subscription {
         stream: &str,
         timeout: Duration,
     ) -> Result<Self, SubscribeError> {
+        protocol::check_stream_part("topology name", topology).map_err(SubscribeError::BadName)?;
+        protocol::check_stream_part("stream name", stream).map_err(SubscribeError::BadName)?;
         let io = |source| SubscribeError::Io {
             server: server.to_owned(),
             source,
@@ -392,6 +397,18 @@ mod tests {
             Some(Event::Dropped("too slow".into()))
         );
         assert_eq!(subscription.next_event().unwrap(), None);
+    }
+
+    #[test]
+    fn a_bad_name_is_refused_before_connecting() {
+        let error =
+            Subscription::open("127.0.0.1:1", &secret(), "t", "a b", Duration::from_secs(1))
+                .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "cannot subscribe: the stream name \"a b\" holds characters other than letters, \
+             digits, '_', '-' and '.'"
+        );
     }
 
     #[test]

@@ -113,16 +113,16 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     response
 }
 
-/// Refuses a request whose `X-Squall-Time` is not near the server's clock.
-fn check_time(time: &str) -> Result<(), Response<Body>> {
+/// Why a request's `X-Squall-Time` is refused: not a number, or not near the server's clock.
+fn check_time(time: &str) -> Result<(), (StatusCode, String)> {
     let Ok(client_ms) = time.parse::<u64>() else {
-        return Err(text(
+        return Err((
             StatusCode::BAD_REQUEST,
             format!("{TIME_HEADER} {time:?} is not milliseconds since the epoch\n"),
         ));
     };
     if now_ms().abs_diff(client_ms) > u64::try_from(HTTP_CLOCK_SKEW.as_millis()).unwrap_or(0) {
-        return Err(text(
+        return Err((
             StatusCode::UNAUTHORIZED,
             format!(
                 "unauthenticated: {TIME_HEADER} is more than {} s from the server's clock\n",
@@ -165,8 +165,8 @@ fn subscribe(
             format!("unauthenticated: the {TIME_HEADER} and {PROOF_HEADER} headers are required\n"),
         );
     };
-    if let Err(refusal) = check_time(time) {
-        return refusal;
+    if let Err((status, refusal)) = check_time(time) {
+        return text(status, refusal);
     }
     let proof = crate::protocol::unhex(proof).unwrap_or_default();
     if !shared.secret.verify(
@@ -343,8 +343,8 @@ async fn respond(
             );
         }
     };
-    if let Err(refusal) = check_time(&time) {
-        return refusal;
+    if let Err((status, refusal)) = check_time(&time) {
+        return text(status, refusal);
     }
     let proof_bytes = crate::protocol::unhex(&proof).unwrap_or_default();
     if !shared.secret.verify(
