@@ -8,10 +8,10 @@
 
 use squall_net::ClusterSecret;
 
-/// The environment variable naming the topology a worker runs (set by its supervisor).
-pub use squall_core::worker::plan::TOPOLOGY_ID_ENV;
 /// The environment variable holding the cluster secret (clients, daemons, local mode).
 pub use squall_core::worker::plan::SECRET_ENV;
+/// The environment variable naming the topology a worker runs (set by its supervisor).
+pub use squall_core::worker::plan::TOPOLOGY_ID_ENV;
 /// The environment variable holding a worker's per-topology key.
 pub use squall_core::worker::plan::WORKER_KEY_ENV;
 
@@ -91,9 +91,9 @@ impl DrpcKey {
         }
         match (variable(WORKER_KEY_ENV), variable(TOPOLOGY_ID_ENV)) {
             (Some(key), Some(topology)) => {
-                let topology = topology.into_string().map_err(|_| {
-                    format!("the topology id in {TOPOLOGY_ID_ENV} is not UTF-8")
-                })?;
+                let topology = topology
+                    .into_string()
+                    .map_err(|_| format!("the topology id in {TOPOLOGY_ID_ENV} is not UTF-8"))?;
                 let key = ClusterSecret::new(key.into_encoded_bytes())
                     .map_err(|error| format!("the worker key in {WORKER_KEY_ENV}: {error}"))?;
                 Ok(Self::worker(topology, key))

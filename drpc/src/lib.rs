@@ -13,6 +13,8 @@
 //! - [`protocol`]: the messages and their authenticated frames (no I/O);
 //! - [`DrpcClient`]: the blocking client;
 //! - [`DrpcSpout`], [`ReturnResultsBolt`], [`DrpcAggregateBolt`]: the topology side;
+//! - [`PublishBolt`] and [`subscribe::Subscription`]: continuous queries, whose results a
+//!   topology publishes on a stream and the server streams to its subscribers;
 //! - [`LinearDrpcBuilder`]: a function as a chain of bolts, the request id and the final
 //!   per-request aggregation handled for the user.
 //!
@@ -31,15 +33,18 @@ pub mod key;
 pub mod linear;
 pub mod link;
 pub mod protocol;
+pub mod publish;
 pub mod return_bolt;
 pub mod return_info;
 pub mod spout;
+pub mod subscribe;
 
 pub use aggregate::{Aggregation, DrpcAggregateBolt};
 pub use client::{DrpcClient, DrpcError};
 pub use key::DrpcKey;
 pub use linear::LinearDrpcBuilder;
 pub use protocol::CallError;
+pub use publish::PublishBolt;
 pub use return_bolt::ReturnResultsBolt;
 pub use return_info::ReturnInfo;
 pub use spout::{DrpcServers, DrpcSpout, SpoutShape};

@@ -71,11 +71,7 @@ impl Link {
     /// # Errors
     /// When the address does not resolve, the connection fails or the HELLO is not this
     /// protocol's.
-    pub fn connect(
-        server: &str,
-        key: &DrpcKey,
-        timeout: Duration,
-    ) -> Result<Self, LinkError> {
+    pub fn connect(server: &str, key: &DrpcKey, timeout: Duration) -> Result<Self, LinkError> {
         let address = server
             .to_socket_addrs()
             .map_err(|error| LinkError::Resolve {

@@ -11,8 +11,8 @@
 //! The key is the cluster secret, or, for a connection whose IDENTITY names a topology, that
 //! topology's worker key, which the server derives from the cluster secret (see
 //! [`DrpcKey`](crate::DrpcKey)). The identity is a claim that the first proved frame either
-//! confirms or refutes; a worker key admits fetching requests and returning results, never
-//! calling a function.
+//! confirms or refutes; a worker key admits fetching requests, returning results and
+//! publishing on its own topology's streams, never calling a function.
 //!
 //! The nonce is 32 fresh random bytes per connection, the direction is `to-server` or
 //! `to-peer`, and the sequence counts the frames sent that way on the connection from 0, as
@@ -103,6 +103,14 @@ pub enum ToServer {
         request: u64,
         /// Why.
         reason: String,
+    },
+    /// Tuples for the subscribers of `stream` (`<topology name>/<stream>`), oldest first,
+    /// each a JSON array of the tuple's values. The server does not answer.
+    Publish {
+        /// The published stream's full name.
+        stream: String,
+        /// The tuples.
+        tuples: Vec<serde_json::Value>,
     },
 }
 
@@ -235,6 +243,64 @@ pub fn check_function(function: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest part (topology name or stream) of a published stream's name, in bytes.
+pub const MAX_STREAM_PART_LEN: usize = 128;
+
+/// Checks one part of a published stream's name (`<topology name>/<stream>`): letters,
+/// digits, `_`, `-` and `.`, so the name goes into a URL path as it is.
+///
+/// # Errors
+/// A description naming the problem.
+pub fn check_stream_part(what: &str, part: &str) -> Result<(), String> {
+    if part.is_empty() {
+        return Err(format!("the {what} is empty"));
+    }
+    if part.len() > MAX_STREAM_PART_LEN {
+        return Err(format!(
+            "the {what} is {} bytes long, more than the limit of {MAX_STREAM_PART_LEN}",
+            part.len()
+        ));
+    }
+    if !part
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(format!(
+            "the {what} {part:?} holds characters other than letters, digits, '_', '-' and '.'"
+        ));
+    }
+    Ok(())
+}
+
+/// Splits a published stream's full name into its topology name and stream.
+///
+/// # Errors
+/// A description naming the problem.
+pub fn split_stream(full: &str) -> Result<(&str, &str), String> {
+    let (topology, stream) = full
+        .split_once('/')
+        .ok_or_else(|| format!("the published stream {full:?} is not <topology>/<stream>"))?;
+    check_stream_part("topology name", topology)?;
+    check_stream_part("stream name", stream)?;
+    Ok((topology, stream))
+}
+
+/// Whether `topology_id` (`<name>-<digits>`, or `<name>-<digits>-<digits>` when two were
+/// submitted in the same second) is an id of a topology called `name`.
+pub fn is_id_of(topology_id: &str, name: &str) -> bool {
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    let Some(rest) = topology_id
+        .strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix('-'))
+    else {
+        return false;
+    };
+    match rest.split_once('-') {
+        None => digits(rest),
+        Some((seconds, suffix)) => digits(seconds) && digits(suffix),
+    }
+}
+
 /// The label of the HTTP port's proofs.
 pub const HTTP_PROOF_LABEL: &str = "drpc http";
 
@@ -249,6 +315,20 @@ pub fn http_proof(
     secret.prove(
         HTTP_PROOF_LABEL,
         &[function.as_bytes(), time_ms.as_bytes(), body],
+    )
+}
+
+/// The path a subscription to `topology`'s `stream` is requested at.
+pub fn subscribe_path(topology: &str, stream: &str) -> String {
+    format!("/subscribe/{topology}/{stream}")
+}
+
+/// The proof an HTTP request to `GET /subscribe/TOPOLOGY/STREAM` carries in
+/// `X-Squall-Proof` (hex), over `subscribe`, the path and the `X-Squall-Time` header's text.
+pub fn subscribe_proof(secret: &ClusterSecret, path: &str, time_ms: &str) -> [u8; PROOF_LEN] {
+    secret.prove(
+        HTTP_PROOF_LABEL,
+        &[b"subscribe".as_slice(), path.as_bytes(), time_ms.as_bytes()],
     )
 }
 
@@ -592,7 +672,41 @@ mod tests {
             "frame length 2000 exceeds the maximum of 1024"
         );
         let error = decode_identity(br#"{"topology":"a","admin":true}"#).unwrap_err();
-        assert!(error.to_string().contains("unknown field `admin`"), "{error}");
+        assert!(
+            error.to_string().contains("unknown field `admin`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn published_stream_names_and_topology_ids() {
+        assert_eq!(split_stream("trending/top").unwrap(), ("trending", "top"));
+        assert_eq!(
+            split_stream("trending").unwrap_err(),
+            "the published stream \"trending\" is not <topology>/<stream>"
+        );
+        assert!(
+            split_stream("a/b/c")
+                .unwrap_err()
+                .contains("stream name \"b/c\"")
+        );
+        assert!(
+            split_stream("/b")
+                .unwrap_err()
+                .contains("topology name is empty")
+        );
+        assert!(is_id_of("trending-1764950000", "trending"));
+        assert!(is_id_of("trending-1764950000-2", "trending"));
+        assert!(is_id_of("app-2-17", "app-2"));
+        assert!(!is_id_of("trending-1764950000", "trend"));
+        assert!(!is_id_of("trending2-17", "trending"));
+        assert!(!is_id_of("trending-", "trending"));
+        assert!(!is_id_of("trending-1-2-3", "trending"));
+        assert_eq!(subscribe_path("t", "s"), "/subscribe/t/s");
+        assert_ne!(
+            subscribe_proof(&secret(), "/subscribe/t/s", "1"),
+            http_proof(&secret(), "/subscribe/t/s", "1", b"")
+        );
     }
 
     #[test]
@@ -616,6 +730,34 @@ mod tests {
             let _ = server.decode::<ToServer>(&bytes);
             let (mut client, _) = pair();
             let _ = client.decode::<ToPeer>(&bytes);
+        }
+
+        #[test]
+        fn decoding_any_bytes_as_a_publish_frame_never_panics(
+            tail in proptest::collection::vec(any::<u8>(), 0..256),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            // A well-proved frame whose body is a publish message's start and then anything.
+            let mut body = br#"{"type":"publish","stream":"t/s","tuples":[["#.to_vec();
+            body.extend_from_slice(&tail);
+            let (_, mut server) = pair();
+            let proof = frame_proof(&secret(), &[9u8; NONCE_LEN], Direction::ToServer, 0, &body);
+            let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+            frame.extend_from_slice(&body);
+            frame.extend_from_slice(&proof);
+            let _ = server.decode::<ToServer>(&frame);
+            let (_, mut server) = pair();
+            let _ = server.decode::<ToServer>(&frame[..cut.index(frame.len())]);
+        }
+
+        #[test]
+        fn publish_messages_round_trip(stream in "[a-z]{1,8}/[a-z]{1,8}", words in proptest::collection::vec(".{0,20}", 0..8), count in any::<u64>()) {
+            let (mut client, mut server) = pair();
+            let tuples = words.iter().map(|word| serde_json::json!([word, count])).collect();
+            let message = ToServer::Publish { stream, tuples };
+            let frame = client.seal(&message);
+            let (decoded, _) = server.decode::<ToServer>(&frame).unwrap().unwrap();
+            prop_assert_eq!(decoded, message);
         }
 
         #[test]

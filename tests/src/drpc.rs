@@ -14,6 +14,8 @@ pub struct SquallProcess {
     child: Option<Child>,
     /// The DRPC port it serves.
     pub port: u16,
+    /// The DRPC HTTP port it serves (0: none).
+    pub http_port: u16,
 }
 
 impl SquallProcess {
@@ -34,6 +36,7 @@ impl SquallProcess {
         let mut process = Self {
             child: Some(child),
             port,
+            http_port: 0,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -46,13 +49,14 @@ impl SquallProcess {
         process
     }
 
-    /// `squall local FILE --drpc 127.0.0.1:0` for `duration`; returns once it prints the
-    /// DRPC server's port.
+    /// `squall local FILE --drpc 127.0.0.1:0 --drpc-http 127.0.0.1:0` for `duration`;
+    /// returns once it prints the DRPC server's ports.
     pub fn local_with_drpc(squall: &Path, file: &Path, duration: &str) -> Self {
         let mut child = Command::new(squall)
             .arg("local")
             .arg(file)
-            .args(["--drpc", "127.0.0.1:0", "--quiet", "--duration", duration])
+            .args(["--drpc", "127.0.0.1:0", "--drpc-http", "127.0.0.1:0"])
+            .args(["--quiet", "--duration", duration])
             .env("SQUALL_CLUSTER_SECRET", TEST_SECRET)
             .env_remove("SQUALL_CONF")
             .stdout(Stdio::piped())
@@ -63,19 +67,34 @@ impl SquallProcess {
         let mut process = Self {
             child: Some(child),
             port: 0,
+            http_port: 0,
+        };
+        let port_of = |address: &str| -> u16 {
+            address
+                .rsplit_once(':')
+                .and_then(|(_, port)| port.parse().ok())
+                .expect("a port")
         };
         for line in BufReader::new(stdout).lines() {
             let line = line.expect("squall local's output");
             if let Some(address) = line.strip_prefix("squall: DRPC server listening on ") {
-                process.port = address
-                    .rsplit_once(':')
-                    .and_then(|(_, port)| port.parse().ok())
-                    .expect("a port");
+                process.port = port_of(address);
+            }
+            if let Some(address) = line.strip_prefix("squall: DRPC HTTP port listening on ") {
+                process.http_port = port_of(address);
                 break;
             }
         }
-        assert!(process.port != 0, "squall local printed no DRPC port");
+        assert!(
+            process.port != 0 && process.http_port != 0,
+            "squall local printed no DRPC ports"
+        );
         process
+    }
+
+    /// `127.0.0.1:HTTP_PORT`.
+    pub fn http_address(&self) -> String {
+        format!("127.0.0.1:{}", self.http_port)
     }
 
     /// `127.0.0.1:PORT`.

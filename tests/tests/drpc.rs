@@ -468,3 +468,179 @@ fn reach_answers_exactly_on_a_cluster() {
     let (ok, stdout, _) = cluster.cli(&["kill", "reach", "--wait", "0"]);
     assert!(ok, "{stdout}");
 }
+
+/// Runs `squall subscribe` with `args` against `local`'s HTTP port, with `secret`, giving it
+/// at most `within`; returns its status, standard output and standard error.
+fn squall_subscribe(
+    local: &SquallProcess,
+    secret: &str,
+    args: &[&str],
+    within: Duration,
+) -> (std::process::ExitStatus, String, String) {
+    let mut child = std::process::Command::new(squall())
+        .arg("subscribe")
+        .args(args)
+        .args(["--server", &local.http_address()])
+        .env("SQUALL_CLUSTER_SECRET", secret)
+        .env_remove("SQUALL_CONF")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let output = child.wait_with_output().unwrap();
+            panic!("squall subscribe {args:?} did not end in {within:?}: {output:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The trending example publishes its rolling top words every second; `squall subscribe`
+/// prints them as JSON lines and stops after `--count`, and refuses a wrong secret.
+#[test]
+fn a_subscriber_follows_the_trending_example_in_local_mode() {
+    squall_test_support::require_python_module("pystorm");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/trending");
+    let local = SquallProcess::local_with_drpc(&squall(), &example.join("topology.yaml"), "60s");
+
+    let (status, stdout, stderr) = squall_subscribe(
+        &local,
+        TEST_SECRET,
+        &["trending", "trending", "--count", "8"],
+        Duration::from_secs(30),
+    );
+    assert!(status.success(), "{stdout}\n{stderr}");
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 8, "{stdout}");
+    for row in &rows {
+        let rank = row[0].as_u64().unwrap_or_default();
+        assert!((1..=5).contains(&rank), "{row}");
+        assert!(
+            row[1].as_str().is_some_and(|word| !word.is_empty()),
+            "{row}"
+        );
+        assert!(row[2].as_u64().is_some_and(|count| count > 0), "{row}");
+    }
+    assert!(rows.iter().any(|row| row[0] == 1), "{stdout}");
+
+    let (status, _, stderr) = squall_subscribe(
+        &local,
+        "another secret, long enough",
+        &["trending", "trending", "--count", "1"],
+        Duration::from_secs(10),
+    );
+    assert!(!status.success());
+    assert!(
+        stderr.contains("refused the subscription (401): unauthenticated"),
+        "{stderr}"
+    );
+}
+
+/// A subscriber that never reads is dropped once its queue is full, and its stream ends
+/// with `event: dropped`; meanwhile a reading subscriber gets every tuple, without a gap,
+/// at the rate the topology publishes.
+#[test]
+fn a_slow_subscriber_is_dropped_while_a_reading_one_keeps_up() {
+    use squall::drpc::subscribe::{Event, Subscription};
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flood.yaml");
+    // About 700-byte tuples, 3,000 a second: a never-read connection's socket buffers fill
+    // in a couple of seconds, then its queue.
+    std::fs::write(
+        &file,
+        "name: flood\n\
+         spouts:\n  - {id: sentences, builtin: sentences, \
+         params: {rate: 3000, words_per_sentence: 100, tracked: false}}\n\
+         bolts:\n  - {id: publish, builtin: publish, params: {stream: sentences}}\n\
+         streams:\n  - {from: sentences, to: publish, grouping: shuffle}\n",
+    )
+    .unwrap();
+    let local = SquallProcess::local_with_drpc(&squall(), &file, "60s");
+    let open = || {
+        Subscription::open(
+            &local.http_address(),
+            &cluster_secret(),
+            "flood",
+            "sentences",
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    };
+    let mut slow = open();
+    let mut fast = open();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut ids = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match fast.next_event().unwrap() {
+                    Some(Event::Tuple { id, values }) => {
+                        assert!(values[0].as_str().is_some(), "{values}");
+                        ids.push((Instant::now(), id.unwrap()));
+                    }
+                    other => panic!("the reading subscriber's stream ended: {other:?}"),
+                }
+            }
+            ids
+        })
+    };
+
+    std::thread::sleep(Duration::from_secs(6));
+    let began_reading = Instant::now();
+    let mut slow_events = 0;
+    let dropped = loop {
+        assert!(
+            began_reading.elapsed() < Duration::from_secs(10),
+            "the slow subscriber was not dropped: it still reads tuples"
+        );
+        match slow.next_event() {
+            Ok(Some(Event::Tuple { .. })) => slow_events += 1,
+            Ok(Some(Event::Dropped(reason))) => break reason,
+            other => panic!("the slow subscriber was not told it was dropped: {other:?}"),
+        }
+    };
+    assert!(dropped.contains("too slow"), "{dropped}");
+    assert!(
+        matches!(slow.next_event(), Ok(None)),
+        "the stream goes on after the drop"
+    );
+    // The reading subscriber keeps getting tuples after the drop.
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let ids = reader.join().unwrap();
+
+    let (first, last) = (ids[0].1, ids[ids.len() - 1].1);
+    assert_eq!(
+        ids.len() as u64,
+        last - first + 1,
+        "the reading subscriber missed tuples"
+    );
+    assert!(
+        ids.windows(2).all(|pair| pair[1].1 == pair[0].1 + 1),
+        "out of order"
+    );
+    let after_drop = ids.iter().filter(|(when, _)| *when > began_reading).count();
+    assert!(
+        last - first > 5_000 && after_drop > 500,
+        "published {} tuples to the reading subscriber, {after_drop} after the drop",
+        last - first + 1
+    );
+    assert!(
+        (slow_events as u64) < last - first,
+        "the slow subscriber got {slow_events} tuples"
+    );
+}

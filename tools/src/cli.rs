@@ -32,6 +32,9 @@ pub enum SquallCommand {
     Supervisor(DaemonArgs),
     /// Run a DRPC server (any number may run), or `drpc call FUNCTION ARGUMENT`.
     Drpc(crate::drpc::DrpcArgs),
+    /// Print the tuples a topology publishes on a stream (a continuous query), one JSON
+    /// array a line, from a DRPC server's HTTP port.
+    Subscribe(crate::subscribe::SubscribeArgs),
     /// Submit a topology program to the cluster.
     Submit(SubmitArgs),
     /// List the cluster's topologies and supervisors.

@@ -29,6 +29,7 @@ pub fn main() -> ExitCode {
         SquallCommand::Nimbus(args) => cluster::nimbus(args),
         SquallCommand::Supervisor(args) => cluster::supervisor(args),
         SquallCommand::Drpc(args) => crate::drpc::run(args),
+        SquallCommand::Subscribe(args) => crate::subscribe::run(args),
         SquallCommand::Submit(args) => cluster::submit(args),
         SquallCommand::List(args) => cluster::list(args),
         SquallCommand::Status(args) => cluster::status(args),

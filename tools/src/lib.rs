@@ -31,3 +31,4 @@ pub mod progress;
 pub mod report;
 pub mod scenario;
 pub mod shell_bench;
+pub mod subscribe;

@@ -49,6 +49,10 @@ pub struct LocalArgs {
     /// is read as by the cluster commands.
     #[arg(long, value_name = "HOST:PORT")]
     pub drpc: Option<std::net::SocketAddr>,
+    /// Serve the in-process DRPC server's HTTP port (`POST /drpc/FUNCTION`,
+    /// `GET /subscribe/TOPOLOGY/STREAM`) on HOST:PORT (0 picks a free port).
+    #[arg(long, value_name = "HOST:PORT", requires = "drpc")]
+    pub drpc_http: Option<std::net::SocketAddr>,
     /// Exit 0 even when tasks reported errors (panics, reported errors, failing
     /// subprocesses); without it such a run exits with status 3.
     #[arg(long)]
@@ -80,13 +84,16 @@ fn parse_setting(text: &str) -> Result<(String, JsonValue), String> {
 }
 
 /// Starts the in-process DRPC server of `--drpc`.
-fn start_drpc(address: std::net::SocketAddr) -> anyhow::Result<(DrpcServer, Secret)> {
+fn start_drpc(
+    address: std::net::SocketAddr,
+    http: Option<std::net::SocketAddr>,
+) -> anyhow::Result<(DrpcServer, Secret)> {
     let config = ClusterConfig::load(None)?;
     let secret = Secret::load(&config.cluster).context("--drpc needs the cluster secret")?;
     let server = DrpcServer::start(
         DrpcServerConfig {
             listen: address,
-            http_listen: None,
+            http_listen: http,
             request_timeout: crate::drpc::LOCAL_REQUEST_TIMEOUT,
         },
         secret.clone(),
@@ -143,7 +150,7 @@ pub fn run(args: &LocalArgs) -> anyhow::Result<Vec<String>> {
         ..Overrides::default()
     };
     let drpc_server = match args.drpc {
-        Some(address) => Some(start_drpc(address)?),
+        Some(address) => Some(start_drpc(address, args.drpc_http)?),
         None => None,
     };
     let topology = match &drpc_server {
@@ -179,6 +186,9 @@ pub fn run(args: &LocalArgs) -> anyhow::Result<Vec<String>> {
     if let Some((server, _)) = &drpc_server {
         // Printed even when quiet: with port 0 it is the only way to learn the port.
         println!("squall: DRPC server listening on {}", server.address());
+        if let Some(http) = server.http_address() {
+            println!("squall: DRPC HTTP port listening on {http}");
+        }
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }
@@ -313,6 +323,7 @@ mod tests {
             http: None,
             drpc: None,
             allow_errors: false,
+            drpc_http: None,
         };
         let lines = run(&args).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
@@ -368,6 +379,7 @@ spouts:
             http: None,
             drpc: None,
             allow_errors: false,
+            drpc_http: None,
         };
         let error = run(&args).unwrap_err();
         let reported = error

@@ -1,12 +1,12 @@
-//! The DRPC components a topology file can name: the `drpc` spout, and the `drpc_aggregate`
-//! and `drpc_return` bolts (see `docs/drpc.md`).
+//! The DRPC components a topology file can name: the `drpc` spout, and the `drpc_aggregate`,
+//! `drpc_return` and `publish` bolts (see `docs/drpc.md`).
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 use squall_drpc::{
-    Aggregation, ClusterSecret, DrpcAggregateBolt, DrpcKey, DrpcServers, DrpcSpout, ReturnResultsBolt,
-    SpoutShape,
+    Aggregation, ClusterSecret, DrpcAggregateBolt, DrpcKey, DrpcServers, DrpcSpout, PublishBolt,
+    ReturnResultsBolt, SpoutShape,
 };
 
 use crate::registry::{BoltFactory, BuiltinArgs, ComponentRegistry, SpoutFactory};
@@ -68,6 +68,14 @@ struct ReturnParams {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct PublishParams {
+    stream: String,
+    #[serde(default)]
+    servers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AggregateParams {
     aggregate: String,
     #[serde(default = "value_field")]
@@ -98,6 +106,26 @@ pub fn register_drpc(registry: &mut ComponentRegistry, defaults: DrpcDefaults) {
             };
             let factory: SpoutFactory = Arc::new(move || {
                 Box::new(DrpcSpout::new(&params.function, servers.clone(), shape))
+            });
+            Ok(factory)
+        },
+    );
+    let publish_defaults = defaults.clone();
+    registry.add_bolt(
+        "publish",
+        "publishes each tuple, as a JSON array of its values, on stream <topology>/<stream> \
+         of the DRPC servers, for their subscribers (at most once; the oldest dropped when a \
+         server falls behind)",
+        move |args| {
+            let params: PublishParams = args.params()?;
+            squall_drpc::protocol::check_stream_part("stream name", &params.stream)
+                .map_err(|reason| format!("params.stream: {reason}"))?;
+            let servers = publish_defaults.servers(args, params.servers)?;
+            let factory: BoltFactory = Arc::new(move || {
+                Box::new(
+                    PublishBolt::new(&params.stream, servers.clone())
+                        .expect("the stream name was checked"),
+                )
             });
             Ok(factory)
         },
@@ -167,6 +195,46 @@ streams:
     #[test]
     fn a_linear_drpc_file_builds_with_servers() {
         build("count-distinct", local_defaults()).unwrap();
+    }
+
+    fn build_publish(params: &str, defaults: DrpcDefaults) -> Result<(), String> {
+        let text = format!(
+            "name: trending\nspouts:\n  - {{id: words, builtin: words, params: {{rate: 10}}}}\n\
+             bolts:\n  - {{id: out, builtin: publish, params: {params}}}\n\
+             streams:\n  - {{from: words, to: out, grouping: shuffle}}\n"
+        );
+        let file = TopologyFile::parse(&text, "trending.yaml", std::path::Path::new("."))
+            .map_err(|error| error.to_string())?;
+        let mut registry = ComponentRegistry::with_builtins();
+        registry.with_drpc(defaults);
+        file.build_with(&Overrides::default(), &registry)
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn a_publish_bolt_builds_and_its_bad_params_are_named() {
+        build_publish("{stream: trending}", local_defaults()).unwrap();
+        build_publish(
+            "{stream: trending, servers: [\"drpc1:3772\"]}",
+            DrpcDefaults {
+                secret: local_defaults().secret,
+                ..DrpcDefaults::default()
+            },
+        )
+        .unwrap();
+        let error = build_publish("{stream: \"a/b\"}", local_defaults()).unwrap_err();
+        assert!(
+            error.contains("params.stream: the stream name \"a/b\""),
+            "{error}"
+        );
+        let error = build_publish("{}", local_defaults()).unwrap_err();
+        assert!(error.contains("stream"), "{error}");
+        let error = build_publish("{stream: s}", DrpcDefaults::default()).unwrap_err();
+        assert!(
+            error.contains("component \"out\" names no DRPC servers"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! the function has answered it, failed it, or the request's time is up.
 //!
 //! Two ports: the DRPC protocol ([`squall_drpc::protocol`]; clients, DRPC spouts and
-//! return bolts, every frame authenticated with the cluster secret) and HTTP
-//! (`POST /drpc/FUNCTION`, see [`http`]). Several servers may run; each topology's spouts
+//! return bolts, publish bolts, every frame authenticated with the cluster secret) and HTTP
+//! (`POST /drpc/FUNCTION`, and `GET /subscribe/TOPOLOGY/STREAM` for the subscribers of a
+//! published stream, see [`http`] and [`streams`]). Several servers may run; each topology's spouts
 //! pull from all of them, and each answer goes back to the server that holds its request.
 //!
 //! [`DrpcServer::start`] runs a server on a thread of its own, for local mode and for
@@ -30,6 +31,7 @@
 pub mod http;
 pub mod requests;
 mod server;
+pub mod streams;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -143,6 +145,7 @@ async fn bind(config: &DrpcServerConfig, secret: Secret) -> Result<Bound, DrpcSe
         requests: Mutex::new(Requests::new(first_id)),
         arrived: Notify::new(),
         request_timeout: config.request_timeout,
+        streams: Mutex::new(streams::Streams::new()),
     });
     Ok(Bound {
         shared,

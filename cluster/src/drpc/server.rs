@@ -1,4 +1,5 @@
-//! The DRPC protocol port: clients' calls, spouts' fetches, return bolts' results.
+//! The DRPC protocol port: clients' calls, spouts' fetches, return bolts' results and
+//! publish bolts' tuples.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::requests::Requests;
+use super::streams::{Offer, Sink, Streams};
 use crate::secret::Secret;
 
 /// How a call's client is answered.
@@ -34,11 +36,55 @@ pub(super) struct Shared {
     pub(super) arrived: Notify,
     /// The longest a call may wait.
     pub(super) request_timeout: Duration,
+    /// The published streams and their subscribers.
+    pub(super) streams: Mutex<Streams<Subscriber>>,
+}
+
+/// A subscriber's bounded queue, and how to tell its connection it was dropped.
+#[derive(Debug)]
+pub(super) struct Subscriber {
+    pub(super) queue: mpsc::Sender<Arc<str>>,
+    pub(super) dropped: Arc<DropSignal>,
+}
+
+/// Set when a subscriber is dropped for being too slow: its event stream ends with an
+/// `event: dropped`, and its connection is closed soon after even if it never reads.
+#[derive(Debug, Default)]
+pub(super) struct DropSignal {
+    pub(super) dropped: std::sync::atomic::AtomicBool,
+    pub(super) connection: Notify,
+}
+
+impl Sink for Subscriber {
+    fn offer(&mut self, event: &Arc<str>) -> Offer {
+        match self.queue.try_send(event.clone()) {
+            Ok(()) => Offer::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => Offer::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Gone,
+        }
+    }
 }
 
 impl Shared {
     fn requests(&self) -> std::sync::MutexGuard<'_, Requests<Reply>> {
         self.requests.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn streams(&self) -> std::sync::MutexGuard<'_, Streams<Subscriber>> {
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands `tuples` to the subscribers of `stream`, dropping those too slow to take them.
+    fn publish(&self, stream: &str, tuples: &[serde_json::Value]) {
+        let slow = self.streams().publish(stream, tuples);
+        for subscriber in slow {
+            tracing::info!(%stream, "dropped a subscriber too slow to keep up with its stream");
+            subscriber
+                .dropped
+                .dropped
+                .store(true, std::sync::atomic::Ordering::Release);
+            subscriber.dropped.connection.notify_one();
+        }
     }
 
     /// Runs `function(argument)`: queues it, waits for its answer up to `timeout` (capped at
@@ -181,8 +227,7 @@ async fn handle(
             server: shared.id.clone(),
         }))
         .await?;
-    let identity = match tokio::time::timeout(IDENTITY_DEADLINE, read_identity(&mut reader)).await
-    {
+    let identity = match tokio::time::timeout(IDENTITY_DEADLINE, read_identity(&mut reader)).await {
         Ok(Ok(identity)) => identity,
         Ok(Err(error)) => {
             tracing::warn!(%peer, %error, "refused a DRPC connection without a valid identity");
@@ -280,6 +325,17 @@ async fn handle(
                 let requests = shared.fetch(&function, max as usize).await;
                 let _ = outbox.send(ToPeer::Requests { function, requests });
             }
+            ToServer::Publish { stream, tuples } => {
+                if let Err(reason) = may_publish(identity.topology.as_deref(), &stream, &tuples) {
+                    tracing::warn!(%peer, %reason, "refused a publication");
+                    let _ = outbox.send(ToPeer::Refused {
+                        call: 0,
+                        error: CallError::Invalid { reason },
+                    });
+                    break Ok(());
+                }
+                shared.publish(&stream, &tuples);
+            }
             ToServer::Result { request, result } => shared.settle(request, Ok(result)),
             ToServer::Failure { request, reason } => shared.settle(
                 request,
@@ -294,4 +350,49 @@ async fn handle(
     // Calls still running keep their clones of the outbox; the writer ends with the last.
     let _ = write.await;
     result
+}
+
+/// Whether a connection proved by `topology_id`'s worker key (`None`: the cluster secret)
+/// may publish `tuples` on `stream`: a topology publishes only on its own streams.
+fn may_publish(
+    topology_id: Option<&str>,
+    stream: &str,
+    tuples: &[serde_json::Value],
+) -> Result<(), String> {
+    let (topology, _) = protocol::split_stream(stream)?;
+    if let Some(id) = topology_id
+        && !protocol::is_id_of(id, topology)
+    {
+        return Err(format!(
+            "topology {id} may only publish on its own streams, not on {stream}"
+        ));
+    }
+    if let Some(tuple) = tuples.iter().find(|tuple| !tuple.is_array()) {
+        return Err(format!(
+            "a tuple published on {stream} is not a JSON array: {tuple}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topology_publishes_only_on_its_own_streams() {
+        let tuples = [serde_json::json!(["a", 1])];
+        assert!(may_publish(None, "anything/s", &tuples).is_ok());
+        assert!(may_publish(Some("trending-1764950000"), "trending/top", &tuples).is_ok());
+        assert_eq!(
+            may_publish(Some("other-1764950000"), "trending/top", &tuples).unwrap_err(),
+            "topology other-1764950000 may only publish on its own streams, not on trending/top"
+        );
+        assert!(may_publish(None, "no-slash", &tuples).is_err());
+        assert!(
+            may_publish(None, "t/s", &[serde_json::json!({"a": 1})])
+                .unwrap_err()
+                .contains("not a JSON array")
+        );
+    }
 }
