@@ -31,7 +31,12 @@ pub fn chromium() -> PathBuf {
 fn headless(profile: &Path) -> Command {
     let mut command = Command::new(chromium());
     command
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--virtual-time-budget={SCRIPT_BUDGET_MS}"));
     command

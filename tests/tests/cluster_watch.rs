@@ -313,7 +313,10 @@ fn a_cluster_is_watchable_over_http() {
         r#"class="log""#,
         "host0",
     ] {
-        assert!(dom.contains(expected), "{expected} is not in the page: {dom}");
+        assert!(
+            dom.contains(expected),
+            "{expected} is not in the page: {dom}"
+        );
     }
     squall_tests::browser::screenshot(
         &format!("{nimbus}/"),

@@ -118,7 +118,7 @@ fn failing_counter_topology() -> std::sync::Arc<squall::Topology> {
         fn declare_outputs(&self, _: &mut OutputDeclarer) {}
         fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
             self.0 += 1;
-            if self.0 % 5_000 == 0 {
+            if self.0.is_multiple_of(5_000) {
                 output.report_error("injected failure for the web UI");
             }
             output.ack(input);
@@ -177,12 +177,20 @@ fn the_web_ui_renders_a_running_topology_in_headless_chromium() {
             "injected failure for the web UI",
             r#"<table class="tasks">"#,
         ] {
-            assert!(dom.contains(expected), "{expected} is not in the page: {dom}");
+            assert!(
+                dom.contains(expected),
+                "{expected} is not in the page: {dom}"
+            );
         }
         let rates: Vec<&str> = dom
             .split(r#"class="rate""#)
             .skip(1)
-            .filter_map(|rest| rest.split_once('>')?.1.split_once('<').map(|(text, _)| text))
+            .filter_map(|rest| {
+                rest.split_once('>')?
+                    .1
+                    .split_once('<')
+                    .map(|(text, _)| text)
+            })
             .collect();
         assert_eq!(rates.len(), 2, "{dom}");
         for rate in rates {

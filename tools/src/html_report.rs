@@ -257,7 +257,15 @@ pub fn render(reports: &[ScenarioReport], command: &str) -> String {
     );
     let _ = write!(html, "<pre>{}</pre>", escape(command));
     html.push_str("<h2>Scenarios</h2><table><thead><tr>");
-    for heading in ["scenario", "tuples/s", "p50", "p99", "p99.9", "max", "executors"] {
+    for heading in [
+        "scenario",
+        "tuples/s",
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "executors",
+    ] {
         let _ = write!(html, "<th>{heading}</th>");
     }
     html.push_str("</tr></thead><tbody>");
@@ -320,7 +328,10 @@ mod tests {
         let mut second = first.clone();
         second.scenario = "wordcount<&>".to_owned();
         second.tuples_per_sec /= 2.0;
-        let html = render(&[first, second], "squall-bench const-null wordcount --report r.html");
+        let html = render(
+            &[first, second],
+            "squall-bench const-null wordcount --report r.html",
+        );
         assert!(html.starts_with("<!doctype html>"));
         assert_eq!(html.matches(r#"class="bar""#).count(), 2);
         // One line per scenario in each of the two plots.

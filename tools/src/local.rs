@@ -386,7 +386,10 @@ spouts:
             .downcast_ref::<TaskErrorsReported>()
             .unwrap_or_else(|| panic!("not a task error report: {error:#}"));
         assert!(reported.errors > 0);
-        assert!(reported.summary[0].contains("errors reported"), "{reported:?}");
+        assert!(
+            reported.summary[0].contains("errors reported"),
+            "{reported:?}"
+        );
         let allowed = LocalArgs {
             allow_errors: true,
             ..args

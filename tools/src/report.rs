@@ -309,7 +309,11 @@ pub(crate) mod tests {
         }
         let points = Plots::percentiles_of(&histogram);
         assert_eq!(points.last(), Some(&(100.0, 10_000)));
-        assert!(points.windows(2).all(|pair| pair[0].0 <= pair[1].0 && pair[0].1 <= pair[1].1));
+        assert!(
+            points
+                .windows(2)
+                .all(|pair| pair[0].0 <= pair[1].0 && pair[0].1 <= pair[1].1)
+        );
         assert!(points.iter().any(|&(percentile, _)| percentile > 99.9));
         assert!(Plots::percentiles_of(&hdrhistogram::Histogram::<u64>::new(3).unwrap()).is_empty());
     }

@@ -48,7 +48,10 @@ pub(crate) fn answer(workers_dir: &Path, request: &HttpRequest) -> HttpReply {
     if !is_worker_name(worker) || file != LOG_FILE {
         return HttpReply::error(
             404,
-            &format!("no such log: {} (logs are /logs/<worker>/{LOG_FILE})", request.path),
+            &format!(
+                "no such log: {} (logs are /logs/<worker>/{LOG_FILE})",
+                request.path
+            ),
         );
     }
     let tail = match request.query_param("tail").map(str::parse::<u64>) {
@@ -68,7 +71,9 @@ pub(crate) fn answer(workers_dir: &Path, request: &HttpRequest) -> HttpReply {
 /// The last `tail` bytes of `dir/worker.log`, refusing links.
 fn read_tail(dir: &Path, tail: u64) -> std::io::Result<Vec<u8>> {
     if std::fs::symlink_metadata(dir)?.file_type().is_symlink() {
-        return Err(std::io::Error::other("the worker directory is a symbolic link"));
+        return Err(std::io::Error::other(
+            "the worker directory is a symbolic link",
+        ));
     }
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -121,7 +126,9 @@ mod tests {
     use super::*;
 
     fn get(dir: &Path, path_and_query: &str) -> HttpReply {
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
         answer(
             dir,
             &HttpRequest {
@@ -144,9 +151,18 @@ mod tests {
         let reply = get(dir.path(), "/logs/words-17-6700/worker.log?tail=10");
         assert_eq!(reply.body, b"last line\n");
         let listing = String::from_utf8(get(dir.path(), "/logs/").body).unwrap();
-        assert!(listing.contains("\"worker\": \"words-17-6700\""), "{listing}");
-        assert_eq!(get(dir.path(), "/logs/words-17-6700/worker.log?tail=x").status, 400);
-        assert_eq!(get(dir.path(), "/logs/words-17-6701/worker.log").status, 404);
+        assert!(
+            listing.contains("\"worker\": \"words-17-6700\""),
+            "{listing}"
+        );
+        assert_eq!(
+            get(dir.path(), "/logs/words-17-6700/worker.log?tail=x").status,
+            400
+        );
+        assert_eq!(
+            get(dir.path(), "/logs/words-17-6701/worker.log").status,
+            404
+        );
     }
 
     #[test]

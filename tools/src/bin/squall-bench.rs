@@ -67,7 +67,10 @@ fn main() -> ExitCode {
         let command: Vec<String> = std::env::args().collect();
         let html = squall_tools::html_report::render(&reports, &command.join(" "));
         if let Err(error) = std::fs::write(path, html) {
-            eprintln!("squall-bench: cannot write the report {}: {error}", path.display());
+            eprintln!(
+                "squall-bench: cannot write the report {}: {error}",
+                path.display()
+            );
             failed = true;
         } else if !cli.json {
             println!("report: {}", path.display());
