@@ -360,15 +360,15 @@ mod tests {
         let path = dir.join("crashing.yaml");
         std::fs::write(
             &path,
-            "name: crashing
+            r#"name: crashing
 spouts:
   - {id: numbers, builtin: sequence, params: {count: 100}}
-             bolts:
+bolts:
   - id: crash
-    shell: {command: sh, args: [-c, 'exit 7']}
-             streams:
+    shell: {command: sh, args: ["-c", "exit 7"]}
+streams:
   - {from: numbers, to: crash, grouping: shuffle}
-",
+"#,
         )
         .unwrap();
         let args = LocalArgs {

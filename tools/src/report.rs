@@ -308,7 +308,8 @@ pub(crate) mod tests {
             histogram.record(value).unwrap();
         }
         let points = Plots::percentiles_of(&histogram);
-        assert_eq!(points.last(), Some(&(100.0, 10_000)));
+        assert_eq!(points.last(), Some(&(100.0, histogram.max())));
+        assert!(histogram.max() >= 10_000);
         assert!(
             points
                 .windows(2)
