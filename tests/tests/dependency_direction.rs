@@ -21,7 +21,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("squall-core", &["squall-ringbuf", "squall-net"]),
     ("squall-multilang", &["squall-core"]),
     ("squall-builtin", &["squall-core"]),
-    ("squall-drpc", &["squall-core", "squall-net"]),
+    // The publish bolt writes tuples as multi-lang's JSON does.
+    (
+        "squall-drpc",
+        &["squall-core", "squall-net", "squall-multilang"],
+    ),
     (
         "squall-topology-file",
         &[
