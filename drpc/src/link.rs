@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use squall_net::auth::PROOF_LEN;
@@ -52,6 +53,36 @@ impl LinkError {
     /// not share the cluster secret.
     pub fn is_unauthenticated(&self) -> bool {
         matches!(self, LinkError::Garbled { reason, .. } if reason.contains("proof is wrong"))
+    }
+}
+
+/// Keeps a connection to `server` open until `stop` is set, handing each new one to
+/// `serve`, which returns `Ok` when it is done for good and an error when the connection
+/// failed; reconnects with a backoff from 50 ms to 1 s. `what` names the connection in logs.
+pub fn keep_connected(
+    server: &str,
+    key: &DrpcKey,
+    stop: &AtomicBool,
+    what: &str,
+    mut serve: impl FnMut(Link) -> Result<(), LinkError>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    while !stop.load(Ordering::Relaxed) {
+        match Link::connect(server, key, Duration::from_secs(2)) {
+            Ok(link) => {
+                backoff = Duration::from_millis(50);
+                tracing::debug!(%server, what, "connected to the DRPC server");
+                match serve(link) {
+                    Ok(()) => return,
+                    // Closing loses the connection on purpose.
+                    Err(_) if stop.load(Ordering::Relaxed) => return,
+                    Err(error) => tracing::warn!(%server, what, %error, "lost the DRPC server"),
+                }
+            }
+            Err(error) => tracing::debug!(%server, what, %error, "cannot reach the DRPC server"),
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }
 

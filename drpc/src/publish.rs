@@ -163,6 +163,7 @@ impl PublishBolt {
 
 impl Bolt for PublishBolt {
     fn prepare(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
+        self.servers.key = self.servers.key.resolve()?;
         let topology = context.topology().name();
         protocol::check_stream_part("topology name", topology)
             .map_err(|reason| ComponentError::from(format!("cannot publish: {reason}")))?;
@@ -235,24 +236,12 @@ struct Sender {
 }
 
 impl Sender {
+    // Tuples queued while the server is away keep arriving; the queue bounds them.
     fn run(self) {
-        let mut backoff = Duration::from_millis(50);
-        while !self.stop.load(Ordering::Relaxed) {
-            match Link::connect(&self.server, &self.key, Duration::from_secs(2)) {
-                Ok(link) => {
-                    backoff = Duration::from_millis(50);
-                    if let Err(error) = self.serve(link) {
-                        tracing::warn!(server = %self.server, stream = %self.stream, %error, "lost the DRPC server published to");
-                    }
-                }
-                Err(error) => {
-                    tracing::debug!(server = %self.server, %error, "cannot reach the DRPC server to publish");
-                }
-            }
-            // Tuples queued while the server is away keep arriving; the queue bounds them.
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(1));
-        }
+        let what = format!("publisher of {}", self.stream);
+        crate::link::keep_connected(&self.server, &self.key, &self.stop, &what, |link| {
+            self.serve(link)
+        });
     }
 
     /// Sends until stopped (`Ok`) or the connection fails.

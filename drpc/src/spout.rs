@@ -295,28 +295,10 @@ struct FetchThread {
 
 impl FetchThread {
     fn run(self) {
-        let mut backoff = Duration::from_millis(50);
-        while !self.stop.load(Ordering::Relaxed) {
-            match Link::connect(&self.server, &self.key, Duration::from_secs(2)) {
-                Ok(link) => {
-                    backoff = Duration::from_millis(50);
-                    tracing::debug!(server = %self.server, function = %self.function, "DRPC spout connected");
-                    match self.serve(link) {
-                        Ok(()) => return,
-                        // A spout that is closing loses its connections on purpose.
-                        Err(_) if self.stop.load(Ordering::Relaxed) => return,
-                        Err(error) => {
-                            tracing::warn!(server = %self.server, %error, "DRPC spout lost its server")
-                        }
-                    }
-                }
-                Err(error) => {
-                    tracing::debug!(server = %self.server, %error, "DRPC spout cannot reach its server")
-                }
-            }
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(1));
-        }
+        let what = format!("DRPC spout of {}", self.function);
+        crate::link::keep_connected(&self.server, &self.key, &self.stop, &what, |link| {
+            self.serve(link)
+        });
     }
 
     /// Fetches until stopped (`Ok`) or the connection fails.
