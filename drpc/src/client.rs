@@ -14,7 +14,7 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long the client waits beyond the call's own timeout for the server's refusal, so a
 /// dead server ends the call with an error instead of a hang.
-const ANSWER_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const ANSWER_GRACE: Duration = Duration::from_secs(5);
 
 /// Why a call got no answer.
 #[derive(Debug, thiserror::Error)]

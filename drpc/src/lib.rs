@@ -11,7 +11,9 @@
 //! This crate holds what both sides of a server need, with no async runtime:
 //!
 //! - [`protocol`]: the messages and their authenticated frames (no I/O);
-//! - [`DrpcClient`]: the blocking client;
+//! - [`DrpcClient`]: the blocking client, one call at a time;
+//! - [`AsyncDrpcClient`]: the asynchronous client, many calls in flight on one connection,
+//!   each a future any executor can await;
 //! - [`DrpcSpout`], [`ReturnResultsBolt`], [`DrpcAggregateBolt`]: the topology side;
 //! - [`PublishBolt`] and [`subscribe::Subscription`]: continuous queries, whose results a
 //!   topology publishes on a stream and the server streams to its subscribers;
@@ -28,10 +30,12 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
+pub mod async_client;
 pub mod client;
 pub mod key;
 pub mod linear;
 pub mod link;
+mod oneshot;
 pub mod protocol;
 pub mod publish;
 pub mod return_bolt;
@@ -40,6 +44,7 @@ pub mod spout;
 pub mod subscribe;
 
 pub use aggregate::{Aggregation, DrpcAggregateBolt};
+pub use async_client::{AsyncDrpcClient, CallFuture};
 pub use client::{DrpcClient, DrpcError};
 pub use key::DrpcKey;
 pub use linear::LinearDrpcBuilder;

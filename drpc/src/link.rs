@@ -185,6 +185,24 @@ impl Link {
             })
     }
 
+    /// Splits the link so one thread sends while another receives: the sending side's
+    /// framing seals frames for the socket handle beside it, and the [`Incoming`] side only
+    /// receives, so the two directions' sequence numbers stay each with their own side.
+    ///
+    /// # Errors
+    /// When the socket cannot be duplicated.
+    pub fn split(self) -> Result<(Outgoing, Incoming), LinkError> {
+        let stream = self.stream.try_clone().map_err(|source| LinkError::Io {
+            server: self.server.clone(),
+            source,
+        })?;
+        let outgoing = Outgoing {
+            framing: self.framing.clone(),
+            stream,
+        };
+        Ok((outgoing, Incoming(self)))
+    }
+
     /// Waits for the server's next message.
     ///
     /// # Errors
@@ -227,5 +245,43 @@ impl Link {
                 });
             }
         }
+    }
+}
+
+/// The sending side of a [`Link::split`]: seal each message with `framing`, in order, and
+/// write the frames to `stream`.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// Seals frames; frames must reach the socket in the order they were sealed.
+    pub framing: Framing,
+    /// The connection's socket.
+    pub stream: TcpStream,
+}
+
+/// The receiving side of a [`Link::split`].
+#[derive(Debug)]
+pub struct Incoming(Link);
+
+impl Incoming {
+    /// The server's address.
+    pub fn server(&self) -> &str {
+        self.0.server()
+    }
+
+    /// How long [`receive`](Self::receive) waits at most.
+    ///
+    /// # Errors
+    /// When the socket refuses the setting.
+    pub fn set_receive_timeout(&self, timeout: Duration) -> Result<(), LinkError> {
+        self.0.set_receive_timeout(timeout)
+    }
+
+    /// Waits for the server's next message; a timeout leaves a partly read frame in place,
+    /// so the next call carries on with it.
+    ///
+    /// # Errors
+    /// As [`Link::receive`].
+    pub fn receive(&mut self) -> Result<ToPeer, LinkError> {
+        self.0.receive()
     }
 }

@@ -111,7 +111,16 @@ pub enum ToServer {
         stream: String,
         /// The tuples.
         tuples: Vec<serde_json::Value>,
+        /// Tuples the publisher dropped for this server since its previous frame on the
+        /// connection (its queue was full, or a connection was lost with them), so the
+        /// server's figures show what its subscribers never saw.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        dropped: u64,
     },
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// One request handed to a spout.
@@ -754,7 +763,7 @@ mod tests {
         fn publish_messages_round_trip(stream in "[a-z]{1,8}/[a-z]{1,8}", words in proptest::collection::vec(".{0,20}", 0..8), count in any::<u64>()) {
             let (mut client, mut server) = pair();
             let tuples = words.iter().map(|word| serde_json::json!([word, count])).collect();
-            let message = ToServer::Publish { stream, tuples };
+            let message = ToServer::Publish { stream, tuples, dropped: count % 3 };
             let frame = client.seal(&message);
             let (decoded, _) = server.decode::<ToServer>(&frame).unwrap().unwrap();
             prop_assert_eq!(decoded, message);

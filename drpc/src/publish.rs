@@ -86,6 +86,8 @@ struct Outbox {
     queue: Mutex<PublishQueue>,
     queued: Condvar,
     sent: AtomicU64,
+    /// Dropped tuples the server has been told of.
+    reported_dropped: AtomicU64,
 }
 
 impl Outbox {
@@ -173,6 +175,7 @@ impl Bolt for PublishBolt {
                 queue: Mutex::new(PublishQueue::new(self.capacity)),
                 queued: Condvar::new(),
                 sent: AtomicU64::new(0),
+                reported_dropped: AtomicU64::new(0),
             });
             let sender = Sender {
                 server: server.clone(),
@@ -244,10 +247,13 @@ impl Sender {
         });
     }
 
-    /// Sends until stopped (`Ok`) or the connection fails.
+    /// Sends until stopped (`Ok`) or the connection fails. Each frame tells the server how
+    /// many tuples were dropped since the previous one; drops before this connection (lost
+    /// with an earlier one, or while the server was away) go with its first frame.
     fn serve(&self, mut link: Link) -> Result<(), crate::link::LinkError> {
+        let mut reported_dropped = self.outbox.reported_dropped.load(Ordering::Relaxed);
         while !self.stop.load(Ordering::Relaxed) {
-            let tuples = {
+            let (tuples, dropped) = {
                 let mut queue = self.outbox.queue();
                 if queue.is_empty() {
                     queue = self
@@ -257,7 +263,7 @@ impl Sender {
                         .unwrap_or_else(PoisonError::into_inner)
                         .0;
                 }
-                queue.take(SEND_BATCH)
+                (queue.take(SEND_BATCH), queue.dropped())
             };
             if tuples.is_empty() {
                 continue;
@@ -266,11 +272,16 @@ impl Sender {
             let message = ToServer::Publish {
                 stream: self.stream.clone(),
                 tuples,
+                dropped: dropped - reported_dropped,
             };
             if let Err(error) = link.send(&message) {
                 self.outbox.queue().count_lost(count);
                 return Err(error);
             }
+            reported_dropped = dropped;
+            self.outbox
+                .reported_dropped
+                .store(reported_dropped, Ordering::Relaxed);
             self.outbox.sent.fetch_add(count as u64, Ordering::Relaxed);
         }
         Ok(())

@@ -13,10 +13,13 @@ use squall::cluster::drpc::{DrpcServer, DrpcServerConfig};
 use squall::drpc::link::Link;
 use squall::drpc::protocol::{ToPeer, ToServer};
 use squall::drpc::{
-    CallError, ClusterSecret, DrpcClient, DrpcError, DrpcKey, DrpcServers, DrpcSpout,
-    LinearDrpcBuilder, ReturnResultsBolt, SpoutShape,
+    AsyncDrpcClient, CallError, ClusterSecret, DrpcClient, DrpcError, DrpcKey, DrpcServers,
+    DrpcSpout, LinearDrpcBuilder, PublishBolt, ReturnResultsBolt, SpoutShape,
 };
-use squall::{Bolt, BoltOutput, OutputDeclarer, TopologyBuilder, TopologyConfig, Tuple};
+use squall::{
+    Bolt, BoltOutput, OutputDeclarer, Spout, SpoutOutput, TopologyBuilder, TopologyConfig, Tuple,
+    Value,
+};
 use squall_tests::drpc::SquallProcess;
 use squall_tests::workers::TEST_SECRET;
 
@@ -205,6 +208,74 @@ fn a_topology_serves_with_its_worker_key_which_cannot_call() {
     let report = running.kill(Duration::from_secs(5));
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     server.stop();
+}
+
+/// The asynchronous client: calls in flight together on one connection, each answered with
+/// its own result; errors per call; a stopped server ends waiting calls instead of hanging.
+#[test]
+fn the_async_client_carries_many_calls_at_once_on_one_connection() {
+    let server = DrpcServer::start(DrpcServerConfig::local(), secret()).unwrap();
+    let address = server.address().to_string();
+    let running = squall::run(exclaim_topology(vec![address.clone()])).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = Arc::new(
+            AsyncDrpcClient::connect(&address, &cluster_secret())
+                .await
+                .unwrap()
+                .with_timeout(Duration::from_secs(30)),
+        );
+        let calls: Vec<_> = (0..200)
+            .map(|index| {
+                let client = client.clone();
+                tokio::spawn(
+                    async move { (index, client.call("exclaim", &index.to_string()).await) },
+                )
+            })
+            .collect();
+        for call in calls {
+            let (index, answer) = call.await.unwrap();
+            assert_eq!(answer.unwrap(), format!("{index}!"));
+        }
+        assert_eq!(client.calls_in_flight(), 0);
+        let error = client.call("", "x").await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid DRPC request: the function name is empty"
+        );
+        // Nobody serves `nobody`: the call waits, then the server stops under it.
+        let waiting = client.call("nobody", "x");
+        let stranger = ClusterSecret::new(*b"not the cluster's secret").unwrap();
+        let stranger = AsyncDrpcClient::connect(&address, &stranger).await.unwrap();
+        let error = stranger.call("exclaim", "x").await.unwrap_err();
+        assert!(
+            matches!(error, DrpcError::Unauthenticated { .. }),
+            "{error}"
+        );
+        let started = Instant::now();
+        let stopping = tokio::task::spawn_blocking(move || server.stop());
+        let error = waiting.await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(
+                error,
+                DrpcError::Refused(CallError::ShuttingDown) | DrpcError::Link(_)
+            ),
+            "{error}"
+        );
+        stopping.await.unwrap();
+        let error = client.call("exclaim", "after").await.unwrap_err();
+        assert!(matches!(error, DrpcError::Link(_)), "{error}");
+    });
+    let report = running.kill(Duration::from_secs(5));
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
 }
 
 #[test]
@@ -643,4 +714,145 @@ fn a_slow_subscriber_is_dropped_while_a_reading_one_keeps_up() {
         (slow_events as u64) < last - first,
         "the slow subscriber got {slow_events} tuples"
     );
+
+    // The server's figures show the drop and what was published.
+    let metrics = http_get(&local.http_address(), "/metrics");
+    assert!(
+        metrics.contains("squall_drpc_subscribers_dropped_total{stream=\"flood/sentences\"} 1\n"),
+        "{metrics}"
+    );
+    let published = metric_value(
+        &metrics,
+        "squall_drpc_published_tuples_total{stream=\"flood/sentences\"}",
+    );
+    assert!(
+        published >= last as f64,
+        "published {published}, read up to {last}"
+    );
+}
+
+/// The body of `GET path` on `address`, which must answer 200.
+fn http_get(address: &str, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+/// The value of the sample `series` (name and labels) on a Prometheus page.
+fn metric_value(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {page}"))
+}
+
+/// Counts to `limit`, then rests.
+struct CountTo {
+    next: u64,
+    limit: u64,
+}
+
+impl Spout for CountTo {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        declarer.declare(&["n"]);
+    }
+    fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
+        if self.next == self.limit {
+            output.idle_for(Duration::from_millis(5));
+            return;
+        }
+        output.emit(&[Value::U64(self.next)]);
+        self.next += 1;
+    }
+}
+
+/// A publisher whose server is away drops the oldest tuples beyond its queue, and tells
+/// the server how many once it is back; the server's figures count every call by outcome.
+#[test]
+fn the_server_counts_calls_and_what_publishers_dropped() {
+    let address = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let servers = DrpcServers::new(vec![address.to_string()], cluster_secret()).unwrap();
+    let mut builder = TopologyBuilder::new();
+    builder.set_spout(
+        "count",
+        || CountTo {
+            next: 0,
+            limit: 100,
+        },
+        1,
+    );
+    builder
+        .set_bolt(
+            "publish",
+            move || PublishBolt::with_capacity("numbers", servers.clone(), 10).unwrap(),
+            1,
+        )
+        .shuffle_grouping("count");
+    let running =
+        squall::run(builder.build("pubdrop", TopologyConfig::default()).unwrap()).unwrap();
+    // All 100 are queued for the absent server, which keeps the newest 10.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running
+        .metrics()
+        .component("publish")
+        .map_or(0, |figures| figures.counters.executed)
+        < 100
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the publish bolt did not take 100 tuples"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let server = DrpcServer::start(
+        DrpcServerConfig {
+            listen: address,
+            ..DrpcServerConfig::local()
+        },
+        secret(),
+    )
+    .unwrap();
+    let published = "squall_drpc_published_tuples_total{stream=\"pubdrop/numbers\"}";
+    loop {
+        let metrics = server.metrics();
+        if metrics.contains(published) && metric_value(&metrics, published) == 10.0 {
+            assert_eq!(
+                metric_value(
+                    &metrics,
+                    "squall_drpc_publisher_dropped_tuples_total{stream=\"pubdrop/numbers\"}"
+                ),
+                90.0,
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing published: {metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let mut client = DrpcClient::connect(&address.to_string(), &cluster_secret())
+        .unwrap()
+        .with_timeout(Duration::from_millis(200));
+    assert!(client.call("nobody", "x").is_err());
+    assert!(client.call("", "x").is_err());
+    let metrics = server.metrics();
+    for line in [
+        "squall_drpc_calls_total{function=\"nobody\",outcome=\"timed_out\"} 1\n",
+        "squall_drpc_calls_total{function=\"(invalid)\",outcome=\"refused\"} 1\n",
+        "squall_drpc_call_seconds_count{function=\"nobody\"} 1\n",
+        "squall_drpc_requests_open 0\n",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    running.kill(Duration::from_secs(2));
+    server.stop();
 }

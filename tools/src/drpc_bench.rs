@@ -1,10 +1,11 @@
 //! The `drpc` scenario of `squall-bench`: the identity function served by a topology in
 //! this process, called through an in-process DRPC server over loopback TCP.
 //!
-//! Three phases, each a warm-up and a timed window: one client calling in a loop, 64
-//! clients calling in a loop (requests/s and latency of each), then 64 clients sending at
-//! a fixed total rate (`--rate`, default half the 64-client rate), latency counted from
-//! each request's intended send time so stalls are not hidden.
+//! Four phases, each a warm-up and a timed window: one client calling in a loop, 64
+//! clients calling in a loop (requests/s and latency of each), 64 calls kept in flight on
+//! one connection of the asynchronous client, then 64 clients sending at a fixed total rate
+//! (`--rate`, default half the 64-client rate), latency counted from each request's
+//! intended send time so stalls are not hidden.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,9 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use squall::cluster::Secret;
 use squall::cluster::drpc::{DrpcServer, DrpcServerConfig};
-use squall::drpc::{DrpcClient, DrpcServers, DrpcSpout, ReturnResultsBolt, SpoutShape};
+use squall::drpc::{
+    AsyncDrpcClient, DrpcClient, DrpcServers, DrpcSpout, ReturnResultsBolt, SpoutShape,
+};
 use squall::{Bolt, BoltOutput, OutputDeclarer, TopologyBuilder, TopologyConfig, Tuple};
 
 use crate::args::RateSpec;
@@ -50,10 +53,48 @@ pub struct DrpcFigures {
     pub single_client: DrpcPhase,
     /// [`CONCURRENT_CLIENTS`] clients calling in a loop.
     pub concurrent: DrpcPhase,
+    /// [`CONCURRENT_CLIENTS`] calls kept in flight on one connection of the asynchronous
+    /// client (absent from reports written before it was measured).
+    #[serde(default)]
+    pub pipelined: Option<DrpcPhase>,
     /// The same clients at a fixed total rate.
     pub paced: DrpcPhase,
     /// That rate, requests per second.
     pub paced_rate: u64,
+}
+
+impl DrpcFigures {
+    /// The phases in one line: requests/s, p50 and p99 of each.
+    pub fn summary(&self) -> String {
+        let phase = |what: &str, phase: &DrpcPhase| {
+            format!(
+                "{what} {} p50 {} p99 {}",
+                crate::format::rate(phase.requests_per_sec),
+                crate::format::latency(phase.latency_ns.p50),
+                crate::format::latency(phase.latency_ns.p99)
+            )
+        };
+        let mut parts = vec![
+            phase("1 client", &self.single_client),
+            phase(
+                &format!("{} clients", self.concurrent.clients),
+                &self.concurrent,
+            ),
+        ];
+        if let Some(pipelined) = &self.pipelined {
+            parts.push(phase(&format!("async ×{}", pipelined.clients), pipelined));
+        }
+        parts.push(phase(
+            &format!("at {}", crate::format::rate(self.paced_rate as f64)),
+            &self.paced,
+        ));
+        let errors = self.single_client.errors
+            + self.concurrent.errors
+            + self.pipelined.map_or(0, |phase| phase.errors)
+            + self.paced.errors;
+        parts.push(format!("{errors} errors"));
+        parts.join("; ")
+    }
 }
 
 /// `[args, return-info]` → the same, anchored: the identity function.
@@ -186,6 +227,80 @@ fn phase(
     })
 }
 
+/// Keeps `in_flight` calls going on one connection of the asynchronous client for
+/// `warmup` + `window`, each task calling again as soon as its answer comes.
+fn pipelined_phase(
+    server: &str,
+    secret: &Secret,
+    in_flight: usize,
+    warmup: Duration,
+    window: Duration,
+) -> anyhow::Result<DrpcPhase> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async client's runtime")?;
+    let key = squall::drpc::DrpcKey::cluster(secret.cluster_secret());
+    let client = Arc::new(
+        AsyncDrpcClient::connect_blocking(server, &key)?.with_timeout(Duration::from_secs(10)),
+    );
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + window;
+    let runs = runtime.block_on(async {
+        let tasks: Vec<_> = (0..in_flight)
+            .map(|index| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let mut run = ClientRun {
+                        answered: 0,
+                        errors: 0,
+                        latency: latency_histogram()?,
+                    };
+                    let argument = format!("call {index}");
+                    loop {
+                        let sent = Instant::now();
+                        if sent >= end {
+                            break;
+                        }
+                        let outcome = client.call("identity", &argument).await;
+                        let done = Instant::now();
+                        if sent >= measure_from && done <= end {
+                            match outcome {
+                                Ok(_) => {
+                                    run.answered += 1;
+                                    let nanos = (done - sent).as_nanos() as u64;
+                                    run.latency.saturating_record(nanos.max(1));
+                                }
+                                Err(_) => run.errors += 1,
+                            }
+                        }
+                    }
+                    anyhow::Ok(run)
+                })
+            })
+            .collect();
+        let mut runs = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            runs.push(task.await.context("an async DRPC call task panicked")??);
+        }
+        anyhow::Ok(runs)
+    })?;
+    let mut latency = latency_histogram()?;
+    let (mut answered, mut errors) = (0, 0);
+    for run in runs {
+        answered += run.answered;
+        errors += run.errors;
+        latency.add(&run.latency)?;
+    }
+    Ok(DrpcPhase {
+        clients: in_flight,
+        requests_per_sec: answered as f64 / window.as_secs_f64(),
+        latency_ns: squall::metrics::LatencySummary::of(&latency).into(),
+        errors,
+    })
+}
+
 /// Runs the scenario as the command line says.
 ///
 /// # Errors
@@ -203,6 +318,10 @@ pub fn run(cli: &BenchCli, progress: &mut ProgressLine) -> anyhow::Result<Scenar
     let single_client = phase(&address, &secret, 1, None, warmup, window)?;
     progress.update(&format!("drpc: {CONCURRENT_CLIENTS} clients"));
     let concurrent = phase(&address, &secret, CONCURRENT_CLIENTS, None, warmup, window)?;
+    progress.update(&format!(
+        "drpc: {CONCURRENT_CLIENTS} calls on one async connection"
+    ));
+    let pipelined = pipelined_phase(&address, &secret, CONCURRENT_CLIENTS, warmup, window)?;
     let paced_rate = match cli.rate {
         Some(RateSpec::PerSecond(rate)) => rate,
         Some(RateSpec::FractionOfMax(fraction)) => (concurrent.requests_per_sec * fraction) as u64,
@@ -247,6 +366,7 @@ pub fn run(cli: &BenchCli, progress: &mut ProgressLine) -> anyhow::Result<Scenar
         drpc: Some(DrpcFigures {
             single_client,
             concurrent,
+            pipelined: Some(pipelined),
             paced,
             paced_rate,
         }),

@@ -234,12 +234,13 @@ impl ScenarioReport {
             ),
             None => "-".to_owned(),
         };
-        let counts = match (&self.network, self.workers, &self.transport) {
-            (Some(network), _, _) => network.summary(),
-            (None, Some(workers), Some(transport)) => {
+        let counts = match (&self.drpc, &self.network, self.workers, &self.transport) {
+            (Some(drpc), ..) => drpc.summary(),
+            (None, Some(network), _, _) => network.summary(),
+            (None, None, Some(workers), Some(transport)) => {
                 format!("{counts}; {workers} workers over {transport}")
             }
-            (None, _, _) => counts,
+            (None, None, _, _) => counts,
         };
         let counts = match &self.complete_latency_ns {
             Some(complete) => format!(

@@ -1,6 +1,9 @@
 //! The DRPC HTTP port (Storm's `drpc.http.port`): `POST /drpc/FUNCTION` with the argument
 //! as the body answers with the result as the body; `GET /subscribe/TOPOLOGY/STREAM` streams
-//! the tuples a topology publishes on `STREAM` as Server-Sent Events.
+//! the tuples a topology publishes on `STREAM` as Server-Sent Events; `GET /metrics` serves
+//! the server's figures in the Prometheus text format, unauthenticated as Prometheus
+//! scrapes them (function and stream names, counts and call latencies; no arguments or
+//! results).
 //!
 //! A request is authenticated with two headers: `X-Squall-Time`, the client's clock in
 //! milliseconds since the Unix epoch, and `X-Squall-Proof`, the hex of
@@ -301,11 +304,25 @@ async fn respond(
     if request.uri().path().starts_with("/subscribe/") {
         return subscribe(shared, drop_signal, &request);
     }
+    if request.uri().path() == "/metrics" {
+        if request.method() != Method::GET {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "/metrics is read with GET\n",
+            );
+        }
+        let mut response = text(StatusCode::OK, shared.metrics());
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(crate::observe::exposition::CONTENT_TYPE),
+        );
+        return response;
+    }
     let Some(function) = request.uri().path().strip_prefix("/drpc/") else {
         return text(
             StatusCode::NOT_FOUND,
             "not found: DRPC requests are POST /drpc/FUNCTION, subscriptions \
-             GET /subscribe/TOPOLOGY/STREAM\n",
+             GET /subscribe/TOPOLOGY/STREAM, figures GET /metrics\n",
         );
     };
     let function = function.to_owned();

@@ -28,6 +28,7 @@
 //! server.stop();
 //! ```
 
+pub mod figures;
 pub mod http;
 pub mod requests;
 mod server;
@@ -146,6 +147,7 @@ async fn bind(config: &DrpcServerConfig, secret: Secret) -> Result<Bound, DrpcSe
         arrived: Notify::new(),
         request_timeout: config.request_timeout,
         streams: Mutex::new(streams::Streams::new()),
+        figures: Mutex::new(figures::ServerFigures::new()),
     });
     Ok(Bound {
         shared,
@@ -176,6 +178,7 @@ pub struct DrpcServer {
     http_address: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    shared: Arc<Shared>,
 }
 
 impl DrpcServer {
@@ -197,6 +200,7 @@ impl DrpcServer {
             Some(listener) => Some(listener.local_addr().map_err(DrpcServerError::Runtime)?),
             None => None,
         };
+        let shared = bound.shared.clone();
         let (shutdown, stop) = watch::channel(false);
         let thread = std::thread::Builder::new()
             .name("drpc-server".to_owned())
@@ -208,7 +212,14 @@ impl DrpcServer {
             http_address,
             shutdown,
             thread: Some(thread),
+            shared,
         })
+    }
+
+    /// The server's figures as a Prometheus page, as its HTTP port serves them at
+    /// `/metrics`.
+    pub fn metrics(&self) -> String {
+        self.shared.metrics()
     }
 
     /// The DRPC protocol's address.

@@ -13,6 +13,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use super::figures::{self, CallOutcome, ServerFigures};
 use super::requests::Requests;
 use super::streams::{Offer, Sink, Streams};
 use crate::secret::Secret;
@@ -38,6 +39,8 @@ pub(super) struct Shared {
     pub(super) request_timeout: Duration,
     /// The published streams and their subscribers.
     pub(super) streams: Mutex<Streams<Subscriber>>,
+    /// Calls and publications counted for `/metrics`.
+    pub(super) figures: Mutex<ServerFigures>,
 }
 
 /// A subscriber's bounded queue, and how to tell its connection it was dropped.
@@ -74,9 +77,29 @@ impl Shared {
         self.streams.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands `tuples` to the subscribers of `stream`, dropping those too slow to take them.
-    fn publish(&self, stream: &str, tuples: &[serde_json::Value]) {
+    fn figures(&self) -> std::sync::MutexGuard<'_, ServerFigures> {
+        self.figures.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The server's Prometheus page.
+    pub(super) fn metrics(&self) -> String {
+        let (open, waiting) = {
+            let requests = self.requests();
+            (requests.open_count(), requests.waiting_count())
+        };
+        let streams = self.streams().gauges();
+        figures::exposition(&self.figures(), open, waiting, &streams)
+    }
+
+    /// Hands `tuples` to the subscribers of `stream`, dropping those too slow to take them;
+    /// `publisher_dropped` tuples never reached this server.
+    fn publish(&self, stream: &str, tuples: &[serde_json::Value], publisher_dropped: u64) {
         let slow = self.streams().publish(stream, tuples);
+        {
+            let mut figures = self.figures();
+            figures.record_publisher_dropped(stream, publisher_dropped);
+            figures.record_subscribers_dropped(stream, slow.len() as u64);
+        }
         for subscriber in slow {
             tracing::info!(%stream, "dropped a subscriber too slow to keep up with its stream");
             subscriber
@@ -95,7 +118,25 @@ impl Shared {
         argument: String,
         timeout: Option<Duration>,
     ) -> Result<String, CallError> {
-        protocol::check_function(function).map_err(|reason| CallError::Invalid { reason })?;
+        let arrived = std::time::Instant::now();
+        if let Err(reason) = protocol::check_function(function) {
+            // Not counted under the name: it may be anything a client sent.
+            self.figures()
+                .record_call("(invalid)", CallOutcome::Refused, arrived.elapsed());
+            return Err(CallError::Invalid { reason });
+        }
+        let answer = self.wait_for_answer(function, argument, timeout).await;
+        self.figures()
+            .record_call(function, CallOutcome::of(&answer), arrived.elapsed());
+        answer
+    }
+
+    async fn wait_for_answer(
+        &self,
+        function: &str,
+        argument: String,
+        timeout: Option<Duration>,
+    ) -> Result<String, CallError> {
         let timeout = timeout.map_or(self.request_timeout, |asked| {
             asked.min(self.request_timeout)
         });
@@ -325,7 +366,11 @@ async fn handle(
                 let requests = shared.fetch(&function, max as usize).await;
                 let _ = outbox.send(ToPeer::Requests { function, requests });
             }
-            ToServer::Publish { stream, tuples } => {
+            ToServer::Publish {
+                stream,
+                tuples,
+                dropped,
+            } => {
                 if let Err(reason) = may_publish(identity.topology.as_deref(), &stream, &tuples) {
                     tracing::warn!(%peer, %reason, "refused a publication");
                     let _ = outbox.send(ToPeer::Refused {
@@ -334,7 +379,7 @@ async fn handle(
                     });
                     break Ok(());
                 }
-                shared.publish(&stream, &tuples);
+                shared.publish(&stream, &tuples, dropped);
             }
             ToServer::Result { request, result } => shared.settle(request, Ok(result)),
             ToServer::Failure { request, reason } => shared.settle(

@@ -124,6 +124,21 @@ impl<S: Sink> Streams<S> {
         self.streams.get(stream).map_or(0, |entry| entry.published)
     }
 
+    /// Every known stream's published count and subscribers, by name.
+    pub fn gauges(&self) -> Vec<super::figures::StreamGauges> {
+        let mut gauges: Vec<_> = self
+            .streams
+            .iter()
+            .map(|(stream, entry)| super::figures::StreamGauges {
+                stream: stream.clone(),
+                published: entry.published,
+                subscribers: entry.subscribers.len(),
+            })
+            .collect();
+        gauges.sort_by(|a, b| a.stream.cmp(&b.stream));
+        gauges
+    }
+
     /// Subscribers of `stream`.
     pub fn subscriber_count(&self, stream: &str) -> usize {
         self.streams
