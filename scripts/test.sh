@@ -26,6 +26,10 @@ fi
 step "ZooKeeper (the control-plane tests run a real server)"
 ./scripts/zookeeper.sh install
 
+step "PostgreSQL and Redis (the connector tests run real servers)"
+./scripts/postgres.sh install
+./scripts/redis.sh install
+
 step "format"
 cargo fmt --all --check
 cargo fmt --manifest-path fuzz/Cargo.toml --check

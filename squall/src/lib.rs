@@ -25,6 +25,7 @@ pub use squall_core::*;
 pub use squall_builtin as builtin;
 pub use squall_cluster as cluster;
 pub use squall_cluster::{app, logging};
+pub use squall_connectors as connectors;
 pub use squall_drpc as drpc;
 pub use squall_multilang as multilang;
 pub use squall_topology_file as topology_file;

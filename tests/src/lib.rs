@@ -2,6 +2,7 @@
 
 pub mod browser;
 pub mod cluster;
+pub mod databases;
 pub mod drpc;
 pub mod ledger;
 pub mod netns;

@@ -1,7 +1,7 @@
 //! The crates depend on each other in one direction only:
 //!
 //! ```text
-//! tools → squall (facade) → cluster → topology-file → {multilang, builtin, drpc} → core → {net, ringbuf}
+//! tools → squall (facade) → cluster → topology-file → {multilang, builtin, drpc, connectors} → core → {net, ringbuf}
 //! ```
 //!
 //! and an embedder that takes only the engine core (`squall-core`) compiles none of the
@@ -26,6 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "squall-drpc",
         &["squall-core", "squall-net", "squall-multilang"],
     ),
+    ("squall-connectors", &["squall-core"]),
     (
         "squall-topology-file",
         &[
@@ -33,6 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "squall-multilang",
             "squall-builtin",
             "squall-drpc",
+            "squall-connectors",
         ],
     ),
     (
@@ -52,6 +54,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "squall-multilang",
             "squall-builtin",
             "squall-drpc",
+            "squall-connectors",
             "squall-topology-file",
             "squall-cluster",
         ],

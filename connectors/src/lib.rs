@@ -1,0 +1,22 @@
+//! Database connectors: bolts that write their inputs to PostgreSQL and Redis, and ack
+//! each input only once the write that holds it committed.
+//!
+//! Every write bolt is a [`BatchWriteBolt`]: inputs become rows on the executor thread, a
+//! writer thread commits them in batches (one transaction each), and the executor settles
+//! each batch's inputs when its outcome comes back — acked when it committed, failed when
+//! the database refused it or its connection could not be restored in the retries allowed.
+//! A lost connection therefore never acks an input whose write did not commit.
+//!
+//! - [`postgres`]: inserts or upserts into a table, with multi-row statements;
+//! - [`redis`]: string keys or hash fields, in `MULTI`/`EXEC` transactions.
+//!
+//! See `docs/connectors.md`.
+#![forbid(unsafe_code)]
+
+pub mod postgres;
+pub mod redis;
+pub mod write;
+
+pub use postgres::{PostgresTable, postgres_write_bolt};
+pub use redis::{RedisTarget, redis_write_bolt};
+pub use write::{BatchSettings, BatchStore, BatchWriteBolt, RetryPolicy, WriteError};

@@ -1,0 +1,426 @@
+//! The write bolt every database connector shares: inputs become rows, rows are committed
+//! in batches by a writer thread, and each input is acked only once the batch holding it
+//! committed, or failed when it did not.
+//!
+//! Batching adapts to the database: the first row goes out at once, and rows arriving while
+//! a batch is being written wait and go together in the next, up to
+//! [`BatchSettings::max_rows`]. The executor never waits on the database unless
+//! [`BatchSettings::max_batches_in_flight`] batches are already queued, which is how a slow
+//! database pushes back on the topology.
+
+use std::collections::VecDeque;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use squall_core::component::{Bolt, ComponentError};
+use squall_core::context::{ExecutorWaker, TopologyContext};
+use squall_core::runtime::{Anchor, BoltOutput, Tuple};
+
+/// Why a batch did not commit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// The connection failed or could not be made: the same write may commit on a new one.
+    #[error("{0}")]
+    Connection(String),
+    /// The database refused the write (a constraint, a type, a permission, credentials):
+    /// writing it again would be refused again.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// A database that commits batches of rows atomically, driven from the writer thread.
+pub trait BatchStore: Send + 'static {
+    /// What one input becomes.
+    type Row: Send + 'static;
+
+    /// The store in errors and logs, e.g. `PostgreSQL table counts at 127.0.0.1:5432`.
+    fn describe(&self) -> String;
+
+    /// Commits `rows`, all or none, connecting first if needed.
+    ///
+    /// # Errors
+    /// [`WriteError::Connection`] when the connection failed (nothing was committed), and
+    /// [`WriteError::Rejected`] when the database refused the rows.
+    fn write(&mut self, rows: &[Self::Row]) -> Result<(), WriteError>;
+
+    /// Forgets the connection after a connection error, so the next write opens a new one.
+    fn disconnect(&mut self);
+}
+
+/// How writes that lost their connection are tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts after the first; when they run out the batch's inputs fail.
+    pub retries: u32,
+    /// The wait before the first retry; it doubles up to `max_backoff`.
+    pub first_backoff: Duration,
+    /// The longest wait between attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            retries: 5,
+            first_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+/// How inputs are grouped into batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSettings {
+    /// The most rows in one batch.
+    pub max_rows: usize,
+    /// Batches handed to the writer and not yet settled before the executor waits.
+    pub max_batches_in_flight: usize,
+    /// Retries after a lost connection.
+    pub retry: RetryPolicy,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            max_rows: 1000,
+            max_batches_in_flight: 2,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl BatchSettings {
+    /// One row per batch: each input is its own transaction.
+    pub fn row_at_a_time() -> Self {
+        Self {
+            max_rows: 1,
+            max_batches_in_flight: 1,
+            ..Self::default()
+        }
+    }
+}
+
+/// Turns an input into a row, or says why it cannot be written.
+pub type RowMapper<R> = Box<dyn FnMut(&Tuple<'_>) -> Result<R, String> + Send>;
+
+struct Batch<R> {
+    id: u64,
+    rows: Vec<R>,
+}
+
+struct Outcome {
+    id: u64,
+    result: Result<(), String>,
+}
+
+/// Commits its inputs to a [`BatchStore`], acking each input once its batch committed and
+/// failing it when the batch was refused or its retries ran out.
+pub struct BatchWriteBolt<S: BatchStore> {
+    store: Option<S>,
+    description: String,
+    map_row: RowMapper<S::Row>,
+    settings: BatchSettings,
+    rows: Vec<S::Row>,
+    anchors: Vec<Anchor>,
+    /// Batches with the writer, oldest first: the writer settles them in order.
+    in_flight: VecDeque<(u64, Vec<Anchor>)>,
+    next_batch: u64,
+    batches: Option<mpsc::SyncSender<Batch<S::Row>>>,
+    outcomes: Option<mpsc::Receiver<Outcome>>,
+}
+
+impl<S: BatchStore> std::fmt::Debug for BatchWriteBolt<S> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("BatchWriteBolt")
+            .field("store", &self.description)
+            .field("settings", &self.settings)
+            .field("buffered", &self.rows.len())
+            .field("in_flight", &self.in_flight.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: BatchStore> BatchWriteBolt<S> {
+    /// Writes the rows `map_row` makes of its inputs to `store`.
+    pub fn new(store: S, map_row: RowMapper<S::Row>, settings: BatchSettings) -> Self {
+        let settings = BatchSettings {
+            max_rows: settings.max_rows.max(1),
+            max_batches_in_flight: settings.max_batches_in_flight.max(1),
+            ..settings
+        };
+        Self {
+            description: store.describe(),
+            store: Some(store),
+            map_row,
+            settings,
+            rows: Vec::new(),
+            anchors: Vec::new(),
+            in_flight: VecDeque::new(),
+            next_batch: 0,
+            batches: None,
+            outcomes: None,
+        }
+    }
+
+    /// Hands the buffered rows to the writer, first waiting for a settled batch when
+    /// enough are in flight.
+    fn flush(&mut self, output: &mut BoltOutput<'_>) {
+        if self.rows.is_empty() {
+            return;
+        }
+        while self.in_flight.len() >= self.settings.max_batches_in_flight {
+            if !self.settle_one(output, true) {
+                break;
+            }
+        }
+        let Some(batches) = &self.batches else {
+            return;
+        };
+        let id = self.next_batch;
+        self.next_batch += 1;
+        let rows = std::mem::take(&mut self.rows);
+        let anchors = std::mem::take(&mut self.anchors);
+        if batches.send(Batch { id, rows }).is_err() {
+            // The writer is gone (it panicked): nothing of these was written.
+            output.report_error(format!("the writer of {} stopped", self.description));
+            for anchor in &anchors {
+                output.fail(anchor);
+            }
+            return;
+        }
+        self.in_flight.push_back((id, anchors));
+    }
+
+    /// Settles the oldest batch whose outcome came, waiting for it when `wait`; returns
+    /// whether one was settled.
+    fn settle_one(&mut self, output: &mut BoltOutput<'_>, wait: bool) -> bool {
+        let Some(outcomes) = &self.outcomes else {
+            return false;
+        };
+        let outcome = if wait {
+            outcomes.recv().ok()
+        } else {
+            outcomes.try_recv().ok()
+        };
+        let Some(outcome) = outcome else {
+            return false;
+        };
+        let Some((id, anchors)) = self.in_flight.pop_front() else {
+            return false;
+        };
+        debug_assert_eq!(id, outcome.id, "the writer settles batches in order");
+        match outcome.result {
+            Ok(()) => {
+                for anchor in &anchors {
+                    output.ack(anchor);
+                }
+            }
+            Err(reason) => {
+                output.report_error(format!(
+                    "{} rows not written to {}: {reason}",
+                    anchors.len(),
+                    self.description
+                ));
+                for anchor in &anchors {
+                    output.fail(anchor);
+                }
+            }
+        }
+        true
+    }
+}
+
+impl<S: BatchStore> Bolt for BatchWriteBolt<S> {
+    fn prepare(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
+        let store = self
+            .store
+            .take()
+            .ok_or("the write bolt was prepared twice")?;
+        let (batches, queued) = mpsc::sync_channel(self.settings.max_batches_in_flight);
+        let (settled, outcomes) = mpsc::channel();
+        let waker = context.waker();
+        let retry = self.settings.retry;
+        std::thread::Builder::new()
+            .name(format!("{}-writer", context.component_id()))
+            .spawn(move || run_writer(store, &queued, &settled, waker.as_ref(), retry))?;
+        self.batches = Some(batches);
+        self.outcomes = Some(outcomes);
+        Ok(())
+    }
+
+    fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+        if input.is_tick() {
+            output.ack(input);
+            return;
+        }
+        match (self.map_row)(input) {
+            Ok(row) => {
+                self.rows.push(row);
+                self.anchors.push(input.anchor().clone());
+                if self.rows.len() >= self.settings.max_rows || self.in_flight.is_empty() {
+                    self.flush(output);
+                }
+            }
+            Err(reason) => {
+                output.report_error(format!(
+                    "cannot write a tuple to {}: {reason}",
+                    self.description
+                ));
+                output.fail(input);
+            }
+        }
+    }
+
+    fn poll(&mut self, output: &mut BoltOutput<'_>) -> bool {
+        let mut settled = false;
+        while self.settle_one(output, false) {
+            settled = true;
+        }
+        if self.in_flight.is_empty() && !self.rows.is_empty() {
+            self.flush(output);
+            return true;
+        }
+        settled
+    }
+
+    fn wants_poll(&self) -> bool {
+        true
+    }
+
+    fn cleanup(&mut self) {
+        // The writer finishes what it holds and ends; unsettled inputs are replayed by
+        // their spouts when their trees time out.
+        self.batches = None;
+    }
+}
+
+/// The writer thread: commits batches in order and reports each outcome.
+fn run_writer<S: BatchStore>(
+    mut store: S,
+    batches: &mpsc::Receiver<Batch<S::Row>>,
+    outcomes: &mpsc::Sender<Outcome>,
+    waker: Option<&ExecutorWaker>,
+    retry: RetryPolicy,
+) {
+    while let Ok(batch) = batches.recv() {
+        let result = write_with_retries(&mut store, &batch.rows, retry);
+        if outcomes
+            .send(Outcome {
+                id: batch.id,
+                result,
+            })
+            .is_err()
+        {
+            return;
+        }
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// Writes `rows`, reconnecting with backoff after connection errors, until they commit,
+/// the database refuses them, or the retries run out.
+fn write_with_retries<S: BatchStore>(
+    store: &mut S,
+    rows: &[S::Row],
+    retry: RetryPolicy,
+) -> Result<(), String> {
+    let mut backoff = retry.first_backoff;
+    let mut attempt = 0;
+    loop {
+        match store.write(rows) {
+            Ok(()) => return Ok(()),
+            Err(WriteError::Rejected(reason)) => return Err(reason),
+            Err(WriteError::Connection(reason)) => {
+                store.disconnect();
+                if attempt == retry.retries {
+                    return Err(format!("{reason} (gave up after {} attempts)", attempt + 1));
+                }
+                tracing::warn!(
+                    store = %store.describe(),
+                    %reason,
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "a write lost its connection; trying again"
+                );
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(retry.max_backoff);
+                attempt += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store that plays back scripted results.
+    struct Scripted {
+        results: VecDeque<Result<(), WriteError>>,
+        writes: usize,
+        disconnects: usize,
+    }
+
+    impl BatchStore for Scripted {
+        type Row = u32;
+        fn describe(&self) -> String {
+            "scripted".to_owned()
+        }
+        fn write(&mut self, _rows: &[u32]) -> Result<(), WriteError> {
+            self.writes += 1;
+            self.results.pop_front().unwrap_or(Ok(()))
+        }
+        fn disconnect(&mut self) {
+            self.disconnects += 1;
+        }
+    }
+
+    fn quick(retries: u32) -> RetryPolicy {
+        RetryPolicy {
+            retries,
+            first_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+        }
+    }
+
+    fn scripted(results: Vec<Result<(), WriteError>>) -> Scripted {
+        Scripted {
+            results: results.into(),
+            writes: 0,
+            disconnects: 0,
+        }
+    }
+
+    #[test]
+    fn a_lost_connection_is_retried_until_the_write_commits() {
+        let mut store = scripted(vec![
+            Err(WriteError::Connection("reset".into())),
+            Err(WriteError::Connection("refused".into())),
+            Ok(()),
+        ]);
+        assert_eq!(write_with_retries(&mut store, &[1, 2], quick(5)), Ok(()));
+        assert_eq!((store.writes, store.disconnects), (3, 2));
+    }
+
+    #[test]
+    fn retries_run_out_with_the_last_reason() {
+        let mut store = scripted(vec![Err(WriteError::Connection("refused".into())); 3]);
+        assert_eq!(
+            write_with_retries(&mut store, &[1], quick(2)),
+            Err("refused (gave up after 3 attempts)".to_owned())
+        );
+        assert_eq!(store.writes, 3);
+    }
+
+    #[test]
+    fn a_refused_write_is_not_retried() {
+        let mut store = scripted(vec![Err(WriteError::Rejected("bad type".into()))]);
+        assert_eq!(
+            write_with_retries(&mut store, &[1], quick(5)),
+            Err("bad type".to_owned())
+        );
+        assert_eq!((store.writes, store.disconnects), (1, 0));
+    }
+}
