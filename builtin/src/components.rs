@@ -459,11 +459,12 @@ impl Bolt for SplitBolt {
     }
 
     fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
-        let (Ok(sentence), Ok(stamp)) = (input.get_str(0), input.get_u64(1)) else {
+        let Ok(sentence) = input.get_str(0) else {
             output.fail(input);
             return;
         };
-        let mut stamp = stamp;
+        // A sentence from a file has no time stamp.
+        let mut stamp = input.get_u64(1).unwrap_or(NO_STAMP);
         for word in sentence.split(' ').filter(|word| !word.is_empty()) {
             output.emit_anchored(input, &[Value::Str(word), Value::U64(stamp)]);
             stamp = NO_STAMP;

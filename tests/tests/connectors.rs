@@ -338,3 +338,46 @@ fn redis_acks_only_what_it_stored_and_names_what_went_wrong() {
         "{errors:?}"
     );
 }
+
+/// The word-count example updates PostgreSQL: after a run, the table holds each word of
+/// the example's text with its exact count.
+#[test]
+fn the_word_count_example_keeps_exact_counts_in_postgres() {
+    let postgres = Postgres::start();
+    let mut admin = postgres::Client::connect(&postgres.connection(), postgres::NoTls).unwrap();
+    admin
+        .batch_execute("CREATE TABLE word_counts (word text PRIMARY KEY, count bigint NOT NULL)")
+        .unwrap();
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/word-counts-postgres");
+    let text = std::fs::read_to_string(example.join("sentences.txt")).unwrap();
+    let mut expected = std::collections::BTreeMap::<String, i64>::new();
+    for word in text
+        .lines()
+        .flat_map(|line| line.split(' '))
+        .filter(|word| !word.is_empty())
+    {
+        *expected.entry(word.to_owned()).or_default() += 1;
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_squall-cli"))
+        .arg("local")
+        .arg(example.join("topology.yaml"))
+        .args(["--duration", "4s"])
+        .env("SQUALL_POSTGRES", postgres.connection())
+        .env_remove("SQUALL_CONF")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stored: std::collections::BTreeMap<String, i64> = admin
+        .query("SELECT word, count FROM word_counts", &[])
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(stored, expected);
+}

@@ -49,6 +49,7 @@
 mod build;
 pub mod components;
 mod config;
+pub mod connectors;
 pub mod drpc;
 mod error;
 mod locate;

@@ -169,6 +169,7 @@ impl ComponentRegistry {
         let mut registry = Self::empty();
         register_builtins(&mut registry);
         crate::drpc::register_drpc(&mut registry, crate::drpc::DrpcDefaults::default());
+        crate::connectors::register_connectors(&mut registry);
         registry
     }
 
@@ -444,7 +445,7 @@ fn register_builtins(registry: &mut ComponentRegistry) {
         )
         .add_bolt(
             "split",
-            "splits [sentence, stamp] tuples into [word, stamp] tuples, anchored",
+            "splits [sentence] or [sentence, stamp] tuples on spaces into [word, stamp] tuples, anchored",
             |args| {
                 let NoParams {} = args.params()?;
                 Ok(bolt(|| SplitBolt))

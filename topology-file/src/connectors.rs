@@ -1,0 +1,223 @@
+//! The database components a topology file can name: the `postgres_write` and
+//! `redis_write` bolts (see `docs/connectors.md`).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use squall_connectors::{
+    BatchSettings, PostgresTable, RedisTarget, RetryPolicy, postgres_write_bolt, redis_write_bolt,
+};
+
+use crate::registry::{BoltFactory, BuiltinArgs, ComponentRegistry};
+
+/// Where `postgres_write` finds its connection settings when its params give none.
+pub const POSTGRES_ENV: &str = "SQUALL_POSTGRES";
+
+/// Where `redis_write` finds its address when its params give none.
+pub const REDIS_ENV: &str = "SQUALL_REDIS";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batching {
+    #[serde(default = "max_rows")]
+    max_rows: usize,
+    #[serde(default = "retries")]
+    retries: u32,
+}
+
+fn max_rows() -> usize {
+    BatchSettings::default().max_rows
+}
+
+fn retries() -> u32 {
+    RetryPolicy::default().retries
+}
+
+impl Batching {
+    fn settings(&self) -> BatchSettings {
+        BatchSettings {
+            max_rows: self.max_rows,
+            retry: RetryPolicy {
+                retries: self.retries,
+                ..RetryPolicy::default()
+            },
+            ..BatchSettings::default()
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostgresParams {
+    #[serde(default)]
+    connection: Option<String>,
+    table: String,
+    /// Input field → column; a list of names writes each field to the column of its name.
+    columns: Columns,
+    #[serde(default)]
+    key: Vec<String>,
+    #[serde(flatten)]
+    batching: Batching,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Columns {
+    Same(Vec<String>),
+    Mapped(BTreeMap<String, String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisParams {
+    #[serde(default)]
+    url: Option<String>,
+    /// `SET <key_prefix><key> <value>` when absent; `HSET <hash> <key> <value>` when set.
+    #[serde(default)]
+    hash: Option<String>,
+    #[serde(default)]
+    key_prefix: String,
+    key: String,
+    value: String,
+    #[serde(flatten)]
+    batching: Batching,
+}
+
+/// `given`, or else the environment variable `variable`, or an error naming both.
+fn setting(
+    args: &BuiltinArgs<'_>,
+    given: Option<String>,
+    what: &str,
+    variable: &str,
+) -> Result<String, String> {
+    given
+        .or_else(|| std::env::var(variable).ok().filter(|value| !value.is_empty()))
+        .ok_or_else(|| {
+            format!(
+                "component {:?} has no {what}: set params.{what} or the environment variable {variable}",
+                args.component
+            )
+        })
+}
+
+/// Adds the database components to `registry`.
+pub fn register_connectors(registry: &mut ComponentRegistry) {
+    registry.add_bolt(
+        "postgres_write",
+        "inserts (or, with `key`, upserts) each tuple's fields as a row of a PostgreSQL table, \
+         in batched transactions; acks each tuple once its transaction committed",
+        |args| {
+            let params: PostgresParams = args.params()?;
+            let connection = setting(args, params.connection, "connection", POSTGRES_ENV)?;
+            let columns = match params.columns {
+                Columns::Same(names) => {
+                    names.into_iter().map(|name| (name.clone(), name)).collect()
+                }
+                Columns::Mapped(map) => map.into_iter().collect(),
+            };
+            let table = PostgresTable {
+                connection,
+                table: params.table,
+                columns,
+                key: params.key,
+            };
+            table
+                .check()
+                .map_err(|error| format!("component {:?}: {error}", args.component))?;
+            let settings = params.batching.settings();
+            let factory: BoltFactory = std::sync::Arc::new(move || {
+                Box::new(
+                    postgres_write_bolt(table.clone(), settings).expect("the table was checked"),
+                )
+            });
+            Ok(factory)
+        },
+    );
+    registry.add_bolt(
+        "redis_write",
+        "stores each tuple in Redis as `SET <key_prefix><key> <value>`, or with `hash` as \
+         `HSET <hash> <key> <value>`, in MULTI/EXEC batches; acks each tuple once stored",
+        |args| {
+            let params: RedisParams = args.params()?;
+            let url = setting(args, params.url, "url", REDIS_ENV)?;
+            let target = match params.hash {
+                Some(hash) => RedisTarget::Hash {
+                    hash,
+                    field_field: params.key,
+                    value_field: params.value,
+                },
+                None => RedisTarget::Strings {
+                    key_prefix: params.key_prefix,
+                    key_field: params.key,
+                    value_field: params.value,
+                },
+            };
+            let settings = params.batching.settings();
+            // Checks the address now, so a bad one is named before the topology starts.
+            redis_write_bolt(&url, target.clone(), settings)
+                .map_err(|error| format!("component {:?}: {error}", args.component))?;
+            let factory: BoltFactory = std::sync::Arc::new(move || {
+                Box::new(
+                    redis_write_bolt(&url, target.clone(), settings)
+                        .expect("the address was checked"),
+                )
+            });
+            Ok(factory)
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::registry::ComponentRegistry;
+    use crate::{Overrides, TopologyFile};
+
+    fn build(bolt: &str) -> Result<(), String> {
+        let text = format!(
+            "name: db\n\
+             spouts:\n  - {{id: words, builtin: lines, params: {{file: words.txt, field: word}}}}\n\
+             bolts:\n  - {{id: counts, builtin: field_count, params: {{field: word}}}}\n  - {bolt}\n\
+             streams:\n  - {{from: words, to: counts, grouping: {{type: fields, args: [word]}}}}\n  \
+             - {{from: counts, to: store, grouping: shuffle}}\n"
+        );
+        let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+        std::fs::write(dir.path().join("words.txt"), "a\nb\n")
+            .map_err(|error| error.to_string())?;
+        let file =
+            TopologyFile::parse(&text, "db.yaml", dir.path()).map_err(|error| error.to_string())?;
+        file.build_with(&Overrides::default(), &ComponentRegistry::with_builtins())
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn database_bolts_build_from_a_file_and_bad_params_are_named() {
+        build(
+            "{id: store, builtin: postgres_write, params: {connection: 'host=127.0.0.1 user=squall', \
+             table: word_counts, columns: {key: word, count: count}, key: [word], max_rows: 500}}",
+        )
+        .unwrap();
+        build(
+            "{id: store, builtin: redis_write, params: {url: 'redis://127.0.0.1:6379', hash: counts, \
+             key: key, value: count}}",
+        )
+        .unwrap();
+        let error = build(
+            "{id: store, builtin: postgres_write, params: {connection: 'host=127.0.0.1', \
+             table: 'word counts', columns: [key]}}",
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("table \"word counts\" is not a plain identifier"),
+            "{error}"
+        );
+        let error = build(
+            "{id: store, builtin: redis_write, params: {url: 'http://x', key: key, value: count}}",
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("the Redis address \"http://x\" is invalid"),
+            "{error}"
+        );
+    }
+}
