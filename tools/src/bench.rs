@@ -65,7 +65,9 @@ pub fn build(scenario: Scenario, options: &BuiltinOptions) -> anyhow::Result<Bui
         Scenario::NetMio | Scenario::NetUring | Scenario::NetShm => {
             topologies::payload_null(name, network::RECORD_BYTES, options)
         }
-        Scenario::TcpRaw | Scenario::Drpc => anyhow::bail!("{name} is not a built-in topology"),
+        Scenario::TcpRaw | Scenario::Drpc | Scenario::Postgres => {
+            anyhow::bail!("{name} is not a built-in topology")
+        }
         Scenario::ShellBolt => crate::shell_bench::build(name, options),
     };
     built.with_context(|| format!("building scenario {name}"))
@@ -91,6 +93,9 @@ fn progress_line(cli: &BenchCli) -> ProgressLine {
 pub fn run_scenario(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<ScenarioReport> {
     if scenario == Scenario::Drpc {
         return crate::drpc_bench::run(cli, &mut progress_line(cli));
+    }
+    if scenario == Scenario::Postgres {
+        return crate::postgres_bench::run(cli, &mut progress_line(cli));
     }
     match deployment(cli, scenario)? {
         Deployment::InProcess => {}
@@ -142,6 +147,7 @@ pub fn run_scenario(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<Scenar
         workers: None,
         transport: None,
         drpc: None,
+        postgres: None,
         plots: Plots {
             latency_percentiles: Plots::percentiles_of(&measured.latency),
             throughput: measured.throughput,

@@ -165,6 +165,11 @@ pub struct BenchCli {
     /// time, the latency percentile distribution) to this file.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<std::path::PathBuf>,
+    /// The `postgres` scenario writes to this server (libpq settings, e.g.
+    /// "host=db port=5432 user=u password=p dbname=d") instead of a private one it starts
+    /// with scripts/postgres.sh.
+    #[arg(long, value_name = "SETTINGS")]
+    pub postgres: Option<String>,
 }
 
 /// The `--threads` option.

@@ -370,6 +370,7 @@ pub fn run(cli: &BenchCli, progress: &mut ProgressLine) -> anyhow::Result<Scenar
             paced,
             paced_rate,
         }),
+        postgres: None,
         plots: crate::report::Plots::default(),
     })
 }

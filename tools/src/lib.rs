@@ -27,6 +27,7 @@ pub mod format;
 pub mod html_report;
 pub mod local;
 pub mod measure;
+pub mod postgres_bench;
 pub mod progress;
 pub mod report;
 pub mod scenario;

@@ -322,6 +322,7 @@ mod tests {
             quiet: true,
             http: None,
             drpc: None,
+            postgres: None,
             allow_errors: false,
             drpc_http: None,
         };
@@ -378,6 +379,7 @@ streams:
             quiet: true,
             http: None,
             drpc: None,
+            postgres: None,
             allow_errors: false,
             drpc_http: None,
         };

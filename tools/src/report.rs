@@ -148,6 +148,10 @@ pub struct ScenarioReport {
     /// 64-client request rate and `latency_ns` the latency at `target_rate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drpc: Option<crate::drpc_bench::DrpcFigures>,
+    /// The phases of the `postgres` scenario (only in its report): `tuples_per_sec` is then
+    /// the batched rate of acknowledged rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<crate::postgres_bench::PostgresFigures>,
     /// What the HTML report plots (`--report`); absent from JSON when nothing was taken.
     #[serde(skip_serializing_if = "Plots::is_empty")]
     pub plots: Plots,
@@ -234,13 +238,16 @@ impl ScenarioReport {
             ),
             None => "-".to_owned(),
         };
-        let counts = match (&self.drpc, &self.network, self.workers, &self.transport) {
-            (Some(drpc), ..) => drpc.summary(),
-            (None, Some(network), _, _) => network.summary(),
-            (None, None, Some(workers), Some(transport)) => {
-                format!("{counts}; {workers} workers over {transport}")
-            }
-            (None, None, _, _) => counts,
+        let counts = match &self.postgres {
+            Some(postgres) => postgres.summary(),
+            None => match (&self.drpc, &self.network, self.workers, &self.transport) {
+                (Some(drpc), ..) => drpc.summary(),
+                (None, Some(network), _, _) => network.summary(),
+                (None, None, Some(workers), Some(transport)) => {
+                    format!("{counts}; {workers} workers over {transport}")
+                }
+                (None, None, _, _) => counts,
+            },
         };
         let counts = match &self.complete_latency_ns {
             Some(complete) => format!(
@@ -298,6 +305,7 @@ pub(crate) mod tests {
             workers: None,
             transport: None,
             drpc: None,
+            postgres: None,
             plots: Plots::default(),
         }
     }

@@ -27,11 +27,14 @@ pub enum Scenario {
     /// The DRPC identity function through an in-process DRPC server: requests/s with 1 and
     /// 64 clients, latency at a fixed rate.
     Drpc,
+    /// A tracked spout → the PostgreSQL write bolt upserting each tuple: acknowledged rows/s
+    /// batched, and row at a time.
+    Postgres,
 }
 
 impl Scenario {
     /// Every scenario, in the order `squall-bench` runs them by default.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::ConstNull,
         Scenario::ConstIdNull,
         Scenario::Wordcount,
@@ -42,6 +45,7 @@ impl Scenario {
         Scenario::NetShm,
         Scenario::ShellBolt,
         Scenario::Drpc,
+        Scenario::Postgres,
     ];
 
     /// The name used on the command line and in reports.
@@ -57,6 +61,7 @@ impl Scenario {
             Scenario::TcpRaw => "tcp-raw",
             Scenario::ShellBolt => "shell-bolt",
             Scenario::Drpc => "drpc",
+            Scenario::Postgres => "postgres",
         }
     }
 
@@ -89,12 +94,18 @@ impl Scenario {
             Scenario::Drpc => {
                 "DRPC identity function via an in-process server: requests/s with 1 and 64 clients, latency at --rate (default half the 64-client rate)"
             }
+            Scenario::Postgres => {
+                "tracked spout -> PostgreSQL upserts, acked rows/s batched and row at a time (a private server, or --postgres)"
+            }
         }
     }
 
     /// Whether the scenario tracks every tuple whatever `--acking` says.
     pub fn always_tracks(self) -> bool {
-        matches!(self, Scenario::ShellBolt | Scenario::Drpc)
+        matches!(
+            self,
+            Scenario::ShellBolt | Scenario::Drpc | Scenario::Postgres
+        )
     }
 
     /// Whether the scenario ends with an exact count check.

@@ -239,6 +239,7 @@ pub fn run(
         workers: Some(placement.workers()),
         transport: Some(link_name),
         drpc: None,
+        postgres: None,
         plots: crate::report::Plots::default(),
     })
 }
@@ -271,6 +272,7 @@ fn report(
         workers: None,
         transport: None,
         drpc: None,
+        postgres: None,
         plots: crate::report::Plots::default(),
     }
 }
