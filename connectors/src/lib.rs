@@ -8,15 +8,19 @@
 //! A lost connection therefore never acks an input whose write did not commit.
 //!
 //! - [`postgres`]: inserts or upserts into a table, with multi-row statements;
-//! - [`redis`]: string keys or hash fields, in `MULTI`/`EXEC` transactions.
+//! - [`redis`]: string keys or hash fields, in `MULTI`/`EXEC` transactions;
+//! - [`redis_stream`]: a replayable source reading a stream as a consumer group's member,
+//!   acknowledging each entry (`XACK`) once its tuple tree completes.
 //!
 //! See `docs/connectors.md`.
 #![forbid(unsafe_code)]
 
 pub mod postgres;
 pub mod redis;
+pub mod redis_stream;
 pub mod write;
 
 pub use postgres::{PostgresTable, postgres_write_bolt};
 pub use redis::{RedisTarget, redis_write_bolt};
+pub use redis_stream::{RedisStreamSource, RedisStreamSpout};
 pub use write::{BatchSettings, BatchStore, BatchWriteBolt, RetryPolicy, WriteError};

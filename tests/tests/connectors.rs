@@ -381,3 +381,134 @@ fn the_word_count_example_keeps_exact_counts_in_postgres() {
         .collect();
     assert_eq!(stored, expected);
 }
+
+/// Fails a tuple of every seventh entry the first time it comes, acks the rest (recording
+/// their words), or holds everything without settling it.
+struct FailSomeOnce {
+    seen: Arc<Mutex<BTreeSet<String>>>,
+    acked: Arc<Mutex<Vec<String>>>,
+    hold: bool,
+}
+
+impl squall::Bolt for FailSomeOnce {
+    fn execute(&mut self, input: &squall::Tuple<'_>, output: &mut squall::BoltOutput<'_>) {
+        if self.hold {
+            return;
+        }
+        let word = input.get_str(0).unwrap().to_owned();
+        let index: u64 = word[1..].parse().unwrap();
+        if index % 7 == 0 && self.seen.lock().unwrap().insert(word.clone()) {
+            output.fail(input);
+        } else {
+            self.acked.lock().unwrap().push(word);
+            output.ack(input);
+        }
+    }
+}
+
+/// Runs `stream spout → FailSomeOnce` as consumer `reader` until `until` holds.
+fn read_stream(redis: &Redis, hold: bool, until: impl Fn(&[String]) -> bool) -> Vec<String> {
+    use squall::connectors::{RedisStreamSource, RedisStreamSpout};
+    let source = RedisStreamSource {
+        url: redis.url(),
+        stream: "events".into(),
+        group: "squall".into(),
+        consumer: "reader".into(),
+        fields: vec!["word".into()],
+        batch: 64,
+    };
+    let (seen, acked) = (
+        Arc::new(Mutex::new(BTreeSet::new())),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    let mut builder = TopologyBuilder::new();
+    builder.set_spout(
+        "events",
+        move || RedisStreamSpout::new(source.clone()).unwrap(),
+        1,
+    );
+    let bolt_acked = acked.clone();
+    builder
+        .set_bolt(
+            "check",
+            move || FailSomeOnce {
+                seen: seen.clone(),
+                acked: bolt_acked.clone(),
+                hold,
+            },
+            1,
+        )
+        .shuffle_grouping("events");
+    let running = squall::run(builder.build("stream", TopologyConfig::default()).unwrap()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !until(&acked.lock().unwrap()) {
+        assert!(Instant::now() < deadline, "the stream was not read in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Long enough for the spout to send its last acknowledgements on an empty read.
+    std::thread::sleep(Duration::from_millis(200));
+    let report = running.kill(Duration::from_secs(5));
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    std::mem::take(&mut *acked.lock().unwrap())
+}
+
+/// The Redis Streams spout is a replayable source: a failed tuple's entry comes again,
+/// every entry is acknowledged in Redis once its tree completes, and entries a consumer was
+/// given but never finished are read again when it restarts under the same name.
+#[test]
+fn a_redis_stream_is_replayed_on_failure_and_after_a_restart() {
+    let redis = Redis::start(None);
+    let mut connection = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let add = |connection: &mut redis::Connection, range: std::ops::Range<u64>| {
+        for index in range {
+            let _: String = redis::cmd("XADD")
+                .arg("events")
+                .arg("*")
+                .arg("word")
+                .arg(format!("w{index}"))
+                .query(connection)
+                .unwrap();
+        }
+    };
+    let pending = |connection: &mut redis::Connection| -> u64 {
+        let summary: Vec<redis::Value> = redis::cmd("XPENDING")
+            .arg("events")
+            .arg("squall")
+            .query(connection)
+            .unwrap();
+        redis::from_redis_value(&summary[0]).unwrap()
+    };
+    add(&mut connection, 0..500);
+    let acked = read_stream(&redis, false, |acked| acked.len() >= 500);
+    let mut words = acked.clone();
+    words.sort();
+    words.dedup();
+    assert_eq!(words.len(), 500, "every entry once");
+    assert_eq!(acked.len(), 500, "no entry twice");
+    assert_eq!(pending(&mut connection), 0);
+
+    // A consumer is given 100 new entries and stops before settling any.
+    add(&mut connection, 500..600);
+    let held = read_stream(&redis, true, |_| {
+        let mut connection = redis::Client::open(redis.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        pending(&mut connection) == 100
+    });
+    assert!(held.is_empty());
+    // Restarted under the same name, it reads them again and finishes them.
+    let acked = read_stream(&redis, false, |acked| acked.len() >= 100);
+    let mut words = acked.clone();
+    words.sort();
+    let expected: Vec<String> = {
+        let mut expected: Vec<String> = (500..600).map(|index| format!("w{index}")).collect();
+        expected.sort();
+        expected
+    };
+    assert_eq!(words, expected);
+    assert_eq!(pending(&mut connection), 0);
+}

@@ -1,0 +1,364 @@
+//! The Redis Streams spout: a replayable source. It reads a stream as one consumer of a
+//! consumer group, emits each entry as a tracked tuple, acknowledges the entry (`XACK`)
+//! only when the tuple's tree completes, and emits it again when the tree fails.
+//!
+//! Entries read and not yet acknowledged stay in the group's pending list in Redis. A
+//! consumer that restarts under the same name first reads its own pending entries again
+//! (`XREADGROUP … 0`), so nothing it was given is lost with the process.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use redis::streams::StreamReadReply;
+use redis::{Client, Connection};
+use squall_core::component::{ComponentError, Spout};
+use squall_core::context::TopologyContext;
+use squall_core::runtime::SpoutOutput;
+use squall_core::{MessageId, OutputDeclarer, Value};
+
+use crate::redis::RedisSettingsError;
+
+/// How long connecting and each command may take.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Acknowledged entries are sent in one `XACK` at most this many at a time.
+const ACK_BATCH: usize = 256;
+
+/// Where a stream spout reads, and what it emits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisStreamSource {
+    /// `redis://[user:password@]host:port[/db]`.
+    pub url: String,
+    /// The stream's key.
+    pub stream: String,
+    /// The consumer group; created at the stream's start if missing (and the stream with it).
+    pub group: String,
+    /// The consumer's name; the same name after a restart replays what was pending.
+    /// Empty: `<component>-<task index>`, stable across restarts of the same topology.
+    pub consumer: String,
+    /// The entry fields emitted, in order; a field an entry lacks is emitted as null.
+    pub fields: Vec<String>,
+    /// The most entries read at a time.
+    pub batch: usize,
+}
+
+/// A pending entry: its stream id and the values it was emitted with.
+#[derive(Debug)]
+struct Entry {
+    id: String,
+    values: Vec<Option<Vec<u8>>>,
+}
+
+/// Emits the entries of a Redis stream, acknowledging each once its tree completes.
+pub struct RedisStreamSpout {
+    source: RedisStreamSource,
+    client: Client,
+    description: String,
+    connection: Option<Connection>,
+    /// Entries emitted and not yet acknowledged, by message id.
+    pending: HashMap<u64, Entry>,
+    /// Failed entries to emit again, oldest first.
+    replay: VecDeque<u64>,
+    /// Acknowledged entries not yet sent to Redis with `XACK`.
+    acked: Vec<String>,
+    next_message: u64,
+    /// Whether this consumer's own pending entries have been read again after a start.
+    recovered: bool,
+    /// Until then, the last of them read: the next read starts after it.
+    recovery_cursor: String,
+    /// No connection attempt before this.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+impl std::fmt::Debug for RedisStreamSpout {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RedisStreamSpout")
+            .field("source", &self.description)
+            .field("pending", &self.pending.len())
+            .field("replay", &self.replay.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStreamSpout {
+    /// A spout reading `source`.
+    ///
+    /// # Errors
+    /// When the address does not parse.
+    pub fn new(source: RedisStreamSource) -> Result<Self, RedisSettingsError> {
+        let client = Client::open(source.url.as_str()).map_err(|error| RedisSettingsError {
+            url: crate::redis::redacted(&source.url),
+            reason: error.to_string(),
+        })?;
+        let description = format!(
+            "Redis stream {} (group {}) at {}",
+            source.stream,
+            source.group,
+            client.get_connection_info().addr
+        );
+        Ok(Self {
+            source,
+            client,
+            description,
+            connection: None,
+            pending: HashMap::new(),
+            replay: VecDeque::new(),
+            acked: Vec::new(),
+            next_message: 0,
+            recovered: false,
+            recovery_cursor: "0".to_owned(),
+            retry_at: None,
+            backoff: Duration::from_millis(50),
+        })
+    }
+
+    /// Entries emitted and not yet acknowledged.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn connect(&mut self) -> Result<&mut Connection, String> {
+        if self.connection.is_none() {
+            let connection = self
+                .client
+                .get_connection_with_timeout(TIMEOUT)
+                .map_err(|error| format!("connecting: {error}"))?;
+            connection
+                .set_read_timeout(Some(TIMEOUT))
+                .and_then(|()| connection.set_write_timeout(Some(TIMEOUT)))
+                .map_err(|error| format!("connecting: {error}"))?;
+            let mut connection = connection;
+            // The group starts at the stream's beginning; an existing one is kept.
+            let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(&self.source.stream)
+                .arg(&self.source.group)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query(&mut connection);
+            if let Err(error) = created
+                && error.code() != Some("BUSYGROUP")
+            {
+                return Err(format!("creating the consumer group: {error}"));
+            }
+            self.connection = Some(connection);
+        }
+        Ok(self.connection.as_mut().expect("connected above"))
+    }
+
+    /// Forgets the connection after `reason`, waiting longer before each new attempt.
+    fn lost(&mut self, reason: &str, output: &mut SpoutOutput<'_>) {
+        if self.connection.is_some() || self.retry_at.is_none() {
+            output.report_error(format!("{}: {reason}", self.description));
+        }
+        self.connection = None;
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
+    }
+
+    /// Sends the acknowledgements gathered so far.
+    fn flush_acks(&mut self, output: &mut SpoutOutput<'_>) {
+        if self.acked.is_empty() {
+            return;
+        }
+        let (stream, group) = (self.source.stream.clone(), self.source.group.clone());
+        let ids = std::mem::take(&mut self.acked);
+        let sent = self.connect().and_then(|connection| {
+            redis::cmd("XACK")
+                .arg(&stream)
+                .arg(&group)
+                .arg(&ids)
+                .query::<u64>(connection)
+                .map_err(|error| format!("acknowledging: {error}"))
+        });
+        if let Err(reason) = sent {
+            // Kept to be sent again: the entries stay pending in Redis until then.
+            self.acked = ids;
+            self.lost(&reason, output);
+        }
+    }
+
+    /// Reads up to a batch of entries: this consumer's own pending ones first after a
+    /// start, then new ones.
+    fn read(&mut self) -> Result<Vec<(String, Vec<Option<Vec<u8>>>)>, String> {
+        let start = if self.recovered {
+            ">".to_owned()
+        } else {
+            self.recovery_cursor.clone()
+        };
+        let source = self.source.clone();
+        let connection = self.connect()?;
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&source.group)
+            .arg(&source.consumer)
+            .arg("COUNT")
+            .arg(source.batch.max(1))
+            .arg("STREAMS")
+            .arg(&source.stream)
+            .arg(start)
+            .query(connection)
+            .map_err(|error| format!("reading: {error}"))?;
+        let entries: Vec<_> = reply
+            .into_iter()
+            .flat_map(|reply| reply.keys)
+            .flat_map(|key| key.ids)
+            .map(|entry| {
+                let values = source
+                    .fields
+                    .iter()
+                    .map(|field| {
+                        entry
+                            .map
+                            .get(field)
+                            .and_then(|value| redis::from_redis_value::<Vec<u8>>(value).ok())
+                    })
+                    .collect();
+                (entry.id, values)
+            })
+            .collect();
+        if !self.recovered {
+            match entries.last() {
+                Some((id, _)) => self.recovery_cursor = id.clone(),
+                None => self.recovered = true,
+            }
+        }
+        Ok(entries)
+    }
+
+    fn emit(&mut self, message: u64, output: &mut SpoutOutput<'_>) {
+        let Some(entry) = self.pending.get(&message) else {
+            return;
+        };
+        let values: Vec<Value<'_>> = entry
+            .values
+            .iter()
+            .map(|value| match value {
+                None => Value::Null,
+                Some(bytes) => match std::str::from_utf8(bytes) {
+                    Ok(text) => Value::Str(text),
+                    Err(_) => Value::Bytes(bytes),
+                },
+            })
+            .collect();
+        output.emit_with_id(&values, MessageId(message));
+    }
+}
+
+impl Spout for RedisStreamSpout {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        let mut fields: Vec<&str> = self.source.fields.iter().map(String::as_str).collect();
+        fields.push("entry_id");
+        declarer.declare(&fields);
+    }
+
+    fn open(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
+        if self.source.consumer.is_empty() {
+            self.source.consumer = format!("{}-{}", context.component_id(), context.task_index());
+        }
+        self.description = format!("{} as {}", self.description, self.source.consumer);
+        Ok(())
+    }
+
+    fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
+        if self.acked.len() >= ACK_BATCH {
+            self.flush_acks(output);
+        }
+        if let Some(message) = self.replay.pop_front() {
+            self.emit(message, output);
+            return;
+        }
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            output.idle_for(Duration::from_millis(10));
+            return;
+        }
+        // Acknowledgements go out before reading, so a quiet stream does not hold them.
+        self.flush_acks(output);
+        match self.read() {
+            Ok(entries) if entries.is_empty() => {
+                output.idle_for(Duration::from_millis(5));
+            }
+            Ok(entries) => {
+                self.retry_at = None;
+                self.backoff = Duration::from_millis(50);
+                for (id, values) in entries {
+                    let message = self.next_message;
+                    self.next_message += 1;
+                    let mut values = values;
+                    values.push(Some(id.clone().into_bytes()));
+                    self.pending.insert(message, Entry { id, values });
+                    self.emit(message, output);
+                }
+            }
+            Err(reason) => self.lost(&reason, output),
+        }
+    }
+
+    fn ack(&mut self, message: MessageId, _output: &mut SpoutOutput<'_>) {
+        if let Some(entry) = self.pending.remove(&message.0) {
+            self.acked.push(entry.id);
+        }
+    }
+
+    fn fail(&mut self, message: MessageId, _output: &mut SpoutOutput<'_>) {
+        if self.pending.contains_key(&message.0) {
+            self.replay.push_back(message.0);
+        }
+    }
+
+    fn close(&mut self) {
+        if self.acked.is_empty() {
+            return;
+        }
+        let (stream, group) = (self.source.stream.clone(), self.source.group.clone());
+        let ids = std::mem::take(&mut self.acked);
+        if let Ok(connection) = self.connect() {
+            let _ = redis::cmd("XACK")
+                .arg(&stream)
+                .arg(&group)
+                .arg(&ids)
+                .query::<u64>(connection);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spout_names_its_stream_group_and_server() {
+        let spout = RedisStreamSpout::new(RedisStreamSource {
+            url: "redis://127.0.0.1:6391".into(),
+            stream: "events".into(),
+            group: "squall".into(),
+            consumer: String::new(),
+            fields: vec!["word".into()],
+            batch: 100,
+        })
+        .unwrap();
+        assert_eq!(
+            spout.description,
+            "Redis stream events (group squall) at 127.0.0.1:6391"
+        );
+        let mut declarer = OutputDeclarer::default();
+        spout.declare_outputs(&mut declarer);
+    }
+
+    #[test]
+    fn a_bad_address_is_refused_without_its_password() {
+        let error = RedisStreamSpout::new(RedisStreamSource {
+            url: "nope://user:hunter2@x".into(),
+            stream: "s".into(),
+            group: "g".into(),
+            consumer: "c".into(),
+            fields: vec![],
+            batch: 1,
+        })
+        .err()
+        .unwrap();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+}
