@@ -64,6 +64,21 @@ pub struct StreamMetrics {
     pub transferred: u64,
 }
 
+/// What one bolt task did with the tuples of one input stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputStreamMetrics {
+    /// The component emitting the stream.
+    pub component: String,
+    /// The stream's name.
+    pub stream: String,
+    /// Its tuples executed.
+    pub executed: u64,
+    /// Its tuples acked.
+    pub acked: u64,
+    /// Its tuples failed.
+    pub failed: u64,
+}
+
 /// One task's figures.
 #[derive(Debug, Clone)]
 pub struct TaskMetricsSnapshot {
@@ -77,6 +92,8 @@ pub struct TaskMetricsSnapshot {
     pub counters: TaskCounters,
     /// Its counts per output stream.
     pub streams: Vec<StreamMetrics>,
+    /// Its counts per input stream (bolts), in subscription order.
+    pub inputs: Vec<InputStreamMetrics>,
     /// Execute latency of a sample of its tuples (bolts).
     pub execute_latency: Histogram<u64>,
     /// Emit-to-ack latency of its tuple trees (spouts).

@@ -504,7 +504,7 @@ impl BoltOutput<'_> {
         if !anchor.settle() {
             return;
         }
-        self.out.task.meter.counters.acked += 1;
+        self.out.task.meter.input_acked(anchor.stream());
         if !anchor.is_untracked() {
             self.send_acks(anchor);
         }
@@ -535,7 +535,7 @@ impl BoltOutput<'_> {
         if !anchor.settle() {
             return;
         }
-        self.out.task.meter.counters.failed += 1;
+        self.out.task.meter.input_failed(anchor.stream());
         for &(root, _) in anchor.pairs() {
             if let Some(acker) = self.out.emitter.acker_of(root) {
                 self.out.emitter.send_system(

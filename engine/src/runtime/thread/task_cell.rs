@@ -126,7 +126,11 @@ impl TaskCell {
                 component_id: component.id().to_owned(),
                 streams,
                 default_stream,
-                meter: TaskMeter::new(config.latency_sample_every, output_streams),
+                meter: TaskMeter::new(
+                    config.latency_sample_every,
+                    output_streams,
+                    shared.input_table_len(),
+                ),
                 peer_reach: 0,
             },
             context: TopologyContext::new(Arc::clone(topology), task, Arc::clone(worker_tasks)),
