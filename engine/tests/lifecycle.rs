@@ -635,7 +635,7 @@ impl Bolt for Judge {
 }
 
 #[test]
-fn bolts_count_what_they_executed_acked_and_failed_per_input_stream() {
+fn tasks_count_what_they_executed_acked_and_failed_per_stream() {
     let mut builder = TopologyBuilder::new();
     builder.set_spout("parity", || Parity { next: 0 }, 1);
     builder
@@ -648,14 +648,11 @@ fn bolts_count_what_they_executed_acked_and_failed_per_input_stream() {
             .unwrap(),
     )
     .unwrap();
-    wait_for("every tuple judged", Duration::from_secs(20), || {
-        running
-            .metrics()
-            .component("judge")
-            .unwrap()
-            .counters
-            .executed
-            == 1000
+    wait_for("every tree settled", Duration::from_secs(20), || {
+        let metrics = running.metrics();
+        let spout = metrics.component("parity").unwrap();
+        metrics.component("judge").unwrap().counters.executed == 1000
+            && spout.counters.acked + spout.counters.failed == 1000
     });
     let metrics = running.metrics();
     let mut per_stream = std::collections::BTreeMap::new();
@@ -680,5 +677,21 @@ fn bolts_count_what_they_executed_acked_and_failed_per_input_stream() {
             ("odd".to_owned(), (500, 333, 167)),
         ])
     );
+    // The spout counts its trees by the stream their root went out on.
+    let spout = metrics.tasks.iter().find(|task| task.component == "parity");
+    let trees: Vec<(&str, u64, u64, u64)> = spout
+        .unwrap()
+        .streams
+        .iter()
+        .map(|stream| {
+            (
+                stream.stream.as_str(),
+                stream.emitted,
+                stream.acked,
+                stream.failed,
+            )
+        })
+        .collect();
+    assert_eq!(trees, [("even", 500, 500, 0), ("odd", 500, 333, 167)]);
     running.kill(Duration::from_secs(5));
 }

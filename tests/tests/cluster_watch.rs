@@ -155,6 +155,16 @@ fn a_cluster_is_watchable_over_http() {
             .sum::<u64>(),
         1000
     );
+    // The spout counts its trees by the stream their root went out on.
+    let numbers = json(&format!(
+        "{nimbus}/api/v1/topology/watched/component/numbers"
+    ));
+    assert_eq!(
+        numbers["outputStats"][0]["stream"], "default",
+        "{numbers:#}"
+    );
+    assert_eq!(numbers["outputStats"][0]["acked"], 999, "{numbers:#}");
+    assert_eq!(numbers["outputStats"][0]["failed"], 1, "{numbers:#}");
     let check = json(&format!("{nimbus}/api/v1/topology/watched/component/check"));
     // Per input stream: the refused tuple (7, odd) failed without completing its execute.
     let inputs: Vec<(&str, &str, u64, u64, u64)> = check["inputStats"]
@@ -308,6 +318,13 @@ fn a_cluster_is_watchable_over_http() {
             ]
         ),
         500.0
+    );
+    assert_eq!(
+        total(
+            "squall_stream_trees_failed_total",
+            &[topology, "component=\"numbers\"", "stream=\"default\""]
+        ),
+        1.0
     );
     assert!(
         scraped

@@ -210,6 +210,7 @@ fn the_web_ui_renders_a_running_topology_in_headless_chromium() {
             r#"data-from="words" data-to="count" data-stream="default">"#,
             "injected failure for the web UI",
             r#"<table class="tasks">"#,
+            r#"<tr data-input="words/default">"#,
             // The slow bolt holds the words back: their node is marked.
             r#"<g class="node backpressured" data-component="words">"#,
             r#"class="backpressure""#,

@@ -456,12 +456,14 @@ fn component_page(
         .filter(|task| task.figures.component == component_id)
         .collect();
     let totals = Totals::of(tasks.iter().map(|task| task.figures));
-    let mut streams: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    let mut streams: std::collections::BTreeMap<&str, [u64; 4]> = Default::default();
     for task in &tasks {
         for stream in &task.figures.streams {
             let entry = streams.entry(stream.stream.as_str()).or_default();
-            entry.0 += stream.emitted;
-            entry.1 += stream.transferred;
+            entry[0] += stream.emitted;
+            entry[1] += stream.transferred;
+            entry[2] += stream.acked;
+            entry[3] += stream.failed;
         }
     }
     let mut inputs: std::collections::BTreeMap<(&str, &str), (u64, u64, u64)> = Default::default();
@@ -519,8 +521,9 @@ fn component_page(
         "componentStats": stats_by_window(topology, now_ms, history, |id| id == component_id),
         "executeLatency": latency(&totals.execute_latency),
         "completeLatency": latency(&totals.complete_latency),
-        "outputStats": streams.into_iter().map(|(stream, (emitted, transferred))| json!({
+        "outputStats": streams.into_iter().map(|(stream, [emitted, transferred, acked, failed])| json!({
             "stream": stream, "emitted": emitted, "transferred": transferred,
+            "acked": acked, "failed": failed,
         })).collect::<Vec<_>>(),
         "inputStats": inputs.into_iter().map(|((source, stream), (executed, acked, failed))| json!({
             "component": source, "stream": stream,
@@ -574,6 +577,8 @@ mod tests {
                     stream: "default".into(),
                     emitted,
                     transferred: emitted,
+                    acked: emitted - 1,
+                    failed: 1,
                 }],
                 ..TaskFigures::default()
             },
@@ -664,6 +669,11 @@ mod tests {
         );
         let src = get("/api/v1/topology/t/component/src", &now, &history);
         assert_eq!(src["taskStats"][0]["backpressuredFraction"], 0.25);
+        assert_eq!(
+            src["outputStats"],
+            serde_json::json!([{"stream": "default", "emitted": 6_000, "transferred": 6_000,
+                                "acked": 5_999, "failed": 1}])
+        );
     }
 
     #[test]

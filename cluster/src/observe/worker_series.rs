@@ -102,6 +102,24 @@ pub fn write_worker(page: &mut Exposition, labels: &WorkerLabels, beat: &WorkerH
                 &stream_labels,
                 stream.transferred as f64,
             );
+            // Only spouts root trees; the series appear once a tree rooted on the stream
+            // has ended, as counters commonly do.
+            if stream.acked + stream.failed > 0 {
+                page.sample(
+                    "squall_stream_trees_acked_total",
+                    Counter,
+                    "Tuple trees rooted on the spout's stream that completed.",
+                    &stream_labels,
+                    stream.acked as f64,
+                );
+                page.sample(
+                    "squall_stream_trees_failed_total",
+                    Counter,
+                    "Tuple trees rooted on the spout's stream that failed or timed out.",
+                    &stream_labels,
+                    stream.failed as f64,
+                );
+            }
         }
         for input in &task.inputs {
             let mut input_labels = task_labels.clone();

@@ -59,11 +59,14 @@ pub struct TaskCounters {
     pub backpressured_nanos: u64,
 }
 
-/// Tuples one task emitted on one of its output streams.
+/// Tuples one task emitted on one of its output streams, and (spouts) the trees rooted
+/// there that completed or failed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct StreamCounts {
     pub(crate) emitted: u64,
     pub(crate) transferred: u64,
+    pub(crate) acked: u64,
+    pub(crate) failed: u64,
 }
 
 /// What one bolt task did with the tuples of one input stream.
@@ -106,6 +109,8 @@ pub(crate) struct SharedStreamCounts {
     pub(crate) name: String,
     emitted: AtomicU64,
     transferred: AtomicU64,
+    acked: AtomicU64,
+    failed: AtomicU64,
 }
 
 /// The shared copy of one task's metrics.
@@ -142,6 +147,8 @@ impl SharedTaskMetrics {
                     name,
                     emitted: AtomicU64::new(0),
                     transferred: AtomicU64::new(0),
+                    acked: AtomicU64::new(0),
+                    failed: AtomicU64::new(0),
                 })
                 .collect(),
             inputs: inputs.into_boxed_slice(),
@@ -157,6 +164,8 @@ impl SharedTaskMetrics {
                 stream: stream.name.clone(),
                 emitted: stream.emitted.load(Ordering::Relaxed),
                 transferred: stream.transferred.load(Ordering::Relaxed),
+                acked: stream.acked.load(Ordering::Relaxed),
+                failed: stream.failed.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -288,6 +297,23 @@ impl TaskMeter {
         }
     }
 
+    /// Counts a spout's tree rooted on output stream `stream` completed (`acked`) or failed.
+    #[inline]
+    pub(crate) fn tree_settled(&mut self, stream: u16, acked: bool) {
+        let counts = self.streams.get_mut(usize::from(stream));
+        if acked {
+            self.counters.acked += 1;
+            if let Some(counts) = counts {
+                counts.acked += 1;
+            }
+        } else {
+            self.counters.failed += 1;
+            if let Some(counts) = counts {
+                counts.failed += 1;
+            }
+        }
+    }
+
     /// Whether this execution's latency is measured.
     #[inline]
     pub(crate) fn sample_execute(&mut self) -> bool {
@@ -330,14 +356,24 @@ impl TaskMeter {
         for (counter, value) in shared.counters.iter().zip(current) {
             counter.store(value, Ordering::Relaxed);
         }
-        // A stream's counts change only with the task's emitted total, so they are
-        // published only when it did.
-        if self.counters.emitted != self.published.emitted {
+        // A stream's counts change only with the task's totals of the same names, so they
+        // are published only when those did.
+        if (
+            self.counters.emitted,
+            self.counters.acked,
+            self.counters.failed,
+        ) != (
+            self.published.emitted,
+            self.published.acked,
+            self.published.failed,
+        ) {
             for (shared, counts) in shared.streams.iter().zip(&self.streams) {
                 shared.emitted.store(counts.emitted, Ordering::Relaxed);
                 shared
                     .transferred
                     .store(counts.transferred, Ordering::Relaxed);
+                shared.acked.store(counts.acked, Ordering::Relaxed);
+                shared.failed.store(counts.failed, Ordering::Relaxed);
             }
         }
         // Input counts change only with the task's totals of the same name.

@@ -62,6 +62,10 @@ pub struct StreamMetrics {
     pub emitted: u64,
     /// Records sent to target tasks on it.
     pub transferred: u64,
+    /// Trees rooted on it that completed (spouts).
+    pub acked: u64,
+    /// Trees rooted on it that failed or timed out (spouts).
+    pub failed: u64,
 }
 
 /// What one bolt task did with the tuples of one input stream.

@@ -63,6 +63,12 @@ pub struct StreamFigures {
     pub emitted: u64,
     /// Records sent to target tasks on it.
     pub transferred: u64,
+    /// Trees rooted on it that completed (spouts).
+    #[serde(default)]
+    pub acked: u64,
+    /// Trees rooted on it that failed or timed out (spouts).
+    #[serde(default)]
+    pub failed: u64,
 }
 
 /// What one bolt task did with the tuples of one input stream.
@@ -239,6 +245,8 @@ impl WorkerFigures {
                         stream: stream.stream.clone(),
                         emitted: stream.emitted,
                         transferred: stream.transferred,
+                        acked: stream.acked,
+                        failed: stream.failed,
                     })
                     .collect(),
                 inputs: task

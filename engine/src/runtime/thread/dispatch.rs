@@ -304,13 +304,11 @@ impl ExecutorThread {
             return;
         };
         cell.out.meter.counters.pending = state.pending.len() as u64;
+        cell.out.meter.tree_settled(tree.stream, acked);
         if acked {
-            cell.out.meter.counters.acked += 1;
             cell.out
                 .meter
                 .record_complete(now.saturating_sub(tree.emitted_nanos));
-        } else {
-            cell.out.meter.counters.failed += 1;
         }
         self.call_spout(
             index,

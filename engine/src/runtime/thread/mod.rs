@@ -136,7 +136,7 @@ pub(crate) struct ExecutorThread {
     /// Scratch record for tick tuples.
     tick_record: Vec<u8>,
     /// Scratch list of timed-out messages.
-    expired: Vec<crate::ids::MessageId>,
+    expired: Vec<crate::runtime::acking::PendingTree>,
     input_batch: usize,
     spout_batch: usize,
     spout_idle_backoff_nanos: u64,
