@@ -4,7 +4,7 @@
 //! of its tasks cannot go on — a spout whose outputs have no room (a full ring to a thread
 //! of this worker, or a congested peer its tuples reach), a bolt whose thread stopped
 //! reading — and charges each of them the time until the next pass. Nothing is measured
-//! per tuple, and a thread with no backlog pays one branch per pass.
+//! per tuple, and a thread with no backlog pays a few flag checks per pass.
 
 use super::ExecutorThread;
 use super::task_cell::TaskBody;
