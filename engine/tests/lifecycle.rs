@@ -380,6 +380,16 @@ fn a_slow_bolt_throttles_the_spout_and_nothing_is_dropped() {
         worst < 2_000,
         "in flight grew to {worst}: backpressure did not hold"
     );
+    let metrics = running.metrics();
+    let held = metrics
+        .component("fast")
+        .unwrap()
+        .counters
+        .backpressured_nanos;
+    assert!(
+        held > 50_000_000,
+        "the spout waited for room most of the time, yet counts {held} ns held back"
+    );
     let report = running.kill(Duration::from_secs(30));
     assert!(report.drained);
     assert_eq!(
@@ -583,5 +593,105 @@ fn a_resting_spout_still_receives_its_acks() {
         spout.acked.load(Ordering::SeqCst) == 1
     });
     assert_eq!(spout.calls.lock().unwrap().len(), 1);
+    running.kill(Duration::from_secs(5));
+}
+
+/// Emits 0..1000 with message ids, evens on `even` and odds on `odd`.
+struct Parity {
+    next: u64,
+}
+
+impl Spout for Parity {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        declarer.declare_stream("even", &["n"]);
+        declarer.declare_stream("odd", &["n"]);
+    }
+
+    fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
+        if self.next < 1000 {
+            let stream = if self.next.is_multiple_of(2) {
+                "even"
+            } else {
+                "odd"
+            };
+            output.emit_on(stream, &[Value::U64(self.next)], Some(MessageId(self.next)));
+            self.next += 1;
+        }
+    }
+}
+
+/// Fails the odd multiples of 3, acks everything else.
+struct Judge;
+
+impl Bolt for Judge {
+    fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+        let n = input.get_u64(0).unwrap();
+        if n % 2 == 1 && n.is_multiple_of(3) {
+            output.fail(input);
+        } else {
+            output.ack(input);
+        }
+    }
+}
+
+#[test]
+fn tasks_count_what_they_executed_acked_and_failed_per_stream() {
+    let mut builder = TopologyBuilder::new();
+    builder.set_spout("parity", || Parity { next: 0 }, 1);
+    builder
+        .set_bolt("judge", || Judge, 2)
+        .grouping_on("parity", "even", squall_core::Grouping::Shuffle)
+        .grouping_on("parity", "odd", squall_core::Grouping::Shuffle);
+    let running = squall_core::run(
+        builder
+            .build("per-stream", TopologyConfig::default())
+            .unwrap(),
+    )
+    .unwrap();
+    wait_for("every tree settled", Duration::from_secs(20), || {
+        let metrics = running.metrics();
+        let spout = metrics.component("parity").unwrap();
+        metrics.component("judge").unwrap().counters.executed == 1000
+            && spout.counters.acked + spout.counters.failed == 1000
+    });
+    let metrics = running.metrics();
+    let mut per_stream = std::collections::BTreeMap::new();
+    for task in metrics
+        .tasks
+        .iter()
+        .filter(|task| task.component == "judge")
+    {
+        for input in &task.inputs {
+            assert_eq!(input.component, "parity");
+            let sum: &mut (u64, u64, u64) = per_stream.entry(input.stream.clone()).or_default();
+            sum.0 += input.executed;
+            sum.1 += input.acked;
+            sum.2 += input.failed;
+        }
+    }
+    // Odd multiples of 3 below 1000: 3, 9, ..., 999.
+    assert_eq!(
+        per_stream,
+        std::collections::BTreeMap::from([
+            ("even".to_owned(), (500, 500, 0)),
+            ("odd".to_owned(), (500, 333, 167)),
+        ])
+    );
+    // The spout counts its trees by the stream their root went out on.
+    let spout = metrics.tasks.iter().find(|task| task.component == "parity");
+    let trees: Vec<(&str, u64, u64, u64)> = spout
+        .unwrap()
+        .streams
+        .iter()
+        .map(|stream| {
+            (
+                stream.stream.as_str(),
+                stream.emitted,
+                stream.acked,
+                stream.failed,
+            )
+        })
+        .collect();
+    assert_eq!(trees, [("even", 500, 500, 0), ("odd", 500, 333, 167)]);
     running.kill(Duration::from_secs(5));
 }

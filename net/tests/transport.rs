@@ -69,6 +69,13 @@ fn exchange(driver: DriverKind) {
     let stats = a.stats();
     assert_eq!(stats.records_sent, total);
     assert_eq!(stats.records_received, total);
+    // Every frame one end sent, the other delivered, bytes for bytes.
+    assert_eq!(stats.bytes_sent, b.stats().bytes_received, "{stats:?}");
+    assert_eq!(stats.bytes_received, b.stats().bytes_sent, "{stats:?}");
+    assert!(
+        stats.bytes_sent >= stats.records_sent * 16 + stats.batches_sent * 16,
+        "each record and batch has a header: {stats:?}"
+    );
     assert!(
         stats.batches_sent < total / 10,
         "records travel in batches: {stats:?}"

@@ -155,7 +155,43 @@ fn a_cluster_is_watchable_over_http() {
             .sum::<u64>(),
         1000
     );
+    // The spout counts its trees by the stream their root went out on.
+    let numbers = json(&format!(
+        "{nimbus}/api/v1/topology/watched/component/numbers"
+    ));
+    assert_eq!(
+        numbers["outputStats"][0]["stream"], "default",
+        "{numbers:#}"
+    );
+    assert_eq!(numbers["outputStats"][0]["acked"], 999, "{numbers:#}");
+    assert_eq!(numbers["outputStats"][0]["failed"], 1, "{numbers:#}");
     let check = json(&format!("{nimbus}/api/v1/topology/watched/component/check"));
+    // Per input stream: the refused tuple (7, odd) failed without completing its execute.
+    let inputs: Vec<(&str, &str, u64, u64, u64)> = check["inputStats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|input| {
+            (
+                input["component"].as_str().unwrap(),
+                input["stream"].as_str().unwrap(),
+                input["executed"].as_u64().unwrap(),
+                input["acked"].as_u64().unwrap(),
+                input["failed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        inputs,
+        [
+            ("split", "even", 500, 500, 0),
+            ("split", "odd", 499, 499, 1)
+        ]
+    );
+    assert!(
+        check["taskStats"][0]["backpressuredMs"].is_number(),
+        "{check:#}"
+    );
     let errors = check["componentErrors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{check:#}");
     assert!(
@@ -271,6 +307,35 @@ fn a_cluster_is_watchable_over_http() {
             .iter()
             .any(|text| text.contains("# TYPE squall_link_frames_sent_total counter"))
     );
+    assert_eq!(
+        total(
+            "squall_stream_acked_total",
+            &[
+                topology,
+                "component=\"check\"",
+                "source_component=\"split\"",
+                "stream=\"even\""
+            ]
+        ),
+        500.0
+    );
+    assert_eq!(
+        total(
+            "squall_stream_trees_failed_total",
+            &[topology, "component=\"numbers\"", "stream=\"default\""]
+        ),
+        1.0
+    );
+    assert!(
+        scraped
+            .iter()
+            .all(|text| text.contains("# TYPE squall_task_backpressured_seconds_total counter")),
+        "every worker reports backpressure time"
+    );
+    // The two workers exchanged tuples and acks, and both ends counted the bytes.
+    let bytes_sent = total("squall_link_bytes_sent_total", &[topology]);
+    let bytes_received = total("squall_link_bytes_received_total", &[topology]);
+    assert!(bytes_sent > 0.0 && bytes_received > 0.0, "{scraped:?}");
 
     // `squall status` shows the task error's message.
     let (ok, stdout, _) = cluster.cli(&["status", "watched"]);
@@ -285,6 +350,23 @@ fn a_cluster_is_watchable_over_http() {
         .map(|edge| (edge["from"].as_str().unwrap(), edge["to"].as_str().unwrap()))
         .collect();
     assert!(edges.contains(&("numbers", "split")), "{edges:?}");
+    assert!(
+        page["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|edge| edge["emittedPerSec"]
+                .as_f64()
+                .is_some_and(|rate| rate >= 0.0)),
+        "{page:#}"
+    );
+    let links_bytes: u64 = page["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|worker| worker["links"]["bytes_sent"].as_u64().unwrap())
+        .sum();
+    assert!(links_bytes > 0, "{page:#}");
     assert!(edges.contains(&("split", "check")), "{edges:?}");
     for worker in page["workers"].as_array().unwrap() {
         let url = worker["logUrl"].as_str().unwrap();

@@ -467,6 +467,16 @@ fn records_queued_for_a_stalled_peer_are_bounded_and_throttle_the_spouts_upstrea
         still, stalled_at,
         "the spout stays throttled while the peer is stalled"
     );
+    // Both count the time: the spout, whose peer is congested, for the 800 ms since the
+    // stall at least; the relay, whose thread stopped reading, as long as its overflow
+    // stayed over the limit.
+    let held = |component| workers.counter(component, |counters| counters.backpressured_nanos);
+    assert!(
+        held("values") > 500_000_000,
+        "the spout counts {} ns held back",
+        held("values")
+    );
+    assert!(held("relay") > 0, "the relay counts no time held back");
     let relayed = workers.counter("relay", |counters| counters.executed);
     let delivered = workers.counter("sink", |counters| counters.executed);
     eprintln!(

@@ -108,7 +108,8 @@ fn a_local_run_serves_metrics_and_the_rest_api() {
     child.wait().unwrap();
 }
 
-/// Words in, a counter that reports an error every 5 000 tuples.
+/// Words in, a counter that reports an error every 5 000 tuples, and a bolt too slow for the
+/// words, which holds their spout back.
 fn failing_counter_topology() -> std::sync::Arc<squall::Topology> {
     use squall::builtin::components::{ConstSpout, SourceOptions};
     use squall::{Bolt, BoltOutput, OutputDeclarer, TopologyBuilder, TopologyConfig, Tuple};
@@ -125,6 +126,19 @@ fn failing_counter_topology() -> std::sync::Arc<squall::Topology> {
         }
     }
 
+    /// At most 10 000 tuples a second: half the words' rate.
+    struct Slow(u64);
+    impl Bolt for Slow {
+        fn declare_outputs(&self, _: &mut OutputDeclarer) {}
+        fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+            self.0 += 1;
+            if self.0.is_multiple_of(10) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            output.ack(input);
+        }
+    }
+
     let mut builder = TopologyBuilder::new();
     let options = SourceOptions {
         rate: Some(squall::builtin::pacing::TuplesPerSecond::new(20_000).unwrap()),
@@ -134,7 +148,18 @@ fn failing_counter_topology() -> std::sync::Arc<squall::Topology> {
     builder
         .set_bolt("count", || FlakyCount(0), 2)
         .shuffle_grouping("words");
-    builder.build("flaky", TopologyConfig::default()).unwrap()
+    builder
+        .set_bolt("slow", || Slow(0), 1)
+        .shuffle_grouping("words");
+    // A thread per executor, so that the slow bolt does not share the spout's thread (where
+    // it would slow the spout down without any ring filling up); small rings fill within
+    // milliseconds of it falling behind.
+    let config = TopologyConfig {
+        chaining: squall::Chaining::Never,
+        ring_bytes: 16 * 1024,
+        ..TopologyConfig::default()
+    };
+    builder.build("flaky", config).unwrap()
 }
 
 /// The web UI in a real browser: the graph, the rates, the task placement and the errors
@@ -155,10 +180,19 @@ fn the_web_ui_renders_a_running_topology_in_headless_chromium() {
         });
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            assert!(Instant::now() < deadline, "no error reached the API");
             if let Some((200, body)) = get(&format!("{base}/api/v1/topology/flaky")) {
+                if Instant::now() >= deadline {
+                    // Let the updating thread end, so that the scope (and the test) does.
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    panic!("no error or no backpressure reached the API: {body}");
+                }
                 let page: Value = serde_json::from_str(&body).unwrap();
-                if !page["taskErrors"].as_array().unwrap().is_empty() {
+                // The edge's rate comes from the API, so the page's first paint shows it.
+                let words = &page["spouts"][0];
+                if !page["taskErrors"].as_array().unwrap().is_empty()
+                    && page["edges"][0]["emittedPerSec"].as_f64().unwrap() > 0.0
+                    && words["rates"]["backpressuredFraction"].as_f64().unwrap() > 0.1
+                {
                     assert_eq!(page["edges"][0]["from"], "words", "{page}");
                     assert_eq!(page["edges"][0]["to"], "count", "{page}");
                     assert_eq!(page["edges"][0]["grouping"], "shuffle", "{page}");
@@ -173,9 +207,13 @@ fn the_web_ui_renders_a_running_topology_in_headless_chromium() {
             r#"<svg class="graph""#,
             r#"data-component="words""#,
             r#"data-component="count""#,
-            r#"<g class="edge" data-from="words" data-to="count" data-stream="default">"#,
+            r#"data-from="words" data-to="count" data-stream="default">"#,
             "injected failure for the web UI",
             r#"<table class="tasks">"#,
+            r#"<tr data-input="words/default">"#,
+            // The slow bolt holds the words back: their node is marked.
+            r#"<g class="node backpressured" data-component="words">"#,
+            r#"class="backpressure""#,
         ] {
             assert!(
                 dom.contains(expected),
@@ -192,10 +230,19 @@ fn the_web_ui_renders_a_running_topology_in_headless_chromium() {
                     .map(|(text, _)| text)
             })
             .collect();
-        assert_eq!(rates.len(), 2, "{dom}");
+        assert_eq!(rates.len(), 3, "{dom}");
         for rate in rates {
             assert!(!rate.ends_with(" 0/s"), "a node shows no traffic: {rate}");
         }
+        let edge = dom
+            .split(r#"data-from="words" data-to="count""#)
+            .nth(1)
+            .and_then(|rest| rest.split("</g>").next())
+            .unwrap();
+        assert!(
+            edge.contains("/s</text>") && !edge.contains(" 0/s</text>"),
+            "the edge shows its rate: {edge}"
+        );
         let tasks = dom.matches("data-task=").count();
         assert_eq!(tasks, 2, "count has two tasks: {dom}");
 

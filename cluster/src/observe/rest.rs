@@ -147,20 +147,34 @@ fn topology_summary(view: &ClusterView) -> Value {
     json!({ "topologies": topologies })
 }
 
-fn counts_json(counts: Counts, covered_secs: Option<f64>) -> Value {
+fn counts_json(counts: Counts, covered_secs: Option<f64>, tasks: usize) -> Value {
     let mut value = json!({
         "emitted": counts.emitted,
         "transferred": counts.transferred,
         "executed": counts.executed,
         "acked": counts.acked,
         "failed": counts.failed,
+        "backpressuredMs": counts.backpressured_nanos as f64 / 1e6,
     });
     if let Some(secs) = covered_secs.filter(|secs| *secs > 0.0) {
         value["coveredSeconds"] = json!(secs);
         value["executedPerSecond"] = json!(counts.executed as f64 / secs);
         value["emittedPerSecond"] = json!(counts.emitted as f64 / secs);
+        value["backpressuredFraction"] = json!(backpressured_fraction(
+            counts.backpressured_nanos,
+            secs,
+            tasks
+        ));
     }
     value
+}
+
+/// The share of `tasks`' time over `secs` that they spent held back, from 0 to 1.
+fn backpressured_fraction(nanos: u64, secs: f64, tasks: usize) -> f64 {
+    if secs <= 0.0 || tasks == 0 {
+        return 0.0;
+    }
+    (nanos as f64 / (secs * 1e9 * tasks as f64)).min(1.0)
 }
 
 /// The counts over `window` of the tasks of `topology` that `keep` selects.
@@ -177,16 +191,18 @@ fn windowed(
         .filter(|task| keep(&task.figures.component))
         .map(|task| {
             let figures = task.figures;
-            let current = Counts {
-                emitted: figures.emitted,
-                transferred: figures.transferred,
-                executed: figures.executed,
-                acked: figures.acked,
-                failed: figures.failed,
-            };
-            history.over(window, now_ms, &topology.id, figures.task, current)
+            history.over(window, now_ms, &topology.id, figures.task, figures.into())
         })
         .fold(Counts::default(), Counts::plus)
+}
+
+/// How many tasks of `topology` that `keep` selects have reported figures.
+fn reporting_tasks(topology: &TopologyView, keep: impl Fn(&str) -> bool) -> usize {
+    topology
+        .tasks()
+        .iter()
+        .filter(|task| keep(&task.figures.component))
+        .count()
 }
 
 fn stats_by_window(
@@ -200,7 +216,8 @@ fn stats_by_window(
         .map(|window| {
             let counts = windowed(topology, now_ms, history, window, &keep);
             let covered = history.start_of(window, now_ms).1;
-            let mut value = counts_json(counts, window.map(|_| covered));
+            let tasks = reporting_tasks(topology, &keep);
+            let mut value = counts_json(counts, window.map(|_| covered), tasks);
             value["window"] = json!(window_name(window));
             value
         })
@@ -274,7 +291,7 @@ fn topology_page(
                 "executors": component.parallelism,
                 "tasks": component.tasks,
                 "window": window_name(window),
-                "stats": counts_json(counts, None),
+                "stats": counts_json(counts, None, 0),
                 "rates": rates_json(topology, now_ms, history, &component.id),
                 "queued": queued_input(topology, &component.id),
                 "executeLatency": latency(&all.execute_latency),
@@ -284,7 +301,7 @@ fn topology_page(
         })
         .collect();
     let spouts: Vec<&Value> = components.iter().filter(|c| c["type"] == "spout").collect();
-    let edges = edges(topology);
+    let edges = edges(topology, now_ms, history);
     let bolts: Vec<&Value> = components.iter().filter(|c| c["type"] != "spout").collect();
     let control_errors: Vec<Value> = topology
         .control_errors
@@ -322,12 +339,14 @@ fn topology_page(
 /// The window per-second rates are given over.
 const RATE_WINDOW_SECS: u64 = 60;
 
-/// Emitted and executed per second over the last [`RATE_WINDOW_SECS`] (the part of it the
-/// samples cover); zeros until two samples exist.
+/// Emitted and executed per second, and the share of the time held back by backpressure,
+/// over the last [`RATE_WINDOW_SECS`] (the part of it the samples cover); zeros until two
+/// samples exist.
 fn rates_json(topology: &TopologyView, now_ms: u64, history: &History, component: &str) -> Value {
     let window = Some(RATE_WINDOW_SECS);
     let counts = windowed(topology, now_ms, history, window, |id| id == component);
     let covered = history.start_of(window, now_ms).1;
+    let tasks = reporting_tasks(topology, |id| id == component);
     let per_sec = |count: u64| {
         if covered > 0.0 {
             count as f64 / covered
@@ -340,6 +359,7 @@ fn rates_json(topology: &TopologyView, now_ms: u64, history: &History, component
         "coveredSeconds": covered,
         "emittedPerSec": per_sec(counts.emitted),
         "executedPerSec": per_sec(counts.executed),
+        "backpressuredFraction": backpressured_fraction(counts.backpressured_nanos, covered, tasks),
     })
 }
 
@@ -377,14 +397,25 @@ fn parse_input(input: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// The topology's edges (every component input), each with what its source emitted on the
-/// stream so far.
-fn edges(topology: &TopologyView) -> Vec<Value> {
-    let mut emitted: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+/// stream so far and per second over the last [`RATE_WINDOW_SECS`] (zero until two samples
+/// exist), so that a graph shows rates from its first reading.
+fn edges(topology: &TopologyView, now_ms: u64, history: &History) -> Vec<Value> {
+    let window = Some(RATE_WINDOW_SECS);
+    let covered = history.start_of(window, now_ms).1;
+    let mut emitted: std::collections::BTreeMap<(&str, &str), (u64, u64)> = Default::default();
     for task in topology.tasks() {
         for stream in &task.figures.streams {
-            *emitted
+            let recent = history.stream_emitted_over(
+                window,
+                now_ms,
+                (&topology.id, task.figures.task, &stream.stream),
+                stream.emitted,
+            );
+            let entry = emitted
                 .entry((task.figures.component.as_str(), stream.stream.as_str()))
-                .or_default() += stream.emitted;
+                .or_default();
+            entry.0 += stream.emitted;
+            entry.1 += recent;
         }
     }
     topology
@@ -394,12 +425,14 @@ fn edges(topology: &TopologyView) -> Vec<Value> {
             let emitted = &emitted;
             component.inputs.iter().filter_map(move |input| {
                 let (source, stream, grouping) = parse_input(input)?;
+                let (all, recent) = emitted.get(&(source, stream)).copied().unwrap_or_default();
                 Some(json!({
                     "from": source,
                     "to": component.id,
                     "stream": stream,
                     "grouping": grouping,
-                    "emitted": emitted.get(&(source, stream)).copied().unwrap_or(0),
+                    "emitted": all,
+                    "emittedPerSec": if covered > 0.0 { recent as f64 / covered } else { 0.0 },
                 }))
             })
         })
@@ -423,18 +456,40 @@ fn component_page(
         .filter(|task| task.figures.component == component_id)
         .collect();
     let totals = Totals::of(tasks.iter().map(|task| task.figures));
-    let mut streams: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    let mut streams: std::collections::BTreeMap<&str, [u64; 4]> = Default::default();
     for task in &tasks {
         for stream in &task.figures.streams {
             let entry = streams.entry(stream.stream.as_str()).or_default();
-            entry.0 += stream.emitted;
-            entry.1 += stream.transferred;
+            entry[0] += stream.emitted;
+            entry[1] += stream.transferred;
+            entry[2] += stream.acked;
+            entry[3] += stream.failed;
         }
     }
+    let mut inputs: std::collections::BTreeMap<(&str, &str), (u64, u64, u64)> = Default::default();
+    for task in &tasks {
+        for input in &task.figures.inputs {
+            let entry = inputs
+                .entry((input.component.as_str(), input.stream.as_str()))
+                .or_default();
+            entry.0 += input.executed;
+            entry.1 += input.acked;
+            entry.2 += input.failed;
+        }
+    }
+    let rate_window = Some(RATE_WINDOW_SECS);
+    let rate_covered = history.start_of(rate_window, now_ms).1;
     let task_rows: Vec<Value> = tasks
         .iter()
         .map(|task| {
             let figures = task.figures;
+            let recent = history.over(
+                rate_window,
+                now_ms,
+                &topology.id,
+                figures.task,
+                figures.into(),
+            );
             json!({
                 "task": figures.task,
                 "executor": figures.executor,
@@ -449,6 +504,8 @@ fn component_page(
                 "acked": figures.acked,
                 "failed": figures.failed,
                 "pending": figures.pending,
+                "backpressuredMs": figures.backpressured_nanos as f64 / 1e6,
+                "backpressuredFraction": backpressured_fraction(recent.backpressured_nanos, rate_covered, 1),
                 "executeLatency": latency(&figures.execute_latency.histogram()),
                 "completeLatency": latency(&figures.complete_latency.histogram()),
             })
@@ -464,8 +521,13 @@ fn component_page(
         "componentStats": stats_by_window(topology, now_ms, history, |id| id == component_id),
         "executeLatency": latency(&totals.execute_latency),
         "completeLatency": latency(&totals.complete_latency),
-        "outputStats": streams.into_iter().map(|(stream, (emitted, transferred))| json!({
+        "outputStats": streams.into_iter().map(|(stream, [emitted, transferred, acked, failed])| json!({
             "stream": stream, "emitted": emitted, "transferred": transferred,
+            "acked": acked, "failed": failed,
+        })).collect::<Vec<_>>(),
+        "inputStats": inputs.into_iter().map(|((source, stream), (executed, acked, failed))| json!({
+            "component": source, "stream": stream,
+            "executed": executed, "acked": acked, "failed": failed,
         })).collect::<Vec<_>>(),
         "taskStats": task_rows,
         "window": window_name(window),
@@ -489,5 +551,136 @@ mod tests {
         );
         assert_eq!(parse_input("no grouping"), None);
         assert_eq!(parse_input("nostream (shuffle)"), None);
+    }
+
+    use crate::observe::view::WorkerView;
+    use crate::observe::windows::counts_of;
+    use squall_core::worker::figures::{InputFigures, StreamFigures, TaskFigures, WorkerFigures};
+    use squall_core::worker::{ComponentDescription, WorkerHeartbeat};
+
+    /// A spout (task 1) feeding a bolt (task 2), as one worker reports them `at_ms`.
+    fn view_at(at_ms: u64, emitted: u64, backpressured_nanos: u64) -> ClusterView {
+        let component = |id: &str, kind: &str, inputs: Vec<String>| ComponentDescription {
+            id: id.into(),
+            kind: kind.into(),
+            parallelism: 1,
+            tasks: 1,
+            inputs,
+        };
+        let tasks = vec![
+            TaskFigures {
+                task: 1,
+                component: "src".into(),
+                emitted,
+                backpressured_nanos,
+                streams: vec![StreamFigures {
+                    stream: "default".into(),
+                    emitted,
+                    transferred: emitted,
+                    acked: emitted - 1,
+                    failed: 1,
+                }],
+                ..TaskFigures::default()
+            },
+            TaskFigures {
+                task: 2,
+                component: "sink".into(),
+                executed: emitted,
+                acked: emitted,
+                inputs: vec![InputFigures {
+                    component: "src".into(),
+                    stream: "default".into(),
+                    executed: emitted,
+                    acked: emitted,
+                    failed: 0,
+                }],
+                ..TaskFigures::default()
+            },
+        ];
+        ClusterView {
+            taken_ms: at_ms,
+            topologies: vec![TopologyView {
+                id: "t-1".into(),
+                name: "t".into(),
+                status: "active".into(),
+                submitted_ms: 0,
+                workers_requested: 1,
+                components: vec![
+                    component("src", "spout", Vec::new()),
+                    component("sink", "bolt", vec!["src/default (shuffle)".into()]),
+                ],
+                executors: 2,
+                workers: vec![WorkerView {
+                    supervisor: "host0".into(),
+                    host: "127.0.0.1".into(),
+                    port: 6700,
+                    executors: vec![0, 1],
+                    heartbeat: Some(WorkerHeartbeat {
+                        pid: 1,
+                        time_ms: at_ms,
+                        topology_id: "t-1".into(),
+                        version: 1,
+                        executors: vec![0, 1],
+                        executed: emitted,
+                        emitted,
+                        errors: 0,
+                        metrics_endpoint: None,
+                        figures: WorkerFigures {
+                            tasks,
+                            ..WorkerFigures::default()
+                        },
+                    }),
+                }],
+                control_errors: Vec::new(),
+            }],
+            ..ClusterView::default()
+        }
+    }
+
+    fn get(path: &str, view: &ClusterView, history: &History) -> Value {
+        let request = HttpRequest {
+            path: path.into(),
+            query: String::new(),
+            authorization: None,
+        };
+        let reply = answer(&request, view, history);
+        assert_eq!(reply.status, 200);
+        serde_json::from_slice(&reply.body).unwrap()
+    }
+
+    #[test]
+    fn rates_backpressure_and_input_streams_come_from_the_samples() {
+        let mut history = History::default();
+        let first = view_at(1_000_000, 1_000, 0);
+        history.record(first.taken_ms, counts_of(&first));
+        // Ten seconds later: 5 000 more tuples, the spout held back 2.5 s of them.
+        let now = view_at(1_010_000, 6_000, 2_500_000_000);
+        history.record(now.taken_ms, counts_of(&now));
+        let page = get("/api/v1/topology/t", &now, &history);
+        let spout = &page["spouts"][0];
+        assert_eq!(spout["rates"]["backpressuredFraction"], 0.25, "{spout:#}");
+        assert_eq!(spout["stats"]["backpressuredMs"], 2_500.0);
+        assert_eq!(page["edges"][0]["emittedPerSec"], 500.0, "{page:#}");
+        let sink = get("/api/v1/topology/t/component/sink", &now, &history);
+        assert_eq!(
+            sink["inputStats"],
+            serde_json::json!([{"component": "src", "stream": "default",
+                                "executed": 6_000, "acked": 6_000, "failed": 0}])
+        );
+        let src = get("/api/v1/topology/t/component/src", &now, &history);
+        assert_eq!(src["taskStats"][0]["backpressuredFraction"], 0.25);
+        assert_eq!(
+            src["outputStats"],
+            serde_json::json!([{"stream": "default", "emitted": 6_000, "transferred": 6_000,
+                                "acked": 5_999, "failed": 1}])
+        );
+    }
+
+    #[test]
+    fn the_backpressured_share_is_over_every_task_and_at_most_one() {
+        assert_eq!(backpressured_fraction(30_000_000_000, 60.0, 2), 0.25);
+        assert_eq!(backpressured_fraction(90_000_000_000, 60.0, 1), 1.0);
+        assert_eq!(backpressured_fraction(5, 0.0, 1), 0.0);
+        assert_eq!(backpressured_fraction(5, 60.0, 0), 0.0);
     }
 }

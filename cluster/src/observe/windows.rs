@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use squall_core::worker::figures::TaskFigures;
+
 use super::view::ClusterView;
 
 /// The windows figures are given for, in seconds; `None` is all time.
@@ -43,6 +45,21 @@ pub struct Counts {
     pub acked: u64,
     /// Tuples (trees) failed.
     pub failed: u64,
+    /// Nanoseconds held back by backpressure.
+    pub backpressured_nanos: u64,
+}
+
+impl From<&TaskFigures> for Counts {
+    fn from(figures: &TaskFigures) -> Self {
+        Self {
+            emitted: figures.emitted,
+            transferred: figures.transferred,
+            executed: figures.executed,
+            acked: figures.acked,
+            failed: figures.failed,
+            backpressured_nanos: figures.backpressured_nanos,
+        }
+    }
 }
 
 impl Counts {
@@ -54,6 +71,9 @@ impl Counts {
             executed: self.executed.saturating_sub(earlier.executed),
             acked: self.acked.saturating_sub(earlier.acked),
             failed: self.failed.saturating_sub(earlier.failed),
+            backpressured_nanos: self
+                .backpressured_nanos
+                .saturating_sub(earlier.backpressured_nanos),
         }
     }
 
@@ -65,29 +85,39 @@ impl Counts {
             executed: self.executed + other.executed,
             acked: self.acked + other.acked,
             failed: self.failed + other.failed,
+            backpressured_nanos: self.backpressured_nanos + other.backpressured_nanos,
         }
     }
 }
 
-/// Counts by (topology id, task id).
-pub type TaskCounts = BTreeMap<(String, u32), Counts>;
+/// Every task's counts at one time, and what each emitted on each of its output streams.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskCounts {
+    /// By (topology id, task id).
+    pub tasks: BTreeMap<(String, u32), Counts>,
+    /// Tuples emitted, by (topology id, task id, stream).
+    pub streams: BTreeMap<(String, u32, String), u64>,
+}
 
 /// The counts of every task of `view`.
 pub fn counts_of(view: &ClusterView) -> TaskCounts {
-    let mut counts = TaskCounts::new();
+    let mut counts = TaskCounts::default();
     for topology in &view.topologies {
         for task in topology.tasks() {
-            let figures = task.figures;
-            counts.insert(
-                (topology.id.clone(), figures.task),
-                Counts {
-                    emitted: figures.emitted,
-                    transferred: figures.transferred,
-                    executed: figures.executed,
-                    acked: figures.acked,
-                    failed: figures.failed,
-                },
+            counts.tasks.insert(
+                (topology.id.clone(), task.figures.task),
+                Counts::from(task.figures),
             );
+            for stream in &task.figures.streams {
+                counts.streams.insert(
+                    (
+                        topology.id.clone(),
+                        task.figures.task,
+                        stream.stream.clone(),
+                    ),
+                    stream.emitted,
+                );
+            }
         }
     }
     counts
@@ -140,9 +170,32 @@ impl History {
             None => Counts::default(),
             Some(start) => current.since(
                 start
+                    .tasks
                     .get(&(topology.to_owned(), task))
                     .copied()
                     .unwrap_or_default(),
+            ),
+        }
+    }
+
+    /// What `task` of `topology` emitted on `stream` over `window` ending now, when it has
+    /// emitted `current` on it in all.
+    pub fn stream_emitted_over(
+        &self,
+        window: Option<u64>,
+        now_ms: u64,
+        (topology, task, stream): (&str, u32, &str),
+        current: u64,
+    ) -> u64 {
+        match self.start_of(window, now_ms).0 {
+            None if window.is_none() => current,
+            None => 0,
+            Some(start) => current.saturating_sub(
+                start
+                    .streams
+                    .get(&(topology.to_owned(), task, stream.to_owned()))
+                    .copied()
+                    .unwrap_or(0),
             ),
         }
     }
@@ -153,13 +206,16 @@ mod tests {
     use super::*;
 
     fn counts(emitted: u64) -> TaskCounts {
-        TaskCounts::from([(
-            ("t".to_owned(), 1),
-            Counts {
-                emitted,
-                ..Counts::default()
-            },
-        )])
+        TaskCounts {
+            tasks: BTreeMap::from([(
+                ("t".to_owned(), 1),
+                Counts {
+                    emitted,
+                    ..Counts::default()
+                },
+            )]),
+            streams: BTreeMap::from([(("t".to_owned(), 1, "s".to_owned()), emitted / 2)]),
+        }
     }
 
     #[test]
@@ -175,6 +231,17 @@ mod tests {
         assert_eq!(history.over(Some(60), 100_000, "t", 1, now).emitted, 100);
         assert_eq!(history.over(Some(600), 100_000, "t", 1, now).emitted, 500);
         assert_eq!(history.over(None, 100_000, "t", 1, now).emitted, 500);
+        let stream = ("t", 1, "s");
+        assert_eq!(
+            history.stream_emitted_over(Some(60), 100_000, stream, 250),
+            50
+        );
+        assert_eq!(history.stream_emitted_over(None, 100_000, stream, 250), 250);
+        assert_eq!(
+            history.stream_emitted_over(Some(60), 100_000, ("t", 1, "other"), 9),
+            9,
+            "a stream first seen inside the window counts from zero"
+        );
         // Samples older than the longest window are forgotten.
         history.record(700_000, counts(600));
         assert_eq!(history.samples.len(), 2);

@@ -78,6 +78,13 @@ pub fn write_worker(page: &mut Exposition, labels: &WorkerLabels, beat: &WorkerH
         ] {
             page.sample(name, kind, help, &task_labels, value as f64);
         }
+        page.sample(
+            "squall_task_backpressured_seconds_total",
+            Counter,
+            "Seconds the task was held back by backpressure: a spout not asked for tuples, a bolt not given input, because an output had no room.",
+            &task_labels,
+            task.backpressured_nanos as f64 / 1e9,
+        );
         for stream in &task.streams {
             let mut stream_labels = task_labels.clone();
             stream_labels.push(("stream", stream.stream.as_str()));
@@ -95,6 +102,50 @@ pub fn write_worker(page: &mut Exposition, labels: &WorkerLabels, beat: &WorkerH
                 &stream_labels,
                 stream.transferred as f64,
             );
+            // Only spouts root trees; the series appear once a tree rooted on the stream
+            // has ended, as counters commonly do.
+            if stream.acked + stream.failed > 0 {
+                page.sample(
+                    "squall_stream_trees_acked_total",
+                    Counter,
+                    "Tuple trees rooted on the spout's stream that completed.",
+                    &stream_labels,
+                    stream.acked as f64,
+                );
+                page.sample(
+                    "squall_stream_trees_failed_total",
+                    Counter,
+                    "Tuple trees rooted on the spout's stream that failed or timed out.",
+                    &stream_labels,
+                    stream.failed as f64,
+                );
+            }
+        }
+        for input in &task.inputs {
+            let mut input_labels = task_labels.clone();
+            input_labels.extend([
+                ("source_component", input.component.as_str()),
+                ("stream", input.stream.as_str()),
+            ]);
+            for (name, help, value) in [
+                (
+                    "squall_stream_executed_total",
+                    "Tuples of the input stream the bolt task executed.",
+                    input.executed,
+                ),
+                (
+                    "squall_stream_acked_total",
+                    "Tuples of the input stream the bolt task acked.",
+                    input.acked,
+                ),
+                (
+                    "squall_stream_failed_total",
+                    "Tuples of the input stream the bolt task failed.",
+                    input.failed,
+                ),
+            ] {
+                page.sample(name, Counter, help, &input_labels, value as f64);
+            }
         }
         if !task.execute_latency.0.is_empty() {
             page.latency(
@@ -146,6 +197,11 @@ pub fn write_worker(page: &mut Exposition, labels: &WorkerLabels, beat: &WorkerH
             links.records_sent,
         ),
         (
+            "squall_link_bytes_sent_total",
+            "Bytes of the BATCH frames sent to peer workers.",
+            links.bytes_sent,
+        ),
+        (
             "squall_link_frames_received_total",
             "BATCH frames received from peer workers.",
             links.frames_received,
@@ -154,6 +210,11 @@ pub fn write_worker(page: &mut Exposition, labels: &WorkerLabels, beat: &WorkerH
             "squall_link_records_received_total",
             "Records received from peer workers.",
             links.records_received,
+        ),
+        (
+            "squall_link_bytes_received_total",
+            "Bytes of the BATCH frames received from peer workers.",
+            links.bytes_received,
         ),
         (
             "squall_link_records_dropped_total",

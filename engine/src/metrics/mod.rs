@@ -14,8 +14,8 @@
 mod snapshot;
 
 pub use snapshot::{
-    ComponentMetrics, LatencySummary, QueueMetrics, StreamMetrics, TaskMetricsSnapshot,
-    TaskPlacement, TopologyMetrics,
+    ComponentMetrics, InputStreamMetrics, LatencySummary, QueueMetrics, StreamMetrics,
+    TaskMetricsSnapshot, TaskPlacement, TopologyMetrics,
 };
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,13 +54,53 @@ pub struct TaskCounters {
     pub failed: u64,
     /// Tracked trees in flight (spouts).
     pub pending: u64,
+    /// Nanoseconds the task could not emit (spouts) or take input (bolts) because an output
+    /// ring of its executor thread, or the link to a peer its tuples reach, had no room.
+    pub backpressured_nanos: u64,
 }
 
-/// Tuples one task emitted on one of its output streams.
+/// Tuples one task emitted on one of its output streams, and (spouts) the trees rooted
+/// there that completed or failed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct StreamCounts {
     pub(crate) emitted: u64,
     pub(crate) transferred: u64,
+    pub(crate) acked: u64,
+    pub(crate) failed: u64,
+}
+
+/// What one bolt task did with the tuples of one input stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct InputCounts {
+    pub(crate) executed: u64,
+    pub(crate) acked: u64,
+    pub(crate) failed: u64,
+}
+
+/// The shared copy of one input stream's counts.
+#[derive(Debug)]
+pub(crate) struct SharedInputCounts {
+    /// The stream's topology-wide id.
+    pub(crate) id: u16,
+    /// The component emitting it.
+    pub(crate) source: String,
+    pub(crate) name: String,
+    executed: AtomicU64,
+    acked: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl SharedInputCounts {
+    pub(crate) fn new(id: u16, source: String, name: String) -> Self {
+        Self {
+            id,
+            source,
+            name,
+            executed: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
 }
 
 /// The shared copy of one output stream's counts.
@@ -69,6 +109,8 @@ pub(crate) struct SharedStreamCounts {
     pub(crate) name: String,
     emitted: AtomicU64,
     transferred: AtomicU64,
+    acked: AtomicU64,
+    failed: AtomicU64,
 }
 
 /// The shared copy of one task's metrics.
@@ -77,9 +119,11 @@ pub(crate) struct SharedTaskMetrics {
     pub(crate) task: TaskId,
     pub(crate) component: usize,
     pub(crate) placement: TaskPlacement,
-    counters: CachePadded<[AtomicU64; 6]>,
+    counters: CachePadded<[AtomicU64; 7]>,
     /// Per output stream, in the component's output order.
     streams: Box<[SharedStreamCounts]>,
+    /// Per input stream, in the component's input order.
+    inputs: Box<[SharedInputCounts]>,
     execute_latency: Mutex<Histogram<u64>>,
     complete_latency: Mutex<Histogram<u64>>,
 }
@@ -90,6 +134,7 @@ impl SharedTaskMetrics {
         component: usize,
         placement: TaskPlacement,
         streams: Vec<String>,
+        inputs: Vec<SharedInputCounts>,
     ) -> Self {
         Self {
             task,
@@ -102,8 +147,11 @@ impl SharedTaskMetrics {
                     name,
                     emitted: AtomicU64::new(0),
                     transferred: AtomicU64::new(0),
+                    acked: AtomicU64::new(0),
+                    failed: AtomicU64::new(0),
                 })
                 .collect(),
+            inputs: inputs.into_boxed_slice(),
             execute_latency: Mutex::new(new_histogram()),
             complete_latency: Mutex::new(new_histogram()),
         }
@@ -116,12 +164,45 @@ impl SharedTaskMetrics {
                 stream: stream.name.clone(),
                 emitted: stream.emitted.load(Ordering::Relaxed),
                 transferred: stream.transferred.load(Ordering::Relaxed),
+                acked: stream.acked.load(Ordering::Relaxed),
+                failed: stream.failed.load(Ordering::Relaxed),
             })
             .collect()
     }
 
+    pub(crate) fn inputs(&self) -> Vec<InputStreamMetrics> {
+        self.inputs
+            .iter()
+            .map(|input| InputStreamMetrics {
+                component: input.source.clone(),
+                stream: input.name.clone(),
+                executed: input.executed.load(Ordering::Relaxed),
+                acked: input.acked.load(Ordering::Relaxed),
+                failed: input.failed.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// The largest id of the task's input streams plus one: the length of its meter's
+    /// table of input counts.
+    pub(crate) fn input_table_len(&self) -> usize {
+        self.inputs
+            .iter()
+            .map(|input| usize::from(input.id) + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
     pub(crate) fn counters(&self) -> TaskCounters {
-        let [emitted, transferred, executed, acked, failed, pending] = self
+        let [
+            emitted,
+            transferred,
+            executed,
+            acked,
+            failed,
+            pending,
+            backpressured_nanos,
+        ] = self
             .counters
             .each_ref()
             .map(|counter| counter.load(Ordering::Relaxed));
@@ -132,6 +213,7 @@ impl SharedTaskMetrics {
             acked,
             failed,
             pending,
+            backpressured_nanos,
         }
     }
 
@@ -157,6 +239,13 @@ pub(crate) struct TaskMeter {
     published: TaskCounters,
     /// Per output stream, indexed like the task's stream routes.
     pub(crate) streams: Vec<StreamCounts>,
+    /// Per input stream, indexed by the stream's topology-wide id: one bounds-checked index
+    /// per tuple, no lookup. Ids of streams the task does not subscribe to (ticks) count
+    /// here too but are never published.
+    inputs: Vec<InputCounts>,
+    /// Whether the task could not go on at the executor's last look (see
+    /// `ExecutorThread::meter_backpressure`): the time until the next look is charged to it.
+    pub(crate) backpressured: bool,
     execute_latency: Histogram<u64>,
     complete_latency: Histogram<u64>,
     histograms_dirty: bool,
@@ -166,16 +255,62 @@ pub(crate) struct TaskMeter {
 }
 
 impl TaskMeter {
-    pub(crate) fn new(sample_every: u32, output_streams: usize) -> Self {
+    pub(crate) fn new(sample_every: u32, output_streams: usize, input_table_len: usize) -> Self {
         Self {
             counters: TaskCounters::default(),
             published: TaskCounters::default(),
             streams: vec![StreamCounts::default(); output_streams],
+            inputs: vec![InputCounts::default(); input_table_len],
+            backpressured: false,
             execute_latency: new_histogram(),
             complete_latency: new_histogram(),
             histograms_dirty: false,
             sample_countdown: 1,
             sample_every: sample_every.max(1),
+        }
+    }
+
+    /// Counts an input tuple of stream `stream` executed.
+    #[inline]
+    pub(crate) fn input_executed(&mut self, stream: u16) {
+        self.counters.executed += 1;
+        if let Some(input) = self.inputs.get_mut(usize::from(stream)) {
+            input.executed += 1;
+        }
+    }
+
+    /// Counts an input tuple of stream `stream` acked.
+    #[inline]
+    pub(crate) fn input_acked(&mut self, stream: u16) {
+        self.counters.acked += 1;
+        if let Some(input) = self.inputs.get_mut(usize::from(stream)) {
+            input.acked += 1;
+        }
+    }
+
+    /// Counts an input tuple of stream `stream` failed.
+    #[inline]
+    pub(crate) fn input_failed(&mut self, stream: u16) {
+        self.counters.failed += 1;
+        if let Some(input) = self.inputs.get_mut(usize::from(stream)) {
+            input.failed += 1;
+        }
+    }
+
+    /// Counts a spout's tree rooted on output stream `stream` completed (`acked`) or failed.
+    #[inline]
+    pub(crate) fn tree_settled(&mut self, stream: u16, acked: bool) {
+        let counts = self.streams.get_mut(usize::from(stream));
+        if acked {
+            self.counters.acked += 1;
+            if let Some(counts) = counts {
+                counts.acked += 1;
+            }
+        } else {
+            self.counters.failed += 1;
+            if let Some(counts) = counts {
+                counts.failed += 1;
+            }
         }
     }
 
@@ -216,18 +351,47 @@ impl TaskMeter {
             self.counters.acked,
             self.counters.failed,
             self.counters.pending,
+            self.counters.backpressured_nanos,
         ];
         for (counter, value) in shared.counters.iter().zip(current) {
             counter.store(value, Ordering::Relaxed);
         }
-        // A stream's counts change only with the task's emitted total, so they are
-        // published only when it did.
-        if self.counters.emitted != self.published.emitted {
+        // A stream's counts change only with the task's totals of the same names, so they
+        // are published only when those did.
+        if (
+            self.counters.emitted,
+            self.counters.acked,
+            self.counters.failed,
+        ) != (
+            self.published.emitted,
+            self.published.acked,
+            self.published.failed,
+        ) {
             for (shared, counts) in shared.streams.iter().zip(&self.streams) {
                 shared.emitted.store(counts.emitted, Ordering::Relaxed);
                 shared
                     .transferred
                     .store(counts.transferred, Ordering::Relaxed);
+                shared.acked.store(counts.acked, Ordering::Relaxed);
+                shared.failed.store(counts.failed, Ordering::Relaxed);
+            }
+        }
+        // Input counts change only with the task's totals of the same name.
+        if (
+            self.counters.executed,
+            self.counters.acked,
+            self.counters.failed,
+        ) != (
+            self.published.executed,
+            self.published.acked,
+            self.published.failed,
+        ) {
+            for shared in &shared.inputs {
+                if let Some(counts) = self.inputs.get(usize::from(shared.id)) {
+                    shared.executed.store(counts.executed, Ordering::Relaxed);
+                    shared.acked.store(counts.acked, Ordering::Relaxed);
+                    shared.failed.store(counts.failed, Ordering::Relaxed);
+                }
             }
         }
         self.published = self.counters;
@@ -266,4 +430,57 @@ pub(crate) struct RingCounters {
     /// The traced records from peer workers in the ring, for its consumer to stamp.
     #[cfg(feature = "stage-trace")]
     pub(crate) traced: squall_net::trace::InboundQueue,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_counts_are_kept_per_stream_and_published_with_the_totals() {
+        let shared = SharedTaskMetrics::new(
+            TaskId(3),
+            1,
+            TaskPlacement {
+                executor: 0,
+                thread: 0,
+                core: None,
+            },
+            Vec::new(),
+            vec![
+                SharedInputCounts::new(7, "src".into(), "even".into()),
+                SharedInputCounts::new(5, "src".into(), "odd".into()),
+            ],
+        );
+        let mut meter = TaskMeter::new(1, 0, shared.input_table_len());
+        meter.input_executed(7);
+        meter.input_acked(7);
+        meter.input_executed(5);
+        meter.input_failed(5);
+        // A tick (stream 0) counts in the totals only.
+        meter.input_executed(0);
+        meter.backpressured = true;
+        meter.counters.backpressured_nanos = 1_500;
+        meter.publish_counters(&shared);
+        let counters = shared.counters();
+        assert_eq!(
+            (counters.executed, counters.acked, counters.failed),
+            (3, 1, 1)
+        );
+        assert_eq!(counters.backpressured_nanos, 1_500);
+        let inputs = shared.inputs();
+        assert_eq!(
+            inputs
+                .iter()
+                .map(|input| (
+                    input.stream.as_str(),
+                    input.executed,
+                    input.acked,
+                    input.failed
+                ))
+                .collect::<Vec<_>>(),
+            [("even", 1, 1, 0), ("odd", 1, 0, 1)]
+        );
+        assert!(inputs.iter().all(|input| input.component == "src"));
+    }
 }

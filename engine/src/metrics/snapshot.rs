@@ -62,6 +62,25 @@ pub struct StreamMetrics {
     pub emitted: u64,
     /// Records sent to target tasks on it.
     pub transferred: u64,
+    /// Trees rooted on it that completed (spouts).
+    pub acked: u64,
+    /// Trees rooted on it that failed or timed out (spouts).
+    pub failed: u64,
+}
+
+/// What one bolt task did with the tuples of one input stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputStreamMetrics {
+    /// The component emitting the stream.
+    pub component: String,
+    /// The stream's name.
+    pub stream: String,
+    /// Its tuples executed.
+    pub executed: u64,
+    /// Its tuples acked.
+    pub acked: u64,
+    /// Its tuples failed.
+    pub failed: u64,
 }
 
 /// One task's figures.
@@ -77,6 +96,8 @@ pub struct TaskMetricsSnapshot {
     pub counters: TaskCounters,
     /// Its counts per output stream.
     pub streams: Vec<StreamMetrics>,
+    /// Its counts per input stream (bolts), in subscription order.
+    pub inputs: Vec<InputStreamMetrics>,
     /// Execute latency of a sample of its tuples (bolts).
     pub execute_latency: Histogram<u64>,
     /// Emit-to-ack latency of its tuple trees (spouts).

@@ -74,6 +74,8 @@ pub(crate) struct PendingTrees {
 pub(crate) struct PendingTree {
     pub(crate) message: MessageId,
     pub(crate) emitted_nanos: u64,
+    /// The spout's output stream (index into its streams) the root tuple went out on.
+    pub(crate) stream: u16,
     deadline: u64,
 }
 
@@ -98,13 +100,14 @@ impl PendingTrees {
     }
 
     #[inline]
-    pub(crate) fn insert(&mut self, root: u64, message: MessageId, now_nanos: u64) {
+    pub(crate) fn insert(&mut self, root: u64, message: MessageId, stream: u16, now_nanos: u64) {
         let deadline = self.expiry.deadline(now_nanos);
         self.entries.insert(
             root,
             PendingTree {
                 message,
                 emitted_nanos: now_nanos,
+                stream,
                 deadline,
             },
         );
@@ -369,8 +372,8 @@ mod tests {
         let timeout = 10 * SECOND;
         let tick = expiry_tick(timeout);
         let mut pending = PendingTrees::new(timeout, 0);
-        pending.insert(1, MessageId(100), 0);
-        pending.insert(2, MessageId(200), 3 * SECOND);
+        pending.insert(1, MessageId(100), 0, 0);
+        pending.insert(2, MessageId(200), 0, 3 * SECOND);
         assert!(pending.take(2).is_some());
         let mut failed = Vec::new();
         pending.expire(timeout - 1, |tree| failed.push(tree.message));
@@ -383,9 +386,9 @@ mod tests {
     #[test]
     fn a_reused_root_is_not_expired_by_its_old_deadline() {
         let mut pending = PendingTrees::new(SECOND, 0);
-        pending.insert(1, MessageId(1), 0);
+        pending.insert(1, MessageId(1), 0, 0);
         pending.take(1);
-        pending.insert(1, MessageId(2), SECOND / 2);
+        pending.insert(1, MessageId(2), 0, SECOND / 2);
         let mut failed = Vec::new();
         pending.expire(SECOND + SECOND / 8, |tree| failed.push(tree.message));
         assert!(failed.is_empty());
@@ -398,7 +401,7 @@ mod tests {
         const MILLI: u64 = 1_000_000;
         let mut pending = PendingTrees::new(SECOND, 0);
         assert_eq!(expiry_tick(SECOND), 125 * MILLI);
-        pending.insert(1, MessageId(1), 0);
+        pending.insert(1, MessageId(1), 0, 0);
         let mut failed = Vec::new();
         pending.expire(900 * MILLI, |tree| failed.push(tree.message));
         assert_eq!(pending.next_due_nanos(), 1025 * MILLI);

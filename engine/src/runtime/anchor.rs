@@ -24,16 +24,25 @@ pub struct Anchor {
     /// The peer workers the tuples anchored to it went to (`tree_workers`).
     child_workers: Cell<u64>,
     settled: Cell<bool>,
+    /// The topology-wide id of the stream the input came on, for per-stream counts.
+    stream: u16,
 }
 
 impl Anchor {
-    pub(crate) fn from_pairs(pairs: impl Iterator<Item = (u64, u64)>) -> Self {
+    pub(crate) fn from_pairs(pairs: impl Iterator<Item = (u64, u64)>, stream: u16) -> Self {
         Self {
             pairs: pairs.collect(),
             ack_value: Cell::new(0),
             child_workers: Cell::new(0),
             settled: Cell::new(false),
+            stream,
         }
+    }
+
+    /// The topology-wide id of the stream the input came on.
+    #[inline]
+    pub(crate) fn stream(&self) -> u16 {
+        self.stream
     }
 
     /// The (root id, edge id) pairs; empty for an untracked tuple.
@@ -113,9 +122,12 @@ impl<'a> Tuple<'a> {
     #[inline(always)]
     pub(crate) fn new(view: TupleRef<'a>, topology: &'a Topology) -> Self {
         let anchor = if view.is_unanchored() {
-            Anchor::default()
+            Anchor {
+                stream: view.stream_id(),
+                ..Anchor::default()
+            }
         } else {
-            Anchor::from_pairs(view.anchors().iter())
+            Anchor::from_pairs(view.anchors().iter(), view.stream_id())
         };
         Self {
             view,

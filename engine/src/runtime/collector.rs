@@ -141,7 +141,7 @@ pub struct SpoutOutput<'a> {
     pub(crate) pending: &'a mut PendingTrees,
     /// Acks and fails to hand to the spout once the current call returns (trees that ended
     /// on emit: nothing subscribed, or tracking off).
-    pub(crate) settled_on_emit: &'a mut Vec<(MessageId, bool)>,
+    pub(crate) settled_on_emit: &'a mut Vec<(MessageId, bool, u16)>,
     pub(crate) now_nanos: u64,
     /// Set by [`SpoutOutput::idle_for`]: `next_tuple` is not called again before this time.
     pub(crate) idle_until_nanos: Option<u64>,
@@ -283,7 +283,7 @@ impl SpoutOutput<'_> {
     ) -> Result<usize, EmitError> {
         if !self.out.emitter.tracking() {
             let targets = self.out.emit(stream, Anchoring::None, direct, values)?;
-            self.settled_on_emit.push((message, true));
+            self.settled_on_emit.push((message, true, stream as u16));
             return Ok(targets);
         }
         // Zero is never a root, so a cleared ledger entry is never mistaken for one.
@@ -299,10 +299,11 @@ impl SpoutOutput<'_> {
             values,
         )?;
         if targets == 0 {
-            self.settled_on_emit.push((message, true));
+            self.settled_on_emit.push((message, true, stream as u16));
             return Ok(0);
         }
-        self.pending.insert(root, message, self.now_nanos);
+        self.pending
+            .insert(root, message, stream as u16, self.now_nanos);
         self.out.task.meter.counters.pending = self.pending.len() as u64;
         let acker = self
             .out
@@ -504,7 +505,7 @@ impl BoltOutput<'_> {
         if !anchor.settle() {
             return;
         }
-        self.out.task.meter.counters.acked += 1;
+        self.out.task.meter.input_acked(anchor.stream());
         if !anchor.is_untracked() {
             self.send_acks(anchor);
         }
@@ -535,7 +536,7 @@ impl BoltOutput<'_> {
         if !anchor.settle() {
             return;
         }
-        self.out.task.meter.counters.failed += 1;
+        self.out.task.meter.input_failed(anchor.stream());
         for &(root, _) in anchor.pairs() {
             if let Some(acker) = self.out.emitter.acker_of(root) {
                 self.out.emitter.send_system(

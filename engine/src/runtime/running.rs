@@ -146,6 +146,7 @@ impl RunningTopology {
             sum.acked += counters.acked;
             sum.failed += counters.failed;
             sum.pending += counters.pending;
+            sum.backpressured_nanos += counters.backpressured_nanos;
             let execute_latency = shared.execute_latency();
             let complete_latency = shared.complete_latency();
             // Same bounds on both sides, so adding cannot fail.
@@ -157,6 +158,7 @@ impl RunningTopology {
                 placement: shared.placement,
                 counters,
                 streams: shared.streams(),
+                inputs: shared.inputs(),
                 execute_latency,
                 complete_latency,
             });

@@ -19,7 +19,7 @@ use super::running::{RingInfo, RunningTopology};
 use super::thread::{ExecutorThread, InputPort, ThreadSetup};
 use super::tree_workers::TreeWorkers;
 use crate::ids::TaskId;
-use crate::metrics::{RingCounters, SharedTaskMetrics, TaskPlacement};
+use crate::metrics::{RingCounters, SharedInputCounts, SharedTaskMetrics, TaskPlacement};
 use crate::topology::{ComponentKind, Topology};
 
 /// Why a worker could not start.
@@ -338,6 +338,22 @@ pub(crate) fn start_threads(
                     .iter()
                     .map(|id| topology.stream(*id).expect("declared stream").name.clone())
                     .collect();
+                let inputs = if component.kind() == ComponentKind::Bolt {
+                    component
+                        .inputs()
+                        .iter()
+                        .filter_map(|input| {
+                            let stream = topology.stream(input.stream)?;
+                            Some(SharedInputCounts::new(
+                                input.stream.0,
+                                topology.components()[input.source].id().to_owned(),
+                                stream.name.clone(),
+                            ))
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 let placement = TaskPlacement {
                     executor,
                     thread,
@@ -348,6 +364,7 @@ pub(crate) fn start_threads(
                     component.index(),
                     placement,
                     streams,
+                    inputs,
                 ));
                 metrics.push(Arc::clone(&shared));
                 (task, shared)

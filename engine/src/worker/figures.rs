@@ -63,6 +63,27 @@ pub struct StreamFigures {
     pub emitted: u64,
     /// Records sent to target tasks on it.
     pub transferred: u64,
+    /// Trees rooted on it that completed (spouts).
+    #[serde(default)]
+    pub acked: u64,
+    /// Trees rooted on it that failed or timed out (spouts).
+    #[serde(default)]
+    pub failed: u64,
+}
+
+/// What one bolt task did with the tuples of one input stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFigures {
+    /// The component emitting the stream.
+    pub component: String,
+    /// The stream.
+    pub stream: String,
+    /// Its tuples executed.
+    pub executed: u64,
+    /// Its tuples acked.
+    pub acked: u64,
+    /// Its tuples failed.
+    pub failed: u64,
 }
 
 /// One task's figures.
@@ -90,8 +111,15 @@ pub struct TaskFigures {
     pub failed: u64,
     /// Trees in flight (spouts).
     pub pending: u64,
+    /// Nanoseconds it was held back by backpressure (see
+    /// [`TaskCounters::backpressured_nanos`](crate::metrics::TaskCounters::backpressured_nanos)).
+    #[serde(default)]
+    pub backpressured_nanos: u64,
     /// Per output stream.
     pub streams: Vec<StreamFigures>,
+    /// Per input stream (bolts).
+    #[serde(default)]
+    pub inputs: Vec<InputFigures>,
     /// Execute latency (bolts; a sample of executions).
     pub execute_latency: LatencyBuckets,
     /// Complete latency (spouts; every tree).
@@ -118,10 +146,16 @@ pub struct LinkFigures {
     pub frames_sent: u64,
     /// Records sent.
     pub records_sent: u64,
+    /// Bytes of the BATCH frames sent.
+    #[serde(default)]
+    pub bytes_sent: u64,
     /// BATCH frames received.
     pub frames_received: u64,
     /// Records received.
     pub records_received: u64,
+    /// Bytes of the BATCH frames received.
+    #[serde(default)]
+    pub bytes_received: u64,
     /// Records dropped because no peer frame could hold them.
     pub records_dropped: u64,
     /// Times a link had records to send and no credit left.
@@ -133,8 +167,10 @@ impl From<TransportStats> for LinkFigures {
         Self {
             frames_sent: stats.batches_sent,
             records_sent: stats.records_sent,
+            bytes_sent: stats.bytes_sent,
             frames_received: stats.batches_received,
             records_received: stats.records_received,
+            bytes_received: stats.bytes_received,
             records_dropped: stats.records_dropped,
             credit_stalls: stats.credit_exhausted,
         }
@@ -201,6 +237,7 @@ impl WorkerFigures {
                 acked: task.counters.acked,
                 failed: task.counters.failed,
                 pending: task.counters.pending,
+                backpressured_nanos: task.counters.backpressured_nanos,
                 streams: task
                     .streams
                     .iter()
@@ -208,6 +245,19 @@ impl WorkerFigures {
                         stream: stream.stream.clone(),
                         emitted: stream.emitted,
                         transferred: stream.transferred,
+                        acked: stream.acked,
+                        failed: stream.failed,
+                    })
+                    .collect(),
+                inputs: task
+                    .inputs
+                    .iter()
+                    .map(|input| InputFigures {
+                        component: input.component.clone(),
+                        stream: input.stream.clone(),
+                        executed: input.executed,
+                        acked: input.acked,
+                        failed: input.failed,
                     })
                     .collect(),
                 execute_latency: LatencyBuckets::of(&task.execute_latency),

@@ -235,7 +235,7 @@ impl ExecutorThread {
             output.ack(tuple.anchor());
         }
         let meter = &mut output.out.task.meter;
-        meter.counters.executed += 1;
+        meter.input_executed(tuple.anchor().stream());
         if let Some(started) = started {
             meter.record_execute(started.elapsed().as_nanos() as u64);
         }
@@ -270,7 +270,7 @@ impl ExecutorThread {
             return;
         }
         let task = self.tasks[index].out.task;
-        self.tasks[index].out.meter.counters.failed += 1;
+        self.tasks[index].out.meter.input_failed(anchor.stream());
         for &(root, _) in anchor.pairs() {
             if let Some(acker) = self.emitter.acker_of(root) {
                 self.emitter
@@ -304,13 +304,11 @@ impl ExecutorThread {
             return;
         };
         cell.out.meter.counters.pending = state.pending.len() as u64;
+        cell.out.meter.tree_settled(tree.stream, acked);
         if acked {
-            cell.out.meter.counters.acked += 1;
             cell.out
                 .meter
                 .record_complete(now.saturating_sub(tree.emitted_nanos));
-        } else {
-            cell.out.meter.counters.failed += 1;
         }
         self.call_spout(
             index,

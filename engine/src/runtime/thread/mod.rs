@@ -15,6 +15,7 @@
 //! 7. when nothing happened, wait on the thread's doorbell until input arrives, the state
 //!    changes or a timer is due.
 
+mod backpressure;
 mod dispatch;
 mod spouts;
 mod task_cell;
@@ -123,6 +124,8 @@ pub(crate) struct ExecutorThread {
     /// Nanoseconds since `started`, read once per batch of input records: ackers and
     /// settling spouts stamp with it instead of reading the clock per record.
     batch_clock: u64,
+    /// The pass at which some task was last held back by backpressure, if the latest was.
+    backpressure_since: Option<u64>,
     seen_epoch: u64,
     seen_peer_losses: u64,
     state: TopologyState,
@@ -133,7 +136,7 @@ pub(crate) struct ExecutorThread {
     /// Scratch record for tick tuples.
     tick_record: Vec<u8>,
     /// Scratch list of timed-out messages.
-    expired: Vec<crate::ids::MessageId>,
+    expired: Vec<crate::runtime::acking::PendingTree>,
     input_batch: usize,
     spout_batch: usize,
     spout_idle_backoff_nanos: u64,
@@ -222,6 +225,7 @@ impl ExecutorThread {
             seen_congestion: 0,
             started: setup.started,
             batch_clock: now,
+            backpressure_since: None,
             seen_epoch: 0,
             seen_peer_losses: 0,
             state: TopologyState::Active,
@@ -296,6 +300,7 @@ impl ExecutorThread {
                 progress |= self.drain_inputs(Plane::Data);
             }
             let now = self.now_nanos();
+            self.meter_backpressure(now);
             if self.state == TopologyState::Active && !self.emitter.is_locally_backlogged() {
                 progress |= self.run_spouts(now);
             }

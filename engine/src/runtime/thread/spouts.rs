@@ -68,12 +68,8 @@ impl ExecutorThread {
             let call = match call.take() {
                 Some(call) => call,
                 None => match state.settled_on_emit.pop() {
-                    Some((message, acked)) => {
-                        if acked {
-                            out.meter.counters.acked += 1;
-                        } else {
-                            out.meter.counters.failed += 1;
-                        }
+                    Some((message, acked, stream)) => {
+                        out.meter.tree_settled(stream, acked);
                         SpoutCall::Settled(message, acked)
                     }
                     None => {
@@ -303,7 +299,7 @@ impl ExecutorThread {
             if let TaskBody::Spout(state) = &mut self.tasks[index].body {
                 state
                     .pending
-                    .take_where(acker_lost, |tree| expired.push(tree.message));
+                    .take_where(acker_lost, |tree| expired.push(tree));
             }
             if !expired.is_empty() {
                 tracing::info!(
@@ -316,9 +312,11 @@ impl ExecutorThread {
             if let TaskBody::Spout(state) = &cell.body {
                 cell.out.meter.counters.pending = state.pending.len() as u64;
             }
-            cell.out.meter.counters.failed += expired.len() as u64;
-            for message in expired.drain(..) {
-                self.call_spout(index, SpoutCall::Settled(message, false), now);
+            for tree in &expired {
+                cell.out.meter.tree_settled(tree.stream, false);
+            }
+            for tree in expired.drain(..) {
+                self.call_spout(index, SpoutCall::Settled(tree.message, false), now);
             }
             self.expired = expired;
         }
@@ -348,15 +346,17 @@ impl ExecutorThread {
                 TaskBody::Spout(state) => {
                     if now >= state.pending.next_due_nanos() {
                         let mut expired = std::mem::take(&mut self.expired);
-                        state.pending.expire(now, |tree| expired.push(tree.message));
+                        state.pending.expire(now, |tree| expired.push(tree));
                         let cell = &mut self.tasks[index];
                         cell.out.meter.counters.pending = match &cell.body {
                             TaskBody::Spout(state) => state.pending.len() as u64,
                             _ => 0,
                         };
-                        cell.out.meter.counters.failed += expired.len() as u64;
-                        for message in expired.drain(..) {
-                            self.call_spout(index, SpoutCall::Settled(message, false), now);
+                        for tree in &expired {
+                            cell.out.meter.tree_settled(tree.stream, false);
+                        }
+                        for tree in expired.drain(..) {
+                            self.call_spout(index, SpoutCall::Settled(tree.message, false), now);
                         }
                         self.expired = expired;
                         self.drain_local();

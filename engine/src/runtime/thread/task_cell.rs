@@ -19,7 +19,8 @@ use crate::topology::{ComponentKind, Topology};
 pub(crate) struct SpoutState {
     pub(crate) spout: Box<dyn Spout>,
     pub(crate) pending: PendingTrees,
-    pub(crate) settled_on_emit: Vec<(MessageId, bool)>,
+    /// Trees that ended as their root was emitted: message, outcome, output stream.
+    pub(crate) settled_on_emit: Vec<(MessageId, bool, u16)>,
     /// Whether `activate` (rather than `deactivate`) was the last call.
     pub(crate) active: bool,
     /// Consecutive `next_tuple` calls that emitted nothing.
@@ -126,7 +127,11 @@ impl TaskCell {
                 component_id: component.id().to_owned(),
                 streams,
                 default_stream,
-                meter: TaskMeter::new(config.latency_sample_every, output_streams),
+                meter: TaskMeter::new(
+                    config.latency_sample_every,
+                    output_streams,
+                    shared.input_table_len(),
+                ),
                 peer_reach: 0,
             },
             context: TopologyContext::new(Arc::clone(topology), task, Arc::clone(worker_tasks)),

@@ -136,7 +136,7 @@ impl Link {
                 }
                 None => {
                     self.blocked = None;
-                    stats.batch_received(view.len());
+                    stats.batch_received(view.len(), blocked.frame_len);
                     self.conn.batch_delivered(blocked.frame_len);
                     #[cfg(feature = "stage-trace")]
                     self.trace_frame_delivered();
@@ -171,7 +171,7 @@ impl Link {
                         });
                         return (consumed, Step::Blocked);
                     }
-                    stats.batch_received(view.len());
+                    stats.batch_received(view.len(), len);
                     self.conn.batch_delivered(len);
                     #[cfg(feature = "stage-trace")]
                     self.trace_frame_delivered();
@@ -248,7 +248,7 @@ impl Link {
             #[cfg(feature = "stage-trace")]
             self.trace.batch_queued(&mut queue.marks);
             if sent > 0 {
-                stats.batch_sent(records);
+                stats.batch_sent(records, sent);
             }
             if dropped > 0 {
                 stats.dropped(dropped);
