@@ -182,7 +182,7 @@ impl RedisStreamSpout {
 
     /// Reads up to a batch of entries: this consumer's own pending ones first after a
     /// start, then new ones.
-    fn read(&mut self) -> Result<Vec<(String, Vec<Option<Vec<u8>>>)>, String> {
+    fn read(&mut self) -> Result<Vec<Entry>, String> {
         let start = if self.recovered {
             ">".to_owned()
         } else {
@@ -216,12 +216,15 @@ impl RedisStreamSpout {
                             .and_then(|value| redis::from_redis_value::<Vec<u8>>(value).ok())
                     })
                     .collect();
-                (entry.id, values)
+                Entry {
+                    id: entry.id,
+                    values,
+                }
             })
             .collect();
         if !self.recovered {
             match entries.last() {
-                Some((id, _)) => self.recovery_cursor = id.clone(),
+                Some(entry) => self.recovery_cursor = entry.id.clone(),
                 None => self.recovered = true,
             }
         }
@@ -283,12 +286,11 @@ impl Spout for RedisStreamSpout {
             Ok(entries) => {
                 self.retry_at = None;
                 self.backoff = Duration::from_millis(50);
-                for (id, values) in entries {
+                for mut entry in entries {
                     let message = self.next_message;
                     self.next_message += 1;
-                    let mut values = values;
-                    values.push(Some(id.clone().into_bytes()));
-                    self.pending.insert(message, Entry { id, values });
+                    entry.values.push(Some(entry.id.clone().into_bytes()));
+                    self.pending.insert(message, entry);
                     self.emit(message, output);
                 }
             }

@@ -397,7 +397,7 @@ impl squall::Bolt for FailSomeOnce {
         }
         let word = input.get_str(0).unwrap().to_owned();
         let index: u64 = word[1..].parse().unwrap();
-        if index % 7 == 0 && self.seen.lock().unwrap().insert(word.clone()) {
+        if index.is_multiple_of(7) && self.seen.lock().unwrap().insert(word.clone()) {
             output.fail(input);
         } else {
             self.acked.lock().unwrap().push(word);

@@ -322,7 +322,6 @@ mod tests {
             quiet: true,
             http: None,
             drpc: None,
-            postgres: None,
             allow_errors: false,
             drpc_http: None,
         };
@@ -379,7 +378,6 @@ streams:
             quiet: true,
             http: None,
             drpc: None,
-            postgres: None,
             allow_errors: false,
             drpc_http: None,
         };
