@@ -1,14 +1,15 @@
-//! The database components a topology file can name: the `postgres_write` and
-//! `redis_write` bolts (see `docs/connectors.md`).
+//! The database components a topology file can name: the `redis_stream` spout and the
+//! `postgres_write` and `redis_write` bolts (see `docs/connectors.md`).
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use squall_connectors::{
-    BatchSettings, PostgresTable, RedisTarget, RetryPolicy, postgres_write_bolt, redis_write_bolt,
+    BatchSettings, PostgresTable, RedisStreamSource, RedisStreamSpout, RedisTarget, RetryPolicy,
+    postgres_write_bolt, redis_write_bolt,
 };
 
-use crate::registry::{BoltFactory, BuiltinArgs, ComponentRegistry};
+use crate::registry::{BoltFactory, BuiltinArgs, ComponentRegistry, SpoutFactory};
 
 /// Where `postgres_write` finds its connection settings when its params give none.
 pub const POSTGRES_ENV: &str = "SQUALL_POSTGRES";
@@ -83,6 +84,24 @@ struct RedisParams {
     batching: Batching,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisStreamParams {
+    #[serde(default)]
+    url: Option<String>,
+    stream: String,
+    group: String,
+    #[serde(default)]
+    consumer: String,
+    fields: Vec<String>,
+    #[serde(default = "stream_batch")]
+    batch: usize,
+}
+
+fn stream_batch() -> usize {
+    256
+}
+
 /// `given`, or else the environment variable `variable`, or an error naming both.
 fn setting(
     args: &BuiltinArgs<'_>,
@@ -102,6 +121,30 @@ fn setting(
 
 /// Adds the database components to `registry`.
 pub fn register_connectors(registry: &mut ComponentRegistry) {
+    registry.add_spout(
+        "redis_stream",
+        "the entries of a Redis stream, read as a member of a consumer group ([fields..., \
+         entry_id]); each is acknowledged with XACK when its tuple tree completes and emitted \
+         again when it fails",
+        |args| {
+            let params: RedisStreamParams = args.params()?;
+            let url = setting(args, params.url, "url", REDIS_ENV)?;
+            let source = RedisStreamSource {
+                url,
+                stream: params.stream,
+                group: params.group,
+                consumer: params.consumer,
+                fields: params.fields,
+                batch: params.batch,
+            };
+            RedisStreamSpout::new(source.clone())
+                .map_err(|error| format!("component {:?}: {error}", args.component))?;
+            let factory: SpoutFactory = std::sync::Arc::new(move || {
+                Box::new(RedisStreamSpout::new(source.clone()).expect("the address was checked"))
+            });
+            Ok(factory)
+        },
+    );
     registry.add_bolt(
         "postgres_write",
         "inserts (or, with `key`, upserts) each tuple's fields as a row of a PostgreSQL table, \
@@ -188,6 +231,25 @@ mod tests {
         file.build_with(&Overrides::default(), &ComponentRegistry::with_builtins())
             .map(|_| ())
             .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn a_redis_stream_spout_builds_from_a_file() {
+        let text = "name: s\n\
+             spouts:\n  - {id: events, builtin: redis_stream, params: {url: 'redis://127.0.0.1:6379', \
+             stream: events, group: squall, fields: [word]}}\n\
+             bolts:\n  - {id: sink, builtin: 'null'}\n\
+             streams:\n  - {from: events, to: sink, grouping: shuffle}\n";
+        let file = TopologyFile::parse(text, "s.yaml", std::path::Path::new(".")).unwrap();
+        file.build_with(&Overrides::default(), &ComponentRegistry::with_builtins())
+            .unwrap();
+        let bad = text.replace("redis://", "nope://");
+        let file = TopologyFile::parse(&bad, "s.yaml", std::path::Path::new(".")).unwrap();
+        let error = file
+            .build_with(&Overrides::default(), &ComponentRegistry::with_builtins())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("the Redis address"), "{error}");
     }
 
     #[test]
