@@ -160,47 +160,51 @@ impl RedisStreamSpout {
 
     /// Sends the acknowledgements gathered so far.
     fn flush_acks(&mut self, output: &mut SpoutOutput<'_>) {
-        if self.acked.is_empty() {
-            return;
-        }
-        let (stream, group) = (self.source.stream.clone(), self.source.group.clone());
-        let ids = std::mem::take(&mut self.acked);
-        let sent = self.connect().and_then(|connection| {
-            redis::cmd("XACK")
-                .arg(&stream)
-                .arg(&group)
-                .arg(&ids)
-                .query::<u64>(connection)
-                .map_err(|error| format!("acknowledging: {error}"))
-        });
-        if let Err(reason) = sent {
-            // Kept to be sent again: the entries stay pending in Redis until then.
-            self.acked = ids;
+        if let Err(reason) = self.send_acks() {
             self.lost(&reason, output);
         }
+    }
+
+    /// `XACK`s the entries gathered so far. On failure they are kept to be sent again:
+    /// the entries stay pending in Redis until then.
+    fn send_acks(&mut self) -> Result<(), String> {
+        if self.acked.is_empty() {
+            return Ok(());
+        }
+        let mut command = redis::cmd("XACK");
+        command
+            .arg(&self.source.stream)
+            .arg(&self.source.group)
+            .arg(&self.acked);
+        command
+            .query::<u64>(self.connect()?)
+            .map_err(|error| format!("acknowledging: {error}"))?;
+        self.acked.clear();
+        Ok(())
     }
 
     /// Reads up to a batch of entries: this consumer's own pending ones first after a
     /// start, then new ones.
     fn read(&mut self) -> Result<Vec<Entry>, String> {
         let start = if self.recovered {
-            ">".to_owned()
+            ">"
         } else {
-            self.recovery_cursor.clone()
+            &self.recovery_cursor
         };
-        let source = self.source.clone();
-        let connection = self.connect()?;
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+        let mut command = redis::cmd("XREADGROUP");
+        command
             .arg("GROUP")
-            .arg(&source.group)
-            .arg(&source.consumer)
+            .arg(&self.source.group)
+            .arg(&self.source.consumer)
             .arg("COUNT")
-            .arg(source.batch.max(1))
+            .arg(self.source.batch.max(1))
             .arg("STREAMS")
-            .arg(&source.stream)
-            .arg(start)
-            .query(connection)
+            .arg(&self.source.stream)
+            .arg(start);
+        let reply: Option<StreamReadReply> = command
+            .query(self.connect()?)
             .map_err(|error| format!("reading: {error}"))?;
+        let source = &self.source;
         let entries: Vec<_> = reply
             .into_iter()
             .flat_map(|reply| reply.keys)
@@ -311,18 +315,8 @@ impl Spout for RedisStreamSpout {
     }
 
     fn close(&mut self) {
-        if self.acked.is_empty() {
-            return;
-        }
-        let (stream, group) = (self.source.stream.clone(), self.source.group.clone());
-        let ids = std::mem::take(&mut self.acked);
-        if let Ok(connection) = self.connect() {
-            let _ = redis::cmd("XACK")
-                .arg(&stream)
-                .arg(&group)
-                .arg(&ids)
-                .query::<u64>(connection);
-        }
+        // Unsent acknowledgements are not lost: their entries stay pending and come again.
+        let _ = self.send_acks();
     }
 }
 

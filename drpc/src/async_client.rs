@@ -185,18 +185,12 @@ impl Calls {
 
     /// Ends the calls whose server stayed silent past their deadline.
     fn expire(&self, now: Instant) {
-        let expired: Vec<Waiting> = {
-            let mut state = self.state();
-            let due: Vec<u64> = state
-                .waiting
-                .iter()
-                .filter(|(_, waiting)| waiting.deadline <= now)
-                .map(|(call, _)| *call)
-                .collect();
-            due.iter()
-                .filter_map(|call| state.waiting.remove(call))
-                .collect()
-        };
+        let expired: Vec<Waiting> = self
+            .state()
+            .waiting
+            .extract_if(|_, waiting| waiting.deadline <= now)
+            .map(|(_, waiting)| waiting)
+            .collect();
         for waiting in expired {
             let error = std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -215,14 +209,14 @@ impl Calls {
 
     /// Ends the connection: every waiting call, and every later one, gets `why`.
     fn end(&self, why: Ended) {
-        let waiting: Vec<Waiting> = {
+        let (ended, waiting): (Ended, Vec<Waiting>) = {
             let mut state = self.state();
-            if state.ended.is_none() {
-                state.ended = Some(why);
-            }
-            state.waiting.drain().map(|(_, waiting)| waiting).collect()
+            let ended = state.ended.get_or_insert(why).clone();
+            (
+                ended,
+                state.waiting.drain().map(|(_, waiting)| waiting).collect(),
+            )
         };
-        let ended = self.state().ended.clone().unwrap_or(Ended::Closed);
         for waiting in waiting {
             waiting.answer.send(Err(ended.error(&self.server)));
         }

@@ -86,8 +86,6 @@ struct Outbox {
     queue: Mutex<PublishQueue>,
     queued: Condvar,
     sent: AtomicU64,
-    /// Dropped tuples the server has been told of.
-    reported_dropped: AtomicU64,
 }
 
 impl Outbox {
@@ -175,7 +173,6 @@ impl Bolt for PublishBolt {
                 queue: Mutex::new(PublishQueue::new(self.capacity)),
                 queued: Condvar::new(),
                 sent: AtomicU64::new(0),
-                reported_dropped: AtomicU64::new(0),
             });
             let sender = Sender {
                 server: server.clone(),
@@ -242,16 +239,21 @@ impl Sender {
     // Tuples queued while the server is away keep arriving; the queue bounds them.
     fn run(self) {
         let what = format!("publisher of {}", self.stream);
+        // Dropped tuples the server has been told of, carried across connections.
+        let mut reported_dropped = 0;
         crate::link::keep_connected(&self.server, &self.key, &self.stop, &what, |link| {
-            self.serve(link)
+            self.serve(link, &mut reported_dropped)
         });
     }
 
     /// Sends until stopped (`Ok`) or the connection fails. Each frame tells the server how
     /// many tuples were dropped since the previous one; drops before this connection (lost
     /// with an earlier one, or while the server was away) go with its first frame.
-    fn serve(&self, mut link: Link) -> Result<(), crate::link::LinkError> {
-        let mut reported_dropped = self.outbox.reported_dropped.load(Ordering::Relaxed);
+    fn serve(
+        &self,
+        mut link: Link,
+        reported_dropped: &mut u64,
+    ) -> Result<(), crate::link::LinkError> {
         while !self.stop.load(Ordering::Relaxed) {
             let (tuples, dropped) = {
                 let mut queue = self.outbox.queue();
@@ -272,16 +274,13 @@ impl Sender {
             let message = ToServer::Publish {
                 stream: self.stream.clone(),
                 tuples,
-                dropped: dropped - reported_dropped,
+                dropped: dropped - *reported_dropped,
             };
             if let Err(error) = link.send(&message) {
                 self.outbox.queue().count_lost(count);
                 return Err(error);
             }
-            reported_dropped = dropped;
-            self.outbox
-                .reported_dropped
-                .store(reported_dropped, Ordering::Relaxed);
+            *reported_dropped = dropped;
             self.outbox.sent.fetch_add(count as u64, Ordering::Relaxed);
         }
         Ok(())

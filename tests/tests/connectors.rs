@@ -109,6 +109,18 @@ fn run_until_settled<B: squall::Bolt + 'static>(
     (settled, errors)
 }
 
+/// Default batching with `retries` retries 10 ms apart, so giving up is quick.
+fn quick_retries(retries: u32) -> BatchSettings {
+    BatchSettings {
+        retry: RetryPolicy {
+            retries,
+            first_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(10),
+        },
+        ..BatchSettings::default()
+    }
+}
+
 fn events_table(postgres: &Postgres) -> postgres::Client {
     let mut client = postgres::Client::connect(&postgres.connection(), postgres::NoTls).unwrap();
     client
@@ -242,14 +254,7 @@ fn postgres_refusals_and_an_absent_server_fail_the_inputs_with_reasons() {
         "host=127.0.0.1 port={} user=squall password=x dbname=squall",
         squall_tests::workers::free_port("127.0.0.1")
     );
-    let settings = BatchSettings {
-        retry: RetryPolicy {
-            retries: 1,
-            first_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(10),
-        },
-        ..BatchSettings::default()
-    };
+    let settings = quick_retries(1);
     let (settled, errors) = run_until_settled(
         20,
         Duration::ZERO,
@@ -317,14 +322,7 @@ fn redis_acks_only_what_it_stored_and_names_what_went_wrong() {
         "redis://127.0.0.1:{}",
         squall_tests::workers::free_port("127.0.0.1")
     );
-    let settings = BatchSettings {
-        retry: RetryPolicy {
-            retries: 2,
-            first_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(10),
-        },
-        ..BatchSettings::default()
-    };
+    let settings = quick_retries(2);
     let (settled, errors) = run_until_settled(
         10,
         Duration::ZERO,

@@ -174,15 +174,23 @@ streams:
   - {from: distinct, to: return, grouping: shuffle}
 ";
 
-    fn build(aggregate: &str, defaults: DrpcDefaults) -> Result<(), String> {
-        let text = FILE.replace("AGGREGATE", aggregate);
-        let file = TopologyFile::parse(&text, "reach.yaml", std::path::Path::new("."))
+    /// Builds the file `text` with DRPC components using `defaults`.
+    fn build_text(text: &str, name: &str, defaults: DrpcDefaults) -> Result<(), String> {
+        let file = TopologyFile::parse(text, name, std::path::Path::new("."))
             .map_err(|error| error.to_string())?;
         let mut registry = ComponentRegistry::with_builtins();
         registry.with_drpc(defaults);
         file.build_with(&Overrides::default(), &registry)
             .map(|_| ())
             .map_err(|error| error.to_string())
+    }
+
+    fn build(aggregate: &str, defaults: DrpcDefaults) -> Result<(), String> {
+        build_text(
+            &FILE.replace("AGGREGATE", aggregate),
+            "reach.yaml",
+            defaults,
+        )
     }
 
     fn local_defaults() -> DrpcDefaults {
@@ -203,13 +211,7 @@ streams:
              bolts:\n  - {{id: out, builtin: publish, params: {params}}}\n\
              streams:\n  - {{from: words, to: out, grouping: shuffle}}\n"
         );
-        let file = TopologyFile::parse(&text, "trending.yaml", std::path::Path::new("."))
-            .map_err(|error| error.to_string())?;
-        let mut registry = ComponentRegistry::with_builtins();
-        registry.with_drpc(defaults);
-        file.build_with(&Overrides::default(), &registry)
-            .map(|_| ())
-            .map_err(|error| error.to_string())
+        build_text(&text, "trending.yaml", defaults)
     }
 
     #[test]
