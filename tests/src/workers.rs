@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use squall::cluster::worker_key::{WORKER_KEY_ENV, WorkerKey};
@@ -19,12 +20,26 @@ pub fn test_worker_key(topology_id: &str) -> WorkerKey {
         .worker_key(topology_id)
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, below the kernel's ephemeral range (from 32768 by
+/// default): a port the kernel picked could go to an outgoing connection, a ZooKeeper
+/// client's say, before the test's daemon binds it. Ports are handed out in turn from a
+/// start that differs per process, so concurrent tests do not pick the same one.
 pub fn free_port(host: &str) -> u16 {
-    TcpListener::bind((host, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
+    const FIRST: u16 = 10_000;
+    const SPAN: u16 = 22_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let offset = (NEXT.fetch_add(1, Ordering::Relaxed) % SPAN + start) % SPAN;
+        let port = FIRST + offset;
+        if TcpListener::bind((host, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free port on {host} between {FIRST} and {}",
+        FIRST + SPAN
+    )
 }
 
 /// The description `program describe -- args` prints.
