@@ -435,11 +435,16 @@ fn a_keyed_nimbus_answers_only_with_the_key() {
 
     // Others can read the key: nimbus refuses to start.
     cluster.start_nimbus(0);
-    let log = cluster.wait_for("nimbus to refuse its key", Duration::from_secs(10), || {
-        let log = cluster.nimbuses[0].log();
-        log.contains(key_file.to_str().unwrap()).then_some(log)
+    // The refusal is logged just before the process exits, so wait for both.
+    let refused = squall_test_support::poll_until(Duration::from_secs(10), || {
+        let nimbus = &mut cluster.nimbuses[0];
+        (nimbus.log().contains(key_file.to_str().unwrap()) && !nimbus.running()).then_some(())
     });
-    assert!(!cluster.nimbuses[0].running(), "{log}");
+    assert!(
+        refused.is_some(),
+        "nimbus did not refuse its key{}",
+        cluster.logs()
+    );
 
     std::fs::set_permissions(
         &key_file,
