@@ -9,18 +9,29 @@
 //!
 //! - [`postgres`]: inserts or upserts into a table, with multi-row statements;
 //! - [`redis`]: string keys or hash fields, in `MULTI`/`EXEC` transactions;
+//! - [`lookup`]: enrichment, joining each input with what PostgreSQL
+//!   ([`postgres_lookup`]) or Redis ([`redis_lookup`]) holds under one of its fields,
+//!   through a bounded cache and many keys per query;
 //! - [`redis_stream`]: a replayable source reading a stream as a consumer group's member,
 //!   acknowledging each entry (`XACK`) once its tuple tree completes.
 //!
 //! See `docs/connectors.md`.
 #![forbid(unsafe_code)]
 
+pub mod lookup;
 pub mod postgres;
+pub mod postgres_lookup;
 pub mod redis;
+pub mod redis_lookup;
 pub mod redis_stream;
+pub mod store;
 pub mod write;
 
+pub use lookup::{LookupBolt, LookupFields, LookupSettings, LookupStore, WhenMissing};
 pub use postgres::{PostgresTable, postgres_write_bolt};
+pub use postgres_lookup::{PostgresQuery, postgres_lookup_bolt};
 pub use redis::{RedisTarget, redis_write_bolt};
+pub use redis_lookup::{RedisKeys, redis_lookup_bolt};
 pub use redis_stream::{RedisStreamSource, RedisStreamSpout};
-pub use write::{BatchSettings, BatchStore, BatchWriteBolt, RetryPolicy, WriteError};
+pub use store::{Reconnect, RetryPolicy, StoreError};
+pub use write::{BatchSettings, BatchStore, BatchWriteBolt};

@@ -9,13 +9,14 @@ use postgres::{Client, NoTls, Statement};
 use squall_core::OwnedValue;
 use squall_core::runtime::Tuple;
 
-use crate::write::{BatchSettings, BatchStore, BatchWriteBolt, WriteError};
+use crate::store::{Reconnect, StoreError};
+use crate::write::{BatchSettings, BatchStore, BatchWriteBolt};
 
 /// Rows in one statement at most: more statements of one size are prepared once and reused.
 const STATEMENT_ROWS: usize = 256;
 
 /// A parameter as the client library takes it.
-type Param = Box<dyn ToSql + Sync + Send>;
+pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
 
 /// Where a bolt's rows go: a table, which input fields fill which columns, and how a row
 /// whose key is already there is treated.
@@ -56,7 +57,10 @@ pub enum PostgresSettingsError {
     KeyNotWritten(String),
 }
 
-fn check_identifier(what: &'static str, name: &str) -> Result<(), PostgresSettingsError> {
+pub(crate) fn check_identifier(
+    what: &'static str,
+    name: &str,
+) -> Result<(), PostgresSettingsError> {
     let mut chars = name.chars();
     let plain = chars
         .next()
@@ -74,7 +78,23 @@ fn check_identifier(what: &'static str, name: &str) -> Result<(), PostgresSettin
 }
 
 /// `name` quoted for SQL; `schema.table` quoted part by part.
-fn quoted(name: &str) -> String {
+/// Checks a table name, `table` or `schema.table`.
+pub(crate) fn check_table(table: &str) -> Result<(), PostgresSettingsError> {
+    let refused = || PostgresSettingsError::Identifier {
+        what: "table",
+        name: table.to_owned(),
+    };
+    let parts: Vec<&str> = table.split('.').collect();
+    if parts.len() > 2 {
+        return Err(refused());
+    }
+    for part in parts {
+        check_identifier("table", part).map_err(|_| refused())?;
+    }
+    Ok(())
+}
+
+pub(crate) fn quoted(name: &str) -> String {
     name.split('.')
         .map(|part| format!("\"{part}\""))
         .collect::<Vec<_>>()
@@ -87,19 +107,7 @@ impl PostgresTable {
     /// # Errors
     /// As [`PostgresSettingsError`].
     pub fn check(&self) -> Result<postgres::Config, PostgresSettingsError> {
-        let parts: Vec<&str> = self.table.split('.').collect();
-        if parts.len() > 2 {
-            return Err(PostgresSettingsError::Identifier {
-                what: "table",
-                name: self.table.clone(),
-            });
-        }
-        for part in parts {
-            check_identifier("table", part).map_err(|_| PostgresSettingsError::Identifier {
-                what: "table",
-                name: self.table.clone(),
-            })?;
-        }
+        check_table(&self.table)?;
         if self.columns.is_empty() {
             return Err(PostgresSettingsError::NoColumns);
         }
@@ -223,31 +231,8 @@ impl PostgresStore {
     /// # Errors
     /// When the table's settings are unusable.
     pub fn new(table: PostgresTable) -> Result<Self, PostgresSettingsError> {
-        let mut config = table.check()?;
-        if config.get_application_name().is_none() {
-            config.application_name("squall");
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(std::time::Duration::from_secs(5));
-        }
-        let hosts: Vec<String> = config
-            .get_hosts()
-            .iter()
-            .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
-            .map(|(host, port)| match host {
-                postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
-                postgres::config::Host::Unix(path) => format!("{}:{port}", path.display()),
-            })
-            .collect();
-        let description = format!(
-            "PostgreSQL table {} at {}",
-            table.table,
-            if hosts.is_empty() {
-                "the default host".to_owned()
-            } else {
-                hosts.join(",")
-            }
-        );
+        let (config, hosts) = prepared_config(table.check()?);
+        let description = format!("PostgreSQL table {} at {hosts}", table.table);
         Ok(Self {
             table,
             config,
@@ -258,7 +243,7 @@ impl PostgresStore {
     }
 
     /// The statement for `rows` rows, prepared on this connection once.
-    fn statement(&mut self, rows: usize) -> Result<Statement, WriteError> {
+    fn statement(&mut self, rows: usize) -> Result<Statement, StoreError> {
         if let Some(statement) = self.statements.get(&rows) {
             return Ok(statement.clone());
         }
@@ -274,10 +259,10 @@ impl PostgresStore {
     /// Whether transaction `xid`, whose commit reply was lost with the connection, did
     /// commit: asked on a new connection, so an input is neither acked for a transaction
     /// that rolled back nor failed for one that committed.
-    fn commit_outcome(&mut self, xid: i64, reason: String) -> Result<(), WriteError> {
+    fn commit_outcome(&mut self, xid: i64, reason: String) -> Result<(), StoreError> {
         self.disconnect();
         let mut client = self.config.connect(NoTls).map_err(|error| {
-            WriteError::Connection(format!(
+            StoreError::Connection(format!(
                 "{reason}; whether it committed is unknown: {}",
                 classify(&error, "reconnecting")
             ))
@@ -289,7 +274,7 @@ impl PostgresStore {
         self.client = Some(client);
         match status.as_deref() {
             Some("committed") => Ok(()),
-            _ => Err(WriteError::Connection(reason)),
+            _ => Err(StoreError::Connection(reason)),
         }
     }
 
@@ -311,14 +296,21 @@ impl PostgresStore {
     }
 }
 
-impl BatchStore for PostgresStore {
-    type Row = Vec<OwnedValue>;
-
+impl Reconnect for PostgresStore {
     fn describe(&self) -> String {
         self.description.clone()
     }
 
-    fn write(&mut self, rows: &[Vec<OwnedValue>]) -> Result<(), WriteError> {
+    fn disconnect(&mut self) {
+        self.client = None;
+        self.statements.clear();
+    }
+}
+
+impl BatchStore for PostgresStore {
+    type Row = Vec<OwnedValue>;
+
+    fn write(&mut self, rows: &[Vec<OwnedValue>]) -> Result<(), StoreError> {
         if self.client.is_none() {
             let client = self
                 .config
@@ -338,7 +330,7 @@ impl BatchStore for PostgresStore {
                 for ((value, ty), (field, column)) in row.iter().zip(types).zip(&self.table.columns)
                 {
                     params.push(to_param(value, ty).map_err(|reason| {
-                        WriteError::Rejected(format!(
+                        StoreError::Rejected(format!(
                             "field {field:?} cannot fill column {column:?}: {reason}"
                         ))
                     })?);
@@ -367,22 +359,43 @@ impl BatchStore for PostgresStore {
         match transaction.commit() {
             Ok(()) => Ok(()),
             Err(error) => match classify(&error, "committing") {
-                WriteError::Connection(reason) => self.commit_outcome(xid, reason),
+                StoreError::Connection(reason) => self.commit_outcome(xid, reason),
                 refused => Err(refused),
             },
         }
     }
+}
 
-    fn disconnect(&mut self) {
-        self.client = None;
-        self.statements.clear();
+/// `config` with squall's defaults (application name, a connect timeout), and the
+/// servers it names, for errors and logs.
+pub(crate) fn prepared_config(mut config: postgres::Config) -> (postgres::Config, String) {
+    if config.get_application_name().is_none() {
+        config.application_name("squall");
     }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(5));
+    }
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
+        .map(|(host, port)| match host {
+            postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+            postgres::config::Host::Unix(path) => format!("{}:{port}", path.display()),
+        })
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "the default host".to_owned()
+    } else {
+        hosts.join(",")
+    };
+    (config, hosts)
 }
 
 /// A connection failure, or a server that stopped or ended the session, may write on a
 /// new connection; serialization failures and deadlocks may succeed when tried again.
 /// Everything else the server said is a refusal.
-fn classify(error: &postgres::Error, doing: &str) -> WriteError {
+pub(crate) fn classify(error: &postgres::Error, doing: &str) -> StoreError {
     match error.as_db_error() {
         Some(db) => {
             let code = db.code().code();
@@ -392,9 +405,9 @@ fn classify(error: &postgres::Error, doing: &str) -> WriteError {
                 || code == "40001"
                 || code == "40P01";
             if retryable {
-                WriteError::Connection(message)
+                StoreError::Connection(message)
             } else {
-                WriteError::Rejected(message)
+                StoreError::Rejected(message)
             }
         }
         None => {
@@ -404,13 +417,13 @@ fn classify(error: &postgres::Error, doing: &str) -> WriteError {
                 message.push_str(&format!(": {cause}"));
                 source = cause.source();
             }
-            WriteError::Connection(message)
+            StoreError::Connection(message)
         }
     }
 }
 
 /// `value` as a parameter of type `ty`.
-fn to_param(value: &OwnedValue, ty: &Type) -> Result<Param, String> {
+pub(crate) fn to_param(value: &OwnedValue, ty: &Type) -> Result<Param, String> {
     let mismatch = || {
         format!(
             "a {:?} value does not fit a {ty} column",

@@ -5,10 +5,11 @@ use redis::{Client, Connection, ErrorKind, RedisError};
 use squall_core::OwnedValue;
 use squall_core::runtime::Tuple;
 
-use crate::write::{BatchSettings, BatchStore, BatchWriteBolt, WriteError};
+use crate::store::{Reconnect, StoreError};
+use crate::write::{BatchSettings, BatchStore, BatchWriteBolt};
 
 /// How long connecting and each command may take.
-const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where each input goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +91,11 @@ fn bytes_of(input: &Tuple<'_>, field: &str) -> Result<Vec<u8>, String> {
         .get_by_name(field)
         .map_err(|error| format!("field {field:?}: {error}"))?
         .to_owned_value();
+    stored_bytes(value).map_err(|reason| format!("field {field:?} {reason}"))
+}
+
+/// `value` as Redis stores it, or why it cannot be stored.
+pub(crate) fn stored_bytes(value: OwnedValue) -> Result<Vec<u8>, String> {
     match value {
         OwnedValue::Str(text) => Ok(text.into_bytes()),
         OwnedValue::Bytes(bytes) => Ok(bytes),
@@ -98,7 +104,7 @@ fn bytes_of(input: &Tuple<'_>, field: &str) -> Result<Vec<u8>, String> {
         OwnedValue::F64(x) => Ok(x.to_string().into_bytes()),
         OwnedValue::Bool(b) => Ok(if b { b"1".to_vec() } else { b"0".to_vec() }),
         other => Err(format!(
-            "field {field:?} is a {:?}; Redis stores strings, bytes, numbers and booleans",
+            "is a {}; Redis stores strings, bytes, numbers and booleans",
             other.value_type()
         )),
     }
@@ -154,26 +160,21 @@ pub(crate) fn redacted(url: &str) -> String {
     }
 }
 
-impl BatchStore for RedisStore {
-    type Row = (Vec<u8>, Vec<u8>);
-
+impl Reconnect for RedisStore {
     fn describe(&self) -> String {
         self.description.clone()
     }
 
-    fn write(&mut self, rows: &[(Vec<u8>, Vec<u8>)]) -> Result<(), WriteError> {
-        if self.connection.is_none() {
-            let connection = self
-                .client
-                .get_connection_with_timeout(TIMEOUT)
-                .map_err(|error| classify(&error, "connecting"))?;
-            connection
-                .set_read_timeout(Some(TIMEOUT))
-                .and_then(|()| connection.set_write_timeout(Some(TIMEOUT)))
-                .map_err(|error| classify(&error, "connecting"))?;
-            self.connection = Some(connection);
-        }
-        let connection = self.connection.as_mut().expect("connected above");
+    fn disconnect(&mut self) {
+        self.connection = None;
+    }
+}
+
+impl BatchStore for RedisStore {
+    type Row = (Vec<u8>, Vec<u8>);
+
+    fn write(&mut self, rows: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        let connection = connected(&self.client, &mut self.connection)?;
         let mut pipeline = redis::pipe();
         pipeline.atomic();
         for (key, value) in rows {
@@ -192,21 +193,36 @@ impl BatchStore for RedisStore {
             .query::<()>(connection)
             .map_err(|error| classify(&error, "writing"))
     }
+}
 
-    fn disconnect(&mut self) {
-        self.connection = None;
+/// The open connection in `slot`, made first when there is none, with timeouts on every
+/// command.
+pub(crate) fn connected<'c>(
+    client: &Client,
+    slot: &'c mut Option<Connection>,
+) -> Result<&'c mut Connection, StoreError> {
+    if slot.is_none() {
+        let connection = client
+            .get_connection_with_timeout(TIMEOUT)
+            .map_err(|error| classify(&error, "connecting"))?;
+        connection
+            .set_read_timeout(Some(TIMEOUT))
+            .and_then(|()| connection.set_write_timeout(Some(TIMEOUT)))
+            .map_err(|error| classify(&error, "connecting"))?;
+        *slot = Some(connection);
     }
+    Ok(slot.as_mut().expect("connected above"))
 }
 
 /// Refused credentials, wrong types and other answers of the server are refusals; lost or
 /// refused connections and timeouts may write on a new connection.
-fn classify(error: &RedisError, doing: &str) -> WriteError {
+pub(crate) fn classify(error: &RedisError, doing: &str) -> StoreError {
     if error.kind() == ErrorKind::AuthenticationFailed
         || error
             .code()
             .is_some_and(|code| matches!(code, "NOAUTH" | "WRONGPASS" | "NOPERM" | "WRONGTYPE"))
     {
-        return WriteError::Rejected(format!(
+        return StoreError::Rejected(format!(
             "{doing}: Redis refused it: the credentials are wrong or lack a permission ({error})"
         ));
     }
@@ -217,9 +233,9 @@ fn classify(error: &RedisError, doing: &str) -> WriteError {
         || error.code() == Some("READONLY")
         || error.code() == Some("LOADING")
     {
-        return WriteError::Connection(format!("{doing}: {error}"));
+        return StoreError::Connection(format!("{doing}: {error}"));
     }
-    WriteError::Rejected(format!("{doing}: Redis refused it: {error}"))
+    StoreError::Rejected(format!("{doing}: Redis refused it: {error}"))
 }
 
 #[cfg(test)]

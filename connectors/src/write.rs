@@ -10,62 +10,24 @@
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
-use std::time::Duration;
 
 use squall_core::component::{Bolt, ComponentError};
 use squall_core::context::{ExecutorWaker, TopologyContext};
 use squall_core::runtime::{Anchor, BoltOutput, Tuple};
 
-/// Why a batch did not commit.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WriteError {
-    /// The connection failed or could not be made: the same write may commit on a new one.
-    #[error("{0}")]
-    Connection(String),
-    /// The database refused the write (a constraint, a type, a permission, credentials):
-    /// writing it again would be refused again.
-    #[error("{0}")]
-    Rejected(String),
-}
+use crate::store::{Reconnect, RetryPolicy, StoreError, with_retries};
 
 /// A database that commits batches of rows atomically, driven from the writer thread.
-pub trait BatchStore: Send + 'static {
+pub trait BatchStore: Reconnect {
     /// What one input becomes.
     type Row: Send + 'static;
-
-    /// The store in errors and logs, e.g. `PostgreSQL table counts at 127.0.0.1:5432`.
-    fn describe(&self) -> String;
 
     /// Commits `rows`, all or none, connecting first if needed.
     ///
     /// # Errors
-    /// [`WriteError::Connection`] when the connection failed (nothing was committed), and
-    /// [`WriteError::Rejected`] when the database refused the rows.
-    fn write(&mut self, rows: &[Self::Row]) -> Result<(), WriteError>;
-
-    /// Forgets the connection after a connection error, so the next write opens a new one.
-    fn disconnect(&mut self);
-}
-
-/// How writes that lost their connection are tried again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts after the first; when they run out the batch's inputs fail.
-    pub retries: u32,
-    /// The wait before the first retry; it doubles up to `max_backoff`.
-    pub first_backoff: Duration,
-    /// The longest wait between attempts.
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            retries: 5,
-            first_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(2),
-        }
-    }
+    /// [`StoreError::Connection`] when the connection failed (nothing was committed), and
+    /// [`StoreError::Rejected`] when the database refused the rows.
+    fn write(&mut self, rows: &[Self::Row]) -> Result<(), StoreError>;
 }
 
 /// How inputs are grouped into batches.
@@ -327,53 +289,36 @@ fn write_with_retries<S: BatchStore>(
     rows: &[S::Row],
     retry: RetryPolicy,
 ) -> Result<(), String> {
-    let mut backoff = retry.first_backoff;
-    let mut attempt = 0;
-    loop {
-        match store.write(rows) {
-            Ok(()) => return Ok(()),
-            Err(WriteError::Rejected(reason)) => return Err(reason),
-            Err(WriteError::Connection(reason)) => {
-                store.disconnect();
-                if attempt == retry.retries {
-                    return Err(format!("{reason} (gave up after {} attempts)", attempt + 1));
-                }
-                tracing::warn!(
-                    store = %store.describe(),
-                    %reason,
-                    retry_in_ms = backoff.as_millis() as u64,
-                    "a write lost its connection; trying again"
-                );
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(retry.max_backoff);
-                attempt += 1;
-            }
-        }
-    }
+    with_retries(store, retry, "a write", |store| store.write(rows))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     /// A store that plays back scripted results.
     struct Scripted {
-        results: VecDeque<Result<(), WriteError>>,
+        results: VecDeque<Result<(), StoreError>>,
         writes: usize,
         disconnects: usize,
     }
 
-    impl BatchStore for Scripted {
-        type Row = u32;
+    impl Reconnect for Scripted {
         fn describe(&self) -> String {
             "scripted".to_owned()
         }
-        fn write(&mut self, _rows: &[u32]) -> Result<(), WriteError> {
-            self.writes += 1;
-            self.results.pop_front().unwrap_or(Ok(()))
-        }
         fn disconnect(&mut self) {
             self.disconnects += 1;
+        }
+    }
+
+    impl BatchStore for Scripted {
+        type Row = u32;
+        fn write(&mut self, _rows: &[u32]) -> Result<(), StoreError> {
+            self.writes += 1;
+            self.results.pop_front().unwrap_or(Ok(()))
         }
     }
 
@@ -385,7 +330,7 @@ mod tests {
         }
     }
 
-    fn scripted(results: Vec<Result<(), WriteError>>) -> Scripted {
+    fn scripted(results: Vec<Result<(), StoreError>>) -> Scripted {
         Scripted {
             results: results.into(),
             writes: 0,
@@ -396,8 +341,8 @@ mod tests {
     #[test]
     fn a_lost_connection_is_retried_until_the_write_commits() {
         let mut store = scripted(vec![
-            Err(WriteError::Connection("reset".into())),
-            Err(WriteError::Connection("refused".into())),
+            Err(StoreError::Connection("reset".into())),
+            Err(StoreError::Connection("refused".into())),
             Ok(()),
         ]);
         assert_eq!(write_with_retries(&mut store, &[1, 2], quick(5)), Ok(()));
@@ -406,7 +351,7 @@ mod tests {
 
     #[test]
     fn retries_run_out_with_the_last_reason() {
-        let mut store = scripted(vec![Err(WriteError::Connection("refused".into())); 3]);
+        let mut store = scripted(vec![Err(StoreError::Connection("refused".into())); 3]);
         assert_eq!(
             write_with_retries(&mut store, &[1], quick(2)),
             Err("refused (gave up after 3 attempts)".to_owned())
@@ -416,7 +361,7 @@ mod tests {
 
     #[test]
     fn a_refused_write_is_not_retried() {
-        let mut store = scripted(vec![Err(WriteError::Rejected("bad type".into()))]);
+        let mut store = scripted(vec![Err(StoreError::Rejected("bad type".into()))]);
         assert_eq!(
             write_with_retries(&mut store, &[1], quick(5)),
             Err("bad type".to_owned())

@@ -1,12 +1,14 @@
-//! The database components a topology file can name: the `redis_stream` spout and the
-//! `postgres_write` and `redis_write` bolts (see `docs/connectors.md`).
+//! The database components a topology file can name: the `redis_stream` spout, the
+//! `postgres_write` and `redis_write` bolts, and the `postgres_lookup` and `redis_lookup`
+//! bolts (see `docs/connectors.md`).
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use squall_connectors::{
-    BatchSettings, PostgresTable, RedisStreamSource, RedisStreamSpout, RedisTarget, RetryPolicy,
-    postgres_write_bolt, redis_write_bolt,
+    BatchSettings, LookupFields, LookupSettings, PostgresQuery, PostgresTable, RedisKeys,
+    RedisStreamSource, RedisStreamSpout, RedisTarget, RetryPolicy, WhenMissing,
+    postgres_lookup_bolt, postgres_write_bolt, redis_lookup_bolt, redis_write_bolt,
 };
 
 use crate::registry::{BoltFactory, BuiltinArgs, ComponentRegistry, SpoutFactory};
@@ -100,6 +102,106 @@ struct RedisStreamParams {
 
 fn stream_batch() -> usize {
     256
+}
+
+/// How a lookup bolt caches and joins, as a topology file says it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Lookup {
+    /// The input field holding the key.
+    key: String,
+    /// Input fields emitted ahead of the found values.
+    #[serde(default)]
+    carry: Vec<String>,
+    #[serde(default = "cache_entries")]
+    cache_entries: usize,
+    /// Seconds; 0 keeps answers until evicted.
+    #[serde(default = "cache_ttl_secs")]
+    cache_ttl_secs: u64,
+    /// `skip` (inner join) or `nulls` (left join).
+    #[serde(default)]
+    when_missing: Missing,
+    #[serde(default = "max_keys")]
+    max_keys: usize,
+    #[serde(default = "retries")]
+    retries: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Missing {
+    #[default]
+    Skip,
+    Nulls,
+}
+
+fn cache_entries() -> usize {
+    LookupSettings::default().cache_entries
+}
+
+fn cache_ttl_secs() -> u64 {
+    LookupSettings::default()
+        .cache_ttl
+        .map_or(0, |ttl| ttl.as_secs())
+}
+
+fn max_keys() -> usize {
+    LookupSettings::default().max_keys
+}
+
+impl Lookup {
+    fn fields(&self) -> LookupFields {
+        LookupFields {
+            key: self.key.clone(),
+            carried: self.carry.clone(),
+        }
+    }
+
+    fn settings(&self) -> LookupSettings {
+        LookupSettings {
+            max_keys: self.max_keys,
+            cache_entries: self.cache_entries,
+            cache_ttl: (self.cache_ttl_secs > 0)
+                .then(|| std::time::Duration::from_secs(self.cache_ttl_secs)),
+            when_missing: match self.when_missing {
+                Missing::Skip => WhenMissing::Skip,
+                Missing::Nulls => WhenMissing::EmitNulls,
+            },
+            retry: RetryPolicy {
+                retries: self.retries,
+                ..RetryPolicy::default()
+            },
+            ..LookupSettings::default()
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostgresLookupParams {
+    #[serde(default)]
+    connection: Option<String>,
+    table: String,
+    key_column: String,
+    columns: Vec<String>,
+    #[serde(flatten)]
+    lookup: Lookup,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisLookupParams {
+    #[serde(default)]
+    url: Option<String>,
+    /// `GET <key_prefix><key>` when absent; `HGET <hash> <key>` when set.
+    #[serde(default)]
+    hash: Option<String>,
+    #[serde(default)]
+    key_prefix: String,
+    /// The name of the emitted field holding what Redis holds.
+    value: String,
+    #[serde(flatten)]
+    lookup: Lookup,
 }
 
 /// `given`, or else the environment variable `variable`, or an error naming both.
@@ -208,6 +310,65 @@ pub fn register_connectors(registry: &mut ComponentRegistry) {
             Ok(factory)
         },
     );
+    register_lookups(registry);
+}
+
+/// Adds the lookup bolts to `registry`.
+fn register_lookups(registry: &mut ComponentRegistry) {
+    registry.add_bolt(
+        "postgres_lookup",
+        "emits each tuple's `carry` fields with the `columns` of every row of a PostgreSQL \
+         table whose `key_column` equals its `key` field, through a bounded cache, many keys \
+         per query",
+        |args| {
+            let params: PostgresLookupParams = args.params()?;
+            let connection = setting(args, params.connection, "connection", POSTGRES_ENV)?;
+            let query = PostgresQuery {
+                connection,
+                table: params.table,
+                key_column: params.key_column,
+                columns: params.columns,
+            };
+            query
+                .check()
+                .map_err(|error| format!("component {:?}: {error}", args.component))?;
+            let (fields, settings) = (params.lookup.fields(), params.lookup.settings());
+            let factory: BoltFactory = std::sync::Arc::new(move || {
+                Box::new(
+                    postgres_lookup_bolt(query.clone(), fields.clone(), settings)
+                        .expect("the query was checked"),
+                )
+            });
+            Ok(factory)
+        },
+    );
+    registry.add_bolt(
+        "redis_lookup",
+        "emits each tuple's `carry` fields with what Redis holds under its `key` field \
+         (`GET <key_prefix><key>`, or with `hash` `HGET <hash> <key>`) as the field `value`, \
+         through a bounded cache, many keys per command",
+        |args| {
+            let params: RedisLookupParams = args.params()?;
+            let url = setting(args, params.url, "url", REDIS_ENV)?;
+            let keys = match params.hash {
+                Some(hash) => RedisKeys::Hash { hash },
+                None => RedisKeys::Strings {
+                    key_prefix: params.key_prefix,
+                },
+            };
+            let (fields, settings) = (params.lookup.fields(), params.lookup.settings());
+            let value = params.value;
+            redis_lookup_bolt(&url, keys.clone(), &value, fields.clone(), settings)
+                .map_err(|error| format!("component {:?}: {error}", args.component))?;
+            let factory: BoltFactory = std::sync::Arc::new(move || {
+                Box::new(
+                    redis_lookup_bolt(&url, keys.clone(), &value, fields.clone(), settings)
+                        .expect("the address was checked"),
+                )
+            });
+            Ok(factory)
+        },
+    );
 }
 
 #[cfg(test)]
@@ -281,5 +442,41 @@ mod tests {
             error.contains("the Redis address \"http://x\" is invalid"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn lookup_bolts_build_from_a_file_and_bad_params_are_named() {
+        build(
+            "{id: store, builtin: postgres_lookup, params: {connection: 'host=127.0.0.1', \
+             table: words, key_column: word, columns: [language], key: key, carry: [key, count], \
+             cache_entries: 100, cache_ttl_secs: 0, when_missing: nulls}}",
+        )
+        .unwrap();
+        build(
+            "{id: store, builtin: redis_lookup, params: {url: 'redis://127.0.0.1:6379', \
+             key_prefix: 'lang:', key: key, value: language, carry: [key]}}",
+        )
+        .unwrap();
+        let error = build(
+            "{id: store, builtin: postgres_lookup, params: {connection: 'host=127.0.0.1', \
+             table: words, key_column: 'word;', columns: [language], key: key}}",
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("column \"word;\" is not a plain identifier"),
+            "{error}"
+        );
+        let error = build(
+            "{id: store, builtin: redis_lookup, params: {url: 'redis://127.0.0.1:6379', \
+             key: key, value: language, cache_entires: 5}}",
+        )
+        .unwrap_err();
+        assert!(error.contains("cache_entires"), "{error}");
+        let error = build(
+            "{id: store, builtin: redis_lookup, params: {url: 'redis://127.0.0.1:6379', \
+             key: key, value: language, when_missing: maybe}}",
+        )
+        .unwrap_err();
+        assert!(error.contains("maybe"), "{error}");
     }
 }
