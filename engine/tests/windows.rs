@@ -334,3 +334,69 @@ fn processing_time_windows_close_on_the_clock_without_more_input() {
         assert_eq!(window[1] % 200, 0, "{window:?}");
     }
 }
+
+/// Fails the window whose sum is `fail_sum` the first time it comes; sums the others.
+struct FailWindowOnce {
+    fail_sum: u64,
+    failed: Arc<Mutex<bool>>,
+}
+
+impl WindowedBolt for FailWindowOnce {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        SumWindow.declare_outputs(declarer);
+    }
+
+    fn execute(&mut self, window: &Window<'_>, output: &mut WindowOutput<'_, '_>) {
+        let sum: u64 = window.iter().map(|tuple| tuple.u64(0).unwrap()).sum();
+        let mut failed = self.failed.lock().unwrap();
+        if sum == self.fail_sum && !*failed {
+            *failed = true;
+            output.fail();
+            return;
+        }
+        SumWindow.execute(window, output);
+    }
+}
+
+#[test]
+fn a_window_the_bolt_fails_fails_its_inputs_once_and_they_are_never_acked_before_replay() {
+    let script: Vec<(u64, u64)> = (0..20u64).map(|i| (i, 0)).collect();
+    let counts = Arc::new(SpoutCounts::default());
+    let log: SeenLog = Arc::default();
+    let spec = WindowSpec::tumbling(Extent::Count(5)).unwrap();
+    let mut builder = TopologyBuilder::new();
+    let spout = scripted(script, &counts);
+    builder.set_spout("script", move || spout.clone(), 1);
+    let failed = Arc::new(Mutex::new(false));
+    builder
+        .set_windowed_bolt(
+            "windows",
+            move || FailWindowOnce {
+                fail_sum: 10 + 11 + 12 + 13 + 14,
+                failed: Arc::clone(&failed),
+            },
+            1,
+            &spec,
+        )
+        .shuffle_grouping("script");
+    let sink_log = Arc::clone(&log);
+    builder
+        .set_bolt("sink", move || Recorder::new(Arc::clone(&sink_log)), 1)
+        .shuffle_grouping("windows");
+    let config = TopologyConfig::default().with_ackers(1);
+    let running = squall_core::run(builder.build("failed-window", config).unwrap()).unwrap();
+    wait_for("all 20 inputs acked", Duration::from_secs(20), || {
+        counts.acked() == 20
+    });
+    let report = running.kill(Duration::from_secs(5));
+    assert!(report.errors.is_empty(), "{:#?}", report.errors);
+    let mut failed_ids = counts.failed_ids.lock().unwrap().clone();
+    failed_ids.sort_unstable();
+    assert_eq!(failed_ids, vec![10, 11, 12, 13, 14]);
+    let mut acked_ids = counts.acked_ids.lock().unwrap().clone();
+    acked_ids.sort_unstable();
+    assert_eq!(acked_ids, (0..20).collect::<Vec<_>>());
+    let sums: Vec<u64> = recorded(&log, "default").iter().map(|w| w[3]).collect();
+    assert_eq!(sums.len(), 4, "{sums:?}");
+    assert_eq!(sums.iter().sum::<u64>(), (0..20).sum::<u64>());
+}

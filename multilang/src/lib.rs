@@ -48,6 +48,7 @@ mod runner;
 mod spec;
 mod spout;
 pub mod values;
+mod window_bolt;
 
 pub use bolt::ShellBolt;
 pub use process::{LaunchError, MessageError};
@@ -58,3 +59,4 @@ pub use spec::{
 };
 pub use spout::ShellSpout;
 pub use values::ValueError;
+pub use window_bolt::{ShellWindowBolt, WINDOW_STREAM};

@@ -18,8 +18,10 @@ use super::registry::{
 use super::schema::{ComponentDef, FileDef, GroupingType, RestartDef, ShellDef, StreamDef};
 use squall_core::grouping::Grouping;
 use squall_core::topology::{Topology, TopologyBuilder};
+use squall_core::window::{Extent, WindowSpec};
 use squall_multilang::{
     ARTIFACT_DIR_KEY, HEARTBEAT_TIMEOUT_KEY, RestartPolicy, ShellBolt, ShellSpec, ShellSpout,
+    ShellWindowBolt,
 };
 
 /// The two kinds of components, as the file lists them.
@@ -158,24 +160,36 @@ impl Build<'_> {
                     }
                 }
                 body => {
-                    let mut declarer = match body {
-                        Body::Shell(spec) => builder.set_bolt(
+                    let window = self.window(&path, component)?;
+                    // A windowed bolt's ticks move its windows' clock; they are not the
+                    // subprocess's to see.
+                    let windowed = window.is_some();
+                    let mut declarer = match (body, window) {
+                        (Body::Shell(spec), Some(window)) => builder.set_windowed_bolt(
+                            &component.id,
+                            move || ShellWindowBolt::shared(Arc::clone(&spec)),
+                            component.parallelism,
+                            &window,
+                        ),
+                        (Body::Shell(spec), None) => builder.set_bolt(
                             &component.id,
                             move || ShellBolt::shared(Arc::clone(&spec)),
                             component.parallelism,
                         ),
-                        Body::Bolt(factory) => builder.set_bolt(
+                        (Body::Bolt(factory), _) => builder.set_bolt(
                             &component.id,
                             move || bolt_of(&factory),
                             component.parallelism,
                         ),
-                        Body::Spout(_) => unreachable!("handled above"),
+                        (Body::Spout(_), _) => unreachable!("handled above"),
                     }
                     .tasks(tasks);
                     for (key, value) in &component.config {
                         declarer = declarer.set(key, value.clone());
                     }
-                    if let Some(every) = tick.or(topology_tick) {
+                    if let Some(every) = tick.or(topology_tick)
+                        && !windowed
+                    {
                         declarer = declarer.tick_frequency(every);
                     }
                     if component.auto_ack {
@@ -321,6 +335,88 @@ impl Build<'_> {
         Ok(None)
     }
 
+    /// The window of a shell bolt, checked.
+    fn window(
+        &self,
+        path: &KeyPath,
+        component: &ComponentDef,
+    ) -> Result<Option<WindowSpec>, TopologyFileError> {
+        let Some(def) = &component.window else {
+            return Ok(None);
+        };
+        let here = path.clone().key("window");
+        let invalid = |message: String| self.invalid(&here, message);
+        if component.shell.is_none() {
+            return Err(invalid(
+                "window applies to shell bolts (their subprocess receives whole windows); \
+                 Rust windowed bolts use TopologyBuilder::set_windowed_bolt"
+                    .to_owned(),
+            ));
+        }
+        let secs = |what: &str, secs: f64| {
+            Duration::try_from_secs_f64(secs)
+                .ok()
+                .filter(|duration| !duration.is_zero())
+                .ok_or_else(|| invalid(format!("{what} must be a positive number of seconds")))
+        };
+        let length = match (def.count, def.secs) {
+            (Some(count), None) => Extent::Count(count),
+            (None, Some(length)) => Extent::Time(secs("secs", length)?),
+            _ => {
+                return Err(invalid(
+                    "give the window's length as count (tuples) or secs, one of them".to_owned(),
+                ));
+            }
+        };
+        let spec = match (def.slide_count, def.slide_secs) {
+            (None, None) => WindowSpec::tumbling(length),
+            (Some(count), None) => WindowSpec::sliding(length, Extent::Count(count)),
+            (None, Some(slide)) => {
+                WindowSpec::sliding(length, Extent::Time(secs("slide_secs", slide)?))
+            }
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "give slide_count or slide_secs, not both".to_owned(),
+                ));
+            }
+        };
+        let mut spec = spec.map_err(|error| invalid(error.to_string()))?;
+        match (&def.time_field, def.lag_secs) {
+            (Some(field), lag) => {
+                let lag = match lag {
+                    Some(0.0) | None => Duration::ZERO,
+                    Some(lag) => secs("lag_secs", lag)?,
+                };
+                spec = spec
+                    .with_event_time(field, lag)
+                    .map_err(|error| invalid(error.to_string()))?;
+            }
+            (None, Some(_)) => {
+                return Err(invalid("lag_secs needs time_field (event time)".to_owned()));
+            }
+            (None, None) => {}
+        }
+        match (&def.late_stream, def.late_fields.is_empty()) {
+            (Some(stream), false) => {
+                let fields: Vec<&str> = def.late_fields.iter().map(String::as_str).collect();
+                spec = spec
+                    .with_late_stream(stream, &fields)
+                    .map_err(|error| invalid(error.to_string()))?;
+            }
+            (Some(_), true) => {
+                return Err(invalid(
+                    "late_stream needs late_fields, the fields its tuples carry (the input's)"
+                        .to_owned(),
+                ));
+            }
+            (None, false) => {
+                return Err(invalid("late_fields needs late_stream".to_owned()));
+            }
+            (None, true) => {}
+        }
+        Ok(Some(spec))
+    }
+
     fn body(
         &self,
         kind: Kind,
@@ -328,6 +424,12 @@ impl Build<'_> {
         component: &ComponentDef,
         base_dir: &Path,
     ) -> Result<Body, TopologyFileError> {
+        if component.window.is_some() && kind == Kind::Spout {
+            return Err(self.invalid(
+                &path.clone().key("window"),
+                "window applies to shell bolts, not spouts",
+            ));
+        }
         if component.auto_ack && (kind == Kind::Spout || component.shell.is_some()) {
             return Err(self.invalid(
                 &path.clone().key("auto_ack"),

@@ -49,6 +49,33 @@ pub(crate) struct ComponentDef {
     pub(crate) config: JsonMap<String, JsonValue>,
     #[serde(default)]
     pub(crate) auto_ack: bool,
+    /// Shell bolts: the subprocess receives whole windows.
+    #[serde(default)]
+    pub(crate) window: Option<WindowDef>,
+}
+
+/// A window: its length and slide by count or in seconds, and event time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WindowDef {
+    #[serde(default)]
+    pub(crate) count: Option<usize>,
+    #[serde(default)]
+    pub(crate) secs: Option<f64>,
+    #[serde(default)]
+    pub(crate) slide_count: Option<usize>,
+    #[serde(default)]
+    pub(crate) slide_secs: Option<f64>,
+    /// Event time from this field; processing time when absent.
+    #[serde(default)]
+    pub(crate) time_field: Option<String>,
+    #[serde(default)]
+    pub(crate) lag_secs: Option<f64>,
+    /// Late tuples go to this stream, declared with `late_fields`.
+    #[serde(default)]
+    pub(crate) late_stream: Option<String>,
+    #[serde(default)]
+    pub(crate) late_fields: Vec<String>,
 }
 
 fn one() -> usize {

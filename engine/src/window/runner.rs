@@ -1,6 +1,7 @@
 //! The bolt that runs a [`WindowedBolt`]: keeps the tuples, evaluates windows, emits late
 //! tuples, and acks each input when it leaves its last window.
 
+use std::cell::Cell;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,8 +9,10 @@ use super::buffer::{Evaluated, WindowBuffer};
 use super::spec::{TimeSource, WindowSpec};
 use crate::component::{Bolt, ComponentError};
 use crate::context::TopologyContext;
-use crate::runtime::{Anchor, BoltOutput, Tuple};
+use crate::ids::TaskId;
+use crate::runtime::{Anchor, BoltOutput, EmitError, Tuple};
 use crate::topology::OutputDeclarer;
+use crate::tuple::EncodeValue;
 use crate::value::{OwnedValue, Value, ValueRef};
 
 /// A bolt over windows of tuples; run it with [`crate::TopologyBuilder::set_windowed_bolt`].
@@ -37,6 +40,8 @@ pub struct WindowedTuple {
     values: Vec<OwnedValue>,
     anchor: Anchor,
     time_ms: u64,
+    /// A window holding it was failed, which failed its tree: it is not acked later.
+    failed: Cell<bool>,
 }
 
 impl WindowedTuple {
@@ -116,6 +121,7 @@ impl<'a> Window<'a> {
 pub struct WindowOutput<'o, 'b> {
     output: &'o mut BoltOutput<'b>,
     anchors: &'o [&'o Anchor],
+    items: &'o [(u64, WindowedTuple)],
 }
 
 impl WindowOutput<'_, '_> {
@@ -133,6 +139,34 @@ impl WindowOutput<'_, '_> {
     /// When the emit is refused.
     pub fn emit_on(&mut self, stream: &str, values: &[Value<'_>]) {
         self.output.emit_on(stream, self.anchors, values);
+    }
+
+    /// Emits on the named stream, or says why not; returns the number of target tasks
+    /// (their ids are in [`last_targets`](Self::last_targets)).
+    ///
+    /// # Errors
+    /// [`EmitError`] naming the problem; nothing was sent.
+    pub fn try_emit_on<V: EncodeValue>(
+        &mut self,
+        stream: &str,
+        values: &[V],
+    ) -> Result<usize, EmitError> {
+        self.output.try_emit(stream, self.anchors, None, values)
+    }
+
+    /// The tasks the last emit went to.
+    pub fn last_targets(&self) -> &[TaskId] {
+        self.output.last_targets()
+    }
+
+    /// Fails the window: the tree of every tuple it holds fails, so their spouts replay
+    /// them, and those tuples are not acked when they leave their windows.
+    pub fn fail(&mut self) {
+        for (_, tuple) in self.items {
+            if !tuple.failed.replace(true) {
+                self.output.fail(&tuple.anchor);
+            }
+        }
     }
 
     /// Reports an error for this task; the topology keeps running.
@@ -206,7 +240,9 @@ impl<B: WindowedBolt> WindowedBoltRunner<B> {
 
     fn ack_expired(&mut self, output: &mut BoltOutput<'_>) {
         for tuple in self.expired.drain(..) {
-            output.ack(&tuple.anchor);
+            if !tuple.failed.get() {
+                output.ack(&tuple.anchor);
+            }
         }
     }
 
@@ -233,6 +269,7 @@ fn evaluate<B: WindowedBolt>(
     let mut window_output = WindowOutput {
         output,
         anchors: &anchors,
+        items: window.items,
     };
     bolt.execute(
         &Window {
@@ -287,6 +324,7 @@ impl<B: WindowedBolt> Bolt for WindowedBoltRunner<B> {
             values,
             anchor: input.anchor().clone(),
             time_ms,
+            failed: Cell::new(false),
         };
         let Self {
             bolt,
