@@ -377,13 +377,13 @@ pub struct SinkProbes {
 
 /// One sink task's measuring state.
 #[derive(Debug)]
-struct SinkMeters {
-    received: MeterCounter,
-    latency: LatencyRecorder,
+pub(crate) struct SinkMeters {
+    pub(crate) received: MeterCounter,
+    pub(crate) latency: LatencyRecorder,
 }
 
 impl SinkMeters {
-    fn new(probes: &SinkProbes) -> Self {
+    pub(crate) fn new(probes: &SinkProbes) -> Self {
         Self {
             received: probes.received.counter(),
             latency: probes.latency.recorder(),

@@ -9,4 +9,5 @@ pub mod meter;
 pub mod pacing;
 pub mod probe;
 pub mod topologies;
+pub mod windowed;
 pub mod words;

@@ -8,7 +8,9 @@ use super::components::{
     SourceOptions, SplitBolt, WordSpout,
 };
 use super::probe::WordCountProbe;
+use super::windowed::WindowedCountBolt;
 use super::words::{DEFAULT_VOCABULARY_SIZE, Vocabulary};
+use squall_core::window::WindowSpec;
 use squall_core::{Topology, TopologyBuilder, TopologyConfig, TopologyError};
 
 /// Shape and settings of a built-in topology.
@@ -56,6 +58,9 @@ pub struct BuiltinTopology {
     pub sinks: SinkProbes,
     /// For word counts: the tallies and counts to check exactly.
     pub words: Option<WordCountProbe>,
+    /// Whether its sinks hold tuples for a while before they count them (in windows): a
+    /// measurement then waits, once the sources stop, until every emitted tuple is counted.
+    pub sinks_hold_tuples: bool,
 }
 
 /// Constant spout → null bolt.
@@ -171,6 +176,39 @@ pub fn wordcount(
     finish(builder, name, options, sinks, Some(probe))
 }
 
+/// The word count of [`wordcount`] (u64 ids) with windowed counters: each count task
+/// counts its input window by window, in windows shaped by `spec`.
+///
+/// # Errors
+/// When the options make an invalid topology.
+pub fn wordcount_windowed(
+    name: &str,
+    spec: &WindowSpec,
+    options: &BuiltinOptions,
+) -> Result<BuiltinTopology, TopologyError> {
+    let sinks = SinkProbes::default();
+    let probe = WordCountProbe::new(Vocabulary::new(options.vocabulary));
+    let mut builder = TopologyBuilder::new();
+    let (source, spout_probe) = (options.source.clone(), probe.clone());
+    builder.set_spout(
+        "words",
+        move || WordSpout::ids(1, spout_probe.clone(), source.clone()),
+        options.spouts,
+    );
+    let (count_probe, probes) = (probe.clone(), sinks.clone());
+    builder
+        .set_windowed_bolt(
+            "count",
+            move || WindowedCountBolt::new(count_probe.clone(), &probes),
+            options.sinks,
+            spec,
+        )
+        .fields_grouping("words", &["word"]);
+    let mut built = finish(builder, name, options, sinks, Some(probe))?;
+    built.sinks_hold_tuples = true;
+    Ok(built)
+}
+
 /// Sentence spout → split bolt (shuffle) → count bolts (fields grouping on the word).
 ///
 /// # Errors
@@ -218,6 +256,7 @@ fn finish(
         source: options.source.clone(),
         sinks,
         words,
+        sinks_hold_tuples: false,
     })
 }
 

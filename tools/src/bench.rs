@@ -6,6 +6,7 @@ use anyhow::Context;
 use squall::builtin::components::SourceOptions;
 use squall::builtin::pacing::TuplesPerSecond;
 use squall::builtin::topologies::{self, BuiltinOptions, BuiltinTopology};
+use squall::window::{Extent, WindowSpec};
 use squall::{TopologyConfig, WaitStrategyKind};
 
 use crate::args::RateSpec;
@@ -18,6 +19,9 @@ use deployment::{Deployment, deployment};
 
 pub mod deployment;
 pub mod network;
+
+/// The window of `wordcount-windowed`'s counters.
+const WORDCOUNT_WINDOW: Duration = Duration::from_millis(100);
 
 /// Length of the unthrottled run that finds the maximum rate for `--rate N%`.
 const PROBE_WINDOW: Duration = Duration::from_secs(2);
@@ -62,6 +66,10 @@ pub fn build(scenario: Scenario, options: &BuiltinOptions) -> anyhow::Result<Bui
         Scenario::ConstIdNull => topologies::const_id_null(name, options),
         Scenario::Wordcount => topologies::wordcount(name, false, options),
         Scenario::WordcountStr => topologies::wordcount(name, true, options),
+        Scenario::WordcountWindowed => {
+            let spec = WindowSpec::tumbling(Extent::Time(WORDCOUNT_WINDOW))?;
+            topologies::wordcount_windowed(name, &spec, options)
+        }
         Scenario::NetMio | Scenario::NetUring | Scenario::NetShm => {
             topologies::payload_null(name, network::RECORD_BYTES, options)
         }

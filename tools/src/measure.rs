@@ -116,6 +116,17 @@ pub fn measure(
     progress.finish();
 
     built.source.switch.turn_off();
+    if built.sinks_hold_tuples {
+        // Tuples held in windows are counted when their windows close, not when the rings
+        // drain.
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while built.sinks.received.total() < built.source.emitted.total()
+            && Instant::now() < deadline
+            && !running.has_stopped()
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     if let Some(failure) = running.stopped_by() {
         bail!("{label} stopped: {failure}");
     }

@@ -13,6 +13,9 @@ pub enum Scenario {
     Wordcount,
     /// The same word count with string words.
     WordcountStr,
+    /// The u64 word count with its counters in tumbling 100 ms windows: what windowing
+    /// costs.
+    WordcountWindowed,
     /// Loopback TCP with nothing of Squall in the way: the reference for the three below.
     TcpRaw,
     /// The payload topology with its spouts in one worker process and its sinks in
@@ -34,11 +37,12 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order `squall-bench` runs them by default.
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::ConstNull,
         Scenario::ConstIdNull,
         Scenario::Wordcount,
         Scenario::WordcountStr,
+        Scenario::WordcountWindowed,
         Scenario::TcpRaw,
         Scenario::NetMio,
         Scenario::NetUring,
@@ -55,6 +59,7 @@ impl Scenario {
             Scenario::ConstIdNull => "const-id-null",
             Scenario::Wordcount => "wordcount",
             Scenario::WordcountStr => "wordcount-str",
+            Scenario::WordcountWindowed => "wordcount-windowed",
             Scenario::NetMio => "net-mio",
             Scenario::NetUring => "net-uring",
             Scenario::NetShm => "net-shm",
@@ -75,6 +80,9 @@ impl Scenario {
             }
             Scenario::WordcountStr => {
                 "string words from 10,000 -> fields grouping -> count bolts, counts checked exactly"
+            }
+            Scenario::WordcountWindowed => {
+                "wordcount with windowed count bolts (tumbling 100 ms windows), counts checked exactly"
             }
             Scenario::NetMio => {
                 "100-byte tuples, spouts in one worker process, sinks in another: TCP via mio"
@@ -110,6 +118,14 @@ impl Scenario {
 
     /// Whether the scenario ends with an exact count check.
     pub fn counts_words(self) -> bool {
+        matches!(
+            self,
+            Scenario::Wordcount | Scenario::WordcountStr | Scenario::WordcountWindowed
+        )
+    }
+
+    /// Whether `--workers N` can deal the scenario out over worker processes.
+    pub fn spreads_over_workers(self) -> bool {
         matches!(self, Scenario::Wordcount | Scenario::WordcountStr)
     }
 

@@ -54,5 +54,6 @@ pub fn build(name: &str, options: &BuiltinOptions) -> Result<BuiltinTopology, To
         source,
         sinks,
         words: None,
+        sinks_hold_tuples: false,
     })
 }

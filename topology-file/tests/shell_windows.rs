@@ -168,7 +168,10 @@ fn a_bad_window_is_named_with_its_line() {
                     .map_err(|error| error.to_string())
             })
             .unwrap_err();
-        assert!(error.starts_with("windows.yaml:15: bolts[0].window"), "{window}: {error}");
+        assert!(
+            error.starts_with("windows.yaml:15: bolts[0].window"),
+            "{window}: {error}"
+        );
         assert!(error.contains(reason), "{window}: {error}");
     }
     let on_builtin = file_text("{count: 10}").replace(

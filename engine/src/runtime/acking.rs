@@ -13,6 +13,7 @@
 //! (up to a 2⁻⁶⁴ chance of an early zero). An explicit fail anywhere fails the tree.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::BuildHasherDefault;
 
 use rustc_hash::FxHasher;
@@ -173,6 +174,21 @@ struct Ledger {
     deadline: u64,
 }
 
+impl Ledger {
+    /// What the tree came to, once its spout is known and it failed or its xor is zero.
+    #[inline]
+    fn outcome(&self) -> Option<TreeOutcome> {
+        let spout_task = self.spout_task?;
+        if self.failed {
+            Some(TreeOutcome::Failed { spout_task })
+        } else if self.value == 0 {
+            Some(TreeOutcome::Completed { spout_task })
+        } else {
+            None
+        }
+    }
+}
+
 /// An acker task's xor ledger of the trees it is in charge of.
 #[derive(Debug)]
 pub(crate) struct AckerLedger {
@@ -204,32 +220,42 @@ impl AckerLedger {
         self.trees.len()
     }
 
-    fn entry(&mut self, root: u64, now_nanos: u64) -> &mut Ledger {
-        let expiry = &self.expiry;
-        self.trees.entry(root).or_insert_with(|| {
-            let deadline = expiry.deadline(now_nanos);
-            Ledger {
-                value: 0,
-                spout_task: None,
-                failed: false,
-                workers: 0,
-                deadline,
+    /// Applies `change` to the entry of `root` (a new one if there is none) and settles it,
+    /// with one lookup: a settled entry is removed through the same slot, and an entry
+    /// settled by its first message is never stored.
+    #[inline]
+    fn update(
+        &mut self,
+        root: u64,
+        now_nanos: u64,
+        change: impl FnOnce(&mut Ledger),
+    ) -> Option<TreeOutcome> {
+        match self.trees.entry(root) {
+            Entry::Occupied(mut occupied) => {
+                let ledger = occupied.get_mut();
+                change(ledger);
+                let outcome = ledger.outcome();
+                if outcome.is_some() {
+                    occupied.remove();
+                }
+                outcome
             }
-        })
-    }
-
-    fn settle(&mut self, root: u64) -> Option<TreeOutcome> {
-        let ledger = *self.trees.get(&root)?;
-        let spout_task = ledger.spout_task?;
-        let outcome = if ledger.failed {
-            TreeOutcome::Failed { spout_task }
-        } else if ledger.value == 0 {
-            TreeOutcome::Completed { spout_task }
-        } else {
-            return None;
-        };
-        self.trees.remove(&root);
-        Some(outcome)
+            Entry::Vacant(vacant) => {
+                let mut ledger = Ledger {
+                    value: 0,
+                    spout_task: None,
+                    failed: false,
+                    workers: 0,
+                    deadline: self.expiry.deadline(now_nanos),
+                };
+                change(&mut ledger);
+                let outcome = ledger.outcome();
+                if outcome.is_none() {
+                    vacant.insert(ledger);
+                }
+                outcome
+            }
+        }
     }
 
     /// A spout started tree `root`; its first records' edges xor to `edges`, and they
@@ -243,11 +269,11 @@ impl AckerLedger {
         spout_task: TaskId,
         now_nanos: u64,
     ) -> Option<TreeOutcome> {
-        let ledger = self.entry(root, now_nanos);
-        ledger.value ^= edges;
-        ledger.workers |= workers;
-        ledger.spout_task = Some(spout_task);
-        self.settle(root)
+        self.update(root, now_nanos, |ledger| {
+            ledger.value ^= edges;
+            ledger.workers |= workers;
+            ledger.spout_task = Some(spout_task);
+        })
     }
 
     /// A bolt acked a record of tree `root`, reporting `value`; it and its children
@@ -260,10 +286,10 @@ impl AckerLedger {
         workers: u64,
         now_nanos: u64,
     ) -> Option<TreeOutcome> {
-        let ledger = self.entry(root, now_nanos);
-        ledger.value ^= value;
-        ledger.workers |= workers;
-        self.settle(root)
+        self.update(root, now_nanos, |ledger| {
+            ledger.value ^= value;
+            ledger.workers |= workers;
+        })
     }
 
     /// The link between two workers (`link`, their bits) was lost: fails every tree that
@@ -294,8 +320,7 @@ impl AckerLedger {
     /// A bolt failed a record of tree `root`.
     #[inline]
     pub(crate) fn fail(&mut self, root: u64, now_nanos: u64) -> Option<TreeOutcome> {
-        self.entry(root, now_nanos).failed = true;
-        self.settle(root)
+        self.update(root, now_nanos, |ledger| ledger.failed = true)
     }
 
     pub(crate) fn next_due_nanos(&self) -> u64 {

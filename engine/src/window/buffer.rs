@@ -12,10 +12,89 @@ enum Shape {
     Time { length_ms: u64, slide_ms: u64 },
 }
 
+/// Consecutive items of the buffer, in the (at most two) pieces its ring holds them in:
+/// handing out a window never moves the items to make them one slice.
+#[derive(Debug)]
+pub(crate) struct Items<'a, T> {
+    first: &'a [(u64, T)],
+    second: &'a [(u64, T)],
+}
+
+impl<T> Clone for Items<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Items<'_, T> {}
+
+impl<'a, T> Items<'a, T> {
+    /// Items `from..to` of `entries`.
+    fn of(entries: &'a VecDeque<(u64, T)>, from: usize, to: usize) -> Self {
+        let (front, back) = entries.as_slices();
+        let split = front.len();
+        if to <= split {
+            Self {
+                first: &front[from..to],
+                second: &[],
+            }
+        } else if from >= split {
+            Self {
+                first: &back[from - split..to - split],
+                second: &[],
+            }
+        } else {
+            Self {
+                first: &front[from..],
+                second: &back[..to - split],
+            }
+        }
+    }
+
+    /// The items, oldest first.
+    pub(crate) fn iter(self) -> ItemIter<'a, T> {
+        ItemIter {
+            first: self.first.iter(),
+            second: self.second.iter(),
+        }
+    }
+
+    pub(crate) fn len(self) -> usize {
+        self.first.len() + self.second.len()
+    }
+
+    pub(crate) fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The items of an [`Items`], oldest first.
+#[derive(Debug)]
+pub(crate) struct ItemIter<'a, T> {
+    first: std::slice::Iter<'a, (u64, T)>,
+    second: std::slice::Iter<'a, (u64, T)>,
+}
+
+impl<'a, T> Iterator for ItemIter<'a, T> {
+    type Item = &'a (u64, T);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.first.next().or_else(|| self.second.next())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let len = self.first.len() + self.second.len();
+        (len, Some(len))
+    }
+}
+
+impl<T> ExactSizeIterator for ItemIter<'_, T> {}
+
 /// One evaluated window: its items, oldest first, and for time windows its bounds.
 #[derive(Debug)]
 pub(crate) struct Evaluated<'a, T> {
-    pub(crate) items: &'a [(u64, T)],
+    pub(crate) items: Items<'a, T>,
     /// `[start, end)` in milliseconds, for time windows.
     pub(crate) bounds: Option<(u64, u64)>,
 }
@@ -77,10 +156,9 @@ impl<T> WindowBuffer<T> {
                 self.since_evaluated += 1;
                 if self.since_evaluated == slide {
                     self.since_evaluated = 0;
-                    let entries = self.entries.make_contiguous();
-                    let from = entries.len().saturating_sub(length);
+                    let to = self.entries.len();
                     on_window(Evaluated {
-                        items: &entries[from..],
+                        items: Items::of(&self.entries, to.saturating_sub(length), to),
                         bounds: None,
                     });
                 }
@@ -107,8 +185,18 @@ impl<T> WindowBuffer<T> {
                 let first_end = (time_ms / slide_ms).saturating_add(1) * slide_ms;
                 let first_open = first_end.max(next_multiple_above(self.watermark, slide_ms));
                 self.next_end = Some(self.next_end.map_or(first_open, |end| end.min(first_open)));
-                let at = self.entries.partition_point(|(time, _)| *time <= time_ms);
-                self.entries.insert(at, (time_ms, item));
+                // Items mostly come in time order (always, in processing time): they go
+                // at the back without a search.
+                if self
+                    .entries
+                    .back()
+                    .is_none_or(|(newest, _)| *newest <= time_ms)
+                {
+                    self.entries.push_back((time_ms, item));
+                } else {
+                    let at = self.entries.partition_point(|(time, _)| *time <= time_ms);
+                    self.entries.insert(at, (time_ms, item));
+                }
                 Ok(())
             }
         }
@@ -133,12 +221,11 @@ impl<T> WindowBuffer<T> {
         self.watermark = self.watermark.max(watermark_ms);
         while let Some(end) = self.next_end.filter(|end| *end <= self.watermark) {
             let start = end.saturating_sub(length_ms);
-            let entries = self.entries.make_contiguous();
-            let from = entries.partition_point(|(time, _)| *time < start);
-            let to = entries.partition_point(|(time, _)| *time < end);
+            let from = self.entries.partition_point(|(time, _)| *time < start);
+            let to = self.entries.partition_point(|(time, _)| *time < end);
             if from < to {
                 on_window(Evaluated {
-                    items: &entries[from..to],
+                    items: Items::of(&self.entries, from, to),
                     bounds: Some((start, end)),
                 });
             }
@@ -203,6 +290,36 @@ mod tests {
 
     fn items(values: impl IntoIterator<Item = u32>) -> Vec<Step> {
         values.into_iter().map(|v| (Some((0, v)), None)).collect()
+    }
+
+    #[test]
+    fn windows_that_wrap_around_the_ring_hold_the_right_items() {
+        // Items enter at the back and leave at the front, so the ring wraps many times.
+        let spec = WindowSpec::sliding(Extent::Count(7), Extent::Count(3)).unwrap();
+        let (windows, _, _) = run(&spec, &items(0..1000));
+        assert_eq!(windows.len(), 333);
+        for (index, (_, window)) in windows.iter().enumerate() {
+            let end = 3 * (index as u32 + 1);
+            assert_eq!(*window, (end.saturating_sub(7)..end).collect::<Vec<_>>());
+        }
+        let spec = WindowSpec::sliding(
+            Extent::Time(Duration::from_millis(50)),
+            Extent::Time(Duration::from_millis(10)),
+        )
+        .unwrap();
+        let steps: Vec<Step> = (0..1000u64)
+            .map(|at| (Some((at, at as u32)), Some(at)))
+            .collect();
+        let (windows, _, _) = run(&spec, &steps);
+        for (bounds, window) in &windows {
+            let (start, end) = bounds.unwrap();
+            assert_eq!(
+                *window,
+                (start as u32..end as u32).collect::<Vec<_>>(),
+                "{start}..{end}"
+            );
+        }
+        assert_eq!(windows.len(), 99);
     }
 
     #[test]

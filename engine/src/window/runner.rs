@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::buffer::{Evaluated, WindowBuffer};
+use super::buffer::{Evaluated, ItemIter, Items, WindowBuffer};
 use super::spec::{TimeSource, WindowSpec};
 use crate::component::{Bolt, ComponentError};
 use crate::context::TopologyContext;
@@ -86,14 +86,14 @@ impl fmt::Debug for WindowedTuple {
 /// One window to evaluate: its tuples, oldest first (by time, for time windows).
 #[derive(Debug)]
 pub struct Window<'a> {
-    items: &'a [(u64, WindowedTuple)],
+    items: Items<'a, WindowedTuple>,
     bounds: Option<(u64, u64)>,
 }
 
 impl<'a> Window<'a> {
     /// Its tuples.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a WindowedTuple> + use<'a> {
-        self.items.iter().map(|(_, tuple)| tuple)
+        WindowTuples(self.items.iter())
     }
 
     /// How many tuples it holds (never zero).
@@ -117,11 +117,29 @@ impl<'a> Window<'a> {
     }
 }
 
+/// The tuples of a [`Window`], oldest first.
+struct WindowTuples<'a>(ItemIter<'a, WindowedTuple>);
+
+impl<'a> Iterator for WindowTuples<'a> {
+    type Item = &'a WindowedTuple;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(_, tuple)| tuple)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl ExactSizeIterator for WindowTuples<'_> {}
+
 /// Emits for a window's evaluation, each anchored to every tuple of the window.
 pub struct WindowOutput<'o, 'b> {
     output: &'o mut BoltOutput<'b>,
     anchors: &'o [&'o Anchor],
-    items: &'o [(u64, WindowedTuple)],
+    items: Items<'o, WindowedTuple>,
 }
 
 impl WindowOutput<'_, '_> {
@@ -162,7 +180,7 @@ impl WindowOutput<'_, '_> {
     /// Fails the window: the tree of every tuple it holds fails, so their spouts replay
     /// them, and those tuples are not acked when they leave their windows.
     pub fn fail(&mut self) {
-        for (_, tuple) in self.items {
+        for (_, tuple) in self.items.iter() {
             if !tuple.failed.replace(true) {
                 self.output.fail(&tuple.anchor);
             }

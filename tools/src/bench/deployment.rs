@@ -75,7 +75,7 @@ pub fn deployment(cli: &BenchCli, scenario: Scenario) -> Result<Deployment, Depl
             placement: Placement::SourcesApartFromBolts,
         }
     } else if spread {
-        if !scenario.counts_words() {
+        if !scenario.spreads_over_workers() {
             return Err(DeploymentError::NotSpreadable {
                 scenario,
                 workers: cli.workers,
