@@ -33,7 +33,10 @@ pub const WINDOW_STREAM: &str = "__window";
 const ANSWER_POLL: Duration = Duration::from_micros(50);
 
 /// A [`WindowedBolt`] whose windows are handled by a subprocess speaking Storm's
-/// multi-lang protocol; see the [module docs](self). Run it with
+/// multi-lang protocol. Each window goes to the subprocess as one tuple from component and
+/// stream [`WINDOW_STREAM`], with the values `[tuples, start, end]`; emits anchored to it
+/// are anchored to every tuple of the window, and failing it fails them all. The executor
+/// waits for the subprocess to ack or fail each window (see `docs/windows.md`). Run it with
 /// [`TopologyBuilder::set_windowed_bolt`](squall_core::TopologyBuilder::set_windowed_bolt).
 #[derive(Debug)]
 pub struct ShellWindowBolt {
