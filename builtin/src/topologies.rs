@@ -140,17 +140,12 @@ pub fn const_id_null(
     finish(builder, name, options, sinks, None)
 }
 
-/// Word spout → fields grouping on the word → count bolts; word ids (`spelled` false) or
-/// strings.
-///
-/// # Errors
-/// When the options make an invalid topology.
-pub fn wordcount(
-    name: &str,
+/// A builder holding the word counts' spouts ("words", emitting word ids, or strings when
+/// `spelled`), with the probe that checks the counts and the sinks' probes.
+fn word_source(
     spelled: bool,
     options: &BuiltinOptions,
-) -> Result<BuiltinTopology, TopologyError> {
-    let sinks = SinkProbes::default();
+) -> (TopologyBuilder, WordCountProbe, SinkProbes) {
     let probe = WordCountProbe::new(Vocabulary::new(options.vocabulary));
     let mut builder = TopologyBuilder::new();
     let (source, spout_probe) = (options.source.clone(), probe.clone());
@@ -165,6 +160,20 @@ pub fn wordcount(
         },
         options.spouts,
     );
+    (builder, probe, SinkProbes::default())
+}
+
+/// Word spout → fields grouping on the word → count bolts; word ids (`spelled` false) or
+/// strings.
+///
+/// # Errors
+/// When the options make an invalid topology.
+pub fn wordcount(
+    name: &str,
+    spelled: bool,
+    options: &BuiltinOptions,
+) -> Result<BuiltinTopology, TopologyError> {
+    let (mut builder, probe, sinks) = word_source(spelled, options);
     let (count_probe, probes) = (probe.clone(), sinks.clone());
     builder
         .set_bolt(
@@ -186,15 +195,7 @@ pub fn wordcount_windowed(
     spec: &WindowSpec,
     options: &BuiltinOptions,
 ) -> Result<BuiltinTopology, TopologyError> {
-    let sinks = SinkProbes::default();
-    let probe = WordCountProbe::new(Vocabulary::new(options.vocabulary));
-    let mut builder = TopologyBuilder::new();
-    let (source, spout_probe) = (options.source.clone(), probe.clone());
-    builder.set_spout(
-        "words",
-        move || WordSpout::ids(1, spout_probe.clone(), source.clone()),
-        options.spouts,
-    );
+    let (mut builder, probe, sinks) = word_source(false, options);
     let (count_probe, probes) = (probe.clone(), sinks.clone());
     builder
         .set_windowed_bolt(

@@ -14,16 +14,15 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::num::NonZeroUsize;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use squall_core::component::{Bolt, ComponentError};
-use squall_core::context::{ExecutorWaker, TopologyContext};
+use squall_core::context::TopologyContext;
 use squall_core::runtime::{Anchor, BoltOutput, Tuple};
 use squall_core::{DEFAULT_STREAM, OutputDeclarer, OwnedValue};
 
-use crate::store::{Reconnect, RetryPolicy, StoreError, with_retries};
+use crate::store::{Reconnect, RetryPolicy, StoreError, StoreThread, with_retries};
 
 /// What a database holds under each key: the found rows, each with the store's columns in
 /// order (none when the key is unknown).
@@ -99,16 +98,6 @@ struct Waiting {
     anchor: Anchor,
 }
 
-struct Query {
-    id: u64,
-    keys: Vec<OwnedValue>,
-}
-
-struct Answer {
-    id: u64,
-    result: Result<Vec<Found>, String>,
-}
-
 /// A query with the lookup thread, and the inputs waiting for it.
 struct InFlight {
     id: u64,
@@ -177,6 +166,9 @@ impl AnswerCache {
     }
 }
 
+/// The lookup thread: keys in, each key's rows (or why there are none) out.
+type LookupThread = StoreThread<Vec<OwnedValue>, Result<Vec<Found>, String>>;
+
 /// Emits an input joined with its key's found rows.
 struct Joiner {
     description: String,
@@ -229,9 +221,7 @@ pub struct LookupBolt<S: LookupStore> {
     cache: AnswerCache,
     waiting: Vec<Waiting>,
     in_flight: VecDeque<InFlight>,
-    next_query: u64,
-    queries: Option<mpsc::SyncSender<Query>>,
-    answers: Option<mpsc::Receiver<Answer>>,
+    lookups: Option<LookupThread>,
     /// Lookups answered from the cache, and asked of the database.
     hits: u64,
     misses: u64,
@@ -273,9 +263,7 @@ impl<S: LookupStore> LookupBolt<S> {
             settings,
             waiting: Vec::new(),
             in_flight: VecDeque::new(),
-            next_query: 0,
-            queries: None,
-            answers: None,
+            lookups: None,
             hits: 0,
             misses: 0,
         }
@@ -309,7 +297,7 @@ impl<S: LookupStore> LookupBolt<S> {
         if self.waiting.is_empty() {
             return;
         }
-        let Some(queries) = &self.queries else {
+        let Some(lookups) = &mut self.lookups else {
             return;
         };
         let waiting = std::mem::take(&mut self.waiting);
@@ -323,40 +311,35 @@ impl<S: LookupStore> LookupBolt<S> {
             }
         }
         drop(distinct);
-        let id = self.next_query;
-        self.next_query += 1;
-        if queries.send(Query { id, keys: values }).is_err() {
-            output.report_error(format!(
-                "the lookup thread of {} stopped",
-                self.join.description
-            ));
-            for input in &waiting {
-                output.fail(&input.anchor);
+        match lookups.send(values) {
+            Ok(id) => self.in_flight.push_back(InFlight { id, keys, waiting }),
+            Err(_) => {
+                output.report_error(format!(
+                    "the lookup thread of {} stopped",
+                    self.join.description
+                ));
+                for input in &waiting {
+                    output.fail(&input.anchor);
+                }
             }
-            return;
         }
-        self.in_flight.push_back(InFlight { id, keys, waiting });
     }
 
     /// Settles the oldest query whose answer came, waiting for it when `wait`; returns
     /// whether one was settled.
     fn settle_one(&mut self, output: &mut BoltOutput<'_>, wait: bool) -> bool {
-        let Some(answers) = &self.answers else {
-            return false;
-        };
-        let answer = if wait {
-            answers.recv().ok()
-        } else {
-            answers.try_recv().ok()
-        };
-        let Some(answer) = answer else {
+        let Some((answered, result)) = self
+            .lookups
+            .as_ref()
+            .and_then(|lookups| lookups.answer(wait))
+        else {
             return false;
         };
         let Some(query) = self.in_flight.pop_front() else {
             return false;
         };
-        debug_assert_eq!(query.id, answer.id, "the lookup thread answers in order");
-        match answer.result {
+        debug_assert_eq!(query.id, answered, "the lookup thread answers in order");
+        match result {
             Ok(found) => {
                 let now = Instant::now();
                 let mut by_key: HashMap<CacheKey, Found> =
@@ -414,15 +397,14 @@ impl<S: LookupStore> Bolt for LookupBolt<S> {
             .store
             .take()
             .ok_or("the lookup bolt was prepared twice")?;
-        let (queries, queued) = mpsc::sync_channel(self.settings.max_batches_in_flight);
-        let (answered, answers) = mpsc::channel();
-        let waker = context.waker();
         let retry = self.settings.retry;
-        std::thread::Builder::new()
-            .name(format!("{}-lookup", context.component_id()))
-            .spawn(move || run_lookups(store, &queued, &answered, waker.as_ref(), retry))?;
-        self.queries = Some(queries);
-        self.answers = Some(answers);
+        self.lookups = Some(StoreThread::spawn(
+            format!("{}-lookup", context.component_id()),
+            store,
+            self.settings.max_batches_in_flight,
+            context.waker(),
+            move |store: &mut S, keys: Vec<OwnedValue>| lookup_with_retries(store, &keys, retry),
+        )?);
         Ok(())
     }
 
@@ -490,44 +472,31 @@ impl<S: LookupStore> Bolt for LookupBolt<S> {
     fn cleanup(&mut self) {
         // The lookup thread answers what it holds and ends; inputs still waiting are
         // replayed by their spouts when their trees time out.
-        self.queries = None;
+        if let Some(lookups) = &mut self.lookups {
+            lookups.stop();
+        }
     }
 }
 
-/// The lookup thread: answers queries in order and reports each answer.
-fn run_lookups<S: LookupStore>(
-    mut store: S,
-    queries: &mpsc::Receiver<Query>,
-    answers: &mpsc::Sender<Answer>,
-    waker: Option<&ExecutorWaker>,
+/// Looks `keys` up, reconnecting with backoff after connection errors, until the store
+/// answers, refuses, or the retries run out.
+fn lookup_with_retries<S: LookupStore>(
+    store: &mut S,
+    keys: &[OwnedValue],
     retry: RetryPolicy,
-) {
-    while let Ok(query) = queries.recv() {
-        let result = with_retries(&mut store, retry, "a lookup", |store| {
-            let found = store.lookup(&query.keys)?;
-            if found.len() == query.keys.len() {
-                Ok(found)
-            } else {
-                Err(StoreError::Rejected(format!(
-                    "the store answered {} of {} keys",
-                    found.len(),
-                    query.keys.len()
-                )))
-            }
-        });
-        if answers
-            .send(Answer {
-                id: query.id,
-                result,
-            })
-            .is_err()
-        {
-            return;
+) -> Result<Vec<Found>, String> {
+    with_retries(store, retry, "a lookup", |store| {
+        let found = store.lookup(keys)?;
+        if found.len() == keys.len() {
+            Ok(found)
+        } else {
+            Err(StoreError::Rejected(format!(
+                "the store answered {} of {} keys",
+                found.len(),
+                keys.len()
+            )))
         }
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
+    })
 }
 
 #[cfg(test)]

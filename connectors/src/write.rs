@@ -9,13 +9,12 @@
 //! database pushes back on the topology.
 
 use std::collections::VecDeque;
-use std::sync::mpsc;
 
 use squall_core::component::{Bolt, ComponentError};
-use squall_core::context::{ExecutorWaker, TopologyContext};
+use squall_core::context::TopologyContext;
 use squall_core::runtime::{Anchor, BoltOutput, Tuple};
 
-use crate::store::{Reconnect, RetryPolicy, StoreError, with_retries};
+use crate::store::{Reconnect, RetryPolicy, StoreError, StoreThread, with_retries};
 
 /// A database that commits batches of rows atomically, driven from the writer thread.
 pub trait BatchStore: Reconnect {
@@ -65,15 +64,8 @@ impl BatchSettings {
 /// Turns an input into a row, or says why it cannot be written.
 pub type RowMapper<R> = Box<dyn FnMut(&Tuple<'_>) -> Result<R, String> + Send>;
 
-struct Batch<R> {
-    id: u64,
-    rows: Vec<R>,
-}
-
-struct Outcome {
-    id: u64,
-    result: Result<(), String>,
-}
+/// The writer thread: batches of rows in, whether each committed out.
+type WriterThread<R> = StoreThread<Vec<R>, Result<(), String>>;
 
 /// Commits its inputs to a [`BatchStore`], acking each input once its batch committed and
 /// failing it when the batch was refused or its retries ran out.
@@ -86,9 +78,7 @@ pub struct BatchWriteBolt<S: BatchStore> {
     anchors: Vec<Anchor>,
     /// Batches with the writer, oldest first: the writer settles them in order.
     in_flight: VecDeque<(u64, Vec<Anchor>)>,
-    next_batch: u64,
-    batches: Option<mpsc::SyncSender<Batch<S::Row>>>,
-    outcomes: Option<mpsc::Receiver<Outcome>>,
+    writer: Option<WriterThread<S::Row>>,
 }
 
 impl<S: BatchStore> std::fmt::Debug for BatchWriteBolt<S> {
@@ -119,9 +109,7 @@ impl<S: BatchStore> BatchWriteBolt<S> {
             rows: Vec::new(),
             anchors: Vec::new(),
             in_flight: VecDeque::new(),
-            next_batch: 0,
-            batches: None,
-            outcomes: None,
+            writer: None,
         }
     }
 
@@ -136,43 +124,35 @@ impl<S: BatchStore> BatchWriteBolt<S> {
                 break;
             }
         }
-        let Some(batches) = &self.batches else {
+        let Some(writer) = &mut self.writer else {
             return;
         };
-        let id = self.next_batch;
-        self.next_batch += 1;
         let rows = std::mem::take(&mut self.rows);
         let anchors = std::mem::take(&mut self.anchors);
-        if batches.send(Batch { id, rows }).is_err() {
-            // The writer is gone (it panicked): nothing of these was written.
-            output.report_error(format!("the writer of {} stopped", self.description));
-            for anchor in &anchors {
-                output.fail(anchor);
+        match writer.send(rows) {
+            Ok(id) => self.in_flight.push_back((id, anchors)),
+            Err(_) => {
+                // The writer is gone (it panicked): nothing of these was written.
+                output.report_error(format!("the writer of {} stopped", self.description));
+                for anchor in &anchors {
+                    output.fail(anchor);
+                }
             }
-            return;
         }
-        self.in_flight.push_back((id, anchors));
     }
 
     /// Settles the oldest batch whose outcome came, waiting for it when `wait`; returns
     /// whether one was settled.
     fn settle_one(&mut self, output: &mut BoltOutput<'_>, wait: bool) -> bool {
-        let Some(outcomes) = &self.outcomes else {
-            return false;
-        };
-        let outcome = if wait {
-            outcomes.recv().ok()
-        } else {
-            outcomes.try_recv().ok()
-        };
-        let Some(outcome) = outcome else {
+        let Some((settled, result)) = self.writer.as_ref().and_then(|writer| writer.answer(wait))
+        else {
             return false;
         };
         let Some((id, anchors)) = self.in_flight.pop_front() else {
             return false;
         };
-        debug_assert_eq!(id, outcome.id, "the writer settles batches in order");
-        match outcome.result {
+        debug_assert_eq!(id, settled, "the writer settles batches in order");
+        match result {
             Ok(()) => {
                 for anchor in &anchors {
                     output.ack(anchor);
@@ -199,15 +179,14 @@ impl<S: BatchStore> Bolt for BatchWriteBolt<S> {
             .store
             .take()
             .ok_or("the write bolt was prepared twice")?;
-        let (batches, queued) = mpsc::sync_channel(self.settings.max_batches_in_flight);
-        let (settled, outcomes) = mpsc::channel();
-        let waker = context.waker();
         let retry = self.settings.retry;
-        std::thread::Builder::new()
-            .name(format!("{}-writer", context.component_id()))
-            .spawn(move || run_writer(store, &queued, &settled, waker.as_ref(), retry))?;
-        self.batches = Some(batches);
-        self.outcomes = Some(outcomes);
+        self.writer = Some(StoreThread::spawn(
+            format!("{}-writer", context.component_id()),
+            store,
+            self.settings.max_batches_in_flight,
+            context.waker(),
+            move |store: &mut S, rows: Vec<S::Row>| write_with_retries(store, &rows, retry),
+        )?);
         Ok(())
     }
 
@@ -253,31 +232,8 @@ impl<S: BatchStore> Bolt for BatchWriteBolt<S> {
     fn cleanup(&mut self) {
         // The writer finishes what it holds and ends; unsettled inputs are replayed by
         // their spouts when their trees time out.
-        self.batches = None;
-    }
-}
-
-/// The writer thread: commits batches in order and reports each outcome.
-fn run_writer<S: BatchStore>(
-    mut store: S,
-    batches: &mpsc::Receiver<Batch<S::Row>>,
-    outcomes: &mpsc::Sender<Outcome>,
-    waker: Option<&ExecutorWaker>,
-    retry: RetryPolicy,
-) {
-    while let Ok(batch) = batches.recv() {
-        let result = write_with_retries(&mut store, &batch.rows, retry);
-        if outcomes
-            .send(Outcome {
-                id: batch.id,
-                result,
-            })
-            .is_err()
-        {
-            return;
-        }
-        if let Some(waker) = waker {
-            waker.wake();
+        if let Some(writer) = &mut self.writer {
+            writer.stop();
         }
     }
 }

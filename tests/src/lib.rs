@@ -6,5 +6,6 @@ pub mod databases;
 pub mod drpc;
 pub mod ledger;
 pub mod netns;
+pub mod tracked;
 pub mod workers;
 pub mod zookeeper;

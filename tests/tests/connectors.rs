@@ -9,53 +9,9 @@ use std::time::{Duration, Instant};
 use squall::connectors::{
     BatchSettings, PostgresTable, RedisTarget, RetryPolicy, postgres_write_bolt, redis_write_bolt,
 };
-use squall::{
-    MessageId, OutputDeclarer, Spout, SpoutOutput, TopologyBuilder, TopologyConfig, Value,
-};
+use squall::{TopologyBuilder, TopologyConfig};
 use squall_tests::databases::{Postgres, Redis};
-
-/// The ids the spout saw acked and failed.
-#[derive(Debug, Default)]
-struct Settled {
-    acked: BTreeSet<u64>,
-    failed: BTreeSet<u64>,
-}
-
-/// Emits `[id, word]` for ids `0..count`, one every `every`, each tracked by its id; never
-/// replays, so a failed id stays failed.
-struct Numbered {
-    next: u64,
-    count: u64,
-    every: Duration,
-    settled: Arc<Mutex<Settled>>,
-}
-
-impl Spout for Numbered {
-    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
-        declarer.declare(&["id", "word"]);
-    }
-    fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
-        if self.next == self.count {
-            output.idle_for(Duration::from_millis(5));
-            return;
-        }
-        let word = format!("word-{}", self.next % 97);
-        output.emit_with_id(
-            &[Value::U64(self.next), Value::Str(&word)],
-            MessageId(self.next),
-        );
-        self.next += 1;
-        if !self.every.is_zero() {
-            output.idle_for(self.every);
-        }
-    }
-    fn ack(&mut self, message: MessageId, _output: &mut SpoutOutput<'_>) {
-        self.settled.lock().unwrap().acked.insert(message.0);
-    }
-    fn fail(&mut self, message: MessageId, _output: &mut SpoutOutput<'_>) {
-        self.settled.lock().unwrap().failed.insert(message.0);
-    }
-}
+use squall_tests::tracked::{Numbered, Settled};
 
 /// Runs `numbered → bolt` until every id is settled; returns what was settled and the
 /// errors the topology reported.
@@ -70,12 +26,7 @@ fn run_until_settled<B: squall::Bolt + 'static>(
     let mut builder = TopologyBuilder::new();
     builder.set_spout(
         "numbers",
-        move || Numbered {
-            next: 0,
-            count,
-            every,
-            settled: spout_settled.clone(),
-        },
+        move || Numbered::new(count, every, spout_settled.clone()),
         1,
     );
     builder

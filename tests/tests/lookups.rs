@@ -2,7 +2,7 @@
 //! scripts. Each input is emitted joined with what the database holds under its key, is
 //! acked once it was, and fails with the reason when the database cannot answer.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,57 +10,9 @@ use squall::connectors::{
     LookupFields, LookupSettings, PostgresQuery, RedisKeys, RetryPolicy, WhenMissing,
     postgres_lookup_bolt, redis_lookup_bolt,
 };
-use squall::{
-    Bolt, BoltOutput, MessageId, OutputDeclarer, OwnedValue, Spout, SpoutOutput, TopologyBuilder,
-    TopologyConfig, Tuple, Value,
-};
+use squall::{Bolt, BoltOutput, OwnedValue, TopologyBuilder, TopologyConfig, Tuple};
 use squall_tests::databases::{Postgres, Redis};
-
-/// Distinct words the inputs carry: `word-0` … `word-96`.
-const WORDS: u64 = 97;
-
-/// The ids the spout saw acked and failed.
-#[derive(Debug, Default)]
-struct Settled {
-    acked: BTreeSet<u64>,
-    failed: BTreeSet<u64>,
-}
-
-/// Emits `[id, word]` for ids `0..count`, one every `every`, each tracked by its id, the
-/// word being `word-{id % 97}`; never replays.
-struct Numbered {
-    next: u64,
-    count: u64,
-    every: Duration,
-    settled: Arc<Mutex<Settled>>,
-}
-
-impl Spout for Numbered {
-    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
-        declarer.declare(&["id", "word"]);
-    }
-    fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
-        if self.next == self.count {
-            output.idle_for(Duration::from_millis(5));
-            return;
-        }
-        let word = format!("word-{}", self.next % WORDS);
-        output.emit_with_id(
-            &[Value::U64(self.next), Value::Str(&word)],
-            MessageId(self.next),
-        );
-        self.next += 1;
-        if !self.every.is_zero() {
-            output.idle_for(self.every);
-        }
-    }
-    fn ack(&mut self, message: MessageId, _output: &mut SpoutOutput<'_>) {
-        self.settled.lock().unwrap().acked.insert(message.0);
-    }
-    fn fail(&mut self, message: MessageId, _output: &mut SpoutOutput<'_>) {
-        self.settled.lock().unwrap().failed.insert(message.0);
-    }
-}
+use squall_tests::tracked::{Numbered, Settled, WORDS};
 
 /// Records every joined tuple it receives, keyed by the input's id.
 struct Collect {
@@ -107,12 +59,7 @@ fn run_lookup<B: Bolt + 'static>(
     let mut builder = TopologyBuilder::new();
     builder.set_spout(
         "numbers",
-        move || Numbered {
-            next: 0,
-            count,
-            every,
-            settled: spout_settled.clone(),
-        },
+        move || Numbered::new(count, every, spout_settled.clone()),
         1,
     );
     builder
