@@ -21,6 +21,7 @@
 pub mod lookup;
 pub mod postgres;
 pub mod postgres_lookup;
+mod postgres_session;
 pub mod redis;
 pub mod redis_lookup;
 pub mod redis_stream;

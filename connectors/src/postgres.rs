@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
+use postgres::Statement;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, NoTls, Statement};
 use squall_core::OwnedValue;
 use squall_core::runtime::Tuple;
 
+use crate::postgres_session::Session;
 use crate::store::{Reconnect, StoreError};
 use crate::write::{BatchSettings, BatchStore, BatchWriteBolt};
 
@@ -206,23 +207,10 @@ fn row_of(input: &Tuple<'_>, fields: &[String]) -> Result<Vec<OwnedValue>, Strin
 }
 
 /// The connection and prepared statements of one write bolt's writer.
+#[derive(Debug)]
 pub struct PostgresStore {
     table: PostgresTable,
-    config: postgres::Config,
-    description: String,
-    client: Option<Client>,
-    /// Prepared statements by row count, for the connection in `client`.
-    statements: HashMap<usize, Statement>,
-}
-
-impl std::fmt::Debug for PostgresStore {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("PostgresStore")
-            .field("store", &self.description)
-            .field("connected", &self.client.is_some())
-            .finish_non_exhaustive()
-    }
+    session: Session,
 }
 
 impl PostgresStore {
@@ -231,37 +219,25 @@ impl PostgresStore {
     /// # Errors
     /// When the table's settings are unusable.
     pub fn new(table: PostgresTable) -> Result<Self, PostgresSettingsError> {
-        let (config, hosts) = prepared_config(table.check()?);
-        let description = format!("PostgreSQL table {} at {hosts}", table.table);
-        Ok(Self {
-            table,
-            config,
-            description,
-            client: None,
-            statements: HashMap::new(),
-        })
+        let session = Session::new(table.check()?, &table.table);
+        Ok(Self { table, session })
     }
 
     /// The statement for `rows` rows, prepared on this connection once.
     fn statement(&mut self, rows: usize) -> Result<Statement, StoreError> {
-        if let Some(statement) = self.statements.get(&rows) {
-            return Ok(statement.clone());
-        }
-        let text = self.table.statement_text(rows);
-        let client = self.client.as_mut().expect("connected before preparing");
-        let statement = client
-            .prepare(&text)
-            .map_err(|error| classify(&error, "preparing the insert"))?;
-        self.statements.insert(rows, statement.clone());
-        Ok(statement)
+        let table = &self.table;
+        self.session.statement(
+            rows,
+            |rows| table.statement_text(rows),
+            "preparing the insert",
+        )
     }
 
     /// Whether transaction `xid`, whose commit reply was lost with the connection, did
     /// commit: asked on a new connection, so an input is neither acked for a transaction
     /// that rolled back nor failed for one that committed.
     fn commit_outcome(&mut self, xid: i64, reason: String) -> Result<(), StoreError> {
-        self.disconnect();
-        let mut client = self.config.connect(NoTls).map_err(|error| {
+        let client = self.session.reconnect().map_err(|error| {
             StoreError::Connection(format!(
                 "{reason}; whether it committed is unknown: {}",
                 classify(&error, "reconnecting")
@@ -271,7 +247,6 @@ impl PostgresStore {
             .query_one("SELECT txid_status($1)", &[&xid])
             .map_err(|error| classify(&error, "asking whether the commit happened"))?
             .get(0);
-        self.client = Some(client);
         match status.as_deref() {
             Some("committed") => Ok(()),
             _ => Err(StoreError::Connection(reason)),
@@ -298,12 +273,11 @@ impl PostgresStore {
 
 impl Reconnect for PostgresStore {
     fn describe(&self) -> String {
-        self.description.clone()
+        self.session.description().to_owned()
     }
 
     fn disconnect(&mut self) {
-        self.client = None;
-        self.statements.clear();
+        self.session.disconnect();
     }
 }
 
@@ -311,14 +285,7 @@ impl BatchStore for PostgresStore {
     type Row = Vec<OwnedValue>;
 
     fn write(&mut self, rows: &[Vec<OwnedValue>]) -> Result<(), StoreError> {
-        if self.client.is_none() {
-            let client = self
-                .config
-                .connect(NoTls)
-                .map_err(|error| classify(&error, "connecting"))?;
-            self.client = Some(client);
-            self.statements.clear();
-        }
+        self.session.client()?;
         let rows = self.last_of_each_key(rows);
         let width = self.table.columns.len();
         let chunk_rows = STATEMENT_ROWS.min(u16::MAX as usize / width).max(1);
@@ -338,7 +305,7 @@ impl BatchStore for PostgresStore {
             }
             chunks.push((statement, params));
         }
-        let client = self.client.as_mut().expect("connected above");
+        let client = self.session.client()?;
         let mut transaction = client
             .transaction()
             .map_err(|error| classify(&error, "beginning a transaction"))?;
@@ -567,7 +534,7 @@ mod tests {
         let rows = [row("a", 1), row("b", 1), row("a", 2)];
         let kept = store.last_of_each_key(&rows);
         assert_eq!(kept, vec![&rows[1], &rows[2]]);
-        assert!(store.description.contains("counts at 127.0.0.1:5432"));
+        assert!(store.describe().contains("counts at 127.0.0.1:5432"));
     }
 
     #[test]

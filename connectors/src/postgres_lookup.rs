@@ -4,15 +4,15 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
+use postgres::Row;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, NoTls, Row, Statement};
 use squall_core::OwnedValue;
 
 use crate::lookup::{CacheKey, Found, LookupBolt, LookupFields, LookupSettings, LookupStore};
 use crate::postgres::{
-    Param, PostgresSettingsError, check_identifier, check_table, classify, prepared_config, quoted,
-    to_param,
+    Param, PostgresSettingsError, check_identifier, check_table, classify, quoted, to_param,
 };
+use crate::postgres_session::Session;
 use crate::store::{Reconnect, StoreError};
 
 /// Keys per statement are rounded up to a power of two (padded with the last key), so a
@@ -89,22 +89,10 @@ pub fn postgres_lookup_bolt(
 }
 
 /// The connection of one PostgreSQL lookup bolt's lookup thread.
+#[derive(Debug)]
 pub struct PostgresLookup {
     query: PostgresQuery,
-    config: postgres::Config,
-    description: String,
-    client: Option<Client>,
-    statements: HashMap<usize, Statement>,
-}
-
-impl std::fmt::Debug for PostgresLookup {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("PostgresLookup")
-            .field("store", &self.description)
-            .field("connected", &self.client.is_some())
-            .finish_non_exhaustive()
-    }
+    session: Session,
 }
 
 impl PostgresLookup {
@@ -113,39 +101,18 @@ impl PostgresLookup {
     /// # Errors
     /// When a name or the connection settings are unusable.
     pub fn new(query: PostgresQuery) -> Result<Self, PostgresSettingsError> {
-        let (config, hosts) = prepared_config(query.check()?);
-        let description = format!("PostgreSQL table {} at {hosts}", query.table);
-        Ok(Self {
-            query,
-            config,
-            description,
-            client: None,
-            statements: HashMap::new(),
-        })
-    }
-
-    fn statement(&mut self, keys: usize) -> Result<Statement, StoreError> {
-        if let Some(statement) = self.statements.get(&keys) {
-            return Ok(statement.clone());
-        }
-        let text = self.query.statement_text(keys);
-        let client = self.client.as_mut().expect("connected before preparing");
-        let statement = client
-            .prepare(&text)
-            .map_err(|error| classify(&error, "preparing the lookup"))?;
-        self.statements.insert(keys, statement.clone());
-        Ok(statement)
+        let session = Session::new(query.check()?, &query.table);
+        Ok(Self { query, session })
     }
 }
 
 impl Reconnect for PostgresLookup {
     fn describe(&self) -> String {
-        self.description.clone()
+        self.session.description().to_owned()
     }
 
     fn disconnect(&mut self) {
-        self.client = None;
-        self.statements.clear();
+        self.session.disconnect();
     }
 }
 
@@ -155,14 +122,6 @@ impl LookupStore for PostgresLookup {
     }
 
     fn lookup(&mut self, keys: &[OwnedValue]) -> Result<Vec<Found>, StoreError> {
-        if self.client.is_none() {
-            let client = self
-                .config
-                .connect(NoTls)
-                .map_err(|error| classify(&error, "connecting"))?;
-            self.client = Some(client);
-            self.statements.clear();
-        }
         let mut at: HashMap<CacheKey, usize> = keys
             .iter()
             .enumerate()
@@ -171,7 +130,12 @@ impl LookupStore for PostgresLookup {
         let mut found: Vec<Found> = vec![Vec::new(); keys.len()];
         for chunk in keys.chunks(MAX_STATEMENT_KEYS) {
             let size = chunk.len().next_power_of_two();
-            let statement = self.statement(size)?;
+            let query = &self.query;
+            let statement = self.session.statement(
+                size,
+                |keys| query.statement_text(keys),
+                "preparing the lookup",
+            )?;
             let ty = &statement.params()[0];
             let mut params: Vec<Param> = Vec::with_capacity(size);
             for key in chunk.iter().chain(std::iter::repeat_n(
@@ -189,8 +153,9 @@ impl LookupStore for PostgresLookup {
                 .iter()
                 .map(|param| &**param as &(dyn ToSql + Sync))
                 .collect();
-            let client = self.client.as_mut().expect("connected above");
-            let rows = client
+            let rows = self
+                .session
+                .client()?
                 .query(&statement, &refs)
                 .map_err(|error| classify(&error, "looking up"))?;
             for row in &rows {
