@@ -5,6 +5,8 @@ use serde_json::{Map as JsonMap, Value as JsonValue, json};
 use squall_core::context::TopologyContext;
 use squall_core::grouping::Grouping;
 
+use super::window_bolt::{WINDOW_FIELDS, WINDOW_STREAM};
+
 /// The topology configuration under Storm's key names, overridden by the task's free-form
 /// settings (the topology's, then its component's).
 pub(crate) fn conf(context: &TopologyContext) -> JsonMap<String, JsonValue> {
@@ -54,8 +56,9 @@ fn grouping_json(grouping: &Grouping) -> JsonValue {
 }
 
 /// The context: task id, component id, every task's component, and this component's
-/// outputs and inputs with their fields and groupings.
-pub(crate) fn context(context: &TopologyContext) -> JsonValue {
+/// outputs and inputs with their fields and groupings; a `windowed` bolt's inputs are its
+/// window tuples.
+pub(crate) fn context(context: &TopologyContext, windowed: bool) -> JsonValue {
     let topology = context.topology();
     let components = topology.components();
     let mut task_components = JsonMap::new();
@@ -100,6 +103,11 @@ pub(crate) fn context(context: &TopologyContext) -> JsonValue {
         if let JsonValue::Object(fields) = fields {
             fields.insert(stream.name.clone(), json!(stream.fields));
         }
+    }
+    if windowed {
+        let mut window = JsonMap::new();
+        window.insert(WINDOW_STREAM.to_owned(), json!(WINDOW_FIELDS));
+        source_fields.insert(WINDOW_STREAM.to_owned(), window.into());
     }
     json!({
         "taskid": context.task_id().0,

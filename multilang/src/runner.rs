@@ -78,6 +78,8 @@ pub(crate) fn pump<O, T: ShellTask<O>>(task: &mut T, output: &mut O) -> bool {
 pub(crate) enum Role {
     Spout,
     Bolt,
+    /// A bolt that gets whole windows, as tuples on the `__window` stream.
+    WindowedBolt,
 }
 
 /// The current subprocess of a shell task, and what to do when it fails.
@@ -129,13 +131,13 @@ impl Runner {
 
     fn spawn(&self) -> Result<Subprocess, LaunchError> {
         let conf = handshake::conf(&self.context);
-        let context = handshake::context(&self.context);
+        let context = handshake::context(&self.context, self.role == Role::WindowedBolt);
         let options = SpawnOptions {
             launch: &self.launch,
             labels: self.labels.clone(),
             ticks: Ticks {
                 every: TICK_EVERY.min(self.timeout / 2),
-                heartbeats: self.role == Role::Bolt,
+                heartbeats: self.role != Role::Spout,
             },
             max_message_bytes: self.max_message_bytes,
             waker: self.context.waker(),

@@ -29,6 +29,10 @@ use super::values::{ValueError, write_value_json};
 /// The component and stream names a window tuple carries.
 pub const WINDOW_STREAM: &str = "__window";
 
+/// The fields of a window tuple, announced in the handshake so libraries that name fields
+/// (pystorm's namedtuples) name them.
+pub(crate) const WINDOW_FIELDS: [&str; 3] = ["tuples", "start", "end"];
+
 /// How long the executor sleeps between looks at a subprocess that has not answered yet.
 const ANSWER_POLL: Duration = Duration::from_micros(50);
 
@@ -74,7 +78,7 @@ impl WindowedBolt for ShellWindowBolt {
 
     fn prepare(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
         self.state = Some(WindowState {
-            runner: Runner::start(&self.spec, context, Role::Bolt)?,
+            runner: Runner::start(&self.spec, context, Role::WindowedBolt)?,
             next_id: super::protocol::HEARTBEAT_ID + 1,
             current: None,
             encoder: FieldEncoder::default(),

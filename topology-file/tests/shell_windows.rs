@@ -22,8 +22,9 @@ class WindowSum(Bolt):
         self.failed = False
 
     def process(self, tup):
-        rows, start, end = tup.values
-        values = [row[0] for row in rows]
+        # The handshake names the window tuple's fields: tuples, start, end.
+        values = [row[0] for row in tup.values.tuples]
+        assert tup.values.start is None and tup.values.end is None
         if values[0] == 40 and not self.failed:
             self.failed = True
             self.fail(tup)
