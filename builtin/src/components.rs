@@ -392,7 +392,7 @@ impl SinkMeters {
 
     /// Counts `input` and records its latency from the stamp in field `stamp_field`.
     #[inline(always)]
-    fn record(&mut self, input: &Tuple<'_>, stamp_field: usize) {
+    pub(crate) fn record(&mut self, input: &Tuple<'_>, stamp_field: usize) {
         self.received.add(1);
         if let Ok(stamp) = input.get_u64(stamp_field) {
             self.latency.record_since(stamp);

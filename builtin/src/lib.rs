@@ -8,6 +8,7 @@ pub mod latency;
 pub mod meter;
 pub mod pacing;
 pub mod probe;
+pub mod stateful;
 pub mod topologies;
 pub mod windowed;
 pub mod words;

@@ -8,8 +8,10 @@ use super::components::{
     SourceOptions, SplitBolt, WordSpout,
 };
 use super::probe::WordCountProbe;
+use super::stateful::StatefulCountBolt;
 use super::windowed::WindowedCountBolt;
 use super::words::{DEFAULT_VOCABULARY_SIZE, Vocabulary};
+use squall_core::state::Checkpointing;
 use squall_core::window::WindowSpec;
 use squall_core::{Topology, TopologyBuilder, TopologyConfig, TopologyError};
 
@@ -242,6 +244,29 @@ pub fn sentence_wordcount(
             options.sinks,
         )
         .fields_grouping("split", &["word"]);
+    finish(builder, name, options, sinks, Some(probe))
+}
+
+/// The word count of [`wordcount`] (u64 ids) with its counts in checkpointed state
+/// ([`squall_core::state`]), checkpointed as `checkpointing` says.
+///
+/// # Errors
+/// When the options make an invalid topology.
+pub fn wordcount_stateful(
+    name: &str,
+    checkpointing: Checkpointing,
+    options: &BuiltinOptions,
+) -> Result<BuiltinTopology, TopologyError> {
+    let (mut builder, probe, sinks) = word_source(false, options);
+    let (count_probe, probes) = (probe.clone(), sinks.clone());
+    builder.checkpointing(checkpointing);
+    builder
+        .set_stateful_bolt(
+            "count",
+            move || StatefulCountBolt::new(count_probe.clone(), &probes),
+            options.sinks,
+        )
+        .fields_grouping("words", &["word"]);
     finish(builder, name, options, sinks, Some(probe))
 }
 

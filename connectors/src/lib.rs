@@ -13,7 +13,10 @@
 //!   ([`postgres_lookup`]) or Redis ([`redis_lookup`]) holds under one of its fields,
 //!   through a bounded cache and many keys per query;
 //! - [`redis_stream`]: a replayable source reading a stream as a consumer group's member,
-//!   acknowledging each entry (`XACK`) once its tuple tree completes.
+//!   acknowledging each entry (`XACK`) once its tuple tree completes, or, in a
+//!   checkpointed topology, once the checkpoint that holds it commits;
+//! - [`redis_state`]: checkpoints of stateful bolts in Redis, for state that outlives a
+//!   host.
 //!
 //! See `docs/connectors.md`.
 #![forbid(unsafe_code)]
@@ -24,6 +27,7 @@ pub mod postgres_lookup;
 mod postgres_session;
 pub mod redis;
 pub mod redis_lookup;
+pub mod redis_state;
 pub mod redis_stream;
 pub mod store;
 pub mod write;
@@ -33,6 +37,7 @@ pub use postgres::{PostgresTable, postgres_write_bolt};
 pub use postgres_lookup::{PostgresQuery, postgres_lookup_bolt};
 pub use redis::{RedisTarget, redis_write_bolt};
 pub use redis_lookup::{RedisKeys, redis_lookup_bolt};
+pub use redis_state::RedisBackend;
 pub use redis_stream::{RedisStreamSource, RedisStreamSpout};
 pub use store::{Reconnect, RetryPolicy, StoreError};
 pub use write::{BatchSettings, BatchStore, BatchWriteBolt};

@@ -5,8 +5,16 @@
 //! Entries read and not yet acknowledged stay in the group's pending list in Redis. A
 //! consumer that restarts under the same name first reads its own pending entries again
 //! (`XREADGROUP … 0`), so nothing it was given is lost with the process.
+//!
+//! In a checkpointed topology it is a [`ReplayableSpout`]: its position is the id of the
+//! last entry it emitted, and it acknowledges entries when the checkpoint that holds them
+//! commits rather than when their trees complete. Going back to a position reads the
+//! consumer's pending entries again, acknowledging those up to the position (they are
+//! committed) and emitting the rest in order: the exactly-once source of `docs/state.md`.
 
 use std::collections::{HashMap, VecDeque};
+
+use squall_core::state::{ReplayOutput, ReplayableSpout};
 use std::time::{Duration, Instant};
 
 use redis::streams::StreamReadReply;
@@ -69,6 +77,13 @@ pub struct RedisStreamSpout {
     /// No connection attempt before this.
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// As a replayable source: the last entry emitted.
+    position: String,
+    /// Pending entries up to this one are committed: when read again after a seek they
+    /// are acknowledged, not emitted.
+    committed_floor: Option<(u64, u64)>,
+    /// Entries emitted and not committed, oldest first.
+    uncommitted: VecDeque<String>,
 }
 
 impl std::fmt::Debug for RedisStreamSpout {
@@ -111,6 +126,9 @@ impl RedisStreamSpout {
             recovery_cursor: "0".to_owned(),
             retry_at: None,
             backoff: Duration::from_millis(50),
+            position: "0-0".to_owned(),
+            committed_floor: None,
+            uncommitted: VecDeque::new(),
         })
     }
 
@@ -148,20 +166,23 @@ impl RedisStreamSpout {
         Ok(self.connection.as_mut().expect("connected above"))
     }
 
-    /// Forgets the connection after `reason`, waiting longer before each new attempt.
-    fn lost(&mut self, reason: &str, output: &mut SpoutOutput<'_>) {
-        if self.connection.is_some() || self.retry_at.is_none() {
-            output.report_error(format!("{}: {reason}", self.description));
-        }
+    /// Forgets the connection after `reason`, waiting longer before each new attempt;
+    /// returns the error to report, the first time.
+    fn lost(&mut self, reason: &str) -> Option<String> {
+        let report = (self.connection.is_some() || self.retry_at.is_none())
+            .then(|| format!("{}: {reason}", self.description));
         self.connection = None;
         self.retry_at = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
+        report
     }
 
     /// Sends the acknowledgements gathered so far.
     fn flush_acks(&mut self, output: &mut SpoutOutput<'_>) {
-        if let Err(reason) = self.send_acks() {
-            self.lost(&reason, output);
+        if let Err(reason) = self.send_acks()
+            && let Some(report) = self.lost(&reason)
+        {
+            output.report_error(report);
         }
     }
 
@@ -298,7 +319,11 @@ impl Spout for RedisStreamSpout {
                     self.emit(message, output);
                 }
             }
-            Err(reason) => self.lost(&reason, output),
+            Err(reason) => {
+                if let Some(report) = self.lost(&reason) {
+                    output.report_error(report);
+                }
+            }
         }
     }
 
@@ -316,6 +341,115 @@ impl Spout for RedisStreamSpout {
 
     fn close(&mut self) {
         // Unsent acknowledgements are not lost: their entries stay pending and come again.
+        let _ = self.send_acks();
+    }
+}
+
+/// A stream entry id's two numbers, for ordering.
+fn entry_order(id: &str) -> (u64, u64) {
+    let (millis, sequence) = id.split_once('-').unwrap_or((id, "0"));
+    (
+        millis.parse().unwrap_or(u64::MAX),
+        sequence.parse().unwrap_or(u64::MAX),
+    )
+}
+
+impl ReplayableSpout for RedisStreamSpout {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        Spout::declare_outputs(self, declarer);
+    }
+
+    fn open(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
+        Spout::open(self, context)
+    }
+
+    fn next_tuple(&mut self, output: &mut ReplayOutput<'_, '_>) {
+        if self.acked.len() >= ACK_BATCH
+            && let Err(reason) = self.send_acks()
+            && let Some(report) = self.lost(&reason)
+        {
+            output.report_error(report);
+        }
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            output.idle_for(Duration::from_millis(10));
+            return;
+        }
+        let entries = match self.send_acks().and_then(|()| self.read()) {
+            Ok(entries) => entries,
+            Err(reason) => {
+                if let Some(report) = self.lost(&reason) {
+                    output.report_error(report);
+                }
+                return;
+            }
+        };
+        self.retry_at = None;
+        self.backoff = Duration::from_millis(50);
+        if entries.is_empty() {
+            output.idle_for(Duration::from_millis(5));
+        }
+        for entry in entries {
+            if self
+                .committed_floor
+                .is_some_and(|floor| entry_order(&entry.id) <= floor)
+            {
+                self.acked.push(entry.id);
+                continue;
+            }
+            let values: Vec<Value<'_>> = entry
+                .values
+                .iter()
+                .map(|value| match value {
+                    None => Value::Null,
+                    Some(bytes) => match std::str::from_utf8(bytes) {
+                        Ok(text) => Value::Str(text),
+                        Err(_) => Value::Bytes(bytes),
+                    },
+                })
+                .chain(std::iter::once(Value::Str(&entry.id)))
+                .collect();
+            output.emit(&values);
+            drop(values);
+            self.position.clone_from(&entry.id);
+            self.uncommitted.push_back(entry.id);
+        }
+    }
+
+    fn position(&self) -> Vec<u8> {
+        self.position.as_bytes().to_vec()
+    }
+
+    fn seek(&mut self, position: Option<&[u8]>) -> Result<(), ComponentError> {
+        let position = match position {
+            Some(bytes) => std::str::from_utf8(bytes)?.to_owned(),
+            None => "0-0".to_owned(),
+        };
+        // Everything this consumer was given and not acknowledged comes again from the
+        // start of its pending list; what is up to the position is acknowledged then.
+        self.committed_floor = Some(entry_order(&position));
+        self.position = position;
+        self.uncommitted.clear();
+        self.recovered = false;
+        self.recovery_cursor = "0".to_owned();
+        Ok(())
+    }
+
+    fn committed(&mut self, position: &[u8]) {
+        let Ok(position) = std::str::from_utf8(position) else {
+            return;
+        };
+        let floor = entry_order(position);
+        while self
+            .uncommitted
+            .front()
+            .is_some_and(|id| entry_order(id) <= floor)
+        {
+            let id = self.uncommitted.pop_front().expect("checked above");
+            self.acked.push(id);
+        }
+    }
+
+    fn close(&mut self) {
         let _ = self.send_acks();
     }
 }
@@ -340,7 +474,15 @@ mod tests {
             "Redis stream events (group squall) at 127.0.0.1:6391"
         );
         let mut declarer = OutputDeclarer::default();
-        spout.declare_outputs(&mut declarer);
+        Spout::declare_outputs(&spout, &mut declarer);
+    }
+
+    #[test]
+    fn entry_ids_order_by_time_then_sequence() {
+        assert!(entry_order("1-9") < entry_order("2-0"));
+        assert!(entry_order("2-1") < entry_order("2-10"));
+        assert_eq!(entry_order("0-0"), (0, 0));
+        assert_eq!(entry_order("7"), (7, 0));
     }
 
     #[test]

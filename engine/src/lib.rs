@@ -69,6 +69,7 @@ mod local;
 pub mod metrics;
 pub mod replay;
 pub mod runtime;
+pub mod state;
 pub mod topology;
 pub mod tuple;
 pub mod value;

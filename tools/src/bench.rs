@@ -70,6 +70,13 @@ pub fn build(scenario: Scenario, options: &BuiltinOptions) -> anyhow::Result<Bui
             let spec = WindowSpec::tumbling(Extent::Time(WORDCOUNT_WINDOW))?;
             topologies::wordcount_windowed(name, &spec, options)
         }
+        Scenario::WordcountStateful => {
+            // Checkpoints commit as their barriers' trees complete: always tracked.
+            let mut options = options.clone();
+            options.config.ackers = Some(options.config.ackers.unwrap_or(1).max(1));
+            options.source.tracked = true;
+            topologies::wordcount_stateful(name, stateful_checkpointing()?, &options)
+        }
         Scenario::NetMio | Scenario::NetUring | Scenario::NetShm => {
             topologies::payload_null(name, network::RECORD_BYTES, options)
         }
@@ -79,6 +86,19 @@ pub fn build(scenario: Scenario, options: &BuiltinOptions) -> anyhow::Result<Bui
         Scenario::ShellBolt => crate::shell_bench::build(name, options),
     };
     built.with_context(|| format!("building scenario {name}"))
+}
+
+/// Checkpoints of `wordcount-stateful`: every second, in the embedded backend, in a
+/// directory of this process emptied first (so no earlier run's counts are restored).
+fn stateful_checkpointing() -> anyhow::Result<squall::state::Checkpointing> {
+    let dir = std::env::temp_dir().join(format!("squall-bench-state-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("emptying {}", dir.display()))?;
+    }
+    Ok(squall::state::Checkpointing {
+        interval: std::time::Duration::from_secs(1),
+        backend: std::sync::Arc::new(squall::state::EmbeddedBackend::new(dir)),
+    })
 }
 
 fn latency_nanos(histogram: &hdrhistogram::Histogram<u64>) -> LatencyNanos {

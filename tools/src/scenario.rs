@@ -16,6 +16,9 @@ pub enum Scenario {
     /// The u64 word count with its counters in tumbling 100 ms windows: what windowing
     /// costs.
     WordcountWindowed,
+    /// The u64 word count with its counters in checkpointed state, checkpointed every
+    /// second: what checkpoints cost.
+    WordcountStateful,
     /// Loopback TCP with nothing of Squall in the way: the reference for the three below.
     TcpRaw,
     /// The payload topology with its spouts in one worker process and its sinks in
@@ -37,12 +40,13 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order `squall-bench` runs them by default.
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 13] = [
         Scenario::ConstNull,
         Scenario::ConstIdNull,
         Scenario::Wordcount,
         Scenario::WordcountStr,
         Scenario::WordcountWindowed,
+        Scenario::WordcountStateful,
         Scenario::TcpRaw,
         Scenario::NetMio,
         Scenario::NetUring,
@@ -60,6 +64,7 @@ impl Scenario {
             Scenario::Wordcount => "wordcount",
             Scenario::WordcountStr => "wordcount-str",
             Scenario::WordcountWindowed => "wordcount-windowed",
+            Scenario::WordcountStateful => "wordcount-stateful",
             Scenario::NetMio => "net-mio",
             Scenario::NetUring => "net-uring",
             Scenario::NetShm => "net-shm",
@@ -83,6 +88,9 @@ impl Scenario {
             }
             Scenario::WordcountWindowed => {
                 "wordcount with windowed count bolts (tumbling 100 ms windows), counts checked exactly"
+            }
+            Scenario::WordcountStateful => {
+                "wordcount with its counts in checkpointed state (1 s checkpoints, embedded backend), tracked, counts checked exactly"
             }
             Scenario::NetMio => {
                 "100-byte tuples, spouts in one worker process, sinks in another: TCP via mio"
@@ -112,7 +120,7 @@ impl Scenario {
     pub fn always_tracks(self) -> bool {
         matches!(
             self,
-            Scenario::ShellBolt | Scenario::Drpc | Scenario::Postgres
+            Scenario::ShellBolt | Scenario::Drpc | Scenario::Postgres | Scenario::WordcountStateful
         )
     }
 
@@ -120,7 +128,10 @@ impl Scenario {
     pub fn counts_words(self) -> bool {
         matches!(
             self,
-            Scenario::Wordcount | Scenario::WordcountStr | Scenario::WordcountWindowed
+            Scenario::Wordcount
+                | Scenario::WordcountStr
+                | Scenario::WordcountWindowed
+                | Scenario::WordcountStateful
         )
     }
 

@@ -381,6 +381,19 @@ impl fmt::Debug for BoltOutput<'_> {
 }
 
 impl BoltOutput<'_> {
+    /// The same output, with unanchored emits anchored to `auto_anchor`: for a wrapper that
+    /// auto-acks on behalf of the bolt it runs, on inputs it may have held.
+    pub(crate) fn reborrow<'b>(&'b mut self, auto_anchor: Option<&'b Anchor>) -> BoltOutput<'b> {
+        BoltOutput {
+            out: TaskOutput {
+                emitter: &mut *self.out.emitter,
+                run_state: self.out.run_state,
+                task: &mut *self.out.task,
+            },
+            auto_anchor,
+        }
+    }
+
     /// This task's id.
     pub fn task(&self) -> TaskId {
         self.out.task.task

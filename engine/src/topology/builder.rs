@@ -12,6 +12,10 @@ use crate::component::{Bolt, Spout};
 use crate::config::{ComponentConfig, TopologyConfig};
 use crate::grouping::Grouping;
 use crate::ids::DEFAULT_STREAM;
+use crate::state::{
+    BARRIER_FIELDS, BARRIER_STREAM, CheckpointedBolt, Checkpointing, CheckpointingSpout,
+    ReplayableSpout, Source, StatefulBolt, Wrapped,
+};
 
 /// Makes one spout instance per task.
 pub(crate) type SpoutFactory = Arc<dyn Fn() -> Box<dyn Spout> + Send + Sync>;
@@ -22,6 +26,13 @@ pub(crate) type BoltFactory = Arc<dyn Fn() -> Box<dyn Bolt> + Send + Sync>;
 pub(crate) enum Factory {
     Spout(SpoutFactory),
     Bolt(BoltFactory),
+}
+
+/// A component that only runs in a checkpointed topology.
+#[derive(Clone)]
+pub(crate) enum CheckpointedFactory {
+    Stateful(Arc<dyn Fn() -> Box<dyn StatefulBolt> + Send + Sync>),
+    Replayable(Arc<dyn Fn() -> Box<dyn ReplayableSpout> + Send + Sync>),
 }
 
 /// A subscription as declared, before validation.
@@ -41,6 +52,11 @@ pub(crate) struct ComponentDecl {
     pub(crate) outputs: OutputDeclarer,
     pub(crate) inputs: Vec<InputDecl>,
     pub(crate) config: ComponentConfig,
+    /// Set for stateful bolts and replayable spouts: `factory` is made from it when the
+    /// topology is built.
+    pub(crate) checkpointed: Option<CheckpointedFactory>,
+    /// The builder declared the barrier stream on it.
+    pub(crate) barrier_declared: bool,
 }
 
 /// Builds a topology: spouts and bolts, their parallelism and how they subscribe to each
@@ -83,6 +99,7 @@ pub(crate) struct ComponentDecl {
 #[derive(Default)]
 pub struct TopologyBuilder {
     pub(crate) components: Vec<ComponentDecl>,
+    checkpointing: Option<Checkpointing>,
 }
 
 impl std::fmt::Debug for TopologyBuilder {
@@ -121,6 +138,8 @@ impl TopologyBuilder {
             outputs,
             inputs: Vec::new(),
             config: ComponentConfig::default(),
+            checkpointed: None,
+            barrier_declared: false,
         });
         SpoutDeclarer(self.components.last_mut().expect("just pushed"))
     }
@@ -142,15 +161,166 @@ impl TopologyBuilder {
             outputs,
             inputs: Vec::new(),
             config: ComponentConfig::default(),
+            checkpointed: None,
+            barrier_declared: false,
         });
         BoltDeclarer(self.components.last_mut().expect("just pushed"))
+    }
+
+    /// Adds a stateful bolt ([`crate::state`]): the topology becomes checkpointed.
+    pub fn set_stateful_bolt<B, F>(
+        &mut self,
+        id: &str,
+        factory: F,
+        parallelism: usize,
+    ) -> BoltDeclarer<'_>
+    where
+        B: StatefulBolt + 'static,
+        F: Fn() -> B + Send + Sync + 'static,
+    {
+        let factory: Arc<dyn Fn() -> Box<dyn StatefulBolt> + Send + Sync> =
+            Arc::new(move || Box::new(factory()));
+        // Made again, with the topology's settings, when it is built.
+        let placeholder = factory.clone();
+        let declarer = self.set_bolt(
+            id,
+            move || {
+                CheckpointedBolt::new(
+                    Wrapped::Stateful(placeholder()),
+                    Checkpointing::default(),
+                    false,
+                )
+            },
+            parallelism,
+        );
+        declarer.0.checkpointed = Some(CheckpointedFactory::Stateful(factory));
+        declarer
+    }
+
+    /// Adds a replayable spout ([`crate::state`]): the topology becomes checkpointed.
+    pub fn set_replayable_spout<S, F>(
+        &mut self,
+        id: &str,
+        factory: F,
+        parallelism: usize,
+    ) -> SpoutDeclarer<'_>
+    where
+        S: ReplayableSpout + 'static,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        let factory: Arc<dyn Fn() -> Box<dyn ReplayableSpout> + Send + Sync> =
+            Arc::new(move || Box::new(factory()));
+        let placeholder = factory.clone();
+        let declarer = self.set_spout(
+            id,
+            move || {
+                CheckpointingSpout::new(Source::Replayable(placeholder()), Checkpointing::default())
+            },
+            parallelism,
+        );
+        declarer.0.checkpointed = Some(CheckpointedFactory::Replayable(factory));
+        declarer
+    }
+
+    /// Sets how checkpoints are taken, and makes the topology checkpointed even without a
+    /// stateful bolt. Without this call a checkpointed topology uses
+    /// [`Checkpointing::default`].
+    pub fn checkpointing(&mut self, checkpointing: Checkpointing) -> &mut Self {
+        self.checkpointing = Some(checkpointing);
+        self
+    }
+
+    /// Wraps every component of a checkpointed topology in the checkpoint protocol and
+    /// wires the barrier stream between them.
+    fn apply_checkpointing(&mut self) {
+        let checkpointed = self.checkpointing.is_some()
+            || self
+                .components
+                .iter()
+                .any(|decl| decl.checkpointed.is_some());
+        if !checkpointed {
+            return;
+        }
+        let settings = self.checkpointing.clone().unwrap_or_default();
+        for decl in &mut self.components {
+            let settings = settings.clone();
+            let auto_ack = std::mem::take(&mut decl.config.auto_ack);
+            decl.factory = match (decl.checkpointed.clone(), decl.factory.clone()) {
+                (Some(CheckpointedFactory::Stateful(factory)), _) => {
+                    Factory::Bolt(Arc::new(move || {
+                        Box::new(CheckpointedBolt::new(
+                            Wrapped::Stateful(factory()),
+                            settings.clone(),
+                            auto_ack,
+                        ))
+                    }))
+                }
+                (Some(CheckpointedFactory::Replayable(factory)), _) => {
+                    Factory::Spout(Arc::new(move || {
+                        Box::new(CheckpointingSpout::new(
+                            Source::Replayable(factory()),
+                            settings.clone(),
+                        ))
+                    }))
+                }
+                (None, Factory::Bolt(factory)) => Factory::Bolt(Arc::new(move || {
+                    Box::new(CheckpointedBolt::new(
+                        Wrapped::Plain(factory()),
+                        settings.clone(),
+                        auto_ack,
+                    ))
+                })),
+                (None, Factory::Spout(factory)) => Factory::Spout(Arc::new(move || {
+                    Box::new(CheckpointingSpout::new(
+                        Source::Plain(factory()),
+                        settings.clone(),
+                    ))
+                })),
+            };
+            if !decl.barrier_declared {
+                decl.outputs.declare_stream(BARRIER_STREAM, &BARRIER_FIELDS);
+                decl.barrier_declared = true;
+            }
+            let mut sources: Vec<String> = decl
+                .inputs
+                .iter()
+                .map(|input| input.source.clone())
+                .collect();
+            sources.sort();
+            sources.dedup();
+            for source in sources {
+                decl.inputs.push(InputDecl {
+                    source,
+                    stream: BARRIER_STREAM.to_owned(),
+                    grouping: Grouping::All,
+                });
+            }
+        }
+    }
+
+    /// Whether the topology is checkpointed: it has a stateful bolt or a replayable
+    /// spout, or [`checkpointing`](Self::checkpointing) was set.
+    pub fn is_checkpointed(&self) -> bool {
+        self.checkpointing.is_some() || self.components.iter().any(|d| d.checkpointed.is_some())
     }
 
     /// Validates the declarations and returns the topology.
     ///
     /// # Errors
     /// The first problem found, naming the component, stream or field at fault.
-    pub fn build(self, name: &str, config: TopologyConfig) -> Result<Arc<Topology>, TopologyError> {
+    pub fn build(
+        mut self,
+        name: &str,
+        config: TopologyConfig,
+    ) -> Result<Arc<Topology>, TopologyError> {
+        if self.is_checkpointed() && config.ackers == Some(0) {
+            return Err(TopologyError::InvalidConfig {
+                setting: "ackers",
+                value: "0".into(),
+                reason: "a checkpointed topology needs tracking: a checkpoint commits when its barriers' trees complete",
+            });
+        }
+        self.apply_checkpointing();
         super::validate::validate(name, self, config).map(Arc::new)
     }
 }

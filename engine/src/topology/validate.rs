@@ -267,7 +267,8 @@ fn check_components(decls: &[ComponentDecl]) -> Result<(), TopologyError> {
         }
         let mut names = HashSet::new();
         for stream in &decl.outputs.streams {
-            if stream.name.is_empty() || stream.name.starts_with("__") {
+            let barrier = decl.barrier_declared && stream.name == crate::state::BARRIER_STREAM;
+            if stream.name.is_empty() || (stream.name.starts_with("__") && !barrier) {
                 return Err(TopologyError::InvalidStreamName {
                     component: decl.id.clone(),
                     stream: stream.name.clone(),
