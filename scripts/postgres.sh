@@ -20,6 +20,9 @@ bin_dir() {
 }
 
 install() {
+    # One install at a time: tests that start servers in parallel would race for apt's lock.
+    exec 9>"${TMPDIR:-/tmp}/squall-install.lock"
+    flock 9
     if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
         return 0
     fi

@@ -11,6 +11,9 @@
 set -euo pipefail
 
 install() {
+    # One install at a time: tests that start servers in parallel would race for apt's lock.
+    exec 9>"${TMPDIR:-/tmp}/squall-install.lock"
+    flock 9
     if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
         return 0
     fi

@@ -16,6 +16,9 @@ ZOOKEEPER_JAR=/usr/share/java/zookeeper.jar
 SLF4J_JAR=/usr/share/java/slf4j-simple.jar
 
 install() {
+    # One install at a time: tests that start servers in parallel would race for apt's lock.
+    exec 9>"${TMPDIR:-/tmp}/squall-install.lock"
+    flock 9
     if [[ -f "$ZOOKEEPER_JAR" && -f "$SLF4J_JAR" ]] && command -v java >/dev/null; then
         return 0
     fi

@@ -51,7 +51,7 @@ impl RedisBackend {
             reason: error.to_string(),
         })?;
         Ok(Self {
-            description: format!("Redis at {} under {prefix}:", redacted(url)),
+            description: format!("Redis at {} (keys under {prefix}:)", redacted(url)),
             client,
             prefix: prefix.to_owned(),
         })
@@ -177,17 +177,18 @@ impl RedisTaskStore {
 
 impl TaskStore for RedisTaskStore {
     fn save(&mut self, delta: &Delta) -> Result<(), StateError> {
-        if delta.changes.is_empty() {
+        if delta.is_empty() {
             return Ok(());
         }
         self.with("saving a checkpoint", |connection, key| {
             let hash = format!("{key}:delta:{}", delta.checkpoint);
             let mut pipe = redis::pipe();
             pipe.atomic();
-            for chunk in delta.changes.chunks(FIELDS_PER_COMMAND) {
+            let changes: Vec<_> = delta.iter().collect();
+            for chunk in changes.chunks(FIELDS_PER_COMMAND) {
                 let command = pipe.cmd("HSET").arg(&hash);
                 for (field, value) in chunk {
-                    command.arg(&field[..]).arg(encode_change(value.as_deref()));
+                    command.arg(*field).arg(encode_change(*value));
                 }
                 command.ignore();
             }

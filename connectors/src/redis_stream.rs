@@ -263,13 +263,7 @@ impl RedisStreamSpout {
         let values: Vec<Value<'_>> = entry
             .values
             .iter()
-            .map(|value| match value {
-                None => Value::Null,
-                Some(bytes) => match std::str::from_utf8(bytes) {
-                    Ok(text) => Value::Str(text),
-                    Err(_) => Value::Bytes(bytes),
-                },
-            })
+            .map(|value| field_value(value))
             .collect();
         output.emit_with_id(&values, MessageId(message));
     }
@@ -345,6 +339,18 @@ impl Spout for RedisStreamSpout {
     }
 }
 
+/// An entry field as a tuple value: text when it is UTF-8, bytes otherwise, null when the
+/// entry lacks it.
+fn field_value(value: &Option<Vec<u8>>) -> Value<'_> {
+    match value {
+        None => Value::Null,
+        Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => Value::Str(text),
+            Err(_) => Value::Bytes(bytes),
+        },
+    }
+}
+
 /// A stream entry id's two numbers, for ordering.
 fn entry_order(id: &str) -> (u64, u64) {
     let (millis, sequence) = id.split_once('-').unwrap_or((id, "0"));
@@ -399,13 +405,7 @@ impl ReplayableSpout for RedisStreamSpout {
             let values: Vec<Value<'_>> = entry
                 .values
                 .iter()
-                .map(|value| match value {
-                    None => Value::Null,
-                    Some(bytes) => match std::str::from_utf8(bytes) {
-                        Ok(text) => Value::Str(text),
-                        Err(_) => Value::Bytes(bytes),
-                    },
-                })
+                .map(|value| field_value(value))
                 .chain(std::iter::once(Value::Str(&entry.id)))
                 .collect();
             output.emit(&values);

@@ -156,15 +156,15 @@ impl EmbeddedTaskStore {
 
 impl TaskStore for EmbeddedTaskStore {
     fn save(&mut self, delta: &Delta) -> Result<(), StateError> {
-        if delta.changes.is_empty() {
+        if delta.is_empty() {
             return Ok(());
         }
         let write = self.database.begin_write().map_err(|e| self.error(e))?;
         {
             let mut deltas = write.open_table(DELTAS).map_err(|e| self.error(e))?;
-            for (key, value) in &delta.changes {
+            for (key, value) in delta.iter() {
                 deltas
-                    .insert((delta.checkpoint, &key[..]), value.as_deref())
+                    .insert((delta.checkpoint, key), value)
                     .map_err(|e| self.error(e))?;
             }
         }
@@ -234,18 +234,39 @@ impl TaskStore for EmbeddedTaskStore {
             let mut deltas = write.open_table(DELTAS).map_err(|e| self.error(e))?;
             let mut base = write.open_table(BASE).map_err(|e| self.error(e))?;
             let empty: &[u8] = &[];
-            let folded = deltas
-                .extract_from_if((0, empty)..(committed.saturating_add(1), empty), |_, _| {
-                    true
-                })
-                .map_err(|e| self.error(e))?;
-            for entry in folded {
+            let upto = (committed.saturating_add(1), empty);
+            let mut folded = Vec::new();
+            for entry in deltas.range((0, empty)..upto).map_err(|e| self.error(e))? {
                 let (key, value) = entry.map_err(|e| self.error(e))?;
-                let (_, key) = key.value();
-                match value.value() {
-                    Some(value) => base.insert(key, value).map_err(|e| self.error(e))?,
-                    None => base.remove(key).map_err(|e| self.error(e))?,
-                };
+                let (checkpoint, key) = key.value();
+                folded.push((key.to_vec(), checkpoint, value.value().map(<[u8]>::to_vec)));
+            }
+            // In key order (a stable sort keeps each key's changes in checkpoint order),
+            // the inserts walk the base's tree from one end to the other.
+            folded.sort_by(|a, b| a.0.cmp(&b.0));
+            for (key, _, value) in &folded {
+                match value {
+                    Some(value) => base.insert(key.as_slice(), value.as_slice()),
+                    None => base.remove(key.as_slice()),
+                }
+                .map_err(|e| self.error(e))?;
+            }
+            let later = deltas
+                .range(upto..)
+                .map_err(|e| self.error(e))?
+                .next()
+                .is_some();
+            if later {
+                for (key, checkpoint, _) in &folded {
+                    deltas
+                        .remove((*checkpoint, key.as_slice()))
+                        .map_err(|e| self.error(e))?;
+                }
+            } else {
+                // Nothing after the committed checkpoint: the whole table goes at once, far
+                // faster than removing its entries one by one.
+                drop(deltas);
+                write.delete_table(DELTAS).map_err(|e| self.error(e))?;
             }
             let mut meta = write.open_table(META).map_err(|e| self.error(e))?;
             meta.insert("base", committed).map_err(|e| self.error(e))?;
@@ -326,18 +347,11 @@ mod tests {
     use super::*;
 
     fn delta(checkpoint: u64, changes: &[(&str, Option<&str>)]) -> Delta {
-        Delta {
-            checkpoint,
-            changes: changes
-                .iter()
-                .map(|(key, value)| {
-                    (
-                        key.as_bytes().to_vec().into_boxed_slice(),
-                        value.map(|value| value.as_bytes().to_vec()),
-                    )
-                })
-                .collect(),
+        let mut delta = Delta::new(checkpoint);
+        for (key, value) in changes {
+            delta.push(key.as_bytes(), value.map(str::as_bytes));
         }
+        delta
     }
 
     fn sorted(mut state: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(String, String)> {

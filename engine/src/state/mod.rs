@@ -61,7 +61,7 @@ pub use backend::{
 pub use bolt::StatefulBolt;
 pub(crate) use bolt::{CheckpointedBolt, Wrapped};
 pub use embedded::EmbeddedBackend;
-pub use kv::{Change, Delta, Entries, KeyValueState};
+pub use kv::{Delta, Entries, KeyValueState};
 pub(crate) use spout::{CheckpointingSpout, Source};
 pub use spout::{ReplayOutput, ReplayableSpout};
 
@@ -91,6 +91,37 @@ impl Default for Checkpointing {
             backend: Arc::new(EmbeddedBackend::from_env()),
         }
     }
+}
+
+/// A task's store and the topology's ledger, opened for a task that starts.
+pub(crate) struct Books {
+    pub(crate) store: Box<dyn TaskStore>,
+    pub(crate) ledger: Box<dyn CheckpointLedger>,
+    /// The generation this start began, and the checkpoint it starts from.
+    pub(crate) view: LedgerView,
+}
+
+/// Opens the task's store and the ledger, and starts a new generation: a task that starts
+/// has lost whatever it held or emitted, so everyone goes back to the last committed
+/// checkpoint.
+pub(crate) fn open_books(
+    backend: &Arc<dyn StateBackend>,
+    context: &crate::context::TopologyContext,
+) -> Result<Books, StateError> {
+    let topology = context.topology();
+    let store = backend.task_store(
+        topology.name(),
+        context.component_id(),
+        context.task_index(),
+    )?;
+    let mut ledger = backend.ledger(topology.name(), source_tasks(topology))?;
+    let seen = ledger.view()?.generation;
+    let view = ledger.roll_back(seen)?;
+    Ok(Books {
+        store,
+        ledger,
+        view,
+    })
 }
 
 /// How many spout tasks the topology has: the ledger waits for all of them.

@@ -23,7 +23,7 @@ const SEQUENCE_BITS: u32 = 40;
 /// The key under which a source task's position is checkpointed.
 const POSITION_KEY: &[u8] = b"position";
 /// How often a source reads the ledger to learn of rollbacks and commits.
-const LEDGER_POLL: Duration = Duration::from_millis(100);
+const LEDGER_POLL: Duration = Duration::from_millis(250);
 /// After it opens, a source emits nothing for this long but follows the ledger closely:
 /// every task of a starting topology starts a generation, and what a source emitted in
 /// one that is soon left behind would be discarded (and, from a plain spout, lost).
@@ -132,7 +132,7 @@ pub(crate) enum Source {
 }
 
 /// The ledger and the task's store, once opened.
-struct Books {
+struct SourceBooks {
     ledger: Box<dyn CheckpointLedger>,
     store: Box<dyn TaskStore>,
     /// This task's number among every source task of the topology.
@@ -143,7 +143,7 @@ struct Books {
 pub(crate) struct CheckpointingSpout {
     source: Source,
     checkpointing: Checkpointing,
-    books: Option<Books>,
+    books: Option<SourceBooks>,
     generation: u64,
     /// The next checkpoint to start.
     next_checkpoint: u64,
@@ -185,7 +185,7 @@ impl CheckpointingSpout {
         }
     }
 
-    fn books(&mut self) -> &mut Books {
+    fn books(&mut self) -> &mut SourceBooks {
         self.books.as_mut().expect("opened before use")
     }
 
@@ -261,10 +261,8 @@ impl CheckpointingSpout {
             Source::Plain(_) => None,
         };
         if let Some(position) = &position {
-            let delta = Delta {
-                checkpoint,
-                changes: vec![(POSITION_KEY.into(), Some(position.clone()))],
-            };
+            let mut delta = Delta::new(checkpoint);
+            delta.push(POSITION_KEY, Some(position));
             self.books().store.save(&delta)?;
         }
         self.positions
@@ -322,20 +320,11 @@ impl Spout for CheckpointingSpout {
             Source::Replayable(spout) => spout.open(context)?,
             Source::Plain(spout) => spout.open(context)?,
         }
-        let topology = context.topology();
-        let backend = &self.checkpointing.backend;
-        let store = backend.task_store(
-            topology.name(),
-            context.component_id(),
-            context.task_index(),
-        )?;
-        let mut ledger = backend.ledger(topology.name(), super::source_tasks(topology))?;
-        // What this task emitted before it (re)started may be lost: everyone goes back.
-        let seen = ledger.view()?.generation;
-        let view = ledger.roll_back(seen)?;
-        self.books = Some(Books {
-            ledger,
-            store,
+        let opened = super::open_books(&self.checkpointing.backend, context)?;
+        let view = opened.view;
+        self.books = Some(SourceBooks {
+            ledger: opened.ledger,
+            store: opened.store,
             source: source_index(context),
         });
         self.enter(view)?;
