@@ -327,7 +327,15 @@ impl Spout for CheckpointingSpout {
             store: opened.store,
             source: source_index(context),
         });
-        self.enter(view)?;
+        // A source that cannot go back yet (its server is down) is not a failed start:
+        // the seek is tried again from `next_tuple`, which emits nothing until it works.
+        if let Err(error) = self.enter(view) {
+            tracing::warn!(
+                component = context.component_id(),
+                task = context.task_index(),
+                "checkpointing: {error}; trying again"
+            );
+        }
         Ok(())
     }
 
