@@ -2,8 +2,9 @@
 # A private Redis server for tests and examples, in a directory of its own.
 #
 #   scripts/redis.sh install              install Debian's redis-server package if missing
-#   scripts/redis.sh start DIR [PORT]     start a server on 127.0.0.1:PORT (6379) with its
-#                                         files in DIR; waits until it serves; prints its pid
+#   scripts/redis.sh start DIR [PORT] [HOST]
+#                                         start a server on HOST:PORT (127.0.0.1:6379) with
+#                                         its files in DIR; waits until it serves; prints its pid
 #   scripts/redis.sh stop DIR             stop the server started in DIR
 #
 # With SQUALL_REDIS_PASSWORD set, the server asks clients for that password. It keeps its
@@ -26,24 +27,28 @@ install() {
 }
 
 start() {
-    local dir=$1 port=${2:-6379}
+    local dir=$1 port=${2:-6379} host=${3:-127.0.0.1}
     mkdir -p "$dir"
     local auth=()
     if [[ -n "${SQUALL_REDIS_PASSWORD:-}" ]]; then
         auth=(--requirepass "$SQUALL_REDIS_PASSWORD")
     fi
-    redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --daemonize yes \
+    # Protected mode refuses clients off loopback when there is no password: a server on a
+    # private bridge address is there to serve the namespaces behind it.
+    local protect=(--protected-mode yes)
+    [[ "$host" == 127.0.0.1 || -n "${SQUALL_REDIS_PASSWORD:-}" ]] || protect=(--protected-mode no)
+    redis-server --bind "$host" "${protect[@]}" --port "$port" --dir "$dir" --daemonize yes \
         --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" --appendonly no \
         "${auth[@]}"
     for _ in $(seq 100); do
         # A server that asks for a password still answers PING with NOAUTH: it serves.
-        if redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q -e PONG -e NOAUTH; then
+        if redis-cli -h "$host" -p "$port" ping 2>/dev/null | grep -q -e PONG -e NOAUTH; then
             cat "$dir/redis.pid"
             return 0
         fi
         sleep 0.1
     done
-    echo "Redis did not serve on port $port within 10 s" >&2
+    echo "Redis did not serve on $host:$port within 10 s" >&2
     tail -20 "$dir/redis.log" >&2 || true
     exit 1
 }

@@ -87,6 +87,7 @@ impl Drop for Postgres {
 /// A Redis server, asking for a password when started with one.
 #[derive(Debug)]
 pub struct Redis {
+    host: String,
     port: u16,
     password: Option<String>,
     dir: tempfile::TempDir,
@@ -98,19 +99,28 @@ impl Redis {
     /// # Panics
     /// When it cannot be installed or started.
     pub fn start(password: Option<&str>) -> Self {
+        Self::start_on("127.0.0.1", password)
+    }
+
+    /// Like [`start`](Self::start), listening on `host` (an address of this namespace).
+    ///
+    /// # Panics
+    /// When it cannot be installed or started.
+    pub fn start_on(host: &str, password: Option<&str>) -> Self {
         run_script("redis.sh", &["install"], &[]);
         let dir = tempfile::Builder::new()
             .prefix("squall-redis-")
             .tempdir()
             .expect("a temporary directory");
-        let port = free_port("127.0.0.1");
+        let port = free_port(host);
         let path = dir.path().to_str().expect("a UTF-8 path").to_owned();
         let env: Vec<(&str, &str)> = password
             .map(|password| ("SQUALL_REDIS_PASSWORD", password))
             .into_iter()
             .collect();
-        run_script("redis.sh", &["start", &path, &port.to_string()], &env);
+        run_script("redis.sh", &["start", &path, &port.to_string(), host], &env);
         Self {
+            host: host.to_owned(),
             port,
             password: password.map(str::to_owned),
             dir,
@@ -120,8 +130,8 @@ impl Redis {
     /// `redis://` address with the server's password.
     pub fn url(&self) -> String {
         match &self.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
-            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(password) => format!("redis://:{password}@{}:{}", self.host, self.port),
+            None => format!("redis://{}:{}", self.host, self.port),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod databases;
 pub mod drpc;
 pub mod ledger;
 pub mod netns;
+pub mod stream_count;
 pub mod tracked;
 pub mod workers;
 pub mod zookeeper;

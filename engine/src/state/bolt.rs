@@ -260,6 +260,14 @@ impl Bolt for CheckpointedBolt {
                 } = open_state(&self.checkpointing.backend, context)?;
                 let mut state = KeyValueState::new();
                 state.restore(entries);
+                tracing::info!(
+                    component = context.component_id(),
+                    task = context.task_index(),
+                    checkpoint = restored,
+                    generation,
+                    keys = state.len(),
+                    "state restored at start"
+                );
                 bolt.restored(&state);
                 let (requests, requests_in) = mpsc::channel();
                 let (replies_out, replies) = mpsc::channel();
@@ -501,6 +509,12 @@ impl CheckpointedBolt {
             });
             stateful.state.restore(entries);
             stateful.clean_at = Some(restored);
+            tracing::info!(
+                checkpoint = restored,
+                generation,
+                keys = stateful.state.len(),
+                "state rolled back"
+            );
             if let Wrapped::Stateful(bolt) = &mut self.wrapped {
                 bolt.restored(&stateful.state);
             }
