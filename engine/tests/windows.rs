@@ -188,13 +188,24 @@ fn event_time_windows_match_a_reference_and_late_tuples_go_to_the_late_stream() 
     let config = TopologyConfig::default().with_ackers(1);
     let running = squall_core::run(builder.build("windows", config).unwrap()).unwrap();
 
-    wait_for(
+    squall_test_support::wait_for_or_explain(
         "every window and late tuple",
         Duration::from_secs(20),
         || {
             recorded(&log, "default").len() == expected_windows.len()
                 && recorded(&log, "late").len() == expected_late.len()
                 && counts.acked() == expected_acked.len() as u64
+        },
+        || {
+            format!(
+                ": {} of {} windows, {} of {} late, {} of {} acked",
+                recorded(&log, "default").len(),
+                expected_windows.len(),
+                recorded(&log, "late").len(),
+                expected_late.len(),
+                counts.acked(),
+                expected_acked.len()
+            )
         },
     );
     // Nothing more is acked: the tuples of windows still open stay held.

@@ -47,6 +47,7 @@ pub use error::{DecodeError, FieldError};
 pub use view::{AnchorPairs, FieldIter, ListRef, MapRef, TupleRef};
 
 pub(crate) use encode::{write_header, write_record};
+pub(crate) use view::decode_value;
 
 /// Bytes of the fixed record header.
 pub const HEADER_BYTES: usize = 16;

@@ -42,12 +42,19 @@
 //! ```
 //!
 //! Windows live in the task's memory: a restarted task starts with empty windows, and the
-//! inputs it held are replayed by their spouts when their trees time out.
+//! inputs it held are replayed by their spouts when their trees time out. Windows *backed by
+//! state* ([`TopologyBuilder::set_state_backed_windowed_bolt`], [`StateBackedWindows`]) are
+//! kept in a checkpointed topology's state instead: a restarted or rolled-back task rebuilds
+//! its open windows from the last checkpoint, inputs are acked as soon as they are in the
+//! windows (so windows may be longer than the message timeout), and with replayable sources
+//! every input is in the windows exactly once.
 
 mod buffer;
+mod durable;
 mod runner;
 mod spec;
 
+pub use durable::StateBackedWindows;
 pub use runner::{Window, WindowOutput, WindowedBolt, WindowedBoltRunner, WindowedTuple};
 pub use spec::{Extent, TimeSource, WindowSpec, WindowSpecError};
 
@@ -71,6 +78,31 @@ impl TopologyBuilder {
         let declarer = self.set_bolt(
             id,
             move || WindowedBoltRunner::new(factory(), spec_for_tasks.clone()),
+            parallelism,
+        );
+        match spec.clock_period() {
+            Some(period) => declarer.tick_frequency(period),
+            None => declarer,
+        }
+    }
+
+    /// Adds a windowed bolt whose open windows are kept in checkpointed state
+    /// ([`StateBackedWindows`]); the topology becomes checkpointed ([`crate::state`]).
+    pub fn set_state_backed_windowed_bolt<B, F>(
+        &mut self,
+        id: &str,
+        factory: F,
+        parallelism: usize,
+        spec: &WindowSpec,
+    ) -> BoltDeclarer<'_>
+    where
+        B: WindowedBolt + 'static,
+        F: Fn() -> B + Send + Sync + 'static,
+    {
+        let spec_for_tasks = spec.clone();
+        let declarer = self.set_stateful_bolt(
+            id,
+            move || StateBackedWindows::new(factory(), spec_for_tasks.clone()),
             parallelism,
         );
         match spec.clock_period() {

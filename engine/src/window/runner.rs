@@ -6,11 +6,13 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::buffer::{Evaluated, ItemIter, Items, WindowBuffer};
+use super::durable;
 use super::spec::{TimeSource, WindowSpec};
 use crate::component::{Bolt, ComponentError};
 use crate::context::TopologyContext;
 use crate::ids::TaskId;
 use crate::runtime::{Anchor, BoltOutput, EmitError, Tuple};
+use crate::state::KeyValueState;
 use crate::topology::OutputDeclarer;
 use crate::tuple::EncodeValue;
 use crate::value::{OwnedValue, Value, ValueRef};
@@ -38,7 +40,11 @@ pub trait WindowedBolt: Send {
 /// A tuple held in a window: its values, and the time it was given.
 pub struct WindowedTuple {
     values: Vec<OwnedValue>,
-    anchor: Anchor,
+    /// The input's anchor while the window holds its tree open; none when the tuple is kept
+    /// in checkpointed state instead (its input was acked).
+    anchor: Option<Anchor>,
+    /// Its place in arrival order, and its key in checkpointed state.
+    seq: u64,
     time_ms: u64,
     /// A window holding it was failed, which failed its tree: it is not acked later.
     failed: Cell<bool>,
@@ -140,6 +146,9 @@ pub struct WindowOutput<'o, 'b> {
     output: &'o mut BoltOutput<'b>,
     anchors: &'o [&'o Anchor],
     items: Items<'o, WindowedTuple>,
+    /// Windows in checkpointed state: set when the window fails, so the input being
+    /// processed fails (its tree carries the emits).
+    input_failed: &'o Cell<bool>,
 }
 
 impl WindowOutput<'_, '_> {
@@ -181,10 +190,13 @@ impl WindowOutput<'_, '_> {
     /// them, and those tuples are not acked when they leave their windows.
     pub fn fail(&mut self) {
         for (_, tuple) in self.items.iter() {
-            if !tuple.failed.replace(true) {
-                self.output.fail(&tuple.anchor);
+            if let Some(anchor) = &tuple.anchor
+                && !tuple.failed.replace(true)
+            {
+                self.output.fail(anchor);
             }
         }
+        self.input_failed.set(true);
     }
 
     /// Reports an error for this task; the topology keeps running.
@@ -206,10 +218,21 @@ pub struct WindowedBoltRunner<B> {
     bolt: B,
     spec: WindowSpec,
     buffer: WindowBuffer<WindowedTuple>,
-    /// Tuples that left their last window, to ack.
+    /// Tuples that left their last window, to ack (or to drop from state).
     expired: Vec<WindowedTuple>,
     /// Event time: the newest time seen.
     newest_ms: Option<u64>,
+    /// The sequence number of the next tuple.
+    next_seq: u64,
+    /// Windows in checkpointed state: the progress last written to it.
+    saved_progress: Option<durable::Saved>,
+}
+
+/// Windows in checkpointed state: the input being processed, which anchors what the
+/// windows it closes emit, and whether one of them failed it.
+struct Current<'i> {
+    anchor: Option<&'i Anchor>,
+    failed: Cell<bool>,
 }
 
 impl<B: WindowedBolt> WindowedBoltRunner<B> {
@@ -221,6 +244,8 @@ impl<B: WindowedBolt> WindowedBoltRunner<B> {
             spec,
             expired: Vec::new(),
             newest_ms: None,
+            next_seq: 0,
+            saved_progress: None,
         }
     }
 
@@ -240,8 +265,14 @@ impl<B: WindowedBolt> WindowedBoltRunner<B> {
         }
     }
 
-    /// Evaluates what is due at `watermark_ms`, then acks what expired.
-    fn advance(&mut self, watermark_ms: u64, output: &mut BoltOutput<'_>) {
+    /// Evaluates what is due at `watermark_ms`, then settles what expired.
+    fn advance(
+        &mut self,
+        watermark_ms: u64,
+        output: &mut BoltOutput<'_>,
+        journal: Option<&mut KeyValueState>,
+        current: &Current<'_>,
+    ) {
         let Self {
             bolt,
             buffer,
@@ -250,27 +281,211 @@ impl<B: WindowedBolt> WindowedBoltRunner<B> {
         } = self;
         buffer.advance(
             watermark_ms,
-            &mut |window| evaluate(bolt, window, output),
+            &mut |window| evaluate(bolt, window, output, current),
             &mut |tuple| expired.push(tuple),
         );
-        self.ack_expired(output);
+        self.settle_expired(output, journal);
     }
 
-    fn ack_expired(&mut self, output: &mut BoltOutput<'_>) {
-        for tuple in self.expired.drain(..) {
-            if !tuple.failed.get() {
-                output.ack(&tuple.anchor);
+    /// Acks the tuples that left their last window, or drops them from the state that kept
+    /// them.
+    fn settle_expired(&mut self, output: &mut BoltOutput<'_>, journal: Option<&mut KeyValueState>) {
+        match journal {
+            Some(state) => {
+                for tuple in self.expired.drain(..) {
+                    state.delete(&durable::tuple_key(tuple.seq));
+                }
+            }
+            None => {
+                for tuple in self.expired.drain(..) {
+                    if let Some(anchor) = &tuple.anchor
+                        && !tuple.failed.get()
+                    {
+                        output.ack(anchor);
+                    }
+                }
             }
         }
     }
 
-    fn late(&mut self, tuple: WindowedTuple, output: &mut BoltOutput<'_>) {
+    /// Sends a late tuple to the late stream. The emit and the ack go through the same
+    /// anchor, which records what was emitted on it: the tuple's own while it holds one,
+    /// else the input's, acked by [`process`](Self::process).
+    fn late(&mut self, tuple: WindowedTuple, input: &Anchor, output: &mut BoltOutput<'_>) {
+        let anchor = tuple.anchor.as_ref().unwrap_or(input);
         if let Some((stream, _)) = &self.spec.late_stream
-            && let Err(error) = output.try_emit(stream, &[&tuple.anchor], None, &tuple.values)
+            && let Err(error) = output.try_emit(stream, &[anchor], None, &tuple.values)
         {
             output.report_error(format!("a late tuple could not go to {stream:?}: {error}"));
         }
-        output.ack(&tuple.anchor);
+        if let Some(anchor) = &tuple.anchor {
+            output.ack(anchor);
+        }
+    }
+
+    /// Processes one input. Without a `journal`, windows hold their inputs' trees open and
+    /// ack each input when it leaves its last window. With one (windows in checkpointed
+    /// state), each tuple is written to the journal while a window holds it and the input is
+    /// acked at once: the checkpoint keeps it, and a rollback replays what came after.
+    pub(crate) fn process(
+        &mut self,
+        input: &Tuple<'_>,
+        output: &mut BoltOutput<'_>,
+        mut journal: Option<&mut KeyValueState>,
+    ) {
+        let current = Current {
+            anchor: journal.is_some().then(|| input.anchor()),
+            failed: Cell::new(false),
+        };
+        if input.is_tick() {
+            if self.spec.time == TimeSource::Processing {
+                self.advance(wall_clock_ms(), output, journal.as_deref_mut(), &current);
+            }
+            self.save_progress(journal);
+            return;
+        }
+        let time_ms = match self.time_of(input) {
+            Ok(time_ms) => time_ms,
+            Err(problem) => {
+                output.report_error(problem);
+                output.fail(input);
+                return;
+            }
+        };
+        let values = match input
+            .fields()
+            .map(|field| field.map(|value| value.to_owned_value()))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(values) => values,
+            Err(error) => {
+                output.report_error(format!("a windowed tuple could not be read: {error}"));
+                output.fail(input);
+                return;
+            }
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let tuple = WindowedTuple {
+            values,
+            anchor: journal.is_none().then(|| input.anchor().clone()),
+            seq,
+            time_ms,
+            failed: Cell::new(false),
+        };
+        let Self {
+            bolt,
+            buffer,
+            expired,
+            ..
+        } = self;
+        let pushed = buffer.push(
+            time_ms,
+            tuple,
+            &mut |window| evaluate(bolt, window, output, &current),
+            &mut |tuple| expired.push(tuple),
+        );
+        match pushed {
+            Err(late) => self.late(late, input.anchor(), output),
+            Ok(()) => {
+                if let Some(state) = journal.as_deref_mut() {
+                    state.put(
+                        &durable::tuple_key(seq),
+                        &durable::encode_tuple(time_ms, input.fields_bytes()),
+                    );
+                }
+            }
+        }
+        self.settle_expired(output, journal.as_deref_mut());
+        match &self.spec.time {
+            TimeSource::Event { lag, .. } => {
+                let newest = self.newest_ms.map_or(time_ms, |newest| newest.max(time_ms));
+                self.newest_ms = Some(newest);
+                let lag_ms = u64::try_from(lag.as_millis()).unwrap_or(u64::MAX);
+                self.advance(
+                    newest.saturating_sub(lag_ms),
+                    output,
+                    journal.as_deref_mut(),
+                    &current,
+                );
+            }
+            TimeSource::Processing => {
+                if matches!(self.spec.length, super::Extent::Time(_)) {
+                    self.advance(time_ms, output, journal.as_deref_mut(), &current);
+                }
+            }
+        }
+        if journal.is_some() {
+            if current.failed.get() {
+                output.fail(input);
+            } else {
+                output.ack(input);
+            }
+        }
+        self.save_progress(journal);
+    }
+
+    /// Writes where the windows stand to the journal, when it moved.
+    fn save_progress(&mut self, journal: Option<&mut KeyValueState>) {
+        let Some(state) = journal else {
+            return;
+        };
+        let progress = durable::Saved {
+            buffer: self.buffer.progress(),
+            newest_ms: self.newest_ms,
+        };
+        if self.saved_progress != Some(progress) {
+            state.put(durable::PROGRESS_KEY, &progress.encode());
+            self.saved_progress = Some(progress);
+        }
+    }
+
+    /// Rebuilds the windows from the tuples and progress in `state`, as
+    /// [`process`](Self::process) journaled them.
+    pub(crate) fn restore_from(&mut self, state: &KeyValueState) {
+        let mut saved = durable::Saved::default();
+        let mut items: Vec<WindowedTuple> = Vec::new();
+        for (key, value) in state.iter() {
+            if key == durable::PROGRESS_KEY {
+                match durable::Saved::decode(value) {
+                    Some(progress) => saved = progress,
+                    None => tracing::error!("the windows' progress in state is unreadable"),
+                }
+                continue;
+            }
+            let Some(seq) = durable::seq_of(key) else {
+                continue;
+            };
+            match durable::decode_tuple(value) {
+                Ok((time_ms, values)) => items.push(WindowedTuple {
+                    values,
+                    anchor: None,
+                    seq,
+                    time_ms,
+                    failed: Cell::new(false),
+                }),
+                Err(error) => {
+                    tracing::error!(seq, "a windowed tuple in state is unreadable: {error}")
+                }
+            }
+        }
+        items.sort_by_key(|tuple| tuple.seq);
+        self.next_seq = items.last().map_or(0, |tuple| tuple.seq + 1);
+        self.newest_ms = saved.newest_ms;
+        self.expired.clear();
+        self.buffer.restore(
+            saved.buffer,
+            items
+                .into_iter()
+                .map(|tuple| (tuple.time_ms, tuple))
+                .collect(),
+        );
+        self.saved_progress = Some(saved);
+    }
+
+    /// The windowed bolt.
+    pub(crate) fn bolt_mut(&mut self) -> &mut B {
+        &mut self.bolt
     }
 }
 
@@ -278,16 +493,19 @@ fn evaluate<B: WindowedBolt>(
     bolt: &mut B,
     window: Evaluated<'_, WindowedTuple>,
     output: &mut BoltOutput<'_>,
+    current: &Current<'_>,
 ) {
     let anchors: Vec<&Anchor> = window
         .items
         .iter()
-        .map(|(_, tuple)| &tuple.anchor)
+        .filter_map(|(_, tuple)| tuple.anchor.as_ref())
+        .chain(current.anchor)
         .collect();
     let mut window_output = WindowOutput {
         output,
         anchors: &anchors,
         items: window.items,
+        input_failed: &current.failed,
     };
     bolt.execute(
         &Window {
@@ -312,67 +530,7 @@ impl<B: WindowedBolt> Bolt for WindowedBoltRunner<B> {
     }
 
     fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
-        if input.is_tick() {
-            if self.spec.time == TimeSource::Processing {
-                self.advance(wall_clock_ms(), output);
-            }
-            return;
-        }
-        let time_ms = match self.time_of(input) {
-            Ok(time_ms) => time_ms,
-            Err(problem) => {
-                output.report_error(problem);
-                output.fail(input);
-                return;
-            }
-        };
-        let values = match input
-            .fields()
-            .map(|field| field.map(|value| value.to_owned_value()))
-            .collect::<Result<Vec<_>, _>>()
-        {
-            Ok(values) => values,
-            Err(error) => {
-                output.report_error(format!("a windowed tuple could not be read: {error}"));
-                output.fail(input);
-                return;
-            }
-        };
-        let tuple = WindowedTuple {
-            values,
-            anchor: input.anchor().clone(),
-            time_ms,
-            failed: Cell::new(false),
-        };
-        let Self {
-            bolt,
-            buffer,
-            expired,
-            ..
-        } = self;
-        let pushed = buffer.push(
-            time_ms,
-            tuple,
-            &mut |window| evaluate(bolt, window, output),
-            &mut |tuple| expired.push(tuple),
-        );
-        if let Err(late) = pushed {
-            self.late(late, output);
-        }
-        self.ack_expired(output);
-        match &self.spec.time {
-            TimeSource::Event { lag, .. } => {
-                let newest = self.newest_ms.map_or(time_ms, |newest| newest.max(time_ms));
-                self.newest_ms = Some(newest);
-                let lag_ms = u64::try_from(lag.as_millis()).unwrap_or(u64::MAX);
-                self.advance(newest.saturating_sub(lag_ms), output);
-            }
-            TimeSource::Processing => {
-                if matches!(self.spec.length, super::Extent::Time(_)) {
-                    self.advance(time_ms, output);
-                }
-            }
-        }
+        self.process(input, output, None);
     }
 
     fn cleanup(&mut self) {
