@@ -92,6 +92,27 @@ fn restores(root: &Path) -> usize {
     logs.matches("state restored at start").count() + logs.matches("state rolled back").count()
 }
 
+/// The consumer group as Redis describes it.
+fn group_info(url: &str) -> String {
+    let mut connection = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let info: redis::Value = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg("events")
+        .query(&mut connection)
+        .unwrap();
+    format!("{info:?}")
+}
+
+/// The warnings and errors the workers logged.
+fn worker_warnings(root: &Path) -> String {
+    let lines: Vec<String> = all_worker_logs(root)
+        .lines()
+        .filter(|line| line.contains("WARN") || line.contains("ERROR") || line.contains("state "))
+        .map(str::to_owned)
+        .collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
 fn committed_total(url: &str) -> u64 {
     committed_counts(url, "stream-count", SPOUTS, COUNTERS)
         .map(|counts| counts.values().sum())
@@ -258,19 +279,26 @@ fn a_stateful_count_from_a_redis_stream_is_exact_through_worker_and_host_loss_an
     for index in 0..appended {
         *want.entry(word(index)).or_default() += 1;
     }
-    cluster.wait_for(
-        &format!("the committed counts to equal the {appended} entries"),
-        Duration::from_secs(120),
-        || {
-            let have = committed_counts(&url, "stream-count", SPOUTS, COUNTERS).ok()?;
-            let counted: u64 = have.values().sum();
-            assert!(
-                counted <= appended,
-                "{counted} counted for {appended} entries: some counted twice"
-            );
-            (have == want).then_some(())
-        },
-    );
+    let exact = squall_test_support::poll_until(Duration::from_secs(120), || {
+        let have = committed_counts(&url, "stream-count", SPOUTS, COUNTERS).ok()?;
+        let counted: u64 = have.values().sum();
+        assert!(
+            counted <= appended,
+            "{counted} counted for {appended} entries: some counted twice"
+        );
+        (have == want).then_some(())
+    });
+    if exact.is_none() {
+        let have = committed_counts(&url, "stream-count", SPOUTS, COUNTERS).unwrap_or_default();
+        let counted: u64 = have.values().sum();
+        panic!(
+            "the committed counts did not reach the {appended} entries: {counted} counted, \
+             {} pending in the group; the group: {}\n{}",
+            pending(&url),
+            group_info(&url),
+            worker_warnings(cluster.dir.path())
+        );
+    }
     cluster.wait_for(
         "every entry to be acknowledged in the group",
         Duration::from_secs(20),

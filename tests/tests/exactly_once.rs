@@ -306,3 +306,52 @@ fn a_redis_backend_with_bad_credentials_or_no_server_is_named_and_nothing_is_ack
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_topology_file_counts_a_redis_stream_exactly_once_in_redis_state() {
+    let redis = Redis::start(None);
+    let mut connection = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    append(&mut connection, 0..8_000);
+    let text = format!(
+        "name: file-count
+checkpoint: {{interval_secs: 0.1, backend: redis, url: '{url}', prefix: file-state}}
+config: {{topology.message.timeout.secs: 3}}
+spouts:
+  - id: events
+    builtin: redis_stream
+    parallelism: 2
+    params: {{url: '{url}', stream: events, group: tally, fields: [word]}}
+bolts:
+  - id: tally
+    builtin: stateful_count
+    parallelism: 2
+    params: {{field: word}}
+streams:
+  - {{from: events, to: tally, grouping: {{type: fields, args: [word]}}}}
+",
+        url = redis.url()
+    );
+    let file =
+        squall::topology_file::TopologyFile::parse(&text, "count.yaml", std::path::Path::new("."))
+            .unwrap();
+    let topology = file
+        .build(&squall::topology_file::Overrides::default())
+        .unwrap();
+    let running = squall::run(topology).unwrap();
+    append(&mut connection, 8_000..10_000);
+    let mut want: HashMap<String, u64> = HashMap::new();
+    for index in 0..10_000 {
+        *want.entry(word(index)).or_default() += 1;
+    }
+    let backend = RedisBackend::new(&redis.url(), "file-state").unwrap();
+    wait_for_or_explain(
+        "the committed counts to be exact",
+        Duration::from_secs(60),
+        || committed_counts(&backend, "file-count", 2) == want,
+        || format!("; errors: {:?}", running.errors()),
+    );
+    running.kill(Duration::from_secs(10));
+}

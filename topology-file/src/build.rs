@@ -13,7 +13,8 @@ use super::config::{TICK_KEY, seconds, topology_config};
 use super::error::{FilePlace, TopologyFileError};
 use super::locate::{KeyPath, line_of};
 use super::registry::{
-    BoltFactory, BuiltinArgs, ComponentRegistry, SpoutFactory, bolt_of, spout_of,
+    BoltFactory, BuiltinArgs, ComponentRegistry, ReplayableSpoutFactory, SpoutFactory,
+    StatefulBoltFactory, bolt_of, spout_of,
 };
 use super::schema::{ComponentDef, FileDef, GroupingType, RestartDef, ShellDef, StreamDef};
 use squall_core::grouping::Grouping;
@@ -45,6 +46,8 @@ enum Body {
     Shell(Arc<ShellSpec>),
     Spout(SpoutFactory),
     Bolt(BoltFactory),
+    Replayable(ReplayableSpoutFactory),
+    Stateful(StatefulBoltFactory),
 }
 
 /// One subscription, checked.
@@ -129,6 +132,12 @@ impl Build<'_> {
         self.check_ids()?;
         let mut inputs = self.subscriptions()?;
         let mut builder = TopologyBuilder::new();
+        if let Some(checkpoint) = &self.def.checkpoint {
+            let checkpointing = checkpoint.checkpointing().map_err(|(key, message)| {
+                self.invalid(&KeyPath::default().key("checkpoint").key(key), message)
+            })?;
+            builder.checkpointing(checkpointing);
+        }
         for (kind, index, component) in self.components() {
             let path = Self::component_path(kind, index);
             let body = self.body(kind, &path, component, &base_dir)?;
@@ -159,12 +168,32 @@ impl Build<'_> {
                         declarer = declarer.set(key, value.clone());
                     }
                 }
+                Body::Replayable(factory) => {
+                    let mut declarer = builder
+                        .set_replayable_spout(
+                            &component.id,
+                            move || factory(),
+                            component.parallelism,
+                        )
+                        .tasks(tasks);
+                    for (key, value) in &component.config {
+                        declarer = declarer.set(key, value.clone());
+                    }
+                }
                 body => {
                     let window = self.window(&path, component)?;
                     // A windowed bolt's ticks move its windows' clock; they are not the
                     // subprocess's to see.
                     let windowed = window.is_some();
+                    let in_state = component.window.as_ref().is_some_and(|def| def.state);
                     let mut declarer = match (body, window) {
+                        (Body::Shell(spec), Some(window)) if in_state => builder
+                            .set_state_backed_windowed_bolt(
+                                &component.id,
+                                move || ShellWindowBolt::shared(Arc::clone(&spec)),
+                                component.parallelism,
+                                &window,
+                            ),
                         (Body::Shell(spec), Some(window)) => builder.set_windowed_bolt(
                             &component.id,
                             move || ShellWindowBolt::shared(Arc::clone(&spec)),
@@ -181,7 +210,14 @@ impl Build<'_> {
                             move || bolt_of(&factory),
                             component.parallelism,
                         ),
-                        (Body::Spout(_), _) => unreachable!("handled above"),
+                        (Body::Stateful(factory), _) => builder.set_stateful_bolt(
+                            &component.id,
+                            move || factory(),
+                            component.parallelism,
+                        ),
+                        (Body::Spout(_) | Body::Replayable(_), _) => {
+                            unreachable!("handled above")
+                        }
                     }
                     .tasks(tasks);
                     for (key, value) in &component.config {
@@ -461,15 +497,32 @@ impl Build<'_> {
                     base_dir,
                     tasks: component.tasks.unwrap_or(component.parallelism),
                 };
+                let checkpointed = self.def.checkpoint.is_some();
+                let replayable = || {
+                    self.registry
+                        .replayable_spout_maker(name)
+                        .map(|maker| maker(&args).map(Body::Replayable))
+                };
                 let made = match kind {
+                    Kind::Spout if checkpointed => replayable().or_else(|| {
+                        self.registry
+                            .spout_maker(name)
+                            .map(|maker| maker(&args).map(Body::Spout))
+                    }),
                     Kind::Spout => self
                         .registry
                         .spout_maker(name)
-                        .map(|maker| maker(&args).map(Body::Spout)),
+                        .map(|maker| maker(&args).map(Body::Spout))
+                        .or_else(replayable),
                     Kind::Bolt => self
                         .registry
                         .bolt_maker(name)
-                        .map(|maker| maker(&args).map(Body::Bolt)),
+                        .map(|maker| maker(&args).map(Body::Bolt))
+                        .or_else(|| {
+                            self.registry
+                                .stateful_bolt_maker(name)
+                                .map(|maker| maker(&args).map(Body::Stateful))
+                        }),
                 };
                 match made {
                     Some(made) => {

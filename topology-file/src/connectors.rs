@@ -11,7 +11,9 @@ use squall_connectors::{
     postgres_lookup_bolt, postgres_write_bolt, redis_lookup_bolt, redis_write_bolt,
 };
 
-use crate::registry::{BoltFactory, BuiltinArgs, ComponentRegistry, SpoutFactory};
+use crate::registry::{
+    BoltFactory, BuiltinArgs, ComponentRegistry, ReplayableSpoutFactory, SpoutFactory,
+};
 
 /// Where `postgres_write` finds its connection settings when its params give none.
 pub const POSTGRES_ENV: &str = "SQUALL_POSTGRES";
@@ -221,6 +223,23 @@ fn setting(
         })
 }
 
+/// The stream source a `redis_stream` spout's params describe, checked.
+fn redis_stream_source(args: &BuiltinArgs<'_>) -> Result<RedisStreamSource, String> {
+    let params: RedisStreamParams = args.params()?;
+    let url = setting(args, params.url, "url", REDIS_ENV)?;
+    let source = RedisStreamSource {
+        url,
+        stream: params.stream,
+        group: params.group,
+        consumer: params.consumer,
+        fields: params.fields,
+        batch: params.batch,
+    };
+    RedisStreamSpout::new(source.clone())
+        .map_err(|error| format!("component {:?}: {error}", args.component))?;
+    Ok(source)
+}
+
 /// Adds the database components to `registry`.
 pub fn register_connectors(registry: &mut ComponentRegistry) {
     registry.add_spout(
@@ -229,19 +248,19 @@ pub fn register_connectors(registry: &mut ComponentRegistry) {
          entry_id]); each is acknowledged with XACK when its tuple tree completes and emitted \
          again when it fails",
         |args| {
-            let params: RedisStreamParams = args.params()?;
-            let url = setting(args, params.url, "url", REDIS_ENV)?;
-            let source = RedisStreamSource {
-                url,
-                stream: params.stream,
-                group: params.group,
-                consumer: params.consumer,
-                fields: params.fields,
-                batch: params.batch,
-            };
-            RedisStreamSpout::new(source.clone())
-                .map_err(|error| format!("component {:?}: {error}", args.component))?;
+            let source = redis_stream_source(args)?;
             let factory: SpoutFactory = std::sync::Arc::new(move || {
+                Box::new(RedisStreamSpout::new(source.clone()).expect("the address was checked"))
+            });
+            Ok(factory)
+        },
+    );
+    registry.add_replayable_spout(
+        "redis_stream",
+        "the entries of a Redis stream, as a replayable source of a checkpointed topology:          entries are acknowledged with XACK once a checkpoint after them commits, and read          again from the last committed position after a failure",
+        |args| {
+            let source = redis_stream_source(args)?;
+            let factory: ReplayableSpoutFactory = std::sync::Arc::new(move || {
                 Box::new(RedisStreamSpout::new(source.clone()).expect("the address was checked"))
             });
             Ok(factory)

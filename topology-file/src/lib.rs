@@ -55,6 +55,7 @@ mod error;
 mod locate;
 mod registry;
 mod schema;
+pub mod stateful;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -67,7 +68,8 @@ pub use config::{
 };
 pub use error::{FilePlace, TopologyFileError};
 pub use registry::{
-    BoltFactory, BoltMaker, BuiltinArgs, ComponentRegistry, SpoutFactory, SpoutMaker,
+    BoltFactory, BoltMaker, BuiltinArgs, ComponentRegistry, ReplayableSpoutFactory,
+    ReplayableSpoutMaker, SpoutFactory, SpoutMaker, StatefulBoltFactory, StatefulBoltMaker,
 };
 
 use schema::FileDef;

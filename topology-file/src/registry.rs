@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map as JsonMap, Value as JsonValue};
 
-use super::components::{FieldCountBolt, FieldRef, LinesSpout};
+use super::components::{FieldCountBolt, LinesSpout};
 use squall_builtin::components::{
     ConstSpout, CountBolt, IdentityBolt, NullBolt, SentenceSpout, SinkProbes, SourceOptions,
     SplitBolt, WordSpout,
@@ -22,6 +22,7 @@ use squall_core::context::TopologyContext;
 use squall_core::ids::MessageId;
 use squall_core::replay::{ReplayStats, ReplayingSpout};
 use squall_core::runtime::{BoltOutput, SpoutOutput, Tuple};
+use squall_core::state::{ReplayableSpout, StatefulBolt};
 use squall_core::topology::OutputDeclarer;
 
 /// Makes one spout instance per task.
@@ -29,6 +30,12 @@ pub type SpoutFactory = Arc<dyn Fn() -> Box<dyn Spout> + Send + Sync>;
 
 /// Makes one bolt instance per task.
 pub type BoltFactory = Arc<dyn Fn() -> Box<dyn Bolt> + Send + Sync>;
+
+/// Makes one replayable spout instance per task (a source of checkpointed topologies).
+pub type ReplayableSpoutFactory = Arc<dyn Fn() -> Box<dyn ReplayableSpout> + Send + Sync>;
+
+/// Makes one stateful bolt instance per task.
+pub type StatefulBoltFactory = Arc<dyn Fn() -> Box<dyn StatefulBolt> + Send + Sync>;
 
 /// What a built-in gets from the file to make its factory.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +72,14 @@ pub type SpoutMaker = Arc<dyn Fn(&BuiltinArgs<'_>) -> Result<SpoutFactory, Strin
 /// Makes the factory of a built-in bolt from its params.
 pub type BoltMaker = Arc<dyn Fn(&BuiltinArgs<'_>) -> Result<BoltFactory, String> + Send + Sync>;
 
+/// Makes the factory of a built-in replayable spout from its params.
+pub type ReplayableSpoutMaker =
+    Arc<dyn Fn(&BuiltinArgs<'_>) -> Result<ReplayableSpoutFactory, String> + Send + Sync>;
+
+/// Makes the factory of a built-in stateful bolt from its params.
+pub type StatefulBoltMaker =
+    Arc<dyn Fn(&BuiltinArgs<'_>) -> Result<StatefulBoltFactory, String> + Send + Sync>;
+
 /// One registered built-in.
 #[derive(Clone)]
 struct Entry<M> {
@@ -83,6 +98,10 @@ struct Entry<M> {
 pub struct ComponentRegistry {
     spouts: BTreeMap<String, Entry<SpoutMaker>>,
     bolts: BTreeMap<String, Entry<BoltMaker>>,
+    /// Spouts that can go back to a position: in a file with a `checkpoint` section they
+    /// are used instead of a plain spout of the same name.
+    replayable_spouts: BTreeMap<String, Entry<ReplayableSpoutMaker>>,
+    stateful_bolts: BTreeMap<String, Entry<StatefulBoltMaker>>,
 }
 
 impl fmt::Debug for ComponentRegistry {
@@ -90,6 +109,14 @@ impl fmt::Debug for ComponentRegistry {
         f.debug_struct("ComponentRegistry")
             .field("spouts", &self.spouts.keys().collect::<Vec<_>>())
             .field("bolts", &self.bolts.keys().collect::<Vec<_>>())
+            .field(
+                "replayable_spouts",
+                &self.replayable_spouts.keys().collect::<Vec<_>>(),
+            )
+            .field(
+                "stateful_bolts",
+                &self.stateful_bolts.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -168,6 +195,7 @@ impl ComponentRegistry {
     pub fn with_builtins() -> Self {
         let mut registry = Self::empty();
         register_builtins(&mut registry);
+        crate::stateful::register_stateful(&mut registry);
         crate::drpc::register_drpc(&mut registry, crate::drpc::DrpcDefaults::default());
         crate::connectors::register_connectors(&mut registry);
         registry
@@ -214,18 +242,78 @@ impl ComponentRegistry {
         self
     }
 
-    /// The spouts: name and one line on each.
+    /// Adds (or replaces) a replayable spout that files name `name` (see
+    /// [`squall_core::state`]). A file with a `checkpoint` section uses it instead of a plain
+    /// spout of the same name; a file without one uses the plain spout when there is one.
+    pub fn add_replayable_spout(
+        &mut self,
+        name: &str,
+        summary: &'static str,
+        maker: impl Fn(&BuiltinArgs<'_>) -> Result<ReplayableSpoutFactory, String>
+        + Send
+        + Sync
+        + 'static,
+    ) -> &mut Self {
+        self.replayable_spouts.insert(
+            name.to_owned(),
+            Entry {
+                maker: Arc::new(maker),
+                summary,
+            },
+        );
+        self
+    }
+
+    /// Adds (or replaces) a stateful bolt that files name `name`; a file that uses one is
+    /// checkpointed.
+    pub fn add_stateful_bolt(
+        &mut self,
+        name: &str,
+        summary: &'static str,
+        maker: impl Fn(&BuiltinArgs<'_>) -> Result<StatefulBoltFactory, String> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.stateful_bolts.insert(
+            name.to_owned(),
+            Entry {
+                maker: Arc::new(maker),
+                summary,
+            },
+        );
+        self
+    }
+
+    /// The spouts, replayable ones included: name and one line on each.
     pub fn spouts(&self) -> impl Iterator<Item = (&str, &'static str)> {
+        let replayable_only = self
+            .replayable_spouts
+            .iter()
+            .filter(|(name, _)| !self.spouts.contains_key(*name))
+            .map(|(name, entry)| (name.as_str(), entry.summary));
         self.spouts
             .iter()
             .map(|(name, entry)| (name.as_str(), entry.summary))
+            .chain(replayable_only)
     }
 
-    /// The bolts: name and one line on each.
+    /// The bolts, stateful ones included: name and one line on each.
     pub fn bolts(&self) -> impl Iterator<Item = (&str, &'static str)> {
+        let stateful_only = self
+            .stateful_bolts
+            .iter()
+            .filter(|(name, _)| !self.bolts.contains_key(*name))
+            .map(|(name, entry)| (name.as_str(), entry.summary));
         self.bolts
             .iter()
             .map(|(name, entry)| (name.as_str(), entry.summary))
+            .chain(stateful_only)
+    }
+
+    pub(crate) fn replayable_spout_maker(&self, name: &str) -> Option<&ReplayableSpoutMaker> {
+        self.replayable_spouts.get(name).map(|entry| &entry.maker)
+    }
+
+    pub(crate) fn stateful_bolt_maker(&self, name: &str) -> Option<&StatefulBoltMaker> {
+        self.stateful_bolts.get(name).map(|entry| &entry.maker)
     }
 
     pub(crate) fn spout_maker(&self, name: &str) -> Option<&SpoutMaker> {
@@ -402,18 +490,7 @@ fn register_builtins(registry: &mut ComponentRegistry) {
             "counts tuples by a field; emits [key, count]; writes its counts to `output`",
             |args| {
                 let params: FieldCountParams = args.params()?;
-                let (field, key_name) = match &params.field {
-                    None => (FieldRef::Index(0), "key".to_owned()),
-                    Some(JsonValue::String(name)) => (FieldRef::Name(name.clone()), name.clone()),
-                    Some(other) => match other.as_u64().and_then(|i| usize::try_from(i).ok()) {
-                        Some(index) => (FieldRef::Index(index), "key".to_owned()),
-                        None => {
-                            return Err(format!(
-                                "field must be a field name or a position (0, 1, ...), found {other}"
-                            ));
-                        }
-                    },
-                };
+                let (field, key_name) = crate::stateful::field_ref(params.field.as_ref())?;
                 let output = params.output.map(|path| args.path(&path));
                 if let Some(path) = &output
                     && args.tasks > 1

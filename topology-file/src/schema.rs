@@ -26,6 +26,9 @@ pub(crate) struct FileDef {
     /// time, shipped with the file to a cluster.
     #[serde(default)]
     pub(crate) resources: Vec<PathBuf>,
+    /// Checkpointed state: how often, and where.
+    #[serde(default)]
+    pub(crate) checkpoint: Option<crate::stateful::CheckpointDef>,
 }
 
 /// A spout or bolt.
@@ -76,6 +79,9 @@ pub(crate) struct WindowDef {
     pub(crate) late_stream: Option<String>,
     #[serde(default)]
     pub(crate) late_fields: Vec<String>,
+    /// The open windows are kept in checkpointed state.
+    #[serde(default)]
+    pub(crate) state: bool,
 }
 
 fn one() -> usize {

@@ -51,6 +51,30 @@ pub trait StatefulBolt: Send {
     fn cleanup(&mut self, _state: &KeyValueState) {}
 }
 
+/// A boxed stateful bolt, as registries of components hand them out.
+impl StatefulBolt for Box<dyn StatefulBolt> {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        (**self).declare_outputs(declarer);
+    }
+    fn prepare(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
+        (**self).prepare(context)
+    }
+    fn restored(&mut self, state: &KeyValueState) {
+        (**self).restored(state);
+    }
+    fn execute(
+        &mut self,
+        input: &Tuple<'_>,
+        state: &mut KeyValueState,
+        output: &mut BoltOutput<'_>,
+    ) {
+        (**self).execute(input, state, output);
+    }
+    fn cleanup(&mut self, state: &KeyValueState) {
+        (**self).cleanup(state);
+    }
+}
+
 /// What the wrapper runs.
 pub(crate) enum Wrapped {
     Stateful(Box<dyn StatefulBolt>),

@@ -73,6 +73,37 @@ pub trait ReplayableSpout: Send {
     fn close(&mut self) {}
 }
 
+/// A boxed replayable spout, as registries of components hand them out.
+impl ReplayableSpout for Box<dyn ReplayableSpout> {
+    fn declare_outputs(&self, declarer: &mut OutputDeclarer) {
+        (**self).declare_outputs(declarer);
+    }
+    fn open(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
+        (**self).open(context)
+    }
+    fn next_tuple(&mut self, output: &mut ReplayOutput<'_, '_>) {
+        (**self).next_tuple(output);
+    }
+    fn position(&self) -> Vec<u8> {
+        (**self).position()
+    }
+    fn seek(&mut self, position: Option<&[u8]>) -> Result<(), ComponentError> {
+        (**self).seek(position)
+    }
+    fn committed(&mut self, position: &[u8]) {
+        (**self).committed(position);
+    }
+    fn activate(&mut self) {
+        (**self).activate();
+    }
+    fn deactivate(&mut self) {
+        (**self).deactivate();
+    }
+    fn close(&mut self) {
+        (**self).close();
+    }
+}
+
 /// What a replayable spout emits through: tuples are tracked, with ids the wrapper owns.
 pub struct ReplayOutput<'s, 'o> {
     output: &'s mut SpoutOutput<'o>,
