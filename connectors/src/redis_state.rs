@@ -84,6 +84,7 @@ impl StateBackend for RedisBackend {
             description: format!("{} task store {key}", self.description),
             connection: Some(connection),
             key,
+            token: None,
         }))
     }
 
@@ -112,6 +113,11 @@ struct RedisTaskStore {
     description: String,
     connection: Option<Connection>,
     key: String,
+    /// This incarnation's writer token (`<key>:writer`), taken on its first write. A later
+    /// incarnation of the task (it moved to another worker) takes a newer one, and the
+    /// writes of this one are refused from then: a worker going away cannot write over the
+    /// checkpoints of its successor.
+    token: Option<u64>,
 }
 
 /// A delta field's value: 1 then the value, or a lone 0 for a deletion.
@@ -154,6 +160,37 @@ impl RedisTaskStore {
         })
     }
 
+    /// Runs the commands `build` adds as one transaction, if this incarnation still holds
+    /// the writer token.
+    fn write(
+        &mut self,
+        what: &str,
+        build: impl Fn(&mut redis::Pipeline, &str),
+    ) -> Result<(), StateError> {
+        if self.token.is_none() {
+            let token = self.with("taking the writer token", |connection, key| {
+                connection.incr::<_, _, u64>(format!("{key}:writer"), 1)
+            })?;
+            self.token = Some(token);
+        }
+        let token = self.token.expect("taken above");
+        self.with(what, |connection, key| {
+            let writer = format!("{key}:writer");
+            redis::transaction(connection, &[&writer], |connection, pipe| {
+                let holder: Option<u64> = connection.get(&writer)?;
+                if holder != Some(token) {
+                    return Err(redis::RedisError::from((
+                        redis::ErrorKind::ClientError,
+                        "superseded",
+                        "a newer incarnation of this task writes its state".to_owned(),
+                    )));
+                }
+                build(pipe, key);
+                pipe.query::<Option<()>>(connection)
+            })
+        })
+    }
+
     fn base_checkpoint(&mut self) -> Result<u64, StateError> {
         self.with("reading the base checkpoint", |connection, key| {
             connection
@@ -180,11 +217,12 @@ impl TaskStore for RedisTaskStore {
         if delta.is_empty() {
             return Ok(());
         }
-        self.with("saving a checkpoint", |connection, key| {
+        let changes: Vec<_> = delta.iter().collect();
+        self.write("saving a checkpoint", |pipe, key| {
             let hash = format!("{key}:delta:{}", delta.checkpoint);
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            let changes: Vec<_> = delta.iter().collect();
+            // A delta of the same number left by an abandoned generation is replaced, not
+            // merged into.
+            pipe.del(&hash).ignore();
             for chunk in changes.chunks(FIELDS_PER_COMMAND) {
                 let command = pipe.cmd("HSET").arg(&hash);
                 for (field, value) in chunk {
@@ -197,7 +235,6 @@ impl TaskStore for RedisTaskStore {
                 .arg(delta.checkpoint)
                 .arg(delta.checkpoint)
                 .ignore();
-            pipe.query::<()>(connection)
         })
     }
 
@@ -231,21 +268,18 @@ impl TaskStore for RedisTaskStore {
     fn restore(&mut self, checkpoint: u64) -> Result<Pairs, StateError> {
         let state = self.read(checkpoint)?;
         let abandoned = self.deltas_between(checkpoint, None)?;
-        if !abandoned.is_empty() {
-            self.with("dropping abandoned checkpoints", |connection, key| {
-                let mut pipe = redis::pipe();
-                pipe.atomic();
-                for delta in &abandoned {
-                    pipe.del(format!("{key}:delta:{delta}")).ignore();
-                }
-                pipe.cmd("ZREMRANGEBYSCORE")
-                    .arg(format!("{key}:deltas"))
-                    .arg(format!("({checkpoint}"))
-                    .arg("+inf")
-                    .ignore();
-                pipe.query::<()>(connection)
-            })?;
-        }
+        // Written even with nothing to drop: the restore takes the writer token, fencing
+        // off an earlier incarnation before this one reads what it will build on.
+        self.write("dropping abandoned checkpoints", |pipe, key| {
+            for delta in &abandoned {
+                pipe.del(format!("{key}:delta:{delta}")).ignore();
+            }
+            pipe.cmd("ZREMRANGEBYSCORE")
+                .arg(format!("{key}:deltas"))
+                .arg(format!("({checkpoint}"))
+                .arg("+inf")
+                .ignore();
+        })?;
         Ok(state)
     }
 
@@ -261,13 +295,11 @@ impl TaskStore for RedisTaskStore {
                 .with("reading a checkpoint", |connection, key| {
                     connection.hgetall(format!("{key}:delta:{delta}"))
                 })?;
-            self.with("folding a checkpoint", |connection, key| {
+            let (puts, deletes): (Vec<_>, Vec<_>) = changes
+                .iter()
+                .partition(|(_, change)| decode_change(change).is_some());
+            self.write("folding a checkpoint", |pipe, key| {
                 let base = format!("{key}:base");
-                let mut pipe = redis::pipe();
-                pipe.atomic();
-                let (puts, deletes): (Vec<_>, Vec<_>) = changes
-                    .iter()
-                    .partition(|(_, change)| decode_change(change).is_some());
                 for chunk in puts.chunks(FIELDS_PER_COMMAND) {
                     let command = pipe.cmd("HSET").arg(&base);
                     for (field, change) in chunk {
@@ -290,11 +322,11 @@ impl TaskStore for RedisTaskStore {
                     .arg(delta)
                     .ignore();
                 pipe.set(format!("{key}:base-checkpoint"), delta).ignore();
-                pipe.query::<()>(connection)
             })?;
         }
-        self.with("moving the base checkpoint", |connection, key| {
-            connection.set::<_, _, ()>(format!("{key}:base-checkpoint"), committed)
+        self.write("moving the base checkpoint", |pipe, key| {
+            pipe.set(format!("{key}:base-checkpoint"), committed)
+                .ignore();
         })
     }
 }
@@ -373,13 +405,22 @@ impl CheckpointLedger for RedisLedger {
         self.update(|record| record.roll_back(seen))
     }
 
+    fn claim(&mut self, source: usize) -> Result<LedgerView, StateError> {
+        self.update(|record| record.claim(source))
+    }
+
+    fn source_view(&mut self, source: usize, claim: u64) -> Result<LedgerView, StateError> {
+        self.update(|record| record.source_view(source, claim))
+    }
+
     fn complete(
         &mut self,
         generation: u64,
         source: usize,
+        claim: u64,
         checkpoint: u64,
     ) -> Result<LedgerView, StateError> {
-        self.update(|record| record.complete(generation, source, checkpoint))
+        self.update(|record| record.complete(generation, source, claim, checkpoint))
     }
 }
 

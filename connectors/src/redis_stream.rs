@@ -32,6 +32,24 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Acknowledged entries are sent in one `XACK` at most this many at a time.
 const ACK_BATCH: usize = 256;
 
+/// Reads for the reader holding the consumer's token (`KEYS[1]`), refusing others: a
+/// reader that started later under the same consumer name (the task moved to another
+/// worker) fences off the earlier one, which may still run in a worker going away. Without
+/// it, what the earlier reader takes from the group after the later one re-read the
+/// pending entries would never be emitted where it counts.
+const FENCED_READ: &str = "\
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('SUPERSEDED a newer reader took this consumer over')
+end
+return redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[2], ARGV[5])";
+
+/// `XACK`s for the reader holding the consumer's token, as [`FENCED_READ`] reads.
+const FENCED_ACK: &str = "\
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('SUPERSEDED a newer reader took this consumer over')
+end
+return redis.call('XACK', KEYS[2], ARGV[2], unpack(ARGV, 3))";
+
 /// Where a stream spout reads, and what it emits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisStreamSource {
@@ -84,6 +102,12 @@ pub struct RedisStreamSpout {
     committed_floor: Option<(u64, u64)>,
     /// Entries emitted and not committed, oldest first.
     uncommitted: VecDeque<String>,
+    /// This reader's token for its consumer, taken on its first connection.
+    token: Option<String>,
+    /// A later reader took the consumer over: this one reads and acknowledges nothing more.
+    superseded: bool,
+    read_script: redis::Script,
+    ack_script: redis::Script,
 }
 
 impl std::fmt::Debug for RedisStreamSpout {
@@ -129,12 +153,37 @@ impl RedisStreamSpout {
             position: "0-0".to_owned(),
             committed_floor: None,
             uncommitted: VecDeque::new(),
+            token: None,
+            superseded: false,
+            read_script: redis::Script::new(FENCED_READ),
+            ack_script: redis::Script::new(FENCED_ACK),
         })
     }
 
     /// Entries emitted and not yet acknowledged.
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Whether a later reader took this one's consumer over.
+    pub fn is_superseded(&self) -> bool {
+        self.superseded
+    }
+
+    /// The key of the consumer's reader token.
+    fn fence_key(&self) -> String {
+        format!(
+            "squall:stream-reader:{}:{}:{}",
+            self.source.stream, self.source.group, self.source.consumer
+        )
+    }
+
+    /// Notes a refusal for being superseded; returns whether `error` was one.
+    fn superseded_by(&mut self, error: &redis::RedisError) -> bool {
+        if error.to_string().contains("SUPERSEDED") {
+            self.superseded = true;
+        }
+        self.superseded
     }
 
     fn connect(&mut self) -> Result<&mut Connection, String> {
@@ -160,6 +209,15 @@ impl RedisStreamSpout {
                 && error.code() != Some("BUSYGROUP")
             {
                 return Err(format!("creating the consumer group: {error}"));
+            }
+            // Taken once: a reader that reconnects keeps its token, and stays fenced off
+            // when a later one took the consumer over meanwhile.
+            if self.token.is_none() {
+                let token: u64 = redis::cmd("INCR")
+                    .arg(self.fence_key())
+                    .query(&mut connection)
+                    .map_err(|error| format!("taking the consumer over: {error}"))?;
+                self.token = Some(token.to_string());
             }
             self.connection = Some(connection);
         }
@@ -192,15 +250,32 @@ impl RedisStreamSpout {
         if self.acked.is_empty() {
             return Ok(());
         }
-        let mut command = redis::cmd("XACK");
-        command
-            .arg(&self.source.stream)
-            .arg(&self.source.group)
-            .arg(&self.acked);
-        command
-            .query::<u64>(self.connect()?)
-            .map_err(|error| format!("acknowledging: {error}"))?;
-        self.acked.clear();
+        if self.superseded {
+            self.acked.clear();
+            return Ok(());
+        }
+        let fence = self.fence_key();
+        self.connect()?;
+        // In batches: a script unpacks its arguments onto Lua's stack, which is bounded.
+        while !self.acked.is_empty() {
+            let batch = self.acked.len().min(ACK_BATCH);
+            let mut invocation = self.ack_script.key(&fence);
+            invocation
+                .key(&self.source.stream)
+                .arg(self.token.as_deref().unwrap_or_default())
+                .arg(&self.source.group)
+                .arg(&self.acked[..batch]);
+            let acked =
+                invocation.invoke::<u64>(self.connection.as_mut().expect("connected above"));
+            if let Err(error) = acked {
+                if self.superseded_by(&error) {
+                    self.acked.clear();
+                    return Err(format!("{error}: this reader stops"));
+                }
+                return Err(format!("acknowledging: {error}"));
+            }
+            self.acked.drain(..batch);
+        }
         Ok(())
     }
 
@@ -212,19 +287,28 @@ impl RedisStreamSpout {
         } else {
             &self.recovery_cursor
         };
-        let mut command = redis::cmd("XREADGROUP");
-        command
-            .arg("GROUP")
+        if self.superseded {
+            return Ok(Vec::new());
+        }
+        let start = start.to_owned();
+        let fence = self.fence_key();
+        self.connect()?;
+        let mut invocation = self.read_script.key(fence);
+        invocation
+            .key(&self.source.stream)
+            .arg(self.token.as_deref().unwrap_or_default())
             .arg(&self.source.group)
             .arg(&self.source.consumer)
-            .arg("COUNT")
             .arg(self.source.batch.max(1))
-            .arg("STREAMS")
-            .arg(&self.source.stream)
-            .arg(start);
-        let reply: Option<StreamReadReply> = command
-            .query(self.connect()?)
-            .map_err(|error| format!("reading: {error}"))?;
+            .arg(&start);
+        let reply: Option<StreamReadReply> =
+            match invocation.invoke(self.connection.as_mut().expect("connected above")) {
+                Ok(reply) => reply,
+                Err(error) if self.superseded_by(&error) => {
+                    return Err(format!("{error}: this reader stops"));
+                }
+                Err(error) => return Err(format!("reading: {error}")),
+            };
         let source = &self.source;
         let entries: Vec<_> = reply
             .into_iter()

@@ -355,3 +355,23 @@ streams:
     );
     running.kill(Duration::from_secs(10));
 }
+
+#[test]
+fn a_task_store_taken_over_by_a_newer_incarnation_refuses_the_older_ones_writes() {
+    let redis = Redis::start(None);
+    let backend = RedisBackend::new(&redis.url(), "fenced").unwrap();
+    let mut older = backend.task_store("t", "tally", 0).unwrap();
+    let mut delta = squall::state::Delta::new(1);
+    delta.push(b"word", Some(&1u64.to_le_bytes()));
+    older.save(&delta).unwrap();
+    // The task starts again elsewhere: its restore takes the store over.
+    let mut newer = backend.task_store("t", "tally", 0).unwrap();
+    assert_eq!(newer.restore(0).unwrap(), Vec::new());
+    let error = older.save(&delta).unwrap_err().to_string();
+    assert!(error.contains("newer incarnation"), "{error}");
+    newer.save(&delta).unwrap();
+    // Reading takes nothing over.
+    let mut reader = backend.task_store("t", "tally", 0).unwrap();
+    assert_eq!(reader.read(1).unwrap().len(), 1);
+    newer.save(&delta).unwrap();
+}

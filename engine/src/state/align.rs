@@ -39,12 +39,10 @@ pub(crate) enum Offer {
     /// A checkpoint barrier, the last one: checkpoint `checkpoint` is aligned. Snapshot,
     /// forward it, then call [`Alignment::finish_checkpoint`].
     Aligned { checkpoint: u64 },
-    /// A rollback barrier, the last one: restore checkpoint `restored` (unless the task is
-    /// there already, as one that started in `generation` is) and forward a rollback barrier
-    /// of `generation`. Any checkpoint being aligned was abandoned.
+    /// A rollback barrier, the last one: restore checkpoint `restored` and forward a rollback
+    /// barrier of `generation`. Any checkpoint being aligned was abandoned.
     RolledBack { generation: u64, restored: u64 },
-    /// A rollback barrier, noted; other channels are not there yet (or the task is in its
-    /// generation already and forwarded it).
+    /// A rollback barrier, noted; other channels are not there yet.
     Noted,
 }
 
@@ -75,10 +73,6 @@ pub(crate) struct Alignment<T> {
     channel_of_task: Vec<usize>,
     channels: Vec<Channel>,
     generation: u64,
-    /// Every channel reached `generation` since the task entered it. A task that starts in
-    /// a generation of its own has not forwarded that generation's rollback barrier yet:
-    /// downstream tasks discard what it sends until it does.
-    joined: bool,
     /// The checkpoint being aligned and how many channels delivered it.
     aligning: Option<(u64, usize)>,
     held: VecDeque<Held<T>>,
@@ -102,7 +96,6 @@ impl<T> Alignment<T> {
         }
         Self {
             channel_of_task,
-            joined: generation == 0 || channels.is_empty(),
             channels,
             generation,
             aligning: None,
@@ -237,14 +230,11 @@ impl<T> Alignment<T> {
             .iter()
             .min_by_key(|channel| channel.generation)
             .expect("a rollback barrier came on a channel");
-        if lowest.generation < self.generation
-            || (lowest.generation == self.generation && self.joined)
-        {
+        if lowest.generation <= self.generation {
             return Offer::Noted;
         }
         let (generation, restored) = (lowest.generation, lowest.restored);
         self.generation = generation;
-        self.joined = true;
         self.aligning = None;
         for channel in &mut self.channels {
             channel.blocked = false;
@@ -281,15 +271,7 @@ mod tests {
     fn joined_at_generation_one() -> Alignment<u32> {
         let mut alignment = Alignment::new([A, B], 1);
         assert_eq!(alignment.offer(A, rollback(1, 0), || 0), Offer::Noted);
-        // The last channel there: the task forwards its generation's rollback barrier.
-        assert_eq!(
-            alignment.offer(B, rollback(1, 0), || 0),
-            Offer::RolledBack {
-                generation: 1,
-                restored: 0
-            }
-        );
-        assert_eq!(alignment.offer(B, rollback(1, 0), || 0), Offer::Discard);
+        assert_eq!(alignment.offer(B, rollback(1, 0), || 0), Offer::Noted);
         alignment
     }
 
@@ -366,15 +348,7 @@ mod tests {
         // A jumps to 6 while B is still behind: A waits.
         assert_eq!(alignment.offer(A, rollback(6, 2), || 5), Offer::Noted);
         assert_eq!(alignment.offer(A, Kind::Data, || 6), Offer::Held);
-        // Every channel reached 5: the task forwards 5's rollback barrier, then 6's.
-        assert_eq!(
-            alignment.offer(B, rollback(5, 2), || 7),
-            Offer::RolledBack {
-                generation: 5,
-                restored: 2
-            }
-        );
-        assert_eq!(release(&mut alignment), Vec::new());
+        assert_eq!(alignment.offer(B, rollback(5, 2), || 7), Offer::Noted);
         assert_eq!(
             alignment.offer(B, rollback(6, 2), || 8),
             Offer::RolledBack {

@@ -98,6 +98,10 @@ pub struct LedgerView {
     pub restored: u64,
     /// The newest checkpoint every source task reported complete (at least `restored`).
     pub committed: u64,
+    /// Asked for one incarnation of a source task: a newer incarnation of the task claimed
+    /// it. The older one must stop, since it runs in a worker that is going away (or cut
+    /// off) and what it reads or reports would be counted twice or lost.
+    pub superseded: bool,
 }
 
 /// A topology's checkpoint ledger, kept by the backend so that every worker sees it.
@@ -120,8 +124,23 @@ pub trait CheckpointLedger: Send {
     /// When the backend cannot be reached.
     fn roll_back(&mut self, seen: u64) -> Result<LedgerView, StateError>;
 
-    /// Records that source task `source` (0-based, over every source task of the
-    /// topology) completed `checkpoint` in `generation`; returns the view after.
+    /// A starting incarnation of source task `source` (0-based, over every source task of
+    /// the topology) claims it: a new generation starts from the committed checkpoint, and
+    /// its number is the incarnation's claim. Older incarnations are superseded from then.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    fn claim(&mut self, source: usize) -> Result<LedgerView, StateError>;
+
+    /// The view for the incarnation of source task `source` that holds `claim`.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    fn source_view(&mut self, source: usize, claim: u64) -> Result<LedgerView, StateError>;
+
+    /// Records that the incarnation holding `claim` of source task `source` completed
+    /// `checkpoint` in `generation`; returns the view after. A superseded incarnation's
+    /// report does not count.
     ///
     /// # Errors
     /// When the backend cannot be reached.
@@ -129,6 +148,7 @@ pub trait CheckpointLedger: Send {
         &mut self,
         generation: u64,
         source: usize,
+        claim: u64,
         checkpoint: u64,
     ) -> Result<LedgerView, StateError>;
 }
@@ -143,6 +163,8 @@ pub struct LedgerRecord {
     pub restored: u64,
     /// The newest checkpoint each source task completed in this generation (0: none).
     pub completed: Vec<u64>,
+    /// The claim of each source task's current incarnation (0: none claimed yet).
+    pub owners: Vec<u64>,
 }
 
 impl LedgerRecord {
@@ -152,6 +174,7 @@ impl LedgerRecord {
             generation: 0,
             restored: 0,
             completed: vec![0; sources],
+            owners: vec![0; sources],
         }
     }
 
@@ -171,7 +194,25 @@ impl LedgerRecord {
             generation: self.generation,
             restored: self.restored,
             committed: self.committed(),
+            superseded: false,
         }
+    }
+
+    /// The view for the incarnation of `source` holding `claim`.
+    pub fn source_view(&self, source: usize, claim: u64) -> LedgerView {
+        LedgerView {
+            superseded: self.owners.get(source) != Some(&claim),
+            ..self.view()
+        }
+    }
+
+    /// See [`CheckpointLedger::claim`].
+    pub fn claim(&mut self, source: usize) -> LedgerView {
+        self.roll_back(self.generation);
+        if let Some(owner) = self.owners.get_mut(source) {
+            *owner = self.generation;
+        }
+        self.source_view(source, self.generation)
     }
 
     /// See [`CheckpointLedger::roll_back`].
@@ -186,21 +227,29 @@ impl LedgerRecord {
 
     /// See [`CheckpointLedger::complete`]. A report of another generation, or of a source
     /// the ledger does not count, changes nothing.
-    pub fn complete(&mut self, generation: u64, source: usize, checkpoint: u64) -> LedgerView {
+    pub fn complete(
+        &mut self,
+        generation: u64,
+        source: usize,
+        claim: u64,
+        checkpoint: u64,
+    ) -> LedgerView {
         if generation == self.generation
+            && self.owners.get(source) == Some(&claim)
             && let Some(done) = self.completed.get_mut(source)
         {
             *done = (*done).max(checkpoint);
         }
-        self.view()
+        self.source_view(source, claim)
     }
 
     /// The record in 8-byte little-endian words: generation, restored, then one word per
-    /// source.
+    /// source for its completed checkpoint, then one per source for its owner's claim.
     pub fn encode(&self) -> Vec<u8> {
         std::iter::once(self.generation)
             .chain(std::iter::once(self.restored))
             .chain(self.completed.iter().copied())
+            .chain(self.owners.iter().copied())
             .flat_map(u64::to_le_bytes)
             .collect()
     }
@@ -216,14 +265,18 @@ impl LedgerRecord {
             .chunks_exact(8)
             .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
             .collect();
-        let mut completed = words[2..].to_vec();
-        if completed.len() != sources {
-            completed = vec![0; sources];
-        }
+        let per_source = &words[2..];
+        let (completed, owners) = if per_source.len() == 2 * sources {
+            let (completed, owners) = per_source.split_at(sources);
+            (completed.to_vec(), owners.to_vec())
+        } else {
+            (vec![0; sources], vec![0; sources])
+        };
         Some(Self {
             generation: words[0],
             restored: words[1],
             completed,
+            owners,
         })
     }
 }
@@ -232,46 +285,72 @@ impl LedgerRecord {
 mod tests {
     use super::*;
 
+    /// A ledger of two sources, both claimed (generation 2, claims 1 and 2).
+    fn claimed() -> LedgerRecord {
+        let mut ledger = LedgerRecord::new(2);
+        assert_eq!(ledger.claim(0).generation, 1);
+        assert_eq!(ledger.claim(1).generation, 2);
+        ledger
+    }
+
     #[test]
     fn a_checkpoint_commits_when_its_last_source_completes_it() {
-        let mut ledger = LedgerRecord::new(2);
-        ledger.roll_back(0);
-        assert_eq!(ledger.complete(1, 0, 1).committed, 0);
-        assert_eq!(ledger.complete(1, 0, 2).committed, 0);
-        assert_eq!(ledger.complete(1, 1, 1).committed, 1);
-        assert_eq!(ledger.complete(1, 1, 2).committed, 2);
+        let mut ledger = claimed();
+        assert_eq!(ledger.complete(2, 0, 1, 1).committed, 0);
+        assert_eq!(ledger.complete(2, 0, 1, 2).committed, 0);
+        assert_eq!(ledger.complete(2, 1, 2, 1).committed, 1);
+        assert_eq!(ledger.complete(2, 1, 2, 2).committed, 2);
         // A late report of an older checkpoint does not move anything back.
-        assert_eq!(ledger.complete(1, 0, 1).committed, 2);
+        assert_eq!(ledger.complete(2, 0, 1, 1).committed, 2);
     }
 
     #[test]
     fn a_rollback_starts_from_the_committed_checkpoint_once() {
-        let mut ledger = LedgerRecord::new(2);
-        ledger.roll_back(0);
-        ledger.complete(1, 0, 3);
-        ledger.complete(1, 1, 2);
-        let view = ledger.roll_back(1);
+        let mut ledger = claimed();
+        ledger.complete(2, 0, 1, 3);
+        ledger.complete(2, 1, 2, 2);
+        let view = ledger.roll_back(2);
         assert_eq!(
             view,
             LedgerView {
-                generation: 2,
+                generation: 3,
                 restored: 2,
-                committed: 2
+                committed: 2,
+                superseded: false
             }
         );
-        // Someone who saw generation 1 asks again: nothing more happens.
-        assert_eq!(ledger.roll_back(1), view);
+        // Someone who saw generation 2 asks again: nothing more happens.
+        assert_eq!(ledger.roll_back(2), view);
         // Reports of the old generation no longer count.
-        assert_eq!(ledger.complete(1, 0, 9).committed, 2);
-        ledger.complete(2, 0, 3);
-        assert_eq!(ledger.complete(2, 1, 3).committed, 3);
+        assert_eq!(ledger.complete(2, 0, 1, 9).committed, 2);
+        ledger.complete(3, 0, 1, 3);
+        assert_eq!(ledger.complete(3, 1, 2, 3).committed, 3);
+    }
+
+    #[test]
+    fn a_superseded_incarnation_is_told_and_its_reports_do_not_count() {
+        let mut ledger = claimed();
+        // Source 0 starts again elsewhere while its old incarnation still runs.
+        let newer = ledger.claim(0);
+        assert_eq!((newer.generation, newer.superseded), (3, false));
+        assert!(ledger.source_view(0, 1).superseded);
+        assert!(!ledger.source_view(0, 3).superseded);
+        let old = ledger.complete(3, 0, 1, 1);
+        assert!(old.superseded);
+        ledger.complete(3, 1, 2, 1);
+        assert_eq!(
+            ledger.view().committed,
+            0,
+            "the old incarnation's report counted"
+        );
+        assert_eq!(ledger.complete(3, 0, 3, 1).committed, 1);
     }
 
     #[test]
     fn the_record_survives_its_encoding() {
         let mut ledger = LedgerRecord::new(3);
-        ledger.roll_back(0);
-        ledger.complete(1, 2, 5);
+        ledger.claim(2);
+        ledger.complete(1, 2, 1, 5);
         let bytes = ledger.encode();
         assert_eq!(LedgerRecord::decode(&bytes, 3), Some(ledger.clone()));
         let resized = LedgerRecord::decode(&bytes, 2).unwrap();

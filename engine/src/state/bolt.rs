@@ -100,6 +100,10 @@ struct Running {
     /// The barriers of the checkpoint being aligned, acked once it is taken.
     barrier_anchors: Vec<Anchor>,
     stateful: Option<Stateful>,
+    /// A stateful task starts in a generation of its own: its rollback barrier (generation,
+    /// restored checkpoint) goes downstream before anything it emits, or downstream tasks
+    /// would take what it emits for the previous generation's and discard it.
+    announce: Option<(u64, u64)>,
 }
 
 /// A stateful bolt's state and its writer thread.
@@ -196,7 +200,7 @@ fn open_state(
         mut store,
         ledger,
         view,
-    } = super::open_books(backend, context)?;
+    } = super::open_books(backend, context, None)?;
     let entries = store.restore(view.restored)?;
     Ok(Opened {
         store,
@@ -268,10 +272,10 @@ impl Bolt for CheckpointedBolt {
 
     fn prepare(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
         let topology = context.topology().clone();
-        let (generation, stateful) = match &mut self.wrapped {
+        let (generation, restored, stateful) = match &mut self.wrapped {
             Wrapped::Plain(bolt) => {
                 bolt.prepare(context)?;
-                (0, None)
+                (0, 0, None)
             }
             Wrapped::Stateful(bolt) => {
                 bolt.prepare(context)?;
@@ -301,6 +305,7 @@ impl Bolt for CheckpointedBolt {
                     .spawn(move || write_loop(store, ledger, requests_in, replies_out, waker))?;
                 (
                     generation,
+                    restored,
                     Some(Stateful {
                         state,
                         clean_at: Some(restored),
@@ -318,11 +323,13 @@ impl Bolt for CheckpointedBolt {
             topology,
             barrier_anchors: Vec::new(),
             stateful,
+            announce: (generation > 0).then_some((generation, restored)),
         });
         Ok(())
     }
 
     fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+        self.announce(output);
         let running = self.running.as_mut().expect("prepared before execute");
         let is_barrier = running
             .barrier_streams
@@ -343,6 +350,7 @@ impl Bolt for CheckpointedBolt {
     }
 
     fn poll(&mut self, output: &mut BoltOutput<'_>) -> bool {
+        self.announce(output);
         let Some(stateful) = self.running.as_mut().and_then(|r| r.stateful.as_mut()) else {
             return match &mut self.wrapped {
                 Wrapped::Plain(bolt) => bolt.poll(output),
@@ -392,6 +400,19 @@ impl Bolt for CheckpointedBolt {
 }
 
 impl CheckpointedBolt {
+    /// Sends the rollback barrier of the generation the task started in, once.
+    fn announce(&mut self, output: &mut BoltOutput<'_>) {
+        let Some((generation, restored)) = self.running.as_mut().and_then(|r| r.announce.take())
+        else {
+            return;
+        };
+        output.emit_on(
+            BARRIER_STREAM,
+            &[],
+            &[Value::U64(generation), Value::U64(restored), Value::U64(1)],
+        );
+    }
+
     /// Acts on the verdict about `input`; returns whether held inputs may now proceed.
     fn settle(&mut self, offer: Offer, input: &Tuple<'_>, output: &mut BoltOutput<'_>) -> bool {
         match offer {

@@ -162,6 +162,15 @@ impl TaskStore for EmbeddedTaskStore {
         let write = self.database.begin_write().map_err(|e| self.error(e))?;
         {
             let mut deltas = write.open_table(DELTAS).map_err(|e| self.error(e))?;
+            // A delta of the same number left by an abandoned generation is replaced, not
+            // merged into.
+            let empty: &[u8] = &[];
+            deltas
+                .retain_in(
+                    (delta.checkpoint, empty)..(delta.checkpoint.saturating_add(1), empty),
+                    |_, _| false,
+                )
+                .map_err(|e| self.error(e))?;
             for (key, value) in delta.iter() {
                 deltas
                     .insert((delta.checkpoint, key), value)
@@ -309,9 +318,9 @@ impl EmbeddedLedger {
     }
 }
 
-impl CheckpointLedger for EmbeddedLedger {
-    fn view(&mut self) -> Result<LedgerView, StateError> {
-        // A read transaction: no write, no sync to disk.
+impl EmbeddedLedger {
+    /// The record, in a read transaction: no write, no sync to disk.
+    fn record(&mut self) -> Result<LedgerRecord, StateError> {
         let error = |e: &dyn std::fmt::Display| StateError::new(&self.description, e);
         let database = open(&self.path).map_err(|e| error(&e))?;
         let read = database.begin_read().map_err(|e| error(&e))?;
@@ -323,22 +332,35 @@ impl CheckpointLedger for EmbeddedLedger {
             Err(redb::TableError::TableDoesNotExist(_)) => None,
             Err(e) => return Err(error(&e)),
         };
-        Ok(record
-            .unwrap_or_else(|| LedgerRecord::new(self.sources))
-            .view())
+        Ok(record.unwrap_or_else(|| LedgerRecord::new(self.sources)))
+    }
+}
+
+impl CheckpointLedger for EmbeddedLedger {
+    fn view(&mut self) -> Result<LedgerView, StateError> {
+        Ok(self.record()?.view())
     }
 
     fn roll_back(&mut self, seen: u64) -> Result<LedgerView, StateError> {
         self.update(|record| record.roll_back(seen))
     }
 
+    fn claim(&mut self, source: usize) -> Result<LedgerView, StateError> {
+        self.update(|record| record.claim(source))
+    }
+
+    fn source_view(&mut self, source: usize, claim: u64) -> Result<LedgerView, StateError> {
+        Ok(self.record()?.source_view(source, claim))
+    }
+
     fn complete(
         &mut self,
         generation: u64,
         source: usize,
+        claim: u64,
         checkpoint: u64,
     ) -> Result<LedgerView, StateError> {
-        self.update(|record| record.complete(generation, source, checkpoint))
+        self.update(|record| record.complete(generation, source, claim, checkpoint))
     }
 }
 
@@ -417,10 +439,14 @@ mod tests {
         let backend = EmbeddedBackend::new(dir.path());
         let mut first = backend.ledger("t", 2).unwrap();
         let mut second = backend.ledger("t", 2).unwrap();
-        assert_eq!(first.roll_back(0).unwrap().generation, 1);
-        assert_eq!(second.roll_back(0).unwrap().generation, 1);
-        first.complete(1, 0, 1).unwrap();
-        assert_eq!(second.complete(1, 1, 1).unwrap().committed, 1);
+        assert_eq!(first.claim(0).unwrap().generation, 1);
+        assert_eq!(second.claim(1).unwrap().generation, 2);
+        assert!(!first.source_view(0, 1).unwrap().superseded);
+        first.complete(2, 0, 1, 1).unwrap();
+        assert_eq!(second.complete(2, 1, 2, 1).unwrap().committed, 1);
         assert_eq!(first.view().unwrap().committed, 1);
+        // A newer incarnation of source 0 claims it: the first is told.
+        assert_eq!(second.claim(0).unwrap().generation, 3);
+        assert!(first.source_view(0, 1).unwrap().superseded);
     }
 }

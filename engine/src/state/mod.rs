@@ -103,10 +103,12 @@ pub(crate) struct Books {
 
 /// Opens the task's store and the ledger, and starts a new generation: a task that starts
 /// has lost whatever it held or emitted, so everyone goes back to the last committed
-/// checkpoint.
+/// checkpoint. A source task (`source`: its index over every source task) claims its
+/// place with that generation, superseding any older incarnation still running.
 pub(crate) fn open_books(
     backend: &Arc<dyn StateBackend>,
     context: &crate::context::TopologyContext,
+    source: Option<usize>,
 ) -> Result<Books, StateError> {
     let topology = context.topology();
     let store = backend.task_store(
@@ -115,8 +117,13 @@ pub(crate) fn open_books(
         context.task_index(),
     )?;
     let mut ledger = backend.ledger(topology.name(), source_tasks(topology))?;
-    let seen = ledger.view()?.generation;
-    let view = ledger.roll_back(seen)?;
+    let view = match source {
+        Some(source) => ledger.claim(source)?,
+        None => {
+            let seen = ledger.view()?.generation;
+            ledger.roll_back(seen)?
+        }
+    };
     Ok(Books {
         store,
         ledger,

@@ -195,6 +195,11 @@ pub(crate) struct CheckpointingSpout {
     /// The end of the quiet start ([`STARTUP_QUIET`]), on the executor's clock; `None`
     /// before the first call.
     quiet_until: Option<u64>,
+    /// This incarnation's claim on its source task ([`CheckpointLedger::claim`]).
+    claim: u64,
+    /// A newer incarnation of this task claimed it: this one emits, acknowledges and
+    /// reports nothing more.
+    superseded: bool,
 }
 
 impl CheckpointingSpout {
@@ -213,6 +218,8 @@ impl CheckpointingSpout {
             seek_pending: None,
             sequence: 0,
             quiet_until: None,
+            claim: 0,
+            superseded: false,
         }
     }
 
@@ -250,6 +257,17 @@ impl CheckpointingSpout {
 
     /// Acts on the ledger's view: a newer generation is entered, a newer commit released.
     fn follow(&mut self, view: LedgerView) -> Result<(), String> {
+        if view.superseded || self.superseded {
+            if !self.superseded {
+                tracing::warn!(
+                    source = self.books().source,
+                    "a newer incarnation of this source task runs elsewhere: this one stops"
+                );
+            }
+            self.superseded = true;
+            self.positions.clear();
+            return Ok(());
+        }
         if view.generation > self.generation {
             self.enter(view)?;
         }
@@ -351,12 +369,14 @@ impl Spout for CheckpointingSpout {
             Source::Replayable(spout) => spout.open(context)?,
             Source::Plain(spout) => spout.open(context)?,
         }
-        let opened = super::open_books(&self.checkpointing.backend, context)?;
+        let source = source_index(context);
+        let opened = super::open_books(&self.checkpointing.backend, context, Some(source))?;
         let view = opened.view;
+        self.claim = view.generation;
         self.books = Some(SourceBooks {
             ledger: opened.ledger,
             store: opened.store,
-            source: source_index(context),
+            source,
         });
         // A source that cannot go back yet (its server is down) is not a failed start:
         // the seek is tried again from `next_tuple`, which emits nothing until it works.
@@ -385,12 +405,13 @@ impl Spout for CheckpointingSpout {
             let every = if quiet { STARTUP_POLL } else { LEDGER_POLL };
             self.next_ledger_poll =
                 now.saturating_add(nanos(every.min(self.checkpointing.interval)));
+            let (source, claim) = (self.books().source, self.claim);
             let followed = match self.seek_pending {
                 Some(view) => self.enter(view),
                 None => self
                     .books()
                     .ledger
-                    .view()
+                    .source_view(source, claim)
                     .map_err(|error| error.to_string())
                     .and_then(|view| self.follow(view)),
             };
@@ -398,7 +419,7 @@ impl Spout for CheckpointingSpout {
                 self.report(output, error);
             }
         }
-        if self.seek_pending.is_some() {
+        if self.seek_pending.is_some() || self.superseded {
             output.idle_for(LEDGER_POLL);
             return;
         }
@@ -438,11 +459,12 @@ impl Spout for CheckpointingSpout {
         if message.0 & BARRIER_BIT != 0 {
             let generation = (message.0 & !BARRIER_BIT) >> 32;
             let checkpoint = message.0 & 0xffff_ffff;
+            let claim = self.claim;
             let books = self.books();
             let source = books.source;
             let followed = books
                 .ledger
-                .complete(generation, source, checkpoint)
+                .complete(generation, source, claim, checkpoint)
                 .map_err(|error| error.to_string())
                 .and_then(|view| self.follow(view));
             if let Err(error) = followed {
@@ -469,6 +491,7 @@ impl Spout for CheckpointingSpout {
             }
         };
         if generation == self.generation
+            && !self.superseded
             && let Err(error) = self.roll_back(generation)
         {
             self.report(output, error);
