@@ -111,10 +111,73 @@ impl Equivalent<Key> for Lookup<'_> {
     }
 }
 
+/// A stored value: short ones inline, so a counter is read and written without an
+/// allocation or a second cache miss; long ones in a buffer reused as the value changes.
+#[derive(Debug)]
+enum Stored {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Vec<u8>),
+}
+
+impl Stored {
+    #[inline]
+    fn new(value: &[u8]) -> Self {
+        if value.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..value.len()].copy_from_slice(value);
+            Stored::Inline {
+                len: value.len() as u8,
+                bytes,
+            }
+        } else {
+            Stored::Heap(value.to_vec())
+        }
+    }
+
+    fn from_vec(value: Vec<u8>) -> Self {
+        if value.len() <= INLINE {
+            Self::new(&value)
+        } else {
+            Stored::Heap(value)
+        }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Stored::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Stored::Heap(bytes) => bytes,
+        }
+    }
+
+    /// Replaces the value, keeping a long value's buffer.
+    #[inline]
+    fn set(&mut self, value: &[u8]) {
+        match self {
+            Stored::Heap(buffer) if value.len() > INLINE => {
+                buffer.clear();
+                buffer.extend_from_slice(value);
+            }
+            _ => *self = Self::new(value),
+        }
+    }
+
+    /// The value as a `u64` counter, when it is 8 bytes long.
+    #[inline]
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Stored::Inline { len: 8, bytes } => Some(u64::from_le_bytes(
+                bytes[..8].try_into().expect("8 bytes"),
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// One key's value and whether the next snapshot must write it.
 #[derive(Debug)]
 struct Slot {
-    value: Vec<u8>,
+    value: Stored,
     /// Deleted since the last snapshot: kept until the snapshot records the deletion.
     live: bool,
     /// Already listed in `KeyValueState::changed`.
@@ -221,7 +284,7 @@ impl KeyValueState {
                 self.slots.insert(
                     Key::new(key),
                     Slot {
-                        value: value.to_vec(),
+                        value: Stored::new(value),
                         live: true,
                         changed: true,
                     },
@@ -241,7 +304,7 @@ impl KeyValueState {
             return false;
         }
         slot.live = false;
-        slot.value.clear();
+        slot.value = Stored::new(&[]);
         self.live -= 1;
         if !slot.changed {
             slot.changed = true;
@@ -287,8 +350,8 @@ impl KeyValueState {
             self.put_u64(key, amount);
             return amount;
         };
-        let current = match <[u8; 8]>::try_from(slot.value.as_slice()) {
-            Ok(bytes) if slot.live => u64::from_le_bytes(bytes),
+        let current = match slot.value.as_u64() {
+            Some(current) if slot.live => current,
             _ => 0,
         };
         let value = current.wrapping_add(amount);
@@ -319,7 +382,7 @@ impl KeyValueState {
             };
             slot.changed = false;
             if slot.live {
-                delta.push(key.as_bytes(), Some(&slot.value));
+                delta.push(key.as_bytes(), Some(slot.value.as_slice()));
             } else {
                 delta.push(key.as_bytes(), None);
                 self.slots.remove(&key);
@@ -336,7 +399,7 @@ impl KeyValueState {
             self.slots.insert(
                 Key::new(&key),
                 Slot {
-                    value,
+                    value: Stored::from_vec(value),
                     live: true,
                     changed: false,
                 },
@@ -349,8 +412,7 @@ impl KeyValueState {
 /// Sets an existing slot's value, counting it live again and listing it as changed.
 #[inline]
 fn overwrite(slot: &mut Slot, key: &[u8], value: &[u8], live: &mut usize, changed: &mut Vec<Key>) {
-    slot.value.clear();
-    slot.value.extend_from_slice(value);
+    slot.value.set(value);
     if !slot.live {
         slot.live = true;
         *live += 1;
