@@ -166,9 +166,9 @@ impl Stored {
     #[inline]
     fn as_u64(&self) -> Option<u64> {
         match self {
-            Stored::Inline { len: 8, bytes } => Some(u64::from_le_bytes(
-                bytes[..8].try_into().expect("8 bytes"),
-            )),
+            Stored::Inline { len: 8, bytes } => {
+                Some(u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")))
+            }
             _ => None,
         }
     }
