@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use squall::cluster::WorkerHeartbeat;
 use squall::cluster::config::ClusterConfig;
 use squall::cluster::protocol::TopologyReport;
-use squall::cluster::records::NimbusInfo;
+use squall::cluster::records::{NimbusInfo, now_ms};
 use squall::cluster::supervisor::pid_record::PidRecord;
 use squall::cluster::supervisor::process::PID_FILE;
 use squall::cluster::{NimbusClient, Secret};
@@ -407,6 +408,19 @@ impl Cluster {
             .collect();
         workers.sort_by_key(|worker| worker.port);
         workers
+    }
+
+    /// The workers with a heartbeat of their own younger than 2 s, with their supervisor's
+    /// index.
+    pub fn beating_workers(&self) -> Vec<(usize, RunningWorker)> {
+        self.all_workers()
+            .into_iter()
+            .filter(|(_, worker)| {
+                WorkerHeartbeat::read_from(&worker.dir).is_some_and(|beat| {
+                    beat.pid == worker.pid && now_ms().saturating_sub(beat.time_ms) < 2_000
+                })
+            })
+            .collect()
     }
 
     /// Every worker of every supervisor, with the supervisor's index.

@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use squall::cluster::WorkerHeartbeat;
-use squall::cluster::records::now_ms;
 use squall_tests::cluster::{Cluster, RunningWorker, Timings};
 use squall_tests::databases::Redis;
 use squall_tests::netns;
@@ -62,15 +60,7 @@ fn feeder(url: String, stop: Arc<AtomicBool>) -> JoinHandle<u64> {
 
 /// The topology's workers with a heartbeat of their own younger than 2 s.
 fn beating(cluster: &Cluster) -> Vec<(usize, RunningWorker)> {
-    cluster
-        .all_workers()
-        .into_iter()
-        .filter(|(_, worker)| {
-            WorkerHeartbeat::read_from(&worker.dir).is_some_and(|beat| {
-                beat.pid == worker.pid && now_ms().saturating_sub(beat.time_ms) < 2_000
-            })
-        })
-        .collect()
+    cluster.beating_workers()
 }
 
 /// Every worker log the supervisors ever wrote, dead hosts' included.

@@ -10,8 +10,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use squall::cluster::WorkerHeartbeat;
-use squall::cluster::records::now_ms;
 use squall_tests::cluster::{Cluster, RunningWorker, Timings};
 use squall_tests::ledger::LedgerCheck;
 use squall_tests::netns;
@@ -46,15 +44,7 @@ fn counting_pids(state: &Path) -> BTreeSet<u32> {
 
 /// The topology's workers with a heartbeat of their own younger than 2 s.
 fn beating(cluster: &Cluster) -> Vec<(usize, RunningWorker)> {
-    cluster
-        .all_workers()
-        .into_iter()
-        .filter(|(_, worker)| {
-            WorkerHeartbeat::read_from(&worker.dir).is_some_and(|beat| {
-                beat.pid == worker.pid && now_ms().saturating_sub(beat.time_ms) < 2_000
-            })
-        })
-        .collect()
+    cluster.beating_workers()
 }
 
 fn pids(workers: &[(usize, RunningWorker)]) -> Vec<u32> {

@@ -80,10 +80,7 @@ impl TopologyBuilder {
             move || WindowedBoltRunner::new(factory(), spec_for_tasks.clone()),
             parallelism,
         );
-        match spec.clock_period() {
-            Some(period) => declarer.tick_frequency(period),
-            None => declarer,
-        }
+        with_clock(declarer, spec)
     }
 
     /// Adds a windowed bolt whose open windows are kept in checkpointed state
@@ -105,9 +102,14 @@ impl TopologyBuilder {
             move || StateBackedWindows::new(factory(), spec_for_tasks.clone()),
             parallelism,
         );
-        match spec.clock_period() {
-            Some(period) => declarer.tick_frequency(period),
-            None => declarer,
-        }
+        with_clock(declarer, spec)
+    }
+}
+
+/// Processing-time windows get the tick tuples that move their clock.
+fn with_clock<'b>(declarer: BoltDeclarer<'b>, spec: &WindowSpec) -> BoltDeclarer<'b> {
+    match spec.clock_period() {
+        Some(period) => declarer.tick_frequency(period),
+        None => declarer,
     }
 }
