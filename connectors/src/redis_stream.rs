@@ -104,6 +104,9 @@ pub struct RedisStreamSpout {
     uncommitted: VecDeque<String>,
     /// This reader's token for its consumer, taken on its first connection.
     token: Option<String>,
+    /// The key of the token (`squall:stream-reader:<stream>:<group>:<consumer>`), named
+    /// when the consumer is, at open.
+    fence: String,
     /// A later reader took the consumer over: this one reads and acknowledges nothing more.
     superseded: bool,
     read_script: redis::Script,
@@ -137,6 +140,7 @@ impl RedisStreamSpout {
             source.group,
             client.get_connection_info().addr
         );
+        let fence = fence_key(&source);
         Ok(Self {
             source,
             client,
@@ -154,6 +158,7 @@ impl RedisStreamSpout {
             committed_floor: None,
             uncommitted: VecDeque::new(),
             token: None,
+            fence,
             superseded: false,
             read_script: redis::Script::new(FENCED_READ),
             ack_script: redis::Script::new(FENCED_ACK),
@@ -168,14 +173,6 @@ impl RedisStreamSpout {
     /// Whether a later reader took this one's consumer over.
     pub fn is_superseded(&self) -> bool {
         self.superseded
-    }
-
-    /// The key of the consumer's reader token.
-    fn fence_key(&self) -> String {
-        format!(
-            "squall:stream-reader:{}:{}:{}",
-            self.source.stream, self.source.group, self.source.consumer
-        )
     }
 
     /// Notes a refusal for being superseded; returns whether `error` was one.
@@ -214,7 +211,7 @@ impl RedisStreamSpout {
             // when a later one took the consumer over meanwhile.
             if self.token.is_none() {
                 let token: u64 = redis::cmd("INCR")
-                    .arg(self.fence_key())
+                    .arg(&self.fence)
                     .query(&mut connection)
                     .map_err(|error| format!("taking the consumer over: {error}"))?;
                 self.token = Some(token.to_string());
@@ -254,12 +251,11 @@ impl RedisStreamSpout {
             self.acked.clear();
             return Ok(());
         }
-        let fence = self.fence_key();
         self.connect()?;
         // In batches: a script unpacks its arguments onto Lua's stack, which is bounded.
         while !self.acked.is_empty() {
             let batch = self.acked.len().min(ACK_BATCH);
-            let mut invocation = self.ack_script.key(&fence);
+            let mut invocation = self.ack_script.key(&self.fence);
             invocation
                 .key(&self.source.stream)
                 .arg(self.token.as_deref().unwrap_or_default())
@@ -291,9 +287,8 @@ impl RedisStreamSpout {
             return Ok(Vec::new());
         }
         let start = start.to_owned();
-        let fence = self.fence_key();
         self.connect()?;
-        let mut invocation = self.read_script.key(fence);
+        let mut invocation = self.read_script.key(&self.fence);
         invocation
             .key(&self.source.stream)
             .arg(self.token.as_deref().unwrap_or_default())
@@ -365,6 +360,7 @@ impl Spout for RedisStreamSpout {
             self.source.consumer = format!("{}-{}", context.component_id(), context.task_index());
         }
         self.description = format!("{} as {}", self.description, self.source.consumer);
+        self.fence = fence_key(&self.source);
         Ok(())
     }
 
@@ -421,6 +417,14 @@ impl Spout for RedisStreamSpout {
         // Unsent acknowledgements are not lost: their entries stay pending and come again.
         let _ = self.send_acks();
     }
+}
+
+/// The key of a consumer's reader token.
+fn fence_key(source: &RedisStreamSource) -> String {
+    format!(
+        "squall:stream-reader:{}:{}:{}",
+        source.stream, source.group, source.consumer
+    )
 }
 
 /// An entry field as a tuple value: text when it is UTF-8, bytes otherwise, null when the

@@ -114,8 +114,9 @@ impl Bolt for Relay {
     }
 }
 
-/// Counts words in checkpointed state.
-struct Tally;
+/// Counts words (field 0) in checkpointed state, under the word.
+#[derive(Debug)]
+pub struct Tally;
 
 impl StatefulBolt for Tally {
     fn execute(
@@ -169,18 +170,17 @@ pub fn build_topology(args: &[String]) -> Result<Arc<Topology>, ComponentError> 
     Ok(builder.build(&args.name, config)?)
 }
 
-/// The committed counts of topology `name` in Redis at `url`, summed over its `counters`
-/// tally tasks.
+/// The committed counts of topology `name` in `backend`, summed over its `counters`
+/// tally tasks; `spouts` is its number of spout tasks.
 ///
 /// # Errors
-/// When Redis cannot be read.
+/// When the backend cannot be read.
 pub fn committed_counts(
-    url: &str,
+    backend: &RedisBackend,
     name: &str,
     spouts: usize,
     counters: usize,
 ) -> Result<HashMap<String, u64>, ComponentError> {
-    let backend = RedisBackend::new(url, STATE_PREFIX)?;
     let committed = backend.ledger(name, spouts)?.view()?.committed;
     let mut totals = HashMap::new();
     for task in 0..counters {

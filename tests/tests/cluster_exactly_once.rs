@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use squall::connectors::RedisBackend;
 use squall_tests::cluster::{Cluster, RunningWorker, Timings};
 use squall_tests::databases::Redis;
 use squall_tests::netns;
-use squall_tests::stream_count::{GROUP, committed_counts};
+use squall_tests::stream_count::{GROUP, STATE_PREFIX};
 
 const SPOUTS: usize = 2;
 const COUNTERS: usize = 2;
@@ -103,8 +104,14 @@ fn worker_warnings(root: &Path) -> String {
     lines[lines.len().saturating_sub(60)..].join("\n")
 }
 
+/// The committed counts of the topology's state in Redis at `url`.
+fn committed_counts(url: &str) -> Option<HashMap<String, u64>> {
+    let backend = RedisBackend::new(url, STATE_PREFIX).ok()?;
+    squall_tests::stream_count::committed_counts(&backend, "stream-count", SPOUTS, COUNTERS).ok()
+}
+
 fn committed_total(url: &str) -> u64 {
-    committed_counts(url, "stream-count", SPOUTS, COUNTERS)
+    committed_counts(url)
         .map(|counts| counts.values().sum())
         .unwrap_or(0)
 }
@@ -270,7 +277,7 @@ fn a_stateful_count_from_a_redis_stream_is_exact_through_worker_and_host_loss_an
         *want.entry(word(index)).or_default() += 1;
     }
     let exact = squall_test_support::poll_until(Duration::from_secs(120), || {
-        let have = committed_counts(&url, "stream-count", SPOUTS, COUNTERS).ok()?;
+        let have = committed_counts(&url)?;
         let counted: u64 = have.values().sum();
         assert!(
             counted <= appended,
@@ -279,7 +286,7 @@ fn a_stateful_count_from_a_redis_stream_is_exact_through_worker_and_host_loss_an
         (have == want).then_some(())
     });
     if exact.is_none() {
-        let have = committed_counts(&url, "stream-count", SPOUTS, COUNTERS).unwrap_or_default();
+        let have = committed_counts(&url).unwrap_or_default();
         let counted: u64 = have.values().sum();
         panic!(
             "the committed counts did not reach the {appended} entries: {counted} counted, \

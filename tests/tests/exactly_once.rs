@@ -9,13 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use squall::connectors::{RedisBackend, RedisStreamSource, RedisStreamSpout};
-use squall::state::{Checkpointing, KeyValueState, StateBackend, StatefulBolt};
+use squall::state::{Checkpointing, StateBackend};
 use squall::{
     Bolt, BoltOutput, MessageId, OutputDeclarer, Spout, SpoutOutput, TopologyBuilder,
     TopologyConfig, Tuple, Value,
 };
 use squall_test_support::wait_for_or_explain;
 use squall_tests::databases::Redis;
+use squall_tests::stream_count::Tally;
 
 /// The word of entry `index`: 61 distinct, unevenly spread.
 fn word(index: u64) -> String {
@@ -65,38 +66,10 @@ impl Bolt for Chaos {
     }
 }
 
-/// Counts words in checkpointed state.
-struct Tally;
-
-impl StatefulBolt for Tally {
-    fn execute(
-        &mut self,
-        input: &Tuple<'_>,
-        state: &mut KeyValueState,
-        output: &mut BoltOutput<'_>,
-    ) {
-        state.add_u64(input.get_str(0).unwrap().as_bytes(), 1);
-        output.ack(input);
-    }
-}
-
-/// The committed counts, summed over the `tasks` counting tasks.
+/// The committed counts, summed over the `tasks` counting tasks of a topology with two
+/// spout tasks.
 fn committed_counts(backend: &RedisBackend, topology: &str, tasks: usize) -> HashMap<String, u64> {
-    let committed = backend
-        .ledger(topology, 2)
-        .unwrap()
-        .view()
-        .unwrap()
-        .committed;
-    let mut totals = HashMap::new();
-    for task in 0..tasks {
-        let mut store = backend.task_store(topology, "tally", task).unwrap();
-        for (key, value) in store.read(committed).unwrap() {
-            let count = u64::from_le_bytes(value.try_into().unwrap());
-            *totals.entry(String::from_utf8(key).unwrap()).or_default() += count;
-        }
-    }
-    totals
+    squall_tests::stream_count::committed_counts(backend, topology, 2, tasks).unwrap()
 }
 
 fn pending(connection: &mut redis::Connection) -> u64 {

@@ -111,6 +111,16 @@ pub enum FieldRef {
     Index(usize),
 }
 
+impl FieldRef {
+    /// The field of `input` it names, if `input` has it.
+    pub fn value_of<'t>(&self, input: &Tuple<'t>) -> Option<ValueRef<'t>> {
+        match self {
+            FieldRef::Name(name) => input.get_by_name(name).ok(),
+            FieldRef::Index(index) => input.get(*index).ok(),
+        }
+    }
+}
+
 /// The text a value is counted under: strings as they are, other values as they print.
 fn key_text(value: &OwnedValue) -> String {
     match value {
@@ -153,13 +163,6 @@ impl FieldCountBolt {
         }
     }
 
-    fn key<'t>(&self, input: &Tuple<'t>) -> Option<ValueRef<'t>> {
-        match &self.field {
-            FieldRef::Name(name) => input.get_by_name(name).ok(),
-            FieldRef::Index(index) => input.get(*index).ok(),
-        }
-    }
-
     fn write_counts(&self, path: &Path) -> std::io::Result<()> {
         let counts: BTreeMap<&str, u64> = self
             .counts
@@ -198,7 +201,7 @@ impl Bolt for FieldCountBolt {
     }
 
     fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
-        let Some(key) = self.key(input) else {
+        let Some(key) = self.field.value_of(input) else {
             if !self.reported_missing {
                 self.reported_missing = true;
                 output.report_error(format!(

@@ -159,11 +159,7 @@ impl StatefulBolt for StatefulFieldCountBolt {
         state: &mut KeyValueState,
         output: &mut BoltOutput<'_>,
     ) {
-        let key = match &self.field {
-            FieldRef::Name(name) => input.get_by_name(name).ok(),
-            FieldRef::Index(index) => input.get(*index).ok(),
-        };
-        let Some(key) = key else {
+        let Some(key) = self.field.value_of(input) else {
             if !self.reported_missing {
                 self.reported_missing = true;
                 output.report_error(format!(

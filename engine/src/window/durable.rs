@@ -40,12 +40,12 @@ pub(crate) fn seq_of(key: &[u8]) -> Option<u64> {
     }
 }
 
-/// A tuple's value in state: its time, then its encoded fields.
-pub(crate) fn encode_tuple(time_ms: u64, fields: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(8 + fields.len());
+/// A tuple's value in state, written into `value` (a buffer reused from tuple to tuple):
+/// its time, then its encoded fields.
+pub(crate) fn encode_tuple(time_ms: u64, fields: &[u8], value: &mut Vec<u8>) {
+    value.clear();
     value.extend_from_slice(&time_ms.to_le_bytes());
     value.extend_from_slice(fields);
-    value
 }
 
 /// The time and values of a tuple kept by [`encode_tuple`].
@@ -184,7 +184,8 @@ mod tests {
     fn a_tuple_reads_back_as_it_was_written() {
         let mut encoder = FieldEncoder::default();
         encoder.encode(&[Value::Str("word"), Value::U64(7), Value::I64(-3)]);
-        let value = encode_tuple(1_234, encoder.bytes());
+        let mut value = Vec::new();
+        encode_tuple(1_234, encoder.bytes(), &mut value);
         let (time, values) = decode_tuple(&value).unwrap();
         assert_eq!(time, 1_234);
         assert_eq!(

@@ -226,6 +226,8 @@ pub struct WindowedBoltRunner<B> {
     next_seq: u64,
     /// Windows in checkpointed state: the progress last written to it.
     saved_progress: Option<durable::Saved>,
+    /// Windows in checkpointed state: a tuple's value as it goes into the state.
+    scratch: Vec<u8>,
 }
 
 /// Windows in checkpointed state: the input being processed, which anchors what the
@@ -246,6 +248,7 @@ impl<B: WindowedBolt> WindowedBoltRunner<B> {
             newest_ms: None,
             next_seq: 0,
             saved_progress: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -389,10 +392,8 @@ impl<B: WindowedBolt> WindowedBoltRunner<B> {
             Err(late) => self.late(late, input.anchor(), output),
             Ok(()) => {
                 if let Some(state) = journal.as_deref_mut() {
-                    state.put(
-                        &durable::tuple_key(seq),
-                        &durable::encode_tuple(time_ms, input.fields_bytes()),
-                    );
+                    durable::encode_tuple(time_ms, input.fields_bytes(), &mut self.scratch);
+                    state.put(&durable::tuple_key(seq), &self.scratch);
                 }
             }
         }
