@@ -36,14 +36,12 @@ pub struct StreamId(pub u16);
 impl StreamId {
     /// Tick tuples, delivered to a component at its configured frequency.
     pub const TICK: StreamId = StreamId(0);
-    /// Spout to acker: a new tuple tree (root id, xor of its first edge ids, the workers
-    /// they went to).
-    pub const ACK_INIT: StreamId = StreamId(1);
-    /// Bolt to acker: an acked tuple (root id, xor value, the workers its children went
-    /// to); acker to spout: a completed tree.
-    pub const ACK_ACK: StreamId = StreamId(2);
-    /// Bolt to acker: a failed tuple (root id); acker to spout: a failed tree.
-    pub const ACK_FAIL: StreamId = StreamId(3);
+    /// To an acker: reports on its trees, packed — a spout started a tree (root id, xor of
+    /// its first edge ids, the workers they went to), a bolt acked a record of one (root
+    /// id, xor value, the workers its children went to) or failed one.
+    pub const ACKER_REPORTS: StreamId = StreamId(1);
+    /// Acker to spout: verdicts on trees, packed — completed or failed, by root id.
+    pub const TREE_VERDICTS: StreamId = StreamId(2);
     /// Worker to acker: the link between two workers was lost (their two bits); the acker
     /// fails the trees that touched both.
     pub const LINK_LOST: StreamId = StreamId(4);

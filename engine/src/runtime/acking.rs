@@ -1,16 +1,17 @@
 //! Tuple-tree bookkeeping, as plain data: the spout's pending trees and the acker's xor
 //! ledger, both expired in bulk — a periodic sweep of the live entries every expiry tick —
-//! rather than by a timer per tuple. Only live trees take memory, and once the maps have
-//! grown to their working size nothing allocates.
+//! rather than by a timer per tuple. Once the tables have grown to their working size
+//! nothing allocates.
 //!
 //! The algorithm is Storm's. A spout's tracked emit starts a tree with a random 64-bit root
 //! id; every record of the tree carries a random edge id. The acker in charge of the root
 //! (root modulo the number of ackers) keeps the xor of every edge id it has heard of: the
-//! spout reports the edges of the records it sent (`ACK_INIT`), and a bolt acking an input
-//! reports the input's edge xor the edges of the records it anchored to that input
-//! (`ACK_ACK`). Every edge is reported exactly twice — once when its record is created, once
-//! when it is acked — so the xor returns to zero exactly when the whole tree is processed
-//! (up to a 2⁻⁶⁴ chance of an early zero). An explicit fail anywhere fails the tree.
+//! spout reports the edges of the records it sent (an init report), and a bolt acking an
+//! input reports the input's edge xor the edges of the records it anchored to that input (an
+//! ack report; `acker_traffic` carries both). Every edge is reported exactly twice — once
+//! when its record is created, once when it is acked — so the xor returns to zero exactly
+//! when the whole tree is processed (up to a 2⁻⁶⁴ chance of an early zero). An explicit fail
+//! anywhere fails the tree.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -63,11 +64,24 @@ impl Expiry {
     }
 }
 
-/// A spout task's tracked trees in flight.
+/// A spout task's tracked trees in flight, in a table of slots: a tree's slot number
+/// travels with its init to the acker and back with the verdict, so settling a tree is an
+/// index and a compare of its root, not a hash lookup. Freed slots are reused, so the table
+/// grows only to the most trees ever in flight at once (`max_spout_pending`, sized up front).
 #[derive(Debug)]
 pub(crate) struct PendingTrees {
-    entries: FastMap<u64, PendingTree>,
+    slots: Vec<Slot>,
+    /// Free slots, the latest freed on top (its memory is likely still cached).
+    free: Vec<u32>,
+    live: usize,
     expiry: Expiry,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// The tree's root; 0 (never a root) for a free slot.
+    root: u64,
+    tree: PendingTree,
 }
 
 /// One tree a spout waits for.
@@ -86,38 +100,67 @@ impl PendingTrees {
         Self::with_capacity(timeout_nanos, now_nanos, 0)
     }
 
-    /// Room for `capacity` trees from the start (the spout's `max_spout_pending`), so the map
-    /// never grows while running.
+    /// Room for `capacity` trees from the start (the spout's `max_spout_pending`), so the
+    /// table never grows while running.
     pub(crate) fn with_capacity(timeout_nanos: u64, now_nanos: u64, capacity: usize) -> Self {
         Self {
-            entries: FastMap::with_capacity_and_hasher(capacity, Default::default()),
+            slots: Vec::with_capacity(capacity),
+            free: Vec::with_capacity(capacity),
+            live: 0,
             expiry: Expiry::new(timeout_nanos, expiry_tick(timeout_nanos), now_nanos),
         }
     }
 
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.live
     }
 
+    /// Adds the tree of `root` (never 0) and returns its slot.
     #[inline]
-    pub(crate) fn insert(&mut self, root: u64, message: MessageId, stream: u16, now_nanos: u64) {
-        let deadline = self.expiry.deadline(now_nanos);
-        self.entries.insert(
+    pub(crate) fn insert(
+        &mut self,
+        root: u64,
+        message: MessageId,
+        stream: u16,
+        now_nanos: u64,
+    ) -> u32 {
+        debug_assert_ne!(root, 0, "0 marks a free slot");
+        let slot = Slot {
             root,
-            PendingTree {
+            tree: PendingTree {
                 message,
                 emitted_nanos: now_nanos,
                 stream,
-                deadline,
+                deadline: self.expiry.deadline(now_nanos),
             },
-        );
+        };
+        self.live += 1;
+        match self.free.pop() {
+            Some(index) => {
+                self.slots[index as usize] = slot;
+                index
+            }
+            None => {
+                let index = u32::try_from(self.slots.len()).expect("fewer than 2^32 trees");
+                self.slots.push(slot);
+                index
+            }
+        }
     }
 
-    /// Takes the tree of `root` out, if it is still pending.
+    /// Takes the tree of `root` out of `slot`, if it is still pending there. A verdict on a
+    /// tree that timed out, or naming a slot that does not hold its root, finds nothing.
     #[inline]
-    pub(crate) fn take(&mut self, root: u64) -> Option<PendingTree> {
-        self.entries.remove(&root)
+    pub(crate) fn take(&mut self, root: u64, slot: u32) -> Option<PendingTree> {
+        let entry = self.slots.get_mut(slot as usize)?;
+        if entry.root != root || root == 0 {
+            return None;
+        }
+        entry.root = 0;
+        self.live -= 1;
+        self.free.push(slot);
+        Some(entry.tree)
     }
 
     pub(crate) fn next_due_nanos(&self) -> u64 {
@@ -128,46 +171,51 @@ impl PendingTrees {
     pub(crate) fn take_where(
         &mut self,
         mut chosen: impl FnMut(u64) -> bool,
+        each: impl FnMut(PendingTree),
+    ) {
+        self.take_matching(|root, _| chosen(root), each);
+    }
+
+    fn take_matching(
+        &mut self,
+        mut chosen: impl FnMut(u64, &PendingTree) -> bool,
         mut each: impl FnMut(PendingTree),
     ) {
-        self.entries.retain(|&root, tree| {
-            if chosen(root) {
-                each(*tree);
-                return false;
+        for (index, entry) in self.slots.iter_mut().enumerate() {
+            if entry.root != 0 && chosen(entry.root, &entry.tree) {
+                entry.root = 0;
+                self.live -= 1;
+                self.free.push(index as u32);
+                each(entry.tree);
             }
-            true
-        });
+        }
     }
 
     /// When a sweep is due, takes out every tree past its timeout and hands it to
     /// `timed_out`.
-    pub(crate) fn expire(&mut self, now_nanos: u64, mut timed_out: impl FnMut(PendingTree)) {
+    pub(crate) fn expire(&mut self, now_nanos: u64, timed_out: impl FnMut(PendingTree)) {
         if !self.expiry.sweep_due(now_nanos) {
             return;
         }
-        self.entries.retain(|_, tree| {
-            let live = tree.deadline > now_nanos;
-            if !live {
-                timed_out(*tree);
-            }
-            live
-        });
+        self.take_matching(|_, tree| tree.deadline <= now_nanos, timed_out);
     }
 }
 
 /// What the acker concluded about a tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TreeOutcome {
-    /// Every record of the tree was acked: tell `spout_task`.
-    Completed { spout_task: TaskId },
-    /// The tree failed: tell `spout_task`.
-    Failed { spout_task: TaskId },
+    /// Every record of the tree was acked: tell `spout_task`, naming the tree's `slot`.
+    Completed { spout_task: TaskId, slot: u32 },
+    /// The tree failed: tell `spout_task`, naming the tree's `slot`.
+    Failed { spout_task: TaskId, slot: u32 },
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Ledger {
     value: u64,
     spout_task: Option<TaskId>,
+    /// The tree's slot in its spout's pending table.
+    slot: u32,
     failed: bool,
     /// The workers the tree touched, as reported (see `tree_workers`).
     workers: u64,
@@ -179,10 +227,11 @@ impl Ledger {
     #[inline]
     fn outcome(&self) -> Option<TreeOutcome> {
         let spout_task = self.spout_task?;
+        let slot = self.slot;
         if self.failed {
-            Some(TreeOutcome::Failed { spout_task })
+            Some(TreeOutcome::Failed { spout_task, slot })
         } else if self.value == 0 {
-            Some(TreeOutcome::Completed { spout_task })
+            Some(TreeOutcome::Completed { spout_task, slot })
         } else {
             None
         }
@@ -244,6 +293,7 @@ impl AckerLedger {
                 let mut ledger = Ledger {
                     value: 0,
                     spout_task: None,
+                    slot: 0,
                     failed: false,
                     workers: 0,
                     deadline: self.expiry.deadline(now_nanos),
@@ -258,21 +308,22 @@ impl AckerLedger {
         }
     }
 
-    /// A spout started tree `root`; its first records' edges xor to `edges`, and they
-    /// touched `workers`.
+    /// A spout started tree `root` in `slot` of its pending table; its first records'
+    /// edges xor to `edges`, and they touched `workers`.
     #[inline]
     pub(crate) fn init(
         &mut self,
         root: u64,
         edges: u64,
         workers: u64,
-        spout_task: TaskId,
+        (spout_task, slot): (TaskId, u32),
         now_nanos: u64,
     ) -> Option<TreeOutcome> {
         self.update(root, now_nanos, |ledger| {
             ledger.value ^= edges;
             ledger.workers |= workers;
             ledger.spout_task = Some(spout_task);
+            ledger.slot = slot;
         })
     }
 
@@ -300,7 +351,7 @@ impl AckerLedger {
         &mut self,
         link: u64,
         own: u64,
-        mut failed: impl FnMut(u64, TaskId),
+        mut failed: impl FnMut(u64, TaskId, u32),
     ) {
         self.trees.retain(|&root, ledger| {
             if ledger.failed || !routed_through(ledger.workers | own, link) {
@@ -309,7 +360,7 @@ impl AckerLedger {
             ledger.failed = true;
             match ledger.spout_task {
                 Some(spout_task) => {
-                    failed(root, spout_task);
+                    failed(root, spout_task, ledger.slot);
                     false
                 }
                 None => true,
@@ -355,13 +406,14 @@ mod tests {
         let mut ledger = AckerLedger::new(30 * SECOND, 0);
         let (a, b, c) = (0x1111, 0x2222, 0x4444);
         // Spout sent two records (edges a, b); a bolt acked a and anchored c to it.
-        assert_eq!(ledger.init(7, a ^ b, 0, TaskId(3), 0), None);
+        assert_eq!(ledger.init(7, a ^ b, 0, (TaskId(3), 0), 0), None);
         assert_eq!(ledger.ack(7, a ^ c, 0, 0), None);
         assert_eq!(ledger.ack(7, b, 0, 0), None);
         assert_eq!(
             ledger.ack(7, c, 0, 0),
             Some(TreeOutcome::Completed {
-                spout_task: TaskId(3)
+                spout_task: TaskId(3),
+                slot: 0,
             })
         );
         assert_eq!(ledger.len(), 0);
@@ -372,9 +424,10 @@ mod tests {
         let mut ledger = AckerLedger::new(30 * SECOND, 0);
         assert_eq!(ledger.ack(9, 0x55, 0, 0), None);
         assert_eq!(
-            ledger.init(9, 0x55, 0, TaskId(4), 0),
+            ledger.init(9, 0x55, 0, (TaskId(4), 0), 0),
             Some(TreeOutcome::Completed {
-                spout_task: TaskId(4)
+                spout_task: TaskId(4),
+                slot: 0,
             })
         );
     }
@@ -384,9 +437,10 @@ mod tests {
         let mut ledger = AckerLedger::new(30 * SECOND, 0);
         assert_eq!(ledger.fail(5, 0), None, "spout unknown yet");
         assert_eq!(
-            ledger.init(5, 0x10, 0, TaskId(2), 0),
+            ledger.init(5, 0x10, 0, (TaskId(2), 0), 0),
             Some(TreeOutcome::Failed {
-                spout_task: TaskId(2)
+                spout_task: TaskId(2),
+                slot: 0,
             })
         );
         assert_eq!(ledger.len(), 0);
@@ -398,8 +452,8 @@ mod tests {
         let tick = expiry_tick(timeout);
         let mut pending = PendingTrees::new(timeout, 0);
         pending.insert(1, MessageId(100), 0, 0);
-        pending.insert(2, MessageId(200), 0, 3 * SECOND);
-        assert!(pending.take(2).is_some());
+        let slot = pending.insert(2, MessageId(200), 0, 3 * SECOND);
+        assert!(pending.take(2, slot).is_some());
         let mut failed = Vec::new();
         pending.expire(timeout - 1, |tree| failed.push(tree.message));
         assert!(failed.is_empty(), "nothing fails before its timeout");
@@ -411,14 +465,37 @@ mod tests {
     #[test]
     fn a_reused_root_is_not_expired_by_its_old_deadline() {
         let mut pending = PendingTrees::new(SECOND, 0);
-        pending.insert(1, MessageId(1), 0, 0);
-        pending.take(1);
+        let slot = pending.insert(1, MessageId(1), 0, 0);
+        pending.take(1, slot);
         pending.insert(1, MessageId(2), 0, SECOND / 2);
         let mut failed = Vec::new();
         pending.expire(SECOND + SECOND / 8, |tree| failed.push(tree.message));
         assert!(failed.is_empty());
         pending.expire(2 * SECOND, |tree| failed.push(tree.message));
         assert_eq!(failed, [MessageId(2)]);
+    }
+
+    #[test]
+    fn a_verdict_settles_only_the_tree_in_its_slot() {
+        let mut pending = PendingTrees::new(SECOND, 0);
+        let first = pending.insert(11, MessageId(1), 0, 0);
+        let second = pending.insert(12, MessageId(2), 0, 0);
+        assert_ne!(first, second);
+        assert_eq!(pending.take(11, second), None, "another tree's slot");
+        assert_eq!(pending.take(11, 99), None, "a slot that does not exist");
+        assert_eq!(
+            pending.take(11, first).map(|tree| tree.message),
+            Some(MessageId(1))
+        );
+        assert_eq!(pending.take(11, first), None, "settled once");
+        let reused = pending.insert(13, MessageId(3), 0, 0);
+        assert_eq!(reused, first, "a freed slot is reused");
+        assert_eq!(
+            pending.take(11, reused),
+            None,
+            "a late verdict for its old tree"
+        );
+        assert_eq!(pending.len(), 2);
     }
 
     #[test]
@@ -451,30 +528,32 @@ mod tests {
         let mut ledger = AckerLedger::new(30 * SECOND, 0);
         // Acker on worker a. Tree 1 went b -> c, tree 2 stayed between a and b, tree 3's
         // spout has not reported yet but a bolt on c acked a record it got from b.
-        assert_eq!(ledger.init(1, 0x10, b | c, TaskId(5), 0), None);
-        assert_eq!(ledger.init(2, 0x20, a | b, TaskId(6), 0), None);
+        assert_eq!(ledger.init(1, 0x10, b | c, (TaskId(5), 0), 0), None);
+        assert_eq!(ledger.init(2, 0x20, a | b, (TaskId(6), 0), 0), None);
         assert_eq!(ledger.ack(3, 0x30, b | c, 0), None);
         let mut failed = Vec::new();
-        ledger.fail_routed_through(b | c, a, |root, spout| failed.push((root, spout)));
+        ledger.fail_routed_through(b | c, a, |root, spout, _| failed.push((root, spout)));
         assert_eq!(failed, [(1, TaskId(5))]);
         assert_eq!(
-            ledger.init(3, 0x30, b, TaskId(7), 0),
+            ledger.init(3, 0x30, b, (TaskId(7), 0), 0),
             Some(TreeOutcome::Failed {
-                spout_task: TaskId(7)
+                spout_task: TaskId(7),
+                slot: 0,
             }),
             "a tree failed before its spout reported fails when it does"
         );
         assert_eq!(
             ledger.ack(2, 0x20, a, 0),
             Some(TreeOutcome::Completed {
-                spout_task: TaskId(6)
+                spout_task: TaskId(6),
+                slot: 0,
             })
         );
 
         // The acker's own worker counts as touched: its traffic crossed links to it.
-        ledger.init(4, 0x40, b, TaskId(5), 0);
+        ledger.init(4, 0x40, b, (TaskId(5), 0), 0);
         let mut failed = Vec::new();
-        ledger.fail_routed_through(a | b, a, |root, _| failed.push(root));
+        ledger.fail_routed_through(a | b, a, |root, _, _| failed.push(root));
         assert_eq!(failed, [4]);
     }
 }

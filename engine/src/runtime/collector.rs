@@ -3,11 +3,12 @@
 use std::cell::Cell;
 use std::fmt;
 
+use super::acker_traffic::{AckerReport, ReportKind};
 use super::acking::PendingTrees;
 use super::anchor::Anchor;
 use super::emitter::{Anchoring, EmitError, Emitter, StreamRoute};
 use super::run_state::{RunState, TaskError, TaskErrorKind};
-use crate::ids::{DEFAULT_STREAM, MessageId, StreamId, TaskId};
+use crate::ids::{DEFAULT_STREAM, MessageId, TaskId};
 use crate::metrics::TaskMeter;
 use crate::tuple::EncodeValue;
 use crate::value::Value;
@@ -139,9 +140,9 @@ fn refused(error: EmitError) -> ! {
 pub struct SpoutOutput<'a> {
     pub(crate) out: TaskOutput<'a>,
     pub(crate) pending: &'a mut PendingTrees,
-    /// Acks and fails to hand to the spout once the current call returns (trees that ended
-    /// on emit: nothing subscribed, or tracking off).
-    pub(crate) settled_on_emit: &'a mut Vec<(MessageId, bool, u16)>,
+    /// Acks and fails to hand to the spout once the current call returns (here, trees that
+    /// ended on emit: nothing subscribed, or tracking off).
+    pub(crate) settled: &'a mut std::collections::VecDeque<(MessageId, bool, u16)>,
     pub(crate) now_nanos: u64,
     /// Set by [`SpoutOutput::idle_for`]: `next_tuple` is not called again before this time.
     pub(crate) idle_until_nanos: Option<u64>,
@@ -283,7 +284,7 @@ impl SpoutOutput<'_> {
     ) -> Result<usize, EmitError> {
         if !self.out.emitter.tracking() {
             let targets = self.out.emit(stream, Anchoring::None, direct, values)?;
-            self.settled_on_emit.push((message, true, stream as u16));
+            self.settled.push_back((message, true, stream as u16));
             return Ok(targets);
         }
         // Zero is never a root, so a cleared ledger entry is never mistaken for one.
@@ -299,25 +300,23 @@ impl SpoutOutput<'_> {
             values,
         )?;
         if targets == 0 {
-            self.settled_on_emit.push((message, true, stream as u16));
+            self.settled.push_back((message, true, stream as u16));
             return Ok(0);
         }
-        self.pending
+        let slot = self
+            .pending
             .insert(root, message, stream as u16, self.now_nanos);
         self.out.task.meter.counters.pending = self.pending.len() as u64;
-        let acker = self
-            .out
-            .emitter
-            .acker_of(root)
-            .expect("tracking has ackers");
         let workers =
             self.out.emitter.tree_workers.own() | self.out.emitter.peers_of_last_targets();
-        self.out.emitter.send_system(
-            acker,
-            self.out.task.task,
-            StreamId::ACK_INIT,
-            &[root, edges.get(), workers],
-        );
+        self.out.emitter.acker_traffic.report(AckerReport {
+            kind: ReportKind::Init,
+            reporter: self.out.task.task,
+            root,
+            value: edges.get(),
+            workers,
+            slot,
+        });
         Ok(targets)
     }
 
@@ -525,19 +524,19 @@ impl BoltOutput<'_> {
     }
 
     /// Tells the ackers of a tracked input's trees that it was acked.
-    #[inline(never)]
+    #[inline]
     fn send_acks(&mut self, anchor: &Anchor) {
         let workers = self.out.emitter.tree_workers.own() | anchor.child_workers();
+        let reporter = self.out.task.task;
         for &(root, edge) in anchor.pairs() {
-            if let Some(acker) = self.out.emitter.acker_of(root) {
-                let value = anchor.ack_value_for(edge);
-                self.out.emitter.send_system(
-                    acker,
-                    self.out.task.task,
-                    StreamId::ACK_ACK,
-                    &[root, value, workers],
-                );
-            }
+            self.out.emitter.acker_traffic.report(AckerReport {
+                kind: ReportKind::Ack,
+                reporter,
+                root,
+                value: anchor.ack_value_for(edge),
+                workers,
+                slot: 0,
+            });
         }
     }
 
@@ -550,16 +549,10 @@ impl BoltOutput<'_> {
             return;
         }
         self.out.task.meter.input_failed(anchor.stream());
-        for &(root, _) in anchor.pairs() {
-            if let Some(acker) = self.out.emitter.acker_of(root) {
-                self.out.emitter.send_system(
-                    acker,
-                    self.out.task.task,
-                    StreamId::ACK_FAIL,
-                    &[root],
-                );
-            }
-        }
+        self.out
+            .emitter
+            .acker_traffic
+            .report_failed(self.out.task.task, anchor);
     }
 
     /// The tasks the last successful emit went to.

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::acker_traffic::{AckerTraffic, Packed};
 use super::anchor::Anchor;
 use super::ports::OutputPort;
 use super::tree_workers::TreeWorkers;
@@ -148,8 +149,8 @@ pub(crate) struct Emitter {
     pub(crate) rng: fastrand::Rng,
     /// Largest record every port takes.
     max_record: usize,
-    /// Acker task ids (empty when tracking is off).
-    ackers: std::ops::Range<TaskId>,
+    /// The ackers and the traffic gathered for them and from them.
+    pub(crate) acker_traffic: AckerTraffic,
     /// Records handed to rings of this worker's threads or the local queue. Records for peer
     /// workers are left out: they are processed elsewhere, so no count here could balance
     /// them (see `RunningTopology::is_drained`).
@@ -304,6 +305,8 @@ impl Emitter {
         seed: u64,
         tree_workers: TreeWorkers,
     ) -> Self {
+        // Routes are indexed by task id, from 0 (no task) to the last.
+        let task_count = routes.len().saturating_sub(1);
         let max_record = ports
             .iter()
             .chain(std::iter::once(&local))
@@ -321,7 +324,7 @@ impl Emitter {
             pairs: Vec::with_capacity(8),
             rng: fastrand::Rng::with_seed(seed),
             max_record,
-            ackers,
+            acker_traffic: AckerTraffic::new(ackers, task_count),
             tree_workers,
             records_sent: 0,
             backlogged: Backlog::new(overflow_limit),
@@ -663,7 +666,34 @@ impl Emitter {
         }
     }
 
-    /// Sends a system record of u64 fields (acker traffic) to `target`.
+    /// Sends `entries` to `target` on system stream `stream`, as few records as the largest
+    /// record allows, each with one bytes field holding the entries packed.
+    pub(crate) fn send_packed<T: Packed>(
+        &mut self,
+        target: TaskId,
+        source: TaskId,
+        stream: StreamId,
+        entries: &[T],
+    ) {
+        /// The bytes field's tag and length.
+        const FIELD_HEAD: usize = 5;
+        let room = self.max_record.saturating_sub(HEADER_BYTES + FIELD_HEAD);
+        let per_record = (room / T::BYTES).clamp(1, MAX_PACKED_ENTRIES);
+        for chunk in entries.chunks(per_record) {
+            let payload = chunk.len() * T::BYTES;
+            self.send_with(target, HEADER_BYTES + FIELD_HEAD + payload, |out| {
+                let at = write_header(out, target, source, stream.0, 1, &[]);
+                out[at] = crate::value::ValueType::Bytes as u8;
+                out[at + 1..at + FIELD_HEAD].copy_from_slice(&(payload as u32).to_le_bytes());
+                let entries_out = &mut out[at + FIELD_HEAD..];
+                for (entry, slot) in chunk.iter().zip(entries_out.chunks_exact_mut(T::BYTES)) {
+                    entry.write(slot);
+                }
+            });
+        }
+    }
+
+    /// Sends a system record of u64 fields to `target`.
     #[inline]
     pub(crate) fn send_system(
         &mut self,
@@ -701,24 +731,16 @@ impl Emitter {
             .fold(0, |bits, &task| bits | self.tree_workers.peer_of(task))
     }
 
-    /// The acker task in charge of tree `root`.
-    #[inline]
-    pub(crate) fn acker_of(&self, root: u64) -> Option<TaskId> {
-        let count = u64::from(self.ackers.end.0 - self.ackers.start.0);
-        (count > 0).then(|| TaskId(self.ackers.start.0 + (root % count) as u32))
-    }
-
-    /// The acker tasks (none when tracking is off).
-    pub(crate) fn acker_tasks(&self) -> impl Iterator<Item = TaskId> + use<> {
-        (self.ackers.start.0..self.ackers.end.0).map(TaskId)
-    }
-
     /// Whether tuple trees are tracked.
     #[inline]
     pub(crate) fn tracking(&self) -> bool {
-        !self.ackers.is_empty()
+        self.acker_traffic.tracking()
     }
 }
+
+/// Most entries of acker traffic in one record: enough to carry a pass's worth, small
+/// enough that one record never holds a ring's batch up for long.
+const MAX_PACKED_ENTRIES: usize = 1024;
 
 #[cold]
 #[inline(never)]

@@ -1,5 +1,6 @@
 //! Running topologies: executor threads, the rings between them, routing and acking.
 
+pub(crate) mod acker_traffic;
 pub(crate) mod acking;
 mod anchor;
 pub(crate) mod carrier;

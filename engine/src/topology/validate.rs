@@ -364,14 +364,13 @@ fn system_streams() -> Vec<StreamInfo> {
     (0..StreamId::FIRST_USER)
         .map(|id| match StreamId(id) {
             StreamId::TICK => named(StreamId::TICK, TICK_STREAM, &["frequency_ms"]),
-            StreamId::ACK_INIT => named(
-                StreamId::ACK_INIT,
-                "__ack_init",
-                &["root", "xor", "workers"],
-            ),
-            StreamId::ACK_ACK => named(StreamId::ACK_ACK, "__ack_ack", &["root", "xor", "workers"]),
+            StreamId::ACKER_REPORTS => {
+                named(StreamId::ACKER_REPORTS, "__acker_reports", &["reports"])
+            }
+            StreamId::TREE_VERDICTS => {
+                named(StreamId::TREE_VERDICTS, "__tree_verdicts", &["verdicts"])
+            }
             StreamId::LINK_LOST => named(StreamId::LINK_LOST, "__link_lost", &["workers"]),
-            StreamId::ACK_FAIL => named(StreamId::ACK_FAIL, "__ack_fail", &["root"]),
             other => named(other, "__reserved", &[]),
         })
         .collect()

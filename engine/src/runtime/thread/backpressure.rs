@@ -78,7 +78,7 @@ mod tests {
         TaskBody::Spout(SpoutState {
             spout: Box::new(crate::testing::NullSpout::default()),
             pending: PendingTrees::with_capacity(1_000_000_000, 0, 0),
-            settled_on_emit: Vec::new(),
+            settled: std::collections::VecDeque::new(),
             active,
             idle_calls: 0,
             next_poll_nanos: 0,

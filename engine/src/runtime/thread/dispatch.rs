@@ -9,6 +9,7 @@ use super::task_cell::{TaskBody, TaskCell, panic_message};
 use super::{ExecutorThread, InputPort};
 use crate::config::PanicPolicy;
 use crate::ids::{StreamId, TaskId};
+use crate::runtime::acker_traffic::{AckerReport, Packed, ReportKind, Verdict, unpack};
 use crate::runtime::acking::TreeOutcome;
 use crate::runtime::anchor::{Anchor, Tuple};
 use crate::runtime::collector::{BoltOutput, TaskOutput};
@@ -113,9 +114,14 @@ impl ExecutorThread {
         self.task_panicked(index, message, Some(&anchor));
     }
 
-    /// Processes what this thread's tasks sent each other, until none is left.
+    /// Processes what this thread's tasks sent each other, and the acker traffic they
+    /// gathered, until none is left.
     pub(super) fn drain_local(&mut self) {
-        while self.emitter.local.has_unpublished() {
+        loop {
+            self.flush_acker_traffic();
+            if !self.emitter.local.has_unpublished() {
+                return;
+            }
             self.emitter.local.flush_overflow();
             self.emitter.local.publish();
             let Some(mut consumer) = self.local_input.take() else {
@@ -165,7 +171,7 @@ impl ExecutorThread {
         let stream = StreamId(view.stream_id());
         match self.tasks[index].body {
             TaskBody::Bolt(_) => self.execute_bolt(index, view),
-            TaskBody::Spout(_) => self.settle_tree(index, view, stream),
+            TaskBody::Spout(_) => self.tree_verdicts(index, view, stream),
             TaskBody::Acker(_) => self.acker_message(index, view, stream),
             TaskBody::Dead => {
                 // Its trees fail at once, so their spouts replay them now rather than after
@@ -271,104 +277,211 @@ impl ExecutorThread {
         }
         let task = self.tasks[index].out.task;
         self.tasks[index].out.meter.input_failed(anchor.stream());
-        for &(root, _) in anchor.pairs() {
-            if let Some(acker) = self.emitter.acker_of(root) {
+        self.emitter.acker_traffic.report_failed(task, anchor);
+    }
+
+    /// Sends or applies the acker traffic gathered since the last flush. Reports for an
+    /// acker and verdicts for a spout of this thread are applied in place, which may gather
+    /// more (a settled spout may emit), applied in turn; the rest leave as one record per
+    /// destination, in the order they were gathered.
+    pub(super) fn flush_acker_traffic(&mut self) {
+        if self.emitter.acker_traffic.is_empty() {
+            return;
+        }
+        let source = self.tasks.first().map_or(TaskId(0), |cell| cell.out.task);
+        loop {
+            if let Some((acker, reports)) = self.emitter.acker_traffic.reports.take_next() {
+                match self.local_cell(acker, |body| matches!(body, TaskBody::Acker(_))) {
+                    Some(index) => {
+                        for &report in &reports {
+                            self.apply_report(index, report);
+                        }
+                    }
+                    None => {
+                        self.emitter
+                            .send_packed(acker, source, StreamId::ACKER_REPORTS, &reports);
+                    }
+                }
+                self.emitter.acker_traffic.reports.give_back(acker, reports);
+            } else if let Some((spout, verdicts)) = self.emitter.acker_traffic.verdicts.take_next()
+            {
+                match self.local_cell(spout, |body| matches!(body, TaskBody::Spout(_))) {
+                    Some(index) => {
+                        for verdict in &verdicts {
+                            self.settle_tree(index, *verdict);
+                        }
+                        self.deliver_settled(index);
+                    }
+                    None => {
+                        self.emitter
+                            .send_packed(spout, source, StreamId::TREE_VERDICTS, &verdicts);
+                    }
+                }
                 self.emitter
-                    .send_system(acker, task, StreamId::ACK_FAIL, &[root]);
+                    .acker_traffic
+                    .verdicts
+                    .give_back(spout, verdicts);
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// The cell of `task`, if it runs on this thread with a body `is_kind` accepts.
+    fn local_cell(&self, task: TaskId, is_kind: impl Fn(&TaskBody) -> bool) -> Option<usize> {
+        self.cell_index(task)
+            .filter(|&index| is_kind(&self.tasks[index].body))
+    }
+
+    /// A record of verdicts for spout task `index`.
+    fn tree_verdicts(&mut self, index: usize, view: TupleRef<'_>, stream: StreamId) {
+        if stream != StreamId::TREE_VERDICTS {
+            let message = format!("spout task received a record on stream {}", stream.0);
+            self.report_malformed(Some(index), message);
+            return;
+        }
+        let Some(verdicts) = self.packed_entries::<Verdict>(index, view) else {
+            return;
+        };
+        for verdict in verdicts {
+            match verdict {
+                Ok(verdict) => self.settle_tree(index, verdict),
+                Err(error) => self.report_malformed(Some(index), error.to_string()),
+            }
+        }
+        self.deliver_settled(index);
+    }
+
+    /// The entries packed in the one bytes field of `view`, or `None` after reporting why
+    /// they cannot be read.
+    fn packed_entries<'r, T: Packed + 'r>(
+        &self,
+        index: usize,
+        view: TupleRef<'r>,
+    ) -> Option<impl Iterator<Item = Result<T, crate::runtime::acker_traffic::MalformedEntry>> + 'r>
+    {
+        let unpacked = view
+            .get_bytes(0)
+            .map_err(|error| format!("{} record without its entries: {error}", T::WHAT))
+            .and_then(|bytes| unpack::<T>(bytes).map_err(|error| error.to_string()));
+        match unpacked {
+            Ok(entries) => Some(entries),
+            Err(message) => {
+                self.report_malformed(Some(index), message);
+                None
             }
         }
     }
 
     /// A spout's tree completed or failed.
-    fn settle_tree(&mut self, index: usize, view: TupleRef<'_>, stream: StreamId) {
-        let acked = match stream {
-            StreamId::ACK_ACK => true,
-            StreamId::ACK_FAIL => false,
-            other => {
-                let message = format!("spout task received a record on stream {}", other.0);
-                self.report_malformed(Some(index), message);
-                return;
-            }
-        };
-        let Ok(root) = view.get_u64(0) else {
-            self.report_malformed(Some(index), "acker reply without a root id".to_owned());
-            return;
-        };
+    fn settle_tree(&mut self, index: usize, verdict: Verdict) {
+        let Verdict {
+            root,
+            slot,
+            completed: acked,
+        } = verdict;
         let now = self.batch_clock;
         let cell = &mut self.tasks[index];
         let TaskBody::Spout(state) = &mut cell.body else {
             unreachable!("dispatched to a spout")
         };
         // A tree that timed out before its outcome arrived was already failed.
-        let Some(tree) = state.pending.take(root) else {
+        let Some(tree) = state.pending.take(root, slot) else {
             return;
         };
         cell.out.meter.counters.pending = state.pending.len() as u64;
-        cell.out.meter.tree_settled(tree.stream, acked);
         if acked {
             cell.out
                 .meter
                 .record_complete(now.saturating_sub(tree.emitted_nanos));
         }
-        self.call_spout(
-            index,
-            super::spouts::SpoutCall::Settled(tree.message, acked),
-            now,
-        );
+        state.settled.push_back((tree.message, acked, tree.stream));
     }
 
-    /// One message for the acker's ledger.
+    /// Calls the `ack` and `fail` of spout task `index` for the trees settled so far.
+    fn deliver_settled(&mut self, index: usize) {
+        let now = self.batch_clock;
+        self.call_spout(index, super::spouts::SpoutCall::Settle, now);
+    }
+
+    /// One record for the acker's ledger: reports, or the loss of a link.
     fn acker_message(&mut self, index: usize, view: TupleRef<'_>, stream: StreamId) {
-        if stream == StreamId::LINK_LOST {
-            self.link_lost(index, view);
-            return;
+        match stream {
+            StreamId::LINK_LOST => self.link_lost(index, view),
+            StreamId::ACKER_REPORTS => {
+                let Some(reports) = self.packed_entries::<AckerReport>(index, view) else {
+                    return;
+                };
+                for report in reports {
+                    match report {
+                        Ok(report) => self.apply_report(index, report),
+                        Err(error) => self.report_malformed(Some(index), error.to_string()),
+                    }
+                }
+            }
+            other => {
+                let message = format!("acker received a record on stream {}", other.0);
+                self.report_malformed(Some(index), message);
+            }
         }
+    }
+
+    /// Applies one report to the ledger of acker task `index`, gathering the verdict on
+    /// the tree when it settles.
+    #[inline]
+    fn apply_report(&mut self, index: usize, report: AckerReport) {
         let now = self.batch_clock;
         let cell = &mut self.tasks[index];
         let TaskBody::Acker(ledger) = &mut cell.body else {
             unreachable!("dispatched to an acker")
         };
-        let (root, value) = match (view.get_u64(0), view.get_u64(1)) {
-            (Ok(root), value) => (root, value),
-            (Err(error), _) => {
-                self.report_malformed(
-                    Some(index),
-                    format!("acker message without a root id: {error}"),
-                );
-                return;
+        let AckerReport {
+            root,
+            value,
+            workers,
+            ..
+        } = report;
+        let outcome = match report.kind {
+            ReportKind::Init => {
+                ledger.init(root, value, workers, (report.reporter, report.slot), now)
             }
-        };
-        // Reporters that name no workers touched none beyond what others report.
-        let workers = view.get_u64(2).unwrap_or(0);
-        let outcome = match (stream, value) {
-            (StreamId::ACK_INIT, Ok(edges)) => {
-                ledger.init(root, edges, workers, view.source_task(), now)
-            }
-            (StreamId::ACK_ACK, Ok(value)) => ledger.ack(root, value, workers, now),
-            (StreamId::ACK_FAIL, _) => ledger.fail(root, now),
-            (other, _) => {
-                let message = format!("acker received a malformed record on stream {}", other.0);
-                self.report_malformed(Some(index), message);
-                return;
-            }
+            ReportKind::Ack => ledger.ack(root, value, workers, now),
+            ReportKind::Fail => ledger.fail(root, now),
         };
         cell.out.meter.counters.executed += 1;
         cell.out.meter.counters.pending = ledger.len() as u64;
         let Some(outcome) = outcome else {
             return;
         };
-        let task = cell.out.task;
-        match outcome {
-            TreeOutcome::Completed { spout_task } => {
+        let (spout_task, slot, completed) = match outcome {
+            TreeOutcome::Completed { spout_task, slot } => {
                 cell.out.meter.counters.acked += 1;
-                self.emitter
-                    .send_system(spout_task, task, StreamId::ACK_ACK, &[root]);
+                (spout_task, slot, true)
             }
-            TreeOutcome::Failed { spout_task } => {
+            TreeOutcome::Failed { spout_task, slot } => {
                 cell.out.meter.counters.failed += 1;
-                self.emitter
-                    .send_system(spout_task, task, StreamId::ACK_FAIL, &[root]);
+                (spout_task, slot, false)
             }
+        };
+        let verdict = Verdict {
+            root,
+            slot,
+            completed,
+        };
+        self.send_verdict(index, spout_task, verdict);
+    }
+
+    /// Gathers `verdict` for `spout_task`, reporting a spout task that does not exist (a
+    /// malformed report started the tree).
+    fn send_verdict(&mut self, index: usize, spout_task: TaskId, verdict: Verdict) {
+        if !self
+            .emitter
+            .acker_traffic
+            .verdicts
+            .push(spout_task, verdict)
+        {
+            let message = format!("a tree was started by task {spout_task}, which does not exist");
+            self.report_malformed(Some(index), message);
         }
     }
 
@@ -385,8 +498,8 @@ impl ExecutorThread {
             unreachable!("dispatched to an acker")
         };
         let mut failed = Vec::new();
-        ledger.fail_routed_through(link, own, |root, spout_task| {
-            failed.push((root, spout_task));
+        ledger.fail_routed_through(link, own, |root, spout_task, slot| {
+            failed.push((root, spout_task, slot));
         });
         cell.out.meter.counters.failed += failed.len() as u64;
         cell.out.meter.counters.pending = ledger.len() as u64;
@@ -398,9 +511,13 @@ impl ExecutorThread {
                 "a link between workers was lost: failing the trees routed through it"
             );
         }
-        for (root, spout_task) in failed {
-            self.emitter
-                .send_system(spout_task, task, StreamId::ACK_FAIL, &[root]);
+        for (root, spout_task, slot) in failed {
+            let verdict = Verdict {
+                root,
+                slot,
+                completed: false,
+            };
+            self.send_verdict(index, spout_task, verdict);
         }
     }
 

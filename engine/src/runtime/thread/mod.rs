@@ -306,6 +306,7 @@ impl ExecutorThread {
             }
             progress |= self.poll_bolts();
             let next_timer = self.run_timers(now);
+            self.drain_local();
             self.emitter.publish_all();
             self.publish_congestion();
             self.publish_progress(now);
@@ -323,6 +324,7 @@ impl ExecutorThread {
         }
         // A killed topology's spouts are deactivated before they close, as in Storm.
         self.set_spouts_active(false);
+        self.flush_acker_traffic();
         self.emitter.publish_all();
         for index in 0..self.tasks.len() {
             if let Some(panic) = self.tasks[index].stop() {

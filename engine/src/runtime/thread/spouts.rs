@@ -5,7 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::ExecutorThread;
 use super::task_cell::{TaskBody, TaskCell, panic_message};
-use crate::ids::{MessageId, StreamId};
+use crate::ids::StreamId;
 use crate::runtime::collector::{BoltOutput, SpoutOutput, TaskOutput};
 
 /// `next_tuple` calls that may emit nothing before the spout is backed off.
@@ -23,8 +23,8 @@ pub(super) enum SpoutCall {
         calls: usize,
         max_pending: Option<usize>,
     },
-    /// The tree of this message completed (`true`) or failed.
-    Settled(MessageId, bool),
+    /// Calls `ack` or `fail` for every tree queued in the spout's `settled`, in order.
+    Settle,
 }
 
 /// What one [`ExecutorThread::call_spout`] did.
@@ -67,19 +67,14 @@ impl ExecutorThread {
             };
             let call = match call.take() {
                 Some(call) => call,
-                None => match state.settled_on_emit.pop() {
-                    Some((message, acked, stream)) => {
-                        out.meter.tree_settled(stream, acked);
-                        SpoutCall::Settled(message, acked)
-                    }
-                    None => {
-                        return SpoutCallOutcome {
-                            emitted_any,
-                            idle,
-                            idle_until,
-                        };
-                    }
-                },
+                None if !state.settled.is_empty() => SpoutCall::Settle,
+                None => {
+                    return SpoutCallOutcome {
+                        emitted_any,
+                        idle,
+                        idle_until,
+                    };
+                }
             };
             let before = out.meter.counters.emitted;
             let spout = &mut state.spout;
@@ -90,10 +85,12 @@ impl ExecutorThread {
                     task: out,
                 },
                 pending: &mut state.pending,
-                settled_on_emit: &mut state.settled_on_emit,
+                settled: &mut state.settled,
                 now_nanos: now,
                 idle_until_nanos: None,
             };
+            // Which of `ack` and `fail` ran last, for the report of a panic.
+            let mut delivering_ack = true;
             let result = catch_unwind(AssertUnwindSafe(|| match call {
                 SpoutCall::Next { calls, max_pending } => {
                     for _ in 0..calls {
@@ -111,21 +108,29 @@ impl ExecutorThread {
                         }
                     }
                 }
-                SpoutCall::Settled(message, true) => spout.ack(message, &mut output),
-                SpoutCall::Settled(message, false) => spout.fail(message, &mut output),
+                SpoutCall::Settle => {
+                    while let Some((message, acked, stream)) = output.settled.pop_front() {
+                        let meter = &mut output.out.task.meter;
+                        meter.tree_settled(stream, acked);
+                        meter.counters.executed += 1;
+                        delivering_ack = acked;
+                        if acked {
+                            spout.ack(message, &mut output);
+                        } else {
+                            spout.fail(message, &mut output);
+                        }
+                    }
+                }
             }));
             if let Some(until) = output.idle_until_nanos {
                 idle_until = Some(until);
-            }
-            if let SpoutCall::Settled(..) = call {
-                out.meter.counters.executed += 1;
             }
             emitted_any |= out.meter.counters.emitted != before;
             if let Err(payload) = result {
                 let what = match call {
                     SpoutCall::Next { .. } => "next_tuple",
-                    SpoutCall::Settled(_, true) => "ack",
-                    SpoutCall::Settled(_, false) => "fail",
+                    SpoutCall::Settle if delivering_ack => "ack",
+                    SpoutCall::Settle => "fail",
                 };
                 let message = format!("{what} panicked: {}", panic_message(payload.as_ref()));
                 self.task_panicked(index, message, None);
@@ -278,10 +283,12 @@ impl ExecutorThread {
             .iter()
             .any(|cell| matches!(cell.body, TaskBody::Spout(_) | TaskBody::Bolt(_)));
         if reports_to_ackers {
+            // What was gathered for the ackers goes first: the news must follow it.
+            self.flush_acker_traffic();
             let source = self.tasks[0].out.task;
             for &peer in lost {
                 let link = self.emitter.tree_workers.link_to(peer);
-                for acker in self.emitter.acker_tasks() {
+                for acker in self.emitter.acker_traffic.acker_tasks() {
                     self.emitter
                         .send_system(acker, source, StreamId::LINK_LOST, &[link]);
                 }
@@ -291,7 +298,7 @@ impl ExecutorThread {
             let mut expired = std::mem::take(&mut self.expired);
             let emitter = &self.emitter;
             let acker_lost = |root: u64| {
-                emitter.acker_of(root).is_some_and(|acker| {
+                emitter.acker_traffic.acker_of(root).is_some_and(|acker| {
                     let bit = emitter.tree_workers.peer_of(acker);
                     bit != 0 && lost.contains(&bit)
                 })
@@ -309,16 +316,15 @@ impl ExecutorThread {
                 );
             }
             let cell = &mut self.tasks[index];
-            if let TaskBody::Spout(state) = &cell.body {
+            if let TaskBody::Spout(state) = &mut cell.body {
                 cell.out.meter.counters.pending = state.pending.len() as u64;
-            }
-            for tree in &expired {
-                cell.out.meter.tree_settled(tree.stream, false);
-            }
-            for tree in expired.drain(..) {
-                self.call_spout(index, SpoutCall::Settled(tree.message, false), now);
+                let failed = expired
+                    .drain(..)
+                    .map(|tree| (tree.message, false, tree.stream));
+                state.settled.extend(failed);
             }
             self.expired = expired;
+            self.call_spout(index, SpoutCall::Settle, now);
         }
         self.drain_local();
     }
@@ -347,18 +353,14 @@ impl ExecutorThread {
                     if now >= state.pending.next_due_nanos() {
                         let mut expired = std::mem::take(&mut self.expired);
                         state.pending.expire(now, |tree| expired.push(tree));
-                        let cell = &mut self.tasks[index];
-                        cell.out.meter.counters.pending = match &cell.body {
-                            TaskBody::Spout(state) => state.pending.len() as u64,
-                            _ => 0,
-                        };
-                        for tree in &expired {
-                            cell.out.meter.tree_settled(tree.stream, false);
-                        }
-                        for tree in expired.drain(..) {
-                            self.call_spout(index, SpoutCall::Settled(tree.message, false), now);
-                        }
+                        state.settled.extend(
+                            expired
+                                .drain(..)
+                                .map(|tree| (tree.message, false, tree.stream)),
+                        );
+                        self.tasks[index].out.meter.counters.pending = state.pending.len() as u64;
                         self.expired = expired;
+                        self.call_spout(index, SpoutCall::Settle, now);
                         self.drain_local();
                     }
                     if let TaskBody::Spout(state) = &self.tasks[index].body {

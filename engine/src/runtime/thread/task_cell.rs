@@ -1,6 +1,7 @@
 //! One task inside an executor thread: its component instance, routing and metrics.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -19,8 +20,10 @@ use crate::topology::{ComponentKind, Topology};
 pub(crate) struct SpoutState {
     pub(crate) spout: Box<dyn Spout>,
     pub(crate) pending: PendingTrees,
-    /// Trees that ended as their root was emitted: message, outcome, output stream.
-    pub(crate) settled_on_emit: Vec<(MessageId, bool, u16)>,
+    /// Trees that settled and whose `ack` or `fail` is still to be called, in order:
+    /// message, outcome, output stream. Verdicts, timeouts and trees that ended as their
+    /// root was emitted all queue here, and one call delivers the lot.
+    pub(crate) settled: VecDeque<(MessageId, bool, u16)>,
     /// Whether `activate` (rather than `deactivate`) was the last call.
     pub(crate) active: bool,
     /// Consecutive `next_tuple` calls that emitted nothing.
@@ -178,7 +181,7 @@ impl TaskCell {
                 TaskBody::Spout(SpoutState {
                     spout,
                     pending: PendingTrees::with_capacity(timeout_nanos, now_nanos, max_pending),
-                    settled_on_emit: Vec::with_capacity(64),
+                    settled: VecDeque::with_capacity(max_pending.clamp(64, 4096)),
                     // `activate` comes next if the topology is active, as in Storm.
                     active: false,
                     idle_calls: 0,
