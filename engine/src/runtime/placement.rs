@@ -59,6 +59,11 @@ pub(crate) fn topological_order(topology: &Topology) -> Vec<usize> {
 /// Executors are laid out in topological order of their components and cut into contiguous
 /// runs, so records only flow from a thread to itself or to a later one (for acyclic
 /// topologies) and no two threads wait on each other's data.
+///
+/// The runs are balanced by component, not by executor: each component weighs the same,
+/// shared among its executors, since a component's parallelism divides its work rather
+/// than adding to it. A spout with sixteen counters after it on two threads gets a thread
+/// of its own, rather than sharing it with eight of the counters.
 pub(crate) fn place_threads(
     topology: &Topology,
     executors: &[usize],
@@ -83,12 +88,37 @@ pub(crate) fn place_threads(
         Chaining::Auto | Chaining::Lanes(_) => sorted.len().min(cores),
     }
     .max(1);
-    let mut threads = Vec::with_capacity(thread_count);
-    let total = sorted.len();
-    for thread in 0..thread_count {
-        let start = thread * total / thread_count;
-        let end = (thread + 1) * total / thread_count;
-        threads.push(sorted[start..end].to_vec());
+    let mut threads = vec![Vec::new(); thread_count];
+    if thread_count >= sorted.len() {
+        for (thread, &executor) in threads.iter_mut().zip(&sorted) {
+            thread.push(executor);
+        }
+    } else {
+        let mut executors_of = vec![0usize; topology.components().len()];
+        for &executor in &sorted {
+            executors_of[topology.executors()[executor].component] += 1;
+        }
+        let weight_of =
+            |executor: usize| 1.0 / executors_of[topology.executors()[executor].component] as f64;
+        // Fill the threads in turn, each up to an equal share of the weight still unplaced;
+        // an executor joins the current thread while more than half of it fits inside the
+        // share (a tie goes to the later thread, which has fewer records to emit).
+        let mut remaining: f64 = sorted.iter().map(|&executor| weight_of(executor)).sum();
+        let mut thread = 0;
+        let mut filled = 0.0;
+        let mut share = remaining / thread_count as f64;
+        for &executor in &sorted {
+            let weight = weight_of(executor);
+            let fits = filled + weight / 2.0 < share;
+            if !threads[thread].is_empty() && !fits && thread + 1 < thread_count {
+                remaining -= filled;
+                thread += 1;
+                filled = 0.0;
+                share = remaining / (thread_count - thread) as f64;
+            }
+            threads[thread].push(executor);
+            filled += weight;
+        }
     }
     threads.retain(|thread| !thread.is_empty());
     let pinned = pinning == Pinning::Auto && threads.len() <= cores;
@@ -234,14 +264,53 @@ mod tests {
         assert_eq!(
             components,
             [
-                vec!["z-source", "m-middle"],
-                vec!["m-middle", "a-sink", "__acker"]
+                vec!["z-source", "m-middle", "m-middle"],
+                vec!["a-sink", "__acker"]
             ]
         );
         assert!(plan.pinned);
         let never = place_threads(&topology, &all, Chaining::Never, Pinning::Auto, 2);
         assert_eq!(never.threads.len(), 5);
         assert!(!never.pinned, "more threads than cores are left unpinned");
+    }
+
+    #[test]
+    fn parallelism_divides_a_components_weight_rather_than_adding_to_it() {
+        let mut builder = TopologyBuilder::new();
+        builder.set_spout("source", || NullSpout::declaring(&["x"]), 1);
+        builder
+            .set_bolt("count", || NullBolt, 16)
+            .fields_grouping("source", &["x"]);
+        let topology = builder
+            .build("wide", TopologyConfig::default().with_ackers(0))
+            .unwrap();
+        let all: Vec<usize> = (0..topology.executors().len()).collect();
+        let plan = place_threads(&topology, &all, Chaining::Auto, Pinning::Auto, 2);
+        let components = components_by_thread(&topology, &plan);
+        assert_eq!(components[0], ["source"]);
+        assert_eq!(components[1], ["count"; 16]);
+        let three = place_threads(&topology, &all, Chaining::Threads(3), Pinning::Auto, 2);
+        let sizes: Vec<usize> = three.threads.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [1, 8, 8], "the counters share the threads left");
+    }
+
+    #[test]
+    fn a_tie_goes_to_the_later_thread() {
+        let mut builder = TopologyBuilder::new();
+        builder.set_spout("source", || NullSpout::declaring(&["x"]), 1);
+        builder
+            .set_bolt("middle", || NullBolt::declaring(&["x"]), 1)
+            .shuffle_grouping("source");
+        builder
+            .set_bolt("sink", || NullBolt, 1)
+            .shuffle_grouping("middle");
+        let topology = builder
+            .build("chain", TopologyConfig::default().with_ackers(0))
+            .unwrap();
+        let all: Vec<usize> = (0..topology.executors().len()).collect();
+        let plan = place_threads(&topology, &all, Chaining::Auto, Pinning::Auto, 2);
+        let components = components_by_thread(&topology, &plan);
+        assert_eq!(components, [vec!["source"], vec!["middle", "sink"]]);
     }
 
     #[test]
