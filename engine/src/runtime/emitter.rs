@@ -804,3 +804,101 @@ fn distinct_roots(anchors: &[&Anchor], scratch: &mut Vec<(u64, u64)>) -> usize {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use squall_ringbuf::record::{RecordConsumer, heap_ring};
+    use squall_ringbuf::wait::BusySpin;
+
+    use super::*;
+    use crate::metrics::RingCounters;
+    use crate::runtime::acker_traffic::{Verdict, unpack};
+    use crate::tuple::TupleRef;
+
+    fn output(capacity: usize) -> (OutputPort, RecordConsumer) {
+        let (producer, consumer) = heap_ring(capacity);
+        let counters = Arc::new(RingCounters::default());
+        (
+            OutputPort::local(producer, Arc::new(BusySpin), counters),
+            consumer,
+        )
+    }
+
+    /// Task 1 runs on this thread, task 2 behind port 0, task 3 nowhere.
+    fn emitter(capacity: usize) -> (Emitter, RecordConsumer, RecordConsumer) {
+        let (local, local_reader) = output(capacity);
+        let (port, port_reader) = output(capacity);
+        let routes = [Route::Nowhere, Route::Local, Route::Port(0), Route::Nowhere];
+        let emitter = Emitter::new(
+            routes.into(),
+            vec![port],
+            local,
+            TaskId(2)..TaskId(3),
+            usize::MAX,
+            7,
+            TreeWorkers::local(3),
+        );
+        (emitter, local_reader, port_reader)
+    }
+
+    fn records(reader: &mut RecordConsumer) -> Vec<Vec<u8>> {
+        reader.read(usize::MAX).iter().map(<[u8]>::to_vec).collect()
+    }
+
+    #[test]
+    fn records_go_to_their_task_s_route_and_count_when_they_stay_in_the_worker() {
+        let (mut emitter, mut local_reader, mut port_reader) = emitter(4096);
+        emitter.send_system(TaskId(1), TaskId(9), StreamId::LINK_LOST, &[5]);
+        emitter.send_system(TaskId(2), TaskId(9), StreamId::LINK_LOST, &[6]);
+        emitter.local.publish();
+        emitter.publish_all();
+        let local = records(&mut local_reader);
+        let remote = records(&mut port_reader);
+        assert_eq!(local.len(), 1);
+        assert_eq!(remote.len(), 1);
+        let view = TupleRef::parse(&local[0]).unwrap();
+        assert_eq!((view.dest_task(), view.get_u64(0)), (TaskId(1), Ok(5)));
+        let view = TupleRef::parse(&remote[0]).unwrap();
+        assert_eq!((view.dest_task(), view.get_u64(0)), (TaskId(2), Ok(6)));
+        assert_eq!(emitter.records_sent, 2, "both rings are this worker's");
+    }
+
+    #[test]
+    fn packed_entries_are_split_over_records_no_larger_than_the_largest() {
+        let (mut emitter, _, mut port_reader) = emitter(2048);
+        let verdicts: Vec<Verdict> = (1..=300)
+            .map(|root| Verdict {
+                root,
+                slot: root as u32,
+                completed: root % 3 != 0,
+            })
+            .collect();
+        emitter.send_packed(TaskId(2), TaskId(1), StreamId::TREE_VERDICTS, &verdicts);
+        let mut read = Vec::new();
+        let mut count = 0;
+        loop {
+            emitter.publish_all();
+            let arrived = records(&mut port_reader);
+            if arrived.is_empty() && !emitter.is_backlogged() {
+                break;
+            }
+            for record in arrived {
+                assert!(record.len() <= emitter.max_record);
+                let view = TupleRef::parse(&record).unwrap();
+                assert_eq!(view.stream_id(), StreamId::TREE_VERDICTS.0);
+                let entries = unpack::<Verdict>(view.get_bytes(0).unwrap()).unwrap();
+                read.extend(entries.map(Result::unwrap));
+                count += 1;
+            }
+            emitter.flush_overflow();
+        }
+        assert!(
+            count > 1,
+            "300 verdicts do not fit one record of a 2 KiB ring"
+        );
+        assert_eq!(read.len(), verdicts.len(), "every entry");
+        assert!(read == verdicts, "in order");
+    }
+}
