@@ -86,8 +86,8 @@ pub use grouping::{CustomGrouping, EmittedFields, Grouping};
 pub use ids::{DEFAULT_STREAM, MessageId, StreamId, TaskId};
 pub use local::{LocalCluster, LocalClusterError, run};
 pub use runtime::{
-    Anchor, BoltOutput, EmitError, KillReport, RunningTopology, SpoutOutput, StartError,
-    StreamHandle, TaskError, TaskErrorKind, TopologyState, Tuple,
+    Anchor, BoltOutput, EmitError, InputBatch, KillReport, RunningTopology, SpoutOutput,
+    StartError, StreamHandle, TaskError, TaskErrorKind, TopologyState, Tuple,
 };
 /// Stage timestamps of the records between workers.
 #[cfg(feature = "stage-trace")]

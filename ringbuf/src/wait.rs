@@ -34,6 +34,17 @@
 //! load and a branch; elsewhere both fences are `fence(SeqCst)`. The handshake is model-checked
 //! with loom in `tests/loom/spsc.rs`.
 //!
+//! # Sleeping only when it pays
+//!
+//! That barrier interrupts every other core running the process, producers included, and a
+//! futex wake-up costs the notifier a system call. Both are worth paying to free an idle
+//! core, not to bridge the short gaps of a producer that is merely slower than its consumer.
+//! So [`SpinThenPark`] learns how long its sleeps last: a sleep that a notification ends
+//! within [`SpinThenPark::SHORT_SLEEP`] doubles the yields tried before the next one (up to
+//! its limit), and a longer sleep or an expired wait halves them back toward the floor. A
+//! busy pipeline then polls through its gaps by yielding, which leaves the core to any
+//! runnable thread, and an idle one still sleeps after a few hundred microseconds.
+//!
 //! # Example
 //!
 //! ```
@@ -203,7 +214,13 @@ impl WaitStrategy for SpinThenYield {
 /// See the [module documentation](self) for the handshake that rules out lost wake-ups.
 pub struct SpinThenPark {
     spins: u32,
+    /// The fewest yields before a sleep.
     yields: u32,
+    /// The most yields before a sleep, once sleeps keep ending early.
+    max_yields: u32,
+    /// Yields before the next sleep, between `yields` and `max_yields`. Only the waiting
+    /// thread reads or writes it (hence relaxed, and not part of the loom model).
+    patience: std::sync::atomic::AtomicU32,
     /// Waiters between "about to check one last time" and "awake again"; loaded by every
     /// `notify`, so it sits alone on its cache line.
     sleepers: CachePadded<AtomicUsize>,
@@ -217,15 +234,21 @@ pub struct SpinThenPark {
 impl SpinThenPark {
     /// Spins used by [`Default`].
     pub const DEFAULT_SPINS: u32 = 256;
-    /// Yields used by [`Default`].
+    /// Yields used by [`Default`] before a sleep, at the least.
     pub const DEFAULT_YIELDS: u32 = 16;
+    /// Yields used by [`Default`] before a sleep, at the most: a few hundred microseconds.
+    pub const DEFAULT_MAX_YIELDS: u32 = 1024;
+    /// A sleep that a notification ends sooner than this did not pay for itself.
+    pub const SHORT_SLEEP: Duration = Duration::from_micros(250);
 
     /// Checks `ready()` `spins` times in a spin loop, then `yields` times between yields of
-    /// the core, then sleeps.
+    /// the core, then sleeps. It does not adapt: see [`with_max_yields`](Self::with_max_yields).
     pub fn new(spins: u32, yields: u32) -> Self {
         Self {
             spins,
             yields,
+            max_yields: yields,
+            patience: std::sync::atomic::AtomicU32::new(yields),
             sleepers: CachePadded::new(AtomicUsize::new(0)),
             lock: Mutex::new(()),
             wake: Condvar::new(),
@@ -233,9 +256,53 @@ impl SpinThenPark {
         }
     }
 
+    /// Lets the yields before a sleep grow up to `max_yields` while sleeps keep ending
+    /// within [`SHORT_SLEEP`](Self::SHORT_SLEEP) (see the [module documentation](self)).
+    #[must_use]
+    pub fn with_max_yields(mut self, max_yields: u32) -> Self {
+        self.max_yields = max_yields.max(self.yields);
+        self
+    }
+
+    /// Yields the next wait tries before it sleeps.
+    pub fn patience(&self) -> u32 {
+        self.patience.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Learns from a sleep that a notification ended after `slept` (`None`: the wait
+    /// expired).
+    fn learn(&self, slept: Option<Duration>) {
+        let patience = self.patience();
+        let next = match slept {
+            Some(slept) if slept < Self::SHORT_SLEEP => {
+                patience.saturating_mul(2).min(self.max_yields)
+            }
+            _ => (patience / 2).max(self.yields),
+        };
+        if next != patience {
+            self.patience
+                .store(next, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// The sleeping phase, entered once spinning and yielding did not see `ready()`.
     #[cold]
     fn sleep_until(&self, deadline: &Deadline, ready: &mut dyn FnMut() -> bool) -> bool {
+        let answer = self.sleep_rounds(deadline, ready);
+        match answer {
+            Some(slept) => self.learn(Some(slept)),
+            None => self.learn(None),
+        }
+        answer.is_some()
+    }
+
+    /// Sleeps until `ready()`: `Some(time asleep)`, or `None` once the deadline passed.
+    fn sleep_rounds(
+        &self,
+        deadline: &Deadline,
+        ready: &mut dyn FnMut() -> bool,
+    ) -> Option<Duration> {
+        let fell_asleep = Instant::now();
         loop {
             // Lock poisoning cannot leave `()` inconsistent, so it is ignored.
             let guard = self
@@ -247,7 +314,7 @@ impl SpinThenPark {
             self.fences.heavy();
             if ready() {
                 self.sleepers.fetch_sub(1, Ordering::Relaxed);
-                return true;
+                return Some(fell_asleep.elapsed());
             }
             let guard = match deadline.remaining() {
                 Remaining::Unlimited => self
@@ -262,7 +329,7 @@ impl SpinThenPark {
                 }
                 Remaining::Expired => {
                     self.sleepers.fetch_sub(1, Ordering::Relaxed);
-                    return false;
+                    return None;
                 }
             };
             self.sleepers.fetch_sub(1, Ordering::Relaxed);
@@ -270,10 +337,10 @@ impl SpinThenPark {
             // Woken (or timed out, or spuriously): a plain check first; the next round's
             // fenced check covers a notification that this one might miss.
             if ready() {
-                return true;
+                return Some(fell_asleep.elapsed());
             }
             if deadline.has_passed() {
-                return false;
+                return None;
             }
         }
     }
@@ -293,6 +360,7 @@ impl SpinThenPark {
 impl Default for SpinThenPark {
     fn default() -> Self {
         Self::new(Self::DEFAULT_SPINS, Self::DEFAULT_YIELDS)
+            .with_max_yields(Self::DEFAULT_MAX_YIELDS)
     }
 }
 
@@ -301,6 +369,8 @@ impl fmt::Debug for SpinThenPark {
         f.debug_struct("SpinThenPark")
             .field("spins", &self.spins)
             .field("yields", &self.yields)
+            .field("max_yields", &self.max_yields)
+            .field("patience", &self.patience())
             .field("sleepers", &self.sleepers.load(Ordering::Relaxed))
             .field("fences", &self.fences)
             .finish_non_exhaustive()
@@ -316,7 +386,7 @@ impl WaitStrategy for SpinThenPark {
         if let Some(answer) = spin(self.spins, &deadline, ready) {
             return answer;
         }
-        for _ in 0..self.yields {
+        for _ in 0..self.patience() {
             yield_now();
             if ready() {
                 return true;
@@ -478,6 +548,58 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "unknown wait strategy \"Spin-Park\": expected \"busy-spin\", \"spin-yield\" or \"spin-park\""
+        );
+    }
+
+    /// A condition that turns true on its `calls`-th check.
+    fn ready_on_check(calls: u32) -> impl FnMut() -> bool {
+        let mut checked = 0;
+        move || {
+            checked += 1;
+            checked >= calls
+        }
+    }
+
+    #[test]
+    fn sleeps_that_end_at_once_double_the_yields_up_to_the_limit() {
+        let doorbell = SpinThenPark::new(0, 2).with_max_yields(6);
+        assert_eq!(doorbell.patience(), 2);
+        // One check before the yields, one per yield, then the fenced check before sleeping.
+        assert!(doorbell.wait_until(Duration::from_secs(5), &mut ready_on_check(1 + 2 + 1)));
+        assert_eq!(doorbell.patience(), 4);
+        assert!(doorbell.wait_until(Duration::from_secs(5), &mut ready_on_check(1 + 4 + 1)));
+        assert_eq!(doorbell.patience(), 6);
+        // Ready during the yields: no sleep, nothing learnt.
+        assert!(doorbell.wait_until(Duration::from_secs(5), &mut ready_on_check(3)));
+        assert_eq!(doorbell.patience(), 6);
+    }
+
+    #[test]
+    fn expired_waits_halve_the_yields_down_to_the_floor() {
+        let doorbell = SpinThenPark::new(0, 2).with_max_yields(8);
+        for _ in 0..2 {
+            assert!(doorbell.wait_until(
+                Duration::from_secs(5),
+                &mut ready_on_check(1 + doorbell.patience() + 1)
+            ));
+        }
+        assert_eq!(doorbell.patience(), 8);
+        let never = &mut || false;
+        assert!(!doorbell.wait_until(Duration::from_millis(20), never));
+        assert_eq!(doorbell.patience(), 4);
+        assert!(!doorbell.wait_until(Duration::from_millis(20), never));
+        assert!(!doorbell.wait_until(Duration::from_millis(20), never));
+        assert_eq!(doorbell.patience(), 2);
+    }
+
+    #[test]
+    fn a_fixed_doorbell_does_not_adapt() {
+        let doorbell = SpinThenPark::new(0, 3);
+        assert!(doorbell.wait_until(Duration::from_secs(5), &mut ready_on_check(1 + 3 + 1)));
+        assert_eq!(doorbell.patience(), 3);
+        assert_eq!(
+            SpinThenPark::default().patience(),
+            SpinThenPark::DEFAULT_YIELDS
         );
     }
 

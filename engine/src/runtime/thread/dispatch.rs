@@ -1,9 +1,12 @@
 //! Taking records out of rings and the own queue, and handing each to its task: a bolt's
 //! `execute`, a spout's `ack`/`fail`, or the acker's ledger.
 
+use std::cell::Cell;
+use std::iter::Peekable;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+
+use smallvec::SmallVec;
 
 use super::task_cell::{TaskBody, TaskCell, panic_message};
 use super::{ExecutorThread, InputPort};
@@ -12,7 +15,7 @@ use crate::ids::{StreamId, TaskId};
 use crate::runtime::acker_traffic::{AckerReport, Packed, ReportKind, Verdict, unpack};
 use crate::runtime::acking::TreeOutcome;
 use crate::runtime::anchor::{Anchor, Tuple};
-use crate::runtime::collector::{BoltOutput, TaskOutput};
+use crate::runtime::input_batch::{InputBatch, RUN_RECORDS};
 use crate::runtime::run_state::TaskErrorKind;
 use crate::runtime::start::Plane;
 use crate::tuple::{TupleRef, encode_record};
@@ -77,12 +80,13 @@ impl ExecutorThread {
     /// are processed. One guard covers a whole batch, so the fast path pays for it once.
     pub(super) fn process_guarded<'r>(&mut self, records: &mut impl Iterator<Item = &'r [u8]>) {
         self.batch_clock = self.now_nanos();
+        let mut records = records.peekable();
         loop {
             let mut current: &[u8] = &[];
             let result = catch_unwind(AssertUnwindSafe(|| {
-                for record in records.by_ref() {
+                while let Some(record) = records.next() {
                     current = record;
-                    self.process_record(record);
+                    self.process_record(record, &mut records);
                 }
             }));
             match result {
@@ -150,9 +154,14 @@ impl ExecutorThread {
             .map(usize::from)
     }
 
-    /// Hands one record to its task. (The caller counts it in `processed`.)
+    /// Hands one record to its task, with the records after it that go to the same bolt
+    /// task on the same stream. (The caller counts them in `processed`.)
     #[inline]
-    pub(super) fn process_record(&mut self, record: &[u8]) {
+    pub(super) fn process_record<'r, I: Iterator<Item = &'r [u8]>>(
+        &mut self,
+        record: &'r [u8],
+        rest: &mut Peekable<I>,
+    ) {
         let view = match TupleRef::parse(record) {
             Ok(view) => view,
             Err(error) => {
@@ -170,26 +179,28 @@ impl ExecutorThread {
         };
         let stream = StreamId(view.stream_id());
         match self.tasks[index].body {
-            TaskBody::Bolt(_) => self.execute_bolt(index, view),
+            TaskBody::Bolt(_) => self.gather_run(index, view, rest),
             TaskBody::Spout(_) => self.tree_verdicts(index, view, stream),
             TaskBody::Acker(_) => self.acker_message(index, view, stream),
-            TaskBody::Dead => {
-                // Its trees fail at once, so their spouts replay them now rather than after
-                // the message timeout.
-                let tuple = Tuple::new(view, &self.topology);
-                let anchor = tuple.anchor().clone();
-                drop(tuple);
-                self.fail_input(index, &anchor);
-                if !self.tasks[index].reported_dead {
-                    self.tasks[index].reported_dead = true;
-                    let error = self.task_error(
-                        index,
-                        TaskErrorKind::StartFailed,
-                        "records for this task fail at once: it did not start".to_owned(),
-                    );
-                    self.run_state.report(error);
-                }
-            }
+            TaskBody::Dead => self.dead_task_input(index, view),
+        }
+    }
+
+    /// A record for a task that is not running: its trees fail at once, so their spouts
+    /// replay them now rather than after the message timeout.
+    fn dead_task_input(&mut self, index: usize, view: TupleRef<'_>) {
+        let tuple = Tuple::new(view, &self.topology);
+        let anchor = tuple.anchor().clone();
+        drop(tuple);
+        self.fail_input(index, &anchor);
+        if !self.tasks[index].reported_dead {
+            self.tasks[index].reported_dead = true;
+            let error = self.task_error(
+                index,
+                TaskErrorKind::StartFailed,
+                "records for this task fail at once: it did not start".to_owned(),
+            );
+            self.run_state.report(error);
         }
     }
 
@@ -211,39 +222,82 @@ impl ExecutorThread {
         });
     }
 
-    /// Runs a bolt's `execute` on one record. A panic propagates to the caller's guard.
-    #[inline(always)]
-    pub(super) fn execute_bolt(&mut self, index: usize, view: TupleRef<'_>) {
-        let Self {
-            topology,
-            tasks,
-            emitter,
-            run_state,
-            ..
-        } = self;
-        let tuple = Tuple::new(view, topology);
-        let TaskCell { out, body, .. } = &mut tasks[index];
-        let TaskBody::Bolt(state) = body else {
-            unreachable!("dispatched to a bolt")
-        };
-        let started = out.meter.sample_execute().then(Instant::now);
-        let auto_ack = state.auto_ack;
-        let mut output = BoltOutput {
-            out: TaskOutput {
+    /// Gathers the run of records that follow `first` in `rest` for the same task on the
+    /// same stream, and runs the bolt on them.
+    #[inline]
+    fn gather_run<'r, I: Iterator<Item = &'r [u8]>>(
+        &mut self,
+        index: usize,
+        first: TupleRef<'r>,
+        rest: &mut Peekable<I>,
+    ) {
+        let mut run: SmallVec<[TupleRef<'r>; RUN_RECORDS]> = SmallVec::new();
+        run.push(first);
+        while run.len() < RUN_RECORDS {
+            let Some(next) = rest.peek().and_then(|record| TupleRef::parse(record).ok()) else {
+                break;
+            };
+            if next.dest_task() != first.dest_task() || next.stream_id() != first.stream_id() {
+                break;
+            }
+            rest.next();
+            run.push(next);
+        }
+        self.run_bolt(index, &run);
+    }
+
+    /// Runs bolt task `index` on `views`, one run of its input, through its
+    /// `execute_batch`. A panic is handled here: the tuple being executed fails, the task is
+    /// restarted (or stopped) as configured, and the rest of the run goes to what the task
+    /// became.
+    pub(super) fn run_bolt(&mut self, index: usize, views: &[TupleRef<'_>]) {
+        let executing = Cell::new(0);
+        let result = {
+            let Self {
+                topology,
+                tasks,
+                emitter,
+                run_state,
+                ..
+            } = self;
+            let TaskCell { out, body, .. } = &mut tasks[index];
+            let TaskBody::Bolt(state) = body else {
+                unreachable!("dispatched to a bolt")
+            };
+            let mut batch = InputBatch {
+                views,
+                next: 0,
+                executing: &executing,
+                topology,
                 emitter,
                 run_state,
                 task: out,
-            },
-            auto_anchor: auto_ack.then_some(tuple.anchor()),
+                auto_ack: state.auto_ack,
+            };
+            let bolt = &mut state.bolt;
+            catch_unwind(AssertUnwindSafe(|| {
+                bolt.execute_batch(&mut batch);
+                if batch.remaining() > 0 {
+                    batch.for_each(|tuple, output| bolt.execute(tuple, output));
+                }
+            }))
         };
-        state.bolt.execute(&tuple, &mut output);
-        if auto_ack && !tuple.anchor().is_settled() {
-            output.ack(tuple.anchor());
+        let Err(payload) = result else {
+            return;
+        };
+        let at = executing.get();
+        self.record_panicked(views[at].record(), payload.as_ref());
+        let rest = &views[at + 1..];
+        if rest.is_empty() {
+            return;
         }
-        let meter = &mut output.out.task.meter;
-        meter.input_executed(tuple.anchor().stream());
-        if let Some(started) = started {
-            meter.record_execute(started.elapsed().as_nanos() as u64);
+        match self.tasks[index].body {
+            TaskBody::Bolt(_) => self.run_bolt(index, rest),
+            _ => {
+                for view in rest {
+                    self.dead_task_input(index, *view);
+                }
+            }
         }
     }
 
@@ -534,10 +588,7 @@ impl ExecutorThread {
             &[Value::U64(every_nanos / 1_000_000)],
         );
         if let Ok(view) = TupleRef::parse(&record) {
-            let result = catch_unwind(AssertUnwindSafe(|| self.execute_bolt(index, view)));
-            if let Err(payload) = result {
-                self.record_panicked(&record, payload.as_ref());
-            }
+            self.run_bolt(index, &[view]);
         }
         self.tick_record = record;
     }

@@ -1,0 +1,113 @@
+//! A run of input tuples for one bolt task, handed to [`Bolt::execute_batch`] in one call.
+//!
+//! The executor gathers consecutive records of its input ring that go to the same task on
+//! the same stream (up to [`RUN_RECORDS`]) and views them in place; the bolt walks them with
+//! [`InputBatch::for_each`], whose closure the compiler sees whole, so the per-tuple call
+//! into the bolt is a direct, inlinable call rather than one through the bolt's vtable.
+//!
+//! [`Bolt::execute_batch`]: crate::Bolt::execute_batch
+
+use std::cell::Cell;
+use std::fmt;
+use std::time::Instant;
+
+use super::anchor::Tuple;
+use super::collector::{BoltOutput, TaskOutput, TaskStreams};
+use super::emitter::Emitter;
+use super::run_state::RunState;
+use crate::topology::Topology;
+use crate::tuple::TupleRef;
+
+/// Most records in one run: enough to spread the call over many tuples, few enough to
+/// gather on the stack.
+pub(crate) const RUN_RECORDS: usize = 64;
+
+/// Input tuples of one stream for one bolt task, read in place from the ring.
+///
+/// Each tuple is handed out once: with [`for_each`](Self::for_each), with the same
+/// semantics as [`Bolt::execute`](crate::Bolt::execute) — an auto-acking bolt's unanchored
+/// emits anchor to the tuple, and the tuple is acked when the closure returns unless the
+/// bolt settled it. Tuples a bolt leaves unvisited are executed one by one after
+/// `execute_batch` returns.
+pub struct InputBatch<'a> {
+    pub(crate) views: &'a [TupleRef<'a>],
+    /// Index of the next tuple to hand out.
+    pub(crate) next: usize,
+    /// Index of the tuple being executed, for the report of a panic.
+    pub(crate) executing: &'a Cell<usize>,
+    pub(crate) topology: &'a Topology,
+    pub(crate) emitter: &'a mut Emitter,
+    pub(crate) run_state: &'a RunState,
+    pub(crate) task: &'a mut TaskStreams,
+    pub(crate) auto_ack: bool,
+}
+
+impl fmt::Debug for InputBatch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InputBatch")
+            .field("task", &self.task.task)
+            .field("len", &self.views.len())
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InputBatch<'_> {
+    /// Tuples in the batch, handed out or not.
+    pub fn len(&self) -> usize {
+        self.views.len()
+    }
+
+    /// Whether the batch holds no tuple (never, for a batch handed to a bolt).
+    pub fn is_empty(&self) -> bool {
+        self.views.is_empty()
+    }
+
+    /// Tuples not handed out yet.
+    pub fn remaining(&self) -> usize {
+        self.views.len() - self.next
+    }
+
+    /// The task's output outside any one tuple, for what a bolt emits for the run as a
+    /// whole: emits are unanchored unless given anchors (kept with
+    /// [`Tuple::anchor`](crate::Tuple::anchor)).
+    pub fn output(&mut self) -> BoltOutput<'_> {
+        BoltOutput {
+            out: TaskOutput {
+                emitter: self.emitter,
+                run_state: self.run_state,
+                task: self.task,
+            },
+            auto_anchor: None,
+        }
+    }
+
+    /// Calls `each` with every tuple not handed out yet, in order, and the output to use for
+    /// it.
+    #[inline]
+    pub fn for_each(&mut self, mut each: impl FnMut(&Tuple<'_>, &mut BoltOutput<'_>)) {
+        while let Some(&view) = self.views.get(self.next) {
+            self.executing.set(self.next);
+            self.next += 1;
+            let tuple = Tuple::new(view, self.topology);
+            let started = self.task.meter.sample_execute().then(Instant::now);
+            let mut output = BoltOutput {
+                out: TaskOutput {
+                    emitter: self.emitter,
+                    run_state: self.run_state,
+                    task: self.task,
+                },
+                auto_anchor: self.auto_ack.then_some(tuple.anchor()),
+            };
+            each(&tuple, &mut output);
+            if self.auto_ack && !tuple.anchor().is_settled() {
+                output.ack(tuple.anchor());
+            }
+            let meter = &mut self.task.meter;
+            meter.input_executed(tuple.anchor().stream());
+            if let Some(started) = started {
+                meter.record_execute(started.elapsed().as_nanos() as u64);
+            }
+        }
+    }
+}
