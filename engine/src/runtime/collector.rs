@@ -566,3 +566,114 @@ impl BoltOutput<'_> {
         self.out.report(TaskErrorKind::Reported, message.into());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::acker_traffic::ReportKind;
+    use crate::runtime::task_fixture::OneTask;
+
+    #[test]
+    fn an_anchored_emit_adds_a_fresh_edge_and_the_ack_reports_it() {
+        let mut task = OneTask::new();
+        let input = Anchor::from_pairs([(77, 0xE0)].into_iter(), 16);
+        let mut output = task.output(Some(&input));
+        output.emit(&[Value::U64(5)]);
+        output.ack(&input);
+        let sent = task.sent();
+        assert_eq!(sent.len(), 1);
+        let (value, anchors) = &sent[0];
+        assert_eq!(*value, 5);
+        let [(root, child_edge)] = anchors[..] else {
+            panic!("one anchor pair: {anchors:?}")
+        };
+        assert_eq!(root, 77);
+        assert_ne!(child_edge, 0);
+        let reports = task.reports();
+        assert_eq!(reports.len(), 1);
+        let report = reports[0];
+        assert_eq!(report.kind, ReportKind::Ack);
+        assert_eq!((report.root, report.reporter), (77, TaskId(1)));
+        // The input's own edge leaves the tree, its child's joins it.
+        assert_eq!(report.value, 0xE0 ^ child_edge);
+        let counters = task.task.meter.counters;
+        assert_eq!(
+            (counters.emitted, counters.transferred, counters.acked),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn an_input_settles_once_whatever_follows() {
+        let mut task = OneTask::new();
+        let input = Anchor::from_pairs([(5, 1), (6, 2)].into_iter(), 16);
+        let mut output = task.output(None);
+        output.fail(&input);
+        output.ack(&input);
+        output.fail(&input);
+        let reports = task.reports();
+        assert_eq!(reports.len(), 2, "one failure per tree");
+        assert!(reports.iter().all(|report| report.kind == ReportKind::Fail));
+        assert_eq!(
+            reports.iter().map(|report| report.root).collect::<Vec<_>>(),
+            [5, 6]
+        );
+        let counters = task.task.meter.counters;
+        assert_eq!((counters.acked, counters.failed), (0, 1));
+    }
+
+    #[test]
+    fn untracked_inputs_ack_for_free_and_emits_stay_unanchored() {
+        let mut task = OneTask::new();
+        let input = Anchor::default();
+        let mut output = task.output(Some(&input));
+        output.emit(&[Value::U64(1)]);
+        output.ack(&input);
+        assert_eq!(task.sent(), [(1, vec![])]);
+        assert!(task.reports().is_empty());
+        assert_eq!(task.task.meter.counters.acked, 1);
+    }
+
+    #[test]
+    fn refused_emits_say_why_and_send_nothing() {
+        let mut task = OneTask::new();
+        let mut output = task.output(None);
+        let unknown = output
+            .try_emit("nope", &[], None, &[Value::U64(1)])
+            .unwrap_err();
+        assert_eq!(
+            unknown.to_string(),
+            "component \"sink\" declares no stream \"nope\""
+        );
+        let too_many = output
+            .try_emit("default", &[], None, &[Value::U64(1), Value::U64(2)])
+            .unwrap_err();
+        assert!(
+            matches!(
+                too_many,
+                EmitError::FieldCount {
+                    declared: 1,
+                    given: 2,
+                    ..
+                }
+            ),
+            "{too_many}"
+        );
+        assert!(task.sent().is_empty());
+        assert_eq!(task.task.meter.counters.emitted, 0);
+    }
+
+    #[test]
+    fn reported_errors_name_the_task_and_its_component() {
+        let mut task = OneTask::new();
+        task.output(None).report_error("disk full");
+        let errors = task.run_state.errors();
+        assert_eq!(errors.len(), 1);
+        let error = &errors[0];
+        assert_eq!(
+            (error.component.as_str(), error.task, error.message.as_str()),
+            ("sink", TaskId(1), "disk full")
+        );
+        assert_eq!(error.kind, TaskErrorKind::Reported);
+    }
+}

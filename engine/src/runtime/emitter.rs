@@ -807,45 +807,10 @@ fn distinct_roots(anchors: &[&Anchor], scratch: &mut Vec<(u64, u64)>) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use squall_ringbuf::record::{RecordConsumer, heap_ring};
-    use squall_ringbuf::wait::BusySpin;
-
     use super::*;
-    use crate::metrics::RingCounters;
     use crate::runtime::acker_traffic::{Verdict, unpack};
+    use crate::runtime::task_fixture::{emitter, records};
     use crate::tuple::TupleRef;
-
-    fn output(capacity: usize) -> (OutputPort, RecordConsumer) {
-        let (producer, consumer) = heap_ring(capacity);
-        let counters = Arc::new(RingCounters::default());
-        (
-            OutputPort::local(producer, Arc::new(BusySpin), counters),
-            consumer,
-        )
-    }
-
-    /// Task 1 runs on this thread, task 2 behind port 0, task 3 nowhere.
-    fn emitter(capacity: usize) -> (Emitter, RecordConsumer, RecordConsumer) {
-        let (local, local_reader) = output(capacity);
-        let (port, port_reader) = output(capacity);
-        let routes = [Route::Nowhere, Route::Local, Route::Port(0), Route::Nowhere];
-        let emitter = Emitter::new(
-            routes.into(),
-            vec![port],
-            local,
-            TaskId(2)..TaskId(3),
-            usize::MAX,
-            7,
-            TreeWorkers::local(3),
-        );
-        (emitter, local_reader, port_reader)
-    }
-
-    fn records(reader: &mut RecordConsumer) -> Vec<Vec<u8>> {
-        reader.read(usize::MAX).iter().map(<[u8]>::to_vec).collect()
-    }
 
     #[test]
     fn records_go_to_their_task_s_route_and_count_when_they_stay_in_the_worker() {

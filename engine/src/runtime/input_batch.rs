@@ -111,3 +111,108 @@ impl InputBatch<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Value;
+    use crate::runtime::acker_traffic::ReportKind;
+    use crate::runtime::task_fixture::{OneTask, input};
+
+    /// Runs `each` over a batch of `records` for the fixture's task.
+    fn run_batch(
+        task: &mut OneTask,
+        records: &[Vec<u8>],
+        auto_ack: bool,
+        each: impl FnMut(&mut InputBatch<'_>),
+    ) {
+        let mut each = each;
+        let views: Vec<TupleRef<'_>> = records
+            .iter()
+            .map(|record| TupleRef::parse(record).unwrap())
+            .collect();
+        let executing = Cell::new(usize::MAX);
+        let mut batch = InputBatch {
+            views: &views,
+            next: 0,
+            executing: &executing,
+            topology: &task.topology,
+            emitter: &mut task.emitter,
+            run_state: &task.run_state,
+            task: &mut task.task,
+            auto_ack,
+        };
+        each(&mut batch);
+    }
+
+    #[test]
+    fn every_tuple_is_handed_out_once_in_order_and_auto_acked_unless_settled() {
+        let mut task = OneTask::new();
+        let records: Vec<Vec<u8>> = (1..=3).map(|n| input(n, &[(100 + n, n)])).collect();
+        run_batch(&mut task, &records, true, |batch| {
+            assert_eq!((batch.len(), batch.remaining()), (3, 3));
+            batch.for_each(|tuple, output| {
+                let n = tuple.get_u64(0).unwrap();
+                output.emit(&[Value::U64(n * 10)]);
+                if n == 2 {
+                    output.fail(tuple);
+                }
+            });
+            assert_eq!(batch.remaining(), 0);
+            // Nothing is handed out twice.
+            batch.for_each(|_, _| panic!("handed out again"));
+        });
+        let sent = task.sent();
+        assert_eq!(
+            sent.iter().map(|(value, _)| *value).collect::<Vec<_>>(),
+            [10, 20, 30]
+        );
+        for (n, (_, anchors)) in (1..=3).zip(&sent) {
+            assert_eq!(anchors.len(), 1);
+            assert_eq!(anchors[0].0, 100 + n, "auto-anchored to its input's tree");
+        }
+        let reports = task.reports();
+        let kinds: Vec<(u64, ReportKind)> = reports.iter().map(|r| (r.root, r.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (101, ReportKind::Ack),
+                (102, ReportKind::Fail),
+                (103, ReportKind::Ack)
+            ]
+        );
+        let counters = task.task.meter.counters;
+        assert_eq!(
+            (counters.executed, counters.acked, counters.failed),
+            (3, 2, 1)
+        );
+    }
+
+    #[test]
+    fn without_auto_ack_inputs_stay_unsettled_and_emits_unanchored() {
+        let mut task = OneTask::new();
+        let records = [input(4, &[(7, 1)])];
+        run_batch(&mut task, &records, false, |batch| {
+            batch.for_each(|tuple, output| {
+                output.emit(&[Value::U64(tuple.get_u64(0).unwrap())]);
+                assert!(!tuple.anchor().is_settled());
+            });
+        });
+        assert_eq!(task.sent(), [(4, vec![])]);
+        assert!(task.reports().is_empty());
+        assert_eq!(task.task.meter.counters.executed, 1);
+    }
+
+    #[test]
+    fn the_run_s_own_output_emits_unanchored() {
+        let mut task = OneTask::new();
+        let records: Vec<Vec<u8>> = (1..=4).map(|n| input(n, &[(n, n)])).collect();
+        run_batch(&mut task, &records, true, |batch| {
+            let mut sum = 0;
+            batch.for_each(|tuple, _| sum += tuple.get_u64(0).unwrap());
+            batch.output().emit(&[Value::U64(sum)]);
+        });
+        assert_eq!(task.sent(), [(10, vec![])]);
+        assert_eq!(task.reports().len(), 4, "each input acked");
+    }
+}

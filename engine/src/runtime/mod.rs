@@ -13,6 +13,8 @@ pub(crate) mod ports;
 pub(crate) mod run_state;
 mod running;
 pub(crate) mod start;
+#[cfg(test)]
+pub(crate) mod task_fixture;
 pub(crate) mod thread;
 pub(crate) mod tree_workers;
 

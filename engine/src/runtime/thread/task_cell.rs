@@ -231,3 +231,163 @@ fn guarded<T>(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::metrics::TaskPlacement;
+    use crate::runtime::anchor::Tuple;
+    use crate::runtime::collector::BoltOutput;
+    use crate::testing::{NullBolt, NullSpout};
+    use crate::{TopologyBuilder, TopologyConfig};
+
+    /// A bolt whose `prepare` answers `Err`, or panics, and whose `cleanup` may panic.
+    #[derive(Debug)]
+    enum Troubled {
+        RefusesToStart,
+        PanicsAtStart,
+        PanicsAtCleanup,
+    }
+
+    impl Bolt for Troubled {
+        fn prepare(&mut self, _context: &TopologyContext) -> Result<(), ComponentError> {
+            match self {
+                Self::RefusesToStart => Err("no database".into()),
+                Self::PanicsAtStart => panic!("boom"),
+                Self::PanicsAtCleanup => Ok(()),
+            }
+        }
+
+        fn execute(&mut self, _input: &Tuple<'_>, _output: &mut BoltOutput<'_>) {}
+
+        fn cleanup(&mut self) {
+            if matches!(self, Self::PanicsAtCleanup) {
+                panic!("cleanup exploded");
+            }
+        }
+    }
+
+    const NOW: u64 = 5_000;
+
+    fn topology() -> Arc<Topology> {
+        let mut builder = TopologyBuilder::new();
+        builder.set_spout("numbers", || NullSpout::declaring(&["n"]), 1);
+        builder
+            .set_bolt("every-second", || NullBolt::declaring(&["n"]), 2)
+            .shuffle_grouping("numbers")
+            .tick_frequency(Duration::from_secs(1));
+        builder
+            .set_bolt("sink", || NullBolt, 1)
+            .all_grouping("numbers");
+        for (id, behaviour) in [("refuses", 0), ("panics", 1), ("messy", 2)] {
+            builder
+                .set_bolt(
+                    id,
+                    move || match behaviour {
+                        0 => Troubled::RefusesToStart,
+                        1 => Troubled::PanicsAtStart,
+                        _ => Troubled::PanicsAtCleanup,
+                    },
+                    1,
+                )
+                .shuffle_grouping("numbers");
+        }
+        builder
+            .build("cells", TopologyConfig::default().with_ackers(1))
+            .unwrap()
+    }
+
+    /// The cell of the first task of `component`.
+    fn cell(topology: &Arc<Topology>, component: &str) -> TaskCell {
+        let component = topology
+            .components()
+            .iter()
+            .find(|candidate| candidate.id() == component)
+            .unwrap();
+        let task = component.task_ids().next().unwrap();
+        let all: Arc<[TaskId]> = (1..=topology.task_count() as u32).map(TaskId).collect();
+        let placement = TaskPlacement {
+            executor: 0,
+            thread: 0,
+            core: None,
+        };
+        let shared = Arc::new(SharedTaskMetrics::new(
+            task,
+            component.index(),
+            placement,
+            Vec::new(),
+            Vec::new(),
+        ));
+        let mut rng = fastrand::Rng::with_seed(3);
+        TaskCell::new(topology, task, &all, shared, &mut rng, NOW)
+    }
+
+    #[test]
+    fn routes_follow_the_subscriptions_and_only_bolts_tick() {
+        let topology = topology();
+        let spout = cell(&topology, "numbers");
+        assert_eq!(spout.out.component_id, "numbers");
+        assert_eq!(spout.out.streams.len(), 1);
+        let route = &spout.out.streams[0];
+        assert_eq!((route.name.as_str(), route.field_count), ("default", 1));
+        assert_eq!(
+            route.routers.len(),
+            5,
+            "one router per subscribing component"
+        );
+        assert_eq!(spout.out.default_stream, Some(0));
+        assert_eq!(spout.tick, None);
+        let ticking = cell(&topology, "every-second");
+        assert_eq!(ticking.tick, Some((1_000_000_000, NOW + 1_000_000_000)));
+        let sink = cell(&topology, "sink");
+        assert!(sink.out.streams.is_empty());
+        assert_eq!(sink.out.default_stream, None);
+    }
+
+    #[test]
+    fn tasks_start_as_what_their_component_is() {
+        let topology = topology();
+        let mut spout = cell(&topology, "numbers");
+        assert!(matches!(spout.body, TaskBody::Dead), "dead until started");
+        assert!(spout.start(NOW).is_ok());
+        assert!(matches!(spout.body, TaskBody::Spout(ref state) if !state.active));
+        let mut bolt = cell(&topology, "every-second");
+        assert!(bolt.start(NOW).is_ok());
+        assert!(matches!(bolt.body, TaskBody::Bolt(_)));
+        let mut acker = cell(&topology, crate::ids::ACKER_COMPONENT);
+        assert!(acker.start(NOW).is_ok());
+        assert!(matches!(acker.body, TaskBody::Acker(_)));
+    }
+
+    #[test]
+    fn a_refused_or_panicking_start_leaves_the_task_dead_with_the_reason() {
+        let topology = topology();
+        let mut refuses = cell(&topology, "refuses");
+        let StartFailure(reason) = refuses.start(NOW).err().unwrap();
+        assert_eq!(reason, "prepare failed: no database");
+        assert!(matches!(refuses.body, TaskBody::Dead));
+        let mut panics = cell(&topology, "panics");
+        let StartFailure(reason) = panics.start(NOW).err().unwrap();
+        assert_eq!(reason, "prepare panicked: boom");
+        assert!(matches!(panics.body, TaskBody::Dead));
+    }
+
+    #[test]
+    fn stopping_returns_a_cleanup_panic_and_leaves_the_task_dead() {
+        let topology = topology();
+        let mut messy = cell(&topology, "messy");
+        assert!(messy.start(NOW).is_ok());
+        assert_eq!(messy.stop().as_deref(), Some("cleanup exploded"));
+        assert!(matches!(messy.body, TaskBody::Dead));
+        assert_eq!(messy.stop(), None, "a dead task stops quietly");
+    }
+
+    #[test]
+    fn panic_payloads_become_text() {
+        assert_eq!(panic_message(&"static"), "static");
+        assert_eq!(panic_message(&String::from("owned")), "owned");
+        assert_eq!(panic_message(&17_u32), "panic with a non-string payload");
+    }
+}
