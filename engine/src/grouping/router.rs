@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::hash::{SECOND_CANDIDATE_SEED, key_hash, multi_key_hash, target_index};
+use super::hash::{SECOND_CANDIDATE_SEED, TargetIndexer, key_hash, multi_key_hash};
 use super::{CustomGrouping, EmittedFields, Grouping};
 use crate::ids::TaskId;
 use crate::topology::KeyedGrouping;
@@ -20,6 +20,7 @@ pub(crate) enum Router {
     Fields {
         targets: Box<[TaskId]>,
         key: Box<[usize]>,
+        indexer: TargetIndexer,
     },
     /// Every target.
     All { targets: Box<[TaskId]> },
@@ -31,6 +32,7 @@ pub(crate) enum Router {
     PartialKey {
         targets: Box<[TaskId]>,
         key: Box<[usize]>,
+        indexer: TargetIndexer,
         sent: Box<[u64]>,
     },
     /// User code.
@@ -117,6 +119,7 @@ impl Router {
             Grouping::Fields(_) => Router::Fields {
                 targets: boxed(targets),
                 key: grouping.key.clone().into_boxed_slice(),
+                indexer: TargetIndexer::new(targets.len()),
             },
             Grouping::All => Router::All {
                 targets: boxed(targets),
@@ -128,6 +131,7 @@ impl Router {
             Grouping::PartialKey(_) => Router::PartialKey {
                 targets: boxed(targets),
                 key: grouping.key.clone().into_boxed_slice(),
+                indexer: TargetIndexer::new(targets.len()),
                 sent: vec![0; targets.len()].into_boxed_slice(),
             },
             Grouping::Custom(factory) => {
@@ -160,9 +164,11 @@ impl Router {
                 }
                 Some(target)
             }
-            Router::Fields { targets, key } => {
-                Some(targets[target_index(fields.key_hash(key, 0), targets.len())])
-            }
+            Router::Fields {
+                targets,
+                key,
+                indexer,
+            } => Some(targets[indexer.index(fields.key_hash(key, 0))]),
             Router::Global { target } => Some(*target),
             Router::Direct { targets } => direct.filter(|task| targets.binary_search(task).is_ok()),
             Router::PartialKey { .. } | Router::All { .. } | Router::Custom { .. } => return None,
@@ -186,9 +192,13 @@ impl Router {
                     *next = 0;
                 }
             }
-            Router::Fields { targets, key } => {
+            Router::Fields {
+                targets,
+                key,
+                indexer,
+            } => {
                 let hash = fields.key_hash(key, 0);
-                out.push(targets[target_index(hash, targets.len())]);
+                out.push(targets[indexer.index(hash)]);
             }
             Router::All { targets } => out.extend_from_slice(targets),
             Router::Global { target } => out.push(*target),
@@ -199,10 +209,14 @@ impl Router {
                     out.push(task);
                 }
             }
-            Router::PartialKey { targets, key, sent } => {
-                let first = target_index(fields.key_hash(key, 0), targets.len());
-                let second =
-                    target_index(fields.key_hash(key, SECOND_CANDIDATE_SEED), targets.len());
+            Router::PartialKey {
+                targets,
+                key,
+                indexer,
+                sent,
+            } => {
+                let first = indexer.index(fields.key_hash(key, 0));
+                let second = indexer.index(fields.key_hash(key, SECOND_CANDIDATE_SEED));
                 let pick = if sent[second] < sent[first] {
                     second
                 } else {

@@ -25,6 +25,13 @@ pub trait EncodeValue {
     /// [`encoded_len`]: EncodeValue::encoded_len
     fn write_to(&self, out: &mut [u8]) -> usize;
 
+    /// The tag and the payload of a value encoded as a tag and eight bytes (`i64`, `u64`,
+    /// `f64`); `None` for any other. Lets a caller build such an encoding in registers.
+    #[inline(always)]
+    fn fixed_word(&self) -> Option<(u8, u64)> {
+        None
+    }
+
     /// Appends the encoding to `out`.
     fn encode_into(&self, out: &mut Vec<u8>) {
         let start = out.len();
@@ -89,6 +96,16 @@ macro_rules! impl_encode_value {
                     $Type::Str(v) => 5usize.saturating_add(v.len()),
                     $Type::Bytes(v) => 5usize.saturating_add(v.len()),
                     nested => $list_len(nested),
+                }
+            }
+
+            #[inline(always)]
+            fn fixed_word(&self) -> Option<(u8, u64)> {
+                match self {
+                    $Type::I64(v) => Some((ValueType::I64 as u8, *v as u64)),
+                    $Type::U64(v) => Some((ValueType::U64 as u8, *v)),
+                    $Type::F64(v) => Some((ValueType::F64 as u8, v.to_bits())),
+                    _ => None,
                 }
             }
 
