@@ -70,10 +70,10 @@ pub trait Bolt: Send {
     fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>);
 
     /// Processes a run of input tuples — consecutive tuples of one stream for this task,
-    /// read in place from the input ring — in one call. This is the fast path. The default
-    /// hands each tuple to [`execute`](Bolt::execute) through [`InputBatch::for_each`],
-    /// which already saves a dynamic call per tuple, since the executor calls this method
-    /// once per run; a bolt overrides it to work on the run as a whole:
+    /// read in place from the input ring — in one call: the fast path for a bolt that works
+    /// on a run as a whole (a sum, a batched write). It is called only for a bolt whose
+    /// [`wants_runs`](Bolt::wants_runs) is `true`. The default hands each tuple to
+    /// [`execute`](Bolt::execute) through [`InputBatch::for_each`]:
     ///
     /// ```
     /// use squall_core::{Bolt, BoltOutput, InputBatch, Tuple, Value};
@@ -93,6 +93,10 @@ pub trait Bolt: Send {
     ///         self.0 = sum;
     ///         batch.output().emit(&[Value::U64(sum)]);
     ///     }
+    ///
+    ///     fn wants_runs(&self) -> bool {
+    ///         true
+    ///     }
     /// }
     /// ```
     ///
@@ -111,6 +115,15 @@ pub trait Bolt: Send {
 
     /// Whether [`poll`](Bolt::poll) should be called at all; checked once after `prepare`.
     fn wants_poll(&self) -> bool {
+        false
+    }
+
+    /// Whether the executor gathers this bolt's input into runs for
+    /// [`execute_batch`](Bolt::execute_batch); checked once after `prepare`. A bolt that
+    /// overrides `execute_batch` returns `true`. The default, `false`, hands tuples to
+    /// [`execute`](Bolt::execute) one by one, which is the cheaper path for a bolt that does
+    /// nothing with a run as a whole: gathering runs costs more than it saves there.
+    fn wants_runs(&self) -> bool {
         false
     }
 

@@ -30,6 +30,10 @@ impl Bolt for RunSummer {
         unreachable!("every tuple arrives through execute_batch");
     }
 
+    fn wants_runs(&self) -> bool {
+        true
+    }
+
     fn execute_batch(&mut self, batch: &mut InputBatch<'_>) {
         self.runs.fetch_add(1, Ordering::SeqCst);
         self.largest_run.fetch_max(batch.len(), Ordering::SeqCst);
@@ -123,6 +127,10 @@ impl Bolt for Lazy {
     fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
         self.executed.fetch_add(1, Ordering::SeqCst);
         output.ack(input);
+    }
+
+    fn wants_runs(&self) -> bool {
+        true
     }
 
     fn execute_batch(&mut self, _batch: &mut InputBatch<'_>) {}

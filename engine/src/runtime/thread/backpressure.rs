@@ -90,6 +90,7 @@ mod tests {
             bolt: Box::new(crate::testing::NullBolt),
             auto_ack: false,
             polls: false,
+            runs: false,
         })
     }
 

@@ -5,16 +5,18 @@ use std::cell::Cell;
 use std::iter::Peekable;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use smallvec::SmallVec;
 
-use super::task_cell::{TaskBody, TaskCell, panic_message};
+use super::task_cell::{BoltState, TaskBody, TaskCell, panic_message};
 use super::{ExecutorThread, InputPort};
 use crate::config::PanicPolicy;
 use crate::ids::{StreamId, TaskId};
 use crate::runtime::acker_traffic::{AckerReport, Packed, ReportKind, Verdict, unpack};
 use crate::runtime::acking::TreeOutcome;
 use crate::runtime::anchor::{Anchor, Tuple};
+use crate::runtime::collector::{BoltOutput, TaskOutput};
 use crate::runtime::input_batch::{InputBatch, RUN_RECORDS};
 use crate::runtime::run_state::TaskErrorKind;
 use crate::runtime::start::Plane;
@@ -179,7 +181,8 @@ impl ExecutorThread {
         };
         let stream = StreamId(view.stream_id());
         match self.tasks[index].body {
-            TaskBody::Bolt(_) => self.gather_run(index, view, rest),
+            TaskBody::Bolt(BoltState { runs: true, .. }) => self.gather_run(index, view, rest),
+            TaskBody::Bolt(_) => self.execute_bolt(index, view),
             TaskBody::Spout(_) => self.tree_verdicts(index, view, stream),
             TaskBody::Acker(_) => self.acker_message(index, view, stream),
             TaskBody::Dead => self.dead_task_input(index, view),
@@ -220,6 +223,42 @@ impl ExecutorThread {
             message,
             at: std::time::SystemTime::now(),
         });
+    }
+
+    /// Runs a bolt's `execute` on one record. A panic propagates to the caller's guard.
+    #[inline(always)]
+    fn execute_bolt(&mut self, index: usize, view: TupleRef<'_>) {
+        let Self {
+            topology,
+            tasks,
+            emitter,
+            run_state,
+            ..
+        } = self;
+        let tuple = Tuple::new(view, topology);
+        let TaskCell { out, body, .. } = &mut tasks[index];
+        let TaskBody::Bolt(state) = body else {
+            unreachable!("dispatched to a bolt")
+        };
+        let started = out.meter.sample_execute().then(Instant::now);
+        let auto_ack = state.auto_ack;
+        let mut output = BoltOutput {
+            out: TaskOutput {
+                emitter,
+                run_state,
+                task: out,
+            },
+            auto_anchor: auto_ack.then_some(tuple.anchor()),
+        };
+        state.bolt.execute(&tuple, &mut output);
+        if auto_ack && !tuple.anchor().is_settled() {
+            output.ack(tuple.anchor());
+        }
+        let meter = &mut output.out.task.meter;
+        meter.input_executed(tuple.anchor().stream());
+        if let Some(started) = started {
+            meter.record_execute(started.elapsed().as_nanos() as u64);
+        }
     }
 
     /// Gathers the run of records that follow `first` in `rest` for the same task on the

@@ -37,6 +37,8 @@ pub(crate) struct BoltState {
     pub(crate) bolt: Box<dyn Bolt>,
     pub(crate) auto_ack: bool,
     pub(crate) polls: bool,
+    /// Whether its input goes to `execute_batch` in runs (`Bolt::wants_runs`).
+    pub(crate) runs: bool,
 }
 
 /// What runs in a task.
@@ -195,6 +197,7 @@ impl TaskCell {
                 })?;
                 TaskBody::Bolt(BoltState {
                     polls: bolt.wants_poll(),
+                    runs: bolt.wants_runs(),
                     bolt,
                     auto_ack: component.config().auto_ack,
                 })
