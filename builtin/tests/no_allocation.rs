@@ -1,22 +1,67 @@
 //! The data path allocates nothing per tuple once warm: a counting global allocator watches
 //! every thread while fixed-size tuples flow through a two-hop pipeline, untracked and
-//! tracked.
+//! tracked, into a sink that takes them one by one or in runs (`Bolt::execute_batch`).
 //!
 //! Untracked, nothing at all is allocated. Tracked, acker traffic is never throttled (acks
 //! must flow for anything to complete), so its overflow buffers may still grow to a new
 //! high-water mark now and then; that is growth, not a per-tuple cost, and is bounded here
 //! to a handful per hundred thousand tuples.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use squall_builtin::components::{ConstSpout, IdentityBolt};
 use squall_builtin::topologies::{self, BuiltinOptions};
-use squall_core::{Chaining, TopologyConfig};
+use squall_core::{
+    Bolt, BoltOutput, Chaining, InputBatch, Topology, TopologyBuilder, TopologyConfig, Tuple,
+};
 use squall_test_support::CountingAllocator;
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
-fn steady_state_allocations(tracked: bool, chaining: Chaining) -> (u64, u64) {
+/// A sink that takes its input in runs, counts it and acks it.
+struct RunSink(Arc<AtomicU64>);
+
+impl Bolt for RunSink {
+    fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        output.ack(input);
+    }
+
+    fn execute_batch(&mut self, batch: &mut InputBatch<'_>) {
+        let mut seen = 0;
+        batch.for_each(|input, output| {
+            seen += 1;
+            output.ack(input);
+        });
+        self.0.fetch_add(seen, Ordering::Relaxed);
+    }
+
+    fn wants_runs(&self) -> bool {
+        true
+    }
+}
+
+/// const → identity → a sink taking runs, as `const_id_null` but for the sink.
+fn const_id_runs(options: &BuiltinOptions, received: &Arc<AtomicU64>) -> Arc<Topology> {
+    let mut builder = TopologyBuilder::new();
+    let source = options.source.clone();
+    builder.set_spout("const", move || ConstSpout::new(1, source.clone()), 1);
+    builder
+        .set_bolt("identity", || IdentityBolt, 1)
+        .shuffle_grouping("const");
+    let received = Arc::clone(received);
+    builder
+        .set_bolt("runs", move || RunSink(Arc::clone(&received)), 1)
+        .shuffle_grouping("identity");
+    builder
+        .build("no-allocation-runs", options.config.clone())
+        .unwrap()
+}
+
+fn steady_state_allocations(tracked: bool, chaining: Chaining, runs: bool) -> (u64, u64) {
     let mut options = BuiltinOptions {
         config: TopologyConfig::default()
             .with_ackers(usize::from(tracked))
@@ -28,15 +73,28 @@ fn steady_state_allocations(tracked: bool, chaining: Chaining) -> (u64, u64) {
     };
     options.source.tracked = tracked;
     let built = topologies::const_id_null("no-allocation", &options).unwrap();
-    let running = squall_core::run(built.topology.clone()).unwrap();
+    let run_sink = Arc::new(AtomicU64::new(0));
+    let topology = if runs {
+        const_id_runs(&options, &run_sink)
+    } else {
+        built.topology.clone()
+    };
+    let received = || {
+        if runs {
+            run_sink.load(Ordering::Relaxed)
+        } else {
+            built.sinks.received.total()
+        }
+    };
+    let running = squall_core::run(topology).unwrap();
     // Warm up: every map, buffer and histogram reaches its working size.
     std::thread::sleep(Duration::from_millis(500));
-    let tuples_before = built.sinks.received.total();
+    let tuples_before = received();
     let allocations_before = CountingAllocator::process_allocations();
     std::thread::sleep(Duration::from_millis(500));
     let allocations = CountingAllocator::process_allocations() - allocations_before;
-    let tuples = built.sinks.received.total() - tuples_before;
-    built.source.switch.turn_off();
+    let tuples = received() - tuples_before;
+    options.source.switch.turn_off();
     assert!(running.kill(Duration::from_secs(30)).drained);
     (allocations, tuples)
 }
@@ -44,18 +102,20 @@ fn steady_state_allocations(tracked: bool, chaining: Chaining) -> (u64, u64) {
 /// One test, so no other test's set-up runs (and allocates) while this one counts.
 #[test]
 fn tuples_allocate_nothing_once_warm() {
-    for (tracked, chaining) in [
-        (false, Chaining::Never),
-        (false, Chaining::Threads(1)),
-        (true, Chaining::Never),
-        (true, Chaining::Threads(1)),
+    for (tracked, chaining, runs) in [
+        (false, Chaining::Never, false),
+        (false, Chaining::Threads(1), false),
+        (true, Chaining::Never, false),
+        (true, Chaining::Threads(1), false),
+        (false, Chaining::Never, true),
+        (true, Chaining::Threads(1), true),
     ] {
-        let (allocations, tuples) = steady_state_allocations(tracked, chaining);
+        let (allocations, tuples) = steady_state_allocations(tracked, chaining, runs);
         assert!(tuples > 50_000, "only {tuples} tuples flowed");
         let allowed = if tracked { tuples / 20_000 } else { 0 };
         assert!(
             allocations <= allowed,
-            "{allocations} allocations for {tuples} tuples (tracked: {tracked}, {chaining:?})"
+            "{allocations} allocations for {tuples} tuples (tracked: {tracked}, {chaining:?}, runs: {runs})"
         );
     }
 }
