@@ -506,26 +506,20 @@ impl Bolt for CountBolt {
 
     #[inline]
     fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
-        // Ids first, through the accessor that reads them in place: the general `get`
-        // returns its value through memory, and reading that back stalled the counter.
+        // Typed accessors, ids first: `get_u64` reads the id in place, where the general
+        // `get` returns its value through memory, and reading that back stalled the counter.
         if let Ok(id) = input.get_u64(0) {
             *self.by_id.entry(id).or_insert(0) += 1;
-            self.meters.record(input, 1);
-            output.ack(input);
-            return;
-        }
-        match input.get(0) {
-            Ok(squall_core::ValueRef::U64(id)) => *self.by_id.entry(id).or_insert(0) += 1,
-            Ok(squall_core::ValueRef::Str(word)) => match self.by_word.get_mut(word) {
+        } else if let Ok(word) = input.get_str(0) {
+            match self.by_word.get_mut(word) {
                 Some(count) => *count += 1,
                 None => {
                     self.by_word.insert(word.into(), 1);
                 }
-            },
-            _ => {
-                output.fail(input);
-                return;
             }
+        } else {
+            output.fail(input);
+            return;
         }
         self.meters.record(input, 1);
         output.ack(input);

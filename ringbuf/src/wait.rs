@@ -70,6 +70,8 @@
 
 use std::fmt;
 use std::str::FromStr;
+// Not the model-checked atomic under loom: only the waiting thread touches it.
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
@@ -220,7 +222,7 @@ pub struct SpinThenPark {
     max_yields: u32,
     /// Yields before the next sleep, between `yields` and `max_yields`. Only the waiting
     /// thread reads or writes it (hence relaxed, and not part of the loom model).
-    patience: std::sync::atomic::AtomicU32,
+    patience: AtomicU32,
     /// Waiters between "about to check one last time" and "awake again"; loaded by every
     /// `notify`, so it sits alone on its cache line.
     sleepers: CachePadded<AtomicUsize>,
@@ -248,7 +250,7 @@ impl SpinThenPark {
             spins,
             yields,
             max_yields: yields,
-            patience: std::sync::atomic::AtomicU32::new(yields),
+            patience: AtomicU32::new(yields),
             sleepers: CachePadded::new(AtomicUsize::new(0)),
             lock: Mutex::new(()),
             wake: Condvar::new(),
@@ -266,7 +268,7 @@ impl SpinThenPark {
 
     /// Yields the next wait tries before it sleeps.
     pub fn patience(&self) -> u32 {
-        self.patience.load(std::sync::atomic::Ordering::Relaxed)
+        self.patience.load(Ordering::Relaxed)
     }
 
     /// Learns from a sleep that a notification ended after `slept` (`None`: the wait
@@ -280,20 +282,16 @@ impl SpinThenPark {
             _ => (patience / 2).max(self.yields),
         };
         if next != patience {
-            self.patience
-                .store(next, std::sync::atomic::Ordering::Relaxed);
+            self.patience.store(next, Ordering::Relaxed);
         }
     }
 
     /// The sleeping phase, entered once spinning and yielding did not see `ready()`.
     #[cold]
     fn sleep_until(&self, deadline: &Deadline, ready: &mut dyn FnMut() -> bool) -> bool {
-        let answer = self.sleep_rounds(deadline, ready);
-        match answer {
-            Some(slept) => self.learn(Some(slept)),
-            None => self.learn(None),
-        }
-        answer.is_some()
+        let slept = self.sleep_rounds(deadline, ready);
+        self.learn(slept);
+        slept.is_some()
     }
 
     /// Sleeps until `ready()`: `Some(time asleep)`, or `None` once the deadline passed.

@@ -89,26 +89,42 @@ impl InputBatch<'_> {
         while let Some(&view) = self.views.get(self.next) {
             self.executing.set(self.next);
             self.next += 1;
-            let tuple = Tuple::new(view, self.topology);
-            let started = self.task.meter.sample_execute().then(Instant::now);
-            let mut output = BoltOutput {
-                out: TaskOutput {
-                    emitter: self.emitter,
-                    run_state: self.run_state,
-                    task: self.task,
-                },
-                auto_anchor: self.auto_ack.then_some(tuple.anchor()),
+            let output = TaskOutput {
+                emitter: self.emitter,
+                run_state: self.run_state,
+                task: self.task,
             };
-            each(&tuple, &mut output);
-            if self.auto_ack && !tuple.anchor().is_settled() {
-                output.ack(tuple.anchor());
-            }
-            let meter = &mut self.task.meter;
-            meter.input_executed(tuple.anchor().stream());
-            if let Some(started) = started {
-                meter.record_execute(started.elapsed().as_nanos() as u64);
-            }
+            execute_tuple(view, self.topology, output, self.auto_ack, &mut each);
         }
+    }
+}
+
+/// Executes one input tuple with [`Bolt::execute`](crate::Bolt::execute)'s semantics:
+/// `execute` gets the tuple and its output (unanchored emits anchored to it when
+/// `auto_ack`), an auto-acked tuple the bolt did not settle is acked after, and the task's
+/// meter counts it (and times it, when sampled). Shared by runs and single tuples.
+#[inline(always)]
+pub(crate) fn execute_tuple(
+    view: TupleRef<'_>,
+    topology: &Topology,
+    out: TaskOutput<'_>,
+    auto_ack: bool,
+    execute: impl FnOnce(&Tuple<'_>, &mut BoltOutput<'_>),
+) {
+    let tuple = Tuple::new(view, topology);
+    let started = out.task.meter.sample_execute().then(Instant::now);
+    let mut output = BoltOutput {
+        out,
+        auto_anchor: auto_ack.then_some(tuple.anchor()),
+    };
+    execute(&tuple, &mut output);
+    if auto_ack && !tuple.anchor().is_settled() {
+        output.ack(tuple.anchor());
+    }
+    let meter = &mut output.out.task.meter;
+    meter.input_executed(tuple.anchor().stream());
+    if let Some(started) = started {
+        meter.record_execute(started.elapsed().as_nanos() as u64);
     }
 }
 
@@ -124,9 +140,8 @@ mod tests {
         task: &mut OneTask,
         records: &[Vec<u8>],
         auto_ack: bool,
-        each: impl FnMut(&mut InputBatch<'_>),
+        mut each: impl FnMut(&mut InputBatch<'_>),
     ) {
-        let mut each = each;
         let views: Vec<TupleRef<'_>> = records
             .iter()
             .map(|record| TupleRef::parse(record).unwrap())

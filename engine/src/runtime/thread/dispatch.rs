@@ -5,7 +5,6 @@ use std::cell::Cell;
 use std::iter::Peekable;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use smallvec::SmallVec;
 
@@ -16,8 +15,8 @@ use crate::ids::{StreamId, TaskId};
 use crate::runtime::acker_traffic::{AckerReport, Packed, ReportKind, Verdict, unpack};
 use crate::runtime::acking::TreeOutcome;
 use crate::runtime::anchor::{Anchor, Tuple};
-use crate::runtime::collector::{BoltOutput, TaskOutput};
-use crate::runtime::input_batch::{InputBatch, RUN_RECORDS};
+use crate::runtime::collector::TaskOutput;
+use crate::runtime::input_batch::{InputBatch, RUN_RECORDS, execute_tuple};
 use crate::runtime::run_state::TaskErrorKind;
 use crate::runtime::start::Plane;
 use crate::tuple::{TupleRef, encode_record};
@@ -235,30 +234,19 @@ impl ExecutorThread {
             run_state,
             ..
         } = self;
-        let tuple = Tuple::new(view, topology);
         let TaskCell { out, body, .. } = &mut tasks[index];
         let TaskBody::Bolt(state) = body else {
             unreachable!("dispatched to a bolt")
         };
-        let started = out.meter.sample_execute().then(Instant::now);
-        let auto_ack = state.auto_ack;
-        let mut output = BoltOutput {
-            out: TaskOutput {
-                emitter,
-                run_state,
-                task: out,
-            },
-            auto_anchor: auto_ack.then_some(tuple.anchor()),
+        let output = TaskOutput {
+            emitter,
+            run_state,
+            task: out,
         };
-        state.bolt.execute(&tuple, &mut output);
-        if auto_ack && !tuple.anchor().is_settled() {
-            output.ack(tuple.anchor());
-        }
-        let meter = &mut output.out.task.meter;
-        meter.input_executed(tuple.anchor().stream());
-        if let Some(started) = started {
-            meter.record_execute(started.elapsed().as_nanos() as u64);
-        }
+        let bolt = &mut state.bolt;
+        execute_tuple(view, topology, output, state.auto_ack, |tuple, output| {
+            bolt.execute(tuple, output);
+        });
     }
 
     /// Gathers the run of records that follow `first` in `rest` for the same task on the
