@@ -107,5 +107,6 @@ pub mod wait;
 
 pub use spsc::{Claim, Consumer, Full, Producer, ReadChunk, channel};
 pub use wait::{
-    BusySpin, ParseWaitStrategyError, SpinThenPark, SpinThenYield, WaitStrategy, WaitStrategyKind,
+    BusySpin, ParseWaitStrategyError, Patience, SpinThenPark, SpinThenYield, WaitStrategy,
+    WaitStrategyKind,
 };

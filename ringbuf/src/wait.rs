@@ -216,13 +216,8 @@ impl WaitStrategy for SpinThenYield {
 /// See the [module documentation](self) for the handshake that rules out lost wake-ups.
 pub struct SpinThenPark {
     spins: u32,
-    /// The fewest yields before a sleep.
-    yields: u32,
-    /// The most yields before a sleep, once sleeps keep ending early.
-    max_yields: u32,
-    /// Yields before the next sleep, between `yields` and `max_yields`. Only the waiting
-    /// thread reads or writes it (hence relaxed, and not part of the loom model).
-    patience: AtomicU32,
+    /// Yields before the next sleep, learnt from the last sleeps.
+    patience: Patience,
     /// Waiters between "about to check one last time" and "awake again"; loaded by every
     /// `notify`, so it sits alone on its cache line.
     sleepers: CachePadded<AtomicUsize>,
@@ -241,16 +236,14 @@ impl SpinThenPark {
     /// Yields used by [`Default`] before a sleep, at the most: a few hundred microseconds.
     pub const DEFAULT_MAX_YIELDS: u32 = 1024;
     /// A sleep that a notification ends sooner than this did not pay for itself.
-    pub const SHORT_SLEEP: Duration = Duration::from_micros(250);
+    pub const SHORT_SLEEP: Duration = Patience::SHORT_SLEEP;
 
     /// Checks `ready()` `spins` times in a spin loop, then `yields` times between yields of
     /// the core, then sleeps. It does not adapt: see [`with_max_yields`](Self::with_max_yields).
     pub fn new(spins: u32, yields: u32) -> Self {
         Self {
             spins,
-            yields,
-            max_yields: yields,
-            patience: AtomicU32::new(yields),
+            patience: Patience::new(yields, yields),
             sleepers: CachePadded::new(AtomicUsize::new(0)),
             lock: Mutex::new(()),
             wake: Condvar::new(),
@@ -262,35 +255,20 @@ impl SpinThenPark {
     /// within [`SHORT_SLEEP`](Self::SHORT_SLEEP) (see the [module documentation](self)).
     #[must_use]
     pub fn with_max_yields(mut self, max_yields: u32) -> Self {
-        self.max_yields = max_yields.max(self.yields);
+        self.patience = Patience::new(self.patience.fewest, max_yields);
         self
     }
 
     /// Yields the next wait tries before it sleeps.
     pub fn patience(&self) -> u32 {
-        self.patience.load(Ordering::Relaxed)
-    }
-
-    /// Learns from a sleep that a notification ended after `slept` (`None`: the wait
-    /// expired).
-    fn learn(&self, slept: Option<Duration>) {
-        let patience = self.patience();
-        let next = match slept {
-            Some(slept) if slept < Self::SHORT_SLEEP => {
-                patience.saturating_mul(2).min(self.max_yields)
-            }
-            _ => (patience / 2).max(self.yields),
-        };
-        if next != patience {
-            self.patience.store(next, Ordering::Relaxed);
-        }
+        self.patience.get()
     }
 
     /// The sleeping phase, entered once spinning and yielding did not see `ready()`.
     #[cold]
     fn sleep_until(&self, deadline: &Deadline, ready: &mut dyn FnMut() -> bool) -> bool {
         let slept = self.sleep_rounds(deadline, ready);
-        self.learn(slept);
+        self.patience.learn(slept);
         slept.is_some()
     }
 
@@ -366,12 +344,66 @@ impl fmt::Debug for SpinThenPark {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SpinThenPark")
             .field("spins", &self.spins)
-            .field("yields", &self.yields)
-            .field("max_yields", &self.max_yields)
-            .field("patience", &self.patience())
+            .field("patience", &self.patience)
             .field("sleepers", &self.sleepers.load(Ordering::Relaxed))
             .field("fences", &self.fences)
             .finish_non_exhaustive()
+    }
+}
+
+/// How many times a waiter polls (yielding the core in between) before it sleeps, learnt
+/// from how its sleeps end: a sleep that a wake-up ends within [`SHORT_SLEEP`](Self::SHORT_SLEEP)
+/// did not pay for itself and doubles the polls before the next one, up to `most`; a longer
+/// sleep or an expired wait halves them back toward `fewest`.
+///
+/// Shared by [`SpinThenPark`] and by other threads that sleep in a system call of their own
+/// (a transport's event loop); only the waiting thread reads or writes it, hence relaxed
+/// atomics behind `&self`.
+pub struct Patience {
+    fewest: u32,
+    most: u32,
+    current: AtomicU32,
+}
+
+impl Patience {
+    /// A sleep that a wake-up ends sooner than this did not pay for itself.
+    pub const SHORT_SLEEP: Duration = Duration::from_micros(250);
+
+    /// Starts at `fewest` polls; learns up to `most` (at least `fewest`).
+    pub fn new(fewest: u32, most: u32) -> Self {
+        Self {
+            fewest,
+            most: most.max(fewest),
+            current: AtomicU32::new(fewest),
+        }
+    }
+
+    /// Polls before the next sleep.
+    #[inline]
+    pub fn get(&self) -> u32 {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    /// Learns from a sleep that a wake-up ended after `slept` (`None`: it expired).
+    pub fn learn(&self, slept: Option<Duration>) {
+        let current = self.get();
+        let next = match slept {
+            Some(slept) if slept < Self::SHORT_SLEEP => current.saturating_mul(2).min(self.most),
+            _ => (current / 2).max(self.fewest),
+        };
+        if next != current {
+            self.current.store(next, Ordering::Relaxed);
+        }
+    }
+}
+
+impl fmt::Debug for Patience {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Patience")
+            .field("fewest", &self.fewest)
+            .field("most", &self.most)
+            .field("current", &self.get())
+            .finish()
     }
 }
 
@@ -588,6 +620,26 @@ mod tests {
         assert!(!doorbell.wait_until(Duration::from_millis(20), never));
         assert!(!doorbell.wait_until(Duration::from_millis(20), never));
         assert_eq!(doorbell.patience(), 2);
+    }
+
+    #[test]
+    fn patience_doubles_on_short_sleeps_and_halves_on_long_or_expired_ones() {
+        let patience = Patience::new(1, 8);
+        let short = Some(Duration::from_micros(10));
+        for expected in [2, 4, 8, 8] {
+            patience.learn(short);
+            assert_eq!(patience.get(), expected);
+        }
+        patience.learn(Some(Patience::SHORT_SLEEP));
+        assert_eq!(patience.get(), 4);
+        patience.learn(None);
+        patience.learn(None);
+        patience.learn(None);
+        assert_eq!(patience.get(), 1);
+        // A floor of zero never grows: such a waiter always sleeps at once.
+        let never = Patience::new(0, 8);
+        never.learn(short);
+        assert_eq!(never.get(), 0);
     }
 
     #[test]

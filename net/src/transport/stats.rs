@@ -56,6 +56,11 @@ impl Stats {
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    /// BATCH frames sent and delivered so far: what the event loop calls progress.
+    pub(crate) fn batches_moved(&self) -> u64 {
+        self.batches_sent.load(Ordering::Relaxed) + self.batches_received.load(Ordering::Relaxed)
+    }
+
     /// Counts records dropped.
     pub(crate) fn dropped(&self, records: u64) {
         self.records_dropped.fetch_add(records, Ordering::Relaxed);

@@ -5,6 +5,12 @@
 //! run timers, read the ring links, retry batches the sink refused, build frames for every
 //! connection that has credit, flush the sink; then sleep in the driver until I/O, a timer
 //! or a wake-up, and handle what it reports.
+//!
+//! Before it sleeps, the loop polls again a learnt number of times, yielding the core in
+//! between ([`Patience`]): when its sleeps keep ending within a few hundred microseconds (a
+//! peer sending in bursts), each would cost a wake-up of tens of microseconds on the path of
+//! the next records, and a producer's system call to ring it. An idle loop soon sleeps at
+//! once again.
 
 mod doorbell;
 mod link;
@@ -15,6 +21,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
+
+use squall_ringbuf::wait::Patience;
 
 use link::{Link, Step};
 use peers::PeerTable;
@@ -40,6 +48,10 @@ const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// How often rings whose executors have gone are looked for.
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
+
+/// Most polls of an idle loop before it sleeps: each is a zero-timeout driver poll and a
+/// yield of the core, a microsecond or two, so a few hundred microseconds in all.
+const MAX_IDLE_POLLS: u32 = 256;
 
 /// Requests from the transport's handles to its thread.
 #[derive(Debug)]
@@ -82,6 +94,12 @@ pub(crate) struct EventLoop {
     stopping: Option<Instant>,
     next_housekeeping: Instant,
     next_sink_retry: Option<Instant>,
+    /// Polls before the loop sleeps, learnt from how its sleeps end.
+    patience: Patience,
+    /// Polls since the loop last moved a batch.
+    idle_polls: u32,
+    /// Batches moved when the loop last looked ([`Stats::batches_moved`]).
+    batches_seen: u64,
 }
 
 impl EventLoop {
@@ -113,6 +131,9 @@ impl EventLoop {
             stopping: None,
             next_housekeeping: Instant::now(),
             next_sink_retry: None,
+            patience: Patience::new(1, MAX_IDLE_POLLS),
+            idle_polls: 0,
+            batches_seen: 0,
         }
     }
 
@@ -141,10 +162,18 @@ impl EventLoop {
             self.send_all();
             self.sink.flush();
             let mut timeout = self.next_timeout(now);
+            let mut fell_asleep = None;
             if timeout != Some(Duration::ZERO) {
-                self.wake.prepare_sleep();
-                if self.wake.room_pending() || self.has_work() {
+                if self.keeps_polling() {
+                    std::thread::yield_now();
                     timeout = Some(Duration::ZERO);
+                } else {
+                    self.wake.prepare_sleep();
+                    if self.wake.room_pending() || self.has_work() {
+                        timeout = Some(Duration::ZERO);
+                    } else {
+                        fell_asleep = Some(Instant::now());
+                    }
                 }
             }
             let polled = self.driver.poll(timeout, &mut self.io_events);
@@ -152,11 +181,32 @@ impl EventLoop {
             self.rings_awake();
             polled.map_err(|error| TransportError::Failed(format!("driver poll: {error}")))?;
             let now = Instant::now();
+            if let Some(fell_asleep) = fell_asleep {
+                let woken = !self.io_events.is_empty();
+                self.patience
+                    .learn(woken.then(|| now.saturating_duration_since(fell_asleep)));
+            }
             let mut events = std::mem::take(&mut self.io_events);
             for event in events.drain(..) {
                 self.on_io(event, now);
             }
             self.io_events = events;
+        }
+    }
+
+    /// Whether the loop, with nothing to do right now, polls again instead of sleeping:
+    /// until it has polled its learnt patience's worth since it last moved a batch.
+    fn keeps_polling(&mut self) -> bool {
+        let moved = self.stats.batches_moved();
+        if moved != self.batches_seen {
+            self.batches_seen = moved;
+            self.idle_polls = 0;
+        }
+        if self.idle_polls < self.patience.get() {
+            self.idle_polls += 1;
+            true
+        } else {
+            false
         }
     }
 
@@ -350,6 +400,9 @@ impl EventLoop {
                 break;
             }
         }
+        // The records reach their executors before the credit for them leaves: sending is
+        // a system call of several microseconds.
+        self.sink.flush();
         self.send_link(id);
     }
 
