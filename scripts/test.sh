@@ -41,11 +41,11 @@ step "tests"
 cargo test --workspace
 
 step "ring tests in release"
-cargo test -p squall-ringbuf --release
+cargo test -p squall-ringbuf --profile ci-release
 
 step "loom model checks"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
-    cargo test -p squall-ringbuf --release --test loom
+    cargo test -p squall-ringbuf --profile ci-release --test loom
 cargo test -p squall-net --features loom --lib loom_models
 
 step "docs"
