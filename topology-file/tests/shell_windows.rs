@@ -69,10 +69,16 @@ fn registry(seen: &Arc<Mutex<Vec<[u64; 4]>>>) -> ComponentRegistry {
 }
 
 fn acked_by(running: &RunningTopology, component: &str) -> u64 {
-    running
-        .metrics()
-        .component(component)
-        .map_or(0, |figures| figures.counters.acked)
+    figure_of(running, component, |figures| figures.counters.acked)
+}
+
+/// One of a component's figures (0 before it has any).
+fn figure_of(
+    running: &RunningTopology,
+    component: &str,
+    figure: impl Fn(&squall_core::metrics::ComponentMetrics) -> u64,
+) -> u64 {
+    running.metrics().component(component).map_or(0, figure)
 }
 
 fn file_text(window: &str) -> String {
@@ -232,9 +238,13 @@ fn a_pystorm_bolt_with_windows_in_state_sees_exactly_the_reference_windows() {
             )
         },
     );
+    // The window was failed (so the topology rolled back), and it came again after the
+    // rollback: every reference window is there. Whether windows answered before the
+    // failure are answered twice depends on where the last checkpoint fell, so the count
+    // of answers is not checked.
+    let failed = figure_of(&running, "sums", |figures| figures.counters.failed);
     running.kill(Duration::from_secs(10));
-    // The failed window came again after the rollback.
-    assert!(seen.lock().unwrap().len() > reference.len());
+    assert!(failed >= 1, "the window bolt failed nothing");
     assert_eq!(distinct(), reference);
 }
 
