@@ -2,8 +2,8 @@
 //! the peer table and the sink, and moves records between rings, frames and sockets.
 //!
 //! One iteration: apply commands and the in-process hub's news, dial peers that are due,
-//! run timers, read the ring links, retry batches the sink refused, build frames for every
-//! connection that has credit, flush the sink; then sleep in the driver until I/O, a timer
+//! run timers, read the ring links, retry batches the sink refused, flush the sink, build
+//! frames for every connection that has credit; then sleep in the driver until I/O, a timer
 //! or a wake-up, and handle what it reports.
 //!
 //! Before it sleeps, the loop polls again a learnt number of times, yielding the core in
@@ -159,8 +159,10 @@ impl EventLoop {
             self.poll_rings(now, housekeeping);
             let room = self.wake.take_room();
             self.retry_blocked(now, room);
-            self.send_all();
+            // What this pass delivered reaches the executors before frames and credit
+            // leave: sending is a system call of several microseconds.
             self.sink.flush();
+            self.send_all();
             let mut timeout = self.next_timeout(now);
             let mut fell_asleep = None;
             if timeout != Some(Duration::ZERO) {

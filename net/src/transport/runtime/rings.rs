@@ -548,8 +548,6 @@ impl EventLoop {
             }
         }
         self.scratch = ids;
-        // What was read reaches the executors before this pass builds and sends frames.
-        self.sink.flush();
     }
 
     /// Whether a ring link has something to do right now: the loop must not sleep then.
