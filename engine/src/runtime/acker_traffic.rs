@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
+use super::tree_root::RootLayout;
 use crate::ids::TaskId;
 
 /// What a report to an acker says about a tree.
@@ -242,14 +243,32 @@ impl<T> Mailboxes<T> {
 pub(crate) struct AckerTraffic {
     /// Acker task ids (empty when tracking is off).
     ackers: Range<TaskId>,
+    /// The ackers running in this worker, as indexes into `ackers`: those a spout here may
+    /// name in a root (see `tree_root`).
+    local_ackers: Box<[u32]>,
+    /// How named roots are laid out; `None` when the topology names none.
+    roots: Option<RootLayout>,
     pub(crate) reports: Mailboxes<AckerReport>,
     pub(crate) verdicts: Mailboxes<Verdict>,
 }
 
 impl AckerTraffic {
-    pub(crate) fn new(ackers: Range<TaskId>, task_count: usize) -> Self {
+    /// Traffic for `ackers`, of which those `is_local` picks run in this worker, in a
+    /// topology whose named roots are laid out as `roots`.
+    pub(crate) fn new(
+        ackers: Range<TaskId>,
+        task_count: usize,
+        is_local: impl Fn(TaskId) -> bool,
+        roots: Option<RootLayout>,
+    ) -> Self {
         let boxes = if ackers.is_empty() { 0 } else { task_count };
+        let local_ackers = (ackers.start.0..ackers.end.0)
+            .filter(|&task| is_local(TaskId(task)))
+            .map(|task| task - ackers.start.0)
+            .collect();
         Self {
+            local_ackers,
+            roots,
             ackers,
             reports: Mailboxes::new(boxes),
             verdicts: Mailboxes::new(boxes),
@@ -266,7 +285,24 @@ impl AckerTraffic {
     #[inline]
     pub(crate) fn acker_of(&self, root: u64) -> Option<TaskId> {
         let count = u64::from(self.ackers.end.0 - self.ackers.start.0);
-        (count > 0).then(|| TaskId(self.ackers.start.0 + (root % count) as u32))
+        let key = match self.roots {
+            Some(roots) => roots.acker_key(root),
+            None => root,
+        };
+        (count > 0).then(|| TaskId(self.ackers.start.0 + (key % count) as u32))
+    }
+
+    /// A named root (see `tree_root`) for the tree `spout` starts in `slot`, for the
+    /// `generation`th time, with an acker of this worker; `None` when there is no such acker
+    /// or the root cannot name them. Slots spread over the worker's ackers.
+    #[inline]
+    pub(crate) fn named_root(&self, spout: TaskId, slot: u32, generation: u64) -> Option<u64> {
+        let acker_index = match *self.local_ackers {
+            [] => return None,
+            [only] => only,
+            ref several => several[slot as usize % several.len()],
+        };
+        self.roots?.name(spout, slot, generation, acker_index)
     }
 
     /// The acker tasks (none when tracking is off).
@@ -414,15 +450,31 @@ mod tests {
 
     #[test]
     fn reports_go_to_the_acker_of_their_root() {
-        let mut traffic = AckerTraffic::new(TaskId(4)..TaskId(6), 6);
+        let mut traffic = AckerTraffic::new(TaskId(4)..TaskId(6), 6, |_| true, None);
         traffic.report(report(ReportKind::Ack, 5));
         traffic.report(report(ReportKind::Ack, 6));
         let (first, _) = traffic.reports.take_next().unwrap();
         let (second, _) = traffic.reports.take_next().unwrap();
         assert_eq!((first, second), (TaskId(5), TaskId(4)));
-        let untracked = AckerTraffic::new(TaskId(0)..TaskId(0), 6);
+        let untracked = AckerTraffic::new(TaskId(0)..TaskId(0), 6, |_| true, None);
         assert!(!untracked.tracking());
         assert_eq!(untracked.acker_of(5), None);
+        assert_eq!(untracked.named_root(TaskId(1), 0, 0), None);
+    }
+
+    #[test]
+    fn named_roots_pick_an_acker_of_this_worker() {
+        // Ackers 4, 5 and 6; only 5 and 6 run here.
+        let roots = RootLayout::new(7, Some(64), 3);
+        let traffic = AckerTraffic::new(TaskId(4)..TaskId(7), 7, |task| task.0 != 4, roots);
+        for slot in 0..8 {
+            let root = traffic.named_root(TaskId(2), slot, 0).unwrap();
+            let acker = traffic.acker_of(root).unwrap();
+            assert_ne!(acker, TaskId(4), "slot {slot} went to a remote acker");
+            assert_eq!(roots.unwrap().spout_of(root), Some((TaskId(2), slot)));
+        }
+        let remote = AckerTraffic::new(TaskId(4)..TaskId(7), 7, |_| false, roots);
+        assert_eq!(remote.named_root(TaskId(2), 0, 0), None, "no acker here");
     }
 
     proptest! {

@@ -3,12 +3,14 @@
 //! rather than by a timer per tuple. Once the tables have grown to their working size
 //! nothing allocates.
 //!
-//! The algorithm is Storm's. A spout's tracked emit starts a tree with a random 64-bit root
-//! id; every record of the tree carries a random edge id. The acker in charge of the root
-//! (root modulo the number of ackers) keeps the xor of every edge id it has heard of: the
+//! The algorithm is Storm's. A spout's tracked emit starts a tree with a 64-bit root id
+//! (random, or naming the spout and its slot: see `tree_root`); every record of the tree
+//! carries a random edge id (but for a named tree's first records, whose edges xor to the
+//! root). The acker in charge of the root keeps the xor of every edge id it has heard of: the
 //! spout reports the edges of the records it sent (an init report), and a bolt acking an
 //! input reports the input's edge xor the edges of the records it anchored to that input (an
-//! ack report; `acker_traffic` carries both). Every edge is reported exactly twice — once
+//! ack report; `acker_traffic` carries both; a named root stands for its init report). Every
+//! edge is reported exactly twice — once
 //! when its record is created, once when it is acked — so the xor returns to zero exactly
 //! when the whole tree is processed (up to a 2⁻⁶⁴ chance of an early zero). An explicit fail
 //! anywhere fails the tree.
@@ -19,6 +21,7 @@ use std::hash::BuildHasherDefault;
 
 use rustc_hash::FxHasher;
 
+use super::tree_root::RootLayout;
 use super::tree_workers::routed_through;
 use crate::ids::{MessageId, TaskId};
 
@@ -71,8 +74,12 @@ impl Expiry {
 #[derive(Debug)]
 pub(crate) struct PendingTrees {
     slots: Vec<Slot>,
-    /// Free slots, the latest freed on top (its memory is likely still cached).
-    free: Vec<u32>,
+    /// Free slots and the generation each is at, the latest freed on top (its memory is
+    /// likely still cached).
+    free: Vec<(u32, u64)>,
+    /// The generation the next slot added to the table starts at: random, so that a new
+    /// table (a restarted spout's) does not repeat its predecessor's named roots.
+    fresh_generation: u64,
     live: usize,
     expiry: Expiry,
 }
@@ -81,6 +88,9 @@ pub(crate) struct PendingTrees {
 struct Slot {
     /// The tree's root; 0 (never a root) for a free slot.
     root: u64,
+    /// Counts the trees the slot held, from a random start (wrapping): what keeps a named
+    /// root (see `tree_root`) of a reused slot new.
+    generation: u64,
     tree: PendingTree,
 }
 
@@ -106,6 +116,7 @@ impl PendingTrees {
         Self {
             slots: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
+            fresh_generation: fastrand::u64(..),
             live: 0,
             expiry: Expiry::new(timeout_nanos, expiry_tick(timeout_nanos), now_nanos),
         }
@@ -116,7 +127,21 @@ impl PendingTrees {
         self.live
     }
 
-    /// Adds the tree of `root` (never 0) and returns its slot.
+    /// The slot the next [`insert`](Self::insert) fills, and the generation it gets there:
+    /// what a named root is made of.
+    #[inline]
+    pub(crate) fn upcoming(&self) -> (u32, u64) {
+        match self.free.last() {
+            Some(&free) => free,
+            None => (
+                u32::try_from(self.slots.len()).expect("fewer than 2^32 trees"),
+                self.fresh_generation,
+            ),
+        }
+    }
+
+    /// Adds the tree of `root` (never 0) and returns its slot, the one
+    /// [`upcoming`](Self::upcoming) named.
     #[inline]
     pub(crate) fn insert(
         &mut self,
@@ -126,8 +151,10 @@ impl PendingTrees {
         now_nanos: u64,
     ) -> u32 {
         debug_assert_ne!(root, 0, "0 marks a free slot");
+        let (index, generation) = self.upcoming();
         let slot = Slot {
             root,
+            generation,
             tree: PendingTree {
                 message,
                 emitted_nanos: now_nanos,
@@ -136,17 +163,13 @@ impl PendingTrees {
             },
         };
         self.live += 1;
-        match self.free.pop() {
-            Some(index) => {
-                self.slots[index as usize] = slot;
-                index
-            }
-            None => {
-                let index = u32::try_from(self.slots.len()).expect("fewer than 2^32 trees");
-                self.slots.push(slot);
-                index
-            }
+        if self.free.pop().is_some() {
+            self.slots[index as usize] = slot;
+        } else {
+            self.slots.push(slot);
+            self.fresh_generation = fastrand::u64(..);
         }
+        index
     }
 
     /// Takes the tree of `root` out of `slot`, if it is still pending there. A verdict on a
@@ -159,7 +182,7 @@ impl PendingTrees {
         }
         entry.root = 0;
         self.live -= 1;
-        self.free.push(slot);
+        self.free.push((slot, entry.generation.wrapping_add(1)));
         Some(entry.tree)
     }
 
@@ -185,7 +208,8 @@ impl PendingTrees {
             if entry.root != 0 && chosen(entry.root, &entry.tree) {
                 entry.root = 0;
                 self.live -= 1;
-                self.free.push(index as u32);
+                self.free
+                    .push((index as u32, entry.generation.wrapping_add(1)));
                 each(entry.tree);
             }
         }
@@ -243,24 +267,32 @@ impl Ledger {
 pub(crate) struct AckerLedger {
     trees: FastMap<u64, Ledger>,
     expiry: Expiry,
+    /// How the topology's named roots are laid out; `None` when it names none.
+    roots: Option<RootLayout>,
 }
 
 impl AckerLedger {
     #[cfg(test)]
     pub(crate) fn new(timeout_nanos: u64, now_nanos: u64) -> Self {
-        Self::with_capacity(timeout_nanos, now_nanos, 0)
+        Self::with_capacity(timeout_nanos, now_nanos, 0, Some(test_layout()))
     }
 
-    /// Room for `capacity` trees from the start.
+    /// Room for `capacity` trees from the start; named roots laid out as `roots`.
     ///
     /// Entries are dropped a little after the spouts time them out (`timeout_nanos` plus two
     /// expiry ticks), so a late ack never completes a tree its spout already failed and
     /// orphaned entries (acks of failed trees) do not accumulate.
-    pub(crate) fn with_capacity(timeout_nanos: u64, now_nanos: u64, capacity: usize) -> Self {
+    pub(crate) fn with_capacity(
+        timeout_nanos: u64,
+        now_nanos: u64,
+        capacity: usize,
+        roots: Option<RootLayout>,
+    ) -> Self {
         let tick = expiry_tick(timeout_nanos);
         Self {
             trees: FastMap::with_capacity_and_hasher(capacity, Default::default()),
             expiry: Expiry::new(timeout_nanos + 2 * tick, tick, now_nanos),
+            roots,
         }
     }
 
@@ -272,6 +304,9 @@ impl AckerLedger {
     /// Applies `change` to the entry of `root` (a new one if there is none) and settles it,
     /// with one lookup: a settled entry is removed through the same slot, and an entry
     /// settled by its first message is never stored.
+    ///
+    /// A new entry of a named root (see `tree_root`) starts from what the spout's init
+    /// would have said: the root as the xor of the first edges, its spout and slot.
     #[inline]
     fn update(
         &mut self,
@@ -290,10 +325,11 @@ impl AckerLedger {
                 outcome
             }
             Entry::Vacant(vacant) => {
+                let named = self.roots.and_then(|roots| roots.spout_of(root));
                 let mut ledger = Ledger {
-                    value: 0,
-                    spout_task: None,
-                    slot: 0,
+                    value: if named.is_some() { root } else { 0 },
+                    spout_task: named.map(|(spout_task, _)| spout_task),
+                    slot: named.map_or(0, |(_, slot)| slot),
                     failed: false,
                     workers: 0,
                     deadline: self.expiry.deadline(now_nanos),
@@ -389,6 +425,12 @@ impl AckerLedger {
     }
 }
 
+/// The root layout of the unit tests: 16 tasks, 1024 trees in flight per spout, one acker.
+#[cfg(test)]
+pub(crate) fn test_layout() -> RootLayout {
+    RootLayout::new(16, Some(1024), 1).expect("room for nonces")
+}
+
 /// The expiry tick for a timeout: an eighth of it, between 1 ms and 1 s, so a timed-out tree
 /// fails at most that long after its timeout.
 pub(crate) fn expiry_tick(timeout_nanos: u64) -> u64 {
@@ -400,6 +442,10 @@ mod tests {
     use super::*;
 
     const SECOND: u64 = 1_000_000_000;
+
+    fn named(spout: u32, slot: u32) -> u64 {
+        test_layout().name(TaskId(spout), slot, 0, 0).unwrap()
+    }
 
     #[test]
     fn a_tree_completes_when_every_edge_is_reported_twice() {
@@ -429,6 +475,70 @@ mod tests {
                 spout_task: TaskId(4),
                 slot: 0,
             })
+        );
+    }
+
+    #[test]
+    fn a_named_tree_needs_no_init_and_a_one_hop_tree_is_never_stored() {
+        let mut ledger = AckerLedger::new(30 * SECOND, 0);
+        let root = named(6, 41);
+        // One record, whose edge is the root itself: the bolt's ack settles the tree.
+        assert_eq!(
+            ledger.ack(root, root, 0, 0),
+            Some(TreeOutcome::Completed {
+                spout_task: TaskId(6),
+                slot: 41,
+            })
+        );
+        assert_eq!(ledger.len(), 0, "never stored");
+
+        // Two first records (edges a, root ^ a); a child c of the second is acked first.
+        let root = named(6, 42);
+        let (a, c) = (0x1357, 0x2468);
+        assert_eq!(ledger.ack(root, c, 0, 0), None);
+        assert_eq!(ledger.ack(root, a, 0, 0), None);
+        assert_eq!(
+            ledger.ack(root, root ^ a ^ c, 0, 0),
+            Some(TreeOutcome::Completed {
+                spout_task: TaskId(6),
+                slot: 42,
+            })
+        );
+
+        let root = named(6, 43);
+        assert_eq!(
+            ledger.fail(root, 0),
+            Some(TreeOutcome::Failed {
+                spout_task: TaskId(6),
+                slot: 43,
+            }),
+            "a fail needs no init either"
+        );
+        assert_eq!(ledger.len(), 0);
+    }
+
+    #[test]
+    fn upcoming_names_the_slot_and_generation_insert_takes() {
+        let mut pending = PendingTrees::new(SECOND, 0);
+        let (slot, start) = pending.upcoming();
+        assert_eq!(slot, 0);
+        assert_eq!(pending.insert(5, MessageId(1), 0, 0), 0);
+        let (next, _) = pending.upcoming();
+        assert_eq!(next, 1, "a fresh slot");
+        pending.take(5, 0);
+        assert_eq!(
+            pending.upcoming(),
+            (0, start.wrapping_add(1)),
+            "the freed slot, one generation on"
+        );
+        assert_eq!(pending.insert(6, MessageId(2), 0, 0), 0);
+        pending.take(6, 0);
+        assert_eq!(pending.upcoming(), (0, start.wrapping_add(2)));
+        let other = PendingTrees::new(SECOND, 0);
+        assert_ne!(
+            other.upcoming().1,
+            start,
+            "another table (a restarted spout's) starts elsewhere"
         );
     }
 

@@ -8,6 +8,7 @@ use super::acking::PendingTrees;
 use super::anchor::Anchor;
 use super::emitter::{Anchoring, EmitError, Emitter, StreamRoute};
 use super::run_state::{RunState, TaskError, TaskErrorKind};
+use super::tree_root;
 use crate::ids::{DEFAULT_STREAM, MessageId, TaskId};
 use crate::metrics::TaskMeter;
 use crate::tuple::EncodeValue;
@@ -287,13 +288,25 @@ impl SpoutOutput<'_> {
             self.settled.push_back((message, true, stream as u16));
             return Ok(targets);
         }
-        // Zero is never a root, so a cleared ledger entry is never mistaken for one.
-        let root = self.out.emitter.rng.u64(1..);
+        // A tree that stays in this worker until its first ack gets a named root and no
+        // init report; one whose first records may leave it is announced (see `tree_root`).
+        let (slot, generation) = self.pending.upcoming();
+        let named = if self.out.task.streams[stream].stays_in_worker {
+            let spout = self.out.task.task;
+            self.out
+                .emitter
+                .acker_traffic
+                .named_root(spout, slot, generation)
+        } else {
+            None
+        };
+        let root = named.unwrap_or_else(|| tree_root::announced(&mut self.out.emitter.rng));
         let edges = Cell::new(0);
         let targets = self.out.emit(
             stream,
             Anchoring::Root {
                 root,
+                named: named.is_some(),
                 edges_xor: &edges,
             },
             direct,
@@ -303,10 +316,14 @@ impl SpoutOutput<'_> {
             self.settled.push_back((message, true, stream as u16));
             return Ok(0);
         }
-        let slot = self
+        let inserted = self
             .pending
             .insert(root, message, stream as u16, self.now_nanos);
+        debug_assert_eq!(inserted, slot, "the slot the root names");
         self.out.task.meter.counters.pending = self.pending.len() as u64;
+        if named.is_some() {
+            return Ok(targets);
+        }
         let workers =
             self.out.emitter.tree_workers.own() | self.out.emitter.peers_of_last_targets();
         self.out.emitter.acker_traffic.report(AckerReport {
@@ -600,6 +617,65 @@ mod tests {
         assert_eq!(
             (counters.emitted, counters.transferred, counters.acked),
             (1, 1, 1)
+        );
+    }
+
+    /// Emits one tracked tuple from task 1 as a spout; returns its record's anchor pairs.
+    fn spout_emit(task: &mut OneTask, pending: &mut PendingTrees) -> Vec<(u64, u64)> {
+        let mut settled = std::collections::VecDeque::new();
+        let mut output = SpoutOutput {
+            out: TaskOutput {
+                emitter: &mut task.emitter,
+                run_state: &task.run_state,
+                task: &mut task.task,
+            },
+            pending,
+            settled: &mut settled,
+            now_nanos: 0,
+            idle_until_nanos: None,
+        };
+        output.emit_with_id(&[Value::U64(1)], MessageId(10));
+        assert!(settled.is_empty(), "a tracked tree, not settled on emit");
+        let sent = task.sent();
+        assert_eq!(sent.len(), 1);
+        sent[0].1.clone()
+    }
+
+    #[test]
+    fn a_tree_that_stays_in_the_worker_is_named_and_not_announced() {
+        let mut task = OneTask::new();
+        let mut pending = PendingTrees::new(1_000_000_000, 0);
+        let anchors = spout_emit(&mut task, &mut pending);
+        let [(root, edge)] = anchors[..] else {
+            panic!("one anchor pair: {anchors:?}")
+        };
+        assert_eq!(edge, root, "the one first edge is the root");
+        let roots = tree_root::RootLayout::new(3, None, 1).unwrap();
+        assert_eq!(roots.spout_of(root), Some((TaskId(1), 0)));
+        assert!(task.reports().is_empty(), "no init report");
+        assert_eq!(
+            pending.take(root, 0).map(|tree| tree.message),
+            Some(MessageId(10))
+        );
+    }
+
+    #[test]
+    fn a_tree_that_may_leave_the_worker_is_announced() {
+        let mut task = OneTask::new();
+        task.task.streams[0].stays_in_worker = false;
+        let mut pending = PendingTrees::new(1_000_000_000, 0);
+        let anchors = spout_emit(&mut task, &mut pending);
+        let [(root, edge)] = anchors[..] else {
+            panic!("one anchor pair: {anchors:?}")
+        };
+        assert!(root >> 63 == 0, "a random root, not a named one");
+        let reports = task.reports();
+        assert_eq!(reports.len(), 1);
+        let init = reports[0];
+        assert_eq!(init.kind, ReportKind::Init);
+        assert_eq!(
+            (init.root, init.value, init.reporter, init.slot),
+            (root, edge, TaskId(1), 0)
         );
     }
 

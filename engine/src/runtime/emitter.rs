@@ -34,6 +34,9 @@ pub(crate) struct StreamRoute {
     pub(crate) field_count: usize,
     pub(crate) direct: bool,
     pub(crate) routers: Vec<Router>,
+    /// Whether every task the routers may pick runs in this worker: what lets a spout's
+    /// tree on this stream have a named root (see `tree_root`).
+    pub(crate) stays_in_worker: bool,
 }
 
 /// How an emitted tuple joins tuple trees.
@@ -41,9 +44,11 @@ pub(crate) struct StreamRoute {
 pub(crate) enum Anchoring<'a> {
     /// Untracked.
     None,
-    /// A new tree from a spout: one fresh edge per target, their xor accumulated here.
+    /// A new tree from a spout: one fresh edge per target, their xor accumulated here. For
+    /// a `named` root (see `tree_root`) the last target's edge makes the xor the root.
     Root {
         root: u64,
+        named: bool,
         edges_xor: &'a std::cell::Cell<u64>,
     },
     /// Children of these anchors: one fresh edge per (anchor, target).
@@ -315,13 +320,11 @@ impl Emitter {
         routes: Box<[Route]>,
         ports: Vec<OutputPort>,
         local: OutputPort,
-        ackers: std::ops::Range<TaskId>,
+        acker_traffic: AckerTraffic,
         overflow_limit: usize,
         seed: u64,
         tree_workers: TreeWorkers,
     ) -> Self {
-        // Routes are indexed by task id, from 0 (no task) to the last.
-        let task_count = routes.len().saturating_sub(1);
         let max_record = ports
             .iter()
             .chain(std::iter::once(&local))
@@ -339,7 +342,7 @@ impl Emitter {
             pairs: Vec::with_capacity(8),
             rng: fastrand::Rng::with_seed(seed),
             max_record,
-            acker_traffic: AckerTraffic::new(ackers, task_count),
+            acker_traffic,
             tree_workers,
             records_sent: 0,
             backlogged: Backlog::new(overflow_limit),
@@ -490,7 +493,7 @@ impl Emitter {
         let target_count = self.targets.len();
         if target_count == 1 {
             let target = self.targets[0];
-            self.fill_pairs(anchoring);
+            self.fill_pairs(anchoring, true);
             let pairs = &self.pairs;
             Self::route_record(
                 &self.routes,
@@ -508,7 +511,7 @@ impl Emitter {
             }
             for index in 0..target_count {
                 let target = self.targets[index];
-                self.fill_pairs(anchoring);
+                self.fill_pairs(anchoring, index + 1 == target_count);
                 let (pairs, fields) = (&self.pairs, self.fields.bytes());
                 let fill = |out: &mut [u8]| {
                     let at = write_header(out, target, source, stream.id.0, field_count, pairs);
@@ -585,7 +588,7 @@ impl Emitter {
             );
             return Ok(());
         }
-        self.fill_pairs(anchoring);
+        self.fill_pairs(anchoring, true);
         let pairs = &self.pairs;
         Self::route_record(
             &self.routes,
@@ -601,14 +604,23 @@ impl Emitter {
         Ok(())
     }
 
-    /// Builds the anchor pairs of one record of an emit into `self.pairs`.
+    /// Builds the anchor pairs of one record of an emit into `self.pairs`; `last` says
+    /// whether it is the emit's last record.
     #[inline(always)]
-    fn fill_pairs(&mut self, anchoring: Anchoring<'_>) {
+    fn fill_pairs(&mut self, anchoring: Anchoring<'_>, last: bool) {
         match anchoring {
             Anchoring::None => self.pairs.clear(),
-            Anchoring::Root { root, edges_xor } => {
+            Anchoring::Root {
+                root,
+                named,
+                edges_xor,
+            } => {
                 self.pairs.clear();
-                let edge = self.rng.u64(..);
+                let edge = if named && last {
+                    edges_xor.get() ^ root
+                } else {
+                    self.rng.u64(..)
+                };
                 edges_xor.set(edges_xor.get() ^ edge);
                 self.pairs.push((root, edge));
             }

@@ -16,6 +16,7 @@ pub(crate) mod start;
 #[cfg(test)]
 pub(crate) mod task_fixture;
 pub(crate) mod thread;
+pub(crate) mod tree_root;
 pub(crate) mod tree_workers;
 
 pub use anchor::{Anchor, Tuple};

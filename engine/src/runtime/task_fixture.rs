@@ -14,7 +14,7 @@ use super::tree_workers::TreeWorkers;
 use crate::grouping::router::Router;
 use crate::ids::{StreamId, TaskId};
 use crate::metrics::{RingCounters, TaskMeter};
-use crate::runtime::acker_traffic::AckerReport;
+use crate::runtime::acker_traffic::{AckerReport, AckerTraffic};
 use crate::testing::{NullBolt, NullSpout};
 use crate::topology::Topology;
 use crate::tuple::{TupleRef, encode_record};
@@ -43,7 +43,12 @@ pub(crate) fn emitter(capacity: usize) -> (Emitter, RecordConsumer, RecordConsum
         routes.into(),
         vec![port],
         local,
-        TaskId(2)..TaskId(3),
+        AckerTraffic::new(
+            TaskId(2)..TaskId(3),
+            3,
+            |_| true,
+            crate::runtime::tree_root::RootLayout::new(3, None, 1),
+        ),
         usize::MAX,
         7,
         TreeWorkers::local(3),
@@ -74,6 +79,7 @@ impl OneTask {
             field_count: 1,
             direct: false,
             routers: vec![Router::Global { target: TaskId(2) }],
+            stays_in_worker: true,
         };
         let task = TaskStreams {
             task: TaskId(1),

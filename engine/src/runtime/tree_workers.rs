@@ -4,8 +4,9 @@
 //! Worker `i` of a plan is bit `i mod 64` (with more than 64 workers, two share a bit and
 //! their trees count as touching both: a superset, never a miss). Every report to an acker
 //! carries the reporter's bit and the bits of the workers it sent the tree's records to:
-//! the spout's init report for the first records, a bolt's ack report for the records it
-//! anchored to the input it acks. The acker ORs them per tree, and adds its own worker,
+//! the spout's init report for the first records (a tree with a named root has none: its
+//! first records and acker stay in the spout's worker, see `tree_root`), a bolt's ack
+//! report for the records it anchored to the input it acks. The acker ORs them per tree, and adds its own worker,
 //! since the tree's acker traffic travels to it. When the link between workers X and Y is
 //! lost, the trees whose mask holds both X and Y fail; the others go on.
 

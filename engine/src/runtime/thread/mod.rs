@@ -28,10 +28,12 @@ use std::time::{Duration, Instant};
 use squall_ringbuf::WaitStrategy;
 use squall_ringbuf::record::RecordConsumer;
 
+use super::acker_traffic::AckerTraffic;
 use super::emitter::{Emitter, Route};
 use super::ports::OutputPort;
 use super::run_state::{RunState, TaskError, TaskErrorKind, TopologyState};
 use super::start::Plane;
+use super::tree_root::RootLayout;
 use crate::config::PanicPolicy;
 use crate::context::ExecutorWaker;
 use crate::ids::TaskId;
@@ -201,6 +203,12 @@ impl ExecutorThread {
             .map_or(TaskId(0)..TaskId(0), |acker| {
                 TaskId(acker.tasks.start)..TaskId(acker.tasks.end)
             });
+        let acker_traffic = AckerTraffic::new(
+            ackers,
+            task_count,
+            |task| setup.tree_workers.peer_of(task) == 0,
+            RootLayout::of(&setup.topology),
+        );
         let config = setup.topology.config();
         let mut thread = Self {
             index: setup.index,
@@ -212,7 +220,7 @@ impl ExecutorThread {
                 setup.routes,
                 setup.ports,
                 setup.local_output,
-                ackers,
+                acker_traffic,
                 setup.overflow_limit,
                 rng.u64(..),
                 setup.tree_workers,

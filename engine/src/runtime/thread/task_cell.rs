@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use crate::component::{Bolt, ComponentError, Spout};
 use crate::context::TopologyContext;
+use crate::grouping::Grouping;
 use crate::grouping::router::Router;
 use crate::ids::{DEFAULT_STREAM, MessageId, TaskId};
 use crate::metrics::{SharedTaskMetrics, TaskMeter};
 use crate::runtime::acking::{AckerLedger, PendingTrees};
 use crate::runtime::collector::TaskStreams;
 use crate::runtime::emitter::StreamRoute;
+use crate::runtime::tree_root::RootLayout;
 use crate::topology::builder_factory::Factory;
 use crate::topology::{ComponentKind, Topology};
 
@@ -97,6 +99,7 @@ impl TaskCell {
             .iter()
             .map(|id| {
                 let info = topology.stream(*id).expect("declared stream");
+                let mut stays_in_worker = true;
                 let routers = info
                     .subscribers
                     .iter()
@@ -105,6 +108,13 @@ impl TaskCell {
                             .task_ids()
                             .collect();
                         let local: Vec<TaskId> = targets.iter().copied().filter(is_local).collect();
+                        let picks_local_only = local.len() == targets.len()
+                            || match subscriber.grouping.grouping {
+                                Grouping::LocalOrShuffle => !local.is_empty(),
+                                Grouping::Global => targets.first().is_some_and(is_local),
+                                _ => false,
+                            };
+                        stays_in_worker &= picks_local_only;
                         Router::new(&subscriber.grouping, task, &targets, &local, rng)
                     })
                     .collect();
@@ -114,6 +124,7 @@ impl TaskCell {
                     field_count: info.fields.len(),
                     direct: info.direct,
                     routers,
+                    stays_in_worker,
                 }
             })
             .collect();
@@ -174,6 +185,7 @@ impl TaskCell {
                 timeout_nanos,
                 now_nanos,
                 acker_share,
+                RootLayout::of(&topology),
             )),
             (_, Some(Factory::Spout(factory))) => {
                 let spout = guarded("open", || {
@@ -302,15 +314,24 @@ mod tests {
             .unwrap()
     }
 
-    /// The cell of the first task of `component`.
+    /// The cell of the first task of `component`, in a worker running every task.
     fn cell(topology: &Arc<Topology>, component: &str) -> TaskCell {
+        let all: Arc<[TaskId]> = (1..=topology.task_count() as u32).map(TaskId).collect();
+        cell_in(topology, component, &all)
+    }
+
+    /// The cell of the first task of `component`, in a worker running `worker_tasks`.
+    fn cell_in(
+        topology: &Arc<Topology>,
+        component: &str,
+        worker_tasks: &Arc<[TaskId]>,
+    ) -> TaskCell {
         let component = topology
             .components()
             .iter()
             .find(|candidate| candidate.id() == component)
             .unwrap();
         let task = component.task_ids().next().unwrap();
-        let all: Arc<[TaskId]> = (1..=topology.task_count() as u32).map(TaskId).collect();
         let placement = TaskPlacement {
             executor: 0,
             thread: 0,
@@ -324,7 +345,30 @@ mod tests {
             Vec::new(),
         ));
         let mut rng = fastrand::Rng::with_seed(3);
-        TaskCell::new(topology, task, &all, shared, &mut rng, NOW)
+        TaskCell::new(topology, task, worker_tasks, shared, &mut rng, NOW)
+    }
+
+    #[test]
+    fn a_stream_stays_in_the_worker_when_every_task_it_may_reach_runs_there() {
+        let topology = topology();
+        assert!(cell(&topology, "numbers").out.streams[0].stays_in_worker);
+        let second_counter = topology
+            .components()
+            .iter()
+            .find(|component| component.id() == "every-second")
+            .unwrap()
+            .task_ids()
+            .nth(1)
+            .unwrap();
+        let elsewhere: Arc<[TaskId]> = (1..=topology.task_count() as u32)
+            .map(TaskId)
+            .filter(|&task| task != second_counter)
+            .collect();
+        let spout = cell_in(&topology, "numbers", &elsewhere);
+        assert!(
+            !spout.out.streams[0].stays_in_worker,
+            "a shuffle may pick the counter on another worker"
+        );
     }
 
     #[test]
