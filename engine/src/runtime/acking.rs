@@ -9,11 +9,10 @@
 //! root). The acker in charge of the root keeps the xor of every edge id it has heard of: the
 //! spout reports the edges of the records it sent (an init report), and a bolt acking an
 //! input reports the input's edge xor the edges of the records it anchored to that input (an
-//! ack report; `acker_traffic` carries both; a named root stands for its init report). Every
-//! edge is reported exactly twice — once
-//! when its record is created, once when it is acked — so the xor returns to zero exactly
-//! when the whole tree is processed (up to a 2⁻⁶⁴ chance of an early zero). An explicit fail
-//! anywhere fails the tree.
+//! ack report; `acker_traffic` carries both; a named root stands for its init report).
+//! Every edge is reported exactly twice — once when its record is created, once when it is
+//! acked — so the xor returns to zero exactly when the whole tree is processed (up to a
+//! 2⁻⁶⁴ chance of an early zero). An explicit fail anywhere fails the tree.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;

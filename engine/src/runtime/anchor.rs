@@ -29,27 +29,8 @@ pub struct Anchor {
 }
 
 impl Anchor {
-    #[cfg(test)]
-    pub(crate) fn from_pairs(pairs: impl Iterator<Item = (u64, u64)>, stream: u16) -> Self {
-        Self {
-            pairs: pairs.collect(),
-            ack_value: Cell::new(0),
-            child_workers: Cell::new(0),
-            settled: Cell::new(false),
-            stream,
-        }
-    }
-
-    /// The anchor of an input record's pairs. One pair (a spout's tuple, or a bolt's
-    /// child of one input) is the common case, built in place without the generic collect,
-    /// which the compiler leaves out of line.
     #[inline(always)]
-    fn of_record(anchors: crate::tuple::AnchorPairs<'_>, stream: u16) -> Self {
-        let mut pairs = anchors.iter();
-        let pairs = match (anchors.len(), pairs.next()) {
-            (1, Some(pair)) => SmallVec::from_buf_and_len([pair, (0, 0)], 1),
-            _ => anchors.iter().collect(),
-        };
+    fn with_pairs(pairs: SmallVec<[(u64, u64); 2]>, stream: u16) -> Self {
         Self {
             pairs,
             ack_value: Cell::new(0),
@@ -57,6 +38,23 @@ impl Anchor {
             settled: Cell::new(false),
             stream,
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn from_pairs(pairs: impl Iterator<Item = (u64, u64)>, stream: u16) -> Self {
+        Self::with_pairs(pairs.collect(), stream)
+    }
+
+    /// The anchor of an input record's pairs. One pair (a spout's tuple, or a bolt's
+    /// child of one input) is the common case, built in place without the generic collect,
+    /// which the compiler leaves out of line.
+    #[inline(always)]
+    fn of_record(anchors: crate::tuple::AnchorPairs<'_>, stream: u16) -> Self {
+        let pairs = match anchors.iter().next() {
+            Some(pair) if anchors.len() == 1 => SmallVec::from_buf_and_len([pair, (0, 0)], 1),
+            _ => anchors.iter().collect(),
+        };
+        Self::with_pairs(pairs, stream)
     }
 
     /// The topology-wide id of the stream the input came on.
