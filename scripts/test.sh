@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing, then format, lints,
-# tests (debug and release), the loom model checks and the docs.
+# tests (debug and release), the loom model checks, the docs and a short fuzzing run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +37,34 @@ cargo fmt --manifest-path fuzz/Cargo.toml --check
 step "lints"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "build the tests"
+cargo test --workspace --no-run
+
+# The tests spend most of their time waiting for processes and servers, so the loom models
+# and the fuzz targets, which build into target directories of their own, build meanwhile:
+# at the lowest priority, so that they take only the time the tests leave idle.
+# The fuzz targets build without optimisation (with debug assertions, so overflows are
+# found too): that takes a third of an optimised build's time, which a few seconds of
+# fuzzing per target would never win back.
+background_log=target/background-builds.log
+nice -n 19 bash -c '
+    set -e
+    RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+        cargo test -p squall-ringbuf --profile ci-release --test loom --no-run
+    cargo +nightly --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+    cargo fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+    cargo +nightly fuzz build --dev
+' >"$background_log" 2>&1 &
+background_builds=$!
+trap 'kill "$background_builds" 2>/dev/null || true' EXIT
+finish_background_builds() {
+    if ! wait "$background_builds"; then
+        cat "$background_log"
+        echo "building the loom models or the fuzz targets failed (log above)"
+        exit 1
+    fi
+}
+
 step "tests"
 cargo test --workspace
 
@@ -44,6 +72,7 @@ step "ring tests in release"
 cargo test -p squall-ringbuf --profile ci-release
 
 step "loom model checks"
+finish_background_builds
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p squall-ringbuf --profile ci-release --test loom
 cargo test -p squall-net --features loom --lib loom_models
@@ -51,30 +80,40 @@ cargo test -p squall-net --features loom --lib loom_models
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
-step "fuzz targets (SQUALL_FUZZ_SECONDS=${SQUALL_FUZZ_SECONDS:-8} s each)"
-# Every cargo-fuzz target is built, then run from its seeds (fuzz/seeds/<target>) for a
-# bounded time; any crash fails the suite. The corpus grown here stays in fuzz/target.
-# The targets build without optimisation (with debug assertions, so overflows are found
-# too): that takes a third of an optimised build's time, which a few seconds of fuzzing
-# per target would never win back.
+step "fuzz targets (SQUALL_FUZZ_SECONDS=${SQUALL_FUZZ_SECONDS:-8} s each, two at a time)"
+# Every cargo-fuzz target (built beside the tests, above) runs from its seeds
+# (fuzz/seeds/<target>) for a bounded time; any crash fails the suite. The corpus grown here
+# stays in fuzz/target. Each run takes one core, so two run at once.
 fuzz_started=$SECONDS
 fuzz_seconds="${SQUALL_FUZZ_SECONDS:-8}"
-cargo +nightly --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
-cargo fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
-cargo +nightly fuzz build --dev
-for target in $(cargo +nightly fuzz list); do
-    corpus="fuzz/target/corpus/$target"
-    log="fuzz/target/$target.log"
+fuzz_one() {
+    local target=$1
+    local corpus="fuzz/target/corpus/$target"
+    local log="fuzz/target/$target.log"
     mkdir -p "$corpus" "fuzz/seeds/$target"
     if ! cargo +nightly fuzz run --dev "$target" "$corpus" "fuzz/seeds/$target" -- \
         -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
         >"$log" 2>&1; then
         grep -E -A12 'panicked|ERROR|SUMMARY' "$log" | head -60
         echo "fuzz target $target failed: the input is in fuzz/artifacts/$target, the log in $log"
-        exit 1
+        return 1
     fi
     echo "$target: $(grep -E '^stat::number_of_executed_units' "$log")"
+}
+fuzz_failed=0
+running=()
+for target in $(cargo +nightly fuzz list); do
+    fuzz_one "$target" &
+    running+=("$!")
+    if ((${#running[@]} == 2)); then
+        wait "${running[0]}" || fuzz_failed=1
+        running=("${running[@]:1}")
+    fi
 done
+for pid in "${running[@]}"; do
+    wait "$pid" || fuzz_failed=1
+done
+((fuzz_failed == 0)) || exit 1
 echo "fuzz targets took $((SECONDS - fuzz_started)) s"
 
 step "all green"
