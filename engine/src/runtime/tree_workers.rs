@@ -7,8 +7,9 @@
 //! the spout's init report for the first records (a tree with a named root has none: its
 //! first records and acker stay in the spout's worker, see `tree_root`), a bolt's ack
 //! report for the records it anchored to the input it acks. The acker ORs them per tree,
-//! and adds its own worker, since the tree's acker traffic travels to it. When the link between workers X and Y is
-//! lost, the trees whose mask holds both X and Y fail; the others go on.
+//! and adds its own worker, since the tree's acker traffic travels to it. When the link
+//! between workers X and Y is lost, the trees whose mask holds both X and Y fail; the
+//! others go on.
 
 use std::sync::Arc;
 
