@@ -476,6 +476,51 @@ fn colocated_workers_exchange_records_through_shared_memory() {
         == 0));
 }
 
+/// A shared-memory ring smaller than the credit window fills while the receiver stalls:
+/// frames then wait in the send queue for room, and every record arrives, in order, once
+/// the receiver takes them again.
+#[test]
+fn a_full_shared_memory_ring_holds_frames_until_the_peer_frees_room() {
+    const COUNT: u64 = 400_000;
+    const WINDOW: u64 = 16 << 20;
+    let dir = tempfile::tempdir_in(shm_dir()).unwrap();
+    let shm_config = |worker| {
+        let connection = support::connection(worker)
+            .with_receive_window(WINDOW)
+            .with_initial_receive_window(WINDOW);
+        squall_net::transport::TransportConfig::new(connection, "127.0.0.1:0".parse().unwrap())
+            .with_driver(DriverKind::Mio)
+            .with_shm(dir.path(), 4 << 20)
+    };
+    let (sink_b, seen_b) = CheckingSink::new();
+    seen_b.stalled.store(true, Ordering::Relaxed);
+    let (on_a, events_a) = Events::channel();
+    let a = Transport::start(shm_config(1), NullSink, on_a).unwrap();
+    let b = Transport::start(shm_config(2), sink_b, |_| {}).unwrap();
+    a.set_peers([PeerSpec::shared_memory(WorkerId(2))]).unwrap();
+    b.set_peers([PeerSpec::shared_memory(WorkerId(1))]).unwrap();
+    let sender = send_records(a.outbound(WorkerId(2)).unwrap(), 5, COUNT);
+    events_a.expect(SECONDS_10, "A sees B up", is_up(2));
+
+    // The window (16 MiB) outlasts the ring (4 MiB): the ring fills, not the credit.
+    std::thread::sleep(Duration::from_millis(500));
+    let stalled = a.stats();
+    assert!(
+        stalled.bytes_sent > 4 << 20 && stalled.bytes_sent < WINDOW,
+        "{stalled:?}"
+    );
+    assert_eq!(seen_b.records.load(Ordering::Relaxed), 0);
+    assert!(!sender.is_finished(), "the sender is held back");
+
+    seen_b.stalled.store(false, Ordering::Relaxed);
+    assert_eq!(sender.join().unwrap(), COUNT);
+    assert!(seen_b.wait_for(COUNT));
+    assert!(seen_b.errors().is_empty(), "{:?}", seen_b.errors());
+    assert!(!events_a.drain().iter().any(is_down(2)));
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}
+
 /// Records sent now and then over shared memory, each after the receiving transport has
 /// gone to sleep, arrive as soon as the sender rings the receiver's pipe: far sooner than
 /// the loop's 200 ms housekeeping round, the only other thing that would wake it.

@@ -56,6 +56,33 @@ fn write_with_uses_only_the_bytes_it_reports() {
 }
 
 #[test]
+fn write_some_appends_nothing_when_fill_writes_nothing() {
+    let (mut producer, mut consumer) = heap_ring(256);
+    assert_eq!(producer.write_some(40, |_| 0), Ok(0));
+    assert_eq!(producer.pending(), 0);
+    assert_eq!(
+        producer.write_some(40, |buf| {
+            buf[..3].copy_from_slice(b"xyz");
+            3
+        }),
+        Ok(3)
+    );
+    producer.publish();
+    assert_eq!(drain(&mut consumer), [&b"xyz"[..]]);
+    // Near the end of the data area the claim leaves padding, which a fill that writes
+    // nothing leaves pending; the consumer skips it and sees the next record whole.
+    for _ in 0..3 {
+        producer.write(&[1; 40]).unwrap();
+        producer.publish();
+        drain(&mut consumer);
+    }
+    assert_eq!(producer.write_some(100, |_| 0), Ok(0));
+    producer.write(b"after").unwrap();
+    producer.publish();
+    assert_eq!(drain(&mut consumer), [&b"after"[..]]);
+}
+
+#[test]
 #[should_panic(expected = "record fill returned 9 bytes but was given room for 8")]
 fn fill_that_claims_more_than_its_room_panics() {
     let (mut producer, _consumer) = heap_ring(256);

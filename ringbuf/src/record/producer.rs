@@ -155,6 +155,35 @@ impl RecordProducer {
         Ok(())
     }
 
+    /// Appends one record of up to `max_len` bytes that `fill` encodes in place, or none
+    /// when `fill` returns 0: for a writer that learns only while encoding whether it has
+    /// anything to write. Returns the record's length. A record that would not fit before
+    /// the end of the data area may leave padding pending even when `fill` writes nothing;
+    /// the consumer skips it.
+    ///
+    /// # Errors
+    /// As [`write_with`](Self::write_with); `fill` is not called then.
+    ///
+    /// # Panics
+    /// When `fill` returns more than `max_len`.
+    #[inline]
+    pub fn write_some(
+        &mut self,
+        max_len: usize,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<usize, WriteError> {
+        let offset = self.claim(max_len)?;
+        let len = fill(self.payload_mut(offset, max_len));
+        assert!(
+            len <= max_len,
+            "record fill returned {len} bytes but was given room for {max_len}"
+        );
+        if len > 0 {
+            self.finish_record(offset, len);
+        }
+        Ok(len)
+    }
+
     /// Appends one record of exactly `len` bytes to the pending batch and lends its payload
     /// to be written in place: the one-step alternative to [`write_with`](Self::write_with)
     /// for a caller that knows the length up front.
@@ -261,10 +290,8 @@ impl RecordProducer {
     /// As [`write_with`](Self::write_with).
     #[inline]
     pub fn write(&mut self, record: &[u8]) -> Result<(), WriteError> {
-        self.write_with(record.len(), |buf| {
-            buf.copy_from_slice(record);
-            record.len()
-        })
+        self.append(record.len())?.copy_from_slice(record);
+        Ok(())
     }
 
     /// Makes every pending record visible to the consumer with one release store.

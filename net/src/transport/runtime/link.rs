@@ -24,6 +24,49 @@ const MIN_BATCH_ROOM: usize = 4096;
 /// Bytes queued for the socket above which no more batches are built until it drains.
 pub(crate) const SEND_HIGH_WATER_CHUNKS: usize = 2;
 
+/// Where a connection's BATCH frames are built: at the tail of its send queue, or straight
+/// in the outgoing ring of a ring link.
+pub(crate) trait FrameOut {
+    /// Calls `build` with room for frames, at least `min` bytes and, if it can, `want`
+    /// (what the next frame may take), and keeps the bytes it reports; `None`, without
+    /// calling `build`, when there is no such room now.
+    fn build(
+        &mut self,
+        min: usize,
+        want: usize,
+        build: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Option<usize>;
+
+    /// Whether another frame may be built now.
+    fn takes_more(&self) -> bool;
+
+    /// The frame just built holds the traced records `trace` picked up.
+    #[cfg(feature = "stage-trace")]
+    fn batch_queued(&mut self, trace: &mut LinkTrace);
+}
+
+impl FrameOut for SendQueue {
+    fn build(
+        &mut self,
+        min: usize,
+        _want: usize,
+        build: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Option<usize> {
+        let n = build(self.space(min)?);
+        self.commit(n);
+        Some(n)
+    }
+
+    fn takes_more(&self) -> bool {
+        self.queued() < SEND_HIGH_WATER_CHUNKS * self.chunk_size()
+    }
+
+    #[cfg(feature = "stage-trace")]
+    fn batch_queued(&mut self, trace: &mut LinkTrace) {
+        trace.batch_queued(&mut self.marks);
+    }
+}
+
 /// A batch whose records the sink could not all take yet: the frame stays at the head of
 /// the receive buffer until they are delivered.
 #[derive(Debug, Clone, Copy)]
@@ -197,7 +240,18 @@ impl Link {
         rings: &mut [OutboundRing],
         stats: &Stats,
     ) {
-        let mut dropped = 0;
+        self.send_control(queue, rings, stats);
+        self.send_batches(queue, rings, stats);
+    }
+
+    /// Queues the connection's control frames, and counts running out of credit while
+    /// records wait in `rings`.
+    pub(crate) fn send_control(
+        &mut self,
+        queue: &mut SendQueue,
+        rings: &mut [OutboundRing],
+        stats: &Stats,
+    ) {
         if self.conn.has_transmit()
             && let Some(space) = queue.space(MAX_CONTROL_BYTES)
         {
@@ -214,7 +268,18 @@ impl Link {
         #[cfg(feature = "stage-trace")]
         self.trace
             .control_queued(self.conn.limit_handed_out(), &mut queue.marks);
-        if !self.can_send(queue) || rings.is_empty() {
+    }
+
+    /// Builds BATCH frames in `out`, gathered from `rings`, while the peer's credit and
+    /// `out` allow. Records longer than the peer accepts are dropped, counted and logged.
+    pub(crate) fn send_batches(
+        &mut self,
+        out: &mut impl FrameOut,
+        rings: &mut [OutboundRing],
+        stats: &Stats,
+    ) {
+        let mut dropped = 0;
+        if !self.may_send() || !out.takes_more() || rings.is_empty() {
             return;
         }
         let max_record = self.conn.peer().map_or(0, |peer| {
@@ -223,30 +288,36 @@ impl Link {
         let mut min_room = MIN_BATCH_ROOM;
         #[cfg(feature = "stage-trace")]
         let (me, peer) = self.trace_ends();
-        while self.can_send(queue) {
-            let Some(space) = queue.space(min_room) else {
-                return;
-            };
-            let Some(mut batch) = self.conn.start_batch(space) else {
-                return;
-            };
+        while self.may_send() && out.takes_more() {
             let mut next = None;
-            for i in 0..rings.len() {
-                let ring = &mut rings[(self.next_ring + i) % rings.len()];
-                let gathered = ring.gather(&mut batch, max_record, &mut dropped);
-                #[cfg(feature = "stage-trace")]
-                self.trace.picked_up(ring.pickups(), me, peer);
-                if let Gathered::BatchFull(len) = gathered {
-                    next = Some(len);
-                    break;
-                }
-            }
-            self.next_ring = self.next_ring.wrapping_add(1);
-            let records = batch.count();
-            let sent = self.conn.finish_batch(batch);
-            queue.commit(sent);
+            let mut records = None;
+            let (conn, next_ring) = (&mut self.conn, &mut self.next_ring);
             #[cfg(feature = "stage-trace")]
-            self.trace.batch_queued(&mut queue.marks);
+            let trace = &mut self.trace;
+            let want = conn.batch_room();
+            let built = out.build(min_room, want, |space| {
+                let Some(mut batch) = conn.start_batch(space) else {
+                    return 0;
+                };
+                for i in 0..rings.len() {
+                    let ring = &mut rings[(*next_ring + i) % rings.len()];
+                    let gathered = ring.gather(&mut batch, max_record, &mut dropped);
+                    #[cfg(feature = "stage-trace")]
+                    trace.picked_up(ring.pickups(), me, peer);
+                    if let Gathered::BatchFull(len) = gathered {
+                        next = Some(len);
+                        break;
+                    }
+                }
+                *next_ring = next_ring.wrapping_add(1);
+                records = Some(batch.count());
+                conn.finish_batch(batch)
+            });
+            let (Some(sent), Some(records)) = (built, records) else {
+                return;
+            };
+            #[cfg(feature = "stage-trace")]
+            out.batch_queued(&mut self.trace);
             if sent > 0 {
                 stats.batch_sent(records, sent);
             }
@@ -261,8 +332,8 @@ impl Link {
             match next {
                 None => return,
                 Some(len) if sent == 0 => {
-                    // The next record did not fit an empty batch here: take a fresh chunk
-                    // if that gives it room, else wait for credit.
+                    // The next record did not fit an empty batch here: take fresh room if
+                    // that gives it enough, else wait for credit.
                     let needed = BATCH_HEADER_LEN + record_size(len);
                     if needed > self.conn.batch_room() {
                         self.starved = true;
@@ -290,11 +361,15 @@ impl Link {
 
     /// Whether the connection may take another batch now.
     pub(crate) fn can_send(&self, queue: &SendQueue) -> bool {
+        self.may_send() && queue.takes_more()
+    }
+
+    /// Whether the connection's state and credit let it send another batch now.
+    fn may_send(&self) -> bool {
         self.conn.is_established()
             && !self.closing
             && !self.starved
             && self.conn.batch_room() >= BATCH_HEADER_LEN + RECORD_HEADER_LEN
-            && queue.queued() < SEND_HIGH_WATER_CHUNKS * queue.chunk_size()
     }
 
     /// Starts closing: queues a CLOSE (unless the connection already closed) and records

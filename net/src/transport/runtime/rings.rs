@@ -4,8 +4,10 @@
 //!
 //! Each ring record carries exactly one frame of the wire protocol, so the handshake,
 //! credits, heartbeats and closing are those of a TCP connection; only the bytes travel
-//! differently. Frames are built in a send queue, as for TCP, and copied into the outgoing
-//! ring whole; the peer reads them in place.
+//! differently. BATCH frames are built straight in the outgoing ring, each record copied
+//! once from its executor's outbound ring; control frames, and batches while the ring is
+//! full, are built in a send queue, as for TCP, and copied into the ring whole. The peer
+//! reads frames in place.
 //!
 //! - **Shared memory.** Of the two workers, the one with the smaller id creates the ring
 //!   files (in [`TransportConfig::shm_dir`]) and removes them when the link ends; the other
@@ -41,7 +43,7 @@ use super::super::hub::{InProcessEnds, LinkControl};
 use super::super::sink::{InboundSink, SinkFull};
 use super::super::wake::WakeState;
 use super::doorbell::{self, Pipe};
-use super::link::Link;
+use super::link::{FrameOut, Link};
 use super::{EventLoop, LinkId};
 use crate::codec::CloseCode;
 use crate::conn::Side;
@@ -50,6 +52,62 @@ use crate::ids::{ClusterId, WorkerId};
 /// How soon a side whose frames wait for room in a full outgoing shared-memory ring looks
 /// again: the peer frees room without waking it. This happens only under backpressure.
 const ROOM_POLL: Duration = Duration::from_micros(50);
+
+/// Whether BATCH frames are built straight in the outgoing ring. With the stage trace on,
+/// they go through the send queue, whose write marks time the frames.
+const BATCHES_IN_RING: bool = cfg!(not(feature = "stage-trace"));
+
+/// Builds BATCH frames straight in a link's outgoing ring, one ring record each: a record
+/// is copied once, from its executor's outbound ring into the ring the peer reads.
+struct RingOut<'a> {
+    tx: &'a mut RecordProducer,
+    /// The largest frame to build: a send-queue chunk, as for frames built there.
+    max_frame: usize,
+    /// A frame was written (and waits to be published).
+    built: bool,
+    /// The ring had no room for a frame of the size asked.
+    full: bool,
+    error: Option<WriteError>,
+}
+
+impl FrameOut for RingOut<'_> {
+    fn build(
+        &mut self,
+        min: usize,
+        want: usize,
+        build: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Option<usize> {
+        // A frame takes at most the credit left, and no more than a frame built in the
+        // send queue would.
+        let len = want
+            .min(self.max_frame)
+            .max(min)
+            .min(self.tx.max_record_len());
+        match self.tx.write_some(len, build) {
+            Ok(len) => {
+                self.built |= len > 0;
+                Some(len)
+            }
+            Err(WriteError::RecordFull) => {
+                self.full = true;
+                None
+            }
+            Err(error) => {
+                self.error = Some(error);
+                None
+            }
+        }
+    }
+
+    fn takes_more(&self) -> bool {
+        !self.full && self.error.is_none()
+    }
+
+    #[cfg(feature = "stage-trace")]
+    fn batch_queued(&mut self, _trace: &mut crate::trace::LinkTrace) {
+        unreachable!("with the stage trace on, batches are built in the send queue")
+    }
+}
 
 /// The path of the ring carrying frames from `from` to `to`.
 fn ring_path(dir: &Path, cluster: ClusterId, from: WorkerId, to: WorkerId) -> PathBuf {
@@ -483,10 +541,43 @@ impl EventLoop {
             Some(peer) if peer.link == Some(id) => peer.rings.as_mut_slice(),
             _ => &mut [],
         };
-        link.send(&mut io.queue, rings, &self.stats);
-        if io.queue.queued() > 0
-            && let Err(error) = io.flush()
-        {
+        link.send_control(&mut io.queue, rings, &self.stats);
+        // Queued frames go first. Batches are then built straight in the outgoing ring, and
+        // in the queue only while the ring is full (the queue then waits for room).
+        let mut result = if io.queue.queued() > 0 {
+            io.flush()
+        } else {
+            Ok(0)
+        };
+        let mut ring_full = false;
+        if BATCHES_IN_RING && result.is_ok() && io.queue.queued() == 0 {
+            let mut out = RingOut {
+                max_frame: io.queue.chunk_size(),
+                tx: &mut io.tx,
+                built: false,
+                full: false,
+                error: None,
+            };
+            link.send_batches(&mut out, rings, &self.stats);
+            let RingOut {
+                built, full, error, ..
+            } = out;
+            if built {
+                io.tx.publish();
+                io.notify_published();
+            }
+            ring_full = full;
+            if let Some(error) = error {
+                result = Err(io::Error::other(error));
+            }
+        }
+        if result.is_ok() && (!BATCHES_IN_RING || ring_full || io.queue.queued() > 0) {
+            link.send_batches(&mut io.queue, rings, &self.stats);
+            if io.queue.queued() > 0 {
+                result = io.flush();
+            }
+        }
+        if let Err(error) = result {
             let reason = format!("cannot write to the outgoing ring: {error}");
             link.down_reason.get_or_insert(reason);
             io.failed = true;
