@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::acker_traffic::{AckerTraffic, Packed};
 use super::anchor::Anchor;
-use super::ports::OutputPort;
+use super::outputs::Outputs;
 use super::tree_workers::TreeWorkers;
 use crate::grouping::router::KeySource;
 use crate::grouping::router::{RouteError, Router};
@@ -14,17 +14,6 @@ use crate::tuple::{
     ANCHOR_BYTES, EncodeValue, FieldEncoder, HEADER_BYTES, MAX_ANCHORS, fields_len, write_header,
     write_record,
 };
-
-/// Where records for a task go from this thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
-    /// The task is not reachable from this worker (never used by a valid route).
-    Nowhere,
-    /// The task runs on this thread.
-    Local,
-    /// Through output port `n`.
-    Port(u16),
-}
 
 /// One output stream of one task: its number, shape and subscriptions.
 #[derive(Debug)]
@@ -138,11 +127,8 @@ pub enum EmitError {
 
 /// The output side of one executor thread.
 pub(crate) struct Emitter {
-    routes: Box<[Route]>,
-    pub(crate) ports: Vec<OutputPort>,
-    /// The ring from this thread to itself, for records to its own tasks. It is not among
-    /// `ports`: a backlog there does not throttle the thread, which drains it itself.
-    pub(crate) local: OutputPort,
+    /// Where records go: the routes, ports and their backlog.
+    pub(crate) outputs: Outputs,
     fields: FieldEncoder,
     /// Targets of the last emit that went through [`emit_to_many`](Self::emit_to_many).
     targets: Vec<TaskId>,
@@ -152,89 +138,12 @@ pub(crate) struct Emitter {
     last_was_single: bool,
     pairs: Vec<(u64, u64)>,
     pub(crate) rng: fastrand::Rng,
-    /// Largest record every port takes.
-    max_record: usize,
     /// The ackers and the traffic gathered for them and from them.
     pub(crate) acker_traffic: AckerTraffic,
-    /// Records handed to rings of this worker's threads or the local queue. Records for peer
-    /// workers are left out: they are processed elsewhere, so no count here could balance
-    /// them (see `RunningTopology::is_drained`).
-    pub(crate) records_sent: u64,
-    /// Ports whose overflow holds records: to threads of this worker, and to peer workers.
-    backlogged: Backlog,
     /// Scratch for the encoded key fields of fields groupings.
     key: Vec<u8>,
     /// The worker bits of trees (see `tree_workers`).
     pub(crate) tree_workers: TreeWorkers,
-}
-
-/// Counts of backlogged ports (see [`congestion`](super::congestion)).
-#[derive(Debug)]
-pub(crate) struct Backlog {
-    local: usize,
-    remote: usize,
-    /// Peers (as a mask) that backlogged ports lead to.
-    remote_peers: u64,
-    /// Ports to peers whose overflow holds more than `overflow_limit` bytes.
-    over_limit: usize,
-    /// Bytes of overflow to one peer past which the thread stops reading (`usize::MAX`:
-    /// never, for threads on a cycle of the topology's streams).
-    overflow_limit: usize,
-}
-
-impl Backlog {
-    fn new(overflow_limit: usize) -> Self {
-        Self {
-            local: 0,
-            remote: 0,
-            remote_peers: 0,
-            over_limit: 0,
-            overflow_limit,
-        }
-    }
-
-    /// Counts `port` backlogged, if it just became so, and over the limit, if it just went
-    /// past it. Called after every write to a port.
-    #[inline(always)]
-    fn after_write(&mut self, port: &mut OutputPort, was_backlogged: bool) {
-        if port.is_backlogged() {
-            self.note_backlog(port, was_backlogged);
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn note_backlog(&mut self, port: &mut OutputPort, was_backlogged: bool) {
-        if !port.is_remote() {
-            if !was_backlogged {
-                self.local += 1;
-            }
-            return;
-        }
-        if !was_backlogged {
-            self.remote += 1;
-            self.remote_peers |= port.peer_bit();
-        }
-        if !port.over_limit && port.overflow_bytes() > self.overflow_limit {
-            port.over_limit = true;
-            self.over_limit += 1;
-        }
-    }
-
-    /// Uncounts what `port` no longer is after its overflow was flushed.
-    fn after_flush(&mut self, port: &mut OutputPort) {
-        if port.over_limit && port.overflow_bytes() <= self.overflow_limit {
-            port.over_limit = false;
-            self.over_limit -= 1;
-        }
-        if !port.is_backlogged() {
-            if port.is_remote() {
-                self.remote -= 1;
-            } else {
-                self.local -= 1;
-            }
-        }
-    }
 }
 
 /// The key of the tuple being emitted, encoded only as far as a router asks.
@@ -309,43 +218,28 @@ impl<V: EncodeValue> KeySource for EmitKey<'_, V> {
 impl fmt::Debug for Emitter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Emitter")
-            .field("ports", &self.ports)
-            .field("records_sent", &self.records_sent)
+            .field("outputs", &self.outputs)
             .finish_non_exhaustive()
     }
 }
 
 impl Emitter {
     pub(crate) fn new(
-        routes: Box<[Route]>,
-        ports: Vec<OutputPort>,
-        local: OutputPort,
+        outputs: Outputs,
         acker_traffic: AckerTraffic,
-        overflow_limit: usize,
         seed: u64,
         tree_workers: TreeWorkers,
     ) -> Self {
-        let max_record = ports
-            .iter()
-            .chain(std::iter::once(&local))
-            .map(OutputPort::max_record_len)
-            .min()
-            .unwrap_or(usize::MAX);
         Self {
-            routes,
-            ports,
-            local,
+            outputs,
             fields: FieldEncoder::with_capacity(256),
             targets: Vec::with_capacity(16),
             single_target: [TaskId(0)],
             last_was_single: false,
             pairs: Vec::with_capacity(8),
             rng: fastrand::Rng::with_seed(seed),
-            max_record,
             acker_traffic,
             tree_workers,
-            records_sent: 0,
-            backlogged: Backlog::new(overflow_limit),
             key: Vec::with_capacity(64),
         }
     }
@@ -353,61 +247,36 @@ impl Emitter {
     /// Whether any port has records waiting for room: sources must stop emitting.
     #[inline]
     pub(crate) fn is_backlogged(&self) -> bool {
-        self.backlogged.local + self.backlogged.remote != 0
+        self.outputs.is_backlogged()
     }
 
-    /// Whether a port to a thread of this worker has records waiting for room: spouts must
-    /// stop emitting.
+    /// See [`Outputs::is_locally_backlogged`].
     #[inline]
     pub(crate) fn is_locally_backlogged(&self) -> bool {
-        self.backlogged.local != 0
+        self.outputs.is_locally_backlogged()
     }
 
-    /// Whether the thread must stop taking data from its inputs until its outputs drain: a
-    /// port to a thread of this worker has records waiting for room, or a port to a peer
-    /// has more than the overflow limit waiting.
-    ///
-    /// A smaller backlog towards a peer does not stop a thread from reading: records
-    /// between workers may flow both ways over one connection, so two workers each waiting
-    /// for the other to read could wait forever. It stops the spouts feeding that peer
-    /// instead ([`congested_peers`](Self::congested_peers)), which bounds what is in flight.
+    /// See [`Outputs::stops_reading`].
     #[inline]
     pub(crate) fn stops_reading(&self) -> bool {
-        self.backlogged.local + self.backlogged.over_limit != 0
+        self.outputs.stops_reading()
     }
 
-    /// Peers (as a mask) this thread has records waiting for.
+    /// See [`Outputs::congested_peers`].
     #[inline]
     pub(crate) fn congested_peers(&self) -> u64 {
-        self.backlogged.remote_peers
+        self.outputs.congested_peers()
     }
 
     /// Moves overflowed records into rings; returns whether any moved.
     pub(crate) fn flush_overflow(&mut self) -> bool {
-        if !self.is_backlogged() {
-            return false;
-        }
-        let mut moved = false;
-        let mut remote_peers = 0;
-        for port in &mut self.ports {
-            if port.is_backlogged() {
-                moved |= port.flush_overflow();
-                self.backlogged.after_flush(port);
-                if port.is_backlogged() {
-                    remote_peers |= port.peer_bit();
-                }
-            }
-        }
-        self.backlogged.remote_peers = remote_peers;
-        moved
+        self.outputs.flush_overflow()
     }
 
     /// Publishes every port written since the last publish.
     #[inline]
     pub(crate) fn publish_all(&mut self) {
-        for port in &mut self.ports {
-            port.publish();
-        }
+        self.outputs.publish_all();
     }
 
     /// Routes `values` through `stream`'s routers and sends a record to every target: written
@@ -495,16 +364,9 @@ impl Emitter {
             let target = self.targets[0];
             self.fill_pairs(anchoring, true);
             let pairs = &self.pairs;
-            Self::route_record(
-                &self.routes,
-                &mut self.ports,
-                &mut self.local,
-                &mut self.backlogged,
-                &mut self.records_sent,
-                target,
-                len,
-                |out| write_record(out, target, source, stream.id.0, pairs, values),
-            );
+            self.outputs.route_record(target, len, |out| {
+                write_record(out, target, source, stream.id.0, pairs, values)
+            });
         } else if target_count > 1 {
             if !encoded {
                 self.fields.encode(values);
@@ -517,16 +379,7 @@ impl Emitter {
                     let at = write_header(out, target, source, stream.id.0, field_count, pairs);
                     out[at..].copy_from_slice(fields);
                 };
-                Self::route_record(
-                    &self.routes,
-                    &mut self.ports,
-                    &mut self.local,
-                    &mut self.backlogged,
-                    &mut self.records_sent,
-                    target,
-                    len,
-                    fill,
-                );
+                self.outputs.route_record(target, len, fill);
             }
         }
         Ok(target_count)
@@ -555,8 +408,9 @@ impl Emitter {
         };
         let fields_len = fields_len(values);
         let len = (HEADER_BYTES + roots * ANCHOR_BYTES).saturating_add(fields_len);
-        if len > self.max_record || fields_len > u32::MAX as usize {
-            return Err(too_large(component, stream, len, self.max_record));
+        let max_record = self.outputs.max_record();
+        if len > max_record || fields_len > u32::MAX as usize {
+            return Err(too_large(component, stream, len, max_record));
         }
         Ok(len)
     }
@@ -575,12 +429,7 @@ impl Emitter {
         let len = self.record_len(component, stream, anchoring, values)?;
         let stream_id = stream.id.0;
         if let Anchoring::None = anchoring {
-            Self::route_record(
-                &self.routes,
-                &mut self.ports,
-                &mut self.local,
-                &mut self.backlogged,
-                &mut self.records_sent,
+            self.outputs.route_record(
                 target,
                 len,
                 #[inline(always)]
@@ -590,12 +439,7 @@ impl Emitter {
         }
         self.fill_pairs(anchoring, true);
         let pairs = &self.pairs;
-        Self::route_record(
-            &self.routes,
-            &mut self.ports,
-            &mut self.local,
-            &mut self.backlogged,
-            &mut self.records_sent,
+        self.outputs.route_record(
             target,
             len,
             #[inline(always)]
@@ -646,51 +490,7 @@ impl Emitter {
     /// Writes a record of `len` bytes, filled by `fill`, for `target`.
     #[inline]
     fn send_with(&mut self, target: TaskId, len: usize, fill: impl FnOnce(&mut [u8])) {
-        Self::route_record(
-            &self.routes,
-            &mut self.ports,
-            &mut self.local,
-            &mut self.backlogged,
-            &mut self.records_sent,
-            target,
-            len,
-            fill,
-        );
-    }
-
-    /// Writes a record of `len` bytes for `target`, encoded in place by `fill`.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn route_record(
-        routes: &[Route],
-        ports: &mut [OutputPort],
-        local: &mut OutputPort,
-        backlogged: &mut Backlog,
-        records_sent: &mut u64,
-        target: TaskId,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]),
-    ) {
-        match routes
-            .get(target.index())
-            .copied()
-            .unwrap_or(Route::Nowhere)
-        {
-            Route::Local => {
-                local.write(target, len, fill);
-                *records_sent += 1;
-            }
-            Route::Port(port) => {
-                let port = &mut ports[usize::from(port)];
-                let was_backlogged = port.is_backlogged();
-                port.write(target, len, fill);
-                backlogged.after_write(port, was_backlogged);
-                if !port.is_remote() {
-                    *records_sent += 1;
-                }
-            }
-            Route::Nowhere => no_route(target),
-        }
+        self.outputs.route_record(target, len, fill);
     }
 
     /// Sends `entries` to `target` on system stream `stream`, as few records as the largest
@@ -704,7 +504,10 @@ impl Emitter {
     ) {
         /// The bytes field's tag and length.
         const FIELD_HEAD: usize = 5;
-        let room = self.max_record.saturating_sub(HEADER_BYTES + FIELD_HEAD);
+        let room = self
+            .outputs
+            .max_record()
+            .saturating_sub(HEADER_BYTES + FIELD_HEAD);
         let per_record = (room / T::BYTES).clamp(1, MAX_PACKED_ENTRIES);
         for chunk in entries.chunks(per_record) {
             let payload = chunk.len() * T::BYTES;
@@ -768,12 +571,6 @@ impl Emitter {
 /// Most entries of acker traffic in one record: enough to carry a pass's worth, small
 /// enough that one record never holds a ring's batch up for long.
 const MAX_PACKED_ENTRIES: usize = 1024;
-
-#[cold]
-#[inline(never)]
-fn no_route(target: TaskId) {
-    tracing::error!(target_task = target.0, "no route to task; record dropped");
-}
 
 #[cold]
 #[inline(never)]
@@ -879,7 +676,7 @@ mod tests {
         let (mut emitter, mut local_reader, mut port_reader) = emitter(4096);
         emitter.send_system(TaskId(1), TaskId(9), StreamId::LINK_LOST, &[5]);
         emitter.send_system(TaskId(2), TaskId(9), StreamId::LINK_LOST, &[6]);
-        emitter.local.publish();
+        emitter.outputs.local.publish();
         emitter.publish_all();
         let local = records(&mut local_reader);
         let remote = records(&mut port_reader);
@@ -889,7 +686,10 @@ mod tests {
         assert_eq!((view.dest_task(), view.get_u64(0)), (TaskId(1), Ok(5)));
         let view = TupleRef::parse(&remote[0]).unwrap();
         assert_eq!((view.dest_task(), view.get_u64(0)), (TaskId(2), Ok(6)));
-        assert_eq!(emitter.records_sent, 2, "both rings are this worker's");
+        assert_eq!(
+            emitter.outputs.records_sent, 2,
+            "both rings are this worker's"
+        );
     }
 
     #[test]
@@ -912,7 +712,7 @@ mod tests {
                 break;
             }
             for record in arrived {
-                assert!(record.len() <= emitter.max_record);
+                assert!(record.len() <= emitter.outputs.max_record());
                 let view = TupleRef::parse(&record).unwrap();
                 assert_eq!(view.stream_id(), StreamId::TREE_VERDICTS.0);
                 let entries = unpack::<Verdict>(view.get_bytes(0).unwrap()).unwrap();

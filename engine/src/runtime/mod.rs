@@ -8,6 +8,7 @@ mod collector;
 pub(crate) mod congestion;
 pub(crate) mod emitter;
 mod input_batch;
+pub(crate) mod outputs;
 pub(crate) mod placement;
 pub(crate) mod ports;
 pub(crate) mod run_state;

@@ -11,7 +11,7 @@ use squall_ringbuf::record::{RecordProducer, heap_ring};
 
 use super::carrier::PeerCarrier;
 use super::congestion::{components_on_cycle, reach_of_components};
-use super::emitter::Route;
+use super::outputs::Route;
 use super::placement::{ThreadPlacement, on_cycle, place_threads};
 use super::ports::OutputPort;
 use super::run_state::RunState;

@@ -7,7 +7,8 @@ use squall_ringbuf::record::{RecordConsumer, heap_ring};
 use squall_ringbuf::wait::BusySpin;
 
 use super::collector::{BoltOutput, TaskOutput, TaskStreams};
-use super::emitter::{Emitter, Route, StreamRoute};
+use super::emitter::{Emitter, StreamRoute};
+use super::outputs::{Outputs, Route};
 use super::ports::OutputPort;
 use super::run_state::RunState;
 use super::tree_workers::TreeWorkers;
@@ -40,16 +41,13 @@ pub(crate) fn emitter(capacity: usize) -> (Emitter, RecordConsumer, RecordConsum
     let (port, port_reader) = output(capacity);
     let routes = [Route::Nowhere, Route::Local, Route::Port(0), Route::Nowhere];
     let emitter = Emitter::new(
-        routes.into(),
-        vec![port],
-        local,
+        Outputs::new(routes.into(), vec![port], local, usize::MAX),
         AckerTraffic::new(
             TaskId(2)..TaskId(3),
             3,
             |_| true,
             crate::runtime::tree_root::RootLayout::new(3, None, 1),
         ),
-        usize::MAX,
         7,
         TreeWorkers::local(3),
     );

@@ -124,11 +124,11 @@ impl ExecutorThread {
     pub(super) fn drain_local(&mut self) {
         loop {
             self.flush_acker_traffic();
-            if !self.emitter.local.has_unpublished() {
+            if !self.emitter.outputs.local.has_unpublished() {
                 return;
             }
-            self.emitter.local.flush_overflow();
-            self.emitter.local.publish();
+            self.emitter.outputs.local.flush_overflow();
+            self.emitter.outputs.local.publish();
             let Some(mut consumer) = self.local_input.take() else {
                 return;
             };

@@ -29,7 +29,8 @@ use squall_ringbuf::WaitStrategy;
 use squall_ringbuf::record::RecordConsumer;
 
 use super::acker_traffic::AckerTraffic;
-use super::emitter::{Emitter, Route};
+use super::emitter::Emitter;
+use super::outputs::{Outputs, Route};
 use super::ports::OutputPort;
 use super::run_state::{RunState, TaskError, TaskErrorKind, TopologyState};
 use super::start::Plane;
@@ -217,11 +218,13 @@ impl ExecutorThread {
             tasks,
             cell_of_task,
             emitter: Emitter::new(
-                setup.routes,
-                setup.ports,
-                setup.local_output,
+                Outputs::new(
+                    setup.routes,
+                    setup.ports,
+                    setup.local_output,
+                    setup.overflow_limit,
+                ),
                 acker_traffic,
-                setup.overflow_limit,
                 rng.u64(..),
                 setup.tree_workers,
             ),
@@ -384,7 +387,7 @@ impl ExecutorThread {
         let progress = &self.run_state.threads[self.index];
         progress
             .sent
-            .store(self.emitter.records_sent, Ordering::Release);
+            .store(self.emitter.outputs.records_sent, Ordering::Release);
         progress.processed.store(self.processed, Ordering::Release);
         for cell in &mut self.tasks {
             cell.out.meter.publish_counters(&cell.shared);

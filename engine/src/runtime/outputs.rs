@@ -1,0 +1,325 @@
+//! Where an executor thread's records go: the route to each task, the output ports to
+//! other threads and peers, the thread's ring to itself, and the count of ports whose
+//! records wait for room (what throttles sources and reading).
+
+use super::ports::OutputPort;
+use crate::ids::TaskId;
+
+/// Where records for a task go from this thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// The task is not reachable from this worker (never used by a valid route).
+    Nowhere,
+    /// The task runs on this thread.
+    Local,
+    /// Through output port `n`.
+    Port(u16),
+}
+
+/// Counts of backlogged ports (see [`congestion`](super::congestion)).
+#[derive(Debug)]
+struct Backlog {
+    local: usize,
+    remote: usize,
+    /// Peers (as a mask) that backlogged ports lead to.
+    remote_peers: u64,
+    /// Ports to peers whose overflow holds more than `overflow_limit` bytes.
+    over_limit: usize,
+    /// Bytes of overflow to one peer past which the thread stops reading (`usize::MAX`:
+    /// never, for threads on a cycle of the topology's streams).
+    overflow_limit: usize,
+}
+
+impl Backlog {
+    fn new(overflow_limit: usize) -> Self {
+        Self {
+            local: 0,
+            remote: 0,
+            remote_peers: 0,
+            over_limit: 0,
+            overflow_limit,
+        }
+    }
+
+    /// Counts `port` backlogged, if it just became so, and over the limit, if it just went
+    /// past it. Called after every write to a port.
+    #[inline(always)]
+    fn after_write(&mut self, port: &mut OutputPort, was_backlogged: bool) {
+        if port.is_backlogged() {
+            self.note_backlog(port, was_backlogged);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn note_backlog(&mut self, port: &mut OutputPort, was_backlogged: bool) {
+        if !port.is_remote() {
+            if !was_backlogged {
+                self.local += 1;
+            }
+            return;
+        }
+        if !was_backlogged {
+            self.remote += 1;
+            self.remote_peers |= port.peer_bit();
+        }
+        if !port.over_limit && port.overflow_bytes() > self.overflow_limit {
+            port.over_limit = true;
+            self.over_limit += 1;
+        }
+    }
+
+    /// Uncounts what `port` no longer is after its overflow was flushed.
+    fn after_flush(&mut self, port: &mut OutputPort) {
+        if port.over_limit && port.overflow_bytes() <= self.overflow_limit {
+            port.over_limit = false;
+            self.over_limit -= 1;
+        }
+        if !port.is_backlogged() {
+            if port.is_remote() {
+                self.remote -= 1;
+            } else {
+                self.local -= 1;
+            }
+        }
+    }
+}
+
+/// The routes, ports and backlog of one executor thread.
+#[derive(Debug)]
+pub(crate) struct Outputs {
+    routes: Box<[Route]>,
+    pub(crate) ports: Vec<OutputPort>,
+    /// The ring from this thread to itself, for records to its own tasks. It is not among
+    /// `ports`: a backlog there does not throttle the thread, which drains it itself.
+    pub(crate) local: OutputPort,
+    /// Ports whose overflow holds records: to threads of this worker, and to peer workers.
+    backlogged: Backlog,
+    /// Records handed to rings of this worker's threads or the local queue. Records for peer
+    /// workers are left out: they are processed elsewhere, so no count here could balance
+    /// them (see `RunningTopology::is_drained`).
+    pub(crate) records_sent: u64,
+    /// Largest record every port takes.
+    max_record: usize,
+}
+
+impl Outputs {
+    /// `routes` indexed by task id; `overflow_limit` bytes of overflow to one peer make the
+    /// thread stop reading (see [`stops_reading`](Self::stops_reading)).
+    pub(crate) fn new(
+        routes: Box<[Route]>,
+        ports: Vec<OutputPort>,
+        local: OutputPort,
+        overflow_limit: usize,
+    ) -> Self {
+        let max_record = ports
+            .iter()
+            .chain(std::iter::once(&local))
+            .map(OutputPort::max_record_len)
+            .min()
+            .unwrap_or(usize::MAX);
+        Self {
+            routes,
+            ports,
+            local,
+            backlogged: Backlog::new(overflow_limit),
+            records_sent: 0,
+            max_record,
+        }
+    }
+
+    /// The largest record every port takes.
+    #[inline]
+    pub(crate) fn max_record(&self) -> usize {
+        self.max_record
+    }
+
+    /// Whether any port has records waiting for room: sources must stop emitting.
+    #[inline]
+    pub(crate) fn is_backlogged(&self) -> bool {
+        self.backlogged.local + self.backlogged.remote != 0
+    }
+
+    /// Whether a port to a thread of this worker has records waiting for room: spouts must
+    /// stop emitting.
+    #[inline]
+    pub(crate) fn is_locally_backlogged(&self) -> bool {
+        self.backlogged.local != 0
+    }
+
+    /// Whether the thread must stop taking data from its inputs until its outputs drain: a
+    /// port to a thread of this worker has records waiting for room, or a port to a peer
+    /// has more than the overflow limit waiting.
+    ///
+    /// A smaller backlog towards a peer does not stop a thread from reading: records
+    /// between workers may flow both ways over one connection, so two workers each waiting
+    /// for the other to read could wait forever. It stops the spouts feeding that peer
+    /// instead ([`congested_peers`](Self::congested_peers)), which bounds what is in flight.
+    #[inline]
+    pub(crate) fn stops_reading(&self) -> bool {
+        self.backlogged.local + self.backlogged.over_limit != 0
+    }
+
+    /// Peers (as a mask) this thread has records waiting for.
+    #[inline]
+    pub(crate) fn congested_peers(&self) -> u64 {
+        self.backlogged.remote_peers
+    }
+
+    /// Moves overflowed records into rings; returns whether any moved.
+    pub(crate) fn flush_overflow(&mut self) -> bool {
+        if !self.is_backlogged() {
+            return false;
+        }
+        let mut moved = false;
+        let mut remote_peers = 0;
+        for port in &mut self.ports {
+            if port.is_backlogged() {
+                moved |= port.flush_overflow();
+                self.backlogged.after_flush(port);
+                if port.is_backlogged() {
+                    remote_peers |= port.peer_bit();
+                }
+            }
+        }
+        self.backlogged.remote_peers = remote_peers;
+        moved
+    }
+
+    /// Publishes every port written since the last publish.
+    #[inline]
+    pub(crate) fn publish_all(&mut self) {
+        for port in &mut self.ports {
+            port.publish();
+        }
+    }
+
+    /// Writes a record of `len` bytes for `target`, encoded in place by `fill`, into the
+    /// ring its route leads to (or that ring's overflow, counting the port backlogged).
+    #[inline(always)]
+    pub(crate) fn route_record(
+        &mut self,
+        target: TaskId,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) {
+        match self
+            .routes
+            .get(target.index())
+            .copied()
+            .unwrap_or(Route::Nowhere)
+        {
+            Route::Local => {
+                self.local.write(target, len, fill);
+                self.records_sent += 1;
+            }
+            Route::Port(port) => {
+                let port = &mut self.ports[usize::from(port)];
+                let was_backlogged = port.is_backlogged();
+                port.write(target, len, fill);
+                self.backlogged.after_write(port, was_backlogged);
+                if !port.is_remote() {
+                    self.records_sent += 1;
+                }
+            }
+            Route::Nowhere => no_route(target),
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn no_route(target: TaskId) {
+    tracing::error!(target_task = target.0, "no route to task; record dropped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::task_fixture::{output, records};
+    use crate::tuple::{TupleRef, write_record};
+
+    /// Outputs of a thread running task 1, with task 2 behind port 0 (a ring of
+    /// `port_capacity` bytes) and task 3 nowhere; the readers of the local queue and port 0.
+    fn outputs(
+        port_capacity: usize,
+    ) -> (
+        Outputs,
+        squall_ringbuf::record::RecordConsumer,
+        squall_ringbuf::record::RecordConsumer,
+    ) {
+        let (local, local_reader) = output(4096);
+        let (port, port_reader) = output(port_capacity);
+        let routes = [Route::Nowhere, Route::Local, Route::Port(0), Route::Nowhere];
+        let outputs = Outputs::new(routes.into(), vec![port], local, usize::MAX);
+        (outputs, local_reader, port_reader)
+    }
+
+    fn send(outputs: &mut Outputs, target: u32, value: u64) {
+        let values = [crate::Value::U64(value)];
+        let len = crate::tuple::HEADER_BYTES + crate::tuple::fields_len(&values);
+        outputs.route_record(TaskId(target), len, |out| {
+            write_record(out, TaskId(target), TaskId(1), 100, &[], &values);
+        });
+    }
+
+    fn values(records: &[Vec<u8>]) -> Vec<(u32, u64)> {
+        records
+            .iter()
+            .map(|record| {
+                let view = TupleRef::parse(record).unwrap();
+                (view.dest_task().0, view.get_u64(0).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_follow_their_task_s_route_and_those_without_one_are_dropped() {
+        let (mut outputs, mut local_reader, mut port_reader) = outputs(4096);
+        send(&mut outputs, 1, 10);
+        send(&mut outputs, 2, 20);
+        send(&mut outputs, 3, 30);
+        send(&mut outputs, 99, 990);
+        outputs.local.publish();
+        outputs.publish_all();
+        assert_eq!(values(&records(&mut local_reader)), [(1, 10)]);
+        assert_eq!(values(&records(&mut port_reader)), [(2, 20)]);
+        assert_eq!(outputs.records_sent, 2, "dropped records are not counted");
+        assert!(!outputs.is_backlogged());
+    }
+
+    #[test]
+    fn a_full_port_backlogs_the_thread_until_its_overflow_is_flushed() {
+        let (mut outputs, _, mut port_reader) = outputs(256);
+        let mut sent = 0;
+        while !outputs.is_backlogged() {
+            send(&mut outputs, 2, sent);
+            sent += 1;
+        }
+        // Three more wait behind the first that overflowed, in order.
+        for _ in 0..3 {
+            send(&mut outputs, 2, sent);
+            sent += 1;
+        }
+        assert!(outputs.is_locally_backlogged());
+        assert!(outputs.stops_reading(), "a local backlog stops reading");
+        assert_eq!(outputs.congested_peers(), 0, "no peer is involved");
+        assert!(outputs.max_record() <= 256);
+
+        let mut arrived = Vec::new();
+        while outputs.is_backlogged() || arrived.len() < sent as usize {
+            outputs.publish_all();
+            let batch = records(&mut port_reader);
+            arrived.extend(values(&batch));
+            outputs.flush_overflow();
+        }
+        assert_eq!(
+            arrived,
+            (0..sent).map(|value| (2, value)).collect::<Vec<_>>(),
+            "every record, in order"
+        );
+        assert!(!outputs.stops_reading());
+        assert_eq!(outputs.records_sent, sent);
+        assert!(!outputs.flush_overflow(), "nothing left to move");
+    }
+}
