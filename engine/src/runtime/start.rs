@@ -11,7 +11,7 @@ use squall_ringbuf::record::{RecordProducer, heap_ring};
 
 use super::carrier::PeerCarrier;
 use super::congestion::{components_on_cycle, reach_of_components};
-use super::outputs::Route;
+use super::outputs::{Outputs, Route};
 use super::placement::{ThreadPlacement, on_cycle, place_threads};
 use super::ports::OutputPort;
 use super::run_state::RunState;
@@ -376,27 +376,27 @@ pub(crate) fn start_threads(
             Arc::clone(&doorbells[thread]),
             Arc::new(RingCounters::default()),
         );
+        // Bytes of overflow to one peer past which the thread stops reading: never for a
+        // thread on a cycle of the data graph (see `congestion`).
+        let overflow_limit = if layout.plan.threads[thread]
+            .iter()
+            .any(|&executor| on_stream_cycle[topology.executors()[executor].component])
+        {
+            usize::MAX
+        } else {
+            config.peer_overflow_bytes
+        };
         let setup = ThreadSetup {
             index: thread,
             topology: Arc::clone(&topology),
             run_state: Arc::clone(&run_state),
             doorbell: Arc::clone(&doorbells[thread]),
             tasks,
-            routes,
-            ports,
-            local_output,
+            outputs: Outputs::new(routes, ports, local_output, overflow_limit),
             local_input,
             data_inputs,
             ack_inputs,
             read_while_backlogged: cyclic[thread],
-            overflow_limit: if layout.plan.threads[thread]
-                .iter()
-                .any(|&executor| on_stream_cycle[topology.executors()[executor].component])
-            {
-                usize::MAX
-            } else {
-                config.peer_overflow_bytes
-            },
             peer_reach: Arc::clone(&peer_reach),
             worker_tasks: Arc::clone(&layout.worker_tasks),
             tree_workers: layout.tree_workers.clone(),

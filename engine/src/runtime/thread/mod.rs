@@ -30,8 +30,7 @@ use squall_ringbuf::record::RecordConsumer;
 
 use super::acker_traffic::AckerTraffic;
 use super::emitter::Emitter;
-use super::outputs::{Outputs, Route};
-use super::ports::OutputPort;
+use super::outputs::Outputs;
 use super::run_state::{RunState, TaskError, TaskErrorKind, TopologyState};
 use super::start::Plane;
 use super::tree_root::RootLayout;
@@ -82,19 +81,15 @@ pub(crate) struct ThreadSetup {
     pub(crate) run_state: Arc<RunState>,
     pub(crate) doorbell: Arc<dyn WaitStrategy>,
     pub(crate) tasks: Vec<(TaskId, Arc<SharedTaskMetrics>)>,
-    pub(crate) routes: Box<[Route]>,
-    pub(crate) ports: Vec<OutputPort>,
-    /// The ring from the thread to itself: its writing end and its reading end.
-    pub(crate) local_output: OutputPort,
+    /// Where the thread's records go, its ring to itself included.
+    pub(crate) outputs: Outputs,
+    /// The reading end of the thread's ring to itself.
     pub(crate) local_input: RecordConsumer,
     pub(crate) data_inputs: Vec<InputPort>,
     pub(crate) ack_inputs: Vec<InputPort>,
     /// Keep reading data inputs while an output is backlogged (threads on a cycle of the
     /// data graph, which would otherwise wait on each other forever).
     pub(crate) read_while_backlogged: bool,
-    /// Bytes of overflow to one peer past which the thread stops reading (`usize::MAX`:
-    /// never; see [`congestion`](crate::runtime::congestion)).
-    pub(crate) overflow_limit: usize,
     /// Per component: the peers (as a mask) its tuples can reach.
     pub(crate) peer_reach: Arc<[u64]>,
     pub(crate) worker_tasks: Arc<[TaskId]>,
@@ -218,12 +213,7 @@ impl ExecutorThread {
             tasks,
             cell_of_task,
             emitter: Emitter::new(
-                Outputs::new(
-                    setup.routes,
-                    setup.ports,
-                    setup.local_output,
-                    setup.overflow_limit,
-                ),
+                setup.outputs,
                 acker_traffic,
                 rng.u64(..),
                 setup.tree_workers,
