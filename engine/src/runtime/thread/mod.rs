@@ -19,6 +19,7 @@ mod backpressure;
 mod dispatch;
 mod spouts;
 mod task_cell;
+mod watch;
 
 pub(crate) use task_cell::TaskCell;
 
@@ -39,6 +40,7 @@ use crate::context::ExecutorWaker;
 use crate::ids::TaskId;
 use crate::metrics::{RingCounters, SharedTaskMetrics};
 use crate::topology::Topology;
+use watch::RunStateWatch;
 
 /// How often task histograms are merged into their shared copies.
 const HISTOGRAM_PUBLISH_NANOS: u64 = 100_000_000;
@@ -116,16 +118,14 @@ pub(crate) struct ExecutorThread {
     ack_inputs: Vec<InputPort>,
     read_while_backlogged: bool,
     /// The congestion mask this thread last published, and the worker's it last acted on.
-    published_congestion: u64,
-    seen_congestion: u64,
     started: Instant,
     /// Nanoseconds since `started`, read once per batch of input records: ackers and
     /// settling spouts stamp with it instead of reading the clock per record.
     batch_clock: u64,
     /// The pass at which some task was last held back by backpressure, if the latest was.
     backpressure_since: Option<u64>,
-    seen_epoch: u64,
-    seen_peer_losses: u64,
+    /// What the thread last saw of the run state, and the congestion it published.
+    watch: RunStateWatch,
     state: TopologyState,
     /// Records processed (published to the run_state block for drain detection).
     processed: u64,
@@ -222,13 +222,10 @@ impl ExecutorThread {
             data_inputs: setup.data_inputs,
             ack_inputs: setup.ack_inputs,
             read_while_backlogged: setup.read_while_backlogged,
-            published_congestion: 0,
-            seen_congestion: 0,
             started: setup.started,
             batch_clock: now,
             backpressure_since: None,
-            seen_epoch: 0,
-            seen_peer_losses: 0,
+            watch: RunStateWatch::default(),
             state: TopologyState::Active,
             processed: 0,
             next_histogram_publish: now + HISTOGRAM_PUBLISH_NANOS,
@@ -345,18 +342,13 @@ impl ExecutorThread {
 
     /// Acts on a state change; returns false when the thread must stop.
     fn observe_state(&mut self) -> bool {
-        let peer_losses = self.run_state.peer_losses();
-        if peer_losses != self.seen_peer_losses {
-            let lost = self.run_state.lost_peers_since(self.seen_peer_losses);
-            self.seen_peer_losses = peer_losses;
+        if let Some(lost) = self.watch.new_peer_losses(&self.run_state) {
             let now = self.now_nanos();
             self.peers_lost(&lost, now);
         }
-        let epoch = self.run_state.epoch();
-        if epoch == self.seen_epoch {
+        let Some(epoch) = self.watch.new_epoch(&self.run_state) else {
             return true;
-        }
-        self.seen_epoch = epoch;
+        };
         let state = self.run_state.state();
         if state == TopologyState::Stopping {
             return false;
@@ -392,10 +384,8 @@ impl ExecutorThread {
 
     fn has_input(&self) -> bool {
         self.woken.swap(false, std::sync::atomic::Ordering::AcqRel)
-            || self.run_state.epoch() != self.seen_epoch
-            || self.run_state.peer_losses() != self.seen_peer_losses
+            || self.watch.sees_news(&self.run_state)
             || self.ack_inputs.iter().any(InputPort::has_records)
-            || self.run_state.congestion.congested() != self.seen_congestion
             || ((!self.emitter.stops_reading() || self.read_while_backlogged)
                 && self.data_inputs.iter().any(InputPort::has_records))
     }
@@ -405,14 +395,8 @@ impl ExecutorThread {
     /// feeding it resume.
     fn publish_congestion(&mut self) {
         let congested = self.emitter.congested_peers();
-        if congested != self.published_congestion {
-            let cleared = self.published_congestion & !congested != 0;
-            self.published_congestion = congested;
-            self.run_state.congestion.set(self.index, congested);
-            if cleared {
-                self.run_state.wake_all();
-            }
-        }
+        self.watch
+            .publish_congestion(&self.run_state, self.index, congested);
     }
 
     fn wait(&mut self, until_nanos: u64) {
