@@ -17,6 +17,7 @@
 
 mod backpressure;
 mod dispatch;
+mod publish_clock;
 mod spouts;
 mod task_cell;
 mod watch;
@@ -40,13 +41,8 @@ use crate::context::ExecutorWaker;
 use crate::ids::TaskId;
 use crate::metrics::{RingCounters, SharedTaskMetrics};
 use crate::topology::Topology;
+use publish_clock::PublishClock;
 use watch::RunStateWatch;
-
-/// How often task histograms are merged into their shared copies.
-const HISTOGRAM_PUBLISH_NANOS: u64 = 100_000_000;
-
-/// Shortest time between two merges when the thread goes idle.
-const IDLE_PUBLISH_NANOS: u64 = 10_000_000;
 
 /// One input ring of a thread.
 pub(crate) struct InputPort {
@@ -129,8 +125,8 @@ pub(crate) struct ExecutorThread {
     state: TopologyState,
     /// Records processed (published to the run_state block for drain detection).
     processed: u64,
-    next_histogram_publish: u64,
-    last_idle_publish: u64,
+    /// When the tasks' histograms are next merged into their shared copies.
+    publish_clock: PublishClock,
     /// Scratch record for tick tuples.
     tick_record: Vec<u8>,
     /// Scratch list of timed-out messages.
@@ -228,8 +224,7 @@ impl ExecutorThread {
             watch: RunStateWatch::default(),
             state: TopologyState::Active,
             processed: 0,
-            next_histogram_publish: now + HISTOGRAM_PUBLISH_NANOS,
-            last_idle_publish: now,
+            publish_clock: PublishClock::new(now),
             tick_record: Vec::with_capacity(64),
             expired: Vec::new(),
             input_batch: config.input_batch,
@@ -311,8 +306,7 @@ impl ExecutorThread {
             if !progress {
                 // Idle: let snapshots see recent histograms before sleeping — at most every
                 // few milliseconds, since a thread may go idle thousands of times a second.
-                if now >= self.last_idle_publish + IDLE_PUBLISH_NANOS {
-                    self.last_idle_publish = now;
+                if self.publish_clock.idle_due(now) {
                     for cell in &mut self.tasks {
                         cell.out.meter.publish_histograms(&cell.shared);
                     }
@@ -374,8 +368,7 @@ impl ExecutorThread {
         for cell in &mut self.tasks {
             cell.out.meter.publish_counters(&cell.shared);
         }
-        if now >= self.next_histogram_publish {
-            self.next_histogram_publish = now + HISTOGRAM_PUBLISH_NANOS;
+        if self.publish_clock.periodic_due(now) {
             for cell in &mut self.tasks {
                 cell.out.meter.publish_histograms(&cell.shared);
             }

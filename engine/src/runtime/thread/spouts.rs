@@ -330,7 +330,7 @@ impl ExecutorThread {
 
     /// Runs due ticks and timeouts; returns when the next timer is due.
     pub(super) fn run_timers(&mut self, now: u64) -> u64 {
-        let mut next = self.next_histogram_publish;
+        let mut next = self.publish_clock.next_due();
         for index in 0..self.tasks.len() {
             if let Some((every, due)) = self.tasks[index].tick {
                 if now >= due {
