@@ -68,9 +68,9 @@ impl TaskOutput<'_> {
     /// is backlogged, or one of the peers its tuples can reach is congested.
     #[inline]
     pub(crate) fn is_backlogged(&self) -> bool {
-        self.emitter.is_locally_backlogged()
+        self.emitter.outputs.is_locally_backlogged()
             || (self.task.peer_reach != 0
-                && (self.emitter.congested_peers() | self.run_state.congestion.congested())
+                && (self.emitter.outputs.congested_peers() | self.run_state.congestion.congested())
                     & self.task.peer_reach
                     != 0)
     }

@@ -244,41 +244,6 @@ impl Emitter {
         }
     }
 
-    /// Whether any port has records waiting for room: sources must stop emitting.
-    #[inline]
-    pub(crate) fn is_backlogged(&self) -> bool {
-        self.outputs.is_backlogged()
-    }
-
-    /// See [`Outputs::is_locally_backlogged`].
-    #[inline]
-    pub(crate) fn is_locally_backlogged(&self) -> bool {
-        self.outputs.is_locally_backlogged()
-    }
-
-    /// See [`Outputs::stops_reading`].
-    #[inline]
-    pub(crate) fn stops_reading(&self) -> bool {
-        self.outputs.stops_reading()
-    }
-
-    /// See [`Outputs::congested_peers`].
-    #[inline]
-    pub(crate) fn congested_peers(&self) -> u64 {
-        self.outputs.congested_peers()
-    }
-
-    /// Moves overflowed records into rings; returns whether any moved.
-    pub(crate) fn flush_overflow(&mut self) -> bool {
-        self.outputs.flush_overflow()
-    }
-
-    /// Publishes every port written since the last publish.
-    #[inline]
-    pub(crate) fn publish_all(&mut self) {
-        self.outputs.publish_all();
-    }
-
     /// Routes `values` through `stream`'s routers and sends a record to every target: written
     /// straight into the target's ring when there is one target, encoded once and copied
     /// when there are several. Returns the number of targets.
@@ -487,12 +452,6 @@ impl Emitter {
         }
     }
 
-    /// Writes a record of `len` bytes, filled by `fill`, for `target`.
-    #[inline]
-    fn send_with(&mut self, target: TaskId, len: usize, fill: impl FnOnce(&mut [u8])) {
-        self.outputs.route_record(target, len, fill);
-    }
-
     /// Sends `entries` to `target` on system stream `stream`, as few records as the largest
     /// record allows, each with one bytes field holding the entries packed.
     pub(crate) fn send_packed<T: Packed>(
@@ -511,15 +470,16 @@ impl Emitter {
         let per_record = (room / T::BYTES).clamp(1, MAX_PACKED_ENTRIES);
         for chunk in entries.chunks(per_record) {
             let payload = chunk.len() * T::BYTES;
-            self.send_with(target, HEADER_BYTES + FIELD_HEAD + payload, |out| {
-                let at = write_header(out, target, source, stream.0, 1, &[]);
-                out[at] = crate::value::ValueType::Bytes as u8;
-                out[at + 1..at + FIELD_HEAD].copy_from_slice(&(payload as u32).to_le_bytes());
-                let entries_out = &mut out[at + FIELD_HEAD..];
-                for (entry, slot) in chunk.iter().zip(entries_out.chunks_exact_mut(T::BYTES)) {
-                    entry.write(slot);
-                }
-            });
+            self.outputs
+                .route_record(target, HEADER_BYTES + FIELD_HEAD + payload, |out| {
+                    let at = write_header(out, target, source, stream.0, 1, &[]);
+                    out[at] = crate::value::ValueType::Bytes as u8;
+                    out[at + 1..at + FIELD_HEAD].copy_from_slice(&(payload as u32).to_le_bytes());
+                    let entries_out = &mut out[at + FIELD_HEAD..];
+                    for (entry, slot) in chunk.iter().zip(entries_out.chunks_exact_mut(T::BYTES)) {
+                        entry.write(slot);
+                    }
+                });
         }
     }
 
@@ -533,7 +493,7 @@ impl Emitter {
         values: &[u64],
     ) {
         let len = HEADER_BYTES + 9 * values.len();
-        self.send_with(target, len, |out| {
+        self.outputs.route_record(target, len, |out| {
             let mut at = write_header(out, target, source, stream.0, values.len(), &[]);
             for value in values {
                 out[at] = crate::value::ValueType::U64 as u8;
@@ -677,7 +637,7 @@ mod tests {
         emitter.send_system(TaskId(1), TaskId(9), StreamId::LINK_LOST, &[5]);
         emitter.send_system(TaskId(2), TaskId(9), StreamId::LINK_LOST, &[6]);
         emitter.outputs.local.publish();
-        emitter.publish_all();
+        emitter.outputs.publish_all();
         let local = records(&mut local_reader);
         let remote = records(&mut port_reader);
         assert_eq!(local.len(), 1);
@@ -706,9 +666,9 @@ mod tests {
         let mut read = Vec::new();
         let mut count = 0;
         loop {
-            emitter.publish_all();
+            emitter.outputs.publish_all();
             let arrived = records(&mut port_reader);
-            if arrived.is_empty() && !emitter.is_backlogged() {
+            if arrived.is_empty() && !emitter.outputs.is_backlogged() {
                 break;
             }
             for record in arrived {
@@ -719,7 +679,7 @@ mod tests {
                 read.extend(entries.map(Result::unwrap));
                 count += 1;
             }
-            emitter.flush_overflow();
+            emitter.outputs.flush_overflow();
         }
         assert!(
             count > 1,

@@ -121,7 +121,7 @@ impl OneTask {
 
     /// The records the task sent to task 2, as (value, anchor pairs).
     pub(crate) fn sent(&mut self) -> Vec<(u64, Vec<(u64, u64)>)> {
-        self.emitter.publish_all();
+        self.emitter.outputs.publish_all();
         records(&mut self.port_reader)
             .iter()
             .map(|record| {

@@ -149,15 +149,15 @@ impl<'a> BatchEncoder<'a> {
         header[..4].copy_from_slice(&dest_task.to_le_bytes());
         header[4..].copy_from_slice(&(used as u32).to_le_bytes());
         let end = start + pad8(used);
-        if end > start + used {
-            // Zeroes the padding with one word store rather than a fill of 1 to 7 bytes (a
-            // call to `memset` per record): the last word keeps the record's bytes in it.
-            let kept = 8 - (end - start - used);
+        let padding = end - start - used;
+        // Zeroes the padding with one word store rather than a fill of 1 to 7 bytes (a call
+        // to `memset` per record): the record's last word keeps its bytes below the padding.
+        if padding > 0 {
             let word: &mut [u8; 8] = (&mut self.buf[end - 8..end])
                 .try_into()
                 .expect("eight bytes");
-            let masked = u64::from_le_bytes(*word) & ((1u64 << (8 * kept)) - 1);
-            *word = masked.to_le_bytes();
+            let kept = u64::MAX >> (8 * padding);
+            *word = (u64::from_le_bytes(*word) & kept).to_le_bytes();
         }
         self.len += record_size(used);
         self.count += 1;

@@ -145,12 +145,7 @@ impl RecordProducer {
         max_len: usize,
         fill: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<(), WriteError> {
-        let offset = self.claim(max_len)?;
-        let len = fill(self.payload_mut(offset, max_len));
-        assert!(
-            len <= max_len,
-            "record fill returned {len} bytes but was given room for {max_len}"
-        );
+        let (offset, len) = self.claim_and_fill(max_len, fill)?;
         self.finish_record(offset, len);
         Ok(())
     }
@@ -172,16 +167,30 @@ impl RecordProducer {
         max_len: usize,
         fill: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<usize, WriteError> {
+        let (offset, len) = self.claim_and_fill(max_len, fill)?;
+        if len > 0 {
+            self.finish_record(offset, len);
+        }
+        Ok(len)
+    }
+
+    /// Claims room for a record of up to `max_len` bytes and lets `fill` write it; returns
+    /// the record's offset and the length `fill` used, for [`finish_record`].
+    ///
+    /// [`finish_record`]: Self::finish_record
+    #[inline(always)]
+    fn claim_and_fill(
+        &mut self,
+        max_len: usize,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<(usize, usize), WriteError> {
         let offset = self.claim(max_len)?;
         let len = fill(self.payload_mut(offset, max_len));
         assert!(
             len <= max_len,
             "record fill returned {len} bytes but was given room for {max_len}"
         );
-        if len > 0 {
-            self.finish_record(offset, len);
-        }
-        Ok(len)
+        Ok((offset, len))
     }
 
     /// Appends one record of exactly `len` bytes to the pending batch and lends its payload

@@ -47,9 +47,10 @@ impl ExecutorThread {
     /// ones held back now.
     pub(super) fn meter_backpressure(&mut self, now: u64) {
         let holdback = Holdback {
-            local_backlog: self.emitter.is_locally_backlogged(),
-            congested_peers: self.run_state.congestion.congested() | self.emitter.congested_peers(),
-            stopped_reading: self.emitter.stops_reading() && !self.read_while_backlogged,
+            local_backlog: self.emitter.outputs.is_locally_backlogged(),
+            congested_peers: self.run_state.congestion.congested()
+                | self.emitter.outputs.congested_peers(),
+            stopped_reading: self.emitter.outputs.stops_reading() && !self.read_while_backlogged,
             spouts_run: self.state == TopologyState::Active,
         };
         let since = self.backpressure_since.take();

@@ -287,20 +287,21 @@ impl ExecutorThread {
             if !self.observe_state() {
                 break;
             }
-            let mut progress = self.emitter.flush_overflow();
+            let mut progress = self.emitter.outputs.flush_overflow();
             progress |= self.drain_inputs(Plane::Ack);
-            if !self.emitter.stops_reading() || self.read_while_backlogged {
+            if !self.emitter.outputs.stops_reading() || self.read_while_backlogged {
                 progress |= self.drain_inputs(Plane::Data);
             }
             let now = self.now_nanos();
             self.meter_backpressure(now);
-            if self.state == TopologyState::Active && !self.emitter.is_locally_backlogged() {
+            if self.state == TopologyState::Active && !self.emitter.outputs.is_locally_backlogged()
+            {
                 progress |= self.run_spouts(now);
             }
             progress |= self.poll_bolts();
             let next_timer = self.run_timers(now);
             self.drain_local();
-            self.emitter.publish_all();
+            self.emitter.outputs.publish_all();
             self.publish_congestion();
             self.publish_progress(now);
             if !progress {
@@ -317,7 +318,7 @@ impl ExecutorThread {
         // A killed topology's spouts are deactivated before they close, as in Storm.
         self.set_spouts_active(false);
         self.flush_acker_traffic();
-        self.emitter.publish_all();
+        self.emitter.outputs.publish_all();
         for index in 0..self.tasks.len() {
             if let Some(panic) = self.tasks[index].stop() {
                 let error = self.task_error(
@@ -379,7 +380,7 @@ impl ExecutorThread {
         self.woken.swap(false, std::sync::atomic::Ordering::AcqRel)
             || self.watch.sees_news(&self.run_state)
             || self.ack_inputs.iter().any(InputPort::has_records)
-            || ((!self.emitter.stops_reading() || self.read_while_backlogged)
+            || ((!self.emitter.outputs.stops_reading() || self.read_while_backlogged)
                 && self.data_inputs.iter().any(InputPort::has_records))
     }
 
@@ -387,7 +388,7 @@ impl ExecutorThread {
     /// that changed; wakes them when a peer is no longer congested, so that the spouts
     /// feeding it resume.
     fn publish_congestion(&mut self) {
-        let congested = self.emitter.congested_peers();
+        let congested = self.emitter.outputs.congested_peers();
         self.watch
             .publish_congestion(&self.run_state, self.index, congested);
     }
@@ -399,7 +400,7 @@ impl ExecutorThread {
         }
         // A backlogged output frees up without a doorbell ring: look again soon, but not so
         // soon that the look-ups take the core from the threads that drain the backlog.
-        let limit = if self.emitter.is_backlogged() {
+        let limit = if self.emitter.outputs.is_backlogged() {
             BACKLOG_RECHECK_NANOS
         } else {
             until_nanos - now

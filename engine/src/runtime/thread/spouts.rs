@@ -152,7 +152,8 @@ impl ExecutorThread {
             .map(|max| max as usize);
         let mut progress = false;
         // Peers with records waiting: the spouts whose tuples can reach one sit out.
-        let congested = self.watch.congestion(&self.run_state) | self.emitter.congested_peers();
+        let congested =
+            self.watch.congestion(&self.run_state) | self.emitter.outputs.congested_peers();
         for index in 0..self.tasks.len() {
             let TaskBody::Spout(state) = &self.tasks[index].body else {
                 continue;
