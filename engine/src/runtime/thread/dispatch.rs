@@ -12,7 +12,9 @@ use super::task_cell::{BoltState, TaskBody, TaskCell, panic_message};
 use super::{ExecutorThread, InputPort};
 use crate::config::PanicPolicy;
 use crate::ids::{StreamId, TaskId};
-use crate::runtime::acker_traffic::{AckerReport, Packed, ReportKind, Verdict, unpack};
+use crate::runtime::acker_traffic::{
+    AckerReport, MalformedEntry, Packed, ReportKind, Verdict, unpack,
+};
 use crate::runtime::acking::TreeOutcome;
 use crate::runtime::anchor::{Anchor, Tuple};
 use crate::runtime::collector::TaskOutput;
@@ -388,9 +390,8 @@ impl ExecutorThread {
             {
                 match self.local_cell(spout, |body| matches!(body, TaskBody::Spout(_))) {
                     Some(index) => {
-                        for verdict in &verdicts {
-                            self.settle_tree(index, *verdict);
-                        }
+                        let malformed = self.settle_trees(index, verdicts.iter().map(|&v| Ok(v)));
+                        debug_assert!(malformed.is_none(), "verdicts gathered in place");
                         self.deliver_settled(index);
                     }
                     None => {
@@ -421,14 +422,11 @@ impl ExecutorThread {
             self.report_malformed(Some(index), message);
             return;
         }
-        let Some(verdicts) = self.packed_entries::<Verdict>(index, view) else {
+        let Some(mut verdicts) = self.packed_entries::<Verdict>(index, view) else {
             return;
         };
-        for verdict in verdicts {
-            match verdict {
-                Ok(verdict) => self.settle_tree(index, verdict),
-                Err(error) => self.report_malformed(Some(index), error.to_string()),
-            }
+        while let Some(error) = self.settle_trees(index, &mut verdicts) {
+            self.report_malformed(Some(index), error.to_string());
         }
         self.deliver_settled(index);
     }
@@ -439,8 +437,7 @@ impl ExecutorThread {
         &self,
         index: usize,
         view: TupleRef<'r>,
-    ) -> Option<impl Iterator<Item = Result<T, crate::runtime::acker_traffic::MalformedEntry>> + 'r>
-    {
+    ) -> Option<impl Iterator<Item = Result<T, MalformedEntry>> + 'r> {
         let unpacked = view
             .get_bytes(0)
             .map_err(|error| format!("{} record without its entries: {error}", T::WHAT))
@@ -454,29 +451,47 @@ impl ExecutorThread {
         }
     }
 
-    /// A spout's tree completed or failed.
-    fn settle_tree(&mut self, index: usize, verdict: Verdict) {
-        let Verdict {
-            root,
-            slot,
-            completed: acked,
-        } = verdict;
+    /// Settles the trees of spout task `index` whose verdicts `verdicts` gives, up to the
+    /// first malformed one, which it returns: the task is looked up once per run of
+    /// verdicts, not once per tree.
+    fn settle_trees(
+        &mut self,
+        index: usize,
+        verdicts: impl Iterator<Item = Result<Verdict, MalformedEntry>>,
+    ) -> Option<MalformedEntry> {
         let now = self.batch_clock;
         let cell = &mut self.tasks[index];
         let TaskBody::Spout(state) = &mut cell.body else {
             unreachable!("dispatched to a spout")
         };
-        // A tree that timed out before its outcome arrived was already failed.
-        let Some(tree) = state.pending.take(root, slot) else {
-            return;
-        };
-        cell.out.meter.counters.pending = state.pending.len() as u64;
-        if acked {
-            cell.out
-                .meter
-                .record_complete(now.saturating_sub(tree.emitted_nanos));
+        let mut malformed = None;
+        for verdict in verdicts {
+            let Verdict {
+                root,
+                slot,
+                completed,
+            } = match verdict {
+                Ok(verdict) => verdict,
+                Err(error) => {
+                    malformed = Some(error);
+                    break;
+                }
+            };
+            // A tree that timed out before its outcome arrived was already failed.
+            let Some(tree) = state.pending.take(root, slot) else {
+                continue;
+            };
+            if completed {
+                cell.out
+                    .meter
+                    .record_complete(now.saturating_sub(tree.emitted_nanos));
+            }
+            state
+                .settled
+                .push_back((tree.message, completed, tree.stream));
         }
-        state.settled.push_back((tree.message, acked, tree.stream));
+        cell.out.meter.counters.pending = state.pending.len() as u64;
+        malformed
     }
 
     /// Calls the `ack` and `fail` of spout task `index` for the trees settled so far.
