@@ -452,8 +452,7 @@ impl ExecutorThread {
     }
 
     /// Settles the trees of spout task `index` whose verdicts `verdicts` gives, up to the
-    /// first malformed one, which it returns: the task is looked up once per run of
-    /// verdicts, not once per tree.
+    /// first malformed one, which it returns.
     fn settle_trees(
         &mut self,
         index: usize,
@@ -464,34 +463,7 @@ impl ExecutorThread {
         let TaskBody::Spout(state) = &mut cell.body else {
             unreachable!("dispatched to a spout")
         };
-        let mut malformed = None;
-        for verdict in verdicts {
-            let Verdict {
-                root,
-                slot,
-                completed,
-            } = match verdict {
-                Ok(verdict) => verdict,
-                Err(error) => {
-                    malformed = Some(error);
-                    break;
-                }
-            };
-            // A tree that timed out before its outcome arrived was already failed.
-            let Some(tree) = state.pending.take(root, slot) else {
-                continue;
-            };
-            if completed {
-                cell.out
-                    .meter
-                    .record_complete(now.saturating_sub(tree.emitted_nanos));
-            }
-            state
-                .settled
-                .push_back((tree.message, completed, tree.stream));
-        }
-        cell.out.meter.counters.pending = state.pending.len() as u64;
-        malformed
+        state.settle(&mut cell.out.meter, now, verdicts)
     }
 
     /// Calls the `ack` and `fail` of spout task `index` for the trees settled so far.

@@ -11,6 +11,7 @@ use crate::grouping::Grouping;
 use crate::grouping::router::Router;
 use crate::ids::{DEFAULT_STREAM, MessageId, TaskId};
 use crate::metrics::{SharedTaskMetrics, TaskMeter};
+use crate::runtime::acker_traffic::{MalformedEntry, Verdict};
 use crate::runtime::acking::{AckerLedger, PendingTrees};
 use crate::runtime::collector::TaskStreams;
 use crate::runtime::emitter::StreamRoute;
@@ -32,6 +33,44 @@ pub(crate) struct SpoutState {
     pub(crate) idle_calls: u32,
     /// Not asked for tuples before this time (idle back-off).
     pub(crate) next_poll_nanos: u64,
+}
+
+impl SpoutState {
+    /// Settles the trees whose verdicts `verdicts` gives, up to the first malformed one,
+    /// which it returns; the caller reports it and calls again for the rest. A verdict on a
+    /// tree no longer pending (it timed out, or its slot holds another tree now) is dropped.
+    /// Settled trees queue for `ack` or `fail`, and `meter` counts their complete latency.
+    pub(crate) fn settle(
+        &mut self,
+        meter: &mut TaskMeter,
+        now_nanos: u64,
+        verdicts: impl Iterator<Item = Result<Verdict, MalformedEntry>>,
+    ) -> Option<MalformedEntry> {
+        let mut malformed = None;
+        for verdict in verdicts {
+            let Verdict {
+                root,
+                slot,
+                completed,
+            } = match verdict {
+                Ok(verdict) => verdict,
+                Err(error) => {
+                    malformed = Some(error);
+                    break;
+                }
+            };
+            let Some(tree) = self.pending.take(root, slot) else {
+                continue;
+            };
+            if completed {
+                meter.record_complete(now_nanos.saturating_sub(tree.emitted_nanos));
+            }
+            self.settled
+                .push_back((tree.message, completed, tree.stream));
+        }
+        meter.counters.pending = self.pending.len() as u64;
+        malformed
+    }
 }
 
 /// A bolt task's state.
@@ -391,6 +430,60 @@ mod tests {
         let sink = cell(&topology, "sink");
         assert!(sink.out.streams.is_empty());
         assert_eq!(sink.out.default_stream, None);
+    }
+
+    #[test]
+    fn verdicts_settle_their_pending_trees_and_a_malformed_one_stops_the_run_only_there() {
+        let topology = topology();
+        let mut cell = cell(&topology, "numbers");
+        assert!(cell.start(NOW).is_ok());
+        let TaskBody::Spout(state) = &mut cell.body else {
+            unreachable!("a spout")
+        };
+        let slots: Vec<u32> = (1..=4_u64)
+            .map(|tree| state.pending.insert(tree * 11, MessageId(tree), 0, NOW))
+            .collect();
+        let verdict = |tree: usize, completed| {
+            Ok(Verdict {
+                root: (tree as u64 + 1) * 11,
+                slot: slots[tree],
+                completed,
+            })
+        };
+        let malformed = MalformedEntry::Kind {
+            what: "tree verdict",
+            kind: 7,
+        };
+        let stale = Ok(Verdict {
+            root: 99,
+            slot: slots[3],
+            completed: true,
+        });
+        let mut verdicts = [
+            verdict(0, true),
+            Err(malformed.clone()),
+            verdict(1, false),
+            stale,
+            verdict(2, true),
+        ]
+        .into_iter();
+        let meter = &mut cell.out.meter;
+        assert_eq!(
+            state.settle(meter, NOW + 500, &mut verdicts),
+            Some(malformed)
+        );
+        assert_eq!(state.settled, [(MessageId(1), true, 0)]);
+        assert_eq!(state.settle(meter, NOW + 900, &mut verdicts), None);
+        assert_eq!(
+            state.settled,
+            [
+                (MessageId(1), true, 0),
+                (MessageId(2), false, 0),
+                (MessageId(3), true, 0)
+            ]
+        );
+        assert_eq!(state.pending.len(), 1, "the stale verdict settled nothing");
+        assert_eq!(meter.counters.pending, 1);
     }
 
     #[test]
