@@ -275,7 +275,7 @@ impl SpoutOutput<'_> {
 
     /// Emits a tuple with a message id: a new tracked tree, or settled at once when tracking
     /// is off or nothing subscribes.
-    #[inline]
+    #[inline(always)]
     fn emit_tracked<V: EncodeValue>(
         &mut self,
         stream: usize,
