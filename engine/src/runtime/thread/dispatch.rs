@@ -390,7 +390,7 @@ impl ExecutorThread {
             {
                 match self.local_cell(spout, |body| matches!(body, TaskBody::Spout(_))) {
                     Some(index) => {
-                        let malformed = self.settle_trees(index, verdicts.iter().map(|&v| Ok(v)));
+                        let malformed = self.settle_trees(index, verdicts.iter().copied().map(Ok));
                         debug_assert!(malformed.is_none(), "verdicts gathered in place");
                         self.deliver_settled(index);
                     }

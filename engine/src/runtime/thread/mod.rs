@@ -113,7 +113,6 @@ pub(crate) struct ExecutorThread {
     data_inputs: Vec<InputPort>,
     ack_inputs: Vec<InputPort>,
     read_while_backlogged: bool,
-    /// The congestion mask this thread last published, and the worker's it last acted on.
     started: Instant,
     /// Nanoseconds since `started`, read once per batch of input records: ackers and
     /// settling spouts stamp with it instead of reading the clock per record.
