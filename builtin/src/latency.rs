@@ -7,7 +7,7 @@
 //! [`FLUSH_INTERVAL_NANOS`], so recording costs one clock read and one array increment, and the
 //! shared lock is taken about ten times a second per sink task.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use hdrhistogram::Histogram;
 
@@ -70,9 +70,10 @@ impl LatencyHistogram {
     /// Percentiles of everything merged so far.
     ///
     /// Recorders merge every [`FLUSH_INTERVAL_NANOS`], so the latest few milliseconds may be
-    /// missing until then.
+    /// missing until then. The percentiles are read from a copy: the lock is held for the
+    /// copy alone, not for the scans that the percentiles take.
     pub fn summary(&self) -> LatencySummary {
-        LatencySummary::of(&self.lock())
+        LatencySummary::of(&self.snapshot())
     }
 
     /// A copy of everything merged so far.
@@ -119,17 +120,32 @@ impl LatencyRecorder {
         }
     }
 
-    /// Merges the private histogram into the shared one now.
+    /// Merges the private histogram into the shared one now, waiting for the lock if a
+    /// reader holds it.
     pub fn flush(&mut self) {
-        self.flush_at(monotonic_nanos());
+        let shared = Arc::clone(&self.shared);
+        let guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        self.merge_into(guard, monotonic_nanos());
     }
 
+    /// The periodic merge, on the sink's own thread: if a reader holds the shared histogram,
+    /// the sink does not wait for it (that wait would be measured as latency of the tuples
+    /// behind it) but tries again at its next record.
     fn flush_at(&mut self, now_nanos: u64) {
+        let shared = Arc::clone(&self.shared);
+        let guard = match shared.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        self.merge_into(guard, now_nanos);
+    }
+
+    fn merge_into(&mut self, mut shared: MutexGuard<'_, Histogram<u64>>, now_nanos: u64) {
         self.last_flush_nanos = now_nanos;
         if self.local.is_empty() {
             return;
         }
-        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = shared.add(&self.local);
         drop(shared);
@@ -186,6 +202,21 @@ mod tests {
         recorder.record_at(start, start + 100);
         assert_eq!(histogram.summary().samples, 0, "too early to flush");
         recorder.record_at(start, start + FLUSH_INTERVAL_NANOS);
+        assert_eq!(histogram.summary().samples, 2);
+    }
+
+    #[test]
+    fn a_held_histogram_does_not_stall_the_sink() {
+        let histogram = LatencyHistogram::new();
+        let mut recorder = histogram.recorder();
+        let start = recorder.last_flush_nanos;
+        let reader = histogram.lock();
+        // Due to flush, but a reader holds the lock: the record returns without waiting.
+        recorder.record_at(start, start + FLUSH_INTERVAL_NANOS);
+        drop(reader);
+        assert_eq!(histogram.summary().samples, 0, "not merged while held");
+        // The next record finds the lock free and merges both.
+        recorder.record_at(start, start + FLUSH_INTERVAL_NANOS + 1);
         assert_eq!(histogram.summary().samples, 2);
     }
 

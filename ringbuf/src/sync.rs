@@ -23,6 +23,18 @@ pub(crate) use std::sync::{Condvar, Mutex};
 #[cfg(not(loom))]
 pub(crate) use std::{hint::spin_loop, thread::yield_now};
 
+/// Sleeps for `duration` without anybody able to cut the sleep short (loom: one yield, since
+/// its model has no clock).
+#[cfg(not(loom))]
+pub(crate) fn nap(duration: std::time::Duration) {
+    std::thread::sleep(duration);
+}
+
+#[cfg(loom)]
+pub(crate) fn nap(_duration: std::time::Duration) {
+    yield_now();
+}
+
 /// `std`'s cell with loom's closure-based access API, so ring code is written once.
 ///
 /// `repr(transparent)`: a slice of these cells has the layout of a slice of `T`, which the

@@ -34,6 +34,17 @@
 //! load and a branch; elsewhere both fences are `fence(SeqCst)`. The handshake is model-checked
 //! with loom in `tests/loom/spsc.rs`.
 //!
+//! # Short timed waits nap
+//!
+//! A wait whose deadline is at most [`NAP_LIMIT`] away when the sleeping phase begins (a
+//! paced source resting until its next burst, a thread looking again at a backlog) sleeps
+//! without the handshake: a plain timed sleep that no notification cuts short, after which
+//! `ready()` is checked once. What a notifier published meanwhile is seen at the deadline,
+//! at most [`NAP_LIMIT`] late; nothing is lost. The handshake's barrier would cost more than
+//! that: a paced source rests tens of thousands of times a second, and each barrier
+//! interrupts every other core that runs the process (through the hypervisor, on a virtual
+//! machine) and serialises on a kernel-wide lock.
+//!
 //! # Sleeping only when it pays
 //!
 //! That barrier interrupts every other core running the process, producers included, and a
@@ -76,13 +87,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{AtomicUsize, Condvar, FencePair, Mutex, Ordering, spin_loop, yield_now};
+use crate::sync::{AtomicUsize, Condvar, FencePair, Mutex, Ordering, nap, spin_loop, yield_now};
 
 /// How a thread waits for a condition that other threads make true.
 ///
 /// One instance is the doorbell of one waiting thread; other threads [`notify`] it after
 /// publishing. Implementations never miss a notification: a `ready()` that becomes true
-/// before or during a wait ends the wait.
+/// before or during a wait ends the wait, at once or, for a wait shorter than
+/// [`NAP_LIMIT`], at its timeout (see [`SpinThenPark`]).
 ///
 /// [`notify`]: WaitStrategy::notify
 pub trait WaitStrategy: Send + Sync + fmt::Debug {
@@ -99,6 +111,10 @@ pub trait WaitStrategy: Send + Sync + fmt::Debug {
     /// Call it after the store (with `Release` or stronger) that makes `ready()` true.
     fn notify(&self);
 }
+
+/// The longest timed wait that naps instead of sleeping with the handshake: see the
+/// [module documentation](self#short-timed-waits-nap).
+pub const NAP_LIMIT: Duration = Duration::from_micros(100);
 
 /// Timer slack this crate asks for with [`tighten_timer_slack`], in nanoseconds.
 pub const FINE_TIMER_SLACK_NANOS: u64 = 1_000;
@@ -218,6 +234,8 @@ pub struct SpinThenPark {
     spins: u32,
     /// Yields before the next sleep, learnt from the last sleeps.
     patience: Patience,
+    /// How late its naps end, learnt (see [`Oversleep`]).
+    oversleep: Oversleep,
     /// Waiters between "about to check one last time" and "awake again"; loaded by every
     /// `notify`, so it sits alone on its cache line.
     sleepers: CachePadded<AtomicUsize>,
@@ -244,6 +262,7 @@ impl SpinThenPark {
         Self {
             spins,
             patience: Patience::new(yields, yields),
+            oversleep: Oversleep::default(),
             sleepers: CachePadded::new(AtomicUsize::new(0)),
             lock: Mutex::new(()),
             wake: Condvar::new(),
@@ -267,9 +286,43 @@ impl SpinThenPark {
     /// The sleeping phase, entered once spinning and yielding did not see `ready()`.
     #[cold]
     fn sleep_until(&self, deadline: &Deadline, ready: &mut dyn FnMut() -> bool) -> bool {
+        if let Remaining::Left(left) = deadline.remaining()
+            && left <= NAP_LIMIT
+        {
+            // Nothing for the patience to learn: a nap lasts as long as the deadline says,
+            // whatever notifiers do.
+            return self.nap_until(deadline, left, ready);
+        }
         let slept = self.sleep_rounds(deadline, ready);
         self.patience.learn(slept);
         slept.is_some()
+    }
+
+    /// Naps until `left` before the deadline less what naps overshoot, then polls between
+    /// yields until the deadline: the wait ends on time without spinning through all of it.
+    fn nap_until(
+        &self,
+        deadline: &Deadline,
+        left: Duration,
+        ready: &mut dyn FnMut() -> bool,
+    ) -> bool {
+        if let Some(asked) = left.checked_sub(self.oversleep.get())
+            && !asked.is_zero()
+        {
+            let fell_asleep = Instant::now();
+            nap(asked);
+            self.oversleep
+                .learn(fell_asleep.elapsed().saturating_sub(asked));
+        }
+        loop {
+            if ready() {
+                return true;
+            }
+            if deadline.has_passed() {
+                return false;
+            }
+            yield_now();
+        }
     }
 
     /// Sleeps until `ready()`: `Some(time asleep)`, or `None` once the deadline passed.
@@ -404,6 +457,39 @@ impl fmt::Debug for Patience {
             .field("most", &self.most)
             .field("current", &self.get())
             .finish()
+    }
+}
+
+/// How much later than asked a thread's naps end, as a moving average: a timer's slack, the
+/// wake-up's trip through the scheduler and, on a virtual machine, through the hypervisor.
+/// Only the waiting thread touches it, hence a relaxed atomic behind `&self`.
+#[derive(Debug, Default)]
+struct Oversleep {
+    nanos: AtomicU32,
+}
+
+impl Oversleep {
+    /// The most a nap is cut short by: half of the longest nap, so that a few very late
+    /// wake-ups cannot turn naps into spins.
+    const MOST_NANOS: u32 = (NAP_LIMIT.as_nanos() / 2) as u32;
+    /// Weight of the newest sample in the average: one eighth.
+    const NEWEST_SHIFT: u32 = 3;
+
+    fn get(&self) -> Duration {
+        Duration::from_nanos(u64::from(self.nanos.load(Ordering::Relaxed)))
+    }
+
+    fn learn(&self, late: Duration) {
+        let late = u32::try_from(late.as_nanos())
+            .unwrap_or(u32::MAX)
+            .min(Self::MOST_NANOS);
+        let average = self.nanos.load(Ordering::Relaxed);
+        let next = if late >= average {
+            average + ((late - average) >> Self::NEWEST_SHIFT)
+        } else {
+            average - ((average - late) >> Self::NEWEST_SHIFT)
+        };
+        self.nanos.store(next, Ordering::Relaxed);
     }
 }
 
@@ -640,6 +726,61 @@ mod tests {
         let never = Patience::new(0, 8);
         never.learn(short);
         assert_eq!(never.get(), 0);
+    }
+
+    #[test]
+    fn a_short_timed_wait_naps_and_teaches_the_patience_nothing() {
+        let doorbell = SpinThenPark::new(0, 2).with_max_yields(8);
+        for _ in 0..2 {
+            assert!(doorbell.wait_until(
+                Duration::from_secs(5),
+                &mut ready_on_check(1 + doorbell.patience() + 1)
+            ));
+        }
+        assert_eq!(doorbell.patience(), 8);
+        // An expired sleep would halve the patience; an expired nap leaves it.
+        let started = Instant::now();
+        assert!(!doorbell.wait_until(NAP_LIMIT, &mut || false));
+        assert!(
+            started.elapsed() >= NAP_LIMIT,
+            "a nap does not end before its deadline"
+        );
+        assert_eq!(doorbell.patience(), 8);
+        assert_eq!(doorbell.sleepers.load(Ordering::Relaxed), 0);
+        // What was published during a nap is seen when it ends, even past the deadline.
+        let napper = SpinThenPark::new(0, 0);
+        let mut checks = 0;
+        assert!(napper.wait_until(NAP_LIMIT, &mut || {
+            checks += 1;
+            checks > 1
+        }));
+        assert_eq!(checks, 2);
+    }
+
+    #[test]
+    fn naps_learn_how_late_they_end_within_bounds() {
+        let oversleep = Oversleep::default();
+        assert_eq!(oversleep.get(), Duration::ZERO);
+        for _ in 0..100 {
+            oversleep.learn(Duration::from_micros(8));
+        }
+        let settled = oversleep.get();
+        assert!(
+            (Duration::from_micros(7)..=Duration::from_micros(8)).contains(&settled),
+            "{settled:?}"
+        );
+        // One very late wake-up moves the average by an eighth of the capped lateness.
+        oversleep.learn(Duration::from_secs(1));
+        let capped = Duration::from_nanos(u64::from(Oversleep::MOST_NANOS));
+        assert!(oversleep.get() <= settled + (capped - settled) / 8 + Duration::from_nanos(1));
+        for _ in 0..200 {
+            oversleep.learn(Duration::from_secs(1));
+        }
+        assert!(oversleep.get() <= capped);
+        for _ in 0..200 {
+            oversleep.learn(Duration::ZERO);
+        }
+        assert!(oversleep.get() < Duration::from_micros(1));
     }
 
     #[test]

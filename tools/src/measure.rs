@@ -96,15 +96,17 @@ pub fn measure(
         let recent = (count - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-9);
         last = (now, count);
         throughput.push((now.duration_since(start).as_secs_f64(), recent));
-        let summary = built.sinks.latency.summary();
-        progress.update(&format!(
-            "{label}: {:>5.1}s  {:>11}  p50 {:>9}  p99 {:>9}  total {}",
-            start.elapsed().as_secs_f64(),
-            format::rate(recent),
-            format::latency(summary.p50),
-            format::latency(summary.p99),
-            format::count(count - start_count),
-        ));
+        if progress.wants_update() {
+            let summary = built.sinks.latency.summary();
+            progress.update(&format!(
+                "{label}: {:>5.1}s  {:>11}  p50 {:>9}  p99 {:>9}  total {}",
+                start.elapsed().as_secs_f64(),
+                format::rate(recent),
+                format::latency(summary.p50),
+                format::latency(summary.p99),
+                format::count(count - start_count),
+            ));
+        }
         if running.has_stopped() {
             break;
         }

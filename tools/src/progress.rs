@@ -46,6 +46,19 @@ impl ProgressLine {
         }
     }
 
+    /// Whether an [`update`](Self::update) now would show anything. Callers check it before
+    /// they gather figures: reading a latency histogram is not free, and a measuring tool
+    /// that reads one the progress line never shows takes cores from what it measures.
+    pub fn wants_update(&self) -> bool {
+        match self.style {
+            ProgressStyle::InPlace => true,
+            ProgressStyle::Log => self
+                .last_log
+                .is_none_or(|last| last.elapsed() >= LOG_INTERVAL),
+            ProgressStyle::Silent => false,
+        }
+    }
+
     /// Shows `text` as the current progress (rate-limited in [`ProgressStyle::Log`]).
     pub fn update(&mut self, text: &str) {
         let mut out = io::stdout().lock();
@@ -82,5 +95,30 @@ impl ProgressLine {
 impl Drop for ProgressLine {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_silent_line_never_wants_figures() {
+        assert!(!ProgressLine::new(ProgressStyle::Silent).wants_update());
+    }
+
+    #[test]
+    fn an_in_place_line_always_wants_figures() {
+        assert!(ProgressLine::new(ProgressStyle::InPlace).wants_update());
+    }
+
+    #[test]
+    fn a_log_line_wants_figures_once_per_interval() {
+        let mut line = ProgressLine::new(ProgressStyle::Log);
+        assert!(line.wants_update(), "the first line is always shown");
+        line.last_log = Some(Instant::now());
+        assert!(!line.wants_update(), "a line was just logged");
+        line.last_log = Instant::now().checked_sub(LOG_INTERVAL);
+        assert!(line.wants_update(), "an interval has passed");
     }
 }
