@@ -176,6 +176,7 @@ pub fn run_scenario(cli: &BenchCli, scenario: Scenario) -> anyhow::Result<Scenar
         transport: None,
         drpc: None,
         postgres: None,
+        interference: measured.interference,
         plots: Plots {
             latency_percentiles: Plots::percentiles_of(&measured.latency),
             throughput: measured.throughput,

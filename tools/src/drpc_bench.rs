@@ -371,6 +371,7 @@ pub fn run(cli: &BenchCli, progress: &mut ProgressLine) -> anyhow::Result<Scenar
             paced_rate,
         }),
         postgres: None,
+        interference: None,
         plots: crate::report::Plots::default(),
     })
 }

@@ -25,6 +25,7 @@ pub mod drpc_bench;
 pub mod entry;
 pub mod format;
 pub mod html_report;
+pub mod interference;
 pub mod local;
 pub mod measure;
 pub mod postgres_bench;

@@ -10,6 +10,7 @@ use squall::metrics::TopologyMetrics;
 use squall::topology::ComponentKind;
 
 use crate::format;
+use crate::interference::{Interference, InterferenceReading};
 use crate::progress::ProgressLine;
 
 /// How often the live progress line is refreshed.
@@ -40,6 +41,9 @@ pub struct Measurement {
     /// `(seconds into the window, tuples per second since the point before)`, one point per
     /// progress refresh.
     pub throughput: Vec<(f64, f64)>,
+    /// What took the cores from the executors during the window (`None` where `/proc` does
+    /// not tell).
+    pub interference: Option<Interference>,
 }
 
 impl Measurement {
@@ -86,6 +90,7 @@ pub fn measure(
     built.sinks.latency.reset();
     let start_metrics = running.metrics();
     let start_count = built.sinks.received.total();
+    let interference_at_start = InterferenceReading::now();
     let start = Instant::now();
     let mut last = (start, start_count);
     let mut throughput = Vec::new();
@@ -113,6 +118,9 @@ pub fn measure(
     }
     let seconds = start.elapsed().as_secs_f64();
     let tuples = built.sinks.received.total() - start_count;
+    let interference = interference_at_start
+        .zip(InterferenceReading::now())
+        .map(|(start, end)| start.until(&end));
     let latency = built.sinks.latency.snapshot();
     let end_metrics = running.metrics();
     progress.finish();
@@ -162,5 +170,6 @@ pub fn measure(
         pinned,
         counts,
         throughput,
+        interference,
     })
 }

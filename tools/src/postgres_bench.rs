@@ -221,6 +221,7 @@ pub fn run(cli: &BenchCli, progress: &mut ProgressLine) -> anyhow::Result<Scenar
             batched,
             row_at_a_time,
         }),
+        interference: None,
         plots: crate::report::Plots::default(),
     })
 }

@@ -5,6 +5,7 @@ use squall::metrics::LatencySummary;
 
 use crate::bench::network::stage_timeline::StageTimeline;
 use crate::format;
+use crate::interference::Interference;
 
 /// Latency percentiles in nanoseconds, from an HDR histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -152,6 +153,11 @@ pub struct ScenarioReport {
     /// the batched rate of acknowledged rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<crate::postgres_bench::PostgresFigures>,
+    /// What took the cores from the executors during the timed window: the hypervisor's
+    /// steal, their wait for a core, their preemptions (absent where `/proc` does not tell,
+    /// and for topologies in other processes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interference: Option<Interference>,
     /// What the HTML report plots (`--report`); absent from JSON when nothing was taken.
     #[serde(skip_serializing_if = "Plots::is_empty")]
     pub plots: Plots,
@@ -258,6 +264,14 @@ impl ScenarioReport {
             ),
             None => counts,
         };
+        let counts = match &self.interference {
+            Some(taken) if taken.steal_ms >= 1.0 || taken.executor_run_delay_ms >= 1.0 => format!(
+                "{counts}; cores taken: {:.0} ms stolen by the host, executors waited {:.1} ms \
+                 ({} preemptions)",
+                taken.steal_ms, taken.executor_run_delay_ms, taken.executor_preemptions
+            ),
+            _ => counts,
+        };
         format!(
             "{:<16} {:>11} {:>10} {:>10} {:>10} {:>10} {:>9} {:>6}  {}",
             name,
@@ -306,6 +320,7 @@ pub(crate) mod tests {
             transport: None,
             drpc: None,
             postgres: None,
+            interference: None,
             plots: Plots::default(),
         }
     }
@@ -348,6 +363,33 @@ pub(crate) mod tests {
                 "only scenarios between workers have {key}"
             );
         }
+    }
+
+    #[test]
+    fn cores_taken_from_the_executors_are_shown_when_they_amount_to_a_millisecond() {
+        let mut report = sample();
+        report.interference = Some(Interference {
+            steal_ms: 0.0,
+            executor_run_delay_ms: 0.4,
+            executor_preemptions: 2,
+        });
+        assert!(!report.table_row().contains("cores taken"));
+        report.interference = Some(Interference {
+            steal_ms: 40.0,
+            executor_run_delay_ms: 4.25,
+            executor_preemptions: 7,
+        });
+        assert!(
+            report.table_row().ends_with(
+                "cores taken: 40 ms stolen by the host, executors waited 4.2 ms (7 preemptions)"
+            ),
+            "{}",
+            report.table_row()
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&report.to_json_line()).expect("valid JSON");
+        assert_eq!(json["interference"]["steal_ms"], 40.0);
+        assert_eq!(json["interference"]["executor_preemptions"], 7);
     }
 
     #[test]

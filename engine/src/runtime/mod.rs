@@ -26,4 +26,4 @@ pub use emitter::EmitError;
 pub use input_batch::InputBatch;
 pub use run_state::{TaskError, TaskErrorKind, TopologyState};
 pub use running::{KillReport, RunningTopology};
-pub use start::StartError;
+pub use start::{EXECUTOR_THREAD_NAME_PREFIX, StartError};

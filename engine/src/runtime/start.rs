@@ -22,6 +22,11 @@ use crate::ids::TaskId;
 use crate::metrics::{RingCounters, SharedInputCounts, SharedTaskMetrics, TaskPlacement};
 use crate::topology::{ComponentKind, Topology};
 
+/// What every executor thread's name starts with; the thread's index in its worker follows.
+/// Tools find the executors among a process's threads by it (e.g. `squall-bench` reads
+/// how long they waited for a core).
+pub const EXECUTOR_THREAD_NAME_PREFIX: &str = "squall-exec-";
+
 /// Why a worker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -405,7 +410,7 @@ pub(crate) fn start_threads(
             seed: seeds.u64(..),
         };
         let spawned = std::thread::Builder::new()
-            .name(format!("squall-exec-{thread}"))
+            .name(format!("{EXECUTOR_THREAD_NAME_PREFIX}{thread}"))
             .spawn(move || ExecutorThread::new(setup).run());
         match spawned {
             Ok(handle) => handles.push(handle),

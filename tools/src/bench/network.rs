@@ -240,6 +240,7 @@ pub fn run(
         transport: Some(link_name),
         drpc: None,
         postgres: None,
+        interference: None,
         plots: crate::report::Plots::default(),
     })
 }
@@ -273,6 +274,7 @@ fn report(
         transport: None,
         drpc: None,
         postgres: None,
+        interference: None,
         plots: crate::report::Plots::default(),
     }
 }
