@@ -15,6 +15,11 @@ use super::owner;
 use super::region::{RegionOwner, RingPtrs};
 use crate::sync::{Ordering, fence};
 
+/// How far ahead of the record it reads a consumer asks for the ring's data to be loaded:
+/// eight cache lines, four records of a hundred bytes. Four lines ahead read 4% fewer records
+/// a second in `rings`, sixteen about as many.
+const PREFETCH_AHEAD_BYTES: u64 = 512;
+
 /// The reading end of a record ring.
 ///
 /// [`read`](Self::read) hands out the published records as a [`RecordBatch`] of slices
@@ -112,6 +117,24 @@ impl RecordConsumer {
         }
     }
 
+    /// Asks the core to start loading the cache line at data `offset`. Records come from
+    /// another core's cache, a miss of its own each; walking their headers one after another
+    /// waits for each miss in turn, while a load a few records ahead overlaps them.
+    #[inline(always)]
+    fn prefetch(&self, offset: usize) {
+        #[cfg(all(target_arch = "x86_64", not(loom)))]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let line = self.data.as_ptr().wrapping_add(offset).cast::<i8>();
+            // SAFETY: every x86-64 processor has SSE, which `_mm_prefetch` needs; a prefetch
+            // is a hint that never faults nor changes memory, and `offset` lies inside the
+            // mapped data area anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line) };
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+        let _ = offset;
+    }
+
     #[inline(always)]
     fn header(&self) -> &Header {
         // SAFETY: the header is initialised and kept alive by `self.region`; it is only
@@ -155,6 +178,9 @@ impl RecordConsumer {
                 refreshed = true;
             }
             let offset = pos as usize & self.mask;
+            if pos + PREFETCH_AHEAD_BYTES < self.cached_write {
+                self.prefetch((pos + PREFETCH_AHEAD_BYTES) as usize & self.mask);
+            }
             let word = self.record_header(offset);
             let (end, record) = match self.record_end(word, pos, offset, self.cached_write) {
                 Ok(found) => found,
