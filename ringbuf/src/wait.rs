@@ -690,8 +690,8 @@ mod tests {
         assert_eq!(doorbell.patience(), 6);
     }
 
-    #[test]
-    fn expired_waits_halve_the_yields_down_to_the_floor() {
+    /// A doorbell whose patience two short sleeps raised from 2 to its limit of 8.
+    fn patient_doorbell() -> SpinThenPark {
         let doorbell = SpinThenPark::new(0, 2).with_max_yields(8);
         for _ in 0..2 {
             assert!(doorbell.wait_until(
@@ -700,6 +700,12 @@ mod tests {
             ));
         }
         assert_eq!(doorbell.patience(), 8);
+        doorbell
+    }
+
+    #[test]
+    fn expired_waits_halve_the_yields_down_to_the_floor() {
+        let doorbell = patient_doorbell();
         let never = &mut || false;
         assert!(!doorbell.wait_until(Duration::from_millis(20), never));
         assert_eq!(doorbell.patience(), 4);
@@ -730,14 +736,7 @@ mod tests {
 
     #[test]
     fn a_short_timed_wait_naps_and_teaches_the_patience_nothing() {
-        let doorbell = SpinThenPark::new(0, 2).with_max_yields(8);
-        for _ in 0..2 {
-            assert!(doorbell.wait_until(
-                Duration::from_secs(5),
-                &mut ready_on_check(1 + doorbell.patience() + 1)
-            ));
-        }
-        assert_eq!(doorbell.patience(), 8);
+        let doorbell = patient_doorbell();
         // An expired sleep would halve the patience; an expired nap leaves it.
         let started = Instant::now();
         assert!(!doorbell.wait_until(NAP_LIMIT, &mut || false));

@@ -9,9 +9,8 @@ use squall::builtin::topologies::BuiltinTopology;
 use squall::metrics::TopologyMetrics;
 use squall::topology::ComponentKind;
 
-use crate::format;
 use crate::interference::{Interference, InterferenceReading};
-use crate::progress::ProgressLine;
+use crate::progress::{ProgressLine, measurement_text};
 
 /// How often the live progress line is refreshed.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -102,14 +101,12 @@ pub fn measure(
         last = (now, count);
         throughput.push((now.duration_since(start).as_secs_f64(), recent));
         if progress.wants_update() {
-            let summary = built.sinks.latency.summary();
-            progress.update(&format!(
-                "{label}: {:>5.1}s  {:>11}  p50 {:>9}  p99 {:>9}  total {}",
+            progress.update(&measurement_text(
+                label,
                 start.elapsed().as_secs_f64(),
-                format::rate(recent),
-                format::latency(summary.p50),
-                format::latency(summary.p99),
-                format::count(count - start_count),
+                recent,
+                &built.sinks.latency.summary(),
+                count - start_count,
             ));
         }
         if running.has_stopped() {

@@ -28,6 +28,24 @@ impl ProgressStyle {
     }
 }
 
+/// The text of a measurement's progress: `seconds` into its window, the recent rate, the
+/// latency so far and the tuples counted.
+pub fn measurement_text(
+    label: &str,
+    seconds: f64,
+    recent_rate: f64,
+    latency: &squall::metrics::LatencySummary,
+    total: u64,
+) -> String {
+    format!(
+        "{label}: {seconds:>5.1}s  {:>11}  p50 {:>9}  p99 {:>9}  total {}",
+        crate::format::rate(recent_rate),
+        crate::format::latency(latency.p50),
+        crate::format::latency(latency.p99),
+        crate::format::count(total),
+    )
+}
+
 /// Writes progress updates to standard output in a [`ProgressStyle`].
 #[derive(Debug)]
 pub struct ProgressLine {
@@ -101,6 +119,21 @@ impl Drop for ProgressLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_measurement_shows_its_rate_latency_and_total() {
+        let latency = squall::metrics::LatencySummary {
+            samples: 10,
+            p50: 11_400,
+            p99: 71_000,
+            ..Default::default()
+        };
+        let text = measurement_text("const-null", 1.25, 1_000_000.0, &latency, 1_250_000);
+        assert!(text.starts_with("const-null:   1.2s"), "{text}");
+        for part in ["1.0 M/s", "11.40 µs", "71.00 µs", "total 1,250,000"] {
+            assert!(text.contains(part), "{part} in {text}");
+        }
+    }
 
     #[test]
     fn a_silent_line_never_wants_figures() {

@@ -67,7 +67,6 @@ use squall::metrics::LatencySummary;
 
 use crate::args::RateSpec;
 use crate::cli::BenchCli;
-use crate::format;
 use crate::progress::ProgressLine;
 use crate::report::{CountsVerified, LatencyNanos, NetworkFigures, ScenarioReport};
 use crate::scenario::{Scenario, WorkerLink};
@@ -517,18 +516,25 @@ fn run_workers(
     let mut last = (start.at_nanos, start.received);
     while started.elapsed() < window {
         std::thread::sleep(PROGRESS_EVERY.min(window.saturating_sub(started.elapsed())));
-        let now = workers.ask(Request::Latencies)?;
-        let recent = (now.received - last.1) as f64
-            / (now.at_nanos.saturating_sub(last.0) as f64 * 1e-9).max(1e-9);
-        let latency = LatencySummary::of(&now.latencies);
-        progress.update(&format!(
-            "{label}: {:>5.1}s  {:>11}  p50 {:>9}  p99 {:>9}  total {}",
-            started.elapsed().as_secs_f64(),
-            format::rate(recent),
-            format::latency(latency.p50),
-            format::latency(latency.p99),
-            format::count(now.received - start.received),
-        ));
+        // The workers list their latencies (a walk of a histogram, on the cores their
+        // executors need) only for a progress line that shows them.
+        let shown = progress.wants_update();
+        let now = workers.ask(if shown {
+            Request::Latencies
+        } else {
+            Request::Sample
+        })?;
+        if shown {
+            let recent = (now.received - last.1) as f64
+                / (now.at_nanos.saturating_sub(last.0) as f64 * 1e-9).max(1e-9);
+            progress.update(&crate::progress::measurement_text(
+                label,
+                started.elapsed().as_secs_f64(),
+                recent,
+                &LatencySummary::of(&now.latencies),
+                now.received - start.received,
+            ));
+        }
         last = (now.at_nanos, now.received);
     }
     let end = workers.ask(Request::Latencies)?;
