@@ -123,33 +123,31 @@ impl LatencyRecorder {
     /// Merges the private histogram into the shared one now, waiting for the lock if a
     /// reader holds it.
     pub fn flush(&mut self) {
-        let shared = Arc::clone(&self.shared);
-        let guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        self.merge_into(guard, monotonic_nanos());
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        merge(&mut self.local, &mut shared);
+        self.last_flush_nanos = monotonic_nanos();
     }
 
     /// The periodic merge, on the sink's own thread: if a reader holds the shared histogram,
     /// the sink does not wait for it (that wait would be measured as latency of the tuples
     /// behind it) but tries again at its next record.
     fn flush_at(&mut self, now_nanos: u64) {
-        let shared = Arc::clone(&self.shared);
-        let guard = match shared.try_lock() {
+        let mut shared = match self.shared.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return,
         };
-        self.merge_into(guard, now_nanos);
-    }
-
-    fn merge_into(&mut self, mut shared: MutexGuard<'_, Histogram<u64>>, now_nanos: u64) {
+        merge(&mut self.local, &mut shared);
         self.last_flush_nanos = now_nanos;
-        if self.local.is_empty() {
-            return;
-        }
+    }
+}
+
+/// Moves what `local` recorded into `shared`.
+fn merge(local: &mut Histogram<u64>, shared: &mut Histogram<u64>) {
+    if !local.is_empty() {
         // Both histograms have the same bounds, so adding cannot fail.
-        let _ = shared.add(&self.local);
-        drop(shared);
-        self.local.reset();
+        let _ = shared.add(&*local);
+        local.reset();
     }
 }
 

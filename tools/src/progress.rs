@@ -88,12 +88,8 @@ impl ProgressLine {
                 self.shown = true;
             }
             ProgressStyle::Log => {
-                let now = Instant::now();
-                if self
-                    .last_log
-                    .is_none_or(|last| now.duration_since(last) >= LOG_INTERVAL)
-                {
-                    self.last_log = Some(now);
+                if self.wants_update() {
+                    self.last_log = Some(Instant::now());
                     let _ = writeln!(out, "{text}");
                 }
             }
