@@ -24,6 +24,17 @@ impl InProcessWorkers {
     /// Starts `count` workers of `topology`; `place` says which worker runs the n-th
     /// executor of a component.
     fn start(topology: &Arc<Topology>, count: usize, place: impl Fn(&str, usize) -> usize) -> Self {
+        Self::start_paused(topology, count, place, &[])
+    }
+
+    /// As [`start`](Self::start), with the directions `(from, to)` (worker indices) paused
+    /// before any worker starts, so that not one frame crosses them until resumed.
+    fn start_paused(
+        topology: &Arc<Topology>,
+        count: usize,
+        place: impl Fn(&str, usize) -> usize,
+        paused: &[(usize, usize)],
+    ) -> Self {
         let mut slots: Vec<WorkerSlot> = (0..count)
             .map(|index| WorkerSlot {
                 id: format!("in-process:{index}"),
@@ -43,7 +54,10 @@ impl InProcessWorkers {
         let secret = ClusterSecret::new(*b"in-process workers test secret").unwrap();
         let mut options = WorkerOptions::new(secret);
         options.in_process = Some(Arc::clone(&hub));
-        let ids = slots.iter().map(|slot| worker_id(&slot.id)).collect();
+        let ids: Vec<WorkerId> = slots.iter().map(|slot| worker_id(&slot.id)).collect();
+        for &(from, to) in paused {
+            hub.pause(ids[from], ids[to]);
+        }
         let workers = (0..count)
             .map(|this_worker| {
                 let plan = WorkerPlan {
@@ -256,12 +270,18 @@ fn a_paused_consumer_stops_the_sender_on_credit_and_nothing_is_lost() {
         .with_message_timeout(Duration::from_secs(20))
         .with_max_spout_pending(100_000);
     let topology = builder.build("paused-consumer", config).unwrap();
-    let workers = InProcessWorkers::start(&topology, 2, |component, _| match component {
-        "count" => 1,
-        _ => 0,
-    });
+    // Paused before the workers start: the spout emits at once, and a frame that crossed
+    // before the pause would reach the counter.
+    let workers = InProcessWorkers::start_paused(
+        &topology,
+        2,
+        |component, _| match component {
+            "count" => 1,
+            _ => 0,
+        },
+        &[(0, 1)],
+    );
     let (a, b) = (workers.ids[0], workers.ids[1]);
-    workers.hub.pause(a, b);
     let sender = &workers.workers[0];
     let deadline = Instant::now() + Duration::from_secs(5);
     while sender.transport_stats().credit_exhausted == 0 {
