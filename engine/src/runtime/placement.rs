@@ -98,18 +98,29 @@ pub(crate) fn place_threads(
         for &executor in &sorted {
             executors_of[topology.executors()[executor].component] += 1;
         }
-        let weight_of =
-            |executor: usize| 1.0 / executors_of[topology.executors()[executor].component] as f64;
+        // An acker weighs nothing: it only xors the reports of acks into a table, and placed
+        // last, with the components whose acks end the trees, it applies those acks without
+        // a record. Weighed as a component it took a thread's share from the bolts, and
+        // chained a spout with the bolt after it on a thread of its own.
+        let weight_of = |executor: usize| {
+            let component = topology.executors()[executor].component;
+            if topology.components()[component].kind() == ComponentKind::Acker {
+                0.0
+            } else {
+                1.0 / executors_of[component] as f64
+            }
+        };
         // Fill the threads in turn, each up to an equal share of the weight still unplaced;
         // an executor joins the current thread while more than half of it fits inside the
-        // share (a tie goes to the later thread, which has fewer records to emit).
+        // share (a tie goes to the later thread, which has fewer records to emit), and one
+        // that weighs nothing never opens a thread.
         let mut remaining: f64 = sorted.iter().map(|&executor| weight_of(executor)).sum();
         let mut thread = 0;
         let mut filled = 0.0;
         let mut share = remaining / thread_count as f64;
         for &executor in &sorted {
             let weight = weight_of(executor);
-            let fits = filled + weight / 2.0 < share;
+            let fits = weight == 0.0 || filled + weight / 2.0 < share;
             if !threads[thread].is_empty() && !fits && thread + 1 < thread_count {
                 remaining -= filled;
                 thread += 1;
@@ -264,8 +275,8 @@ mod tests {
         assert_eq!(
             components,
             [
-                vec!["z-source", "m-middle", "m-middle"],
-                vec!["a-sink", "__acker"]
+                vec!["z-source", "m-middle"],
+                vec!["m-middle", "a-sink", "__acker"]
             ]
         );
         assert!(plan.pinned);
@@ -311,6 +322,45 @@ mod tests {
         let plan = place_threads(&topology, &all, Chaining::Auto, Pinning::Auto, 2);
         let components = components_by_thread(&topology, &plan);
         assert_eq!(components, [vec!["source"], vec!["middle", "sink"]]);
+    }
+
+    #[test]
+    fn the_acker_weighs_nothing_and_joins_the_last_thread() {
+        let chain = |ackers: usize| {
+            let mut builder = TopologyBuilder::new();
+            builder.set_spout("source", || NullSpout::declaring(&["x"]), 1);
+            builder
+                .set_bolt("middle", || NullBolt::declaring(&["x"]), 1)
+                .shuffle_grouping("source");
+            builder
+                .set_bolt("sink", || NullBolt, 1)
+                .shuffle_grouping("middle");
+            builder
+                .build("chain", TopologyConfig::default().with_ackers(ackers))
+                .unwrap()
+        };
+        let place = |topology: &Topology, threads: usize| {
+            let all: Vec<usize> = (0..topology.executors().len()).collect();
+            let plan = place_threads(topology, &all, Chaining::Threads(threads), Pinning::Auto, 2);
+            components_by_thread(topology, &plan)
+                .into_iter()
+                .map(|thread| thread.into_iter().map(str::to_owned).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            place(&chain(1), 2),
+            [vec!["source"], vec!["middle", "sink", "__acker"]],
+            "split as without acking"
+        );
+        assert_eq!(
+            place(&chain(2), 3),
+            [
+                vec!["source"],
+                vec!["middle"],
+                vec!["sink", "__acker", "__acker"]
+            ],
+            "ackers open no thread of their own"
+        );
     }
 
     #[test]
