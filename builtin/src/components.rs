@@ -487,10 +487,10 @@ pub struct CountBolt {
 impl CountBolt {
     /// A counter reporting to `probe` and `sinks`.
     pub fn new(probe: WordCountProbe, sinks: &SinkProbes) -> Self {
-        let size = probe.vocabulary().len();
+        // Sized in `prepare`, once the counter knows how many share the vocabulary.
         Self {
-            by_id: WordMap::with_capacity_and_hasher(size, Default::default()),
-            by_word: WordMap::with_capacity_and_hasher(size, Default::default()),
+            by_id: WordMap::default(),
+            by_word: WordMap::default(),
             probe,
             meters: SinkMeters::new(sinks),
             task: TaskId(0),
@@ -498,9 +498,28 @@ impl CountBolt {
     }
 }
 
+/// Room a counter makes for its share of a `vocabulary` spread over `tasks` counters: a fifth
+/// more than an even share and a little more, so an uneven split does not grow the map after
+/// warm-up; one counter gets exactly the vocabulary.
+fn counter_capacity(vocabulary: usize, tasks: usize) -> usize {
+    if tasks <= 1 {
+        return vocabulary;
+    }
+    (vocabulary.div_ceil(tasks) * 5 / 4 + 64).min(vocabulary)
+}
+
 impl Bolt for CountBolt {
     fn prepare(&mut self, context: &TopologyContext) -> Result<(), ComponentError> {
         self.task = context.task_id();
+        // Each counter holds only the words grouped to it. Sized for the whole vocabulary,
+        // sixteen counters scattered their words over sixteen times the buckets, one cache
+        // line per word, and counting became a cache miss per tuple.
+        let capacity = counter_capacity(
+            self.probe.vocabulary().len(),
+            context.component_tasks().len(),
+        );
+        self.by_id = WordMap::with_capacity_and_hasher(capacity, Default::default());
+        self.by_word = WordMap::with_capacity_and_hasher(capacity, Default::default());
         Ok(())
     }
 
@@ -535,5 +554,31 @@ impl Bolt for CountBolt {
             self.probe
                 .report_word_counts(self.task, std::mem::take(&mut self.by_word));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counter_capacity;
+
+    #[test]
+    fn a_counter_makes_room_for_its_share_of_the_vocabulary() {
+        assert_eq!(
+            counter_capacity(10_000, 1),
+            10_000,
+            "one counter: every word"
+        );
+        assert_eq!(counter_capacity(10_000, 0), 10_000);
+        assert_eq!(counter_capacity(10_000, 16), 625 * 5 / 4 + 64);
+        assert_eq!(
+            counter_capacity(100, 2),
+            100,
+            "never more than the vocabulary"
+        );
+        // An uneven split of the vocabulary over the counters still fits: a share five
+        // standard deviations above the mean stays inside the room made for it.
+        let mean = 10_000.0 / 16.0;
+        let deviation = (mean * (1.0 - 1.0 / 16.0_f64)).sqrt();
+        assert!(mean + 5.0 * deviation < counter_capacity(10_000, 16) as f64);
     }
 }
