@@ -73,7 +73,10 @@ pub struct TopologyConfig {
     pub peer_overflow_bytes: usize,
     /// Most records an executor takes from one input ring at a time. Default 256.
     pub input_batch: usize,
-    /// Most `next_tuple` calls per spout between two publishes. Default 64.
+    /// Most `next_tuple` calls per spout between two publishes. Default 256, as many as
+    /// `input_batch`: a pass then emits about as many tuples as it reads, and a consumer that
+    /// keeps up reads the spout's records in runs of that length rather than chasing its
+    /// writes (with 64, acked `const-null` ran at four fifths of the speed).
     pub spout_batch: usize,
     /// Pinning of executor threads. Default [`Pinning::Auto`].
     pub pinning: Pinning,
@@ -102,7 +105,7 @@ impl Default for TopologyConfig {
             ring_bytes: 256 * 1024,
             peer_overflow_bytes: 32 << 20,
             input_batch: 256,
-            spout_batch: 64,
+            spout_batch: 256,
             pinning: Pinning::Auto,
             chaining: Chaining::Auto,
             on_panic: PanicPolicy::RestartTask,
