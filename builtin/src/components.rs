@@ -15,8 +15,8 @@ use super::pacing::{RatePacer, TuplesPerSecond};
 use super::probe::{EmitSwitch, WordCountProbe};
 use super::words::{SentenceGenerator, Vocabulary, WordIdGenerator, WordTally};
 use squall_core::{
-    Bolt, BoltOutput, ComponentError, MessageId, OutputDeclarer, Spout, SpoutOutput, TaskId,
-    TopologyContext, Tuple, Value,
+    Bolt, BoltOutput, ComponentError, InputBatch, MessageId, OutputDeclarer, Spout, SpoutOutput,
+    TaskId, TopologyContext, Tuple, Value,
 };
 
 /// Most tuples a paced source emits per `next_tuple` call when it has fallen behind.
@@ -498,6 +498,10 @@ impl CountBolt {
     }
 }
 
+/// Ids a counter takes from a run before counting them: the longest run the executor hands
+/// out.
+const COUNT_RUN: usize = 64;
+
 /// Room a counter makes for its share of a `vocabulary` spread over `tasks` counters: a fifth
 /// more than an even share and a little more, so an uneven split does not grow the map after
 /// warm-up; one counter gets exactly the vocabulary.
@@ -542,6 +546,30 @@ impl Bolt for CountBolt {
         }
         self.meters.record(input, 1);
         output.ack(input);
+    }
+
+    /// Takes the ids of a run first and counts them after, in a loop of nothing but map
+    /// updates, so the CPU overlaps their lookups instead of meeting one after each tuple's
+    /// decoding and acking. Anything but an id goes to `execute`.
+    fn execute_batch(&mut self, batch: &mut InputBatch<'_>) {
+        let mut ids = [0u64; COUNT_RUN];
+        let mut taken = 0;
+        batch.for_each(|input, output| match input.get_u64(0) {
+            Ok(id) if taken < COUNT_RUN => {
+                ids[taken] = id;
+                taken += 1;
+                self.meters.record(input, 1);
+                output.ack(input);
+            }
+            _ => self.execute(input, output),
+        });
+        for &id in &ids[..taken] {
+            *self.by_id.entry(id).or_insert(0) += 1;
+        }
+    }
+
+    fn wants_runs(&self) -> bool {
+        true
     }
 
     fn cleanup(&mut self) {
