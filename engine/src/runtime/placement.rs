@@ -305,8 +305,8 @@ mod tests {
         assert_eq!(sizes, [1, 8, 8], "the counters share the threads left");
     }
 
-    #[test]
-    fn a_tie_goes_to_the_later_thread() {
+    /// A spout, a middle bolt and a sink, one executor each, with `ackers` ackers.
+    fn chain(ackers: usize) -> std::sync::Arc<Topology> {
         let mut builder = TopologyBuilder::new();
         builder.set_spout("source", || NullSpout::declaring(&["x"]), 1);
         builder
@@ -315,9 +315,14 @@ mod tests {
         builder
             .set_bolt("sink", || NullBolt, 1)
             .shuffle_grouping("middle");
-        let topology = builder
-            .build("chain", TopologyConfig::default().with_ackers(0))
-            .unwrap();
+        builder
+            .build("chain", TopologyConfig::default().with_ackers(ackers))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_tie_goes_to_the_later_thread() {
+        let topology = chain(0);
         let all: Vec<usize> = (0..topology.executors().len()).collect();
         let plan = place_threads(&topology, &all, Chaining::Auto, Pinning::Auto, 2);
         let components = components_by_thread(&topology, &plan);
@@ -326,19 +331,6 @@ mod tests {
 
     #[test]
     fn the_acker_weighs_nothing_and_joins_the_last_thread() {
-        let chain = |ackers: usize| {
-            let mut builder = TopologyBuilder::new();
-            builder.set_spout("source", || NullSpout::declaring(&["x"]), 1);
-            builder
-                .set_bolt("middle", || NullBolt::declaring(&["x"]), 1)
-                .shuffle_grouping("source");
-            builder
-                .set_bolt("sink", || NullBolt, 1)
-                .shuffle_grouping("middle");
-            builder
-                .build("chain", TopologyConfig::default().with_ackers(ackers))
-                .unwrap()
-        };
         let place = |topology: &Topology, threads: usize| {
             let all: Vec<usize> = (0..topology.executors().len()).collect();
             let plan = place_threads(topology, &all, Chaining::Threads(threads), Pinning::Auto, 2);
