@@ -41,10 +41,10 @@
 //! without the handshake: a plain timed sleep that no notification cuts short, ended early
 //! by as much as the thread's naps have been overshooting (a moving average), then a poll of
 //! `ready()` between yields up to the deadline. What a notifier published meanwhile is seen
-//! by that poll, at most [`NAP_LIMIT`] late; nothing is lost. The handshake's barrier would cost more than
-//! that: a paced source rests tens of thousands of times a second, and each barrier
-//! interrupts every other core that runs the process (through the hypervisor, on a virtual
-//! machine) and serialises on a kernel-wide lock.
+//! by that poll, at most [`NAP_LIMIT`] late; nothing is lost. The handshake's barrier would
+//! cost more than that: a paced source rests tens of thousands of times a second, and each
+//! barrier interrupts every other core that runs the process (through the hypervisor, on a
+//! virtual machine) and serialises on a kernel-wide lock.
 //!
 //! # Sleeping only when it pays
 //!

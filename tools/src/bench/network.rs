@@ -67,7 +67,7 @@ use squall::metrics::LatencySummary;
 
 use crate::args::RateSpec;
 use crate::cli::BenchCli;
-use crate::progress::ProgressLine;
+use crate::progress::{ProgressLine, measurement_text};
 use crate::report::{CountsVerified, LatencyNanos, NetworkFigures, ScenarioReport};
 use crate::scenario::{Scenario, WorkerLink};
 
@@ -527,7 +527,7 @@ fn run_workers(
         if shown {
             let recent = (now.received - last.1) as f64
                 / (now.at_nanos.saturating_sub(last.0) as f64 * 1e-9).max(1e-9);
-            progress.update(&crate::progress::measurement_text(
+            progress.update(&measurement_text(
                 label,
                 started.elapsed().as_secs_f64(),
                 recent,
