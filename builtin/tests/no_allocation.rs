@@ -1,6 +1,7 @@
 //! The data path allocates nothing per tuple once warm: a counting global allocator watches
 //! every thread while fixed-size tuples flow through a two-hop pipeline, untracked and
-//! tracked, into a sink that takes them one by one or in runs (`Bolt::execute_batch`).
+//! tracked, into a sink that takes them one by one or in runs (`Bolt::execute_batch`), its
+//! tasks' input put in task order when they share a thread.
 //!
 //! Untracked, nothing at all is allocated. Tracked, acker traffic is never throttled (acks
 //! must flow for anything to complete), so its overflow buffers may still grow to a new
@@ -45,7 +46,18 @@ impl Bolt for RunSink {
 }
 
 /// const → identity → a sink taking runs, as `const_id_null` but for the sink.
-fn const_id_runs(options: &BuiltinOptions, received: &Arc<AtomicU64>) -> Arc<Topology> {
+///
+/// Sharing one thread, the sink has four tasks, whose input the thread puts in task order.
+fn const_id_runs(
+    options: &BuiltinOptions,
+    chaining: Chaining,
+    received: &Arc<AtomicU64>,
+) -> Arc<Topology> {
+    let sinks = if chaining == Chaining::Threads(1) {
+        4
+    } else {
+        1
+    };
     let mut builder = TopologyBuilder::new();
     let source = options.source.clone();
     builder.set_spout("const", move || ConstSpout::new(1, source.clone()), 1);
@@ -54,7 +66,7 @@ fn const_id_runs(options: &BuiltinOptions, received: &Arc<AtomicU64>) -> Arc<Top
         .shuffle_grouping("const");
     let received = Arc::clone(received);
     builder
-        .set_bolt("runs", move || RunSink(Arc::clone(&received)), 1)
+        .set_bolt("runs", move || RunSink(Arc::clone(&received)), sinks)
         .shuffle_grouping("identity");
     builder
         .build("no-allocation-runs", options.config.clone())
@@ -75,7 +87,7 @@ fn steady_state_allocations(tracked: bool, chaining: Chaining, runs: bool) -> (u
     let built = topologies::const_id_null("no-allocation", &options).unwrap();
     let run_sink = Arc::new(AtomicU64::new(0));
     let topology = if runs {
-        const_id_runs(&options, &run_sink)
+        const_id_runs(&options, chaining, &run_sink)
     } else {
         built.topology.clone()
     };
@@ -108,6 +120,7 @@ fn tuples_allocate_nothing_once_warm() {
         (true, Chaining::Never, false),
         (true, Chaining::Threads(1), false),
         (false, Chaining::Never, true),
+        (false, Chaining::Threads(1), true),
         (true, Chaining::Threads(1), true),
     ] {
         let (allocations, tuples) = steady_state_allocations(tracked, chaining, runs);

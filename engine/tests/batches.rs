@@ -159,3 +159,90 @@ fn tuples_a_batch_leaves_unvisited_go_to_execute() {
     assert_eq!(bolt.executed.load(Ordering::SeqCst), 10_000);
     assert!(running.kill(Duration::from_secs(10)).drained);
 }
+
+/// Records, per task, the input it saw and how many runs it got.
+#[derive(Clone, Default)]
+struct PerTaskLog {
+    seen: Arc<Mutex<std::collections::BTreeMap<u32, Vec<u64>>>>,
+    runs: Arc<AtomicU64>,
+    task: u32,
+}
+
+impl Bolt for PerTaskLog {
+    fn prepare(
+        &mut self,
+        context: &squall_core::TopologyContext,
+    ) -> Result<(), squall_core::ComponentError> {
+        self.task = context.task_id().0;
+        Ok(())
+    }
+
+    fn execute(&mut self, _input: &Tuple<'_>, _output: &mut BoltOutput<'_>) {
+        unreachable!("every tuple arrives through execute_batch");
+    }
+
+    fn wants_runs(&self) -> bool {
+        true
+    }
+
+    fn execute_batch(&mut self, batch: &mut InputBatch<'_>) {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let mut seen = self.seen.lock().unwrap();
+        let own = seen.entry(self.task).or_default();
+        batch.for_each(|input, output| {
+            own.push(input.get_u64(0).unwrap());
+            output.ack(input);
+        });
+    }
+}
+
+#[test]
+fn batch_bolts_sharing_a_thread_get_their_input_in_runs_each_in_order() {
+    const TUPLES: u64 = 60_000;
+    const TASKS: usize = 8;
+    for chaining in [Chaining::Threads(1), Chaining::Threads(2)] {
+        let counts = Arc::new(SpoutCounts::default());
+        let bolt = PerTaskLog::default();
+        let mut builder = TopologyBuilder::new();
+        let spout_counts = Arc::clone(&counts);
+        builder.set_spout(
+            "src",
+            move || SeqSpout::new(TUPLES, 1, Arc::clone(&spout_counts)).tracked(),
+            1,
+        );
+        let factory = bolt.clone();
+        builder
+            .set_bolt("log", move || factory.clone(), TASKS)
+            .fields_grouping("src", &["n"]);
+        let config = TopologyConfig::default().with_chaining(chaining);
+        let running = squall_core::run(builder.build("task-runs", config).unwrap()).unwrap();
+        wait_for("every tree to end", Duration::from_secs(30), || {
+            counts.acked() + counts.failed() == TUPLES
+        });
+        assert!(running.kill(Duration::from_secs(10)).drained);
+        assert_eq!(
+            (counts.acked(), counts.failed()),
+            (TUPLES, 0),
+            "{chaining:?}"
+        );
+        let seen = bolt.seen.lock().unwrap();
+        assert_eq!(seen.len(), TASKS, "every task got input ({chaining:?})");
+        let mut all = Vec::new();
+        for (task, own) in seen.iter() {
+            assert!(
+                own.windows(2).all(|pair| pair[0] < pair[1]),
+                "task {task} saw its input out of order ({chaining:?})"
+            );
+            all.extend_from_slice(own);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..TUPLES).collect::<Vec<_>>(), "{chaining:?}");
+        // In the ring, a task's records are about one in eight: runs of consecutive records
+        // would average little over one tuple.
+        let runs = bolt.runs.load(Ordering::SeqCst);
+        assert!(
+            runs * 3 < TUPLES,
+            "{runs} runs for {TUPLES} tuples ({chaining:?})"
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! A run of input tuples for one bolt task, handed to [`Bolt::execute_batch`] in one call.
 //!
-//! The executor gathers consecutive records of its input ring that go to the same task on
-//! the same stream (up to [`RUN_RECORDS`]) and views them in place; the bolt walks them with
+//! The executor gathers records of its input ring that go to the same task on the same
+//! stream (up to [`RUN_RECORDS`]: consecutive ones, or with several batch bolts on the
+//! thread, a batch's records put in task order) and views them in place; the bolt walks them with
 //! [`InputBatch::for_each`], whose closure the compiler sees whole, so the per-tuple call
 //! into the bolt is a direct, inlinable call rather than one through the bolt's vtable.
 //!

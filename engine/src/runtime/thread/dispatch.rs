@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use smallvec::SmallVec;
 
 use super::task_cell::{BoltState, TaskBody, TaskCell, panic_message};
+use super::task_order::HeldInput;
 use super::{ExecutorThread, InputPort};
 use crate::config::PanicPolicy;
 use crate::ids::{StreamId, TaskId};
@@ -83,6 +84,10 @@ impl ExecutorThread {
     /// are processed. One guard covers a whole batch, so the fast path pays for it once.
     pub(super) fn process_guarded<'r>(&mut self, records: &mut impl Iterator<Item = &'r [u8]>) {
         self.batch_clock = self.now_nanos();
+        if self.task_order_counts.is_some() {
+            self.process_in_task_order(records);
+            return;
+        }
         let mut records = records.peekable();
         loop {
             let mut current: &[u8] = &[];
@@ -97,6 +102,70 @@ impl ExecutorThread {
                 Err(payload) => self.record_panicked(current, payload.as_ref()),
             }
         }
+    }
+
+    /// [`process_guarded`](Self::process_guarded) on a thread with several batch bolts:
+    /// their records are held back and run in task order (see `task_order`) once the rest
+    /// of the batch is processed, or whenever the buffer fills.
+    fn process_in_task_order<'r>(&mut self, records: &mut impl Iterator<Item = &'r [u8]>) {
+        let mut held = HeldInput::new();
+        let mut records = records.peekable();
+        loop {
+            let mut current: &[u8] = &[];
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                while let Some(record) = records.next() {
+                    current = record;
+                    if let Some((cell, view)) = self.batch_bolt_input(record) {
+                        if held.hold(cell, view) {
+                            self.run_held(&mut held);
+                        }
+                        continue;
+                    }
+                    self.process_record(record, &mut records);
+                }
+            }));
+            match result {
+                Ok(()) => break,
+                Err(payload) => self.record_panicked(current, payload.as_ref()),
+            }
+        }
+        self.run_held(&mut held);
+    }
+
+    /// The cell and view of `record` if it goes to a bolt that takes runs.
+    #[inline]
+    fn batch_bolt_input<'r>(&self, record: &'r [u8]) -> Option<(u16, TupleRef<'r>)> {
+        let view = TupleRef::parse(record).ok()?;
+        let index = self.cell_index(view.dest_task())?;
+        self.tasks[index]
+            .takes_runs()
+            .then_some((index as u16, view))
+    }
+
+    /// Runs the records `held` in task order. A task that stopped taking runs since its
+    /// records were held (it panicked and did not restart) gets them as it now is.
+    fn run_held(&mut self, held: &mut HeldInput<'_>) {
+        if held.is_empty() {
+            return;
+        }
+        let mut counts = self
+            .task_order_counts
+            .take()
+            .expect("a thread that orders runs");
+        let mut sorted = held.take_sorted(&mut counts);
+        while let Some((index, range)) = sorted.next_run() {
+            let run = &sorted.views[range];
+            match self.tasks[index].body {
+                TaskBody::Bolt(_) => self.run_bolt(index, run),
+                _ => {
+                    for view in run {
+                        self.dead_task_input(index, *view);
+                    }
+                }
+            }
+        }
+        drop(sorted);
+        self.task_order_counts = Some(counts);
     }
 
     /// Handles a panic while `record` was being processed.

@@ -20,6 +20,7 @@ mod dispatch;
 mod publish_clock;
 mod spouts;
 mod task_cell;
+mod task_order;
 mod watch;
 
 pub(crate) use task_cell::TaskCell;
@@ -131,6 +132,9 @@ pub(crate) struct ExecutorThread {
     /// Scratch list of timed-out messages.
     expired: Vec<crate::runtime::acking::PendingTree>,
     input_batch: usize,
+    /// On a thread with two or more bolts that take runs, one count per cell: their input
+    /// is then held back and run in task order (see `task_order`).
+    task_order_counts: Option<Box<[u16]>>,
     spout_batch: usize,
     spout_idle_backoff_nanos: u64,
     /// Set by the [`ExecutorWaker`] of this thread's tasks; ends a wait.
@@ -227,6 +231,7 @@ impl ExecutorThread {
             tick_record: Vec::with_capacity(64),
             expired: Vec::new(),
             input_batch: config.input_batch,
+            task_order_counts: None,
             spout_batch: config.spout_batch,
             spout_idle_backoff_nanos: u64::try_from(config.spout_idle_backoff.as_nanos())
                 .unwrap_or(u64::MAX),
@@ -238,6 +243,10 @@ impl ExecutorThread {
         }
         for index in 0..thread.tasks.len() {
             thread.start_task(index, now);
+        }
+        let batch_bolts = thread.tasks.iter().filter(|cell| cell.takes_runs()).count();
+        if batch_bolts >= 2 {
+            thread.task_order_counts = Some(vec![0; thread.tasks.len()].into_boxed_slice());
         }
         thread
     }

@@ -122,6 +122,11 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 pub(crate) struct StartFailure(pub(crate) String);
 
 impl TaskCell {
+    /// Whether the task is a bolt that takes its input in runs.
+    pub(super) fn takes_runs(&self) -> bool {
+        matches!(self.body, TaskBody::Bolt(BoltState { runs: true, .. }))
+    }
+
     /// Builds the task's routing and metrics (not its component instance: see [`start`]).
     pub(crate) fn new(
         topology: &Arc<Topology>,

@@ -1,0 +1,209 @@
+//! Input for the batch bolts of a thread that runs several, held back from an input batch
+//! and put in task order before it runs.
+//!
+//! A fields grouping spreads a spout's records over all the counters of a thread, so in the
+//! ring they alternate between tasks and a run of consecutive records for one task is about
+//! one record long: a batch bolt then pays its call per tuple and gains nothing. Held back
+//! and sorted by task — stably, so each task still sees its own input in the order it
+//! arrived — sixteen tasks sharing a batch of 256 records get runs of about sixteen. Tasks
+//! are independent of each other, so nothing orders one task's input against another's.
+
+use std::ops::Range;
+
+use smallvec::SmallVec;
+
+use crate::runtime::input_batch::RUN_RECORDS;
+use crate::tuple::TupleRef;
+
+/// Most records held back before they are sorted and run: the default input batch, so a
+/// default batch is sorted whole, and a larger one in parts without growing the buffer.
+pub(super) const HELD_RECORDS: usize = 256;
+
+/// Records held back for batch bolts, each with the index of its task's cell.
+pub(super) struct HeldInput<'r> {
+    views: SmallVec<[TupleRef<'r>; HELD_RECORDS]>,
+    cells: SmallVec<[u16; HELD_RECORDS]>,
+}
+
+impl<'r> HeldInput<'r> {
+    pub(super) fn new() -> Self {
+        Self {
+            views: SmallVec::new(),
+            cells: SmallVec::new(),
+        }
+    }
+
+    /// Holds `view` for the task of cell `cell`; returns whether the buffer is now full (the
+    /// caller then runs what it holds).
+    #[inline]
+    pub(super) fn hold(&mut self, cell: u16, view: TupleRef<'r>) -> bool {
+        self.views.push(view);
+        self.cells.push(cell);
+        self.views.len() == HELD_RECORDS
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.views.is_empty()
+    }
+
+    /// Takes out what is held, in task order and each task's records in the order they
+    /// were held. `counts` has one entry per cell of the thread; it is left holding where
+    /// each cell's records end.
+    pub(super) fn take_sorted<'c>(&mut self, counts: &'c mut [u16]) -> SortedInput<'r, 'c> {
+        counts.fill(0);
+        for &cell in &self.cells {
+            counts[usize::from(cell)] += 1;
+        }
+        let mut start = 0;
+        for count in counts.iter_mut() {
+            let next = start + *count;
+            *count = start;
+            start = next;
+        }
+        // A copy first (one `memcpy`), so every slot holds a view before its own lands.
+        let mut views = SmallVec::from_slice(&self.views);
+        for (view, &cell) in self.views.iter().zip(&self.cells) {
+            let slot = &mut counts[usize::from(cell)];
+            views[usize::from(*slot)] = *view;
+            *slot += 1;
+        }
+        self.views.clear();
+        self.cells.clear();
+        SortedInput {
+            views,
+            ends: counts,
+            cell: 0,
+            next: 0,
+        }
+    }
+}
+
+/// Held records in task order, handed out in runs.
+pub(super) struct SortedInput<'r, 'c> {
+    pub(super) views: SmallVec<[TupleRef<'r>; HELD_RECORDS]>,
+    /// Per cell, where its records end in `views`.
+    ends: &'c [u16],
+    /// The cell whose records are being handed out.
+    cell: usize,
+    next: usize,
+}
+
+impl SortedInput<'_, '_> {
+    /// The next run: its task's cell and the range of [`views`](Self::views) it spans,
+    /// records of one task on one stream, at most [`RUN_RECORDS`] of them.
+    pub(super) fn next_run(&mut self) -> Option<(usize, Range<usize>)> {
+        let start = self.next;
+        let first = self.views.get(start)?;
+        while usize::from(self.ends[self.cell]) <= start {
+            self.cell += 1;
+        }
+        let stream = first.stream_id();
+        let limit = usize::from(self.ends[self.cell]).min(start + RUN_RECORDS);
+        let mut end = start + 1;
+        while end < limit && self.views[end].stream_id() == stream {
+            end += 1;
+        }
+        self.next = end;
+        Some((self.cell, start..end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::TaskId;
+    use crate::tuple::encode_record;
+    use crate::value::Value;
+
+    /// A record for `task` on `stream` carrying `n`.
+    fn record(task: u32, stream: u16, n: u64) -> Vec<u8> {
+        let mut record = Vec::new();
+        encode_record(
+            &mut record,
+            TaskId(task),
+            TaskId(0),
+            stream,
+            &[],
+            &[Value::U64(n)],
+        );
+        record
+    }
+
+    /// Every run of `held` as (cell, stream, values).
+    fn runs(held: &mut HeldInput<'_>, cells: usize) -> Vec<(usize, u16, Vec<u64>)> {
+        let mut counts = vec![0; cells];
+        let mut sorted = held.take_sorted(&mut counts);
+        let mut runs = Vec::new();
+        while let Some((cell, range)) = sorted.next_run() {
+            let views = &sorted.views[range];
+            let values = views.iter().map(|view| view.get_u64(0).unwrap()).collect();
+            runs.push((cell, views[0].stream_id(), values));
+        }
+        runs
+    }
+
+    #[test]
+    fn interleaved_tasks_come_out_in_task_order_each_in_arrival_order() {
+        let records: Vec<Vec<u8>> = (0..12).map(|n| record(n % 3, 9, n as u64)).collect();
+        let mut held = HeldInput::new();
+        for record in &records {
+            let view = TupleRef::parse(record).unwrap();
+            // Cells numbered backwards from tasks, so the order is the cells', not arrival's.
+            let cell = 2 - view.dest_task().0 as u16;
+            assert!(!held.hold(cell, view));
+        }
+        assert_eq!(
+            runs(&mut held, 3),
+            [
+                (0, 9, vec![2, 5, 8, 11]),
+                (1, 9, vec![1, 4, 7, 10]),
+                (2, 9, vec![0, 3, 6, 9]),
+            ]
+        );
+        assert!(held.is_empty(), "taken out");
+        assert!(runs(&mut held, 3).is_empty());
+    }
+
+    #[test]
+    fn a_task_s_runs_break_where_its_stream_changes_and_keep_their_order() {
+        let records = [
+            record(0, 9, 1),
+            record(1, 9, 2),
+            record(0, 9, 3),
+            record(0, 4, 4),
+            record(1, 9, 5),
+            record(0, 9, 6),
+        ];
+        let mut held = HeldInput::new();
+        for record in &records {
+            let view = TupleRef::parse(record).unwrap();
+            held.hold(view.dest_task().0 as u16, view);
+        }
+        assert_eq!(
+            runs(&mut held, 2),
+            [
+                (0, 9, vec![1, 3]),
+                (0, 4, vec![4]),
+                (0, 9, vec![6]),
+                (1, 9, vec![2, 5]),
+            ]
+        );
+    }
+
+    #[test]
+    fn runs_are_no_longer_than_the_run_limit_and_the_buffer_reports_full() {
+        let records: Vec<Vec<u8>> = (0..HELD_RECORDS).map(|n| record(0, 9, n as u64)).collect();
+        let mut held = HeldInput::new();
+        let full: Vec<bool> = records
+            .iter()
+            .map(|record| held.hold(0, TupleRef::parse(record).unwrap()))
+            .collect();
+        assert_eq!(full.iter().filter(|full| **full).count(), 1);
+        assert!(full[HELD_RECORDS - 1], "full at the last one");
+        let runs = runs(&mut held, 1);
+        assert_eq!(runs.len(), HELD_RECORDS.div_ceil(RUN_RECORDS));
+        assert!(runs.iter().all(|(_, _, run)| run.len() <= RUN_RECORDS));
+        let all: Vec<u64> = runs.into_iter().flat_map(|(_, _, run)| run).collect();
+        assert_eq!(all, (0..HELD_RECORDS as u64).collect::<Vec<_>>());
+    }
+}
