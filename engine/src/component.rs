@@ -70,10 +70,10 @@ pub trait Bolt: Send {
     fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>);
 
     /// Processes a run of input tuples — tuples of one stream for this task, in the order
-    /// they arrived, read in place from the input ring — in one call: the fast path for a bolt that works
-    /// on a run as a whole (a sum, a batched write). It is called only for a bolt whose
-    /// [`wants_runs`](Bolt::wants_runs) is `true`. The default hands each tuple to
-    /// [`execute`](Bolt::execute) through [`InputBatch::for_each`]:
+    /// they arrived, read in place from the input ring — in one call: the fast path for a
+    /// bolt that works on a run as a whole (a sum, a batched write). It is called only for a
+    /// bolt whose [`wants_runs`](Bolt::wants_runs) is `true`. The default hands each tuple
+    /// to [`execute`](Bolt::execute) through [`InputBatch::for_each`]:
     ///
     /// ```
     /// use squall_core::{Bolt, BoltOutput, InputBatch, Tuple, Value};
