@@ -47,17 +47,11 @@ impl Bolt for RunSink {
 
 /// const → identity → a sink taking runs, as `const_id_null` but for the sink.
 ///
-/// Sharing one thread, the sink has four tasks, whose input the thread puts in task order.
-fn const_id_runs(
-    options: &BuiltinOptions,
-    chaining: Chaining,
-    received: &Arc<AtomicU64>,
-) -> Arc<Topology> {
-    let sinks = if chaining == Chaining::Threads(1) {
-        4
-    } else {
-        1
-    };
+/// The sink has four tasks: on threads of their own, the identity fans out to four rings,
+/// which fill now and then on two cores; sharing one thread, their input is put in task
+/// order.
+fn const_id_runs(options: &BuiltinOptions, received: &Arc<AtomicU64>) -> Arc<Topology> {
+    let sinks = 4;
     let mut builder = TopologyBuilder::new();
     let source = options.source.clone();
     builder.set_spout("const", move || ConstSpout::new(1, source.clone()), 1);
@@ -87,7 +81,7 @@ fn steady_state_allocations(tracked: bool, chaining: Chaining, runs: bool) -> (u
     let built = topologies::const_id_null("no-allocation", &options).unwrap();
     let run_sink = Arc::new(AtomicU64::new(0));
     let topology = if runs {
-        const_id_runs(&options, chaining, &run_sink)
+        const_id_runs(&options, &run_sink)
     } else {
         built.topology.clone()
     };

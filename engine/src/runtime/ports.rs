@@ -130,6 +130,12 @@ impl fmt::Debug for OutputPort {
 /// Bytes in front of each overflowed record: destination task and length.
 const OVERFLOW_PREFIX: usize = 8;
 
+/// Bytes each port's overflow holds from the start. A thread whose output is backlogged takes
+/// no new input, so what overflows at a time is what one batch emits: 256 inputs or spout
+/// emits of a few dozen bytes each, under this. Without the room, the first time a ring
+/// filled in steady state, its port allocated while its overflow grew to that size.
+const OVERFLOW_RESERVE: usize = 16 * 1024;
+
 impl PortState {
     #[inline(always)]
     fn is_backlogged(&self) -> bool {
@@ -204,7 +210,7 @@ impl OutputPort {
             over_limit: false,
             ring,
             state: PortState {
-                overflow: Vec::new(),
+                overflow: Vec::with_capacity(OVERFLOW_RESERVE),
                 overflow_read: 0,
                 discarded: None,
                 unpublished: 0,
