@@ -153,8 +153,7 @@ impl ExecutorThread {
             .take()
             .expect("a thread that orders runs");
         let mut sorted = held.take_sorted(&mut counts);
-        while let Some((index, range)) = sorted.next_run() {
-            let run = &sorted.views[range];
+        while let Some((index, run)) = sorted.next_run() {
             match self.tasks[index].body {
                 TaskBody::Bolt(_) => self.run_bolt(index, run),
                 _ => {
@@ -164,7 +163,6 @@ impl ExecutorThread {
                 }
             }
         }
-        drop(sorted);
         self.task_order_counts = Some(counts);
     }
 

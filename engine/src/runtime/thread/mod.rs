@@ -247,6 +247,7 @@ impl ExecutorThread {
         let batch_bolts = thread.tasks.iter().filter(|cell| cell.takes_runs()).count();
         if batch_bolts >= 2 {
             thread.task_order_counts = Some(vec![0; thread.tasks.len()].into_boxed_slice());
+            thread.input_batch = task_order::ordered_input_batch(thread.input_batch, batch_bolts);
         }
         thread
     }

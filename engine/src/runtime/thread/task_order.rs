@@ -8,21 +8,31 @@
 //! arrived — sixteen tasks sharing a batch of 256 records get runs of about sixteen. Tasks
 //! are independent of each other, so nothing orders one task's input against another's.
 
-use std::ops::Range;
-
 use smallvec::SmallVec;
 
 use crate::runtime::input_batch::RUN_RECORDS;
 use crate::tuple::TupleRef;
 
-/// Most records held back before they are sorted and run: the default input batch, so a
-/// default batch is sorted whole, and a larger one in parts without growing the buffer.
-pub(super) const HELD_RECORDS: usize = 256;
+/// Most records held back before they are sorted and run, and so the longest input batch a
+/// thread that orders its input reads: with 64 batch bolts on a thread, runs of about 16.
+pub(super) const HELD_RECORDS: usize = 1024;
 
-/// Records held back for batch bolts, each with the index of its task's cell.
+/// Records a thread that orders its input reads at a time per batch bolt, for runs about this
+/// long (never fewer than the configured input batch, never more than [`HELD_RECORDS`]).
+const RECORDS_PER_BOLT: usize = 16;
+
+/// The input batch of a thread with `batch_bolts` bolts whose input it puts in task order,
+/// where `configured` is the topology's.
+pub(super) fn ordered_input_batch(configured: usize, batch_bolts: usize) -> usize {
+    configured.max((batch_bolts * RECORDS_PER_BOLT).min(HELD_RECORDS))
+}
+
+/// Records held back for batch bolts, each with the index of its task's cell, and the
+/// buffer they are sorted into.
 pub(super) struct HeldInput<'r> {
     views: SmallVec<[TupleRef<'r>; HELD_RECORDS]>,
     cells: SmallVec<[u16; HELD_RECORDS]>,
+    sorted: SmallVec<[TupleRef<'r>; HELD_RECORDS]>,
 }
 
 impl<'r> HeldInput<'r> {
@@ -30,6 +40,7 @@ impl<'r> HeldInput<'r> {
         Self {
             views: SmallVec::new(),
             cells: SmallVec::new(),
+            sorted: SmallVec::new(),
         }
     }
 
@@ -49,7 +60,7 @@ impl<'r> HeldInput<'r> {
     /// Takes out what is held, in task order and each task's records in the order they
     /// were held. `counts` has one entry per cell of the thread; it is left holding where
     /// each cell's records end.
-    pub(super) fn take_sorted<'c>(&mut self, counts: &'c mut [u16]) -> SortedInput<'r, 'c> {
+    pub(super) fn take_sorted<'h>(&'h mut self, counts: &'h mut [u16]) -> SortedRuns<'h, 'r> {
         counts.fill(0);
         for &cell in &self.cells {
             counts[usize::from(cell)] += 1;
@@ -61,16 +72,17 @@ impl<'r> HeldInput<'r> {
             start = next;
         }
         // A copy first (one `memcpy`), so every slot holds a view before its own lands.
-        let mut views = SmallVec::from_slice(&self.views);
+        self.sorted.clear();
+        self.sorted.extend_from_slice(&self.views);
         for (view, &cell) in self.views.iter().zip(&self.cells) {
             let slot = &mut counts[usize::from(cell)];
-            views[usize::from(*slot)] = *view;
+            self.sorted[usize::from(*slot)] = *view;
             *slot += 1;
         }
         self.views.clear();
         self.cells.clear();
-        SortedInput {
-            views,
+        SortedRuns {
+            views: &self.sorted,
             ends: counts,
             cell: 0,
             next: 0,
@@ -79,19 +91,19 @@ impl<'r> HeldInput<'r> {
 }
 
 /// Held records in task order, handed out in runs.
-pub(super) struct SortedInput<'r, 'c> {
-    pub(super) views: SmallVec<[TupleRef<'r>; HELD_RECORDS]>,
+pub(super) struct SortedRuns<'h, 'r> {
+    views: &'h [TupleRef<'r>],
     /// Per cell, where its records end in `views`.
-    ends: &'c [u16],
+    ends: &'h [u16],
     /// The cell whose records are being handed out.
     cell: usize,
     next: usize,
 }
 
-impl SortedInput<'_, '_> {
-    /// The next run: its task's cell and the range of [`views`](Self::views) it spans,
-    /// records of one task on one stream, at most [`RUN_RECORDS`] of them.
-    pub(super) fn next_run(&mut self) -> Option<(usize, Range<usize>)> {
+impl<'h, 'r> SortedRuns<'h, 'r> {
+    /// The next run and its task's cell: records of one task on one stream, at most
+    /// [`RUN_RECORDS`] of them.
+    pub(super) fn next_run(&mut self) -> Option<(usize, &'h [TupleRef<'r>])> {
         let start = self.next;
         let first = self.views.get(start)?;
         while usize::from(self.ends[self.cell]) <= start {
@@ -104,7 +116,7 @@ impl SortedInput<'_, '_> {
             end += 1;
         }
         self.next = end;
-        Some((self.cell, start..end))
+        Some((self.cell, &self.views[start..end]))
     }
 }
 
@@ -134,8 +146,7 @@ mod tests {
         let mut counts = vec![0; cells];
         let mut sorted = held.take_sorted(&mut counts);
         let mut runs = Vec::new();
-        while let Some((cell, range)) = sorted.next_run() {
-            let views = &sorted.views[range];
+        while let Some((cell, views)) = sorted.next_run() {
             let values = views.iter().map(|view| view.get_u64(0).unwrap()).collect();
             runs.push((cell, views[0].stream_id(), values));
         }
@@ -187,6 +198,22 @@ mod tests {
                 (0, 9, vec![6]),
                 (1, 9, vec![2, 5]),
             ]
+        );
+    }
+
+    #[test]
+    fn threads_with_many_batch_bolts_read_longer_batches_within_the_buffer() {
+        assert_eq!(
+            ordered_input_batch(256, 2),
+            256,
+            "never below the configured batch"
+        );
+        assert_eq!(ordered_input_batch(256, 32), 512);
+        assert_eq!(ordered_input_batch(256, 500), HELD_RECORDS);
+        assert_eq!(
+            ordered_input_batch(4096, 2),
+            4096,
+            "a larger configured batch stays"
         );
     }
 
