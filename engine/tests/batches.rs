@@ -62,6 +62,11 @@ impl Bolt for RunSummer {
 }
 
 fn run(tuples: u64, bolt: RunSummer, chaining: Chaining) -> Arc<SpoutCounts> {
+    run_tasks(tuples, bolt, chaining, 1)
+}
+
+/// Runs `tuples` through `tasks` tasks of `bolt`, shuffled, until every tree ended.
+fn run_tasks(tuples: u64, bolt: RunSummer, chaining: Chaining, tasks: usize) -> Arc<SpoutCounts> {
     let counts = Arc::new(SpoutCounts::default());
     let mut builder = TopologyBuilder::new();
     let spout_counts = Arc::clone(&counts);
@@ -71,7 +76,7 @@ fn run(tuples: u64, bolt: RunSummer, chaining: Chaining) -> Arc<SpoutCounts> {
         1,
     );
     builder
-        .set_bolt("sum", move || bolt.clone(), 1)
+        .set_bolt("sum", move || bolt.clone(), tasks)
         .shuffle_grouping("src");
     let config = TopologyConfig::default().with_chaining(chaining);
     let running = squall_core::run(builder.build("batches", config).unwrap()).unwrap();
@@ -100,11 +105,18 @@ fn a_batch_bolt_sees_every_tuple_once_in_order_in_runs() {
 
 #[test]
 fn a_panic_inside_a_run_fails_only_the_tuple_being_executed() {
+    // One task; then four on one thread, whose input is put in task order.
+    for (chaining, tasks) in [(Chaining::Never, 1), (Chaining::Threads(1), 4)] {
+        a_panic_fails_only_its_tuple(chaining, tasks);
+    }
+}
+
+fn a_panic_fails_only_its_tuple(chaining: Chaining, tasks: usize) {
     let bolt = RunSummer {
         panic_on: Some(20_000),
         ..RunSummer::default()
     };
-    let counts = run(40_000, bolt.clone(), Chaining::Never);
+    let counts = run_tasks(40_000, bolt.clone(), chaining, tasks);
     assert_eq!(counts.failed(), 1, "only the panicking tuple's tree fails");
     assert_eq!(*counts.failed_ids.lock().unwrap(), [20_000]);
     assert_eq!(counts.acked(), 39_999);
