@@ -107,6 +107,8 @@ impl ExecutorThread {
     /// [`process_guarded`](Self::process_guarded) on a thread with several batch bolts:
     /// their records are held back and run in task order (see `task_order`) once the rest
     /// of the batch is processed, or whenever the buffer fills.
+    // Out of line, so the loop of a thread without batch bolts stays as it was.
+    #[inline(never)]
     fn process_in_task_order<'r>(&mut self, records: &mut impl Iterator<Item = &'r [u8]>) {
         let mut held = HeldInput::new();
         let mut records = records.peekable();
@@ -225,8 +227,9 @@ impl ExecutorThread {
     }
 
     /// Hands one record to its task, with the records after it that go to the same bolt
-    /// task on the same stream. (The caller counts them in `processed`.)
-    #[inline]
+    /// task on the same stream. (The caller counts them in `processed`.) Always inlined:
+    /// called from two loops, it was left out of line, a call per record.
+    #[inline(always)]
     pub(super) fn process_record<'r, I: Iterator<Item = &'r [u8]>>(
         &mut self,
         record: &'r [u8],
