@@ -88,20 +88,9 @@ impl ExecutorThread {
             self.process_in_task_order(records);
             return;
         }
-        let mut records = records.peekable();
-        loop {
-            let mut current: &[u8] = &[];
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                while let Some(record) = records.next() {
-                    current = record;
-                    self.process_record(record, &mut records);
-                }
-            }));
-            match result {
-                Ok(()) => return,
-                Err(payload) => self.record_panicked(current, payload.as_ref()),
-            }
-        }
+        self.each_record_guarded(&mut records.peekable(), |thread, record, rest| {
+            thread.process_record(record, rest);
+        });
     }
 
     /// [`process_guarded`](Self::process_guarded) on a thread with several batch bolts:
@@ -111,27 +100,41 @@ impl ExecutorThread {
     #[inline(never)]
     fn process_in_task_order<'r>(&mut self, records: &mut impl Iterator<Item = &'r [u8]>) {
         let mut held = HeldInput::new();
-        let mut records = records.peekable();
+        self.each_record_guarded(&mut records.peekable(), |thread, record, rest| match thread
+            .batch_bolt_input(record)
+        {
+            Some((cell, view)) => {
+                if held.hold(cell, view) {
+                    thread.run_held(&mut held);
+                }
+            }
+            None => thread.process_record(record, rest),
+        });
+        self.run_held(&mut held);
+    }
+
+    /// Calls `each` with every record of `records` and the records after it, under one
+    /// guard: a panic is handled (see [`record_panicked`](Self::record_panicked)) and the
+    /// records after the one that panicked go on.
+    #[inline(always)]
+    fn each_record_guarded<'r, I: Iterator<Item = &'r [u8]>>(
+        &mut self,
+        records: &mut Peekable<I>,
+        mut each: impl FnMut(&mut Self, &'r [u8], &mut Peekable<I>),
+    ) {
         loop {
             let mut current: &[u8] = &[];
             let result = catch_unwind(AssertUnwindSafe(|| {
                 while let Some(record) = records.next() {
                     current = record;
-                    if let Some((cell, view)) = self.batch_bolt_input(record) {
-                        if held.hold(cell, view) {
-                            self.run_held(&mut held);
-                        }
-                        continue;
-                    }
-                    self.process_record(record, &mut records);
+                    each(self, record, records);
                 }
             }));
             match result {
-                Ok(()) => break,
+                Ok(()) => return,
                 Err(payload) => self.record_panicked(current, payload.as_ref()),
             }
         }
-        self.run_held(&mut held);
     }
 
     /// The cell and view of `record` if it goes to a bolt that takes runs.
