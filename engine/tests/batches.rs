@@ -23,9 +23,20 @@ struct RunSummer {
     /// Tuple number whose execution panics (once), if any.
     panic_on: Option<u64>,
     panicked: Arc<AtomicU64>,
+    /// What each task saw, by task id.
+    by_task: Arc<Mutex<std::collections::BTreeMap<u32, Vec<u64>>>>,
+    task: u32,
 }
 
 impl Bolt for RunSummer {
+    fn prepare(
+        &mut self,
+        context: &squall_core::TopologyContext,
+    ) -> Result<(), squall_core::ComponentError> {
+        self.task = context.task_id().0;
+        Ok(())
+    }
+
     fn execute(&mut self, _input: &Tuple<'_>, _output: &mut BoltOutput<'_>) {
         unreachable!("every tuple arrives through execute_batch");
     }
@@ -50,6 +61,12 @@ impl Bolt for RunSummer {
             seen.push(n);
             output.ack(input);
         });
+        self.by_task
+            .lock()
+            .unwrap()
+            .entry(self.task)
+            .or_default()
+            .extend_from_slice(&seen);
         self.seen.lock().unwrap().extend(seen);
         batch
             .output()
@@ -172,49 +189,13 @@ fn tuples_a_batch_leaves_unvisited_go_to_execute() {
     assert!(running.kill(Duration::from_secs(10)).drained);
 }
 
-/// Records, per task, the input it saw and how many runs it got.
-#[derive(Clone, Default)]
-struct PerTaskLog {
-    seen: Arc<Mutex<std::collections::BTreeMap<u32, Vec<u64>>>>,
-    runs: Arc<AtomicU64>,
-    task: u32,
-}
-
-impl Bolt for PerTaskLog {
-    fn prepare(
-        &mut self,
-        context: &squall_core::TopologyContext,
-    ) -> Result<(), squall_core::ComponentError> {
-        self.task = context.task_id().0;
-        Ok(())
-    }
-
-    fn execute(&mut self, _input: &Tuple<'_>, _output: &mut BoltOutput<'_>) {
-        unreachable!("every tuple arrives through execute_batch");
-    }
-
-    fn wants_runs(&self) -> bool {
-        true
-    }
-
-    fn execute_batch(&mut self, batch: &mut InputBatch<'_>) {
-        self.runs.fetch_add(1, Ordering::SeqCst);
-        let mut seen = self.seen.lock().unwrap();
-        let own = seen.entry(self.task).or_default();
-        batch.for_each(|input, output| {
-            own.push(input.get_u64(0).unwrap());
-            output.ack(input);
-        });
-    }
-}
-
 #[test]
 fn batch_bolts_sharing_a_thread_get_their_input_in_runs_each_in_order() {
     const TUPLES: u64 = 60_000;
     const TASKS: usize = 8;
     for chaining in [Chaining::Threads(1), Chaining::Threads(2)] {
         let counts = Arc::new(SpoutCounts::default());
-        let bolt = PerTaskLog::default();
+        let bolt = RunSummer::default();
         let mut builder = TopologyBuilder::new();
         let spout_counts = Arc::clone(&counts);
         builder.set_spout(
@@ -237,7 +218,7 @@ fn batch_bolts_sharing_a_thread_get_their_input_in_runs_each_in_order() {
             (TUPLES, 0),
             "{chaining:?}"
         );
-        let seen = bolt.seen.lock().unwrap();
+        let seen = bolt.by_task.lock().unwrap();
         assert_eq!(seen.len(), TASKS, "every task got input ({chaining:?})");
         let mut all = Vec::new();
         for (task, own) in seen.iter() {
