@@ -79,11 +79,18 @@ impl Bolt for RunSummer {
 }
 
 fn run(tuples: u64, bolt: RunSummer, chaining: Chaining) -> Arc<SpoutCounts> {
-    run_tasks(tuples, bolt, chaining, 1)
+    run_tasks(tuples, bolt, chaining, 1, None)
 }
 
-/// Runs `tuples` through `tasks` tasks of `bolt`, shuffled, until every tree ended.
-fn run_tasks(tuples: u64, bolt: RunSummer, chaining: Chaining, tasks: usize) -> Arc<SpoutCounts> {
+/// Runs `tuples` through `tasks` tasks of `bolt` until every tree ended: grouped by the
+/// `key` fields, or shuffled without them.
+fn run_tasks(
+    tuples: u64,
+    bolt: RunSummer,
+    chaining: Chaining,
+    tasks: usize,
+    key: Option<&[&str]>,
+) -> Arc<SpoutCounts> {
     let counts = Arc::new(SpoutCounts::default());
     let mut builder = TopologyBuilder::new();
     let spout_counts = Arc::clone(&counts);
@@ -92,9 +99,11 @@ fn run_tasks(tuples: u64, bolt: RunSummer, chaining: Chaining, tasks: usize) -> 
         move || SeqSpout::new(tuples, 1, Arc::clone(&spout_counts)).tracked(),
         1,
     );
-    builder
-        .set_bolt("sum", move || bolt.clone(), tasks)
-        .shuffle_grouping("src");
+    let sum = builder.set_bolt("sum", move || bolt.clone(), tasks);
+    match key {
+        Some(fields) => sum.fields_grouping("src", fields),
+        None => sum.shuffle_grouping("src"),
+    };
     let config = TopologyConfig::default().with_chaining(chaining);
     let running = squall_core::run(builder.build("batches", config).unwrap()).unwrap();
     wait_for("every tree to end", Duration::from_secs(30), || {
@@ -133,7 +142,7 @@ fn a_panic_fails_only_its_tuple(chaining: Chaining, tasks: usize) {
         panic_on: Some(20_000),
         ..RunSummer::default()
     };
-    let counts = run_tasks(40_000, bolt.clone(), chaining, tasks);
+    let counts = run_tasks(40_000, bolt.clone(), chaining, tasks, None);
     assert_eq!(counts.failed(), 1, "only the panicking tuple's tree fails");
     assert_eq!(*counts.failed_ids.lock().unwrap(), [20_000]);
     assert_eq!(counts.acked(), 39_999);
@@ -194,25 +203,8 @@ fn batch_bolts_sharing_a_thread_get_their_input_in_runs_each_in_order() {
     const TUPLES: u64 = 60_000;
     const TASKS: usize = 8;
     for chaining in [Chaining::Threads(1), Chaining::Threads(2)] {
-        let counts = Arc::new(SpoutCounts::default());
         let bolt = RunSummer::default();
-        let mut builder = TopologyBuilder::new();
-        let spout_counts = Arc::clone(&counts);
-        builder.set_spout(
-            "src",
-            move || SeqSpout::new(TUPLES, 1, Arc::clone(&spout_counts)).tracked(),
-            1,
-        );
-        let factory = bolt.clone();
-        builder
-            .set_bolt("log", move || factory.clone(), TASKS)
-            .fields_grouping("src", &["n"]);
-        let config = TopologyConfig::default().with_chaining(chaining);
-        let running = squall_core::run(builder.build("task-runs", config).unwrap()).unwrap();
-        wait_for("every tree to end", Duration::from_secs(30), || {
-            counts.acked() + counts.failed() == TUPLES
-        });
-        assert!(running.kill(Duration::from_secs(10)).drained);
+        let counts = run_tasks(TUPLES, bolt.clone(), chaining, TASKS, Some(&["n"]));
         assert_eq!(
             (counts.acked(), counts.failed()),
             (TUPLES, 0),
