@@ -22,6 +22,9 @@ use squall_core::{
 /// Most tuples a paced source emits per `next_tuple` call when it has fallen behind.
 const PACED_BURST: u64 = 64;
 
+/// Tuples the word source emits per `next_tuple` call, in one batch, when it is not paced.
+const WORD_RUN: usize = 64;
+
 /// Shortest rest a paced source asks of its executor between bursts. Above 50 k tuples/s
 /// per task, tuples are due closer together than a thread can sleep and wake, so they go
 /// out in bursts this far apart: a tuple waits at most this long past its intended time
@@ -89,11 +92,18 @@ impl Emission {
     /// has nothing due, it tells the executor how long to rest.
     #[inline]
     fn due(&self, output: &mut SpoutOutput<'_>) -> u64 {
+        self.due_up_to(output, 1)
+    }
+
+    /// [`due`](Self::due) for a source that emits `unpaced` tuples per call when it is not
+    /// paced.
+    #[inline]
+    fn due_up_to(&self, output: &mut SpoutOutput<'_>, unpaced: u64) -> u64 {
         if !self.options.switch.is_on() {
             return 0;
         }
         let Some(pacer) = &self.pacer else {
-            return 1;
+            return unpaced;
         };
         let now = monotonic_nanos();
         let due = pacer.due(now);
@@ -133,6 +143,28 @@ impl Emission {
             output.emit(values);
         }
         self.emitted.add(1);
+    }
+
+    /// Emits `tuples` in one batch, each with the next message id when tracked (`messages`
+    /// is scratch for them, at least as long as `tuples`).
+    #[inline(always)]
+    fn emit_batch<const N: usize>(
+        &mut self,
+        output: &mut SpoutOutput<'_>,
+        tuples: &[[Value<'_>; N]],
+        messages: &mut [MessageId],
+    ) {
+        if self.options.tracked {
+            let messages = &mut messages[..tuples.len()];
+            for message in messages.iter_mut() {
+                self.next_message += 1;
+                *message = MessageId(self.next_message);
+            }
+            output.emit_batch_with_ids(tuples, messages);
+        } else {
+            output.emit_batch(tuples);
+        }
+        self.emitted.add(tuples.len() as u64);
     }
 }
 
@@ -234,6 +266,9 @@ pub struct WordSpout {
     spelled: Option<Vocabulary>,
     probe: WordCountProbe,
     seed: u64,
+    /// The tuples of the batch being emitted (ids only), and their message ids.
+    run: Box<[[Value<'static>; 2]; WORD_RUN]>,
+    messages: Box<[MessageId; WORD_RUN]>,
 }
 
 impl WordSpout {
@@ -248,6 +283,8 @@ impl WordSpout {
             spelled: None,
             probe,
             seed,
+            run: Box::new([[Value::U64(0); 2]; WORD_RUN]),
+            messages: Box::new([MessageId(0); WORD_RUN]),
         }
     }
 
@@ -276,6 +313,19 @@ impl Spout for WordSpout {
 
     #[inline]
     fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
+        if self.spelled.is_none() {
+            let due = self.emission.due_up_to(output, WORD_RUN as u64);
+            let due = (due as usize).min(WORD_RUN);
+            let run = &mut self.run[..due];
+            for tuple in run.iter_mut() {
+                let id = self.ids.next_id();
+                self.tally.add(id);
+                *tuple = [Value::U64(id), Value::U64(self.emission.next_stamp())];
+            }
+            self.emission
+                .emit_batch(output, run, &mut self.messages[..]);
+            return;
+        }
         for _ in 0..self.emission.due(output) {
             let id = self.ids.next_id();
             self.tally.add(id);

@@ -1,7 +1,8 @@
 //! The data path allocates nothing per tuple once warm: a counting global allocator watches
 //! every thread while fixed-size tuples flow through a two-hop pipeline, untracked and
 //! tracked, into a sink that takes them one by one or in runs (`Bolt::execute_batch`), its
-//! tasks' input put in task order when they share a thread.
+//! tasks' input put in task order when they share a thread; and through the word count,
+//! whose source emits in batches (`SpoutOutput::emit_batch`) to counters keyed by word.
 //!
 //! Untracked, nothing at all is allocated. Tracked, acker traffic is never throttled (acks
 //! must flow for anything to complete), so its overflow buffers may still grow to a new
@@ -67,7 +68,18 @@ fn const_id_runs(options: &BuiltinOptions, received: &Arc<AtomicU64>) -> Arc<Top
         .unwrap()
 }
 
-fn steady_state_allocations(tracked: bool, chaining: Chaining, runs: bool) -> (u64, u64) {
+/// The topology whose data path is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// const → identity → null.
+    ConstIdNull,
+    /// const → identity → a sink of four tasks taking runs.
+    Runs,
+    /// The word count: word batches → fields grouping → counters taking runs.
+    Words,
+}
+
+fn steady_state_allocations(tracked: bool, chaining: Chaining, path: Path) -> (u64, u64) {
     let mut options = BuiltinOptions {
         config: TopologyConfig::default()
             .with_ackers(usize::from(tracked))
@@ -78,19 +90,19 @@ fn steady_state_allocations(tracked: bool, chaining: Chaining, runs: bool) -> (u
         ..BuiltinOptions::default()
     };
     options.source.tracked = tracked;
-    let built = topologies::const_id_null("no-allocation", &options).unwrap();
+    let built = match path {
+        Path::Words => topologies::wordcount("no-allocation-words", false, &options),
+        _ => topologies::const_id_null("no-allocation", &options),
+    }
+    .unwrap();
     let run_sink = Arc::new(AtomicU64::new(0));
-    let topology = if runs {
-        const_id_runs(&options, &run_sink)
-    } else {
-        built.topology.clone()
+    let topology = match path {
+        Path::Runs => const_id_runs(&options, &run_sink),
+        _ => built.topology.clone(),
     };
-    let received = || {
-        if runs {
-            run_sink.load(Ordering::Relaxed)
-        } else {
-            built.sinks.received.total()
-        }
+    let received = || match path {
+        Path::Runs => run_sink.load(Ordering::Relaxed),
+        _ => built.sinks.received.total(),
     };
     let running = squall_core::run(topology).unwrap();
     // Warm up: every map, buffer and histogram reaches its working size.
@@ -108,21 +120,24 @@ fn steady_state_allocations(tracked: bool, chaining: Chaining, runs: bool) -> (u
 /// One test, so no other test's set-up runs (and allocates) while this one counts.
 #[test]
 fn tuples_allocate_nothing_once_warm() {
-    for (tracked, chaining, runs) in [
-        (false, Chaining::Never, false),
-        (false, Chaining::Threads(1), false),
-        (true, Chaining::Never, false),
-        (true, Chaining::Threads(1), false),
-        (false, Chaining::Never, true),
-        (false, Chaining::Threads(1), true),
-        (true, Chaining::Threads(1), true),
+    for (tracked, chaining, path) in [
+        (false, Chaining::Never, Path::ConstIdNull),
+        (false, Chaining::Threads(1), Path::ConstIdNull),
+        (true, Chaining::Never, Path::ConstIdNull),
+        (true, Chaining::Threads(1), Path::ConstIdNull),
+        (false, Chaining::Never, Path::Runs),
+        (false, Chaining::Threads(1), Path::Runs),
+        (true, Chaining::Threads(1), Path::Runs),
+        (false, Chaining::Never, Path::Words),
+        (false, Chaining::Threads(1), Path::Words),
+        (true, Chaining::Threads(1), Path::Words),
     ] {
-        let (allocations, tuples) = steady_state_allocations(tracked, chaining, runs);
+        let (allocations, tuples) = steady_state_allocations(tracked, chaining, path);
         assert!(tuples > 50_000, "only {tuples} tuples flowed");
         let allowed = if tracked { tuples / 20_000 } else { 0 };
         assert!(
             allocations <= allowed,
-            "{allocations} allocations for {tuples} tuples (tracked: {tracked}, {chaining:?}, runs: {runs})"
+            "{allocations} allocations for {tuples} tuples (tracked: {tracked}, {chaining:?}, {path:?})"
         );
     }
 }

@@ -31,7 +31,11 @@ pub trait Spout: Send {
         Ok(())
     }
 
-    /// Emits zero or more tuples.
+    /// Emits zero or more tuples: one at a time with [`SpoutOutput::emit`], the simple
+    /// way, or many at once with [`SpoutOutput::emit_batch`] (and
+    /// [`emit_batch_with_ids`](SpoutOutput::emit_batch_with_ids) for tracked ones), the
+    /// fast way. A pass of the executor calls it until the spout has emitted
+    /// `spout_batch` tuples, or `spout_batch` times.
     fn next_tuple(&mut self, output: &mut SpoutOutput<'_>);
 
     /// The tuple tree of `message` completed.

@@ -75,7 +75,8 @@ pub struct TopologyConfig {
     /// running more than 16 bolts that take runs reads 16 per such bolt, up to 1,024, so
     /// that each gets runs of about 16 once their input is put in task order.
     pub input_batch: usize,
-    /// Most `next_tuple` calls per spout between two publishes. Default 256, as many as
+    /// Most `next_tuple` calls per spout between two publishes, and the tuples after which
+    /// a pass stops calling a spout that emits many per call. Default 256, as many as
     /// `input_batch`: a pass then emits about as many tuples as it reads, and a consumer that
     /// keeps up reads the spout's records in runs of that length rather than chasing its
     /// writes (with 64, acked `const-null` ran at four fifths of the speed).

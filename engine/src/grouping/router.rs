@@ -175,6 +175,15 @@ impl Router {
         })
     }
 
+    /// Whether [`route_one`](Self::route_one) picks a task for every tuple emitted without a
+    /// direct task.
+    pub(crate) fn picks_one(&self) -> bool {
+        matches!(
+            self,
+            Router::Shuffle { .. } | Router::Fields { .. } | Router::Global { .. }
+        )
+    }
+
     /// Appends the targets of the tuple whose fields are in `fields`; `direct` is the task an
     /// `emit_direct` named.
     #[inline]

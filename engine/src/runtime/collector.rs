@@ -31,6 +31,18 @@ pub(crate) struct TaskStreams {
     pub(crate) peer_reach: u64,
 }
 
+impl TaskStreams {
+    /// Counts `tuples` emitted on `stream`, sent as `records` records.
+    #[inline(always)]
+    fn count_emits(&mut self, stream: usize, tuples: usize, records: usize) {
+        self.meter.counters.emitted += tuples as u64;
+        self.meter.counters.transferred += records as u64;
+        let counts = &mut self.meter.streams[stream];
+        counts.emitted += tuples as u64;
+        counts.transferred += records as u64;
+    }
+}
+
 /// What every collector shares: the emitting task and its streams.
 pub(crate) struct TaskOutput<'a> {
     pub(crate) emitter: &'a mut Emitter,
@@ -96,12 +108,25 @@ impl TaskOutput<'_> {
             direct,
             values,
         )?;
-        task.meter.counters.emitted += 1;
-        task.meter.counters.transferred += targets as u64;
-        let counts = &mut task.meter.streams[stream];
-        counts.emitted += 1;
-        counts.transferred += targets as u64;
+        task.count_emits(stream, 1, targets);
         Ok(targets)
+    }
+
+    #[inline(always)]
+    fn emit_batch<V: EncodeValue, const N: usize>(
+        &mut self,
+        stream: usize,
+        tuples: &[[V; N]],
+    ) -> Result<usize, EmitError> {
+        let task = &mut *self.task;
+        let records = self.emitter.emit_batch(
+            &task.component_id,
+            task.task,
+            &mut task.streams[stream],
+            tuples,
+        )?;
+        task.count_emits(stream, tuples.len(), records);
+        Ok(records)
     }
 
     fn report(&mut self, kind: TaskErrorKind, message: String) {
@@ -182,6 +207,158 @@ impl SpoutOutput<'_> {
         if let Err(error) = result {
             refused(error)
         }
+    }
+
+    /// Emits untracked tuples on the default stream, one per item of `tuples`: the fast
+    /// way to emit many. Each tuple goes where [`emit`](Self::emit) would send it, and the
+    /// records are the same; the stream's shape is checked once, and all of the tuples are
+    /// routed before any is written.
+    ///
+    /// ```
+    /// # use squall_core::{SpoutOutput, Value};
+    /// // In `next_tuple`: 64 words drawn, emitted on the stack without allocating.
+    /// fn emit_words(words: [u64; 64], output: &mut SpoutOutput<'_>) {
+    ///     output.emit_batch(&words.map(|word| [Value::U64(word)]));
+    /// }
+    /// ```
+    ///
+    /// # Panics
+    /// When the emit is refused (see [`try_emit_batch`](Self::try_emit_batch)); the
+    /// executor reports it. Nothing is sent then.
+    #[inline]
+    pub fn emit_batch<const N: usize>(&mut self, tuples: &[[Value<'_>; N]]) {
+        let result = self
+            .out
+            .default_index()
+            .and_then(|stream| self.out.emit_batch(stream, tuples));
+        if let Err(error) = result {
+            refused(error)
+        }
+    }
+
+    /// Emits tuples on the default stream, each tracked as the message id at the same
+    /// place in `messages`: [`emit_with_id`](Self::emit_with_id) for many tuples at once,
+    /// as [`emit_batch`](Self::emit_batch) is for untracked ones. A batch may take the
+    /// spout's trees in flight past `max_spout_pending` by up to its length.
+    ///
+    /// # Panics
+    /// When `messages` is not as long as `tuples`, or the emit is refused (see
+    /// [`try_emit_batch_with_ids`](Self::try_emit_batch_with_ids)). Nothing is sent then.
+    #[inline]
+    pub fn emit_batch_with_ids<const N: usize>(
+        &mut self,
+        tuples: &[[Value<'_>; N]],
+        messages: &[MessageId],
+    ) {
+        let result = self
+            .out
+            .default_index()
+            .and_then(|stream| self.emit_batch_tracked(stream, tuples, messages));
+        if let Err(error) = result {
+            refused(error)
+        }
+    }
+
+    /// [`emit_batch_with_ids`](Self::emit_batch_with_ids) on a resolved stream, or says why
+    /// not, as [`try_emit_batch`](Self::try_emit_batch). Returns the number of records
+    /// sent.
+    ///
+    /// # Errors
+    /// [`EmitError`] naming the problem; nothing was sent.
+    ///
+    /// # Panics
+    /// When `messages` is not as long as `tuples`.
+    pub fn try_emit_batch_with_ids<V: EncodeValue, const N: usize>(
+        &mut self,
+        stream: StreamHandle,
+        tuples: &[[V; N]],
+        messages: &[MessageId],
+    ) -> Result<usize, EmitError> {
+        self.emit_batch_tracked(stream.0, tuples, messages)
+    }
+
+    /// Emits `tuples` as new trees: routed all before any is written when the stream has one
+    /// router picking one task per tuple and trees are tracked, else one by one after the
+    /// whole batch is checked.
+    #[inline(always)]
+    fn emit_batch_tracked<V: EncodeValue, const N: usize>(
+        &mut self,
+        stream: usize,
+        tuples: &[[V; N]],
+        messages: &[MessageId],
+    ) -> Result<usize, EmitError> {
+        assert_eq!(
+            tuples.len(),
+            messages.len(),
+            "a batch needs one message id per tuple"
+        );
+        let task = &mut *self.out.task;
+        let route = &mut task.streams[stream];
+        let emitter = &mut *self.out.emitter;
+        emitter.check_batch(&task.component_id, route, tuples, 1)?;
+        if !emitter.tracking() || !Emitter::batch_goes_to_one(route) {
+            let mut records = 0;
+            for (values, &message) in tuples.iter().zip(messages) {
+                records += self.emit_tracked(stream, message, None, values)?;
+            }
+            return Ok(records);
+        }
+        let spout = task.task;
+        let stays_in_worker = route.stays_in_worker;
+        let (pending, now) = (&mut *self.pending, self.now_nanos);
+        let records = emitter.emit_batch_to_one(
+            &task.component_id,
+            spout,
+            route,
+            tuples,
+            1,
+            #[inline(always)]
+            |emitter, index, target| {
+                // As `emit_tracked` does for one tuple.
+                let (slot, generation) = pending.upcoming();
+                let named = if stays_in_worker {
+                    emitter.acker_traffic.named_root(spout, slot, generation)
+                } else {
+                    None
+                };
+                let root = named.unwrap_or_else(|| tree_root::announced(&mut emitter.rng));
+                // A named root's one edge is the root itself: the tree's xor is then the root.
+                let edge = match named {
+                    Some(root) => root,
+                    None => emitter.rng.u64(..),
+                };
+                let inserted = pending.insert(root, messages[index], stream as u16, now);
+                debug_assert_eq!(inserted, slot, "the slot the root names");
+                if named.is_none() {
+                    emitter.acker_traffic.report(AckerReport {
+                        kind: ReportKind::Init,
+                        reporter: spout,
+                        root,
+                        value: edge,
+                        workers: emitter.tree_workers.own() | emitter.tree_workers.peer_of(target),
+                        slot,
+                    });
+                }
+                (root, edge)
+            },
+        )?;
+        task.meter.counters.pending = pending.len() as u64;
+        task.count_emits(stream, tuples.len(), records);
+        Ok(records)
+    }
+
+    /// [`emit_batch`](Self::emit_batch) on a resolved stream, or says why not: the stream is
+    /// direct, the tuples have the wrong number of values, or one is too large. Returns the
+    /// number of records sent.
+    ///
+    /// # Errors
+    /// [`EmitError`] naming the problem; nothing was sent.
+    pub fn try_emit_batch<V: EncodeValue, const N: usize>(
+        &mut self,
+        stream: StreamHandle,
+        tuples: &[[V; N]],
+    ) -> Result<usize, EmitError> {
+        self.out.emit_batch(stream.0, tuples)
     }
 
     /// Emits a tuple on the default stream, tracked as `message`: the spout's `ack` or

@@ -129,7 +129,7 @@ pub enum EmitError {
 pub(crate) struct Emitter {
     /// Where records go: the routes, ports and their backlog.
     pub(crate) outputs: Outputs,
-    fields: FieldEncoder,
+    pub(super) fields: FieldEncoder,
     /// Targets of the last emit that went through [`emit_to_many`](Self::emit_to_many).
     targets: Vec<TaskId>,
     /// Target of the last emit that had one router picking one task.
@@ -141,13 +141,13 @@ pub(crate) struct Emitter {
     /// The ackers and the traffic gathered for them and from them.
     pub(crate) acker_traffic: AckerTraffic,
     /// Scratch for the encoded key fields of fields groupings.
-    key: Vec<u8>,
+    pub(super) key: Vec<u8>,
     /// The worker bits of trees (see `tree_workers`).
     pub(crate) tree_workers: TreeWorkers,
 }
 
 /// The key of the tuple being emitted, encoded only as far as a router asks.
-struct EmitKey<'a, V> {
+pub(super) struct EmitKey<'a, V> {
     values: &'a [V],
     key: &'a mut Vec<u8>,
     fields: &'a mut FieldEncoder,
@@ -161,6 +161,19 @@ const STACK_KEY_BYTES: usize = 64;
 
 /// Bytes of a key of one 64-bit field: its tag and the eight bytes.
 const WORD_KEY_BYTES: usize = 9;
+
+impl<'a, V> EmitKey<'a, V> {
+    /// The key of `values`, with `key` and `fields` as scratch.
+    #[inline(always)]
+    pub(super) fn new(values: &'a [V], key: &'a mut Vec<u8>, fields: &'a mut FieldEncoder) -> Self {
+        Self {
+            values,
+            key,
+            fields,
+            encoded: false,
+        }
+    }
+}
 
 impl<V: EncodeValue> KeySource for EmitKey<'_, V> {
     /// Encodes the key fields and hashes them. The values are only ever read by inlined
@@ -503,6 +516,14 @@ impl Emitter {
         });
     }
 
+    /// Makes the last emit's targets none: after an emit of many tuples, which has no one
+    /// set of targets.
+    #[inline]
+    pub(super) fn forget_last_targets(&mut self) {
+        self.last_was_single = false;
+        self.targets.clear();
+    }
+
     /// The target tasks of the last emit.
     #[inline]
     pub(crate) fn last_targets(&self) -> &[TaskId] {
@@ -534,7 +555,12 @@ const MAX_PACKED_ENTRIES: usize = 1024;
 
 #[cold]
 #[inline(never)]
-fn shape_error(component: &str, stream: &StreamRoute, direct: bool, given: usize) -> EmitError {
+pub(super) fn shape_error(
+    component: &str,
+    stream: &StreamRoute,
+    direct: bool,
+    given: usize,
+) -> EmitError {
     if given != stream.field_count {
         EmitError::FieldCount {
             component: component.to_owned(),
@@ -563,7 +589,12 @@ fn not_a_subscriber(component: &str, stream: &StreamRoute, task: Option<TaskId>)
 
 #[cold]
 #[inline(never)]
-fn too_large(component: &str, stream: &StreamRoute, len: usize, max: usize) -> EmitError {
+pub(super) fn too_large(
+    component: &str,
+    stream: &StreamRoute,
+    len: usize,
+    max: usize,
+) -> EmitError {
     EmitError::TooLarge {
         component: component.to_owned(),
         stream: stream.name.clone(),

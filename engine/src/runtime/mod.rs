@@ -6,6 +6,7 @@ mod anchor;
 pub(crate) mod carrier;
 mod collector;
 pub(crate) mod congestion;
+mod emit_batch;
 pub(crate) mod emitter;
 mod input_batch;
 pub(crate) mod outputs;

@@ -17,6 +17,8 @@ pub struct SeqSpout {
     pub limit: u64,
     pub keys: u64,
     pub tracked: bool,
+    /// Tuples emitted per call, in one `emit_batch` when more than one.
+    pub batch: usize,
     pub counts: Arc<SpoutCounts>,
 }
 
@@ -49,8 +51,15 @@ impl SeqSpout {
             limit,
             keys,
             tracked: false,
+            batch: 1,
             counts,
         }
+    }
+
+    /// Emits up to `batch` tuples per call, in one batch.
+    pub fn in_batches_of(mut self, batch: usize) -> Self {
+        self.batch = batch;
+        self
     }
 
     pub fn tracked(mut self) -> Self {
@@ -66,6 +75,24 @@ impl Spout for SeqSpout {
 
     fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
         if self.next >= self.limit {
+            return;
+        }
+        if self.batch > 1 {
+            let count = (self.limit - self.next).min(self.batch as u64);
+            let keys = self.keys.max(1);
+            let ids: Vec<u64> = (self.next..self.next + count).collect();
+            let tuples: Vec<[Value<'_>; 2]> = ids
+                .iter()
+                .map(|&n| [Value::U64(n), Value::U64(n % keys)])
+                .collect();
+            if self.tracked {
+                let messages: Vec<MessageId> = ids.iter().copied().map(MessageId).collect();
+                output.emit_batch_with_ids(&tuples, &messages);
+            } else {
+                output.emit_batch(&tuples);
+            }
+            self.next += count;
+            self.counts.emitted.fetch_add(count, Ordering::SeqCst);
             return;
         }
         let n = self.next;

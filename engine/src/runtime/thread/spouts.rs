@@ -93,8 +93,13 @@ impl ExecutorThread {
             let mut delivering_ack = true;
             let result = catch_unwind(AssertUnwindSafe(|| match call {
                 SpoutCall::Next { calls, max_pending } => {
+                    // A spout that emits many tuples per call is called until the pass has
+                    // as many tuples as one emitting one per call would give it.
+                    let pass_start = output.emitted();
                     for _ in 0..calls {
-                        if output.is_throttled(max_pending) {
+                        if output.is_throttled(max_pending)
+                            || output.emitted() - pass_start >= calls as u64
+                        {
                             break;
                         }
                         let before = output.emitted();
