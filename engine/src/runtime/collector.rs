@@ -212,7 +212,8 @@ impl SpoutOutput<'_> {
     /// Emits untracked tuples on the default stream, one per item of `tuples`: the fast
     /// way to emit many. Each tuple goes where [`emit`](Self::emit) would send it, and the
     /// records are the same; the stream's shape is checked once, and all of the tuples are
-    /// routed before any is written.
+    /// routed before any is written. It pays where routing costs, on a keyed stream (a
+    /// fields grouping hashes every key); to one task, single emits are as fast.
     ///
     /// ```
     /// # use squall_core::{SpoutOutput, Value};
