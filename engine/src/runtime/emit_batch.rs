@@ -1,5 +1,5 @@
-//! Emits of many untracked tuples at once: the shape checked once, every tuple routed in a
-//! first pass, then every record written in a second.
+//! Emits of many tuples at once, tracked or not: the shape checked once, every tuple routed
+//! (and its tree made) in a first pass, then every record written in a second.
 //!
 //! Split in two passes, each loop does one kind of work: the hashes of the keys, which do
 //! not depend on each other, overlap in the processor, and the writes follow each other
@@ -26,8 +26,7 @@ impl Emitter {
         tuples: &[[V; N]],
     ) -> Result<usize, EmitError> {
         self.check_batch(component, stream, tuples, 0)?;
-        let picks_one = matches!(stream.routers.as_slice(), [router] if router.picks_one());
-        if !picks_one {
+        if !Self::batch_goes_to_one(stream) {
             self.forget_last_targets();
             let mut records = 0;
             for values in tuples {
