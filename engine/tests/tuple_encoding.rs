@@ -98,6 +98,25 @@ fn value() -> impl Strategy<Value = OwnedValue> {
 
 proptest! {
     #[test]
+    fn plain_numbers_encode_as_their_values(
+        unsigned in any::<u64>(),
+        signed in any::<i64>(),
+        float in any::<f64>(),
+    ) {
+        let mut plain = Vec::new();
+        let mut values = Vec::new();
+        encode_record(&mut plain, TaskId(1), TaskId(2), 3, &[], &[unsigned, unsigned]);
+        encode_record(&mut values, TaskId(1), TaskId(2), 3, &[], &[Value::U64(unsigned); 2]);
+        prop_assert_eq!(&plain, &values);
+        encode_record(&mut plain, TaskId(1), TaskId(2), 3, &[], &[signed]);
+        encode_record(&mut values, TaskId(1), TaskId(2), 3, &[], &[Value::I64(signed)]);
+        prop_assert_eq!(&plain, &values);
+        encode_record(&mut plain, TaskId(1), TaskId(2), 3, &[], &[float]);
+        encode_record(&mut values, TaskId(1), TaskId(2), 3, &[], &[Value::F64(float)]);
+        prop_assert_eq!(&plain, &values);
+    }
+
+    #[test]
     fn tuples_round_trip(
         fields in proptest::collection::vec(value(), 0..6),
         anchors in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..3),

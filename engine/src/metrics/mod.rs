@@ -297,6 +297,18 @@ impl TaskMeter {
         }
     }
 
+    /// Counts `count` untracked input tuples of stream `stream` executed and acked at once
+    /// (see `InputBatch::take_untracked`).
+    #[inline]
+    pub(crate) fn inputs_executed_and_acked(&mut self, stream: u16, count: u64) {
+        self.counters.executed += count;
+        self.counters.acked += count;
+        if let Some(input) = self.inputs.get_mut(usize::from(stream)) {
+            input.executed += count;
+            input.acked += count;
+        }
+    }
+
     /// Counts an input tuple of stream `stream` failed.
     #[inline]
     pub(crate) fn input_failed(&mut self, stream: u16) {

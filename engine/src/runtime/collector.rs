@@ -215,11 +215,21 @@ impl SpoutOutput<'_> {
     /// routed before any is written. It pays where routing costs, on a keyed stream (a
     /// fields grouping hashes every key); to one task, single emits are as fast.
     ///
+    /// A tuple is an array of [`Value`]s, or of plain `u64`, `i64` or `f64` when every field
+    /// has that type: those encode as `Value::U64` (and so on) would, so nothing downstream
+    /// can tell, and with the type fixed the records' length is known without looking at a
+    /// value.
+    ///
     /// ```
     /// # use squall_core::{SpoutOutput, Value};
     /// // In `next_tuple`: 64 words drawn, emitted on the stack without allocating.
     /// fn emit_words(words: [u64; 64], output: &mut SpoutOutput<'_>) {
-    ///     output.emit_batch(&words.map(|word| [Value::U64(word)]));
+    ///     output.emit_batch(&words.map(|word| [word]));
+    /// }
+    ///
+    /// // Fields of several types go as values.
+    /// fn emit_named(words: [(u64, &str); 16], output: &mut SpoutOutput<'_>) {
+    ///     output.emit_batch(&words.map(|(id, name)| [Value::U64(id), Value::Str(name)]));
     /// }
     /// ```
     ///
@@ -227,7 +237,7 @@ impl SpoutOutput<'_> {
     /// When the emit is refused (see [`try_emit_batch`](Self::try_emit_batch)); the
     /// executor reports it. Nothing is sent then.
     #[inline]
-    pub fn emit_batch<const N: usize>(&mut self, tuples: &[[Value<'_>; N]]) {
+    pub fn emit_batch<V: EncodeValue, const N: usize>(&mut self, tuples: &[[V; N]]) {
         let result = self
             .out
             .default_index()
@@ -246,9 +256,9 @@ impl SpoutOutput<'_> {
     /// When `messages` is not as long as `tuples`, or the emit is refused (see
     /// [`try_emit_batch_with_ids`](Self::try_emit_batch_with_ids)). Nothing is sent then.
     #[inline]
-    pub fn emit_batch_with_ids<const N: usize>(
+    pub fn emit_batch_with_ids<V: EncodeValue, const N: usize>(
         &mut self,
-        tuples: &[[Value<'_>; N]],
+        tuples: &[[V; N]],
         messages: &[MessageId],
     ) {
         let result = self

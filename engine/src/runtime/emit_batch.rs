@@ -268,6 +268,43 @@ mod tests {
     }
 
     #[test]
+    fn plain_numbers_are_routed_and_written_as_their_values() {
+        let values = tuples(300);
+        let plain: Vec<[u64; 2]> = values
+            .iter()
+            .map(|tuple| {
+                tuple.each_ref().map(|value| match value {
+                    Value::U64(n) => *n,
+                    other => unreachable!("{other:?}"),
+                })
+            })
+            .collect();
+        for (groupings, records) in [
+            (vec![Grouping::Fields(vec!["word".into()])], 300),
+            (vec![Grouping::Shuffle], 300),
+            (vec![Grouping::All], 600),
+        ] {
+            let sent_by = |tuples: &dyn Fn(&mut Emitter, &mut StreamRoute) -> usize| {
+                let (mut emitter, mut local, mut port) = emitter(1 << 20);
+                let mut route = stream(&groupings);
+                assert_eq!(tuples(&mut emitter, &mut route), records);
+                sent(&mut emitter, &mut [&mut local, &mut port])
+            };
+            let by_plain = sent_by(&|emitter, route| {
+                emitter
+                    .emit_batch("words", TaskId(9), route, &plain)
+                    .unwrap()
+            });
+            let by_values = sent_by(&|emitter, route| {
+                emitter
+                    .emit_batch("words", TaskId(9), route, &values)
+                    .unwrap()
+            });
+            assert_eq!(by_plain, by_values, "{groupings:?}");
+        }
+    }
+
+    #[test]
     fn a_batch_of_the_wrong_shape_or_size_sends_nothing() {
         let (mut emitter, mut local, mut port) = emitter(4096);
         let mut route = stream(&[Grouping::Shuffle]);

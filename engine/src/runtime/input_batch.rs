@@ -53,7 +53,7 @@ impl fmt::Debug for InputBatch<'_> {
     }
 }
 
-impl InputBatch<'_> {
+impl<'a> InputBatch<'a> {
     /// Tuples in the batch, handed out or not.
     pub fn len(&self) -> usize {
         self.views.len()
@@ -81,6 +81,29 @@ impl InputBatch<'_> {
             },
             auto_anchor: None,
         }
+    }
+
+    /// The tuples not handed out yet, as views, when none of them belongs to a tracked tree;
+    /// `None`, handing out nothing, when one does.
+    ///
+    /// The fast path for a bolt that only reads its input: no [`Tuple`], anchor or output is
+    /// made per tuple. Untracked tuples have nothing to ack, so the views are handed out
+    /// settled: counted as executed and acked, all at once. Their execute latency is not
+    /// sampled. What the bolt emits for them goes through [`output`](Self::output),
+    /// unanchored.
+    #[inline]
+    pub fn take_untracked(&mut self) -> Option<&'a [TupleRef<'a>]> {
+        let rest = &self.views[self.next..];
+        if !rest.iter().all(TupleRef::is_unanchored) {
+            return None;
+        }
+        self.next = self.views.len();
+        if let Some(first) = rest.first() {
+            self.task
+                .meter
+                .inputs_executed_and_acked(first.stream_id(), rest.len() as u64);
+        }
+        Some(rest)
     }
 
     /// Calls `each` with every tuple not handed out yet, in order, and the output to use for
@@ -202,6 +225,37 @@ mod tests {
             (counters.executed, counters.acked, counters.failed),
             (3, 2, 1)
         );
+    }
+
+    #[test]
+    fn untracked_runs_are_taken_whole_as_views_and_counted_at_once() {
+        let mut task = OneTask::new();
+        let records: Vec<Vec<u8>> = (1..=5).map(|n| input(n, &[])).collect();
+        run_batch(&mut task, &records, true, |batch| {
+            let views = batch.take_untracked().expect("no tracked tuple");
+            let values: Vec<u64> = views.iter().map(|view| view.get_u64(0).unwrap()).collect();
+            assert_eq!(values, [1, 2, 3, 4, 5]);
+            assert_eq!(batch.remaining(), 0);
+            assert_eq!(batch.take_untracked().map(<[_]>::len), Some(0));
+            batch.for_each(|_, _| panic!("handed out again"));
+        });
+        let counters = task.task.meter.counters;
+        assert_eq!((counters.executed, counters.acked), (5, 5));
+        assert!(task.reports().is_empty());
+    }
+
+    #[test]
+    fn a_run_with_a_tracked_tuple_is_not_taken_as_views() {
+        let mut task = OneTask::new();
+        let records = [input(1, &[]), input(2, &[(9, 3)]), input(3, &[])];
+        run_batch(&mut task, &records, true, |batch| {
+            assert!(batch.take_untracked().is_none());
+            assert_eq!(batch.remaining(), 3, "nothing handed out");
+            batch.for_each(|_, _| {});
+        });
+        let counters = task.task.meter.counters;
+        assert_eq!((counters.executed, counters.acked), (3, 3));
+        assert_eq!(task.reports().len(), 1, "the tracked tuple acked");
     }
 
     #[test]

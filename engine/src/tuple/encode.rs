@@ -132,6 +132,42 @@ macro_rules! impl_encode_value {
     };
 }
 
+/// Plain numbers encode as the value of their type would (`u64` as [`Value::U64`], and so
+/// on), with the type known at compile time: a batch of `[u64; N]` tuples has records of one
+/// constant length, measured without a look at any value and written with two stores per
+/// field, where a batch of [`Value`]s checks each value's type first.
+macro_rules! impl_encode_fixed {
+    ($($Type:ty => $tag:ident, $bits:expr;)*) => {$(
+        impl EncodeValue for $Type {
+            #[inline(always)]
+            fn value_type(&self) -> ValueType {
+                ValueType::$tag
+            }
+
+            #[inline(always)]
+            fn encoded_len(&self) -> usize {
+                fixed(8)
+            }
+
+            #[inline(always)]
+            fn fixed_word(&self) -> Option<(u8, u64)> {
+                Some((ValueType::$tag as u8, $bits(*self)))
+            }
+
+            #[inline(always)]
+            fn write_to(&self, out: &mut [u8]) -> usize {
+                write_u64(out, ValueType::$tag, $bits(*self))
+            }
+        }
+    )*};
+}
+
+impl_encode_fixed! {
+    u64 => U64, |v: u64| v;
+    i64 => I64, |v: i64| v as u64;
+    f64 => F64, f64::to_bits;
+}
+
 /// Bytes of a list or map whose items (and, for maps, keys) are `parts`.
 #[inline(never)]
 fn nested_len<'a, V: EncodeValue + 'a>(parts: impl Iterator<Item = &'a V>) -> usize {
