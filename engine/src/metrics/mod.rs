@@ -297,8 +297,8 @@ impl TaskMeter {
         }
     }
 
-    /// Counts `count` untracked input tuples of stream `stream` executed and acked at once
-    /// (see `InputBatch::take_untracked`).
+    /// Counts `count` input tuples of stream `stream` executed and acked at once (see
+    /// `InputBatch::read_then_ack`).
     #[inline]
     pub(crate) fn inputs_executed_and_acked(&mut self, stream: u16, count: u64) {
         self.counters.executed += count;

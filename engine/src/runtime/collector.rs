@@ -51,6 +51,33 @@ pub(crate) struct TaskOutput<'a> {
 }
 
 impl TaskOutput<'_> {
+    /// Acks `views`, input tuples of stream `stream` read in place (see
+    /// [`InputBatch::read_then_ack`](super::InputBatch::read_then_ack)): each root of a
+    /// tracked one gets the ack `execute` would send for a tuple with no children, and all
+    /// are counted executed and acked.
+    pub(crate) fn ack_read(&mut self, stream: u16, views: &[crate::tuple::TupleRef<'_>]) {
+        self.task
+            .meter
+            .inputs_executed_and_acked(stream, views.len() as u64);
+        if !self.emitter.tracking() {
+            return;
+        }
+        let workers = self.emitter.tree_workers.own();
+        let reporter = self.task.task;
+        for view in views {
+            for (root, edge) in view.anchors().iter() {
+                self.emitter.acker_traffic.report(AckerReport {
+                    kind: ReportKind::Ack,
+                    reporter,
+                    root,
+                    value: edge,
+                    workers,
+                    slot: 0,
+                });
+            }
+        }
+    }
+
     fn resolve(&self, stream: &str) -> Result<usize, EmitError> {
         if stream == DEFAULT_STREAM
             && let Some(index) = self.task.default_stream

@@ -83,27 +83,70 @@ impl<'a> InputBatch<'a> {
         }
     }
 
-    /// The tuples not handed out yet, as views, when none of them belongs to a tracked tree;
-    /// `None`, handing out nothing, when one does.
+    /// Lends the tuples not handed out yet to `read` all at once, as views, and acks the
+    /// ones it took: `read` returns how many it took, from the first; the others stay in the
+    /// batch (for [`for_each`](Self::for_each), or `execute` once the call returns).
     ///
-    /// The fast path for a bolt that only reads its input: no [`Tuple`], anchor or output is
-    /// made per tuple. Untracked tuples have nothing to ack, so the views are handed out
-    /// settled: counted as executed and acked, all at once. Their execute latency is not
-    /// sampled. What the bolt emits for them goes through [`output`](Self::output),
-    /// unanchored.
+    /// The fast path for a bolt that reads its input and anchors nothing to it (a sink, a
+    /// counter): no [`Tuple`], anchor or output is made per tuple, and each tuple taken is
+    /// acked, tracked or not, as `execute` acking it would ack it, but only once `read`
+    /// returns. A panic in `read` acks none of them: the first fails and the task restarts
+    /// as for a panic in `execute`. What the bolt emits for the run goes through
+    /// [`output`](Self::output), unanchored. Execute latencies are not sampled for tuples
+    /// taken this way.
+    ///
+    /// ```
+    /// use squall_core::{Bolt, BoltOutput, InputBatch, Tuple};
+    ///
+    /// /// Sums the ids in field 0 of its input, acking every tuple.
+    /// struct IdSum(u64);
+    ///
+    /// impl Bolt for IdSum {
+    ///     fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+    ///         match input.get_u64(0) {
+    ///             Ok(id) => {
+    ///                 self.0 += id;
+    ///                 output.ack(input);
+    ///             }
+    ///             Err(_) => output.fail(input),
+    ///         }
+    ///     }
+    ///
+    ///     fn execute_batch(&mut self, batch: &mut InputBatch<'_>) {
+    ///         // Takes the tuples up to the first without an id, which `execute` fails.
+    ///         batch.read_then_ack(|tuples| {
+    ///             for (taken, tuple) in tuples.iter().enumerate() {
+    ///                 let Ok(id) = tuple.get_u64(0) else {
+    ///                     return taken;
+    ///                 };
+    ///                 self.0 += id;
+    ///             }
+    ///             tuples.len()
+    ///         });
+    ///     }
+    ///
+    ///     fn wants_runs(&self) -> bool {
+    ///         true
+    ///     }
+    /// }
+    /// ```
     #[inline]
-    pub fn take_untracked(&mut self) -> Option<&'a [TupleRef<'a>]> {
-        let rest = &self.views[self.next..];
-        if !rest.iter().all(TupleRef::is_unanchored) {
-            return None;
+    pub fn read_then_ack(&mut self, read: impl FnOnce(&'a [TupleRef<'a>]) -> usize) -> usize {
+        let first = self.next;
+        let rest = &self.views[first..];
+        self.executing.set(first);
+        let taken = read(rest).min(rest.len());
+        self.next = first + taken;
+        let taken_views = &rest[..taken];
+        if let Some(view) = taken_views.first() {
+            TaskOutput {
+                emitter: self.emitter,
+                run_state: self.run_state,
+                task: self.task,
+            }
+            .ack_read(view.stream_id(), taken_views);
         }
-        self.next = self.views.len();
-        if let Some(first) = rest.first() {
-            self.task
-                .meter
-                .inputs_executed_and_acked(first.stream_id(), rest.len() as u64);
-        }
-        Some(rest)
+        taken
     }
 
     /// Calls `each` with every tuple not handed out yet, in order, and the output to use for
@@ -228,34 +271,45 @@ mod tests {
     }
 
     #[test]
-    fn untracked_runs_are_taken_whole_as_views_and_counted_at_once() {
+    fn tuples_read_as_views_are_acked_once_read_and_the_rest_stay() {
         let mut task = OneTask::new();
-        let records: Vec<Vec<u8>> = (1..=5).map(|n| input(n, &[])).collect();
+        let records = [
+            input(1, &[]),
+            input(2, &[(20, 2), (21, 3)]),
+            input(3, &[(30, 4)]),
+            input(4, &[(40, 5)]),
+        ];
         run_batch(&mut task, &records, true, |batch| {
-            let views = batch.take_untracked().expect("no tracked tuple");
-            let values: Vec<u64> = views.iter().map(|view| view.get_u64(0).unwrap()).collect();
-            assert_eq!(values, [1, 2, 3, 4, 5]);
-            assert_eq!(batch.remaining(), 0);
-            assert_eq!(batch.take_untracked().map(<[_]>::len), Some(0));
-            batch.for_each(|_, _| panic!("handed out again"));
+            let taken = batch.read_then_ack(|views| {
+                let values: Vec<u64> = views.iter().map(|view| view.get_u64(0).unwrap()).collect();
+                assert_eq!(values, [1, 2, 3, 4]);
+                3
+            });
+            assert_eq!((taken, batch.remaining()), (3, 1));
+            batch.for_each(|tuple, _| assert_eq!(tuple.get_u64(0), Ok(4)));
+            assert_eq!(
+                batch.read_then_ack(|views| views.len() + 5),
+                0,
+                "nothing left"
+            );
         });
+        let reports: Vec<(u64, u64, ReportKind)> = task
+            .reports()
+            .iter()
+            .map(|report| (report.root, report.value, report.kind))
+            .collect();
+        assert_eq!(
+            reports,
+            [
+                (20, 2, ReportKind::Ack),
+                (21, 3, ReportKind::Ack),
+                (30, 4, ReportKind::Ack),
+                (40, 5, ReportKind::Ack),
+            ],
+            "each root acked with its edge, the one executed after the ones read"
+        );
         let counters = task.task.meter.counters;
-        assert_eq!((counters.executed, counters.acked), (5, 5));
-        assert!(task.reports().is_empty());
-    }
-
-    #[test]
-    fn a_run_with_a_tracked_tuple_is_not_taken_as_views() {
-        let mut task = OneTask::new();
-        let records = [input(1, &[]), input(2, &[(9, 3)]), input(3, &[])];
-        run_batch(&mut task, &records, true, |batch| {
-            assert!(batch.take_untracked().is_none());
-            assert_eq!(batch.remaining(), 3, "nothing handed out");
-            batch.for_each(|_, _| {});
-        });
-        let counters = task.task.meter.counters;
-        assert_eq!((counters.executed, counters.acked), (3, 3));
-        assert_eq!(task.reports().len(), 1, "the tracked tuple acked");
+        assert_eq!((counters.executed, counters.acked), (4, 4));
     }
 
     #[test]
