@@ -105,7 +105,9 @@ pub trait Bolt: Send {
     /// ```
     ///
     /// Every tuple must be visited through `for_each` (an auto-acking bolt's tuples are
-    /// acked there); tuples left unvisited are handed to `execute` once this returns.
+    /// acked there) or taken by [`InputBatch::read_then_ack`], the faster path for a bolt
+    /// that reads its input and anchors nothing to it; tuples left unvisited are handed to
+    /// `execute` once this returns.
     fn execute_batch(&mut self, batch: &mut InputBatch<'_>) {
         batch.for_each(|input, output| self.execute(input, output));
     }
