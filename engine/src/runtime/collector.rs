@@ -51,6 +51,18 @@ pub(crate) struct TaskOutput<'a> {
 }
 
 impl TaskOutput<'_> {
+    /// [`emit_batch`](Self::emit_batch) on the default stream; panics with the reason when
+    /// refused.
+    #[inline(always)]
+    fn emit_default_batch<V: EncodeValue, const N: usize>(&mut self, tuples: &[[V; N]]) {
+        let result = self
+            .default_index()
+            .and_then(|stream| self.emit_batch(stream, tuples));
+        if let Err(error) = result {
+            refused(error)
+        }
+    }
+
     /// Acks `views`, input tuples of stream `stream` read in place (see
     /// [`InputBatch::read_then_ack`](super::InputBatch::read_then_ack)): each root of a
     /// tracked one gets the ack `execute` would send for a tuple with no children, and all
@@ -265,13 +277,7 @@ impl SpoutOutput<'_> {
     /// executor reports it. Nothing is sent then.
     #[inline]
     pub fn emit_batch<V: EncodeValue, const N: usize>(&mut self, tuples: &[[V; N]]) {
-        let result = self
-            .out
-            .default_index()
-            .and_then(|stream| self.out.emit_batch(stream, tuples));
-        if let Err(error) = result {
-            refused(error)
-        }
+        self.out.emit_default_batch(tuples);
     }
 
     /// Emits tuples on the default stream, each tracked as the message id at the same
@@ -647,6 +653,20 @@ impl BoltOutput<'_> {
         if let Err(error) = self.try_emit_resolved(None, anchors, None, values) {
             refused(error)
         }
+    }
+
+    /// Emits untracked tuples on the default stream in one batch, each routed before any is
+    /// written, as [`SpoutOutput::emit_batch`] does (plain numbers or [`Value`]s): for what a
+    /// bolt emits for a run as a whole, or for untracked input it read with
+    /// [`InputBatch::read_then_ack`](super::InputBatch::read_then_ack). The tuples are
+    /// unanchored, even on an output whose single emits anchor to an input.
+    ///
+    /// # Panics
+    /// When the emit is refused (as [`SpoutOutput::try_emit_batch`] says why). Nothing is
+    /// sent then.
+    #[inline]
+    pub fn emit_batch<V: EncodeValue, const N: usize>(&mut self, tuples: &[[V; N]]) {
+        self.out.emit_default_batch(tuples);
     }
 
     /// Emits on the default stream, anchored to `anchor` (an input [`Tuple`](super::Tuple) or

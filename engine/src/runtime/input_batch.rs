@@ -313,6 +313,32 @@ mod tests {
     }
 
     #[test]
+    fn untracked_input_read_in_place_goes_out_again_in_one_unanchored_batch() {
+        let mut task = OneTask::new();
+        let records: Vec<Vec<u8>> = (1..=5).map(|n| input(n, &[])).collect();
+        run_batch(&mut task, &records, true, |batch| {
+            let mut copies = [[0u64; 1]; 5];
+            let read = batch.read_then_ack(|tuples| {
+                for (copy, tuple) in copies.iter_mut().zip(tuples) {
+                    *copy = [tuple.get_u64(0).unwrap() * 2];
+                }
+                tuples.len()
+            });
+            batch.output().emit_batch(&copies[..read]);
+        });
+        assert_eq!(
+            task.sent(),
+            (1..=5).map(|n| (n * 2, vec![])).collect::<Vec<_>>()
+        );
+        assert!(task.reports().is_empty());
+        let counters = task.task.meter.counters;
+        assert_eq!(
+            (counters.executed, counters.acked, counters.emitted),
+            (5, 5, 5)
+        );
+    }
+
+    #[test]
     fn without_auto_ack_inputs_stay_unsettled_and_emits_unanchored() {
         let mut task = OneTask::new();
         let records = [input(4, &[(7, 1)])];
