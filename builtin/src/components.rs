@@ -166,6 +166,27 @@ impl Emission {
         }
         self.emitted.add(tuples.len() as u64);
     }
+
+    /// Emits the tuples due now, up to `run`'s length, in one batch of plain numbers:
+    /// `tuple` makes each from its stamp. `run` and `messages` are scratch of one length.
+    #[inline(always)]
+    fn emit_run<const N: usize>(
+        &mut self,
+        output: &mut SpoutOutput<'_>,
+        run: &mut [[u64; N]],
+        messages: &mut [MessageId],
+        mut tuple: impl FnMut(u64) -> [u64; N],
+    ) {
+        let due = (self.due_up_to(output, run.len() as u64) as usize).min(run.len());
+        if due == 0 {
+            return;
+        }
+        let run = &mut run[..due];
+        for slot in run.iter_mut() {
+            *slot = tuple(self.next_stamp());
+        }
+        self.emit_batch(output, run, messages);
+    }
 }
 
 /// Tuples a constant source emits per `next_tuple` call when not paced.
@@ -197,17 +218,13 @@ impl Spout for ConstSpout {
     /// single emits, with their length known without a look at the values.
     #[inline]
     fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
-        let due = self.emission.due_up_to(output, CONST_RUN as u64);
-        if due == 0 {
-            return;
-        }
-        let mut run = [[self.value, 0]; CONST_RUN];
-        let run = &mut run[..(due as usize).min(CONST_RUN)];
-        for tuple in run.iter_mut() {
-            tuple[1] = self.emission.next_stamp();
-        }
-        let mut messages = [MessageId(0); CONST_RUN];
-        self.emission.emit_batch(output, run, &mut messages);
+        let value = self.value;
+        self.emission.emit_run(
+            output,
+            &mut [[0; 2]; CONST_RUN],
+            &mut [MessageId(0); CONST_RUN],
+            |stamp| [value, stamp],
+        );
     }
 
     fn fail(&mut self, _message: MessageId, _output: &mut SpoutOutput<'_>) {
@@ -325,19 +342,13 @@ impl Spout for WordSpout {
     #[inline]
     fn next_tuple(&mut self, output: &mut SpoutOutput<'_>) {
         if self.spelled.is_none() {
-            let due = self.emission.due_up_to(output, WORD_RUN as u64);
-            if due == 0 {
-                return;
-            }
-            let due = (due as usize).min(WORD_RUN);
-            let run = &mut self.run[..due];
-            for tuple in run.iter_mut() {
-                let id = self.ids.next_id();
-                self.tally.add(id);
-                *tuple = [id, self.emission.next_stamp()];
-            }
+            let (ids, tally) = (&mut self.ids, &mut self.tally);
             self.emission
-                .emit_batch(output, run, &mut self.messages[..]);
+                .emit_run(output, &mut self.run[..], &mut self.messages[..], |stamp| {
+                    let id = ids.next_id();
+                    tally.add(id);
+                    [id, stamp]
+                });
             return;
         }
         for _ in 0..self.emission.due(output) {

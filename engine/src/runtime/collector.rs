@@ -75,19 +75,25 @@ impl TaskOutput<'_> {
             return;
         }
         let workers = self.emitter.tree_workers.own();
-        let reporter = self.task.task;
         for view in views {
             for (root, edge) in view.anchors().iter() {
-                self.emitter.acker_traffic.report(AckerReport {
-                    kind: ReportKind::Ack,
-                    reporter,
-                    root,
-                    value: edge,
-                    workers,
-                    slot: 0,
-                });
+                self.report_ack(root, edge, workers);
             }
         }
+    }
+
+    /// Gathers this task's ack of its part of tree `root` for the tree's acker: `value` to
+    /// xor into the tree's ledger, `workers` the workers it and its children touched.
+    #[inline(always)]
+    fn report_ack(&mut self, root: u64, value: u64, workers: u64) {
+        self.emitter.acker_traffic.report(AckerReport {
+            kind: ReportKind::Ack,
+            reporter: self.task.task,
+            root,
+            value,
+            workers,
+            slot: 0,
+        });
     }
 
     fn resolve(&self, stream: &str) -> Result<usize, EmitError> {
@@ -779,16 +785,9 @@ impl BoltOutput<'_> {
     #[inline]
     fn send_acks(&mut self, anchor: &Anchor) {
         let workers = self.out.emitter.tree_workers.own() | anchor.child_workers();
-        let reporter = self.out.task.task;
         for &(root, edge) in anchor.pairs() {
-            self.out.emitter.acker_traffic.report(AckerReport {
-                kind: ReportKind::Ack,
-                reporter,
-                root,
-                value: anchor.ack_value_for(edge),
-                workers,
-                slot: 0,
-            });
+            self.out
+                .report_ack(root, anchor.ack_value_for(edge), workers);
         }
     }
 

@@ -614,9 +614,6 @@ impl ExecutorThread {
 
     /// Gathers `verdict` for `spout_task`, reporting a spout task that does not exist (a
     /// malformed report started the tree).
-    // Always inlined: out of line, the verdict went through memory, and loading it whole
-    // right after it was stored field by field stalled on every verdict.
-    #[inline(always)]
     fn send_verdict(&mut self, index: usize, spout_task: TaskId, verdict: Verdict) {
         if !self
             .emitter
@@ -624,15 +621,9 @@ impl ExecutorThread {
             .verdicts
             .push(spout_task, verdict)
         {
-            self.no_such_spout(index, spout_task);
+            let message = format!("a tree was started by task {spout_task}, which does not exist");
+            self.report_malformed(Some(index), message);
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn no_such_spout(&self, index: usize, spout_task: TaskId) {
-        let message = format!("a tree was started by task {spout_task}, which does not exist");
-        self.report_malformed(Some(index), message);
     }
 
     /// A worker lost its link to another: acker task `index` fails the trees that touched
