@@ -535,6 +535,17 @@ impl Bolt for IdentityBolt {
         output.emit_anchored(input, &[Value::U64(value), Value::U64(stamp)]);
         output.ack(input);
     }
+
+    /// Passes runs on as plain numbers, each anchored to its input, and stops at a tuple
+    /// that is not two numbers, for `execute` to fail.
+    #[inline]
+    fn execute_batch(&mut self, batch: &mut InputBatch<'_>) {
+        batch.map_then_ack(|input| Some([input.get_u64(0).ok()?, input.get_u64(1).ok()?]));
+    }
+
+    fn wants_runs(&self) -> bool {
+        true
+    }
 }
 
 /// Splits sentences into words: `[word: string, stamp: u64]`, anchored to the sentence; the

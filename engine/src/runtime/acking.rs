@@ -20,6 +20,7 @@ use std::hash::BuildHasherDefault;
 
 use rustc_hash::FxHasher;
 
+use super::slot_ledgers::{SlotLedgers, SlotLookup};
 use super::tree_root::RootLayout;
 use super::tree_workers::routed_through;
 use crate::ids::{MessageId, TaskId};
@@ -233,9 +234,11 @@ pub(crate) enum TreeOutcome {
     Failed { spout_task: TaskId, slot: u32 },
 }
 
+/// What an acker knows of one tree.
 #[derive(Debug, Clone, Copy)]
-struct Ledger {
-    value: u64,
+pub(crate) struct Ledger {
+    /// The xor of every edge reported so far.
+    pub(crate) value: u64,
     spout_task: Option<TaskId>,
     /// The tree's slot in its spout's pending table.
     slot: u32,
@@ -246,6 +249,31 @@ struct Ledger {
 }
 
 impl Ledger {
+    /// The entry of a free slot.
+    pub(crate) const EMPTY: Ledger = Ledger {
+        value: 0,
+        spout_task: None,
+        slot: 0,
+        failed: false,
+        workers: 0,
+        deadline: 0,
+    };
+
+    /// A new tree's entry, before any report is applied: a named root's (`named` its spout
+    /// task and slot) starts from what its spout's init would have said, the root as the xor
+    /// of the first edges.
+    #[inline]
+    fn new(root: u64, named: Option<(TaskId, u32)>, deadline: u64) -> Self {
+        Ledger {
+            value: if named.is_some() { root } else { 0 },
+            spout_task: named.map(|(spout_task, _)| spout_task),
+            slot: named.map_or(0, |(_, slot)| slot),
+            failed: false,
+            workers: 0,
+            deadline,
+        }
+    }
+
     /// What the tree came to, once its spout is known and it failed or its xor is zero.
     #[inline]
     fn outcome(&self) -> Option<TreeOutcome> {
@@ -264,6 +292,9 @@ impl Ledger {
 /// An acker task's xor ledger of the trees it is in charge of.
 #[derive(Debug)]
 pub(crate) struct AckerLedger {
+    /// Named roots, by the spout task and slot they carry.
+    slots: SlotLedgers,
+    /// Announced roots, and named roots whose slot held another root.
     trees: FastMap<u64, Ledger>,
     expiry: Expiry,
     /// How the topology's named roots are laid out; `None` when it names none.
@@ -289,6 +320,7 @@ impl AckerLedger {
     ) -> Self {
         let tick = expiry_tick(timeout_nanos);
         Self {
+            slots: SlotLedgers::default(),
             trees: FastMap::with_capacity_and_hasher(capacity, Default::default()),
             expiry: Expiry::new(timeout_nanos + 2 * tick, tick, now_nanos),
             roots,
@@ -297,7 +329,7 @@ impl AckerLedger {
 
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.trees.len()
+        self.slots.len() + self.trees.len()
     }
 
     /// Applies `change` to the entry of `root` (a new one if there is none) and settles it,
@@ -305,7 +337,9 @@ impl AckerLedger {
     /// settled by its first message is never stored.
     ///
     /// A new entry of a named root (see `tree_root`) starts from what the spout's init
-    /// would have said: the root as the xor of the first edges, its spout and slot.
+    /// would have said: the root as the xor of the first edges, its spout and slot. It goes
+    /// to the root's slot unless that holds another root, or the root is already kept with
+    /// the announced ones.
     #[inline]
     fn update(
         &mut self,
@@ -313,6 +347,34 @@ impl AckerLedger {
         now_nanos: u64,
         change: impl FnOnce(&mut Ledger),
     ) -> Option<TreeOutcome> {
+        let named = self.roots.and_then(|roots| roots.spout_of(root));
+        if let Some((spout_task, slot)) = named
+            && (self.trees.is_empty() || !self.trees.contains_key(&root))
+        {
+            match self.slots.lookup(root, spout_task, slot) {
+                SlotLookup::Held(ledger, entry_root) => {
+                    change(ledger);
+                    let outcome = ledger.outcome();
+                    if outcome.is_some() {
+                        *entry_root = 0;
+                        self.slots.removed();
+                    }
+                    return outcome;
+                }
+                SlotLookup::Free(entry_root, entry) => {
+                    let mut ledger = Ledger::new(root, named, self.expiry.deadline(now_nanos));
+                    change(&mut ledger);
+                    let outcome = ledger.outcome();
+                    if outcome.is_none() {
+                        *entry_root = root;
+                        *entry = ledger;
+                        self.slots.stored();
+                    }
+                    return outcome;
+                }
+                SlotLookup::Taken => {}
+            }
+        }
         match self.trees.entry(root) {
             Entry::Occupied(mut occupied) => {
                 let ledger = occupied.get_mut();
@@ -324,15 +386,7 @@ impl AckerLedger {
                 outcome
             }
             Entry::Vacant(vacant) => {
-                let named = self.roots.and_then(|roots| roots.spout_of(root));
-                let mut ledger = Ledger {
-                    value: if named.is_some() { root } else { 0 },
-                    spout_task: named.map(|(spout_task, _)| spout_task),
-                    slot: named.map_or(0, |(_, slot)| slot),
-                    failed: false,
-                    workers: 0,
-                    deadline: self.expiry.deadline(now_nanos),
-                };
+                let mut ledger = Ledger::new(root, named, self.expiry.deadline(now_nanos));
                 change(&mut ledger);
                 let outcome = ledger.outcome();
                 if outcome.is_none() {
@@ -388,7 +442,7 @@ impl AckerLedger {
         own: u64,
         mut failed: impl FnMut(u64, TaskId, u32),
     ) {
-        self.trees.retain(|&root, ledger| {
+        let mut fail_routed = |root: u64, ledger: &mut Ledger| {
             if ledger.failed || !routed_through(ledger.workers | own, link) {
                 return true;
             }
@@ -400,7 +454,9 @@ impl AckerLedger {
                 }
                 None => true,
             }
-        });
+        };
+        self.slots.retain(&mut fail_routed);
+        self.trees.retain(|&root, ledger| fail_routed(root, ledger));
     }
 
     /// A bolt failed a record of tree `root`.
@@ -418,9 +474,10 @@ impl AckerLedger {
         if !self.expiry.sweep_due(now_nanos) {
             return 0;
         }
-        let before = self.trees.len();
+        let before = self.len();
+        self.slots.retain(|_, ledger| ledger.deadline > now_nanos);
         self.trees.retain(|_, ledger| ledger.deadline > now_nanos);
-        before - self.trees.len()
+        before - self.len()
     }
 }
 
@@ -513,6 +570,54 @@ mod tests {
             }),
             "a fail needs no init either"
         );
+        assert_eq!(ledger.len(), 0);
+    }
+
+    #[test]
+    fn two_named_roots_of_one_slot_are_both_kept_and_settle_apart() {
+        let mut ledger = AckerLedger::new(30 * SECOND, 0);
+        let layout = test_layout();
+        // An old tree left in slot 7 (its spout gave up on it), and the slot's next tree.
+        let old = layout.name(TaskId(2), 7, 1, 0).unwrap();
+        let new = layout.name(TaskId(2), 7, 2, 0).unwrap();
+        let (a, b) = (0x1111, 0x2222);
+        assert_eq!(ledger.ack(old, a, 0, 0), None);
+        assert_eq!(ledger.ack(new, b, 0, 0), None);
+        assert_eq!(ledger.ack(new, 0x33, 0, 0), None);
+        assert_eq!(ledger.len(), 2);
+        let completed = Some(TreeOutcome::Completed {
+            spout_task: TaskId(2),
+            slot: 7,
+        });
+        assert_eq!(ledger.ack(new, new ^ b ^ 0x33, 0, 0), completed);
+        assert_eq!(ledger.ack(old, old ^ a, 0, 0), completed);
+        assert_eq!(ledger.len(), 0);
+        // The slot is free again, and a root kept aside while it was taken stays aside.
+        let third = layout.name(TaskId(2), 7, 3, 0).unwrap();
+        assert_eq!(ledger.ack(third, 0x44, 0, 0), None);
+        assert_eq!(ledger.ack(third, third ^ 0x44, 0, 0), completed);
+    }
+
+    #[test]
+    fn named_and_announced_trees_expire_and_fail_with_a_lost_link_alike() {
+        let mut ledger = AckerLedger::new(SECOND, 0);
+        let (link, own) = (0b110, 0b010);
+        let named_root = named(3, 9);
+        assert_eq!(ledger.ack(named_root, 0x5, 0b100, 0), None);
+        assert_eq!(ledger.init(77, 0x6, 0b100, (TaskId(4), 1), 0), None);
+        assert_eq!(ledger.ack(named(3, 10), 0x7, 0, 0), None);
+        let mut failed = Vec::new();
+        ledger.fail_routed_through(link, own, |root, spout, slot| {
+            failed.push((root, spout, slot))
+        });
+        failed.sort();
+        assert_eq!(
+            failed,
+            [(77, TaskId(4), 1), (named_root, TaskId(3), 9)],
+            "both kinds, through the link"
+        );
+        assert_eq!(ledger.len(), 1, "the tree that stayed home is left");
+        assert_eq!(ledger.expire(10 * SECOND), 1);
         assert_eq!(ledger.len(), 0);
     }
 

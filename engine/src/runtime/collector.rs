@@ -11,7 +11,7 @@ use super::run_state::{RunState, TaskError, TaskErrorKind};
 use super::tree_root;
 use crate::ids::{DEFAULT_STREAM, MessageId, TaskId};
 use crate::metrics::TaskMeter;
-use crate::tuple::EncodeValue;
+use crate::tuple::{EncodeValue, TupleRef};
 use crate::value::Value;
 
 /// A pre-resolved output stream, for emitting on a named stream without looking its name up
@@ -67,7 +67,7 @@ impl TaskOutput<'_> {
     /// [`InputBatch::read_then_ack`](super::InputBatch::read_then_ack)): each root of a
     /// tracked one gets the ack `execute` would send for a tuple with no children, and all
     /// are counted executed and acked.
-    pub(crate) fn ack_read(&mut self, stream: u16, views: &[crate::tuple::TupleRef<'_>]) {
+    pub(crate) fn ack_read(&mut self, stream: u16, views: &[TupleRef<'_>]) {
         self.task
             .meter
             .inputs_executed_and_acked(stream, views.len() as u64);
@@ -80,6 +80,37 @@ impl TaskOutput<'_> {
                 self.report_ack(root, edge, workers);
             }
         }
+    }
+
+    /// Emits `values` on `stream` as the only children of input `view`, read in place, then
+    /// acks `view`: what `emit_anchored` and `ack` do for a tuple, without making the tuple
+    /// or its anchor.
+    #[inline(always)]
+    pub(crate) fn emit_child_then_ack<V: EncodeValue>(
+        &mut self,
+        stream: usize,
+        view: &TupleRef<'_>,
+        values: &[V],
+    ) -> Result<(), EmitError> {
+        let anchors = view.anchors();
+        if anchors.is_empty() || !self.emitter.tracking() {
+            self.emit(stream, Anchoring::None, None, values)?;
+        } else {
+            let edges_xor = Cell::new(0);
+            let anchoring = Anchoring::Input {
+                anchors,
+                edges_xor: &edges_xor,
+            };
+            self.emit(stream, anchoring, None, values)?;
+            let workers = self.emitter.tree_workers.own() | self.emitter.peers_of_last_targets();
+            for (root, edge) in anchors.iter() {
+                self.report_ack(root, edge ^ edges_xor.get(), workers);
+            }
+        }
+        self.task
+            .meter
+            .inputs_executed_and_acked(view.stream_id(), 1);
+        Ok(())
     }
 
     /// Gathers this task's ack of its part of tree `root` for the tree's acker: `value` to
@@ -114,7 +145,7 @@ impl TaskOutput<'_> {
 
     /// The default stream, without comparing names.
     #[inline(always)]
-    fn default_index(&self) -> Result<usize, EmitError> {
+    pub(crate) fn default_index(&self) -> Result<usize, EmitError> {
         match self.task.default_stream {
             Some(index) => Ok(index),
             None => Err(no_default_stream(&self.task.component_id)),
@@ -203,7 +234,7 @@ fn no_default_stream(component: &str) -> EmitError {
 /// the executor reports them with the task and applies the topology's panic policy.
 #[cold]
 #[inline(never)]
-fn refused(error: EmitError) -> ! {
+pub(crate) fn refused(error: EmitError) -> ! {
     panic!("emit refused: {error}")
 }
 

@@ -11,8 +11,8 @@ use crate::grouping::router::KeySource;
 use crate::grouping::router::{RouteError, Router};
 use crate::ids::{StreamId, TaskId};
 use crate::tuple::{
-    ANCHOR_BYTES, EncodeValue, FieldEncoder, HEADER_BYTES, MAX_ANCHORS, fields_len, write_header,
-    write_record,
+    ANCHOR_BYTES, AnchorPairs, EncodeValue, FieldEncoder, HEADER_BYTES, MAX_ANCHORS, fields_len,
+    write_header, write_record,
 };
 
 /// One output stream of one task: its number, shape and subscriptions.
@@ -42,6 +42,12 @@ pub(crate) enum Anchoring<'a> {
     },
     /// Children of these anchors: one fresh edge per (anchor, target).
     Anchors(&'a [&'a Anchor]),
+    /// Children of one input tuple read in place, `anchors` its pairs: one fresh edge per
+    /// target, under each of its roots, their xor accumulated in `edges_xor` for its ack.
+    Input {
+        anchors: AnchorPairs<'a>,
+        edges_xor: &'a std::cell::Cell<u64>,
+    },
 }
 
 /// Why a tuple could not be emitted.
@@ -376,6 +382,14 @@ impl Emitter {
         let roots = match anchoring {
             Anchoring::None => 0,
             Anchoring::Root { .. } => 1,
+            Anchoring::Input { anchors, .. } => {
+                if anchors.len() > MAX_ANCHORS {
+                    return Err(EmitError::TooManyAnchors {
+                        count: anchors.len(),
+                    });
+                }
+                anchors.len()
+            }
             Anchoring::Anchors(anchors) => {
                 let distinct = distinct_roots(anchors, &mut self.pairs);
                 if distinct > MAX_ANCHORS {
@@ -445,6 +459,13 @@ impl Emitter {
                 };
                 edges_xor.set(edges_xor.get() ^ edge);
                 self.pairs.push((root, edge));
+            }
+            Anchoring::Input { anchors, edges_xor } => {
+                self.pairs.clear();
+                let edge = self.rng.u64(..);
+                edges_xor.set(edges_xor.get() ^ edge);
+                self.pairs
+                    .extend(anchors.iter().map(|(root, _)| (root, edge)));
             }
             Anchoring::Anchors(anchors) => {
                 self.pairs.clear();

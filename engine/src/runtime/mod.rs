@@ -14,6 +14,7 @@ pub(crate) mod placement;
 pub(crate) mod ports;
 pub(crate) mod run_state;
 mod running;
+mod slot_ledgers;
 pub(crate) mod start;
 #[cfg(test)]
 pub(crate) mod task_fixture;

@@ -84,6 +84,11 @@ impl PortRing {
 }
 
 /// An output ring to one consumer, with the records that did not fit yet.
+///
+/// Aligned to two cache lines: the ports are allocated by the worker before their thread
+/// starts, so without it a port could share a line with another thread's hot state (its
+/// input ports, say), and every write here would wait for that line to come back.
+#[repr(align(128))]
 pub(crate) struct OutputPort {
     ring: PortRing,
     /// Everything but the ring, so that both can be borrowed at once.

@@ -46,6 +46,10 @@ use publish_clock::PublishClock;
 use watch::RunStateWatch;
 
 /// One input ring of a thread.
+///
+/// Aligned to two cache lines for the reason [`OutputPort`](super::ports::OutputPort) is:
+/// the reader's position, written per batch, must not share a line with another thread's.
+#[repr(align(128))]
 pub(crate) struct InputPort {
     pub(crate) consumer: RecordConsumer,
     pub(crate) counters: Arc<RingCounters>,

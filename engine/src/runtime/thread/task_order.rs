@@ -33,6 +33,11 @@ pub(super) struct HeldInput<'r> {
     views: SmallVec<[TupleRef<'r>; HELD_RECORDS]>,
     cells: SmallVec<[u16; HELD_RECORDS]>,
     sorted: SmallVec<[TupleRef<'r>; HELD_RECORDS]>,
+    /// Whether `cells` never decreased: what is held is in task order already (one ring's
+    /// batch for one task, or for tasks in cell order), and is run where it lies.
+    in_order: bool,
+    /// Whether what is held was taken out, and is dropped at the next hold.
+    taken: bool,
 }
 
 impl<'r> HeldInput<'r> {
@@ -41,6 +46,8 @@ impl<'r> HeldInput<'r> {
             views: SmallVec::new(),
             cells: SmallVec::new(),
             sorted: SmallVec::new(),
+            in_order: true,
+            taken: false,
         }
     }
 
@@ -48,20 +55,55 @@ impl<'r> HeldInput<'r> {
     /// caller then runs what it holds).
     #[inline]
     pub(super) fn hold(&mut self, cell: u16, view: TupleRef<'r>) -> bool {
+        self.drop_taken();
+        if let Some(&last) = self.cells.last() {
+            self.in_order &= last <= cell;
+        }
         self.views.push(view);
         self.cells.push(cell);
         self.views.len() == HELD_RECORDS
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.views.is_empty()
+        self.taken || self.views.is_empty()
+    }
+
+    /// Drops what was taken out: its runs were handed out from the buffers themselves.
+    #[inline]
+    fn drop_taken(&mut self) {
+        if self.taken {
+            self.views.clear();
+            self.cells.clear();
+            self.in_order = true;
+            self.taken = false;
+        }
     }
 
     /// Takes out what is held, in task order and each task's records in the order they
     /// were held. `counts` has one entry per cell of the thread; it is left holding where
     /// each cell's records end.
     pub(super) fn take_sorted<'h>(&'h mut self, counts: &'h mut [u16]) -> SortedRuns<'h, 'r> {
+        self.drop_taken();
+        self.taken = true;
         counts.fill(0);
+        if self.in_order {
+            // Each cell's records end after its last one; a cell with none ends where the
+            // one before it does.
+            for (index, &cell) in self.cells.iter().enumerate() {
+                counts[usize::from(cell)] = index as u16 + 1;
+            }
+            let mut end = 0;
+            for count in counts.iter_mut() {
+                end = end.max(*count);
+                *count = end;
+            }
+            return SortedRuns {
+                views: &self.views,
+                ends: counts,
+                cell: 0,
+                next: 0,
+            };
+        }
         for &cell in &self.cells {
             counts[usize::from(cell)] += 1;
         }
@@ -79,8 +121,6 @@ impl<'r> HeldInput<'r> {
             self.sorted[usize::from(*slot)] = *view;
             *slot += 1;
         }
-        self.views.clear();
-        self.cells.clear();
         SortedRuns {
             views: &self.sorted,
             ends: counts,
@@ -173,6 +213,36 @@ mod tests {
         );
         assert!(held.is_empty(), "taken out");
         assert!(runs(&mut held, 3).is_empty());
+    }
+
+    #[test]
+    fn input_already_in_task_order_runs_as_held_and_cells_without_input_are_skipped() {
+        let tasks = [0, 0, 2, 2, 2, 5];
+        let records: Vec<Vec<u8>> = tasks
+            .iter()
+            .enumerate()
+            .map(|(n, &task)| record(task, 9, n as u64))
+            .collect();
+        let mut held = HeldInput::new();
+        for record in &records {
+            let view = TupleRef::parse(record).unwrap();
+            held.hold(view.dest_task().0 as u16, view);
+        }
+        assert_eq!(
+            runs(&mut held, 6),
+            [(0, 9, vec![0, 1]), (2, 9, vec![2, 3, 4]), (5, 9, vec![5]),]
+        );
+        assert!(held.is_empty());
+        // Held again after a run in place: the buffers start over, and order is looked at
+        // afresh.
+        for record in records.iter().rev() {
+            let view = TupleRef::parse(record).unwrap();
+            held.hold(view.dest_task().0 as u16, view);
+        }
+        assert_eq!(
+            runs(&mut held, 6),
+            [(0, 9, vec![1, 0]), (2, 9, vec![4, 3, 2]), (5, 9, vec![5]),]
+        );
     }
 
     #[test]
