@@ -393,3 +393,56 @@ fn a_producer_wakes_a_consumer_that_announced_sleep_once() {
     consumer.awake();
     assert!(!producer.consumer_needs_wake(), "withdrawn");
 }
+
+#[test]
+fn a_run_appended_at_once_reads_as_the_same_records_appended_one_by_one() {
+    let (mut producer, mut consumer) = heap_ring(1024);
+    producer.append(3).unwrap().copy_from_slice(b"pre");
+    assert!(producer.append_run(5, 4, |index, payload| {
+        payload.copy_from_slice(&[b'a' + index as u8; 5]);
+    }));
+    assert_eq!(producer.pending(), 5);
+    producer.append(4).unwrap().copy_from_slice(b"post");
+    producer.publish();
+    assert_eq!(
+        drain(&mut consumer),
+        [&b"pre"[..], b"aaaaa", b"bbbbb", b"ccccc", b"ddddd", b"post"]
+    );
+}
+
+#[test]
+fn a_run_that_does_not_fit_at_once_appends_nothing() {
+    let (mut producer, mut consumer) = heap_ring(1024);
+    let never = |_: usize, _: &mut [u8]| panic!("nothing to fill");
+    assert!(
+        !producer.append_run(1000, 1, never),
+        "larger than the ring takes"
+    );
+    assert!(
+        !producer.append_run(8, usize::MAX, never),
+        "a size that overflows"
+    );
+    // Sixteen 56-byte records (64 bytes each, with their headers) fill the ring exactly.
+    assert!(
+        !producer.append_run(56, 17, never),
+        "more than the ring holds"
+    );
+    assert!(producer.append_run(56, 12, |_, payload| payload.fill(7)));
+    assert!(
+        !producer.append_run(56, 5, never),
+        "past the end of the data area"
+    );
+    assert_eq!(producer.pending(), 12);
+    producer.publish();
+    assert_eq!(drain(&mut consumer).len(), 12);
+    // The records that did not fit before the end go one by one, wrapping to the start.
+    for _ in 0..5 {
+        producer.append(56).unwrap().fill(8);
+    }
+    assert!(
+        !producer.append_run(56, 12, never),
+        "beyond what the consumer released"
+    );
+    producer.publish();
+    assert_eq!(drain(&mut consumer), vec![vec![8; 56]; 5]);
+}

@@ -17,6 +17,11 @@ enum Op {
     Append {
         len: usize,
     },
+    /// Append `count` records of exactly `len` bytes with one claim.
+    AppendRun {
+        len: usize,
+        count: usize,
+    },
     Publish,
     /// Read up to `max` records, look at the first `look`, then release or drop the batch.
     Read {
@@ -42,7 +47,8 @@ fn op(max_record_len: usize) -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (len.clone(), prop_oneof![3 => Just(0usize), 1 => 0usize..16])
             .prop_map(|(len, spare)| Op::Write { len, spare }),
-        3 => len.prop_map(|len| Op::Append { len }),
+        3 => len.clone().prop_map(|len| Op::Append { len }),
+        2 => (len, 0usize..6).prop_map(|(len, count)| Op::AppendRun { len, count }),
         2 => Just(Op::Publish),
         2 => (prop_oneof![Just(usize::MAX), 0usize..6], 0usize..6, any::<bool>())
             .prop_map(|(max, look, drop_batch)| Op::Read { max, look, drop_batch }),
@@ -106,6 +112,29 @@ impl Model {
             buf.copy_from_slice(&record);
         });
         self.check_written(producer, record, 0, outcome);
+    }
+
+    /// Appends a run at once when it fits before the end of the data area and within the
+    /// released space, and otherwise nothing.
+    fn append_run(&mut self, producer: &mut RecordProducer, len: usize, count: usize) {
+        let records: Vec<Vec<u8>> = (0..count).map(|_| self.next_record(len)).collect();
+        let appended = producer.append_run(len, count, |index, payload| {
+            payload.copy_from_slice(&records[index]);
+        });
+        let max_record_len = (self.capacity / 2 - 8) as usize;
+        let total = record_size(len) * count as u64;
+        let to_end = self.capacity - self.tail % self.capacity;
+        let fits = len <= max_record_len
+            && total <= to_end
+            && self.tail + total - self.head <= self.capacity;
+        assert_eq!(appended, fits, "{count} records of {len} bytes");
+        if appended {
+            for record in records {
+                self.tail += record_size(len);
+                self.pending.push((record, self.tail));
+            }
+        }
+        assert_eq!(producer.pending(), self.pending.len());
     }
 
     fn check_written(
@@ -213,6 +242,7 @@ proptest! {
             match op {
                 Op::Write { len, spare } => model.write(&mut producer, len, spare),
                 Op::Append { len } => model.append(&mut producer, len),
+                Op::AppendRun { len, count } => model.append_run(&mut producer, len, count),
                 Op::Publish => model.publish(&mut producer),
                 Op::Read { max, look, drop_batch } => {
                     model.read(&mut consumer, max, look, drop_batch)

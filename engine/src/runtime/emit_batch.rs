@@ -12,7 +12,7 @@ use crate::tuple::{ANCHOR_BYTES, EncodeValue, HEADER_BYTES, fields_len, write_re
 
 /// Most tuples routed before their records are written: their targets are kept on the
 /// stack.
-const ROUTED_AHEAD: usize = 128;
+const ROUTED_AHEAD: usize = crate::runtime::outputs::RUN_MAX;
 
 impl Emitter {
     /// Routes each of `tuples` (untracked, not direct) through `stream`'s routers and sends
@@ -119,6 +119,31 @@ impl Emitter {
                 }
             }
             let targets = &targets[..chunk.len()];
+            let lens = &lens[..chunk.len()];
+            if lens.iter().all(|&len| len == lens[0]) {
+                // One length (tuples of plain numbers): each ring's share in one claim.
+                self.outputs.route_run(
+                    targets,
+                    lens[0] as usize,
+                    #[inline(always)]
+                    |index, out| {
+                        let anchors: &[(u64, u64)] = if roots == 0 {
+                            &[]
+                        } else {
+                            std::slice::from_ref(&pairs[index])
+                        };
+                        write_record(
+                            out,
+                            targets[index],
+                            source,
+                            stream_id,
+                            anchors,
+                            &chunk[index],
+                        )
+                    },
+                );
+                continue;
+            }
             for (index, (&target, values)) in targets.iter().zip(chunk).enumerate() {
                 let anchors: &[(u64, u64)] = if roots == 0 {
                     &[]

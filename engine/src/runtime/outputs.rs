@@ -227,6 +227,98 @@ impl Outputs {
     }
 }
 
+/// Most records [`Outputs::route_run`] takes at once.
+pub(crate) const RUN_MAX: usize = 128;
+
+/// Most rings one call to [`Outputs::route_run`] groups records for; records of a run that
+/// goes to more go one by one.
+const RUN_RINGS: usize = 8;
+
+/// Where a record of a run goes, as [`Outputs::route_run`] groups them: the thread's own
+/// ring, port `n - 1`, or nowhere.
+const NO_RING: u16 = u16::MAX;
+
+impl Outputs {
+    /// Writes one record of `len` bytes for each of `targets` (at most [`RUN_MAX`]), the
+    /// `i`th encoded in place by `fill(i, bytes)`: what [`route_record`](Self::route_record)
+    /// would write for each, grouped by ring. Each ring gets its records in their order,
+    /// with one claim of space for them all where they fit at once; records for different
+    /// rings are not ordered against each other, nor need to be, as each ring has its own
+    /// reader.
+    #[inline(always)]
+    pub(crate) fn route_run(
+        &mut self,
+        targets: &[TaskId],
+        len: usize,
+        mut fill: impl FnMut(usize, &mut [u8]),
+    ) {
+        debug_assert!(targets.len() <= RUN_MAX);
+        let mut rings = [0u16; RUN_MAX];
+        let mut distinct = [0u16; RUN_RINGS];
+        let mut distinct_count = 0;
+        for (ring, &target) in rings.iter_mut().zip(targets) {
+            *ring = match self.routes.get(target.index()).copied() {
+                Some(Route::Local) => 0,
+                Some(Route::Port(port)) => port.saturating_add(1),
+                _ => NO_RING,
+            };
+            if !distinct[..distinct_count].contains(ring) {
+                // Past the rings a run groups, or a port whose number would be taken for
+                // nowhere: one by one.
+                if distinct_count == RUN_RINGS || *ring == NO_RING - 1 {
+                    for (index, &target) in targets.iter().enumerate() {
+                        self.route_record(target, len, |out| fill(index, out));
+                    }
+                    return;
+                }
+                distinct[distinct_count] = *ring;
+                distinct_count += 1;
+            }
+        }
+        let rings = &rings[..targets.len()];
+        let mut members = [0u8; RUN_MAX];
+        for &ring in &distinct[..distinct_count] {
+            let count = if distinct_count == 1 {
+                for (index, member) in members.iter_mut().zip(0..targets.len()) {
+                    *index = member as u8;
+                }
+                targets.len()
+            } else {
+                let mut count = 0;
+                for (index, _) in rings.iter().enumerate().filter(|(_, r)| **r == ring) {
+                    members[count] = index as u8;
+                    count += 1;
+                }
+                count
+            };
+            let members = &members[..count];
+            let target = |member: usize| targets[usize::from(members[member])];
+            let fill_member =
+                |member: usize, out: &mut [u8]| fill(usize::from(members[member]), out);
+            match ring {
+                0 => {
+                    self.local.write_run(count, len, target, fill_member);
+                    self.records_sent += count as u64;
+                }
+                NO_RING => {
+                    for member in 0..count {
+                        no_route(target(member));
+                    }
+                }
+                port => {
+                    let port = &mut self.ports[usize::from(port - 1)];
+                    let was_backlogged = port.is_backlogged();
+                    port.write_run(count, len, target, fill_member);
+                    self.backlogged.after_write(port, was_backlogged);
+                    if !port.is_remote() {
+                        self.records_sent += count as u64;
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn no_route(target: TaskId) {
@@ -286,6 +378,93 @@ mod tests {
         assert_eq!(values(&records(&mut port_reader)), [(2, 20)]);
         assert_eq!(outputs.records_sent, 2, "dropped records are not counted");
         assert!(!outputs.is_backlogged());
+    }
+
+    /// Sends `values` in one run, the `i`th to `targets[i]`.
+    fn send_run(outputs: &mut Outputs, targets: &[u32], values: &[u64]) {
+        let tasks: Vec<TaskId> = targets.iter().map(|&task| TaskId(task)).collect();
+        let len = crate::tuple::HEADER_BYTES + crate::tuple::fields_len(&[values[0]]);
+        outputs.route_run(&tasks, len, |index, out| {
+            write_record(out, tasks[index], TaskId(1), 100, &[], &[values[index]]);
+        });
+    }
+
+    #[test]
+    fn a_run_sends_each_ring_its_records_in_order_as_single_records_would() {
+        let (mut outputs, mut local_reader, mut port_reader) = outputs(4096);
+        send_run(
+            &mut outputs,
+            &[2, 1, 2, 3, 1, 2, 99],
+            &[20, 10, 21, 30, 11, 22, 990],
+        );
+        send_run(&mut outputs, &[1, 1], &[12, 13]);
+        outputs.local.publish();
+        outputs.publish_all();
+        assert_eq!(
+            values(&records(&mut local_reader)),
+            [(1, 10), (1, 11), (1, 12), (1, 13)]
+        );
+        assert_eq!(
+            values(&records(&mut port_reader)),
+            [(2, 20), (2, 21), (2, 22)]
+        );
+        assert_eq!(outputs.records_sent, 7, "dropped records are not counted");
+    }
+
+    #[test]
+    fn a_run_that_does_not_fit_at_once_backlogs_and_keeps_its_order() {
+        let (mut outputs, _, mut port_reader) = outputs(256);
+        let sent: Vec<u64> = (0..40).collect();
+        for chunk in sent.chunks(8) {
+            send_run(&mut outputs, &[2; 8], chunk);
+        }
+        assert!(
+            outputs.is_backlogged(),
+            "40 records overflow a 256-byte ring"
+        );
+        let mut arrived = Vec::new();
+        while outputs.is_backlogged() || arrived.len() < sent.len() {
+            outputs.publish_all();
+            arrived.extend(values(&records(&mut port_reader)));
+            outputs.flush_overflow();
+        }
+        assert_eq!(
+            arrived,
+            sent.iter().map(|&value| (2, value)).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_run_to_more_rings_than_it_groups_goes_record_by_record() {
+        let capacity = 4096;
+        let (local, mut local_reader) = output(capacity);
+        let mut ports = Vec::new();
+        let mut readers = Vec::new();
+        for _ in 0..RUN_RINGS + 1 {
+            let (port, reader) = output(capacity);
+            ports.push(port);
+            readers.push(reader);
+        }
+        let mut routes = vec![Route::Nowhere, Route::Local];
+        routes.extend((0..=RUN_RINGS as u16).map(Route::Port));
+        let mut outputs = Outputs::new(routes.into(), ports, local, usize::MAX);
+        let targets: Vec<u32> = (1..=RUN_RINGS as u32 + 2).chain([1, 2]).collect();
+        let sent: Vec<u64> = (0..targets.len() as u64).collect();
+        send_run(&mut outputs, &targets, &sent);
+        outputs.local.publish();
+        outputs.publish_all();
+        assert_eq!(
+            values(&records(&mut local_reader)),
+            [(1, 0), (1, RUN_RINGS as u64 + 2)]
+        );
+        assert_eq!(
+            values(&records(&mut readers[0])),
+            [(2, 1), (2, RUN_RINGS as u64 + 3)]
+        );
+        for (port, reader) in readers.iter_mut().enumerate().skip(1) {
+            let task = port as u32 + 2;
+            assert_eq!(values(&records(reader)), [(task, u64::from(task) - 1)]);
+        }
     }
 
     #[test]

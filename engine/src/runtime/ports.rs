@@ -299,6 +299,30 @@ impl OutputPort {
         }
     }
 
+    /// Writes `count` records of `len` bytes, the `i`th for task `target(i)` and encoded in
+    /// place by `fill(i, bytes)`: what `count` calls to [`write`](Self::write) would write,
+    /// with one claim of ring space for them all when the ring is a thread's, nothing waits
+    /// in the overflow and they fit at once.
+    #[inline(always)]
+    pub(crate) fn write_run(
+        &mut self,
+        count: usize,
+        len: usize,
+        target: impl Fn(usize) -> TaskId,
+        mut fill: impl FnMut(usize, &mut [u8]),
+    ) {
+        if let PortRing::Local { producer, .. } = &mut self.ring
+            && !self.state.is_backlogged()
+            && producer.append_run(len, count, &mut fill)
+        {
+            self.state.unpublished += count as u64;
+            return;
+        }
+        for index in 0..count {
+            self.write(target(index), len, |buf| fill(index, buf));
+        }
+    }
+
     /// Forgets the record encoded at `start` of the overflow for a closed ring.
     #[cold]
     #[inline(never)]

@@ -210,6 +210,52 @@ impl RecordProducer {
         Ok(self.payload_mut(offset, len))
     }
 
+    /// Appends `count` records of exactly `len` bytes each, back to back, with one claim:
+    /// `fill(i, payload)` writes the `i`th. What `count` calls to [`append`](Self::append)
+    /// would write, without checking room, the end of the data area and the size once per
+    /// record.
+    ///
+    /// Returns false, appending nothing and calling `fill` never, when the records do not
+    /// all fit at once: past the end of the data area (a record never wraps), beyond the
+    /// space the consumer has released, or larger than the ring takes. The caller then
+    /// appends them one by one, and [`append`](Self::append) says what is wrong.
+    #[inline(always)]
+    pub fn append_run(
+        &mut self,
+        len: usize,
+        count: usize,
+        mut fill: impl FnMut(usize, &mut [u8]),
+    ) -> bool {
+        if len > self.max_record_len {
+            return false;
+        }
+        let size = record_size(len);
+        let offset = self.write_pos as usize & self.mask;
+        let Some(total) = size.checked_mul(count) else {
+            return false;
+        };
+        if total > self.capacity() - offset {
+            return false;
+        }
+        let end = self.write_pos + total as u64;
+        if end > self.write_limit && !matches!(self.refresh_write_limit(end), Ok(true)) {
+            return false;
+        }
+        self.region.note_write(offset, total);
+        for index in 0..count {
+            let at = offset + index * size;
+            // SAFETY: `at` is 8-aligned (`offset` and `size` are) and `at + size` lies
+            // inside the data area below `offset + total`, which fit before its end and
+            // below `write_limit`: free space the consumer cannot see before the next
+            // publish, as for a record `claim` returns.
+            unsafe { self.data.add(at).cast::<u64>().write(len as u64) };
+            fill(index, self.payload_mut(at, len));
+        }
+        self.write_pos = end;
+        self.pending += count;
+        true
+    }
+
     /// Where a record of `size` bytes goes after the pending ones: the padding to leave
     /// before it (0, or the rest of the data area when it does not fit before the end), and
     /// the sequence right after it.
