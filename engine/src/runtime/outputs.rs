@@ -234,9 +234,12 @@ pub(crate) const RUN_MAX: usize = 128;
 /// goes to more go one by one.
 const RUN_RINGS: usize = 8;
 
-/// Where a record of a run goes, as [`Outputs::route_run`] groups them: the thread's own
-/// ring, port `n - 1`, or nowhere.
-const NO_RING: u16 = u16::MAX;
+/// Rings [`Outputs::route_run`] tells apart: the thread's own (0), ports up to 61 (their
+/// number plus one) and nowhere ([`NO_RING`]). Runs to further ports go one by one.
+const RING_KEYS: usize = 64;
+
+/// The ring of a record [`Outputs::route_run`] finds no route for.
+const NO_RING: usize = RING_KEYS - 1;
 
 impl Outputs {
     /// Writes one record of `len` bytes for each of `targets` (at most [`RUN_MAX`]), the
@@ -253,62 +256,76 @@ impl Outputs {
         mut fill: impl FnMut(usize, &mut [u8]),
     ) {
         debug_assert!(targets.len() <= RUN_MAX);
-        let mut rings = [0u16; RUN_MAX];
-        let mut distinct = [0u16; RUN_RINGS];
-        let mut distinct_count = 0;
-        for (ring, &target) in rings.iter_mut().zip(targets) {
-            *ring = match self.routes.get(target.index()).copied() {
+        // Each record's index goes to the list of its ring, in one pass: `ring_slot` maps a
+        // ring (0: this thread's own, `n + 1`: port `n`, `NO_RING`: nowhere) to its list.
+        let mut ring_slot = [u8::MAX; RING_KEYS];
+        let mut slot_ring = [0u8; RUN_RINGS];
+        let mut lists = [[0u8; RUN_MAX]; RUN_RINGS];
+        let mut list_lens = [0u8; RUN_RINGS];
+        let mut slots = 0;
+        for (index, &target) in targets.iter().enumerate() {
+            let ring = match self.routes.get(target.index()).copied() {
                 Some(Route::Local) => 0,
-                Some(Route::Port(port)) => port.saturating_add(1),
+                Some(Route::Port(port)) if usize::from(port) + 1 < NO_RING => usize::from(port) + 1,
+                Some(Route::Port(_)) => RING_KEYS,
                 _ => NO_RING,
             };
-            if !distinct[..distinct_count].contains(ring) {
-                // Past the rings a run groups, or a port whose number would be taken for
-                // nowhere: one by one.
-                if distinct_count == RUN_RINGS || *ring == NO_RING - 1 {
+            let slot = match ring_slot.get(ring) {
+                Some(&slot) if slot != u8::MAX => usize::from(slot),
+                // A ring first seen: a list of its own, unless the lists are all taken or
+                // the port's number is past what they map (then the run goes one by one).
+                Some(_) if slots < RUN_RINGS => {
+                    ring_slot[ring] = slots as u8;
+                    slot_ring[slots] = ring as u8;
+                    slots += 1;
+                    slots - 1
+                }
+                _ => {
                     for (index, &target) in targets.iter().enumerate() {
-                        self.route_record(target, len, |out| fill(index, out));
+                        self.route_record(
+                            target,
+                            len,
+                            #[inline(always)]
+                            |out| fill(index, out),
+                        );
                     }
                     return;
                 }
-                distinct[distinct_count] = *ring;
-                distinct_count += 1;
-            }
-        }
-        let rings = &rings[..targets.len()];
-        let mut members = [0u8; RUN_MAX];
-        for &ring in &distinct[..distinct_count] {
-            let count = if distinct_count == 1 {
-                for (index, member) in members.iter_mut().zip(0..targets.len()) {
-                    *index = member as u8;
-                }
-                targets.len()
-            } else {
-                let mut count = 0;
-                for (index, _) in rings.iter().enumerate().filter(|(_, r)| **r == ring) {
-                    members[count] = index as u8;
-                    count += 1;
-                }
-                count
             };
-            let members = &members[..count];
-            let target = |member: usize| targets[usize::from(members[member])];
-            let fill_member =
-                |member: usize, out: &mut [u8]| fill(usize::from(members[member]), out);
-            match ring {
+            lists[slot][usize::from(list_lens[slot])] = index as u8;
+            list_lens[slot] += 1;
+        }
+        for slot in 0..slots {
+            let members = &lists[slot][..usize::from(list_lens[slot])];
+            let count = members.len();
+            match usize::from(slot_ring[slot]) {
                 0 => {
-                    self.local.write_run(count, len, target, fill_member);
+                    self.local.write_run(
+                        count,
+                        len,
+                        #[inline(always)]
+                        |member| targets[usize::from(members[member])],
+                        #[inline(always)]
+                        |member, out| fill(usize::from(members[member]), out),
+                    );
                     self.records_sent += count as u64;
                 }
                 NO_RING => {
-                    for member in 0..count {
-                        no_route(target(member));
+                    for &member in members {
+                        no_route(targets[usize::from(member)]);
                     }
                 }
                 port => {
-                    let port = &mut self.ports[usize::from(port - 1)];
+                    let port = &mut self.ports[port - 1];
                     let was_backlogged = port.is_backlogged();
-                    port.write_run(count, len, target, fill_member);
+                    port.write_run(
+                        count,
+                        len,
+                        #[inline(always)]
+                        |member| targets[usize::from(members[member])],
+                        #[inline(always)]
+                        |member, out| fill(usize::from(members[member]), out),
+                    );
                     self.backlogged.after_write(port, was_backlogged);
                     if !port.is_remote() {
                         self.records_sent += count as u64;
@@ -465,6 +482,30 @@ mod tests {
             let task = port as u32 + 2;
             assert_eq!(values(&records(reader)), [(task, u64::from(task) - 1)]);
         }
+    }
+
+    #[test]
+    fn a_run_to_a_port_past_those_it_tells_apart_goes_record_by_record() {
+        let (local, _) = output(1024);
+        let mut ports = Vec::new();
+        let mut readers = Vec::new();
+        for _ in 0..RING_KEYS {
+            let (port, reader) = output(1024);
+            ports.push(port);
+            readers.push(reader);
+        }
+        let mut routes = vec![Route::Nowhere, Route::Local];
+        routes.extend((0..RING_KEYS as u16).map(Route::Port));
+        let mut outputs = Outputs::new(routes.into(), ports, local, usize::MAX);
+        // Port 62 would map to the key of nowhere, port 63 past the keys.
+        let (near, far) = (NO_RING as u32 + 1, NO_RING as u32 + 2);
+        send_run(&mut outputs, &[near, far, near], &[1, 2, 3]);
+        outputs.publish_all();
+        assert_eq!(
+            values(&records(&mut readers[NO_RING - 1])),
+            [(near, 1), (near, 3)]
+        );
+        assert_eq!(values(&records(&mut readers[NO_RING])), [(far, 2)]);
     }
 
     #[test]

@@ -319,7 +319,12 @@ impl OutputPort {
             return;
         }
         for index in 0..count {
-            self.write(target(index), len, |buf| fill(index, buf));
+            self.write(
+                target(index),
+                len,
+                #[inline(always)]
+                |buf| fill(index, buf),
+            );
         }
     }
 
