@@ -298,39 +298,35 @@ impl Outputs {
         for slot in 0..slots {
             let members = &lists[slot][..usize::from(list_lens[slot])];
             let count = members.len();
-            match usize::from(slot_ring[slot]) {
-                0 => {
-                    self.local.write_run(
-                        count,
-                        len,
-                        #[inline(always)]
-                        |member| targets[usize::from(members[member])],
-                        #[inline(always)]
-                        |member, out| fill(usize::from(members[member]), out),
-                    );
-                    self.records_sent += count as u64;
+            let ring = usize::from(slot_ring[slot]);
+            if ring == NO_RING {
+                for &member in members {
+                    no_route(targets[usize::from(member)]);
                 }
-                NO_RING => {
-                    for &member in members {
-                        no_route(targets[usize::from(member)]);
-                    }
-                }
-                port => {
-                    let port = &mut self.ports[port - 1];
-                    let was_backlogged = port.is_backlogged();
-                    port.write_run(
-                        count,
-                        len,
-                        #[inline(always)]
-                        |member| targets[usize::from(members[member])],
-                        #[inline(always)]
-                        |member, out| fill(usize::from(members[member]), out),
-                    );
-                    self.backlogged.after_write(port, was_backlogged);
-                    if !port.is_remote() {
-                        self.records_sent += count as u64;
-                    }
-                }
+                continue;
+            }
+            // The thread's own ring is not among the ports, and a backlog there does not
+            // count (see `local`).
+            let own = ring == 0;
+            let port = if own {
+                &mut self.local
+            } else {
+                &mut self.ports[ring - 1]
+            };
+            let was_backlogged = port.is_backlogged();
+            port.write_run(
+                count,
+                len,
+                #[inline(always)]
+                |member| targets[usize::from(members[member])],
+                #[inline(always)]
+                |member, out| fill(usize::from(members[member]), out),
+            );
+            if !own {
+                self.backlogged.after_write(port, was_backlogged);
+            }
+            if !port.is_remote() {
+                self.records_sent += count as u64;
             }
         }
     }

@@ -181,6 +181,14 @@ mod tests {
         record
     }
 
+    /// Holds each of `records` for the cell numbered as its task.
+    fn hold_by_task<'r>(held: &mut HeldInput<'r>, records: impl IntoIterator<Item = &'r Vec<u8>>) {
+        for record in records {
+            let view = TupleRef::parse(record).unwrap();
+            held.hold(view.dest_task().0 as u16, view);
+        }
+    }
+
     /// Every run of `held` as (cell, stream, values).
     fn runs(held: &mut HeldInput<'_>, cells: usize) -> Vec<(usize, u16, Vec<u64>)> {
         let mut counts = vec![0; cells];
@@ -224,10 +232,7 @@ mod tests {
             .map(|(n, &task)| record(task, 9, n as u64))
             .collect();
         let mut held = HeldInput::new();
-        for record in &records {
-            let view = TupleRef::parse(record).unwrap();
-            held.hold(view.dest_task().0 as u16, view);
-        }
+        hold_by_task(&mut held, &records);
         assert_eq!(
             runs(&mut held, 6),
             [(0, 9, vec![0, 1]), (2, 9, vec![2, 3, 4]), (5, 9, vec![5]),]
@@ -235,10 +240,7 @@ mod tests {
         assert!(held.is_empty());
         // Held again after a run in place: the buffers start over, and order is looked at
         // afresh.
-        for record in records.iter().rev() {
-            let view = TupleRef::parse(record).unwrap();
-            held.hold(view.dest_task().0 as u16, view);
-        }
+        hold_by_task(&mut held, records.iter().rev());
         assert_eq!(
             runs(&mut held, 6),
             [(0, 9, vec![1, 0]), (2, 9, vec![4, 3, 2]), (5, 9, vec![5]),]
@@ -256,10 +258,7 @@ mod tests {
             record(0, 9, 6),
         ];
         let mut held = HeldInput::new();
-        for record in &records {
-            let view = TupleRef::parse(record).unwrap();
-            held.hold(view.dest_task().0 as u16, view);
-        }
+        hold_by_task(&mut held, &records);
         assert_eq!(
             runs(&mut held, 2),
             [
