@@ -341,6 +341,14 @@ mod tests {
         );
     }
 
+    /// The task's acker reports as (root, value, kind).
+    fn root_value_kind(task: &mut OneTask) -> Vec<(u64, u64, ReportKind)> {
+        task.reports()
+            .iter()
+            .map(|report| (report.root, report.value, report.kind))
+            .collect()
+    }
+
     #[test]
     fn tuples_read_as_views_are_acked_once_read_and_the_rest_stay() {
         let mut task = OneTask::new();
@@ -364,11 +372,7 @@ mod tests {
                 "nothing left"
             );
         });
-        let reports: Vec<(u64, u64, ReportKind)> = task
-            .reports()
-            .iter()
-            .map(|report| (report.root, report.value, report.kind))
-            .collect();
+        let reports = root_value_kind(&mut task);
         assert_eq!(
             reports,
             [
@@ -406,6 +410,56 @@ mod tests {
         assert_eq!(
             (counters.executed, counters.acked, counters.emitted),
             (5, 5, 5)
+        );
+    }
+
+    #[test]
+    fn mapped_tuples_go_out_anchored_to_their_input_which_is_acked_with_the_child_s_edge() {
+        let mut task = OneTask::new();
+        let records = [
+            input(1, &[]),
+            input(2, &[(20, 2), (21, 3)]),
+            input(3, &[(30, 4)]),
+            input(0, &[(40, 5)]),
+        ];
+        run_batch(&mut task, &records, false, |batch| {
+            let taken = batch.map_then_ack(|tuple| {
+                let n = tuple.get_u64(0).unwrap();
+                (n != 0).then_some([n * 10])
+            });
+            assert_eq!((taken, batch.remaining()), (3, 1), "stops at the 0");
+        });
+        let sent = task.sent();
+        assert_eq!(
+            sent.iter().map(|(value, _)| *value).collect::<Vec<_>>(),
+            [10, 20, 30]
+        );
+        assert!(
+            sent[0].1.is_empty(),
+            "an untracked input has untracked children"
+        );
+        let (child_edge, second_edge) = (sent[1].1[0].1, sent[1].1[1].1);
+        assert_eq!(
+            sent[1].1.iter().map(|(root, _)| *root).collect::<Vec<_>>(),
+            [20, 21],
+            "the child is in every tree of its input"
+        );
+        assert_eq!(child_edge, second_edge, "one fresh edge per target");
+        let third_edge = sent[2].1[0].1;
+        let reports = root_value_kind(&mut task);
+        assert_eq!(
+            reports,
+            [
+                (20, 2 ^ child_edge, ReportKind::Ack),
+                (21, 3 ^ child_edge, ReportKind::Ack),
+                (30, 4 ^ third_edge, ReportKind::Ack),
+            ],
+            "each input's edge xor its child's, as emit_anchored then ack report them"
+        );
+        let counters = task.task.meter.counters;
+        assert_eq!(
+            (counters.executed, counters.acked, counters.emitted),
+            (3, 3, 3)
         );
     }
 
