@@ -20,7 +20,7 @@ use std::hash::BuildHasherDefault;
 
 use rustc_hash::FxHasher;
 
-use super::slot_ledgers::{SlotLedgers, SlotLookup};
+use super::slot_ledgers::{SlotEntry, SlotLedgers, SlotLookup};
 use super::tree_root::RootLayout;
 use super::tree_workers::routed_through;
 use crate::ids::{MessageId, TaskId};
@@ -352,22 +352,21 @@ impl AckerLedger {
             && (self.trees.is_empty() || !self.trees.contains_key(&root))
         {
             match self.slots.lookup(root, spout_task, slot) {
-                SlotLookup::Held(ledger, entry_root) => {
-                    change(ledger);
-                    let outcome = ledger.outcome();
+                SlotLookup::Held(entry) => {
+                    change(&mut entry.ledger);
+                    let outcome = entry.ledger.outcome();
                     if outcome.is_some() {
-                        *entry_root = 0;
+                        entry.root = 0;
                         self.slots.removed();
                     }
                     return outcome;
                 }
-                SlotLookup::Free(entry_root, entry) => {
+                SlotLookup::Free(entry) => {
                     let mut ledger = Ledger::new(root, named, self.expiry.deadline(now_nanos));
                     change(&mut ledger);
                     let outcome = ledger.outcome();
                     if outcome.is_none() {
-                        *entry_root = root;
-                        *entry = ledger;
+                        *entry = SlotEntry { root, ledger };
                         self.slots.stored();
                     }
                     return outcome;

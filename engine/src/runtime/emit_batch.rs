@@ -127,11 +127,7 @@ impl Emitter {
                     lens[0] as usize,
                     #[inline(always)]
                     |index, out| {
-                        let anchors: &[(u64, u64)] = if roots == 0 {
-                            &[]
-                        } else {
-                            std::slice::from_ref(&pairs[index])
-                        };
+                        let anchors = record_anchors(roots, &pairs, index);
                         write_record(
                             out,
                             targets[index],
@@ -145,11 +141,7 @@ impl Emitter {
                 continue;
             }
             for (index, (&target, values)) in targets.iter().zip(chunk).enumerate() {
-                let anchors: &[(u64, u64)] = if roots == 0 {
-                    &[]
-                } else {
-                    std::slice::from_ref(&pairs[index])
-                };
+                let anchors = record_anchors(roots, &pairs, index);
                 self.outputs.route_record(
                     target,
                     lens[index] as usize,
@@ -159,6 +151,16 @@ impl Emitter {
             }
         }
         Ok(tuples.len())
+    }
+}
+
+/// The anchors of record `index` of a chunk: the pair of its tree, or none untracked.
+#[inline(always)]
+fn record_anchors(roots: usize, pairs: &[(u64, u64)], index: usize) -> &[(u64, u64)] {
+    if roots == 0 {
+        &[]
+    } else {
+        std::slice::from_ref(&pairs[index])
     }
 }
 

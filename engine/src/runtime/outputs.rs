@@ -194,6 +194,15 @@ impl Outputs {
         }
     }
 
+    /// Where records for `target` go.
+    #[inline(always)]
+    fn route(&self, target: TaskId) -> Route {
+        self.routes
+            .get(target.index())
+            .copied()
+            .unwrap_or(Route::Nowhere)
+    }
+
     /// Writes a record of `len` bytes for `target`, encoded in place by `fill`, into the
     /// ring its route leads to (or that ring's overflow, counting the port backlogged).
     #[inline(always)]
@@ -203,12 +212,7 @@ impl Outputs {
         len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) {
-        match self
-            .routes
-            .get(target.index())
-            .copied()
-            .unwrap_or(Route::Nowhere)
-        {
+        match self.route(target) {
             Route::Local => {
                 self.local.write(target, len, fill);
                 self.records_sent += 1;
@@ -264,11 +268,11 @@ impl Outputs {
         let mut list_lens = [0u8; RUN_RINGS];
         let mut slots = 0;
         for (index, &target) in targets.iter().enumerate() {
-            let ring = match self.routes.get(target.index()).copied() {
-                Some(Route::Local) => 0,
-                Some(Route::Port(port)) if usize::from(port) + 1 < NO_RING => usize::from(port) + 1,
-                Some(Route::Port(_)) => RING_KEYS,
-                _ => NO_RING,
+            let ring = match self.route(target) {
+                Route::Local => 0,
+                Route::Port(port) if usize::from(port) + 1 < NO_RING => usize::from(port) + 1,
+                Route::Port(_) => RING_KEYS,
+                Route::Nowhere => NO_RING,
             };
             let slot = match ring_slot.get(ring) {
                 Some(&slot) if slot != u8::MAX => usize::from(slot),

@@ -17,9 +17,9 @@ const FIRST_SLOTS: usize = 1024;
 
 /// One slot's entry: the root it holds (0: free) and its ledger.
 #[derive(Debug, Clone, Copy)]
-struct SlotEntry {
-    root: u64,
-    ledger: Ledger,
+pub(crate) struct SlotEntry {
+    pub(crate) root: u64,
+    pub(crate) ledger: Ledger,
 }
 
 const FREE: SlotEntry = SlotEntry {
@@ -38,9 +38,9 @@ pub(crate) struct SlotLedgers {
 /// Where a root's entry is, or would go.
 pub(crate) enum SlotLookup<'a> {
     /// The slot holds this root.
-    Held(&'a mut Ledger, &'a mut u64),
+    Held(&'a mut SlotEntry),
     /// The slot is free.
-    Free(&'a mut u64, &'a mut Ledger),
+    Free(&'a mut SlotEntry),
     /// The slot holds another root, or lies beyond what the table grows to at once.
     Taken,
 }
@@ -74,8 +74,8 @@ impl SlotLedgers {
         }
         let entry = &mut table[slot];
         match entry.root {
-            held if held == root => SlotLookup::Held(&mut entry.ledger, &mut entry.root),
-            0 => SlotLookup::Free(&mut entry.root, &mut entry.ledger),
+            held if held == root => SlotLookup::Held(entry),
+            0 => SlotLookup::Free(entry),
             _ => SlotLookup::Taken,
         }
     }
@@ -111,11 +111,11 @@ mod tests {
 
     /// Stores `root` in its slot, which must be free.
     fn store(ledgers: &mut SlotLedgers, root: u64, spout: u32, slot: u32) {
-        let SlotLookup::Free(entry_root, ledger) = ledgers.lookup(root, TaskId(spout), slot) else {
+        let SlotLookup::Free(entry) = ledgers.lookup(root, TaskId(spout), slot) else {
             panic!("slot {slot} of task {spout} not free");
         };
-        *entry_root = root;
-        ledger.value = root;
+        entry.root = root;
+        entry.ledger.value = root;
         ledgers.stored();
     }
 
@@ -125,18 +125,18 @@ mod tests {
         store(&mut ledgers, 0xA1, 3, 5);
         store(&mut ledgers, 0xB2, 4, 5);
         assert_eq!(ledgers.len(), 2);
-        let SlotLookup::Held(ledger, _) = ledgers.lookup(0xA1, TaskId(3), 5) else {
+        let SlotLookup::Held(entry) = ledgers.lookup(0xA1, TaskId(3), 5) else {
             panic!("held");
         };
-        assert_eq!(ledger.value, 0xA1);
+        assert_eq!(entry.ledger.value, 0xA1);
         assert!(matches!(
             ledgers.lookup(0xC3, TaskId(3), 5),
             SlotLookup::Taken
         ));
-        let SlotLookup::Held(_, root) = ledgers.lookup(0xA1, TaskId(3), 5) else {
+        let SlotLookup::Held(entry) = ledgers.lookup(0xA1, TaskId(3), 5) else {
             panic!("held");
         };
-        *root = 0;
+        entry.root = 0;
         ledgers.removed();
         assert!(matches!(
             ledgers.lookup(0xC3, TaskId(3), 5),

@@ -243,12 +243,10 @@ impl RecordProducer {
         }
         self.region.note_write(offset, total);
         for index in 0..count {
+            // 8-aligned (`offset` and `size` are), and below `offset + total`, which fits
+            // before the end of the data area and below `write_limit`.
             let at = offset + index * size;
-            // SAFETY: `at` is 8-aligned (`offset` and `size` are) and `at + size` lies
-            // inside the data area below `offset + total`, which fit before its end and
-            // below `write_limit`: free space the consumer cannot see before the next
-            // publish, as for a record `claim` returns.
-            unsafe { self.data.add(at).cast::<u64>().write(len as u64) };
+            self.write_record_header(at, len);
             fill(index, self.payload_mut(at, len));
         }
         self.write_pos = end;
@@ -313,13 +311,13 @@ impl RecordProducer {
     #[inline(always)]
     fn payload_mut(&mut self, offset: usize, len: usize) -> &mut [u8] {
         debug_assert!(offset + record_size(len) <= self.capacity());
-        // SAFETY: `claim` returned `offset` for a record of at least `len` bytes, so
+        // SAFETY: `claim` returned `offset` for a record of at least `len` bytes (or
+        // `append_run` placed it inside the room it checked for its records), so
         // `offset + 8 + len <= capacity` (it fit before the end of the area, or starts at 0
         // and takes at most half of it) and the payload lies inside the data area; the bytes
         // are initialised (the area starts zeroed and is only ever written with bytes), are
-        // free space the consumer cannot see before the next publish (`claim` checked them
-        // against `write_limit`), and `&mut self` makes this slice the only reference to
-        // them.
+        // free space the consumer cannot see before the next publish (checked against
+        // `write_limit`), and `&mut self` makes this slice the only reference to them.
         unsafe {
             std::slice::from_raw_parts_mut(
                 self.data.add(offset + RECORD_HEADER_BYTES).as_ptr(),
@@ -328,13 +326,20 @@ impl RecordProducer {
         }
     }
 
+    /// Writes the header word of a record of `len` bytes at data `offset`.
+    #[inline(always)]
+    fn write_record_header(&mut self, offset: usize, len: usize) {
+        // SAFETY: as in `payload_mut`: `offset` is an 8-aligned word of free space in the
+        // area, claimed for this record (by `claim`, or by `append_run` for each of its
+        // records).
+        unsafe { self.data.add(offset).cast::<u64>().write(len as u64) };
+    }
+
     /// Writes the header word of a `len`-byte record claimed at `offset` and adds the record
     /// to the pending batch.
     #[inline(always)]
     fn finish_record(&mut self, offset: usize, len: usize) {
-        // SAFETY: as in `payload_mut`: `offset` is an 8-aligned word of free space in the
-        // area, claimed for this record.
-        unsafe { self.data.add(offset).cast::<u64>().write(len as u64) };
+        self.write_record_header(offset, len);
         self.write_pos += record_size(len) as u64;
         self.pending += 1;
     }
