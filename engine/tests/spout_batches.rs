@@ -1,6 +1,6 @@
 //! Spouts that emit in batches (`SpoutOutput::emit_batch`, `emit_batch_with_ids`): every
 //! tuple goes where a single emit sends it, once, in order per task; tracked batches complete
-//! and fail tree by tree; a batch of the wrong shape is refused whole.
+//! and fail tree by tree, packed records too; a batch of the wrong shape is refused whole.
 
 mod common;
 
@@ -112,45 +112,62 @@ impl Bolt for FailSevens {
     }
 }
 
-#[test]
-fn a_failed_tuple_of_a_batch_fails_its_own_tree_alone() {
+/// Runs `tuples` tracked tuples, emitted in batches of 64, through `tasks` tasks of a bolt
+/// made by `judge`, each on a thread of its own; checks that each multiple of seven failed
+/// alone and the rest were acked.
+fn judged_by<B: Bolt + 'static>(judge: fn() -> B, tasks: usize, tuples: u64) {
     let counts = Arc::new(SpoutCounts::default());
     let mut builder = TopologyBuilder::new();
     let spout_counts = Arc::clone(&counts);
     builder.set_spout(
         "src",
         move || {
-            SeqSpout::new(1_000, 10, Arc::clone(&spout_counts))
+            SeqSpout::new(tuples, 10, Arc::clone(&spout_counts))
                 .in_batches_of(64)
                 .tracked()
         },
         1,
     );
     builder
-        .set_bolt("judge", || FailSevens, 2)
+        .set_bolt("judge", judge, tasks)
         .shuffle_grouping("src");
-    let running =
-        squall_core::run(builder.build("sevens", config(Chaining::Auto, 1)).unwrap()).unwrap();
-    wait_for("every verdict", Duration::from_secs(10), || {
-        counts.acked() + counts.failed() == 1_000
+    let topology = builder.build("sevens", config(Chaining::Never, 1)).unwrap();
+    let running = squall_core::run(topology).unwrap();
+    wait_for("every verdict", Duration::from_secs(20), || {
+        counts.acked() + counts.failed() == tuples
     });
-    let mut failed = counts.failed_ids.lock().unwrap().clone();
-    failed.sort_unstable();
-    assert_eq!(
-        failed,
-        (0..1_000u64)
-            .filter(|n| n.is_multiple_of(7))
-            .collect::<Vec<_>>()
-    );
-    let mut acked = counts.acked_ids.lock().unwrap().clone();
-    acked.sort_unstable();
-    assert_eq!(
-        acked,
-        (0..1_000u64)
-            .filter(|n| !n.is_multiple_of(7))
-            .collect::<Vec<_>>()
-    );
+    let sorted = |ids: &Mutex<Vec<u64>>| {
+        let mut ids = ids.lock().unwrap().clone();
+        ids.sort_unstable();
+        ids
+    };
+    let (sevens, rest): (Vec<u64>, Vec<u64>) = (0..tuples).partition(|n| n.is_multiple_of(7));
+    assert_eq!(sorted(&counts.failed_ids), sevens);
+    assert_eq!(sorted(&counts.acked_ids), rest);
     running.kill(Duration::from_secs(1));
+}
+
+#[test]
+fn a_failed_tuple_of_a_batch_fails_its_own_tree_alone() {
+    judged_by(|| FailSevens, 2, 1_000);
+}
+
+/// Panics on the tuples whose id is a multiple of seven, acks the rest.
+struct PanicOnSevens;
+
+impl Bolt for PanicOnSevens {
+    fn execute(&mut self, input: &Tuple<'_>, output: &mut BoltOutput<'_>) {
+        let id = input.get_u64(0).unwrap();
+        assert!(!id.is_multiple_of(7), "seven divides {id}");
+        output.ack(input);
+    }
+}
+
+/// A batch to a bolt on a thread of its own arrives packed, several tuples to a record; a
+/// panic on one of them fails that tuple's tree alone, and the restarted task gets the rest.
+#[test]
+fn a_panic_on_a_tuple_of_a_packed_record_fails_that_tuple_alone() {
+    judged_by(|| PanicOnSevens, 1, 700);
 }
 
 /// Emits one batch of one-field tuples on a two-field stream, then one good batch.

@@ -2,7 +2,7 @@
 //! random tuples, and random bytes that must never make a reader panic.
 
 use proptest::prelude::*;
-use squall_core::tuple::{TupleRef, encode_record};
+use squall_core::tuple::{TupleRef, encode_packed_record, encode_record};
 use squall_core::{OwnedValue, TaskId, Value, ValueRef};
 
 const DOC: &str = include_str!("../../docs/tuple-encoding.md");
@@ -33,6 +33,21 @@ fn the_documented_records_are_what_the_encoder_writes() {
         &[Value::U64(42), Value::Str("hi")],
     );
     assert_eq!(record, golden("untracked"));
+
+    encode_packed_record(
+        &mut record,
+        TaskId(7),
+        TaskId(3),
+        16,
+        &[[1u64, 2], [3, 4]],
+        &[],
+    );
+    assert_eq!(record, golden("packed"));
+    let tuples: Vec<(u64, u64)> = TupleRef::members(&record)
+        .unwrap()
+        .map(|view| (view.get_u64(0).unwrap(), view.get_u64(1).unwrap()))
+        .collect();
+    assert_eq!(tuples, [(1, 2), (3, 4)]);
 
     let list = [Value::U64(1)];
     let map = [(Value::Str("k"), Value::I64(-2))];
@@ -154,6 +169,69 @@ proptest! {
             }
             let _ = view.fields().count();
             let _ = format!("{view:?}");
+        }
+    }
+
+    #[test]
+    fn packed_records_read_back_as_their_tuples(
+        tuples in proptest::collection::vec((any::<u64>(), any::<i64>(), any::<bool>()), 1..40),
+        dest in any::<u32>().prop_map(TaskId),
+        source in any::<u32>().prop_map(TaskId),
+        stream in any::<u16>(),
+        tracked in any::<bool>(),
+    ) {
+        let encoded: Vec<[Value<'_>; 3]> = tuples
+            .iter()
+            .map(|&(u, i, b)| [Value::U64(u), Value::I64(i), Value::Bool(b)])
+            .collect();
+        let pairs: Vec<[(u64, u64); 1]> = tuples.iter().map(|&(u, i, _)| [(u, i as u64)]).collect();
+        let anchors: Vec<&[(u64, u64)]> = match tracked {
+            true => pairs.iter().map(|pair| &pair[..]).collect(),
+            false => Vec::new(),
+        };
+        let mut record = Vec::new();
+        encode_packed_record(&mut record, dest, source, stream, &encoded, &anchors);
+        let members = TupleRef::members(&record).unwrap();
+        prop_assert_eq!(members.len(), tuples.len());
+        for (view, &(u, i, b)) in members.zip(&tuples) {
+            view.validate().unwrap();
+            prop_assert_eq!((view.dest_task(), view.source_task()), (dest, source));
+            prop_assert_eq!(view.stream_id(), stream);
+            let expected: &[(u64, u64)] = if tracked { &[(u, i as u64)] } else { &[] };
+            prop_assert_eq!(view.anchors().iter().collect::<Vec<_>>(), expected);
+            prop_assert_eq!(view.get_u64(0), Ok(u));
+            prop_assert_eq!(view.get_i64(1), Ok(i));
+            prop_assert_eq!(view.get_bool(2), Ok(b));
+            let alone = view.to_record();
+            let again = TupleRef::parse(&alone).unwrap();
+            prop_assert_eq!(again.get_i64(1), Ok(i));
+            prop_assert_eq!(again.fields_bytes(), view.fields_bytes());
+        }
+    }
+
+    #[test]
+    fn readers_never_panic_on_damaged_packed_records(
+        tuples in proptest::collection::vec(any::<u64>(), 1..20),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+        cut in any::<usize>(),
+    ) {
+        let encoded: Vec<[u64; 1]> = tuples.iter().map(|&u| [u]).collect();
+        let mut record = Vec::new();
+        encode_packed_record(&mut record, TaskId(1), TaskId(2), 16, &encoded, &[]);
+        for (at, byte) in flips {
+            let at = at % record.len();
+            record[at] ^= byte;
+        }
+        record.truncate(cut % (record.len() + 1));
+        if let Ok(members) = TupleRef::members(&record) {
+            for view in members {
+                let _ = view.validate();
+                for index in 0..view.field_count().min(8) {
+                    let _ = view.get(index).map(|value| value.to_owned_value());
+                }
+                let _ = view.to_record();
+                let _ = format!("{view:?}");
+            }
         }
     }
 

@@ -1,6 +1,7 @@
-//! Reads an arbitrary record as a tuple, through every accessor. Nothing may panic; the
-//! accessors must agree with each other; a record that validates must re-encode to the same
-//! bytes (but for the reserved header bytes).
+//! Reads an arbitrary record as its tuples, plain or packed, through every accessor.
+//! Nothing may panic; the accessors must agree with each other; a tuple that validates must
+//! re-encode to the bytes of its record alone (`TupleRef::to_record`), and a plain record
+//! to its own bytes (but for the header bytes that count packed tuples).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,9 +17,19 @@ fn same(a: Result<ValueRef<'_>, FieldError>, b: ValueRef<'_>) -> bool {
 }
 
 fuzz_target!(|record: &[u8]| {
-    let Ok(tuple) = TupleRef::parse(record) else {
+    let Ok(members) = TupleRef::members(record) else {
+        assert!(TupleRef::parse(record).is_err());
         return;
     };
+    let packed = members.is_packed();
+    assert_eq!(TupleRef::parse(record).is_ok(), !packed);
+    for tuple in members {
+        check(tuple, (!packed).then_some(record));
+    }
+});
+
+/// Checks one tuple; `record` is its record when it came alone in one.
+fn check(tuple: TupleRef<'_>, record: Option<&[u8]>) {
     let _ = (tuple.dest_task(), tuple.source_task(), tuple.stream_id());
     let anchors: Vec<(u64, u64)> = tuple.anchors().iter().collect();
     assert_eq!(anchors.len(), tuple.anchors().len());
@@ -57,6 +68,9 @@ fuzz_target!(|record: &[u8]| {
         &anchors,
         &fields,
     );
-    assert_eq!(again[..14], record[..14]);
-    assert_eq!(again[16..], record[16..]);
-});
+    assert_eq!(again, tuple.to_record());
+    if let Some(record) = record {
+        assert_eq!(again[..14], record[..14]);
+        assert_eq!(again[16..], record[16..]);
+    }
+}

@@ -8,7 +8,9 @@
 
 use super::emitter::{Anchoring, EmitError, EmitKey, Emitter, StreamRoute, shape_error, too_large};
 use crate::ids::TaskId;
-use crate::tuple::{ANCHOR_BYTES, EncodeValue, HEADER_BYTES, fields_len, write_record};
+use crate::tuple::{
+    ANCHOR_BYTES, EncodeValue, HEADER_BYTES, fields_len, write_anchors, write_fields, write_record,
+};
 
 /// Most tuples routed before their records are written: their targets are kept on the
 /// stack.
@@ -122,6 +124,8 @@ impl Emitter {
             let lens = &lens[..chunk.len()];
             if lens.iter().all(|&len| len == lens[0]) {
                 // One length (tuples of plain numbers): each ring's share in one claim.
+                // They may share packed records: after the first, each its anchors and
+                // fields alone.
                 self.outputs.route_run(
                     targets,
                     lens[0] as usize,
@@ -137,6 +141,13 @@ impl Emitter {
                             &chunk[index],
                         )
                     },
+                    Some(
+                        #[inline(always)]
+                        |index: usize, out: &mut [u8]| {
+                            let at = write_anchors(out, record_anchors(roots, &pairs, index));
+                            write_fields(&chunk[index], &mut out[at..]);
+                        },
+                    ),
                 );
                 continue;
             }
@@ -226,8 +237,8 @@ mod tests {
         readers.each_mut().map(|reader| {
             records(reader)
                 .iter()
-                .map(|record| {
-                    let view = TupleRef::parse(record).expect("a well-formed record");
+                .flat_map(|record| TupleRef::members(record).expect("a well-formed record"))
+                .map(|view| {
                     assert!(view.anchors().is_empty(), "untracked");
                     (
                         view.dest_task(),

@@ -89,6 +89,9 @@ impl Backlog {
 #[derive(Debug)]
 pub(crate) struct Outputs {
     routes: Box<[Route]>,
+    /// `routes` as the ring keys [`route_run`](Self::route_run) groups records by, one
+    /// byte per task: a run looks each record's ring up in one load.
+    ring_keys: Box<[u8]>,
     pub(crate) ports: Vec<OutputPort>,
     /// The ring from this thread to itself, for records to its own tasks. It is not among
     /// `ports`: a backlog there does not throttle the thread, which drains it itself.
@@ -118,8 +121,10 @@ impl Outputs {
             .map(OutputPort::max_record_len)
             .min()
             .unwrap_or(usize::MAX);
+        let ring_keys = routes.iter().map(|&route| ring_key(route)).collect();
         Self {
             routes,
+            ring_keys,
             ports,
             local,
             backlogged: Backlog::new(overflow_limit),
@@ -251,13 +256,15 @@ impl Outputs {
     /// would write for each, grouped by ring. Each ring gets its records in their order,
     /// with one claim of space for them all where they fit at once; records for different
     /// rings are not ordered against each other, nor need to be, as each ring has its own
-    /// reader.
+    /// reader. With `fields` (writing the anchor pairs and fields alone of the `i`th), a
+    /// thread's ring may get them packed (see [`OutputPort::write_run`]).
     #[inline(always)]
     pub(crate) fn route_run(
         &mut self,
         targets: &[TaskId],
         len: usize,
         mut fill: impl FnMut(usize, &mut [u8]),
+        mut fields: Option<impl FnMut(usize, &mut [u8])>,
     ) {
         debug_assert!(targets.len() <= RUN_MAX);
         // Each record's index goes to the list of its ring, in one pass: `ring_slot` maps a
@@ -268,12 +275,12 @@ impl Outputs {
         let mut list_lens = [0u8; RUN_RINGS];
         let mut slots = 0;
         for (index, &target) in targets.iter().enumerate() {
-            let ring = match self.route(target) {
-                Route::Local => 0,
-                Route::Port(port) if usize::from(port) + 1 < NO_RING => usize::from(port) + 1,
-                Route::Port(_) => RING_KEYS,
-                Route::Nowhere => NO_RING,
-            };
+            let ring = usize::from(
+                self.ring_keys
+                    .get(target.index())
+                    .copied()
+                    .unwrap_or(NO_RING as u8),
+            );
             let slot = match ring_slot.get(ring) {
                 Some(&slot) if slot != u8::MAX => usize::from(slot),
                 // A ring first seen: a list of its own, unless the lists are all taken or
@@ -318,21 +325,37 @@ impl Outputs {
                 &mut self.ports[ring - 1]
             };
             let was_backlogged = port.is_backlogged();
-            port.write_run(
+            let records = port.write_run(
                 count,
                 len,
                 #[inline(always)]
                 |member| targets[usize::from(members[member])],
                 #[inline(always)]
                 |member, out| fill(usize::from(members[member]), out),
+                fields.as_mut().map(|fields| {
+                    #[inline(always)]
+                    |member: usize, out: &mut [u8]| fields(usize::from(members[member]), out)
+                }),
             );
             if !own {
                 self.backlogged.after_write(port, was_backlogged);
             }
             if !port.is_remote() {
-                self.records_sent += count as u64;
+                self.records_sent += records as u64;
             }
         }
+    }
+}
+
+/// The key [`Outputs::route_run`] groups records for `route` by: 0 for the thread's own
+/// ring, a port's number plus one, [`NO_RING`] for nowhere, and [`RING_KEYS`] for ports
+/// past those it tells apart.
+fn ring_key(route: Route) -> u8 {
+    match route {
+        Route::Local => 0,
+        Route::Port(port) if usize::from(port) + 1 < NO_RING => port as u8 + 1,
+        Route::Port(_) => RING_KEYS as u8,
+        Route::Nowhere => NO_RING as u8,
     }
 }
 
@@ -372,13 +395,12 @@ mod tests {
         });
     }
 
+    /// The tuples of `records`, plain or packed.
     fn values(records: &[Vec<u8>]) -> Vec<(u32, u64)> {
         records
             .iter()
-            .map(|record| {
-                let view = TupleRef::parse(record).unwrap();
-                (view.dest_task().0, view.get_u64(0).unwrap())
-            })
+            .flat_map(|record| TupleRef::members(record).unwrap())
+            .map(|view| (view.dest_task().0, view.get_u64(0).unwrap()))
             .collect()
     }
 
@@ -397,13 +419,106 @@ mod tests {
         assert!(!outputs.is_backlogged());
     }
 
-    /// Sends `values` in one run, the `i`th to `targets[i]`.
-    fn send_run(outputs: &mut Outputs, targets: &[u32], values: &[u64]) {
+    /// Sends `values` in one run, the `i`th to `targets[i]`, `packed` where it pays.
+    fn send_run(outputs: &mut Outputs, targets: &[u32], values: &[u64], packed: bool) {
         let tasks: Vec<TaskId> = targets.iter().map(|&task| TaskId(task)).collect();
         let len = crate::tuple::HEADER_BYTES + crate::tuple::fields_len(&[values[0]]);
-        outputs.route_run(&tasks, len, |index, out| {
-            write_record(out, tasks[index], TaskId(1), 100, &[], &[values[index]]);
-        });
+        outputs.route_run(
+            &tasks,
+            len,
+            |index, out| write_record(out, tasks[index], TaskId(1), 100, &[], &[values[index]]),
+            packed.then_some(|index: usize, out: &mut [u8]| {
+                crate::tuple::write_fields(&[values[index]], out);
+            }),
+        );
+    }
+
+    #[test]
+    fn an_untracked_run_for_one_task_shares_one_packed_record() {
+        let (mut outputs, mut local_reader, mut port_reader) = outputs(4096);
+        send_run(
+            &mut outputs,
+            &[2, 2, 2, 1, 1, 1, 2],
+            &[20, 21, 22, 10, 11, 12, 23],
+            true,
+        );
+        outputs.local.publish();
+        outputs.publish_all();
+        // Each ring's list holds its own tuples only, so task 2's four are one stretch.
+        let port = records(&mut port_reader);
+        assert_eq!(port.len(), 1);
+        assert_eq!(values(&port), [(2, 20), (2, 21), (2, 22), (2, 23)]);
+        let local = records(&mut local_reader);
+        assert_eq!(local.len(), 1);
+        assert_eq!(values(&local), [(1, 10), (1, 11), (1, 12)]);
+        assert!(TupleRef::parse(&local[0]).is_err(), "the record is packed");
+        assert_eq!(outputs.records_sent, 2, "records, not tuples");
+    }
+
+    #[test]
+    fn a_run_that_alternates_between_tasks_is_not_packed() {
+        let (local, _) = output(4096);
+        let (port, mut port_reader) = output(4096);
+        let routes = [Route::Nowhere, Route::Port(0), Route::Port(0)];
+        let mut outputs = Outputs::new(routes.into(), vec![port], local, usize::MAX);
+        send_run(&mut outputs, &[1, 2, 1, 2, 1, 1], &[0, 1, 2, 3, 4, 5], true);
+        outputs.publish_all();
+        let port = records(&mut port_reader);
+        assert_eq!(
+            port.len(),
+            6,
+            "five stretches in six tuples save too little"
+        );
+        assert_eq!(
+            values(&port),
+            [(1, 0), (2, 1), (1, 2), (2, 3), (1, 4), (1, 5)]
+        );
+        // Two stretches in five: a packed record of four, and a plain one.
+        send_run(&mut outputs, &[1, 1, 1, 1, 2], &[6, 7, 8, 9, 10], true);
+        outputs.publish_all();
+        let port = records(&mut port_reader);
+        assert_eq!(port.len(), 2);
+        assert!(TupleRef::parse(&port[0]).is_err(), "the first is packed");
+        assert!(
+            TupleRef::parse(&port[1]).is_ok(),
+            "a stretch of one stays plain"
+        );
+        assert_eq!(values(&port), [(1, 6), (1, 7), (1, 8), (1, 9), (2, 10)]);
+    }
+
+    #[test]
+    fn a_packed_run_of_two_tasks_that_finds_the_ring_full_keeps_each_task_s_order() {
+        let (mut outputs, _, mut port_reader) = outputs(256);
+        let routes = [Route::Nowhere, Route::Local, Route::Port(0), Route::Port(0)];
+        outputs.ring_keys = routes.iter().map(|&route| ring_key(route)).collect();
+        outputs.routes = routes.into();
+        let sent: Vec<u64> = (0..96).collect();
+        for chunk in sent.chunks(32) {
+            // Stretches of four for each task.
+            let targets: Vec<u32> = chunk
+                .iter()
+                .map(|&value| 2 + (value / 4 % 2) as u32)
+                .collect();
+            send_run(&mut outputs, &targets, chunk, true);
+        }
+        assert!(
+            outputs.is_backlogged(),
+            "96 tuples overflow a 256-byte ring"
+        );
+        let arrived = drain(&mut outputs, &mut port_reader, sent.len());
+        for task in [2, 3] {
+            let mine: Vec<u64> = arrived
+                .iter()
+                .filter(|(to, _)| *to == task)
+                .map(|&(_, value)| value)
+                .collect();
+            let expected: Vec<u64> = sent
+                .iter()
+                .copied()
+                .filter(|value| 2 + (value / 4 % 2) as u32 == task)
+                .collect();
+            assert_eq!(mine, expected, "task {task}: every tuple, in order");
+        }
     }
 
     #[test]
@@ -413,8 +528,9 @@ mod tests {
             &mut outputs,
             &[2, 1, 2, 3, 1, 2, 99],
             &[20, 10, 21, 30, 11, 22, 990],
+            false,
         );
-        send_run(&mut outputs, &[1, 1], &[12, 13]);
+        send_run(&mut outputs, &[1, 1], &[12, 13], false);
         outputs.local.publish();
         outputs.publish_all();
         assert_eq!(
@@ -428,27 +544,39 @@ mod tests {
         assert_eq!(outputs.records_sent, 7, "dropped records are not counted");
     }
 
-    #[test]
-    fn a_run_that_does_not_fit_at_once_backlogs_and_keeps_its_order() {
-        let (mut outputs, _, mut port_reader) = outputs(256);
-        let sent: Vec<u64> = (0..40).collect();
-        for chunk in sent.chunks(8) {
-            send_run(&mut outputs, &[2; 8], chunk);
-        }
-        assert!(
-            outputs.is_backlogged(),
-            "40 records overflow a 256-byte ring"
-        );
+    /// Publishes and flushes `outputs` until its backlog is gone and `count` tuples came
+    /// out of `reader`; returns them.
+    fn drain(
+        outputs: &mut Outputs,
+        reader: &mut squall_ringbuf::record::RecordConsumer,
+        count: usize,
+    ) -> Vec<(u32, u64)> {
         let mut arrived = Vec::new();
-        while outputs.is_backlogged() || arrived.len() < sent.len() {
+        while outputs.is_backlogged() || arrived.len() < count {
             outputs.publish_all();
-            arrived.extend(values(&records(&mut port_reader)));
+            arrived.extend(values(&records(reader)));
             outputs.flush_overflow();
         }
-        assert_eq!(
-            arrived,
-            sent.iter().map(|&value| (2, value)).collect::<Vec<_>>()
-        );
+        arrived
+    }
+
+    #[test]
+    fn a_run_that_does_not_fit_at_once_backlogs_and_keeps_its_order() {
+        for (packed, tuples, chunk) in [(false, 40, 8), (true, 80, 16)] {
+            let (mut outputs, _, mut port_reader) = outputs(256);
+            let sent: Vec<u64> = (0..tuples).collect();
+            for values in sent.chunks(chunk) {
+                send_run(&mut outputs, &vec![2; chunk], values, packed);
+            }
+            assert!(
+                outputs.is_backlogged(),
+                "{tuples} tuples overflow a 256-byte ring"
+            );
+            assert_eq!(
+                drain(&mut outputs, &mut port_reader, sent.len()),
+                sent.iter().map(|&value| (2, value)).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]
@@ -467,7 +595,7 @@ mod tests {
         let mut outputs = Outputs::new(routes.into(), ports, local, usize::MAX);
         let targets: Vec<u32> = (1..=RUN_RINGS as u32 + 2).chain([1, 2]).collect();
         let sent: Vec<u64> = (0..targets.len() as u64).collect();
-        send_run(&mut outputs, &targets, &sent);
+        send_run(&mut outputs, &targets, &sent, true);
         outputs.local.publish();
         outputs.publish_all();
         assert_eq!(
@@ -499,7 +627,7 @@ mod tests {
         let mut outputs = Outputs::new(routes.into(), ports, local, usize::MAX);
         // Port 62 would map to the key of nowhere, port 63 past the keys.
         let (near, far) = (NO_RING as u32 + 1, NO_RING as u32 + 2);
-        send_run(&mut outputs, &[near, far, near], &[1, 2, 3]);
+        send_run(&mut outputs, &[near, far, near], &[1, 2, 3], true);
         outputs.publish_all();
         assert_eq!(
             values(&records(&mut readers[NO_RING - 1])),

@@ -124,8 +124,8 @@ impl OneTask {
         self.emitter.outputs.publish_all();
         records(&mut self.port_reader)
             .iter()
-            .map(|record| {
-                let view = TupleRef::parse(record).expect("a well-formed record");
+            .flat_map(|record| TupleRef::members(record).expect("a well-formed record"))
+            .map(|view| {
                 assert_eq!(view.dest_task(), TaskId(2));
                 (
                     view.get_u64(0).expect("a u64"),

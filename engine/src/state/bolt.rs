@@ -343,7 +343,7 @@ impl Bolt for CheckpointedBolt {
         };
         let offer = running
             .alignment
-            .offer(input.source_task(), kind, || input.view().record().to_vec());
+            .offer(input.source_task(), kind, || input.view().to_record());
         if self.settle(offer, input, output) {
             self.release(output);
         }

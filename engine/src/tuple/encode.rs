@@ -376,7 +376,13 @@ pub(crate) fn write_header(
     head[header::ANCHOR_COUNT..header::ANCHOR_COUNT + 2]
         .copy_from_slice(&(anchors.len() as u16).to_le_bytes());
     out[..HEADER_BYTES].copy_from_slice(&head);
-    let mut at = HEADER_BYTES;
+    HEADER_BYTES + write_anchors(&mut out[HEADER_BYTES..], anchors)
+}
+
+/// Writes `anchors` back to back at the start of `out`; returns the bytes written.
+#[inline(always)]
+pub(crate) fn write_anchors(out: &mut [u8], anchors: &[(u64, u64)]) -> usize {
+    let mut at = 0;
     for (root, edge) in anchors {
         out[at..at + 8].copy_from_slice(&root.to_le_bytes());
         out[at + 8..at + 16].copy_from_slice(&edge.to_le_bytes());

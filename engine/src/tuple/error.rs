@@ -83,6 +83,26 @@ pub enum DecodeError {
         /// How many.
         extra: usize,
     },
+    /// The record packs several tuples, and was read as one: read it with
+    /// [`TupleRef::members`](super::TupleRef::members).
+    #[error("tuple record packs {count} tuples; it was read as one")]
+    Packed {
+        /// Tuples the header announces.
+        count: usize,
+    },
+    /// A packed record's bytes after the header do not split into its tuples evenly (every
+    /// tuple packed in one record has the same encoded length), or a tuple's share is too
+    /// short for the anchor pairs each carries.
+    #[error(
+        "tuple record packs {count} tuples in {len} bytes after its header, which do not split \
+         evenly into tuples that hold their anchor pairs"
+    )]
+    PackedUneven {
+        /// Tuples the header announces.
+        count: usize,
+        /// Bytes after the header.
+        len: usize,
+    },
 }
 
 /// A field could not be read as asked.

@@ -17,9 +17,14 @@
 //! | 8  | 2 | stream id (topology-wide numbering, see [`StreamId`](crate::StreamId)) |
 //! | 10 | 2 | number of fields |
 //! | 12 | 2 | number of anchor pairs `n` |
-//! | 14 | 2 | reserved, zero |
+//! | 14 | 2 | tuples packed `p`: 0 for a record of one tuple |
 //! | 16 | 16·n | anchor pairs: root id (u64), edge id (u64) |
 //! | 16 + 16·n | … | the fields, one after another |
+//!
+//! A packed record (`p` ≥ 1) carries `p` tuples of one length for the same task, stream
+//! and source after one header, each its own `n` anchor pairs and then its fields: a run of
+//! a batch emit pays for one header and one ring record instead of one per tuple.
+//! [`TupleRef::members`] reads either kind; [`TupleRef::parse`] refuses a packed record.
 //!
 //! Each field is a tag byte ([`ValueType`](crate::ValueType) as `u8`) and a payload:
 //!
@@ -40,13 +45,16 @@
 
 mod encode;
 mod error;
+mod packed;
 mod view;
 
 pub use encode::{EncodeValue, FieldEncoder, encode_record, fields_len, write_fields};
 pub use error::{DecodeError, FieldError};
+pub use packed::{Members, encode_packed_record};
 pub use view::{AnchorPairs, FieldIter, ListRef, MapRef, TupleRef};
 
-pub(crate) use encode::{write_header, write_record};
+pub(crate) use encode::{write_anchors, write_header, write_record};
+pub(crate) use packed::mark_packed;
 pub(crate) use view::decode_value;
 
 /// Bytes of the fixed record header.
@@ -72,4 +80,5 @@ pub(crate) mod header {
     pub const STREAM: usize = 8;
     pub const FIELD_COUNT: usize = 10;
     pub const ANCHOR_COUNT: usize = 12;
+    pub const PACKED: usize = 14;
 }

@@ -8,8 +8,20 @@ use crate::ids::TaskId;
 use crate::value::{ValueRef, ValueType};
 
 #[inline(always)]
-fn u16_at(bytes: &[u8], at: usize) -> u16 {
+pub(super) fn u16_at(bytes: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+/// Checks that `record` holds a whole header.
+#[inline(always)]
+pub(super) fn check_header(record: &[u8]) -> Result<(), DecodeError> {
+    if record.len() < HEADER_BYTES {
+        return Err(DecodeError::ShortHeader {
+            len: record.len(),
+            header: HEADER_BYTES,
+        });
+    }
+    Ok(())
 }
 
 #[inline(always)]
@@ -306,27 +318,39 @@ impl fmt::Debug for MapRef<'_> {
 ///
 /// Making the view checks only that the header and anchors fit; each field is decoded, and
 /// checked, when it is read. Strings and bytes are lent from the record without copying.
+///
+/// The view holds the record's bytes up to the end of its own fields: for a tuple of a
+/// packed record (see [`members`](Self::members)), the header, the tuples before it and its
+/// own fields.
 #[derive(Clone, Copy)]
 pub struct TupleRef<'a> {
     record: &'a [u8],
     field_count: u16,
+    anchor_count: u16,
     fields_start: u32,
 }
 
 impl<'a> TupleRef<'a> {
-    /// A view of `record`, after checking that its header and anchor pairs fit.
+    /// A view of `record`, a record of one tuple, after checking that its header and
+    /// anchor pairs fit.
     ///
     /// # Errors
-    /// [`DecodeError::ShortHeader`] or [`DecodeError::TruncatedAnchors`].
+    /// [`DecodeError::ShortHeader`], [`DecodeError::TruncatedAnchors`], or
+    /// [`DecodeError::Packed`] for a record of several tuples.
     #[inline]
     pub fn parse(record: &'a [u8]) -> Result<Self, DecodeError> {
-        if record.len() < HEADER_BYTES {
-            return Err(DecodeError::ShortHeader {
-                len: record.len(),
-                header: HEADER_BYTES,
-            });
+        check_header(record)?;
+        match usize::from(u16_at(record, header::PACKED)) {
+            0 => Self::parse_single(record),
+            count => Err(DecodeError::Packed { count }),
         }
-        let anchors = usize::from(u16_at(record, header::ANCHOR_COUNT));
+    }
+
+    /// [`parse`](Self::parse) of a record whose header was checked and packs no tuples.
+    #[inline(always)]
+    pub(super) fn parse_single(record: &'a [u8]) -> Result<Self, DecodeError> {
+        let anchor_count = u16_at(record, header::ANCHOR_COUNT);
+        let anchors = usize::from(anchor_count);
         let fields_start = HEADER_BYTES + anchors * ANCHOR_BYTES;
         if record.len() < fields_start {
             return Err(DecodeError::TruncatedAnchors {
@@ -337,8 +361,28 @@ impl<'a> TupleRef<'a> {
         Ok(Self {
             record,
             field_count: u16_at(record, header::FIELD_COUNT),
+            anchor_count,
             fields_start: fields_start as u32,
         })
+    }
+
+    /// The view of a tuple of a packed record whose fields start at `fields_start` of
+    /// `record`, after its `anchor_count` anchor pairs, and run to its end, under the header
+    /// at the start of `record`.
+    #[inline(always)]
+    pub(super) fn packed_member(record: &'a [u8], fields_start: usize, anchor_count: u16) -> Self {
+        Self {
+            record,
+            field_count: u16_at(record, header::FIELD_COUNT),
+            anchor_count,
+            fields_start: fields_start as u32,
+        }
+    }
+
+    /// Where the anchor pairs end and the fields start.
+    #[inline(always)]
+    fn anchors_start(&self) -> usize {
+        self.fields_start as usize - usize::from(self.anchor_count) * ANCHOR_BYTES
     }
 
     /// Checks every field, and that nothing follows the last one.
@@ -356,10 +400,18 @@ impl<'a> TupleRef<'a> {
         }
     }
 
-    /// The whole encoded record.
-    #[inline]
-    pub fn record(&self) -> &'a [u8] {
-        self.record
+    /// The record of this tuple alone: its bytes as they arrived, or, for a tuple of a
+    /// packed record, its header and fields made into a record of one tuple.
+    pub fn to_record(&self) -> Vec<u8> {
+        if u16_at(self.record, header::PACKED) == 0 {
+            return self.record.to_vec();
+        }
+        let own = &self.record[self.anchors_start()..];
+        let mut record = Vec::with_capacity(HEADER_BYTES + own.len());
+        record.extend_from_slice(&self.record[..HEADER_BYTES]);
+        record[header::PACKED..header::PACKED + 2].fill(0);
+        record.extend_from_slice(own);
+        record
     }
 
     /// The task this record was sent to.
@@ -389,14 +441,14 @@ impl<'a> TupleRef<'a> {
     /// Whether the tuple carries no anchor pair (it belongs to no tracked tree).
     #[inline(always)]
     pub(crate) fn is_unanchored(&self) -> bool {
-        self.fields_start as usize == HEADER_BYTES
+        self.anchor_count == 0
     }
 
     /// The (root id, edge id) pairs tying this tuple to spout tuple trees.
     #[inline]
     pub fn anchors(&self) -> AnchorPairs<'a> {
         AnchorPairs {
-            bytes: &self.record[HEADER_BYTES..self.fields_start as usize],
+            bytes: &self.record[self.anchors_start()..self.fields_start as usize],
         }
     }
 

@@ -22,7 +22,7 @@ use crate::runtime::collector::TaskOutput;
 use crate::runtime::input_batch::{InputBatch, RUN_RECORDS, execute_tuple};
 use crate::runtime::run_state::TaskErrorKind;
 use crate::runtime::start::Plane;
-use crate::tuple::{TupleRef, encode_record};
+use crate::tuple::{Members, TupleRef, encode_record};
 use crate::value::Value;
 
 impl ExecutorThread {
@@ -103,9 +103,11 @@ impl ExecutorThread {
         self.each_record_guarded(&mut records.peekable(), |thread, record, rest| match thread
             .batch_bolt_input(record)
         {
-            Some((cell, view)) => {
-                if held.hold(cell, view) {
-                    thread.run_held(&mut held);
+            Some((cell, members)) => {
+                for view in members {
+                    if held.hold(cell, view) {
+                        thread.run_held(&mut held);
+                    }
                 }
             }
             None => thread.process_record(record, rest),
@@ -137,14 +139,14 @@ impl ExecutorThread {
         }
     }
 
-    /// The cell and view of `record` if it goes to a bolt that takes runs.
+    /// The cell and tuples of `record` if it goes to a bolt that takes runs.
     #[inline]
-    fn batch_bolt_input<'r>(&self, record: &'r [u8]) -> Option<(u16, TupleRef<'r>)> {
-        let view = TupleRef::parse(record).ok()?;
-        let index = self.cell_index(view.dest_task())?;
+    fn batch_bolt_input<'r>(&self, record: &'r [u8]) -> Option<(u16, Members<'r>)> {
+        let members = TupleRef::members(record).ok()?;
+        let index = self.cell_index(members.dest_task())?;
         self.tasks[index]
             .takes_runs()
-            .then_some((index as u16, view))
+            .then_some((index as u16, members))
     }
 
     /// Runs the records `held` in task order. A task that stopped taking runs since its
@@ -171,10 +173,19 @@ impl ExecutorThread {
         self.task_order_counts = Some(counts);
     }
 
-    /// Handles a panic while `record` was being processed.
+    /// Handles a panic while `record` was being processed (a bolt that runs a record's
+    /// tuples one by one is handed a record of one tuple).
     fn record_panicked(&mut self, record: &[u8], payload: &(dyn std::any::Any + Send)) {
+        let view = TupleRef::members(record)
+            .ok()
+            .and_then(|mut members| members.next());
+        self.tuple_panicked(view, payload);
+    }
+
+    /// Handles a panic while `view` was being processed, or outside any task without one.
+    fn tuple_panicked(&mut self, view: Option<TupleRef<'_>>, payload: &(dyn std::any::Any + Send)) {
         let panic = panic_message(payload);
-        let Ok(view) = TupleRef::parse(record) else {
+        let Some(view) = view else {
             tracing::error!(thread = self.index, "a panic outside any task: {panic}");
             return;
         };
@@ -238,14 +249,14 @@ impl ExecutorThread {
         record: &'r [u8],
         rest: &mut Peekable<I>,
     ) {
-        let view = match TupleRef::parse(record) {
-            Ok(view) => view,
+        let mut members = match TupleRef::members(record) {
+            Ok(members) => members,
             Err(error) => {
                 self.report_malformed(None, format!("{error}"));
                 return;
             }
         };
-        let task = view.dest_task();
+        let task = members.dest_task();
         let Some(index) = self.cell_index(task) else {
             self.report_malformed(
                 None,
@@ -253,13 +264,44 @@ impl ExecutorThread {
             );
             return;
         };
-        let stream = StreamId(view.stream_id());
-        match self.tasks[index].body {
-            TaskBody::Bolt(BoltState { runs: true, .. }) => self.gather_run(index, view, rest),
-            TaskBody::Bolt(_) => self.execute_bolt(index, view),
-            TaskBody::Spout(_) => self.tree_verdicts(index, view, stream),
-            TaskBody::Acker(_) => self.acker_message(index, view, stream),
-            TaskBody::Dead => self.dead_task_input(index, view),
+        let stream = StreamId(members.stream_id());
+        match &self.tasks[index].body {
+            TaskBody::Bolt(BoltState { runs: true, .. }) => self.gather_run(index, members, rest),
+            // A packed record runs as a run, so a panic fails the one tuple it hit.
+            TaskBody::Bolt(_) if members.is_packed() => self.run_members(index, members),
+            TaskBody::Bolt(_) => self.execute_bolt(index, members.next().expect("one tuple")),
+            TaskBody::Dead => {
+                for view in members {
+                    self.dead_task_input(index, view);
+                }
+            }
+            _ if members.is_packed() => {
+                let message = format!("a spout or acker received {} packed tuples", members.len());
+                self.report_malformed(Some(index), message);
+            }
+            TaskBody::Spout(_) => {
+                self.tree_verdicts(index, members.next().expect("one tuple"), stream);
+            }
+            TaskBody::Acker(_) => {
+                self.acker_message(index, members.next().expect("one tuple"), stream);
+            }
+        }
+    }
+
+    /// Runs bolt task `index` on the tuples of one packed record, as runs.
+    #[cold]
+    #[inline(never)]
+    fn run_members(&mut self, index: usize, members: Members<'_>) {
+        let mut run: SmallVec<[TupleRef<'_>; RUN_RECORDS]> = SmallVec::new();
+        for view in members {
+            run.push(view);
+            if run.len() == RUN_RECORDS {
+                self.run_bolt(index, &run);
+                run.clear();
+            }
+        }
+        if !run.is_empty() {
+            self.run_bolt(index, &run);
         }
     }
 
@@ -324,26 +366,41 @@ impl ExecutorThread {
         });
     }
 
-    /// Gathers the run of records that follow `first` in `rest` for the same task on the
-    /// same stream, and runs the bolt on them.
+    /// Gathers the tuples of `first` and of the records that follow it in `rest` for the
+    /// same task on the same stream, and runs the bolt on them in runs of up to
+    /// [`RUN_RECORDS`].
     #[inline]
     fn gather_run<'r, I: Iterator<Item = &'r [u8]>>(
         &mut self,
         index: usize,
-        first: TupleRef<'r>,
+        first: Members<'r>,
         rest: &mut Peekable<I>,
     ) {
+        let (task, stream) = (first.dest_task(), first.stream_id());
         let mut run: SmallVec<[TupleRef<'r>; RUN_RECORDS]> = SmallVec::new();
-        run.push(first);
-        while run.len() < RUN_RECORDS {
-            let Some(next) = rest.peek().and_then(|record| TupleRef::parse(record).ok()) else {
+        let mut members = first;
+        loop {
+            for view in members {
+                if run.len() == RUN_RECORDS {
+                    self.run_bolt(index, &run);
+                    run.clear();
+                }
+                run.push(view);
+            }
+            let Some(next) = rest
+                .peek()
+                .and_then(|record| TupleRef::members(record).ok())
+            else {
                 break;
             };
-            if next.dest_task() != first.dest_task() || next.stream_id() != first.stream_id() {
+            if next.dest_task() != task
+                || next.stream_id() != stream
+                || run.len() + next.len() > RUN_RECORDS
+            {
                 break;
             }
             rest.next();
-            run.push(next);
+            members = next;
         }
         self.run_bolt(index, &run);
     }
@@ -388,7 +445,7 @@ impl ExecutorThread {
             return;
         };
         let at = executing.get();
-        self.record_panicked(views[at].record(), payload.as_ref());
+        self.tuple_panicked(Some(views[at]), payload.as_ref());
         let rest = &views[at + 1..];
         if rest.is_empty() {
             return;
