@@ -82,8 +82,15 @@ impl ExecutorThread {
     /// Processes `records`, catching a panic of the task code they run: the panicking task
     /// is handled (see [`task_panicked`](Self::task_panicked)) and the rest of the records
     /// are processed. One guard covers a whole batch, so the fast path pays for it once.
+    ///
+    /// It takes records while the batch's tuples number fewer than `input_batch`: a packed
+    /// record carries many, and a batch bounded in records alone could then run past what
+    /// the thread's outputs were sized for before it looks at its backlog again. The records
+    /// not taken stay in the ring for the next batch. Nothing is peeked once the bound is
+    /// reached (see `gather_run`), so no record is taken and left unprocessed.
     pub(super) fn process_guarded<'r>(&mut self, records: &mut impl Iterator<Item = &'r [u8]>) {
         self.batch_clock = self.now_nanos();
+        self.tuples_left = self.input_batch;
         if self.task_order_counts.is_some() {
             self.process_in_task_order(records);
             return;
@@ -104,6 +111,7 @@ impl ExecutorThread {
             .batch_bolt_input(record)
         {
             Some((cell, members)) => {
+                thread.tuples_left = thread.tuples_left.saturating_sub(members.len());
                 for view in members {
                     if held.hold(cell, view) {
                         thread.run_held(&mut held);
@@ -127,7 +135,9 @@ impl ExecutorThread {
         loop {
             let mut current: &[u8] = &[];
             let result = catch_unwind(AssertUnwindSafe(|| {
-                while let Some(record) = records.next() {
+                while self.tuples_left > 0
+                    && let Some(record) = records.next()
+                {
                     current = record;
                     each(self, record, records);
                 }
@@ -256,6 +266,7 @@ impl ExecutorThread {
                 return;
             }
         };
+        self.tuples_left = self.tuples_left.saturating_sub(members.len());
         let task = members.dest_task();
         let Some(index) = self.cell_index(task) else {
             self.report_malformed(
@@ -387,6 +398,11 @@ impl ExecutorThread {
                 }
                 run.push(view);
             }
+            // A record peeked and refused is the next one processed; none is peeked past the
+            // batch's bound, where the caller stops.
+            if self.tuples_left == 0 {
+                break;
+            }
             let Some(next) = rest
                 .peek()
                 .and_then(|record| TupleRef::members(record).ok())
@@ -400,6 +416,7 @@ impl ExecutorThread {
                 break;
             }
             rest.next();
+            self.tuples_left = self.tuples_left.saturating_sub(next.len());
             members = next;
         }
         self.run_bolt(index, &run);

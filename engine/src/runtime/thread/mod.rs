@@ -136,6 +136,9 @@ pub(crate) struct ExecutorThread {
     /// Scratch list of timed-out messages.
     expired: Vec<crate::runtime::acking::PendingTree>,
     input_batch: usize,
+    /// Tuples the input batch being processed may still hand out: `input_batch` bounds
+    /// tuples, not records, as a packed record carries many (see `process_guarded`).
+    tuples_left: usize,
     /// On a thread with two or more bolts that take runs, one count per cell: their input
     /// is then held back and run in task order (see `task_order`).
     task_order_counts: Option<Box<[u16]>>,
@@ -235,6 +238,7 @@ impl ExecutorThread {
             tick_record: Vec::with_capacity(64),
             expired: Vec::new(),
             input_batch: config.input_batch,
+            tuples_left: 0,
             task_order_counts: None,
             spout_batch: config.spout_batch,
             spout_idle_backoff_nanos: u64::try_from(config.spout_idle_backoff.as_nanos())
