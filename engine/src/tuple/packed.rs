@@ -11,7 +11,7 @@
 
 use super::encode::{EncodeValue, fields_len, write_anchors, write_fields, write_header};
 use super::error::DecodeError;
-use super::view::{check_header, u16_at};
+use super::view::{check_header, u16_at, u32_at};
 use super::{ANCHOR_BYTES, HEADER_BYTES, TupleRef, header};
 use crate::ids::TaskId;
 
@@ -73,11 +73,7 @@ impl<'a> Members<'a> {
     /// The task every tuple of the record goes to.
     #[inline(always)]
     pub fn dest_task(&self) -> TaskId {
-        TaskId(u32::from_le_bytes(
-            self.record[header::DEST_TASK..header::DEST_TASK + 4]
-                .try_into()
-                .expect("4 bytes"),
-        ))
+        TaskId(u32_at(self.record, header::DEST_TASK))
     }
 
     /// The stream every tuple of the record was emitted on.

@@ -25,7 +25,7 @@ pub(super) fn check_header(record: &[u8]) -> Result<(), DecodeError> {
 }
 
 #[inline(always)]
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
+pub(super) fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4-byte slice"))
 }
 

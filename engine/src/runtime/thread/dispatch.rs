@@ -304,15 +304,25 @@ impl ExecutorThread {
     #[inline(never)]
     fn run_members(&mut self, index: usize, members: Members<'_>) {
         let mut run: SmallVec<[TupleRef<'_>; RUN_RECORDS]> = SmallVec::new();
+        self.add_to_run(index, &mut run, members);
+        self.run_bolt(index, &run);
+    }
+
+    /// Adds `members` to `run`, running bolt task `index` on the run whenever it is full
+    /// before the next one is added: `run` is never left empty.
+    #[inline(always)]
+    fn add_to_run<'r>(
+        &mut self,
+        index: usize,
+        run: &mut SmallVec<[TupleRef<'r>; RUN_RECORDS]>,
+        members: Members<'r>,
+    ) {
         for view in members {
-            run.push(view);
             if run.len() == RUN_RECORDS {
-                self.run_bolt(index, &run);
+                self.run_bolt(index, run);
                 run.clear();
             }
-        }
-        if !run.is_empty() {
-            self.run_bolt(index, &run);
+            run.push(view);
         }
     }
 
@@ -391,13 +401,7 @@ impl ExecutorThread {
         let mut run: SmallVec<[TupleRef<'r>; RUN_RECORDS]> = SmallVec::new();
         let mut members = first;
         loop {
-            for view in members {
-                if run.len() == RUN_RECORDS {
-                    self.run_bolt(index, &run);
-                    run.clear();
-                }
-                run.push(view);
-            }
+            self.add_to_run(index, &mut run, members);
             // A record peeked and refused is the next one processed; none is peeked past the
             // batch's bound, where the caller stops.
             if self.tuples_left == 0 {
